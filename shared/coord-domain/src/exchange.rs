@@ -1,0 +1,373 @@
+//! The InformationExchange aggregate: one piece of information sent between the
+//! provincial police Party committee and a district-level standing committee (a plan, a
+//! notice before an inspection, a conclusion, a discipline decision, a consultation), and
+//! its acknowledgement by the receiving body.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::{unit_exists, within_term};
+use crate::{
+    Aggregate, Body, CaseId, Context, Date, DomainEvent, ExchangeId, InspectionId, ReferenceError, Rejection,
+    RejectionKind, TermId, Text, UnitId,
+};
+
+/// What the exchange is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topic {
+    /// Kế hoạch kiểm tra, giám sát hằng năm (to avoid overlap).
+    Plan,
+    /// Thông báo trước khi kiểm tra.
+    NoticeBeforeInspection,
+    /// Thông báo kết luận.
+    Conclusion,
+    /// Quyết định kỷ luật.
+    DisciplineDecision,
+    /// Trao đổi ý kiến trước khi xem xét kỷ luật.
+    Consultation,
+    Other,
+}
+
+impl Topic {
+    pub fn label_vi(self) -> &'static str {
+        match self {
+            Topic::Plan => "kế hoạch kiểm tra, giám sát",
+            Topic::NoticeBeforeInspection => "thông báo trước khi kiểm tra",
+            Topic::Conclusion => "thông báo kết luận",
+            Topic::DisciplineDecision => "quyết định kỷ luật",
+            Topic::Consultation => "trao đổi ý kiến",
+            Topic::Other => "khác",
+        }
+    }
+}
+
+/// What an exchange refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Link {
+    Inspection(InspectionId),
+    DisciplineCase(CaseId),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendInformation {
+    pub exchange_id: ExchangeId,
+    pub term: TermId,
+    pub unit: UnitId,
+    pub from: Body,
+    pub to: Body,
+    pub topic: Topic,
+    pub subject: Text,
+    pub sent_on: Date,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Link>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeInformation {
+    pub exchange_id: ExchangeId,
+    pub by: Body,
+    pub acknowledged_on: Date,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExchangeCommand {
+    Send(SendInformation),
+    Acknowledge(AcknowledgeInformation),
+}
+
+impl ExchangeCommand {
+    pub fn exchange_id(&self) -> ExchangeId {
+        match self {
+            ExchangeCommand::Send(c) => c.exchange_id,
+            ExchangeCommand::Acknowledge(c) => c.exchange_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InformationExchanged {
+    pub exchange_id: ExchangeId,
+    pub term: TermId,
+    pub unit: UnitId,
+    pub from: Body,
+    pub to: Body,
+    pub topic: Topic,
+    pub subject: Text,
+    pub sent_on: Date,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Link>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InformationAcknowledged {
+    pub exchange_id: ExchangeId,
+    pub by: Body,
+    pub acknowledged_on: Date,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ExchangeEvent {
+    InformationExchanged(InformationExchanged),
+    InformationAcknowledged(InformationAcknowledged),
+}
+
+impl DomainEvent for ExchangeEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            ExchangeEvent::InformationExchanged(_) => "InformationExchanged",
+            ExchangeEvent::InformationAcknowledged(_) => "InformationAcknowledged",
+        }
+    }
+    fn occurred_on(&self) -> Date {
+        match self {
+            ExchangeEvent::InformationExchanged(e) => e.sent_on,
+            ExchangeEvent::InformationAcknowledged(e) => e.acknowledged_on,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeRejection {
+    #[error("exchange {0} was already sent")]
+    AlreadySent(ExchangeId),
+    #[error("exchange {0} does not exist")]
+    NotFound(ExchangeId),
+    #[error("exchange {0} was already acknowledged")]
+    AlreadyAcknowledged(ExchangeId),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error(
+        "an exchange runs between a provincial police Party body and the standing committee of unit `{unit}`: \
+         {from} → {to} does not"
+    )]
+    PartiesNotProvinceAndUnit { unit: UnitId, from: Body, to: Body },
+    #[error("only the receiving body ({expected}) can acknowledge, not {got}")]
+    NotTheRecipient { expected: Body, got: Body },
+    #[error("topic {topic:?} cannot link to {link:?}")]
+    LinkDoesNotFitTopic { topic: Topic, link: Link },
+    #[error("acknowledged_on is before sent_on")]
+    AcknowledgedBeforeSent,
+}
+
+impl Rejection for ExchangeRejection {
+    fn kind(&self) -> RejectionKind {
+        match self {
+            ExchangeRejection::AlreadySent(_) => RejectionKind::AlreadyExists,
+            ExchangeRejection::NotFound(_) => RejectionKind::NotFound,
+            ExchangeRejection::AlreadyAcknowledged(_) => RejectionKind::InvalidTransition,
+            _ => RejectionKind::RuleViolation,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            ExchangeRejection::AlreadySent(_) => "already_sent",
+            ExchangeRejection::NotFound(_) => "exchange_not_found",
+            ExchangeRejection::AlreadyAcknowledged(_) => "already_acknowledged",
+            ExchangeRejection::Reference(e) => e.code(),
+            ExchangeRejection::PartiesNotProvinceAndUnit { .. } => "parties_not_province_and_unit",
+            ExchangeRejection::NotTheRecipient { .. } => "not_the_recipient",
+            ExchangeRejection::LinkDoesNotFitTopic { .. } => "link_does_not_fit_topic",
+            ExchangeRejection::AcknowledgedBeforeSent => "dates_out_of_order",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InformationExchange {
+    pub sent: Option<InformationExchanged>,
+    pub acknowledged: Option<InformationAcknowledged>,
+}
+
+impl Aggregate for InformationExchange {
+    const CATEGORY: &'static str = "exchange";
+    type Command = ExchangeCommand;
+    type Event = ExchangeEvent;
+    type Rejection = ExchangeRejection;
+
+    fn apply(&mut self, event: &ExchangeEvent) {
+        match event {
+            ExchangeEvent::InformationExchanged(e) => self.sent = Some(e.clone()),
+            ExchangeEvent::InformationAcknowledged(e) => self.acknowledged = Some(e.clone()),
+        }
+    }
+
+    fn handle(&self, command: &ExchangeCommand, ctx: &Context<'_>) -> Result<Vec<ExchangeEvent>, ExchangeRejection> {
+        match command {
+            ExchangeCommand::Send(c) => {
+                if self.sent.is_some() {
+                    return Err(ExchangeRejection::AlreadySent(c.exchange_id));
+                }
+                let district = Body::DistrictStandingCommittee(c.unit.clone());
+                let between = (c.from.is_provincial() && c.to == district) || (c.from == district && c.to.is_provincial());
+                if !between {
+                    return Err(ExchangeRejection::PartiesNotProvinceAndUnit {
+                        unit: c.unit.clone(),
+                        from: c.from.clone(),
+                        to: c.to.clone(),
+                    });
+                }
+                if let Some(link) = c.link {
+                    let fits = match (c.topic, link) {
+                        (Topic::NoticeBeforeInspection | Topic::Conclusion, Link::Inspection(_)) => true,
+                        (Topic::NoticeBeforeInspection | Topic::Conclusion, Link::DisciplineCase(_)) => false,
+                        (Topic::DisciplineDecision | Topic::Consultation, Link::DisciplineCase(_)) => true,
+                        (Topic::DisciplineDecision, Link::Inspection(_)) => false,
+                        _ => true,
+                    };
+                    if !fits {
+                        return Err(ExchangeRejection::LinkDoesNotFitTopic { topic: c.topic, link });
+                    }
+                }
+                within_term(ctx.province, c.term, &[c.sent_on])?;
+                unit_exists(ctx.province, &c.unit, &[c.sent_on])?;
+                Ok(vec![ExchangeEvent::InformationExchanged(InformationExchanged {
+                    exchange_id: c.exchange_id,
+                    term: c.term,
+                    unit: c.unit.clone(),
+                    from: c.from.clone(),
+                    to: c.to.clone(),
+                    topic: c.topic,
+                    subject: c.subject.clone(),
+                    sent_on: c.sent_on,
+                    link: c.link,
+                })])
+            }
+            ExchangeCommand::Acknowledge(c) => {
+                let sent = self.sent.as_ref().ok_or(ExchangeRejection::NotFound(c.exchange_id))?;
+                if self.acknowledged.is_some() {
+                    return Err(ExchangeRejection::AlreadyAcknowledged(c.exchange_id));
+                }
+                if c.by != sent.to {
+                    return Err(ExchangeRejection::NotTheRecipient { expected: sent.to.clone(), got: c.by.clone() });
+                }
+                if c.acknowledged_on < sent.sent_on {
+                    return Err(ExchangeRejection::AcknowledgedBeforeSent);
+                }
+                Ok(vec![ExchangeEvent::InformationAcknowledged(InformationAcknowledged {
+                    exchange_id: c.exchange_id,
+                    by: c.by.clone(),
+                    acknowledged_on: c.acknowledged_on,
+                })])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_round_trips, d, given_when};
+
+    fn id() -> ExchangeId {
+        ExchangeId::parse("0190a000-0000-7000-8000-0000000000e1").unwrap()
+    }
+
+    fn send() -> SendInformation {
+        SendInformation {
+            exchange_id: id(),
+            term: "2020-2025".parse().unwrap(),
+            unit: "cho-moi".parse().unwrap(),
+            from: Body::ProvincialStandingCommittee,
+            to: "district_standing_committee:cho-moi".parse().unwrap(),
+            topic: Topic::NoticeBeforeInspection,
+            subject: "Thông báo kế hoạch kiểm tra".parse().unwrap(),
+            sent_on: d("2022-09-01"),
+            link: Some(Link::Inspection(InspectionId::parse("0190a000-0000-7000-8000-000000000001").unwrap())),
+        }
+    }
+
+    fn sent() -> ExchangeEvent {
+        given_when::<InformationExchange>(&[], ExchangeCommand::Send(send())).unwrap().remove(0)
+    }
+
+    fn ack(by: &str, on: &str) -> ExchangeCommand {
+        ExchangeCommand::Acknowledge(AcknowledgeInformation {
+            exchange_id: id(),
+            by: by.parse().unwrap(),
+            acknowledged_on: d(on),
+        })
+    }
+
+    #[test]
+    fn send_both_ways_is_accepted() {
+        assert!(matches!(sent(), ExchangeEvent::InformationExchanged(_)));
+        let upward = SendInformation {
+            from: "district_standing_committee:cho-moi".parse().unwrap(),
+            to: Body::ProvincialInspectionCommission,
+            topic: Topic::Plan,
+            link: None,
+            ..send()
+        };
+        assert!(given_when::<InformationExchange>(&[], ExchangeCommand::Send(upward)).is_ok());
+    }
+
+    #[test]
+    fn parties_must_be_the_province_and_the_units_committee() {
+        for (from, to) in [
+            ("provincial_standing_committee", "district_standing_committee:tri-ton"),
+            ("provincial_standing_committee", "provincial_inspection_commission"),
+            ("central_inspection_commission", "district_standing_committee:cho-moi"),
+            ("district_standing_committee:cho-moi", "district_standing_committee:cho-moi"),
+        ] {
+            let cmd = SendInformation { from: from.parse().unwrap(), to: to.parse().unwrap(), ..send() };
+            let err = given_when::<InformationExchange>(&[], ExchangeCommand::Send(cmd)).unwrap_err();
+            assert_eq!(err.code(), "parties_not_province_and_unit", "{from} → {to}");
+        }
+    }
+
+    #[test]
+    fn link_must_fit_topic() {
+        let cmd = SendInformation {
+            topic: Topic::DisciplineDecision,
+            ..send()
+        };
+        let err = given_when::<InformationExchange>(&[], ExchangeCommand::Send(cmd)).unwrap_err();
+        assert_eq!(err.code(), "link_does_not_fit_topic");
+    }
+
+    #[test]
+    fn send_outside_the_term_or_twice_is_refused() {
+        let cmd = SendInformation { sent_on: d("2019-01-01"), ..send() };
+        assert_eq!(given_when::<InformationExchange>(&[], ExchangeCommand::Send(cmd)).unwrap_err().code(), "outside_term");
+        let err = given_when::<InformationExchange>(&[sent()], ExchangeCommand::Send(send())).unwrap_err();
+        assert_eq!(err.kind(), RejectionKind::AlreadyExists);
+    }
+
+    #[test]
+    fn only_the_recipient_acknowledges() {
+        let ok = given_when::<InformationExchange>(&[sent()], ack("district_standing_committee:cho-moi", "2022-09-02"));
+        assert!(matches!(ok.unwrap()[0], ExchangeEvent::InformationAcknowledged(_)));
+        for by in ["provincial_standing_committee", "district_standing_committee:tri-ton"] {
+            let err = given_when::<InformationExchange>(&[sent()], ack(by, "2022-09-02")).unwrap_err();
+            assert_eq!(err.code(), "not_the_recipient");
+        }
+    }
+
+    #[test]
+    fn acknowledge_happens_once_after_sending() {
+        let acked = given_when::<InformationExchange>(&[sent()], ack("district_standing_committee:cho-moi", "2022-09-02"))
+            .unwrap()
+            .remove(0);
+        let history = [sent(), acked];
+        let err = given_when::<InformationExchange>(&history, ack("district_standing_committee:cho-moi", "2022-09-03"))
+            .unwrap_err();
+        assert_eq!(err, ExchangeRejection::AlreadyAcknowledged(id()));
+        assert_eq!(err.kind(), RejectionKind::InvalidTransition);
+        let err = given_when::<InformationExchange>(&[sent()], ack("district_standing_committee:cho-moi", "2022-08-31"))
+            .unwrap_err();
+        assert_eq!(err.code(), "dates_out_of_order");
+        let err = given_when::<InformationExchange>(&[], ack("district_standing_committee:cho-moi", "2022-09-02")).unwrap_err();
+        assert_eq!(err.kind(), RejectionKind::NotFound);
+        assert_round_trips::<InformationExchange>(&history);
+    }
+
+    #[test]
+    fn link_wire_form_is_tagged() {
+        let json = serde_json::to_value(Link::DisciplineCase(CaseId::parse("0190a000-0000-7000-8000-0000000000c1").unwrap())).unwrap();
+        assert_eq!(json["kind"], "discipline_case");
+    }
+}

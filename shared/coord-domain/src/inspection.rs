@@ -1,0 +1,643 @@
+//! The Inspection aggregate: one kiểm tra (inspection) or giám sát (supervision) of a
+//! district-level police Party committee, coordinated with that unit's standing committee.
+//!
+//! Lifecycle: scheduled → in progress → concluded, or cancelled before it concludes.
+//! No step can be skipped or undone; an inspection counts as done only once concluded
+//! (its conclusion notice issued).
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::{unit_exists, within_term};
+use crate::{
+    Aggregate, Body, Context, Date, DomainEvent, InspectionId, PoliceOrganization, Reference, ReferenceError,
+    Rejection, RejectionKind, TermId, Text, UnitId,
+};
+
+/// Kiểm tra or giám sát.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InspectionKind {
+    /// Kiểm tra: evaluate and conclude.
+    Inspection,
+    /// Giám sát: observe and warn early.
+    Supervision,
+}
+
+impl InspectionKind {
+    pub fn label_vi(self) -> &'static str {
+        match self {
+            InspectionKind::Inspection => "kiểm tra",
+            InspectionKind::Supervision => "giám sát",
+        }
+    }
+}
+
+/// The category of an inspection or supervision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Kiểm tra khi có dấu hiệu vi phạm.
+    OnSignsOfViolation,
+    /// Kiểm tra chấp hành (compliance, thematic).
+    Compliance,
+    /// Kiểm tra việc thực hiện nhiệm vụ kiểm tra, giám sát.
+    InspectionWork,
+    /// Kiểm tra việc thi hành kỷ luật.
+    DisciplineEnforcement,
+    /// Kiểm tra tài chính.
+    Finances,
+    /// Giám sát thường xuyên.
+    Regular,
+    /// Giám sát chuyên đề.
+    Thematic,
+}
+
+impl Category {
+    /// The kind this category belongs to.
+    pub fn kind(self) -> InspectionKind {
+        match self {
+            Category::Regular | Category::Thematic => InspectionKind::Supervision,
+            _ => InspectionKind::Inspection,
+        }
+    }
+    pub fn label_vi(self) -> &'static str {
+        match self {
+            Category::OnSignsOfViolation => "khi có dấu hiệu vi phạm",
+            Category::Compliance => "chấp hành",
+            Category::InspectionWork => "việc thực hiện nhiệm vụ kiểm tra, giám sát",
+            Category::DisciplineEnforcement => "việc thi hành kỷ luật",
+            Category::Finances => "tài chính",
+            Category::Regular => "thường xuyên",
+            Category::Thematic => "chuyên đề",
+        }
+    }
+}
+
+/// What a conclusion found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    NoViolation,
+    Shortcomings,
+    Violations,
+}
+
+impl Outcome {
+    pub fn label_vi(self) -> &'static str {
+        match self {
+            Outcome::NoViolation => "không vi phạm",
+            Outcome::Shortcomings => "có khuyết điểm",
+            Outcome::Violations => "có vi phạm",
+        }
+    }
+}
+
+/// Where an inspection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InspectionStatus {
+    Scheduled,
+    InProgress,
+    Concluded,
+    Cancelled,
+}
+
+// ---- commands ----
+
+/// Decide and plan an inspection or supervision (quyết định, kế hoạch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleInspection {
+    pub inspection_id: InspectionId,
+    pub term: TermId,
+    pub unit: UnitId,
+    pub kind: InspectionKind,
+    pub category: Category,
+    /// The provincial body that leads it.
+    pub leading_body: Body,
+    /// Must be the standing committee of `unit`.
+    pub coordinating_body: Body,
+    /// Must be the police Party committee of `unit`.
+    pub target: PoliceOrganization,
+    pub decision_ref: Reference,
+    pub decided_on: Date,
+    pub planned_start: Date,
+    pub planned_end: Date,
+}
+
+/// The team starts work (announced to the subject).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartInspection {
+    pub inspection_id: InspectionId,
+    pub started_on: Date,
+}
+
+/// The deciding body concludes and issues the conclusion notice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcludeInspection {
+    pub inspection_id: InspectionId,
+    pub concluded_on: Date,
+    pub outcome: Outcome,
+    pub summary: Text,
+    pub conclusion_ref: Reference,
+}
+
+/// Called off before it concluded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelInspection {
+    pub inspection_id: InspectionId,
+    pub cancelled_on: Date,
+    pub reason: Text,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InspectionCommand {
+    Schedule(ScheduleInspection),
+    Start(StartInspection),
+    Conclude(ConcludeInspection),
+    Cancel(CancelInspection),
+}
+
+impl InspectionCommand {
+    pub fn inspection_id(&self) -> InspectionId {
+        match self {
+            InspectionCommand::Schedule(c) => c.inspection_id,
+            InspectionCommand::Start(c) => c.inspection_id,
+            InspectionCommand::Conclude(c) => c.inspection_id,
+            InspectionCommand::Cancel(c) => c.inspection_id,
+        }
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            InspectionCommand::Schedule(_) => "schedule",
+            InspectionCommand::Start(_) => "start",
+            InspectionCommand::Conclude(_) => "conclude",
+            InspectionCommand::Cancel(_) => "cancel",
+        }
+    }
+}
+
+// ---- events ----
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InspectionScheduled {
+    pub inspection_id: InspectionId,
+    pub term: TermId,
+    pub unit: UnitId,
+    pub kind: InspectionKind,
+    pub category: Category,
+    pub leading_body: Body,
+    pub coordinating_body: Body,
+    pub target: PoliceOrganization,
+    pub decision_ref: Reference,
+    pub decided_on: Date,
+    pub planned_start: Date,
+    pub planned_end: Date,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InspectionStarted {
+    pub inspection_id: InspectionId,
+    pub started_on: Date,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InspectionConcluded {
+    pub inspection_id: InspectionId,
+    pub concluded_on: Date,
+    pub outcome: Outcome,
+    pub summary: Text,
+    pub conclusion_ref: Reference,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InspectionCancelled {
+    pub inspection_id: InspectionId,
+    pub cancelled_on: Date,
+    pub reason: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum InspectionEvent {
+    InspectionScheduled(InspectionScheduled),
+    InspectionStarted(InspectionStarted),
+    InspectionConcluded(InspectionConcluded),
+    InspectionCancelled(InspectionCancelled),
+}
+
+impl DomainEvent for InspectionEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            InspectionEvent::InspectionScheduled(_) => "InspectionScheduled",
+            InspectionEvent::InspectionStarted(_) => "InspectionStarted",
+            InspectionEvent::InspectionConcluded(_) => "InspectionConcluded",
+            InspectionEvent::InspectionCancelled(_) => "InspectionCancelled",
+        }
+    }
+    fn occurred_on(&self) -> Date {
+        match self {
+            InspectionEvent::InspectionScheduled(e) => e.decided_on,
+            InspectionEvent::InspectionStarted(e) => e.started_on,
+            InspectionEvent::InspectionConcluded(e) => e.concluded_on,
+            InspectionEvent::InspectionCancelled(e) => e.cancelled_on,
+        }
+    }
+}
+
+// ---- rejections ----
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InspectionRejection {
+    #[error("inspection {0} is already scheduled")]
+    AlreadyScheduled(InspectionId),
+    #[error("inspection {0} does not exist")]
+    NotFound(InspectionId),
+    #[error("cannot {command} an inspection that is {status:?}")]
+    InvalidTransition { command: &'static str, status: InspectionStatus },
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("category {category:?} belongs to {:?}, not {kind:?}", category.kind())]
+    CategoryDoesNotMatchKind { kind: InspectionKind, category: Category },
+    #[error("the leading body must be a provincial police Party body, not {0}")]
+    LeadingBodyNotProvincial(Body),
+    #[error("the coordinating body must be the standing committee of the inspected unit ({expected}), not {got}")]
+    WrongCoordinatingBody { expected: Body, got: Body },
+    #[error("the target must be the police Party committee of the inspected unit ({expected}), not {got}")]
+    WrongTarget { expected: PoliceOrganization, got: PoliceOrganization },
+    #[error("dates out of order: {0}")]
+    DatesOutOfOrder(&'static str),
+}
+
+impl Rejection for InspectionRejection {
+    fn kind(&self) -> RejectionKind {
+        match self {
+            InspectionRejection::AlreadyScheduled(_) => RejectionKind::AlreadyExists,
+            InspectionRejection::NotFound(_) => RejectionKind::NotFound,
+            InspectionRejection::InvalidTransition { .. } => RejectionKind::InvalidTransition,
+            _ => RejectionKind::RuleViolation,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            InspectionRejection::AlreadyScheduled(_) => "already_scheduled",
+            InspectionRejection::NotFound(_) => "inspection_not_found",
+            InspectionRejection::InvalidTransition { .. } => "invalid_transition",
+            InspectionRejection::Reference(e) => e.code(),
+            InspectionRejection::CategoryDoesNotMatchKind { .. } => "category_does_not_match_kind",
+            InspectionRejection::LeadingBodyNotProvincial(_) => "leading_body_not_provincial",
+            InspectionRejection::WrongCoordinatingBody { .. } => "wrong_coordinating_body",
+            InspectionRejection::WrongTarget { .. } => "wrong_target",
+            InspectionRejection::DatesOutOfOrder(_) => "dates_out_of_order",
+        }
+    }
+}
+
+// ---- the aggregate ----
+
+/// What the aggregate remembers to decide the next command.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inspection {
+    pub status: Option<InspectionStatus>,
+    pub scheduled: Option<InspectionScheduled>,
+    /// The date of the latest step; the next step cannot be earlier.
+    pub last_date: Option<Date>,
+}
+
+impl Aggregate for Inspection {
+    const CATEGORY: &'static str = "inspection";
+    type Command = InspectionCommand;
+    type Event = InspectionEvent;
+    type Rejection = InspectionRejection;
+
+    fn apply(&mut self, event: &InspectionEvent) {
+        self.last_date = Some(event.occurred_on());
+        match event {
+            InspectionEvent::InspectionScheduled(e) => {
+                self.status = Some(InspectionStatus::Scheduled);
+                self.scheduled = Some(e.clone());
+            }
+            InspectionEvent::InspectionStarted(_) => self.status = Some(InspectionStatus::InProgress),
+            InspectionEvent::InspectionConcluded(_) => self.status = Some(InspectionStatus::Concluded),
+            InspectionEvent::InspectionCancelled(_) => self.status = Some(InspectionStatus::Cancelled),
+        }
+    }
+
+    fn handle(&self, command: &InspectionCommand, ctx: &Context<'_>) -> Result<Vec<InspectionEvent>, InspectionRejection> {
+        let id = command.inspection_id();
+        let InspectionCommand::Schedule(c) = command else {
+            let status = self.status.ok_or(InspectionRejection::NotFound(id))?;
+            return self.handle_step(command, status);
+        };
+        if self.status.is_some() {
+            return Err(InspectionRejection::AlreadyScheduled(id));
+        }
+        if c.category.kind() != c.kind {
+            return Err(InspectionRejection::CategoryDoesNotMatchKind { kind: c.kind, category: c.category });
+        }
+        if !c.leading_body.is_provincial() {
+            return Err(InspectionRejection::LeadingBodyNotProvincial(c.leading_body.clone()));
+        }
+        let expected_body = Body::DistrictStandingCommittee(c.unit.clone());
+        if c.coordinating_body != expected_body {
+            return Err(InspectionRejection::WrongCoordinatingBody {
+                expected: expected_body,
+                got: c.coordinating_body.clone(),
+            });
+        }
+        let expected_target = PoliceOrganization(c.unit.clone());
+        if c.target != expected_target {
+            return Err(InspectionRejection::WrongTarget { expected: expected_target, got: c.target.clone() });
+        }
+        if c.planned_start < c.decided_on {
+            return Err(InspectionRejection::DatesOutOfOrder("planned_start is before decided_on"));
+        }
+        if c.planned_end < c.planned_start {
+            return Err(InspectionRejection::DatesOutOfOrder("planned_end is before planned_start"));
+        }
+        let dates = [c.decided_on, c.planned_start, c.planned_end];
+        within_term(ctx.province, c.term, &dates)?;
+        unit_exists(ctx.province, &c.unit, &dates)?;
+        Ok(vec![InspectionEvent::InspectionScheduled(InspectionScheduled {
+            inspection_id: c.inspection_id,
+            term: c.term,
+            unit: c.unit.clone(),
+            kind: c.kind,
+            category: c.category,
+            leading_body: c.leading_body.clone(),
+            coordinating_body: c.coordinating_body.clone(),
+            target: c.target.clone(),
+            decision_ref: c.decision_ref.clone(),
+            decided_on: c.decided_on,
+            planned_start: c.planned_start,
+            planned_end: c.planned_end,
+        })])
+    }
+}
+
+impl Inspection {
+    fn handle_step(
+        &self,
+        command: &InspectionCommand,
+        status: InspectionStatus,
+    ) -> Result<Vec<InspectionEvent>, InspectionRejection> {
+        use InspectionStatus::*;
+        let allowed = match command {
+            InspectionCommand::Schedule(_) => false,
+            InspectionCommand::Start(_) => status == Scheduled,
+            InspectionCommand::Conclude(_) => status == InProgress,
+            InspectionCommand::Cancel(_) => matches!(status, Scheduled | InProgress),
+        };
+        if !allowed {
+            return Err(InspectionRejection::InvalidTransition { command: command.name(), status });
+        }
+        let not_before_last = |date: Date, what: &'static str| match self.last_date {
+            Some(last) if date < last => Err(InspectionRejection::DatesOutOfOrder(what)),
+            _ => Ok(()),
+        };
+        let event = match command {
+            InspectionCommand::Schedule(_) => unreachable!("handled by the caller"),
+            InspectionCommand::Start(c) => {
+                not_before_last(c.started_on, "started_on is before the decision date")?;
+                InspectionEvent::InspectionStarted(InspectionStarted {
+                    inspection_id: c.inspection_id,
+                    started_on: c.started_on,
+                })
+            }
+            InspectionCommand::Conclude(c) => {
+                not_before_last(c.concluded_on, "concluded_on is before started_on")?;
+                InspectionEvent::InspectionConcluded(InspectionConcluded {
+                    inspection_id: c.inspection_id,
+                    concluded_on: c.concluded_on,
+                    outcome: c.outcome,
+                    summary: c.summary.clone(),
+                    conclusion_ref: c.conclusion_ref.clone(),
+                })
+            }
+            InspectionCommand::Cancel(c) => {
+                not_before_last(c.cancelled_on, "cancelled_on is before the previous step")?;
+                InspectionEvent::InspectionCancelled(InspectionCancelled {
+                    inspection_id: c.inspection_id,
+                    cancelled_on: c.cancelled_on,
+                    reason: c.reason.clone(),
+                })
+            }
+        };
+        Ok(vec![event])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_round_trips, d, given_when};
+
+    fn id() -> InspectionId {
+        InspectionId::parse("0190a000-0000-7000-8000-000000000001").unwrap()
+    }
+
+    fn schedule() -> ScheduleInspection {
+        ScheduleInspection {
+            inspection_id: id(),
+            term: "2020-2025".parse().unwrap(),
+            unit: "chau-doc".parse().unwrap(),
+            kind: InspectionKind::Inspection,
+            category: Category::Compliance,
+            leading_body: Body::ProvincialStandingCommittee,
+            coordinating_body: "district_standing_committee:chau-doc".parse().unwrap(),
+            target: "district_police:chau-doc".parse().unwrap(),
+            decision_ref: "01-QĐ/ĐUCA (example)".parse().unwrap(),
+            decided_on: d("2022-06-15"),
+            planned_start: d("2022-07-01"),
+            planned_end: d("2022-07-31"),
+        }
+    }
+
+    fn scheduled() -> InspectionEvent {
+        given_when::<Inspection>(&[], InspectionCommand::Schedule(schedule())).unwrap().remove(0)
+    }
+    fn started() -> InspectionEvent {
+        InspectionEvent::InspectionStarted(InspectionStarted { inspection_id: id(), started_on: d("2022-07-01") })
+    }
+    fn start(on: &str) -> InspectionCommand {
+        InspectionCommand::Start(StartInspection { inspection_id: id(), started_on: d(on) })
+    }
+    fn conclude(on: &str) -> InspectionCommand {
+        InspectionCommand::Conclude(ConcludeInspection {
+            inspection_id: id(),
+            concluded_on: d(on),
+            outcome: Outcome::Shortcomings,
+            summary: "Còn hạn chế trong sinh hoạt chi bộ".parse().unwrap(),
+            conclusion_ref: "12-TB/ĐUCA (example)".parse().unwrap(),
+        })
+    }
+    fn cancel(on: &str) -> InspectionCommand {
+        InspectionCommand::Cancel(CancelInspection {
+            inspection_id: id(),
+            cancelled_on: d(on),
+            reason: "merged into another plan".parse().unwrap(),
+        })
+    }
+
+    #[test]
+    fn schedule_emits_inspection_scheduled() {
+        let events = given_when::<Inspection>(&[], InspectionCommand::Schedule(schedule())).unwrap();
+        assert_eq!(events.len(), 1);
+        let InspectionEvent::InspectionScheduled(e) = &events[0] else { panic!("wrong event {events:?}") };
+        assert_eq!(e.unit.as_str(), "chau-doc");
+        assert_eq!(events[0].occurred_on(), d("2022-06-15"));
+    }
+
+    #[test]
+    fn schedule_twice_is_refused() {
+        let err = given_when::<Inspection>(&[scheduled()], InspectionCommand::Schedule(schedule())).unwrap_err();
+        assert_eq!(err, InspectionRejection::AlreadyScheduled(id()));
+        assert_eq!(err.kind(), RejectionKind::AlreadyExists);
+    }
+
+    #[test]
+    fn coordinating_body_must_be_the_units_standing_committee() {
+        for body in ["district_standing_committee:long-xuyen", "provincial_standing_committee"] {
+            let cmd = ScheduleInspection { coordinating_body: body.parse().unwrap(), ..schedule() };
+            let err = given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err();
+            assert_eq!(err.code(), "wrong_coordinating_body");
+            assert_eq!(err.kind(), RejectionKind::RuleViolation);
+        }
+    }
+
+    #[test]
+    fn target_must_be_the_units_police_committee() {
+        let cmd = ScheduleInspection { target: "district_police:tri-ton".parse().unwrap(), ..schedule() };
+        let err = given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err();
+        assert_eq!(err.code(), "wrong_target");
+    }
+
+    #[test]
+    fn leading_body_must_be_provincial() {
+        let cmd = ScheduleInspection { leading_body: Body::CentralInspectionCommission, ..schedule() };
+        let err = given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err();
+        assert_eq!(err.code(), "leading_body_not_provincial");
+    }
+
+    #[test]
+    fn category_must_match_kind() {
+        let cmd = ScheduleInspection { kind: InspectionKind::Supervision, ..schedule() };
+        let err = given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err();
+        assert_eq!(err.code(), "category_does_not_match_kind");
+        let ok = ScheduleInspection { kind: InspectionKind::Supervision, category: Category::Thematic, ..schedule() };
+        assert!(given_when::<Inspection>(&[], InspectionCommand::Schedule(ok)).is_ok());
+    }
+
+    #[test]
+    fn dates_must_be_in_order_and_inside_the_term() {
+        let cmd = ScheduleInspection { planned_start: d("2022-06-01"), ..schedule() };
+        assert_eq!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err().code(), "dates_out_of_order");
+        let cmd = ScheduleInspection { planned_end: d("2022-06-30"), ..schedule() };
+        assert_eq!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err().code(), "dates_out_of_order");
+        let cmd = ScheduleInspection { planned_end: d("2026-02-01"), ..schedule() };
+        assert_eq!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err().code(), "outside_term");
+        let cmd = ScheduleInspection { term: "2015-2020".parse().unwrap(), ..schedule() };
+        assert_eq!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err().code(), "unknown_term");
+    }
+
+    #[test]
+    fn unknown_unit_is_refused() {
+        let cmd = ScheduleInspection {
+            unit: "ha-noi".parse().unwrap(),
+            coordinating_body: "district_standing_committee:ha-noi".parse().unwrap(),
+            target: "district_police:ha-noi".parse().unwrap(),
+            ..schedule()
+        };
+        assert_eq!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err().code(), "unknown_unit");
+    }
+
+    #[test]
+    fn lifecycle_runs_scheduled_started_concluded() {
+        let started = given_when::<Inspection>(&[scheduled()], start("2022-07-01")).unwrap();
+        assert!(matches!(started[0], InspectionEvent::InspectionStarted(_)));
+        let concluded = given_when::<Inspection>(&[scheduled(), started[0].clone()], conclude("2022-08-10")).unwrap();
+        assert!(matches!(concluded[0], InspectionEvent::InspectionConcluded(_)));
+        let history = vec![scheduled(), started[0].clone(), concluded[0].clone()];
+        assert_eq!(Inspection::from_history(&history).status, Some(InspectionStatus::Concluded));
+        assert_round_trips::<Inspection>(&history);
+    }
+
+    #[test]
+    fn steps_cannot_be_skipped() {
+        let err = given_when::<Inspection>(&[scheduled()], conclude("2022-08-10")).unwrap_err();
+        assert_eq!(err, InspectionRejection::InvalidTransition { command: "conclude", status: InspectionStatus::Scheduled });
+        assert_eq!(err.kind(), RejectionKind::InvalidTransition);
+    }
+
+    #[test]
+    fn steps_cannot_be_reversed_or_repeated() {
+        let concluded = given_when::<Inspection>(&[scheduled(), started()], conclude("2022-08-10")).unwrap().remove(0);
+        let history = [scheduled(), started(), concluded];
+        for cmd in [start("2022-08-11"), conclude("2022-08-12"), cancel("2022-08-12")] {
+            let err = given_when::<Inspection>(&history, cmd).unwrap_err();
+            assert_eq!(err.kind(), RejectionKind::InvalidTransition);
+        }
+        let err = given_when::<Inspection>(&[scheduled(), started()], start("2022-07-02")).unwrap_err();
+        assert_eq!(err.code(), "invalid_transition");
+    }
+
+    #[test]
+    fn cancel_is_allowed_before_conclusion_only_and_is_final() {
+        assert!(given_when::<Inspection>(&[scheduled()], cancel("2022-06-20")).is_ok());
+        let cancelled = given_when::<Inspection>(&[scheduled(), started()], cancel("2022-07-05")).unwrap().remove(0);
+        let err = given_when::<Inspection>(&[scheduled(), started(), cancelled], conclude("2022-08-01")).unwrap_err();
+        assert_eq!(err, InspectionRejection::InvalidTransition { command: "conclude", status: InspectionStatus::Cancelled });
+    }
+
+    #[test]
+    fn a_step_cannot_be_dated_before_the_previous_one() {
+        let err = given_when::<Inspection>(&[scheduled()], start("2022-06-01")).unwrap_err();
+        assert_eq!(err.code(), "dates_out_of_order");
+        let err = given_when::<Inspection>(&[scheduled(), started()], conclude("2022-06-30")).unwrap_err();
+        assert_eq!(err.code(), "dates_out_of_order");
+    }
+
+    #[test]
+    fn commands_on_a_missing_inspection_are_not_found() {
+        let err = given_when::<Inspection>(&[], start("2022-07-01")).unwrap_err();
+        assert_eq!(err, InspectionRejection::NotFound(id()));
+        assert_eq!(err.kind(), RejectionKind::NotFound);
+    }
+
+    #[test]
+    fn tinh_bien_can_be_inspected_across_its_type_change() {
+        let cmd = ScheduleInspection {
+            unit: "tinh-bien".parse().unwrap(),
+            coordinating_body: "district_standing_committee:tinh-bien".parse().unwrap(),
+            target: "district_police:tinh-bien".parse().unwrap(),
+            decided_on: d("2023-03-01"),
+            planned_start: d("2023-04-01"),
+            planned_end: d("2023-04-30"),
+            ..schedule()
+        };
+        assert!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).is_ok());
+    }
+
+    #[test]
+    fn wire_names_are_stable() {
+        assert_eq!(serde_json::to_string(&Category::InspectionWork).unwrap(), "\"inspection_work\"");
+        assert_eq!(serde_json::to_string(&Outcome::NoViolation).unwrap(), "\"no_violation\"");
+        let (ty, payload) = scheduled().encode();
+        assert_eq!(ty, "InspectionScheduled");
+        assert_eq!(payload["coordinating_body"], "district_standing_committee:chau-doc");
+        assert_eq!(payload["target"], "district_police:chau-doc");
+    }
+
+    #[test]
+    fn unknown_event_types_and_versions_are_typed_errors() {
+        let err = InspectionEvent::decode("InspectionTeleported", 1, serde_json::json!({})).unwrap_err();
+        assert_eq!(err, crate::DecodeError::UnknownEventType("InspectionTeleported".into()));
+        let err = InspectionEvent::decode("InspectionStarted", 9, serde_json::json!({})).unwrap_err();
+        assert!(matches!(err, crate::DecodeError::UnsupportedSchemaVersion { schema_version: 9, .. }));
+        let err = InspectionEvent::decode("InspectionStarted", 1, serde_json::json!({"x": 1})).unwrap_err();
+        assert!(matches!(err, crate::DecodeError::BadPayload { .. }));
+    }
+}

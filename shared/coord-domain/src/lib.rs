@@ -1,0 +1,33 @@
+//! The coordination domain: what the Provincial Police Party Committee and the
+//! district-level Party committees do together, and the rules they must keep.
+//!
+//! This crate is pure. It does no I/O, spawns nothing, never reads a clock and has no
+//! async code: every date it needs comes in a command, every fact it knows comes from
+//! the events it is given and from the [`Province`] reference data passed in a
+//! [`Context`]. That is what makes every rule testable as given / when / then.
+//!
+//! The three aggregates are [`inspection::Inspection`] (kiểm tra and giám sát),
+//! [`exchange::InformationExchange`] (trao đổi thông tin) and
+//! [`discipline::DisciplineCase`] (kỷ luật Đảng, Quy định 69-QĐ/TW).
+
+pub mod aggregate;
+pub mod body;
+pub mod discipline;
+pub mod exchange;
+pub mod ids;
+pub mod inspection;
+pub mod province;
+mod rules;
+#[cfg(test)]
+mod testing;
+
+pub use aggregate::{Aggregate, Context, DecodeError, DomainEvent, Rejection, RejectionKind};
+pub use body::{Body, PoliceOrganization};
+pub use ids::{
+    CaseId, ExchangeId, InspectionId, MemberRef, OrganizationName, ParseIdError, Reference, TermId, Text, UnitId,
+};
+pub use rules::ReferenceError;
+pub use province::{Province, ProvinceError, Term, Unit, UnitKind};
+
+/// Business dates are calendar dates (the date on a decision, a notice, a conclusion).
+pub type Date = chrono::NaiveDate;
