@@ -1,1 +1,180 @@
-//! placeholder
+//! Test support for the workspace's end-to-end and contract tests.
+//!
+//! - [`NatsServer`]: a real `nats-server` with JetStream on a free loopback port and a
+//!   temporary store directory, killed on drop. The binary comes from
+//!   `NATS_SERVER_BIN`, the project's `.tools/nats/bin` (see `deploy/install-nats.sh`)
+//!   or `PATH`.
+//! - [`ServiceProcess`]: one of the workspace's service binaries running as a child
+//!   process, stopped with SIGTERM on drop.
+//! - [`contract`]: the behaviour every `EventLog` backend must have.
+
+pub mod contract;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root (this crate lives in `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// Finds the `nats-server` binary.
+pub fn nats_server_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    let local = workspace_root().join(".tools/nats/bin/nats-server");
+    if local.exists() {
+        return local;
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join("nats-server");
+            if candidate.exists() {
+                return candidate;
+            }
+        }
+    }
+    panic!("nats-server not found: run deploy/install-nats.sh, or set NATS_SERVER_BIN");
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks it; we release it just before use).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{what} did not listen on 127.0.0.1:{port} within 15 s");
+}
+
+/// A real nats-server with JetStream, on loopback, with a temporary store.
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        let store = tempfile::tempdir().expect("a temporary store directory");
+        let mut server = Self { child: None, port: free_port(), store };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(nats_server_bin())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        wait_for_port(self.port, &mut child, "nats-server");
+        self.child = Some(child);
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: no clean shutdown) and starts it again on the same
+    /// port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The path of a workspace binary, next to the test executable's `deps/` folder.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (deploy/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A workspace service running as a child process.
+pub struct ServiceProcess {
+    child: Option<Child>,
+    pub name: String,
+}
+
+impl ServiceProcess {
+    /// Starts `bin` with `args` and environment `env`. Logs go to stderr of the test.
+    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(workspace_bin(bin));
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null());
+        cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("{bin} starts: {e}"));
+        Self { child: Some(child), name: bin.to_owned() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit; returns whether it exited 0.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Kills without warning (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

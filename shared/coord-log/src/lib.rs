@@ -1,1 +1,59 @@
-//! placeholder
+//! The event log: the one place where the system's facts are stored, in order.
+//!
+//! [`EventLog`] is the storage boundary. It knows streams (one per aggregate instance),
+//! optimistic concurrency by expected version, idempotent appends by event id, and a
+//! global order that readers can follow from any position (catch-up, then live). It does
+//! not know the domain: payloads are JSON, typed decoding belongs to the caller.
+//!
+//! Backends:
+//! - [`jetstream::JetStreamLog`]: NATS JetStream, the production backend;
+//! - [`memory::InMemoryLog`]: for domain-level tests only.
+//!
+//! The trait is shaped so an EventStoreDB/KurrentDB backend fits behind it unchanged:
+//! expected version `n` ↔ expected revision `n - 1` (or `NoStream` for 0), global
+//! [`EventPosition`] ↔ the `$all` position, event id ↔ `EventData` id.
+
+mod envelope;
+mod error;
+pub mod jetstream;
+pub mod memory;
+
+pub use envelope::{
+    AppendOutcome, EventPosition, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId, StreamIdError,
+};
+pub use error::{LogError, LogErrorKind};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+/// A subscription to the whole log: recorded events in global order.
+///
+/// An `Err` of kind [`LogErrorKind::Corrupt`] describes one unreadable entry and the
+/// stream goes on after it; any other error ends the stream.
+pub type Subscription = BoxStream<'static, Result<RecordedEvent, LogError>>;
+
+/// An append-only, ordered store of events, partitioned into streams.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends `events` to `stream` atomically (all or none), if the stream is at
+    /// `expected`. A stale writer gets [`LogError::Conflict`]; nothing is written.
+    ///
+    /// An append whose first event id is already stored in the stream is a retry: it
+    /// writes nothing and returns the original outcome with `duplicate = true`.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, LogError>;
+
+    /// Reads a whole stream, oldest first. A stream that was never written is empty.
+    async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// Follows the whole log from just after `after` (from the start if `None`): first
+    /// what is stored, then new events as they are appended.
+    async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError>;
+
+    /// The position of the newest event in the log, if any.
+    async fn head(&self) -> Result<Option<EventPosition>, LogError>;
+}

@@ -1,0 +1,245 @@
+//! The envelope every event travels in, and the small value types of the log API.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The name of one stream: `{category}-{id}`, e.g. `inspection-0190…`. The category is
+/// lowercase ASCII letters and `_`; the id is ASCII letters, digits and `-`, so a
+/// stream id is always a safe NATS subject token and a valid EventStoreDB stream name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid stream id `{0}`: expected {{category}}-{{id}} with a lowercase category and an ASCII id")]
+pub struct StreamIdError(pub String);
+
+impl StreamId {
+    /// Builds `{category}-{id}`.
+    pub fn new(category: &str, id: impl fmt::Display) -> Result<Self, StreamIdError> {
+        format!("{category}-{id}").parse()
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The part before the first `-`.
+    pub fn category(&self) -> &str {
+        self.0.split_once('-').map(|(c, _)| c).unwrap_or(&self.0)
+    }
+    /// The part after the first `-`.
+    pub fn id(&self) -> &str {
+        self.0.split_once('-').map(|(_, i)| i).unwrap_or("")
+    }
+}
+
+impl FromStr for StreamId {
+    type Err = StreamIdError;
+    fn from_str(s: &str) -> Result<Self, StreamIdError> {
+        let bad = || StreamIdError(s.chars().take(120).collect());
+        let (category, id) = s.split_once('-').ok_or_else(bad)?;
+        let category_ok = !category.is_empty() && category.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        let id_ok = !id.is_empty() && id.len() <= 100 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if category_ok && id_ok { Ok(Self(s.to_owned())) } else { Err(bad()) }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for StreamId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What the writer believes the stream's version is. A stream's version is the number
+/// of events in it: 0 before the first append, `n` after the n-th event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "version")]
+pub enum ExpectedVersion {
+    /// Write whatever the version is (the log still numbers events without gaps).
+    Any,
+    /// The stream must not exist yet (version 0).
+    NoStream,
+    /// The stream must be at exactly this version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Does a stream at `actual` satisfy this expectation?
+    pub fn accepts(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(n) => actual == n,
+        }
+    }
+}
+
+/// Where an event sits in the whole log: the commit that stored it, and its index in
+/// that commit. JetStream: (stream sequence of the commit message, index). EventStoreDB:
+/// (`$all` commit position, 0). Positions order the log totally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EventPosition {
+    pub commit: u64,
+    pub index: u32,
+}
+
+impl fmt::Display for EventPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.commit, self.index)
+    }
+}
+
+/// Who did it, from where, and why: carried on every event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The office the command came from, e.g. `province` or `district:long-xuyen`.
+    pub office: String,
+    /// The person or system that issued the command.
+    pub actor: String,
+    /// Ties together everything done for one request or workflow.
+    pub correlation_id: Uuid,
+    /// The id of the command that produced the event.
+    pub causation_id: Uuid,
+}
+
+/// An event about to be appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// UUID v7, so ids sort by creation time.
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    /// The business date the event happened on.
+    pub occurred_at: NaiveDate,
+    pub payload: Value,
+    pub metadata: Metadata,
+}
+
+/// An event as stored: the envelope, its payload and its place in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub event_id: Uuid,
+    pub stream_id: StreamId,
+    /// 1 for the stream's first event.
+    pub stream_version: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub occurred_at: NaiveDate,
+    /// When the log stored it (the appending process's clock).
+    pub recorded_at: DateTime<Utc>,
+    pub office: String,
+    pub actor: String,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+    pub payload: Value,
+    /// Not part of the stored envelope: the log assigns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<EventPosition>,
+}
+
+impl RecordedEvent {
+    /// The position; every event read back from a log has one.
+    pub fn pos(&self) -> EventPosition {
+        self.position.expect("events read from a log carry their position")
+    }
+
+    pub(crate) fn from_new(
+        stream: &StreamId,
+        version: u64,
+        recorded_at: DateTime<Utc>,
+        event: NewEvent,
+    ) -> Self {
+        RecordedEvent {
+            event_id: event.event_id,
+            stream_id: stream.clone(),
+            stream_version: version,
+            event_type: event.event_type,
+            schema_version: event.schema_version,
+            occurred_at: event.occurred_at,
+            recorded_at,
+            office: event.metadata.office,
+            actor: event.metadata.actor,
+            correlation_id: event.metadata.correlation_id,
+            causation_id: event.metadata.causation_id,
+            payload: event.payload,
+            position: None,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendOutcome {
+    /// The stream's version after the append (the version of its last event).
+    pub stream_version: u64,
+    /// The position of the commit's first event.
+    pub position: EventPosition,
+    pub event_ids: Vec<Uuid>,
+    /// True when the append was a retry of one already stored: nothing new was written.
+    pub duplicate: bool,
+}
+
+/// The outcome of an already stored commit whose events are `events` (all of one commit).
+pub(crate) fn outcome_of(events: &[RecordedEvent]) -> AppendOutcome {
+    AppendOutcome {
+        stream_version: events.last().map(|e| e.stream_version).unwrap_or(0),
+        position: events[0].pos(),
+        event_ids: events.iter().map(|e| e.event_id).collect(),
+        duplicate: true,
+    }
+}
+
+/// Checks an append request that every backend must refuse the same way.
+pub(crate) fn validate_batch(events: &[NewEvent]) -> Result<(), crate::LogError> {
+    if events.is_empty() {
+        return Err(crate::LogError::InvalidInput("an append needs at least one event".into()));
+    }
+    for (i, e) in events.iter().enumerate() {
+        if e.event_id.is_nil() || events[..i].iter().any(|o| o.event_id == e.event_id) {
+            return Err(crate::LogError::InvalidInput(format!("event id {} is nil or repeated", e.event_id)));
+        }
+        if e.event_type.is_empty() || !e.event_type.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(crate::LogError::InvalidInput(format!("event type `{}` is not an ASCII name", e.event_type)));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_are_category_dash_id() {
+        let s = StreamId::new("inspection", "0190a000-0000-7000-8000-000000000001").unwrap();
+        assert_eq!(s.category(), "inspection");
+        assert_eq!(s.id(), "0190a000-0000-7000-8000-000000000001");
+        for bad in ["inspection", "-x", "Inspection-1", "a-b.c", "a-b c", "a-*", "a->"] {
+            assert!(bad.parse::<StreamId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn expected_versions_accept_what_they_say() {
+        assert!(ExpectedVersion::Any.accepts(7));
+        assert!(ExpectedVersion::NoStream.accepts(0));
+        assert!(!ExpectedVersion::NoStream.accepts(1));
+        assert!(ExpectedVersion::Exact(3).accepts(3));
+        assert!(!ExpectedVersion::Exact(3).accepts(2));
+    }
+}

@@ -1,0 +1,335 @@
+//! The NATS JetStream backend.
+//!
+//! Layout: one JetStream stream holds the whole log (default `COORD_LOG`, subjects
+//! `coord.log.>`); each aggregate stream is one subject, `coord.log.{category}.{id}`.
+//!
+//! Atomicity: one append is **one message** (a commit) whose body holds all of the
+//! append's events. JetStream stores a message whole or not at all, so a command that
+//! produces several events is never half-written, on any server version (the atomic
+//! batch publish of 2.12+ is not needed). An event's global position is
+//! `(stream sequence of its commit, index in the commit)`.
+//!
+//! Concurrency: the writer reads the subject's last message (its sequence and the
+//! stream version in header `Coord-Stream-Version`), checks the expected version, and
+//! publishes with `Nats-Expected-Last-Subject-Sequence` set to that sequence. If another
+//! writer got in between, the server refuses with error 10071 (or 10164 on clustered
+//! streams) and the writer gets [`LogError::Conflict`]; nothing is stored.
+//!
+//! Idempotency: `Nats-Msg-Id` is the commit's first event id, so a retried publish
+//! within the stream's duplicate window is acknowledged without being stored twice.
+//! Past the window, a retry meets a version conflict, and the backend then looks for
+//! the event id in the stream before reporting the conflict.
+//!
+//! The stream is created with `deny_delete` and `deny_purge`: an audit log is not edited.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, message::PublishMessage as Publish, stream};
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::Utc;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::{outcome_of, validate_batch};
+use crate::{
+    AppendOutcome, EventLog, EventPosition, ExpectedVersion, LogError, NewEvent, RecordedEvent, StreamId, Subscription,
+};
+
+const VERSION_HEADER: &str = "Coord-Stream-Version";
+const COUNT_HEADER: &str = "Coord-Event-Count";
+const TYPES_HEADER: &str = "Coord-Event-Types";
+/// JetStream error codes for "wrong last sequence": 10071 (single server and most
+/// cases), 10164 (clustered streams, the constant form).
+const WRONG_LAST_SEQUENCE_CODES: [u64; 2] = [10071, 10164];
+
+/// Where the log lives in JetStream.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    pub stream_name: String,
+    /// Subjects are `{prefix}.{category}.{id}`.
+    pub subject_prefix: String,
+    /// How long JetStream remembers message ids to drop retried publishes.
+    pub duplicate_window: Duration,
+    pub replicas: usize,
+}
+
+impl Default for JetStreamConfig {
+    fn default() -> Self {
+        Self {
+            stream_name: "COORD_LOG".into(),
+            subject_prefix: "coord.log".into(),
+            duplicate_window: Duration::from_secs(3600),
+            replicas: 1,
+        }
+    }
+}
+
+/// The body of one commit message.
+#[derive(Serialize, Deserialize)]
+struct CommitBody {
+    events: Vec<RecordedEvent>,
+}
+
+/// The log on NATS JetStream.
+#[derive(Clone)]
+pub struct JetStreamLog {
+    js: jetstream::Context,
+    stream: stream::Stream,
+    config: JetStreamConfig,
+}
+
+impl JetStreamLog {
+    /// Opens the log, creating its JetStream stream if it does not exist.
+    pub async fn open(client: async_nats::Client, config: JetStreamConfig) -> Result<Self, LogError> {
+        let js = jetstream::new(client);
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: config.stream_name.clone(),
+                description: Some("Coordination event log: one subject per aggregate stream".into()),
+                subjects: vec![format!("{}.>", config.subject_prefix)],
+                storage: stream::StorageType::File,
+                num_replicas: config.replicas,
+                duplicate_window: config.duplicate_window,
+                allow_direct: true,
+                deny_delete: true,
+                deny_purge: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| LogError::unavailable("cannot open the log stream", e))?;
+        Ok(Self { js, stream, config })
+    }
+
+    fn subject(&self, stream: &StreamId) -> String {
+        format!("{}.{}.{}", self.config.subject_prefix, stream.category(), stream.id())
+    }
+
+    /// The subject's last commit: (its sequence, the stream version after it); (0, 0)
+    /// for a stream never written.
+    async fn last_commit(&self, subject: &str) -> Result<(u64, u64), LogError> {
+        match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(msg) => {
+                let version = msg
+                    .headers
+                    .get(VERSION_HEADER)
+                    .and_then(|v| v.as_str().parse().ok())
+                    .or_else(|| decode_commit(&msg.payload, msg.sequence).ok()?.last().map(|e| e.stream_version))
+                    .ok_or_else(|| LogError::Corrupt {
+                        position: EventPosition { commit: msg.sequence, index: 0 },
+                        reason: "commit has no stream version".into(),
+                    })?;
+                Ok((msg.sequence, version))
+            }
+            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => Ok((0, 0)),
+            Err(e) => Err(LogError::unavailable("cannot read the stream head", e)),
+        }
+    }
+
+    /// Finds the commit holding `event_id` in `stream`, for a retry past the window.
+    async fn find_commit(&self, stream: &StreamId, event_id: Uuid) -> Result<Option<AppendOutcome>, LogError> {
+        let events = self.read_stream(stream).await?;
+        let Some(found) = events.iter().find(|e| e.event_id == event_id) else { return Ok(None) };
+        let commit = found.pos().commit;
+        let same: Vec<RecordedEvent> = events.iter().filter(|e| e.pos().commit == commit).cloned().collect();
+        Ok(Some(outcome_of(&same)))
+    }
+
+    async fn stored_outcome(&self, sequence: u64) -> Result<AppendOutcome, LogError> {
+        let msg = self
+            .stream
+            .get_raw_message(sequence)
+            .await
+            .map_err(|e| LogError::unavailable("cannot read the original commit", e))?;
+        Ok(outcome_of(&decode_commit(&msg.payload, sequence)?))
+    }
+}
+
+fn decode_commit(payload: &[u8], sequence: u64) -> Result<Vec<RecordedEvent>, LogError> {
+    let body: CommitBody = serde_json::from_slice(payload).map_err(|e| LogError::Corrupt {
+        position: EventPosition { commit: sequence, index: 0 },
+        reason: format!("commit body is not a valid envelope list: {e}"),
+    })?;
+    if body.events.is_empty() {
+        return Err(LogError::Corrupt {
+            position: EventPosition { commit: sequence, index: 0 },
+            reason: "commit holds no events".into(),
+        });
+    }
+    Ok(body
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            e.position = Some(EventPosition { commit: sequence, index: i as u32 });
+            e
+        })
+        .collect())
+}
+
+fn is_wrong_last_sequence(err: &jetstream::context::PublishError) -> bool {
+    use jetstream::context::PublishErrorKind;
+    if matches!(err.kind(), PublishErrorKind::WrongLastSequence) {
+        return true;
+    }
+    std::error::Error::source(err)
+        .and_then(|s| s.downcast_ref::<jetstream::Error>())
+        .is_some_and(|e| WRONG_LAST_SEQUENCE_CODES.contains(&e.error_code().0))
+}
+
+#[async_trait]
+impl EventLog for JetStreamLog {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, LogError> {
+        validate_batch(&events)?;
+        let subject = self.subject(stream);
+        let first_id = events[0].event_id;
+        // `Any` may lose a race and must then try again; an exact expectation may not.
+        let mut attempts = if expected == ExpectedVersion::Any { 5 } else { 1 };
+        loop {
+            attempts -= 1;
+            let (last_seq, actual) = self.last_commit(&subject).await?;
+            if !expected.accepts(actual) {
+                if let Some(outcome) = self.find_commit(stream, first_id).await? {
+                    return Ok(outcome);
+                }
+                return Err(LogError::Conflict { stream: stream.clone(), expected, actual });
+            }
+            let now = Utc::now();
+            let recorded: Vec<RecordedEvent> = events
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, e)| RecordedEvent::from_new(stream, actual + 1 + i as u64, now, e))
+                .collect();
+            let new_version = actual + recorded.len() as u64;
+            let types: Vec<&str> = recorded.iter().map(|e| e.event_type.as_str()).collect();
+            let types = types.join(",");
+            let body = serde_json::to_vec(&CommitBody { events: recorded })
+                .map_err(|e| LogError::InvalidInput(format!("events do not serialize: {e}")))?;
+            let publish = Publish::build()
+                .payload(Bytes::from(body))
+                .message_id(first_id.to_string())
+                .expected_last_subject_sequence(last_seq)
+                .header(VERSION_HEADER, new_version.to_string().as_str())
+                .header(COUNT_HEADER, events.len().to_string().as_str())
+                .header(TYPES_HEADER, types.as_str());
+            let ack = match self.js.send_publish(subject.clone(), publish).await {
+                Ok(pending) => pending.await,
+                Err(e) => Err(e),
+            };
+            match ack {
+                Ok(ack) if ack.duplicate => return self.stored_outcome(ack.sequence).await,
+                Ok(ack) => {
+                    return Ok(AppendOutcome {
+                        stream_version: new_version,
+                        position: EventPosition { commit: ack.sequence, index: 0 },
+                        event_ids: events.iter().map(|e| e.event_id).collect(),
+                        duplicate: false,
+                    });
+                }
+                Err(e) if is_wrong_last_sequence(&e) => {
+                    if attempts > 0 {
+                        continue;
+                    }
+                    if let Some(outcome) = self.find_commit(stream, first_id).await? {
+                        return Ok(outcome);
+                    }
+                    let (_, actual) = self.last_commit(&subject).await?;
+                    return Err(LogError::Conflict { stream: stream.clone(), expected, actual });
+                }
+                Err(e) if matches!(e.kind(), jetstream::context::PublishErrorKind::MaxPayloadExceeded) => {
+                    return Err(LogError::InvalidInput(format!("commit too large: {e}")));
+                }
+                Err(e) => return Err(LogError::unavailable("append not acknowledged", e)),
+            }
+        }
+    }
+
+    async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+        let subject = self.subject(stream);
+        let (last_seq, _) = self.last_commit(&subject).await?;
+        let mut events = Vec::new();
+        let mut next = 1;
+        while next <= last_seq {
+            let msg = self
+                .stream
+                .direct_get_next_for_subject(subject.as_str(), Some(next))
+                .await
+                .map_err(|e| LogError::unavailable("cannot read a stream", e))?;
+            events.extend(decode_commit(&msg.payload, msg.sequence)?);
+            next = msg.sequence + 1;
+        }
+        Ok(events)
+    }
+
+    async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError> {
+        let start_sequence = after.map(|p| p.commit).unwrap_or(1).max(1);
+        let consumer = self
+            .stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: format!("{}.>", self.config.subject_prefix),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| LogError::unavailable("cannot create a log consumer", e))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| LogError::unavailable("cannot follow the log", e))?;
+        let stream = messages
+            .scan(false, move |ended, item| {
+                // An infrastructure error ends the subscription; the caller resubscribes
+                // from its checkpoint.
+                if *ended {
+                    return futures::future::ready(None);
+                }
+                let out: Vec<Result<RecordedEvent, LogError>> = match item {
+                    Ok(msg) => match msg.info() {
+                        Ok(info) => match decode_commit(&msg.payload, info.stream_sequence) {
+                            Ok(events) => events.into_iter().filter(|e| after.is_none_or(|a| e.pos() > a)).map(Ok).collect(),
+                            Err(corrupt) => vec![Err(corrupt)],
+                        },
+                        Err(e) => {
+                            *ended = true;
+                            vec![Err(LogError::unavailable("log message without metadata", e))]
+                        }
+                    },
+                    Err(e) => {
+                        *ended = true;
+                        vec![Err(LogError::unavailable("log subscription failed", e))]
+                    }
+                };
+                futures::future::ready(Some(futures::stream::iter(out)))
+            })
+            .flatten();
+        Ok(Box::pin(stream))
+    }
+
+    async fn head(&self) -> Result<Option<EventPosition>, LogError> {
+        let mut stream = self.stream.clone();
+        let info = stream.info().await.map_err(|e| LogError::unavailable("cannot read the log head", e))?;
+        let last = info.state.last_sequence;
+        if last == 0 {
+            return Ok(None);
+        }
+        let msg = self
+            .stream
+            .get_raw_message(last)
+            .await
+            .map_err(|e| LogError::unavailable("cannot read the log head", e))?;
+        let count: u32 = msg
+            .headers
+            .get(COUNT_HEADER)
+            .and_then(|v| v.as_str().parse().ok())
+            .or_else(|| decode_commit(&msg.payload, last).ok().map(|e| e.len() as u32))
+            .unwrap_or(1);
+        Ok(Some(EventPosition { commit: last, index: count.saturating_sub(1) }))
+    }
+}

@@ -1,0 +1,138 @@
+//! An in-memory [`EventLog`] for domain-level tests. It keeps the same contract as the
+//! production backend (the shared contract suite runs against both) but nothing
+//! survives the process.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::envelope::{outcome_of, validate_batch};
+use crate::{
+    AppendOutcome, EventLog, EventPosition, ExpectedVersion, LogError, NewEvent, RecordedEvent, StreamId, Subscription,
+};
+
+#[derive(Default)]
+struct Inner {
+    /// Commit n (1-based) is at index n - 1.
+    commits: Vec<Vec<RecordedEvent>>,
+    /// For each stream, the commits that wrote to it.
+    streams: HashMap<StreamId, Vec<usize>>,
+    /// Event id → commit index, to recognise a retried append.
+    by_event_id: HashMap<Uuid, usize>,
+}
+
+/// The in-memory log. Cheap to clone; clones share the same log.
+#[derive(Clone)]
+pub struct InMemoryLog {
+    inner: Arc<Mutex<Inner>>,
+    head: Arc<watch::Sender<u64>>,
+}
+
+impl Default for InMemoryLog {
+    fn default() -> Self {
+        Self { inner: Arc::default(), head: Arc::new(watch::channel(0).0) }
+    }
+}
+
+impl InMemoryLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn after(&self, after: Option<EventPosition>) -> Vec<RecordedEvent> {
+        let inner = self.inner.lock().expect("log lock");
+        let start = after.map(|p| p.commit.saturating_sub(1) as usize).unwrap_or(0);
+        inner.commits[start.min(inner.commits.len())..]
+            .iter()
+            .flatten()
+            .filter(|e| after.is_none_or(|a| e.pos() > a))
+            .cloned()
+            .collect()
+    }
+}
+
+#[async_trait]
+impl EventLog for InMemoryLog {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, LogError> {
+        validate_batch(&events)?;
+        let mut inner = self.inner.lock().expect("log lock");
+        if let Some(&commit) = inner.by_event_id.get(&events[0].event_id) {
+            return Ok(outcome_of(&inner.commits[commit]));
+        }
+        let actual = inner
+            .streams
+            .get(stream)
+            .and_then(|c| c.last())
+            .and_then(|&c| inner.commits[c].last())
+            .map(|e| e.stream_version)
+            .unwrap_or(0);
+        if !expected.accepts(actual) {
+            return Err(LogError::Conflict { stream: stream.clone(), expected, actual });
+        }
+        let commit_index = inner.commits.len();
+        let commit_number = commit_index as u64 + 1;
+        let now = Utc::now();
+        let recorded: Vec<RecordedEvent> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut r = RecordedEvent::from_new(stream, actual + 1 + i as u64, now, e);
+                r.position = Some(EventPosition { commit: commit_number, index: i as u32 });
+                r
+            })
+            .collect();
+        for e in &recorded {
+            inner.by_event_id.insert(e.event_id, commit_index);
+        }
+        inner.streams.entry(stream.clone()).or_default().push(commit_index);
+        let mut outcome = outcome_of(&recorded);
+        outcome.duplicate = false;
+        inner.commits.push(recorded);
+        drop(inner);
+        self.head.send_replace(commit_number);
+        Ok(outcome)
+    }
+
+    async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+        let inner = self.inner.lock().expect("log lock");
+        Ok(inner
+            .streams
+            .get(stream)
+            .map(|commits| commits.iter().flat_map(|&c| inner.commits[c].iter().cloned()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError> {
+        let state = (self.clone(), self.head.subscribe(), after, VecDeque::<RecordedEvent>::new());
+        let stream = futures::stream::unfold(state, |(log, mut head, mut cursor, mut buffer)| async move {
+            loop {
+                if let Some(event) = buffer.pop_front() {
+                    cursor = Some(event.pos());
+                    return Some((Ok(event), (log, head, cursor, buffer)));
+                }
+                // Mark the current head as seen before reading, so an append that lands
+                // after this read still wakes us.
+                head.borrow_and_update();
+                buffer.extend(log.after(cursor));
+                if buffer.is_empty() && head.changed().await.is_err() {
+                    return None;
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn head(&self) -> Result<Option<EventPosition>, LogError> {
+        let inner = self.inner.lock().expect("log lock");
+        Ok(inner.commits.last().and_then(|c| c.last()).map(|e| e.pos()))
+    }
+}
