@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use coord_log::{EventLog, EventPosition, ExpectedVersion, LogErrorKind, Metadata, NewEvent, StreamId};
+use coord_log::{
+    EventLog, EventPosition, ExpectedVersion, LogErrorKind, Metadata, NewEvent, StreamId,
+};
 use futures::StreamExt;
 use uuid::Uuid;
 
@@ -30,13 +32,26 @@ pub fn event(ty: &str, n: u64) -> NewEvent {
 /// Appends, reads back, and keeps the envelope intact.
 pub async fn append_and_read_back(log: &impl EventLog) {
     let s = stream("inspection");
-    assert!(log.read_stream(&s).await.unwrap().is_empty(), "a new stream is empty");
+    assert!(
+        log.read_stream(&s).await.unwrap().is_empty(),
+        "a new stream is empty"
+    );
     let first = event("InspectionScheduled", 1);
-    let out = log.append(&s, ExpectedVersion::NoStream, vec![first.clone()]).await.unwrap();
+    let out = log
+        .append(&s, ExpectedVersion::NoStream, vec![first.clone()])
+        .await
+        .unwrap();
     assert_eq!(out.stream_version, 1);
     assert!(!out.duplicate);
     assert_eq!(out.event_ids, vec![first.event_id]);
-    let out2 = log.append(&s, ExpectedVersion::Exact(1), vec![event("InspectionStarted", 2)]).await.unwrap();
+    let out2 = log
+        .append(
+            &s,
+            ExpectedVersion::Exact(1),
+            vec![event("InspectionStarted", 2)],
+        )
+        .await
+        .unwrap();
     assert_eq!(out2.stream_version, 2);
     assert!(out2.position > out.position, "positions grow");
     let read = log.read_stream(&s).await.unwrap();
@@ -57,7 +72,10 @@ pub async fn append_and_read_back(log: &impl EventLog) {
 pub async fn multi_event_append_is_one_commit(log: &impl EventLog) {
     let s = stream("discipline");
     let batch = vec![event("A", 1), event("B", 2), event("C", 3)];
-    let out = log.append(&s, ExpectedVersion::NoStream, batch).await.unwrap();
+    let out = log
+        .append(&s, ExpectedVersion::NoStream, batch)
+        .await
+        .unwrap();
     assert_eq!(out.stream_version, 3);
     assert_eq!(out.event_ids.len(), 3);
     let read = log.read_stream(&s).await.unwrap();
@@ -71,13 +89,26 @@ pub async fn multi_event_append_is_one_commit(log: &impl EventLog) {
 /// A stale expected version is a Conflict and writes nothing.
 pub async fn stale_writer_gets_conflict(log: &impl EventLog) {
     let s = stream("exchange");
-    log.append(&s, ExpectedVersion::NoStream, vec![event("A", 1)]).await.unwrap();
+    log.append(&s, ExpectedVersion::NoStream, vec![event("A", 1)])
+        .await
+        .unwrap();
     let head = log.head().await.unwrap();
-    for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(0), ExpectedVersion::Exact(2)] {
-        let err = log.append(&s, expected, vec![event("B", 2)]).await.unwrap_err();
+    for expected in [
+        ExpectedVersion::NoStream,
+        ExpectedVersion::Exact(0),
+        ExpectedVersion::Exact(2),
+    ] {
+        let err = log
+            .append(&s, expected, vec![event("B", 2)])
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), LogErrorKind::Conflict, "{expected:?}: {err}");
     }
-    assert_eq!(log.read_stream(&s).await.unwrap().len(), 1, "nothing was written");
+    assert_eq!(
+        log.read_stream(&s).await.unwrap().len(),
+        1,
+        "nothing was written"
+    );
     assert_eq!(log.head().await.unwrap(), head);
 }
 
@@ -86,7 +117,9 @@ pub async fn stale_writer_gets_conflict(log: &impl EventLog) {
 pub async fn concurrent_writers_exactly_one_wins(log: &(impl EventLog + Clone)) {
     for round in 0..5 {
         let s = stream("inspection");
-        log.append(&s, ExpectedVersion::NoStream, vec![event("Base", 0)]).await.unwrap();
+        log.append(&s, ExpectedVersion::NoStream, vec![event("Base", 0)])
+            .await
+            .unwrap();
         let (a, b) = (event("Writer", 1), event("Writer", 2));
         let (ra, rb) = tokio::join!(
             log.append(&s, ExpectedVersion::Exact(1), vec![a.clone()]),
@@ -98,9 +131,18 @@ pub async fn concurrent_writers_exactly_one_wins(log: &(impl EventLog + Clone)) 
         assert_eq!(loser_result.unwrap_err().kind(), LogErrorKind::Conflict);
         assert_eq!(log.read_stream(&s).await.unwrap().len(), 2);
         // The loser reloads and tries again at the new version.
-        let out = log.append(&s, ExpectedVersion::Exact(2), vec![loser.clone()]).await.unwrap();
+        let out = log
+            .append(&s, ExpectedVersion::Exact(2), vec![loser.clone()])
+            .await
+            .unwrap();
         assert_eq!(out.stream_version, 3);
-        let ids: Vec<Uuid> = log.read_stream(&s).await.unwrap().iter().map(|e| e.event_id).collect();
+        let ids: Vec<Uuid> = log
+            .read_stream(&s)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event_id)
+            .collect();
         assert!(ids.contains(&loser.event_id));
         assert_eq!(ids.len(), 3);
     }
@@ -110,16 +152,27 @@ pub async fn concurrent_writers_exactly_one_wins(log: &(impl EventLog + Clone)) 
 pub async fn retried_append_is_stored_once(log: &impl EventLog) {
     let s = stream("inspection");
     let batch = vec![event("A", 1), event("B", 2)];
-    let first = log.append(&s, ExpectedVersion::NoStream, batch.clone()).await.unwrap();
+    let first = log
+        .append(&s, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
     let head = log.head().await.unwrap();
-    let again = log.append(&s, ExpectedVersion::NoStream, batch.clone()).await.unwrap();
+    let again = log
+        .append(&s, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
     assert!(again.duplicate);
     assert_eq!(again.position, first.position);
     assert_eq!(again.stream_version, first.stream_version);
     assert_eq!(again.event_ids, first.event_ids);
     assert_eq!(log.head().await.unwrap(), head, "a retry writes nothing");
-    log.append(&s, ExpectedVersion::Exact(2), vec![event("C", 3)]).await.unwrap();
-    let late = log.append(&s, ExpectedVersion::NoStream, batch).await.unwrap();
+    log.append(&s, ExpectedVersion::Exact(2), vec![event("C", 3)])
+        .await
+        .unwrap();
+    let late = log
+        .append(&s, ExpectedVersion::NoStream, batch)
+        .await
+        .unwrap();
     assert!(late.duplicate, "a late retry is still recognised");
     assert_eq!(late.position, first.position);
     assert_eq!(log.read_stream(&s).await.unwrap().len(), 3);
@@ -128,12 +181,21 @@ pub async fn retried_append_is_stored_once(log: &impl EventLog) {
 /// Bad appends are refused before anything is written.
 pub async fn invalid_appends_write_nothing(log: &impl EventLog) {
     let s = stream("inspection");
-    let err = log.append(&s, ExpectedVersion::Any, vec![]).await.unwrap_err();
+    let err = log
+        .append(&s, ExpectedVersion::Any, vec![])
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), LogErrorKind::InvalidInput);
     let e = event("A", 1);
-    let err = log.append(&s, ExpectedVersion::Any, vec![e.clone(), e]).await.unwrap_err();
+    let err = log
+        .append(&s, ExpectedVersion::Any, vec![e.clone(), e])
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), LogErrorKind::InvalidInput);
-    let err = log.append(&s, ExpectedVersion::Any, vec![event("Not a name", 1)]).await.unwrap_err();
+    let err = log
+        .append(&s, ExpectedVersion::Any, vec![event("Not a name", 1)])
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), LogErrorKind::InvalidInput);
     assert!(log.read_stream(&s).await.unwrap().is_empty());
 }
@@ -141,16 +203,37 @@ pub async fn invalid_appends_write_nothing(log: &impl EventLog) {
 /// `Any` appends whatever the version.
 pub async fn any_version_appends(log: &impl EventLog) {
     let s = stream("exchange");
-    assert_eq!(log.append(&s, ExpectedVersion::Any, vec![event("A", 1)]).await.unwrap().stream_version, 1);
-    assert_eq!(log.append(&s, ExpectedVersion::Any, vec![event("B", 2)]).await.unwrap().stream_version, 2);
+    assert_eq!(
+        log.append(&s, ExpectedVersion::Any, vec![event("A", 1)])
+            .await
+            .unwrap()
+            .stream_version,
+        1
+    );
+    assert_eq!(
+        log.append(&s, ExpectedVersion::Any, vec![event("B", 2)])
+            .await
+            .unwrap()
+            .stream_version,
+        2
+    );
 }
 
 /// A subscription replays what is stored in global order, then delivers new events.
 pub async fn subscription_catches_up_then_follows(log: &impl EventLog) {
     let s1 = stream("inspection");
     let s2 = stream("exchange");
-    let a = log.append(&s1, ExpectedVersion::NoStream, vec![event("A", 1), event("B", 2)]).await.unwrap();
-    log.append(&s2, ExpectedVersion::NoStream, vec![event("C", 3)]).await.unwrap();
+    let a = log
+        .append(
+            &s1,
+            ExpectedVersion::NoStream,
+            vec![event("A", 1), event("B", 2)],
+        )
+        .await
+        .unwrap();
+    log.append(&s2, ExpectedVersion::NoStream, vec![event("C", 3)])
+        .await
+        .unwrap();
 
     let mut sub = log.subscribe(None).await.unwrap();
     let mut seen = Vec::new();
@@ -169,7 +252,10 @@ pub async fn subscription_catches_up_then_follows(log: &impl EventLog) {
     assert_eq!(seen, ["A", "B", "C"]);
 
     // Live: an append after subscribing arrives.
-    let live = log.append(&s2, ExpectedVersion::Exact(1), vec![event("D", 4)]).await.unwrap();
+    let live = log
+        .append(&s2, ExpectedVersion::Exact(1), vec![event("D", 4)])
+        .await
+        .unwrap();
     loop {
         let e = next(&mut sub).await;
         if e.stream_id == s2 && e.event_type == "D" {
@@ -182,7 +268,13 @@ pub async fn subscription_catches_up_then_follows(log: &impl EventLog) {
     let mut from = log.subscribe(Some(a.position)).await.unwrap();
     let first = next(&mut from).await;
     assert_eq!(first.event_type, "B");
-    assert_eq!(first.pos(), EventPosition { commit: a.position.commit, index: 1 });
+    assert_eq!(
+        first.pos(),
+        EventPosition {
+            commit: a.position.commit,
+            index: 1
+        }
+    );
 }
 
 async fn next(sub: &mut coord_log::Subscription) -> coord_log::RecordedEvent {

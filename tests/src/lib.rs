@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 /// The workspace root (this crate lives in `tests/`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Finds the `nats-server` binary.
@@ -42,7 +45,10 @@ pub fn nats_server_bin() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1 (the OS picks it; we release it just before use).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
@@ -70,14 +76,25 @@ pub struct NatsServer {
 impl NatsServer {
     pub fn start() -> Self {
         let store = tempfile::tempdir().expect("a temporary store directory");
-        let mut server = Self { child: None, port: free_port(), store };
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            store,
+        };
         server.spawn();
         server
     }
 
     fn spawn(&mut self) {
         let mut child = Command::new(nats_server_bin())
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -115,7 +132,10 @@ impl Drop for NatsServer {
 /// The path of a workspace binary, next to the test executable's `deps/` folder.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/..");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -136,12 +156,18 @@ impl ServiceProcess {
     pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(workspace_bin(bin));
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null());
-        cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("{bin} starts: {e}"));
-        Self { child: Some(child), name: bin.to_owned() }
+        Self {
+            child: Some(child),
+            name: bin.to_owned(),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -150,8 +176,12 @@ impl ServiceProcess {
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns whether it exited 0.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -176,5 +206,56 @@ impl ServiceProcess {
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Sends a command request over NATS and decodes the reply, retrying while no service
+/// instance is subscribed yet (services start in parallel with the test), for at most
+/// 20 seconds.
+pub async fn send_command(
+    client: &async_nats::Client,
+    service: &str,
+    endpoint: &str,
+    request: &coord_proto::CommandRequest,
+) -> coord_proto::CommandReply {
+    let subject = coord_proto::command_subject(service, endpoint);
+    let body = serde_json::to_vec(request).expect("requests serialize");
+    send_raw(client, &subject, body).await
+}
+
+/// Sends raw bytes to a command subject (for malformed-input tests).
+pub async fn send_raw(
+    client: &async_nats::Client,
+    subject: &str,
+    body: Vec<u8>,
+) -> coord_proto::CommandReply {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            client.request(subject.to_owned(), body.clone().into()),
+        )
+        .await
+        {
+            Ok(Ok(msg)) => return serde_json::from_slice(&msg.payload).expect("replies are JSON"),
+            Ok(Err(e)) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(Err(e)) => panic!("no reply on {subject}: {e}"),
+            Err(_) => panic!("request on {subject} timed out"),
+        }
+    }
+}
+
+/// A command request from the province office with a fresh command id.
+pub fn request(payload: serde_json::Value) -> coord_proto::CommandRequest {
+    coord_proto::CommandRequest {
+        command_id: uuid::Uuid::now_v7(),
+        correlation_id: None,
+        office: "province".into(),
+        actor: "e2e-test".into(),
+        expected_version: None,
+        payload,
     }
 }

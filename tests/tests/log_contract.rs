@@ -19,7 +19,9 @@ async fn in_memory_log_keeps_the_contract() {
 async fn jetstream_log_keeps_the_contract() {
     let server = NatsServer::start();
     let client = async_nats::connect(server.url()).await.unwrap();
-    let log = JetStreamLog::open(client, JetStreamConfig::default()).await.unwrap();
+    let log = JetStreamLog::open(client, JetStreamConfig::default())
+        .await
+        .unwrap();
     assert_eq!(log.head().await.unwrap(), None);
     contract::run_all(&log).await;
 }
@@ -30,14 +32,28 @@ async fn jetstream_log_survives_a_server_crash() {
     let s = contract::stream("inspection");
     let out = {
         let client = async_nats::connect(server.url()).await.unwrap();
-        let log = JetStreamLog::open(client, JetStreamConfig::default()).await.unwrap();
-        log.append(&s, ExpectedVersion::NoStream, vec![contract::event("A", 1), contract::event("B", 2)]).await.unwrap()
+        let log = JetStreamLog::open(client, JetStreamConfig::default())
+            .await
+            .unwrap();
+        log.append(
+            &s,
+            ExpectedVersion::NoStream,
+            vec![contract::event("A", 1), contract::event("B", 2)],
+        )
+        .await
+        .unwrap()
     };
     server.restart();
     let client = async_nats::connect(server.url()).await.unwrap();
-    let log = JetStreamLog::open(client, JetStreamConfig::default()).await.unwrap();
+    let log = JetStreamLog::open(client, JetStreamConfig::default())
+        .await
+        .unwrap();
     let read = log.read_stream(&s).await.unwrap();
-    assert_eq!(read.len(), 2, "acknowledged events survive a SIGKILL of the server");
+    assert_eq!(
+        read.len(),
+        2,
+        "acknowledged events survive a SIGKILL of the server"
+    );
     assert_eq!(read[0].event_id, out.event_ids[0]);
 }
 
@@ -45,17 +61,32 @@ async fn jetstream_log_survives_a_server_crash() {
 async fn jetstream_subscription_reports_a_corrupt_entry_and_goes_on() {
     let server = NatsServer::start();
     let client = async_nats::connect(server.url()).await.unwrap();
-    let log = JetStreamLog::open(client.clone(), JetStreamConfig::default()).await.unwrap();
+    let log = JetStreamLog::open(client.clone(), JetStreamConfig::default())
+        .await
+        .unwrap();
     // Someone publishes garbage straight onto a log subject.
     let js = async_nats::jetstream::new(client);
-    js.publish("coord.log.inspection.garbage", "not json".into()).await.unwrap().await.unwrap();
+    js.publish("coord.log.inspection.garbage", "not json".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     let s = contract::stream("inspection");
-    log.append(&s, ExpectedVersion::NoStream, vec![contract::event("A", 1)]).await.unwrap();
+    log.append(&s, ExpectedVersion::NoStream, vec![contract::event("A", 1)])
+        .await
+        .unwrap();
 
     let mut sub = log.subscribe(None).await.unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(10), sub.next()).await.unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
     let err = first.unwrap_err();
     assert_eq!(err.kind(), LogErrorKind::Corrupt);
-    let second = tokio::time::timeout(Duration::from_secs(10), sub.next()).await.unwrap().unwrap().unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(second.stream_id, s);
 }

@@ -1,1 +1,10 @@
-fn main() {}
+//! Reads configuration, sets up telemetry, runs the service until SIGTERM or SIGINT.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = discipline::Cli::parse();
+    coord_service::init_tracing(cli.config.log_format);
+    discipline::run(cli.config, coord_service::shutdown_signal()).await
+}

@@ -41,7 +41,9 @@ pub trait Rejection: std::error::Error + Send + Sync + 'static {
 }
 
 /// An event payload that can go on the wire.
-pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static {
+pub trait DomainEvent:
+    Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
+{
     /// The schema version written today for every event type of this enum.
     const SCHEMA_VERSION: u32 = 1;
     /// Stable PascalCase event type, e.g. `InspectionScheduled`.
@@ -54,7 +56,10 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 
         if schema_version == Self::SCHEMA_VERSION {
             Ok(payload)
         } else {
-            Err(DecodeError::UnsupportedSchemaVersion { event_type: event_type.to_owned(), schema_version })
+            Err(DecodeError::UnsupportedSchemaVersion {
+                event_type: event_type.to_owned(),
+                schema_version,
+            })
         }
     }
 
@@ -78,7 +83,10 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 
             if e.to_string().contains("unknown variant") {
                 DecodeError::UnknownEventType(event_type.to_owned())
             } else {
-                DecodeError::BadPayload { event_type: event_type.to_owned(), reason: e.to_string() }
+                DecodeError::BadPayload {
+                    event_type: event_type.to_owned(),
+                    reason: e.to_string(),
+                }
             }
         })
     }
@@ -89,8 +97,13 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 
 pub enum DecodeError {
     #[error("unknown event type `{0}`")]
     UnknownEventType(String),
-    #[error("event `{event_type}` has schema version {schema_version}, which this build does not know")]
-    UnsupportedSchemaVersion { event_type: String, schema_version: u32 },
+    #[error(
+        "event `{event_type}` has schema version {schema_version}, which this build does not know"
+    )]
+    UnsupportedSchemaVersion {
+        event_type: String,
+        schema_version: u32,
+    },
     #[error("event `{event_type}` has a malformed payload: {reason}")]
     BadPayload { event_type: String, reason: String },
 }
@@ -111,7 +124,11 @@ pub trait Aggregate: Default + Clone + std::fmt::Debug + Send + Sync + 'static {
     fn apply(&mut self, event: &Self::Event);
 
     /// Decides a command against the current state.
-    fn handle(&self, command: &Self::Command, ctx: &Context<'_>) -> Result<Vec<Self::Event>, Self::Rejection>;
+    fn handle(
+        &self,
+        command: &Self::Command,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<Self::Event>, Self::Rejection>;
 
     /// Builds the state from a history.
     fn from_history<'e>(events: impl IntoIterator<Item = &'e Self::Event>) -> Self {

@@ -29,11 +29,17 @@ pub enum Body {
 impl Body {
     /// True for the two bodies of the provincial police Party committee.
     pub fn is_provincial(&self) -> bool {
-        matches!(self, Body::ProvincialStandingCommittee | Body::ProvincialInspectionCommission)
+        matches!(
+            self,
+            Body::ProvincialStandingCommittee | Body::ProvincialInspectionCommission
+        )
     }
     /// True for the two central bodies whose conclusions trigger discipline.
     pub fn is_central(&self) -> bool {
-        matches!(self, Body::CentralInspectionCommission | Body::CentralPublicSecurityStandingCommittee)
+        matches!(
+            self,
+            Body::CentralInspectionCommission | Body::CentralPublicSecurityStandingCommittee
+        )
     }
     /// The unit, for a district standing committee.
     pub fn unit(&self) -> Option<&UnitId> {
@@ -49,10 +55,14 @@ impl Body {
             Body::ProvincialStandingCommittee => "Ban Thường vụ Đảng ủy Công an tỉnh".into(),
             Body::ProvincialInspectionCommission => "Ủy ban Kiểm tra Đảng ủy Công an tỉnh".into(),
             Body::CentralInspectionCommission => "Ủy ban Kiểm tra Trung ương".into(),
-            Body::CentralPublicSecurityStandingCommittee => "Ban Thường vụ Đảng ủy Công an Trung ương".into(),
+            Body::CentralPublicSecurityStandingCommittee => {
+                "Ban Thường vụ Đảng ủy Công an Trung ương".into()
+            }
             Body::DistrictStandingCommittee(id) => match province.unit(id) {
                 Some(unit) => {
-                    let kind = date.and_then(|d| unit.kind_on(d)).unwrap_or_else(|| unit.current_kind());
+                    let kind = date
+                        .and_then(|d| unit.kind_on(d))
+                        .unwrap_or_else(|| unit.current_kind());
                     unit.standing_committee_vi(kind)
                 }
                 None => format!("Ban Thường vụ cấp ủy {id}"),
@@ -68,7 +78,9 @@ impl fmt::Display for Body {
             Body::ProvincialInspectionCommission => f.write_str("provincial_inspection_commission"),
             Body::DistrictStandingCommittee(u) => write!(f, "district_standing_committee:{u}"),
             Body::CentralInspectionCommission => f.write_str("central_inspection_commission"),
-            Body::CentralPublicSecurityStandingCommittee => f.write_str("central_public_security_standing_committee"),
+            Body::CentralPublicSecurityStandingCommittee => {
+                f.write_str("central_public_security_standing_committee")
+            }
         }
     }
 }
@@ -80,7 +92,9 @@ impl FromStr for Body {
             "provincial_standing_committee" => Body::ProvincialStandingCommittee,
             "provincial_inspection_commission" => Body::ProvincialInspectionCommission,
             "central_inspection_commission" => Body::CentralInspectionCommission,
-            "central_public_security_standing_committee" => Body::CentralPublicSecurityStandingCommittee,
+            "central_public_security_standing_committee" => {
+                Body::CentralPublicSecurityStandingCommittee
+            }
             other => match other.strip_prefix("district_standing_committee:") {
                 Some(unit) => Body::DistrictStandingCommittee(unit.parse()?),
                 None => {
@@ -105,7 +119,9 @@ impl Serialize for Body {
 
 impl<'de> Deserialize<'de> for Body {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -142,7 +158,9 @@ impl Serialize for PoliceOrganization {
 
 impl<'de> Deserialize<'de> for PoliceOrganization {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -172,7 +190,13 @@ mod tests {
     fn district_body_label_follows_the_unit_type_on_the_date() {
         let p = Province::from_toml_str(crate::province::AN_GIANG_TOML).unwrap();
         let b: Body = "district_standing_committee:tinh-bien".parse().unwrap();
-        assert_eq!(b.label_vi(&p, Some("2022-07-01".parse().unwrap())), "Ban Thường vụ Huyện ủy Tịnh Biên");
-        assert_eq!(b.label_vi(&p, Some("2024-07-01".parse().unwrap())), "Ban Thường vụ Thị ủy Tịnh Biên");
+        assert_eq!(
+            b.label_vi(&p, Some("2022-07-01".parse().unwrap())),
+            "Ban Thường vụ Huyện ủy Tịnh Biên"
+        );
+        assert_eq!(
+            b.label_vi(&p, Some("2024-07-01".parse().unwrap())),
+            "Ban Thường vụ Thị ủy Tịnh Biên"
+        );
     }
 }

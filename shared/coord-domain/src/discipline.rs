@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules::{unit_exists, within_term};
 use crate::{
-    Aggregate, Body, CaseId, Context, Date, DomainEvent, InspectionId, MemberRef, OrganizationName, Reference,
-    ReferenceError, Rejection, RejectionKind, TermId, Text, UnitId,
+    Aggregate, Body, CaseId, Context, Date, DomainEvent, InspectionId, MemberRef, OrganizationName,
+    Reference, ReferenceError, Rejection, RejectionKind, TermId, Text, UnitId,
 };
 
 /// A discipline form, mildest first.
@@ -73,7 +73,11 @@ pub enum Subject {
     /// A Party organization of the district police Party committee.
     Organization { name: OrganizationName },
     /// A Party member, by an opaque reference.
-    Member { member: MemberRef, membership: Membership, holds_post: bool },
+    Member {
+        member: MemberRef,
+        membership: Membership,
+        holds_post: bool,
+    },
 }
 
 impl Subject {
@@ -86,14 +90,25 @@ impl Subject {
         use DisciplineForm::*;
         match (self, form) {
             (Subject::Organization { .. }, Reprimand | Warning | Dissolution) => Ok(()),
-            (Subject::Organization { .. }, _) => Err(DisciplineRejection::FormNotForOrganizations(form)),
-            (Subject::Member { .. }, Dissolution) => Err(DisciplineRejection::DissolutionOnlyForOrganizations),
-            (Subject::Member { membership: Membership::Probationary, .. }, RemovalFromPost | Expulsion) => {
-                Err(DisciplineRejection::FormNotForProbationaryMembers(form))
+            (Subject::Organization { .. }, _) => {
+                Err(DisciplineRejection::FormNotForOrganizations(form))
             }
-            (Subject::Member { holds_post: false, .. }, RemovalFromPost) => {
-                Err(DisciplineRejection::RemovalFromPostRequiresPost)
+            (Subject::Member { .. }, Dissolution) => {
+                Err(DisciplineRejection::DissolutionOnlyForOrganizations)
             }
+            (
+                Subject::Member {
+                    membership: Membership::Probationary,
+                    ..
+                },
+                RemovalFromPost | Expulsion,
+            ) => Err(DisciplineRejection::FormNotForProbationaryMembers(form)),
+            (
+                Subject::Member {
+                    holds_post: false, ..
+                },
+                RemovalFromPost,
+            ) => Err(DisciplineRejection::RemovalFromPostRequiresPost),
             (Subject::Member { .. }, _) => Ok(()),
         }
     }
@@ -293,7 +308,10 @@ pub enum DisciplineRejection {
     #[error("discipline case {0} does not exist")]
     NotFound(CaseId),
     #[error("cannot {command} a case that is {status:?}")]
-    InvalidTransition { command: &'static str, status: CaseStatus },
+    InvalidTransition {
+        command: &'static str,
+        status: CaseStatus,
+    },
     #[error(transparent)]
     Reference(#[from] ReferenceError),
     #[error("{} ({}) is not a discipline form for Party organizations (reprimand, warning, dissolution)", .0.as_str(), .0.label_vi())]
@@ -310,7 +328,9 @@ pub enum DisciplineRejection {
     DecidingBodyNotCompetent(Body, UnitId),
     #[error("an appeal must be resolved by a body other than the one that decided ({0})")]
     ResolvedByDecidingBody(Body),
-    #[error("an appeal must be filed within one month of the decision of {decided_on} (by {deadline})")]
+    #[error(
+        "an appeal must be filed within one month of the decision of {decided_on} (by {deadline})"
+    )]
     AppealOutOfTime { decided_on: Date, deadline: Date },
     #[error("the changed form is the same as the decision under appeal")]
     ChangedToSameForm,
@@ -334,8 +354,12 @@ impl Rejection for DisciplineRejection {
             DisciplineRejection::InvalidTransition { .. } => "invalid_transition",
             DisciplineRejection::Reference(e) => e.code(),
             DisciplineRejection::FormNotForOrganizations(_) => "form_not_for_organizations",
-            DisciplineRejection::DissolutionOnlyForOrganizations => "dissolution_only_for_organizations",
-            DisciplineRejection::FormNotForProbationaryMembers(_) => "form_not_for_probationary_members",
+            DisciplineRejection::DissolutionOnlyForOrganizations => {
+                "dissolution_only_for_organizations"
+            }
+            DisciplineRejection::FormNotForProbationaryMembers(_) => {
+                "form_not_for_probationary_members"
+            }
             DisciplineRejection::RemovalFromPostRequiresPost => "removal_from_post_requires_post",
             DisciplineRejection::BasisNotCentral(_) => "basis_not_central",
             DisciplineRejection::DecidingBodyNotCompetent(..) => "deciding_body_not_competent",
@@ -394,9 +418,15 @@ impl Aggregate for DisciplineCase {
         }
     }
 
-    fn handle(&self, command: &DisciplineCommand, ctx: &Context<'_>) -> Result<Vec<DisciplineEvent>, DisciplineRejection> {
+    fn handle(
+        &self,
+        command: &DisciplineCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<DisciplineEvent>, DisciplineRejection> {
         let DisciplineCommand::Open(c) = command else {
-            let status = self.status.ok_or(DisciplineRejection::NotFound(command.case_id()))?;
+            let status = self
+                .status
+                .ok_or(DisciplineRejection::NotFound(command.case_id()))?;
             return self.handle_step(command, status);
         };
         if self.status.is_some() {
@@ -409,29 +439,43 @@ impl Aggregate for DisciplineCase {
         }
         within_term(ctx.province, c.term, &[c.opened_on])?;
         unit_exists(ctx.province, &c.unit, &[c.opened_on])?;
-        Ok(vec![DisciplineEvent::DisciplineCaseOpened(DisciplineCaseOpened {
-            case_id: c.case_id,
-            term: c.term,
-            unit: c.unit.clone(),
-            subject: c.subject.clone(),
-            basis: c.basis.clone(),
-            opened_on: c.opened_on,
-        })])
+        Ok(vec![DisciplineEvent::DisciplineCaseOpened(
+            DisciplineCaseOpened {
+                case_id: c.case_id,
+                term: c.term,
+                unit: c.unit.clone(),
+                subject: c.subject.clone(),
+                basis: c.basis.clone(),
+                opened_on: c.opened_on,
+            },
+        )])
     }
 }
 
 impl DisciplineCase {
-    fn handle_step(&self, command: &DisciplineCommand, status: CaseStatus) -> Result<Vec<DisciplineEvent>, DisciplineRejection> {
+    fn handle_step(
+        &self,
+        command: &DisciplineCommand,
+        status: CaseStatus,
+    ) -> Result<Vec<DisciplineEvent>, DisciplineRejection> {
         let allowed = match command {
             DisciplineCommand::Open(_) => false,
-            DisciplineCommand::Decide(_) | DisciplineCommand::Close(_) => status == CaseStatus::Open,
+            DisciplineCommand::Decide(_) | DisciplineCommand::Close(_) => {
+                status == CaseStatus::Open
+            }
             DisciplineCommand::Appeal(_) => status == CaseStatus::Decided,
             DisciplineCommand::ResolveAppeal(_) => status == CaseStatus::AppealPending,
         };
         if !allowed {
-            return Err(DisciplineRejection::InvalidTransition { command: command.name(), status });
+            return Err(DisciplineRejection::InvalidTransition {
+                command: command.name(),
+                status,
+            });
         }
-        let opened = self.opened.as_ref().expect("a case with a status was opened");
+        let opened = self
+            .opened
+            .as_ref()
+            .expect("a case with a status was opened");
         let not_before_last = |date: Date, what: &'static str| match self.last_date {
             Some(last) if date < last => Err(DisciplineRejection::DatesOutOfOrder(what)),
             _ => Ok(()),
@@ -444,7 +488,10 @@ impl DisciplineCase {
                     || c.deciding_body.is_central()
                     || c.deciding_body.unit() == Some(&opened.unit);
                 if !competent {
-                    return Err(DisciplineRejection::DecidingBodyNotCompetent(c.deciding_body.clone(), opened.unit.clone()));
+                    return Err(DisciplineRejection::DecidingBodyNotCompetent(
+                        c.deciding_body.clone(),
+                        opened.unit.clone(),
+                    ));
                 }
                 not_before_last(c.decided_on, "decided_on is before opened_on")?;
                 DisciplineEvent::DisciplineDecided(DisciplineDecided {
@@ -464,11 +511,20 @@ impl DisciplineCase {
                 })
             }
             DisciplineCommand::Appeal(c) => {
-                let decided_on = self.decision.as_ref().expect("a decided case has a decision").decided_on;
+                let decided_on = self
+                    .decision
+                    .as_ref()
+                    .expect("a decided case has a decision")
+                    .decided_on;
                 not_before_last(c.appealed_on, "appealed_on is before decided_on")?;
-                let deadline = decided_on.checked_add_months(Months::new(1)).unwrap_or(Date::MAX);
+                let deadline = decided_on
+                    .checked_add_months(Months::new(1))
+                    .unwrap_or(Date::MAX);
                 if c.appealed_on > deadline {
-                    return Err(DisciplineRejection::AppealOutOfTime { decided_on, deadline });
+                    return Err(DisciplineRejection::AppealOutOfTime {
+                        decided_on,
+                        deadline,
+                    });
                 }
                 DisciplineEvent::DisciplineAppealed(DisciplineAppealed {
                     case_id: c.case_id,
@@ -477,9 +533,14 @@ impl DisciplineCase {
                 })
             }
             DisciplineCommand::ResolveAppeal(c) => {
-                let decision = self.decision.as_ref().expect("an appealed case has a decision");
+                let decision = self
+                    .decision
+                    .as_ref()
+                    .expect("an appealed case has a decision");
                 if c.resolving_body == decision.deciding_body {
-                    return Err(DisciplineRejection::ResolvedByDecidingBody(c.resolving_body.clone()));
+                    return Err(DisciplineRejection::ResolvedByDecidingBody(
+                        c.resolving_body.clone(),
+                    ));
                 }
                 if let AppealResolution::ChangedTo { form } = c.resolution {
                     if Some(form) == self.in_force {
@@ -511,10 +572,16 @@ mod tests {
     }
 
     fn member(membership: Membership, holds_post: bool) -> Subject {
-        Subject::Member { member: "DV-0001".parse().unwrap(), membership, holds_post }
+        Subject::Member {
+            member: "DV-0001".parse().unwrap(),
+            membership,
+            holds_post,
+        }
     }
     fn organization() -> Subject {
-        Subject::Organization { name: "Chi bộ Đội Cảnh sát giao thông".parse().unwrap() }
+        Subject::Organization {
+            name: "Chi bộ Đội Cảnh sát giao thông".parse().unwrap(),
+        }
     }
 
     fn open(subject: Subject) -> OpenCase {
@@ -531,7 +598,9 @@ mod tests {
         }
     }
     fn opened(subject: Subject) -> DisciplineEvent {
-        given_when::<DisciplineCase>(&[], DisciplineCommand::Open(open(subject))).unwrap().remove(0)
+        given_when::<DisciplineCase>(&[], DisciplineCommand::Open(open(subject)))
+            .unwrap()
+            .remove(0)
     }
     fn decide(form: DisciplineForm) -> DisciplineCommand {
         DisciplineCommand::Decide(DecideDiscipline {
@@ -544,7 +613,9 @@ mod tests {
     }
     fn decided(subject: Subject, form: DisciplineForm) -> Vec<DisciplineEvent> {
         let first = opened(subject);
-        let second = given_when::<DisciplineCase>(std::slice::from_ref(&first), decide(form)).unwrap().remove(0);
+        let second = given_when::<DisciplineCase>(std::slice::from_ref(&first), decide(form))
+            .unwrap()
+            .remove(0);
         vec![first, second]
     }
     fn appeal(on: &str) -> DisciplineCommand {
@@ -565,17 +636,25 @@ mod tests {
     }
 
     fn code_of(history: &[DisciplineEvent], cmd: DisciplineCommand) -> &'static str {
-        given_when::<DisciplineCase>(history, cmd).unwrap_err().code()
+        given_when::<DisciplineCase>(history, cmd)
+            .unwrap_err()
+            .code()
     }
 
     #[test]
     fn organizations_get_reprimand_warning_or_dissolution_only() {
         use DisciplineForm::*;
         for form in [Reprimand, Warning, Dissolution] {
-            assert!(given_when::<DisciplineCase>(&[opened(organization())], decide(form)).is_ok(), "{form:?}");
+            assert!(
+                given_when::<DisciplineCase>(&[opened(organization())], decide(form)).is_ok(),
+                "{form:?}"
+            );
         }
         for form in [RemovalFromPost, Expulsion] {
-            assert_eq!(code_of(&[opened(organization())], decide(form)), "form_not_for_organizations");
+            assert_eq!(
+                code_of(&[opened(organization())], decide(form)),
+                "form_not_for_organizations"
+            );
         }
     }
 
@@ -583,13 +662,32 @@ mod tests {
     fn full_members_get_any_member_form_removal_only_with_a_post() {
         use DisciplineForm::*;
         for form in [Reprimand, Warning, RemovalFromPost, Expulsion] {
-            assert!(given_when::<DisciplineCase>(&[opened(member(Membership::Full, true))], decide(form)).is_ok());
+            assert!(
+                given_when::<DisciplineCase>(
+                    &[opened(member(Membership::Full, true))],
+                    decide(form)
+                )
+                .is_ok()
+            );
         }
-        let err = given_when::<DisciplineCase>(&[opened(member(Membership::Full, false))], decide(RemovalFromPost)).unwrap_err();
+        let err = given_when::<DisciplineCase>(
+            &[opened(member(Membership::Full, false))],
+            decide(RemovalFromPost),
+        )
+        .unwrap_err();
         assert_eq!(err, DisciplineRejection::RemovalFromPostRequiresPost);
-        assert_eq!(err.to_string(), "removal_from_post requires a member holding a post");
+        assert_eq!(
+            err.to_string(),
+            "removal_from_post requires a member holding a post"
+        );
         assert_eq!(err.kind(), RejectionKind::RuleViolation);
-        assert_eq!(code_of(&[opened(member(Membership::Full, true))], decide(Dissolution)), "dissolution_only_for_organizations");
+        assert_eq!(
+            code_of(
+                &[opened(member(Membership::Full, true))],
+                decide(Dissolution)
+            ),
+            "dissolution_only_for_organizations"
+        );
     }
 
     #[test]
@@ -598,18 +696,38 @@ mod tests {
         let history = [opened(member(Membership::Probationary, true))];
         assert!(given_when::<DisciplineCase>(&history, decide(Reprimand)).is_ok());
         assert!(given_when::<DisciplineCase>(&history, decide(Warning)).is_ok());
-        assert_eq!(code_of(&history, decide(RemovalFromPost)), "form_not_for_probationary_members");
-        assert_eq!(code_of(&history, decide(Expulsion)), "form_not_for_probationary_members");
-        assert_eq!(code_of(&history, decide(Dissolution)), "dissolution_only_for_organizations");
+        assert_eq!(
+            code_of(&history, decide(RemovalFromPost)),
+            "form_not_for_probationary_members"
+        );
+        assert_eq!(
+            code_of(&history, decide(Expulsion)),
+            "form_not_for_probationary_members"
+        );
+        assert_eq!(
+            code_of(&history, decide(Dissolution)),
+            "dissolution_only_for_organizations"
+        );
     }
 
     #[test]
     fn one_decision_per_case() {
         let history = decided(organization(), DisciplineForm::Reprimand);
-        let err = given_when::<DisciplineCase>(&history, decide(DisciplineForm::Warning)).unwrap_err();
-        assert_eq!(err, DisciplineRejection::InvalidTransition { command: "decide", status: CaseStatus::Decided });
+        let err =
+            given_when::<DisciplineCase>(&history, decide(DisciplineForm::Warning)).unwrap_err();
+        assert_eq!(
+            err,
+            DisciplineRejection::InvalidTransition {
+                command: "decide",
+                status: CaseStatus::Decided
+            }
+        );
         assert_eq!(err.kind(), RejectionKind::InvalidTransition);
-        let close = DisciplineCommand::Close(CloseCase { case_id: id(), closed_on: d("2023-02-02"), reason: "x".parse().unwrap() });
+        let close = DisciplineCommand::Close(CloseCase {
+            case_id: id(),
+            closed_on: d("2023-02-02"),
+            reason: "x".parse().unwrap(),
+        });
         assert_eq!(code_of(&history, close), "invalid_transition");
     }
 
@@ -620,10 +738,18 @@ mod tests {
             closed_on: d("2023-01-20"),
             reason: "Không đủ căn cứ".parse().unwrap(),
         });
-        let closed = given_when::<DisciplineCase>(&[opened(organization())], close).unwrap().remove(0);
+        let closed = given_when::<DisciplineCase>(&[opened(organization())], close)
+            .unwrap()
+            .remove(0);
         let history = [opened(organization()), closed];
-        assert_eq!(code_of(&history, decide(DisciplineForm::Reprimand)), "invalid_transition");
-        assert_eq!(code_of(&history, appeal("2023-01-25")), "invalid_transition");
+        assert_eq!(
+            code_of(&history, decide(DisciplineForm::Reprimand)),
+            "invalid_transition"
+        );
+        assert_eq!(
+            code_of(&history, appeal("2023-01-25")),
+            "invalid_transition"
+        );
     }
 
     #[test]
@@ -635,16 +761,29 @@ mod tests {
                 _ => unreachable!(),
             }
         });
-        assert_eq!(code_of(&[opened(organization())], cmd), "deciding_body_not_competent");
+        assert_eq!(
+            code_of(&[opened(organization())], cmd),
+            "deciding_body_not_competent"
+        );
     }
 
     #[test]
     fn basis_must_be_a_central_conclusion_or_an_inspection() {
         let mut cmd = open(organization());
-        cmd.basis = Basis::CentralConclusion { body: Body::ProvincialStandingCommittee, reference: "x".parse().unwrap() };
-        assert_eq!(given_when::<DisciplineCase>(&[], DisciplineCommand::Open(cmd)).unwrap_err().code(), "basis_not_central");
+        cmd.basis = Basis::CentralConclusion {
+            body: Body::ProvincialStandingCommittee,
+            reference: "x".parse().unwrap(),
+        };
+        assert_eq!(
+            given_when::<DisciplineCase>(&[], DisciplineCommand::Open(cmd))
+                .unwrap_err()
+                .code(),
+            "basis_not_central"
+        );
         let mut cmd = open(organization());
-        cmd.basis = Basis::Inspection { inspection_id: InspectionId::parse("0190a000-0000-7000-8000-000000000001").unwrap() };
+        cmd.basis = Basis::Inspection {
+            inspection_id: InspectionId::parse("0190a000-0000-7000-8000-000000000001").unwrap(),
+        };
         assert!(given_when::<DisciplineCase>(&[], DisciplineCommand::Open(cmd)).is_ok());
     }
 
@@ -653,27 +792,52 @@ mod tests {
         let history = decided(member(Membership::Full, true), DisciplineForm::Warning);
         assert!(given_when::<DisciplineCase>(&history, appeal("2023-03-01")).is_ok()); // decided 2023-02-01
         let err = given_when::<DisciplineCase>(&history, appeal("2023-03-02")).unwrap_err();
-        assert_eq!(err, DisciplineRejection::AppealOutOfTime { decided_on: d("2023-02-01"), deadline: d("2023-03-01") });
-        assert_eq!(code_of(&[opened(organization())], appeal("2023-01-20")), "invalid_transition");
+        assert_eq!(
+            err,
+            DisciplineRejection::AppealOutOfTime {
+                decided_on: d("2023-02-01"),
+                deadline: d("2023-03-01")
+            }
+        );
+        assert_eq!(
+            code_of(&[opened(organization())], appeal("2023-01-20")),
+            "invalid_transition"
+        );
     }
 
     #[test]
     fn appeal_is_filed_once_and_the_decision_stands_while_pending() {
         let mut history = decided(member(Membership::Full, true), DisciplineForm::Warning);
-        history.push(given_when::<DisciplineCase>(&history, appeal("2023-02-10")).unwrap().remove(0));
+        history.push(
+            given_when::<DisciplineCase>(&history, appeal("2023-02-10"))
+                .unwrap()
+                .remove(0),
+        );
         let state = DisciplineCase::from_history(&history);
         assert_eq!(state.in_force, Some(DisciplineForm::Warning));
         assert_eq!(state.status, Some(CaseStatus::AppealPending));
-        assert_eq!(code_of(&history, appeal("2023-02-11")), "invalid_transition");
+        assert_eq!(
+            code_of(&history, appeal("2023-02-11")),
+            "invalid_transition"
+        );
     }
 
     #[test]
     fn appeal_resolution_upholds_changes_or_annuls() {
         let mut history = decided(member(Membership::Full, true), DisciplineForm::Warning);
-        history.push(given_when::<DisciplineCase>(&history, appeal("2023-02-10")).unwrap().remove(0));
+        history.push(
+            given_when::<DisciplineCase>(&history, appeal("2023-02-10"))
+                .unwrap()
+                .remove(0),
+        );
         let cases = [
             (AppealResolution::Upheld, Some(DisciplineForm::Warning)),
-            (AppealResolution::ChangedTo { form: DisciplineForm::Reprimand }, Some(DisciplineForm::Reprimand)),
+            (
+                AppealResolution::ChangedTo {
+                    form: DisciplineForm::Reprimand,
+                },
+                Some(DisciplineForm::Reprimand),
+            ),
             (AppealResolution::Annulled, None),
         ];
         for (resolution, in_force) in cases {
@@ -684,31 +848,65 @@ mod tests {
             assert_eq!(state.in_force, in_force, "{resolution:?}");
             assert_eq!(state.status, Some(CaseStatus::AppealResolved));
             assert_eq!(code_of(&all, appeal("2023-03-16")), "invalid_transition");
-            assert_eq!(code_of(&all, decide(DisciplineForm::Reprimand)), "invalid_transition");
+            assert_eq!(
+                code_of(&all, decide(DisciplineForm::Reprimand)),
+                "invalid_transition"
+            );
             assert_round_trips::<DisciplineCase>(&all);
         }
     }
 
     #[test]
     fn appeal_resolution_keeps_the_form_rules_and_a_different_body() {
-        let mut history = decided(member(Membership::Probationary, false), DisciplineForm::Warning);
-        history.push(given_when::<DisciplineCase>(&history, appeal("2023-02-10")).unwrap().remove(0));
+        let mut history = decided(
+            member(Membership::Probationary, false),
+            DisciplineForm::Warning,
+        );
+        history.push(
+            given_when::<DisciplineCase>(&history, appeal("2023-02-10"))
+                .unwrap()
+                .remove(0),
+        );
         let to = |form| resolve(AppealResolution::ChangedTo { form });
-        assert_eq!(code_of(&history, to(DisciplineForm::Expulsion)), "form_not_for_probationary_members");
-        assert_eq!(code_of(&history, to(DisciplineForm::Warning)), "changed_to_same_form");
+        assert_eq!(
+            code_of(&history, to(DisciplineForm::Expulsion)),
+            "form_not_for_probationary_members"
+        );
+        assert_eq!(
+            code_of(&history, to(DisciplineForm::Warning)),
+            "changed_to_same_form"
+        );
         let mut same_body = match resolve(AppealResolution::Upheld) {
             DisciplineCommand::ResolveAppeal(c) => c,
             _ => unreachable!(),
         };
         same_body.resolving_body = Body::ProvincialStandingCommittee;
-        assert_eq!(code_of(&history, DisciplineCommand::ResolveAppeal(same_body)), "resolved_by_deciding_body");
-        assert_eq!(code_of(&decided(organization(), DisciplineForm::Reprimand), resolve(AppealResolution::Upheld)), "invalid_transition");
+        assert_eq!(
+            code_of(&history, DisciplineCommand::ResolveAppeal(same_body)),
+            "resolved_by_deciding_body"
+        );
+        assert_eq!(
+            code_of(
+                &decided(organization(), DisciplineForm::Reprimand),
+                resolve(AppealResolution::Upheld)
+            ),
+            "invalid_transition"
+        );
     }
 
     #[test]
     fn missing_or_duplicate_cases_are_typed() {
-        assert_eq!(given_when::<DisciplineCase>(&[], decide(DisciplineForm::Reprimand)).unwrap_err().kind(), RejectionKind::NotFound);
-        let err = given_when::<DisciplineCase>(&[opened(organization())], DisciplineCommand::Open(open(organization()))).unwrap_err();
+        assert_eq!(
+            given_when::<DisciplineCase>(&[], decide(DisciplineForm::Reprimand))
+                .unwrap_err()
+                .kind(),
+            RejectionKind::NotFound
+        );
+        let err = given_when::<DisciplineCase>(
+            &[opened(organization())],
+            DisciplineCommand::Open(open(organization())),
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), RejectionKind::AlreadyExists);
     }
 
@@ -721,13 +919,28 @@ mod tests {
                 _ => unreachable!(),
             }
         });
-        assert_eq!(code_of(&[opened(organization())], cmd), "dates_out_of_order");
+        assert_eq!(
+            code_of(&[opened(organization())], cmd),
+            "dates_out_of_order"
+        );
     }
 
     #[test]
     fn wire_names_are_snake_case() {
-        let names: Vec<String> = DisciplineForm::ALL.iter().map(|f| serde_json::to_string(f).unwrap()).collect();
-        assert_eq!(names, ["\"reprimand\"", "\"warning\"", "\"removal_from_post\"", "\"expulsion\"", "\"dissolution\""]);
+        let names: Vec<String> = DisciplineForm::ALL
+            .iter()
+            .map(|f| serde_json::to_string(f).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "\"reprimand\"",
+                "\"warning\"",
+                "\"removal_from_post\"",
+                "\"expulsion\"",
+                "\"dissolution\""
+            ]
+        );
         assert_eq!(DisciplineForm::Expulsion.label_vi(), "khai trừ");
         let subject = serde_json::to_value(member(Membership::Probationary, false)).unwrap();
         assert_eq!(subject["kind"], "member");

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules::{unit_exists, within_term};
 use crate::{
-    Aggregate, Body, CaseId, Context, Date, DomainEvent, ExchangeId, InspectionId, ReferenceError, Rejection,
-    RejectionKind, TermId, Text, UnitId,
+    Aggregate, Body, CaseId, Context, Date, DomainEvent, ExchangeId, InspectionId, ReferenceError,
+    Rejection, RejectionKind, TermId, Text, UnitId,
 };
 
 /// What the exchange is about.
@@ -195,14 +195,19 @@ impl Aggregate for InformationExchange {
         }
     }
 
-    fn handle(&self, command: &ExchangeCommand, ctx: &Context<'_>) -> Result<Vec<ExchangeEvent>, ExchangeRejection> {
+    fn handle(
+        &self,
+        command: &ExchangeCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<ExchangeEvent>, ExchangeRejection> {
         match command {
             ExchangeCommand::Send(c) => {
                 if self.sent.is_some() {
                     return Err(ExchangeRejection::AlreadySent(c.exchange_id));
                 }
                 let district = Body::DistrictStandingCommittee(c.unit.clone());
-                let between = (c.from.is_provincial() && c.to == district) || (c.from == district && c.to.is_provincial());
+                let between = (c.from.is_provincial() && c.to == district)
+                    || (c.from == district && c.to.is_provincial());
                 if !between {
                     return Err(ExchangeRejection::PartiesNotProvinceAndUnit {
                         unit: c.unit.clone(),
@@ -212,46 +217,68 @@ impl Aggregate for InformationExchange {
                 }
                 if let Some(link) = c.link {
                     let fits = match (c.topic, link) {
-                        (Topic::NoticeBeforeInspection | Topic::Conclusion, Link::Inspection(_)) => true,
-                        (Topic::NoticeBeforeInspection | Topic::Conclusion, Link::DisciplineCase(_)) => false,
-                        (Topic::DisciplineDecision | Topic::Consultation, Link::DisciplineCase(_)) => true,
+                        (
+                            Topic::NoticeBeforeInspection | Topic::Conclusion,
+                            Link::Inspection(_),
+                        ) => true,
+                        (
+                            Topic::NoticeBeforeInspection | Topic::Conclusion,
+                            Link::DisciplineCase(_),
+                        ) => false,
+                        (
+                            Topic::DisciplineDecision | Topic::Consultation,
+                            Link::DisciplineCase(_),
+                        ) => true,
                         (Topic::DisciplineDecision, Link::Inspection(_)) => false,
                         _ => true,
                     };
                     if !fits {
-                        return Err(ExchangeRejection::LinkDoesNotFitTopic { topic: c.topic, link });
+                        return Err(ExchangeRejection::LinkDoesNotFitTopic {
+                            topic: c.topic,
+                            link,
+                        });
                     }
                 }
                 within_term(ctx.province, c.term, &[c.sent_on])?;
                 unit_exists(ctx.province, &c.unit, &[c.sent_on])?;
-                Ok(vec![ExchangeEvent::InformationExchanged(InformationExchanged {
-                    exchange_id: c.exchange_id,
-                    term: c.term,
-                    unit: c.unit.clone(),
-                    from: c.from.clone(),
-                    to: c.to.clone(),
-                    topic: c.topic,
-                    subject: c.subject.clone(),
-                    sent_on: c.sent_on,
-                    link: c.link,
-                })])
+                Ok(vec![ExchangeEvent::InformationExchanged(
+                    InformationExchanged {
+                        exchange_id: c.exchange_id,
+                        term: c.term,
+                        unit: c.unit.clone(),
+                        from: c.from.clone(),
+                        to: c.to.clone(),
+                        topic: c.topic,
+                        subject: c.subject.clone(),
+                        sent_on: c.sent_on,
+                        link: c.link,
+                    },
+                )])
             }
             ExchangeCommand::Acknowledge(c) => {
-                let sent = self.sent.as_ref().ok_or(ExchangeRejection::NotFound(c.exchange_id))?;
+                let sent = self
+                    .sent
+                    .as_ref()
+                    .ok_or(ExchangeRejection::NotFound(c.exchange_id))?;
                 if self.acknowledged.is_some() {
                     return Err(ExchangeRejection::AlreadyAcknowledged(c.exchange_id));
                 }
                 if c.by != sent.to {
-                    return Err(ExchangeRejection::NotTheRecipient { expected: sent.to.clone(), got: c.by.clone() });
+                    return Err(ExchangeRejection::NotTheRecipient {
+                        expected: sent.to.clone(),
+                        got: c.by.clone(),
+                    });
                 }
                 if c.acknowledged_on < sent.sent_on {
                     return Err(ExchangeRejection::AcknowledgedBeforeSent);
                 }
-                Ok(vec![ExchangeEvent::InformationAcknowledged(InformationAcknowledged {
-                    exchange_id: c.exchange_id,
-                    by: c.by.clone(),
-                    acknowledged_on: c.acknowledged_on,
-                })])
+                Ok(vec![ExchangeEvent::InformationAcknowledged(
+                    InformationAcknowledged {
+                        exchange_id: c.exchange_id,
+                        by: c.by.clone(),
+                        acknowledged_on: c.acknowledged_on,
+                    },
+                )])
             }
         }
     }
@@ -276,12 +303,16 @@ mod tests {
             topic: Topic::NoticeBeforeInspection,
             subject: "Thông báo kế hoạch kiểm tra".parse().unwrap(),
             sent_on: d("2022-09-01"),
-            link: Some(Link::Inspection(InspectionId::parse("0190a000-0000-7000-8000-000000000001").unwrap())),
+            link: Some(Link::Inspection(
+                InspectionId::parse("0190a000-0000-7000-8000-000000000001").unwrap(),
+            )),
         }
     }
 
     fn sent() -> ExchangeEvent {
-        given_when::<InformationExchange>(&[], ExchangeCommand::Send(send())).unwrap().remove(0)
+        given_when::<InformationExchange>(&[], ExchangeCommand::Send(send()))
+            .unwrap()
+            .remove(0)
     }
 
     fn ack(by: &str, on: &str) -> ExchangeCommand {
@@ -308,13 +339,30 @@ mod tests {
     #[test]
     fn parties_must_be_the_province_and_the_units_committee() {
         for (from, to) in [
-            ("provincial_standing_committee", "district_standing_committee:tri-ton"),
-            ("provincial_standing_committee", "provincial_inspection_commission"),
-            ("central_inspection_commission", "district_standing_committee:cho-moi"),
-            ("district_standing_committee:cho-moi", "district_standing_committee:cho-moi"),
+            (
+                "provincial_standing_committee",
+                "district_standing_committee:tri-ton",
+            ),
+            (
+                "provincial_standing_committee",
+                "provincial_inspection_commission",
+            ),
+            (
+                "central_inspection_commission",
+                "district_standing_committee:cho-moi",
+            ),
+            (
+                "district_standing_committee:cho-moi",
+                "district_standing_committee:cho-moi",
+            ),
         ] {
-            let cmd = SendInformation { from: from.parse().unwrap(), to: to.parse().unwrap(), ..send() };
-            let err = given_when::<InformationExchange>(&[], ExchangeCommand::Send(cmd)).unwrap_err();
+            let cmd = SendInformation {
+                from: from.parse().unwrap(),
+                to: to.parse().unwrap(),
+                ..send()
+            };
+            let err =
+                given_when::<InformationExchange>(&[], ExchangeCommand::Send(cmd)).unwrap_err();
             assert_eq!(err.code(), "parties_not_province_and_unit", "{from} → {to}");
         }
     }
@@ -331,43 +379,78 @@ mod tests {
 
     #[test]
     fn send_outside_the_term_or_twice_is_refused() {
-        let cmd = SendInformation { sent_on: d("2019-01-01"), ..send() };
-        assert_eq!(given_when::<InformationExchange>(&[], ExchangeCommand::Send(cmd)).unwrap_err().code(), "outside_term");
-        let err = given_when::<InformationExchange>(&[sent()], ExchangeCommand::Send(send())).unwrap_err();
+        let cmd = SendInformation {
+            sent_on: d("2019-01-01"),
+            ..send()
+        };
+        assert_eq!(
+            given_when::<InformationExchange>(&[], ExchangeCommand::Send(cmd))
+                .unwrap_err()
+                .code(),
+            "outside_term"
+        );
+        let err = given_when::<InformationExchange>(&[sent()], ExchangeCommand::Send(send()))
+            .unwrap_err();
         assert_eq!(err.kind(), RejectionKind::AlreadyExists);
     }
 
     #[test]
     fn only_the_recipient_acknowledges() {
-        let ok = given_when::<InformationExchange>(&[sent()], ack("district_standing_committee:cho-moi", "2022-09-02"));
-        assert!(matches!(ok.unwrap()[0], ExchangeEvent::InformationAcknowledged(_)));
-        for by in ["provincial_standing_committee", "district_standing_committee:tri-ton"] {
-            let err = given_when::<InformationExchange>(&[sent()], ack(by, "2022-09-02")).unwrap_err();
+        let ok = given_when::<InformationExchange>(
+            &[sent()],
+            ack("district_standing_committee:cho-moi", "2022-09-02"),
+        );
+        assert!(matches!(
+            ok.unwrap()[0],
+            ExchangeEvent::InformationAcknowledged(_)
+        ));
+        for by in [
+            "provincial_standing_committee",
+            "district_standing_committee:tri-ton",
+        ] {
+            let err =
+                given_when::<InformationExchange>(&[sent()], ack(by, "2022-09-02")).unwrap_err();
             assert_eq!(err.code(), "not_the_recipient");
         }
     }
 
     #[test]
     fn acknowledge_happens_once_after_sending() {
-        let acked = given_when::<InformationExchange>(&[sent()], ack("district_standing_committee:cho-moi", "2022-09-02"))
-            .unwrap()
-            .remove(0);
+        let acked = given_when::<InformationExchange>(
+            &[sent()],
+            ack("district_standing_committee:cho-moi", "2022-09-02"),
+        )
+        .unwrap()
+        .remove(0);
         let history = [sent(), acked];
-        let err = given_when::<InformationExchange>(&history, ack("district_standing_committee:cho-moi", "2022-09-03"))
-            .unwrap_err();
+        let err = given_when::<InformationExchange>(
+            &history,
+            ack("district_standing_committee:cho-moi", "2022-09-03"),
+        )
+        .unwrap_err();
         assert_eq!(err, ExchangeRejection::AlreadyAcknowledged(id()));
         assert_eq!(err.kind(), RejectionKind::InvalidTransition);
-        let err = given_when::<InformationExchange>(&[sent()], ack("district_standing_committee:cho-moi", "2022-08-31"))
-            .unwrap_err();
+        let err = given_when::<InformationExchange>(
+            &[sent()],
+            ack("district_standing_committee:cho-moi", "2022-08-31"),
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "dates_out_of_order");
-        let err = given_when::<InformationExchange>(&[], ack("district_standing_committee:cho-moi", "2022-09-02")).unwrap_err();
+        let err = given_when::<InformationExchange>(
+            &[],
+            ack("district_standing_committee:cho-moi", "2022-09-02"),
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), RejectionKind::NotFound);
         assert_round_trips::<InformationExchange>(&history);
     }
 
     #[test]
     fn link_wire_form_is_tagged() {
-        let json = serde_json::to_value(Link::DisciplineCase(CaseId::parse("0190a000-0000-7000-8000-0000000000c1").unwrap())).unwrap();
+        let json = serde_json::to_value(Link::DisciplineCase(
+            CaseId::parse("0190a000-0000-7000-8000-0000000000c1").unwrap(),
+        ))
+        .unwrap();
         assert_eq!(json["kind"], "discipline_case");
     }
 }

@@ -17,7 +17,11 @@ pub struct ParseIdError {
 }
 
 fn err(what: &'static str, input: &str, reason: &'static str) -> ParseIdError {
-    ParseIdError { what, input: input.chars().take(80).collect(), reason }
+    ParseIdError {
+        what,
+        input: input.chars().take(80).collect(),
+        reason,
+    }
 }
 
 macro_rules! string_serde {
@@ -111,12 +115,18 @@ impl UnitId {
 impl FromStr for UnitId {
     type Err = ParseIdError;
     fn from_str(input: &str) -> Result<Self, ParseIdError> {
-        let valid_chars = input.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let valid_chars = input
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if input.is_empty() || input.len() > 48 {
             return Err(err("unit id", input, "must be 1 to 48 characters"));
         }
         if !valid_chars || input.starts_with('-') || input.ends_with('-') || input.contains("--") {
-            return Err(err("unit id", input, "must be lowercase ASCII words joined by single hyphens"));
+            return Err(err(
+                "unit id",
+                input,
+                "must be lowercase ASCII words joined by single hyphens",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -145,18 +155,28 @@ impl TermId {
 impl FromStr for TermId {
     type Err = ParseIdError;
     fn from_str(input: &str) -> Result<Self, ParseIdError> {
-        let (a, b) = input.split_once('-').ok_or_else(|| err("term", input, "expected YYYY-YYYY"))?;
+        let (a, b) = input
+            .split_once('-')
+            .ok_or_else(|| err("term", input, "expected YYYY-YYYY"))?;
         let year = |s: &str| -> Result<u16, ParseIdError> {
             if s.len() != 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(err("term", input, "expected YYYY-YYYY"));
             }
-            s.parse().map_err(|_| err("term", input, "expected YYYY-YYYY"))
+            s.parse()
+                .map_err(|_| err("term", input, "expected YYYY-YYYY"))
         };
         let (start_year, end_year) = (year(a)?, year(b)?);
         if end_year <= start_year {
-            return Err(err("term", input, "the end year must come after the start year"));
+            return Err(err(
+                "term",
+                input,
+                "the end year must come after the start year",
+            ));
         }
-        Ok(Self { start_year, end_year })
+        Ok(Self {
+            start_year,
+            end_year,
+        })
     }
 }
 
@@ -243,7 +263,15 @@ mod tests {
     fn unit_ids_are_slugs() {
         assert!(UnitId::parse("long-xuyen").is_ok());
         assert!(UnitId::parse("tinh-bien").is_ok());
-        for bad in ["", "Long-Xuyen", "long xuyen", "-a", "a-", "a--b", "châu-đốc"] {
+        for bad in [
+            "",
+            "Long-Xuyen",
+            "long xuyen",
+            "-a",
+            "a-",
+            "a--b",
+            "châu-đốc",
+        ] {
             assert!(UnitId::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -268,7 +296,10 @@ mod tests {
 
     #[test]
     fn references_are_trimmed_and_bounded() {
-        assert_eq!(Reference::parse("  125-KL/ĐUCA ").unwrap().as_str(), "125-KL/ĐUCA");
+        assert_eq!(
+            Reference::parse("  125-KL/ĐUCA ").unwrap().as_str(),
+            "125-KL/ĐUCA"
+        );
         assert!(Reference::parse("   ").is_err());
         assert!(Reference::parse(&"x".repeat(121)).is_err());
         assert!(Reference::parse("a\nb").is_err());

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules::{unit_exists, within_term};
 use crate::{
-    Aggregate, Body, Context, Date, DomainEvent, InspectionId, PoliceOrganization, Reference, ReferenceError,
-    Rejection, RejectionKind, TermId, Text, UnitId,
+    Aggregate, Body, Context, Date, DomainEvent, InspectionId, PoliceOrganization, Reference,
+    ReferenceError, Rejection, RejectionKind, TermId, Text, UnitId,
 };
 
 /// Kiểm tra or giám sát.
@@ -257,17 +257,30 @@ pub enum InspectionRejection {
     #[error("inspection {0} does not exist")]
     NotFound(InspectionId),
     #[error("cannot {command} an inspection that is {status:?}")]
-    InvalidTransition { command: &'static str, status: InspectionStatus },
+    InvalidTransition {
+        command: &'static str,
+        status: InspectionStatus,
+    },
     #[error(transparent)]
     Reference(#[from] ReferenceError),
     #[error("category {category:?} belongs to {:?}, not {kind:?}", category.kind())]
-    CategoryDoesNotMatchKind { kind: InspectionKind, category: Category },
+    CategoryDoesNotMatchKind {
+        kind: InspectionKind,
+        category: Category,
+    },
     #[error("the leading body must be a provincial police Party body, not {0}")]
     LeadingBodyNotProvincial(Body),
-    #[error("the coordinating body must be the standing committee of the inspected unit ({expected}), not {got}")]
+    #[error(
+        "the coordinating body must be the standing committee of the inspected unit ({expected}), not {got}"
+    )]
     WrongCoordinatingBody { expected: Body, got: Body },
-    #[error("the target must be the police Party committee of the inspected unit ({expected}), not {got}")]
-    WrongTarget { expected: PoliceOrganization, got: PoliceOrganization },
+    #[error(
+        "the target must be the police Party committee of the inspected unit ({expected}), not {got}"
+    )]
+    WrongTarget {
+        expected: PoliceOrganization,
+        got: PoliceOrganization,
+    },
     #[error("dates out of order: {0}")]
     DatesOutOfOrder(&'static str),
 }
@@ -320,13 +333,23 @@ impl Aggregate for Inspection {
                 self.status = Some(InspectionStatus::Scheduled);
                 self.scheduled = Some(e.clone());
             }
-            InspectionEvent::InspectionStarted(_) => self.status = Some(InspectionStatus::InProgress),
-            InspectionEvent::InspectionConcluded(_) => self.status = Some(InspectionStatus::Concluded),
-            InspectionEvent::InspectionCancelled(_) => self.status = Some(InspectionStatus::Cancelled),
+            InspectionEvent::InspectionStarted(_) => {
+                self.status = Some(InspectionStatus::InProgress)
+            }
+            InspectionEvent::InspectionConcluded(_) => {
+                self.status = Some(InspectionStatus::Concluded)
+            }
+            InspectionEvent::InspectionCancelled(_) => {
+                self.status = Some(InspectionStatus::Cancelled)
+            }
         }
     }
 
-    fn handle(&self, command: &InspectionCommand, ctx: &Context<'_>) -> Result<Vec<InspectionEvent>, InspectionRejection> {
+    fn handle(
+        &self,
+        command: &InspectionCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<InspectionEvent>, InspectionRejection> {
         let id = command.inspection_id();
         let InspectionCommand::Schedule(c) = command else {
             let status = self.status.ok_or(InspectionRejection::NotFound(id))?;
@@ -336,10 +359,15 @@ impl Aggregate for Inspection {
             return Err(InspectionRejection::AlreadyScheduled(id));
         }
         if c.category.kind() != c.kind {
-            return Err(InspectionRejection::CategoryDoesNotMatchKind { kind: c.kind, category: c.category });
+            return Err(InspectionRejection::CategoryDoesNotMatchKind {
+                kind: c.kind,
+                category: c.category,
+            });
         }
         if !c.leading_body.is_provincial() {
-            return Err(InspectionRejection::LeadingBodyNotProvincial(c.leading_body.clone()));
+            return Err(InspectionRejection::LeadingBodyNotProvincial(
+                c.leading_body.clone(),
+            ));
         }
         let expected_body = Body::DistrictStandingCommittee(c.unit.clone());
         if c.coordinating_body != expected_body {
@@ -350,31 +378,40 @@ impl Aggregate for Inspection {
         }
         let expected_target = PoliceOrganization(c.unit.clone());
         if c.target != expected_target {
-            return Err(InspectionRejection::WrongTarget { expected: expected_target, got: c.target.clone() });
+            return Err(InspectionRejection::WrongTarget {
+                expected: expected_target,
+                got: c.target.clone(),
+            });
         }
         if c.planned_start < c.decided_on {
-            return Err(InspectionRejection::DatesOutOfOrder("planned_start is before decided_on"));
+            return Err(InspectionRejection::DatesOutOfOrder(
+                "planned_start is before decided_on",
+            ));
         }
         if c.planned_end < c.planned_start {
-            return Err(InspectionRejection::DatesOutOfOrder("planned_end is before planned_start"));
+            return Err(InspectionRejection::DatesOutOfOrder(
+                "planned_end is before planned_start",
+            ));
         }
         let dates = [c.decided_on, c.planned_start, c.planned_end];
         within_term(ctx.province, c.term, &dates)?;
         unit_exists(ctx.province, &c.unit, &dates)?;
-        Ok(vec![InspectionEvent::InspectionScheduled(InspectionScheduled {
-            inspection_id: c.inspection_id,
-            term: c.term,
-            unit: c.unit.clone(),
-            kind: c.kind,
-            category: c.category,
-            leading_body: c.leading_body.clone(),
-            coordinating_body: c.coordinating_body.clone(),
-            target: c.target.clone(),
-            decision_ref: c.decision_ref.clone(),
-            decided_on: c.decided_on,
-            planned_start: c.planned_start,
-            planned_end: c.planned_end,
-        })])
+        Ok(vec![InspectionEvent::InspectionScheduled(
+            InspectionScheduled {
+                inspection_id: c.inspection_id,
+                term: c.term,
+                unit: c.unit.clone(),
+                kind: c.kind,
+                category: c.category,
+                leading_body: c.leading_body.clone(),
+                coordinating_body: c.coordinating_body.clone(),
+                target: c.target.clone(),
+                decision_ref: c.decision_ref.clone(),
+                decided_on: c.decided_on,
+                planned_start: c.planned_start,
+                planned_end: c.planned_end,
+            },
+        )])
     }
 }
 
@@ -392,7 +429,10 @@ impl Inspection {
             InspectionCommand::Cancel(_) => matches!(status, Scheduled | InProgress),
         };
         if !allowed {
-            return Err(InspectionRejection::InvalidTransition { command: command.name(), status });
+            return Err(InspectionRejection::InvalidTransition {
+                command: command.name(),
+                status,
+            });
         }
         let not_before_last = |date: Date, what: &'static str| match self.last_date {
             Some(last) if date < last => Err(InspectionRejection::DatesOutOfOrder(what)),
@@ -457,13 +497,21 @@ mod tests {
     }
 
     fn scheduled() -> InspectionEvent {
-        given_when::<Inspection>(&[], InspectionCommand::Schedule(schedule())).unwrap().remove(0)
+        given_when::<Inspection>(&[], InspectionCommand::Schedule(schedule()))
+            .unwrap()
+            .remove(0)
     }
     fn started() -> InspectionEvent {
-        InspectionEvent::InspectionStarted(InspectionStarted { inspection_id: id(), started_on: d("2022-07-01") })
+        InspectionEvent::InspectionStarted(InspectionStarted {
+            inspection_id: id(),
+            started_on: d("2022-07-01"),
+        })
     }
     fn start(on: &str) -> InspectionCommand {
-        InspectionCommand::Start(StartInspection { inspection_id: id(), started_on: d(on) })
+        InspectionCommand::Start(StartInspection {
+            inspection_id: id(),
+            started_on: d(on),
+        })
     }
     fn conclude(on: &str) -> InspectionCommand {
         InspectionCommand::Conclude(ConcludeInspection {
@@ -484,24 +532,34 @@ mod tests {
 
     #[test]
     fn schedule_emits_inspection_scheduled() {
-        let events = given_when::<Inspection>(&[], InspectionCommand::Schedule(schedule())).unwrap();
+        let events =
+            given_when::<Inspection>(&[], InspectionCommand::Schedule(schedule())).unwrap();
         assert_eq!(events.len(), 1);
-        let InspectionEvent::InspectionScheduled(e) = &events[0] else { panic!("wrong event {events:?}") };
+        let InspectionEvent::InspectionScheduled(e) = &events[0] else {
+            panic!("wrong event {events:?}")
+        };
         assert_eq!(e.unit.as_str(), "chau-doc");
         assert_eq!(events[0].occurred_on(), d("2022-06-15"));
     }
 
     #[test]
     fn schedule_twice_is_refused() {
-        let err = given_when::<Inspection>(&[scheduled()], InspectionCommand::Schedule(schedule())).unwrap_err();
+        let err = given_when::<Inspection>(&[scheduled()], InspectionCommand::Schedule(schedule()))
+            .unwrap_err();
         assert_eq!(err, InspectionRejection::AlreadyScheduled(id()));
         assert_eq!(err.kind(), RejectionKind::AlreadyExists);
     }
 
     #[test]
     fn coordinating_body_must_be_the_units_standing_committee() {
-        for body in ["district_standing_committee:long-xuyen", "provincial_standing_committee"] {
-            let cmd = ScheduleInspection { coordinating_body: body.parse().unwrap(), ..schedule() };
+        for body in [
+            "district_standing_committee:long-xuyen",
+            "provincial_standing_committee",
+        ] {
+            let cmd = ScheduleInspection {
+                coordinating_body: body.parse().unwrap(),
+                ..schedule()
+            };
             let err = given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err();
             assert_eq!(err.code(), "wrong_coordinating_body");
             assert_eq!(err.kind(), RejectionKind::RuleViolation);
@@ -510,37 +568,82 @@ mod tests {
 
     #[test]
     fn target_must_be_the_units_police_committee() {
-        let cmd = ScheduleInspection { target: "district_police:tri-ton".parse().unwrap(), ..schedule() };
+        let cmd = ScheduleInspection {
+            target: "district_police:tri-ton".parse().unwrap(),
+            ..schedule()
+        };
         let err = given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err();
         assert_eq!(err.code(), "wrong_target");
     }
 
     #[test]
     fn leading_body_must_be_provincial() {
-        let cmd = ScheduleInspection { leading_body: Body::CentralInspectionCommission, ..schedule() };
+        let cmd = ScheduleInspection {
+            leading_body: Body::CentralInspectionCommission,
+            ..schedule()
+        };
         let err = given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err();
         assert_eq!(err.code(), "leading_body_not_provincial");
     }
 
     #[test]
     fn category_must_match_kind() {
-        let cmd = ScheduleInspection { kind: InspectionKind::Supervision, ..schedule() };
+        let cmd = ScheduleInspection {
+            kind: InspectionKind::Supervision,
+            ..schedule()
+        };
         let err = given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err();
         assert_eq!(err.code(), "category_does_not_match_kind");
-        let ok = ScheduleInspection { kind: InspectionKind::Supervision, category: Category::Thematic, ..schedule() };
+        let ok = ScheduleInspection {
+            kind: InspectionKind::Supervision,
+            category: Category::Thematic,
+            ..schedule()
+        };
         assert!(given_when::<Inspection>(&[], InspectionCommand::Schedule(ok)).is_ok());
     }
 
     #[test]
     fn dates_must_be_in_order_and_inside_the_term() {
-        let cmd = ScheduleInspection { planned_start: d("2022-06-01"), ..schedule() };
-        assert_eq!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err().code(), "dates_out_of_order");
-        let cmd = ScheduleInspection { planned_end: d("2022-06-30"), ..schedule() };
-        assert_eq!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err().code(), "dates_out_of_order");
-        let cmd = ScheduleInspection { planned_end: d("2026-02-01"), ..schedule() };
-        assert_eq!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err().code(), "outside_term");
-        let cmd = ScheduleInspection { term: "2015-2020".parse().unwrap(), ..schedule() };
-        assert_eq!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err().code(), "unknown_term");
+        let cmd = ScheduleInspection {
+            planned_start: d("2022-06-01"),
+            ..schedule()
+        };
+        assert_eq!(
+            given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd))
+                .unwrap_err()
+                .code(),
+            "dates_out_of_order"
+        );
+        let cmd = ScheduleInspection {
+            planned_end: d("2022-06-30"),
+            ..schedule()
+        };
+        assert_eq!(
+            given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd))
+                .unwrap_err()
+                .code(),
+            "dates_out_of_order"
+        );
+        let cmd = ScheduleInspection {
+            planned_end: d("2026-02-01"),
+            ..schedule()
+        };
+        assert_eq!(
+            given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd))
+                .unwrap_err()
+                .code(),
+            "outside_term"
+        );
+        let cmd = ScheduleInspection {
+            term: "2015-2020".parse().unwrap(),
+            ..schedule()
+        };
+        assert_eq!(
+            given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd))
+                .unwrap_err()
+                .code(),
+            "unknown_term"
+        );
     }
 
     #[test]
@@ -551,52 +654,89 @@ mod tests {
             target: "district_police:ha-noi".parse().unwrap(),
             ..schedule()
         };
-        assert_eq!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).unwrap_err().code(), "unknown_unit");
+        assert_eq!(
+            given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd))
+                .unwrap_err()
+                .code(),
+            "unknown_unit"
+        );
     }
 
     #[test]
     fn lifecycle_runs_scheduled_started_concluded() {
         let started = given_when::<Inspection>(&[scheduled()], start("2022-07-01")).unwrap();
         assert!(matches!(started[0], InspectionEvent::InspectionStarted(_)));
-        let concluded = given_when::<Inspection>(&[scheduled(), started[0].clone()], conclude("2022-08-10")).unwrap();
-        assert!(matches!(concluded[0], InspectionEvent::InspectionConcluded(_)));
+        let concluded =
+            given_when::<Inspection>(&[scheduled(), started[0].clone()], conclude("2022-08-10"))
+                .unwrap();
+        assert!(matches!(
+            concluded[0],
+            InspectionEvent::InspectionConcluded(_)
+        ));
         let history = vec![scheduled(), started[0].clone(), concluded[0].clone()];
-        assert_eq!(Inspection::from_history(&history).status, Some(InspectionStatus::Concluded));
+        assert_eq!(
+            Inspection::from_history(&history).status,
+            Some(InspectionStatus::Concluded)
+        );
         assert_round_trips::<Inspection>(&history);
     }
 
     #[test]
     fn steps_cannot_be_skipped() {
         let err = given_when::<Inspection>(&[scheduled()], conclude("2022-08-10")).unwrap_err();
-        assert_eq!(err, InspectionRejection::InvalidTransition { command: "conclude", status: InspectionStatus::Scheduled });
+        assert_eq!(
+            err,
+            InspectionRejection::InvalidTransition {
+                command: "conclude",
+                status: InspectionStatus::Scheduled
+            }
+        );
         assert_eq!(err.kind(), RejectionKind::InvalidTransition);
     }
 
     #[test]
     fn steps_cannot_be_reversed_or_repeated() {
-        let concluded = given_when::<Inspection>(&[scheduled(), started()], conclude("2022-08-10")).unwrap().remove(0);
+        let concluded = given_when::<Inspection>(&[scheduled(), started()], conclude("2022-08-10"))
+            .unwrap()
+            .remove(0);
         let history = [scheduled(), started(), concluded];
-        for cmd in [start("2022-08-11"), conclude("2022-08-12"), cancel("2022-08-12")] {
+        for cmd in [
+            start("2022-08-11"),
+            conclude("2022-08-12"),
+            cancel("2022-08-12"),
+        ] {
             let err = given_when::<Inspection>(&history, cmd).unwrap_err();
             assert_eq!(err.kind(), RejectionKind::InvalidTransition);
         }
-        let err = given_when::<Inspection>(&[scheduled(), started()], start("2022-07-02")).unwrap_err();
+        let err =
+            given_when::<Inspection>(&[scheduled(), started()], start("2022-07-02")).unwrap_err();
         assert_eq!(err.code(), "invalid_transition");
     }
 
     #[test]
     fn cancel_is_allowed_before_conclusion_only_and_is_final() {
         assert!(given_when::<Inspection>(&[scheduled()], cancel("2022-06-20")).is_ok());
-        let cancelled = given_when::<Inspection>(&[scheduled(), started()], cancel("2022-07-05")).unwrap().remove(0);
-        let err = given_when::<Inspection>(&[scheduled(), started(), cancelled], conclude("2022-08-01")).unwrap_err();
-        assert_eq!(err, InspectionRejection::InvalidTransition { command: "conclude", status: InspectionStatus::Cancelled });
+        let cancelled = given_when::<Inspection>(&[scheduled(), started()], cancel("2022-07-05"))
+            .unwrap()
+            .remove(0);
+        let err =
+            given_when::<Inspection>(&[scheduled(), started(), cancelled], conclude("2022-08-01"))
+                .unwrap_err();
+        assert_eq!(
+            err,
+            InspectionRejection::InvalidTransition {
+                command: "conclude",
+                status: InspectionStatus::Cancelled
+            }
+        );
     }
 
     #[test]
     fn a_step_cannot_be_dated_before_the_previous_one() {
         let err = given_when::<Inspection>(&[scheduled()], start("2022-06-01")).unwrap_err();
         assert_eq!(err.code(), "dates_out_of_order");
-        let err = given_when::<Inspection>(&[scheduled(), started()], conclude("2022-06-30")).unwrap_err();
+        let err = given_when::<Inspection>(&[scheduled(), started()], conclude("2022-06-30"))
+            .unwrap_err();
         assert_eq!(err.code(), "dates_out_of_order");
     }
 
@@ -623,21 +763,42 @@ mod tests {
 
     #[test]
     fn wire_names_are_stable() {
-        assert_eq!(serde_json::to_string(&Category::InspectionWork).unwrap(), "\"inspection_work\"");
-        assert_eq!(serde_json::to_string(&Outcome::NoViolation).unwrap(), "\"no_violation\"");
+        assert_eq!(
+            serde_json::to_string(&Category::InspectionWork).unwrap(),
+            "\"inspection_work\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Outcome::NoViolation).unwrap(),
+            "\"no_violation\""
+        );
         let (ty, payload) = scheduled().encode();
         assert_eq!(ty, "InspectionScheduled");
-        assert_eq!(payload["coordinating_body"], "district_standing_committee:chau-doc");
+        assert_eq!(
+            payload["coordinating_body"],
+            "district_standing_committee:chau-doc"
+        );
         assert_eq!(payload["target"], "district_police:chau-doc");
     }
 
     #[test]
     fn unknown_event_types_and_versions_are_typed_errors() {
-        let err = InspectionEvent::decode("InspectionTeleported", 1, serde_json::json!({})).unwrap_err();
-        assert_eq!(err, crate::DecodeError::UnknownEventType("InspectionTeleported".into()));
-        let err = InspectionEvent::decode("InspectionStarted", 9, serde_json::json!({})).unwrap_err();
-        assert!(matches!(err, crate::DecodeError::UnsupportedSchemaVersion { schema_version: 9, .. }));
-        let err = InspectionEvent::decode("InspectionStarted", 1, serde_json::json!({"x": 1})).unwrap_err();
+        let err =
+            InspectionEvent::decode("InspectionTeleported", 1, serde_json::json!({})).unwrap_err();
+        assert_eq!(
+            err,
+            crate::DecodeError::UnknownEventType("InspectionTeleported".into())
+        );
+        let err =
+            InspectionEvent::decode("InspectionStarted", 9, serde_json::json!({})).unwrap_err();
+        assert!(matches!(
+            err,
+            crate::DecodeError::UnsupportedSchemaVersion {
+                schema_version: 9,
+                ..
+            }
+        ));
+        let err = InspectionEvent::decode("InspectionStarted", 1, serde_json::json!({"x": 1}))
+            .unwrap_err();
         assert!(matches!(err, crate::DecodeError::BadPayload { .. }));
     }
 }

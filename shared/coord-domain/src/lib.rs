@@ -24,10 +24,11 @@ mod testing;
 pub use aggregate::{Aggregate, Context, DecodeError, DomainEvent, Rejection, RejectionKind};
 pub use body::{Body, PoliceOrganization};
 pub use ids::{
-    CaseId, ExchangeId, InspectionId, MemberRef, OrganizationName, ParseIdError, Reference, TermId, Text, UnitId,
+    CaseId, ExchangeId, InspectionId, MemberRef, OrganizationName, ParseIdError, Reference, TermId,
+    Text, UnitId,
 };
-pub use rules::ReferenceError;
 pub use province::{Province, ProvinceError, Term, Unit, UnitKind};
+pub use rules::ReferenceError;
 
 /// Business dates are calendar dates (the date on a decision, a notice, a conclusion).
 pub type Date = chrono::NaiveDate;

@@ -69,11 +69,17 @@ pub struct Unit {
 impl Unit {
     /// The unit's type on a date, or `None` if the unit did not exist then.
     pub fn kind_on(&self, date: Date) -> Option<UnitKind> {
-        self.periods.iter().find(|p| p.contains(date)).map(|p| p.kind)
+        self.periods
+            .iter()
+            .find(|p| p.contains(date))
+            .map(|p| p.kind)
     }
     /// The unit's latest type (for display when no date is at hand).
     pub fn current_kind(&self) -> UnitKind {
-        self.periods.last().map(|p| p.kind).unwrap_or(UnitKind::District)
+        self.periods
+            .last()
+            .map(|p| p.kind)
+            .unwrap_or(UnitKind::District)
     }
     /// e.g. `Ban Thường vụ Thành ủy Long Xuyên`.
     pub fn standing_committee_vi(&self, kind: UnitKind) -> String {
@@ -152,12 +158,20 @@ struct UnitFile {
 impl Province {
     /// Parses and validates a province file.
     pub fn from_toml_str(text: &str) -> Result<Self, ProvinceError> {
-        let file: ProvinceFile = toml::from_str(text).map_err(|e| ProvinceError::Syntax(e.to_string()))?;
+        let file: ProvinceFile =
+            toml::from_str(text).map_err(|e| ProvinceError::Syntax(e.to_string()))?;
         let mut units = Vec::with_capacity(file.units.len());
         for u in file.units {
             let mut periods = u.periods;
             if let Some(kind) = u.kind {
-                periods.insert(0, UnitPeriod { kind, from: None, until: None });
+                periods.insert(
+                    0,
+                    UnitPeriod {
+                        kind,
+                        from: None,
+                        until: None,
+                    },
+                );
             }
             if periods.is_empty() {
                 return Err(ProvinceError::NoPeriods(u.id));
@@ -172,16 +186,28 @@ impl Province {
                     _ => return Err(ProvinceError::BadPeriods(u.id)),
                 }
             }
-            if periods.iter().any(|p| matches!((p.from, p.until), (Some(f), Some(t)) if t < f)) {
+            if periods
+                .iter()
+                .any(|p| matches!((p.from, p.until), (Some(f), Some(t)) if t < f))
+            {
                 return Err(ProvinceError::BadPeriods(u.id));
             }
-            units.push(Unit { id: u.id, name: u.name.trim().to_owned(), periods });
+            units.push(Unit {
+                id: u.id,
+                name: u.name.trim().to_owned(),
+                periods,
+            });
         }
         Self::new(file.id, file.name, file.terms, units)
     }
 
     /// Builds a province from parts, validating them.
-    pub fn new(id: String, name: String, terms: Vec<Term>, units: Vec<Unit>) -> Result<Self, ProvinceError> {
+    pub fn new(
+        id: String,
+        name: String,
+        terms: Vec<Term>,
+        units: Vec<Unit>,
+    ) -> Result<Self, ProvinceError> {
         if units.is_empty() {
             return Err(ProvinceError::NoUnits);
         }
@@ -196,7 +222,13 @@ impl Province {
                 return Err(ProvinceError::BadTerm(term.id));
             }
         }
-        Ok(Self { id, name, terms, units, index })
+        Ok(Self {
+            id,
+            name,
+            terms,
+            units,
+            index,
+        })
     }
 
     pub fn unit(&self, id: &UnitId) -> Option<&Unit> {
@@ -227,9 +259,15 @@ mod tests {
         assert_eq!(tb.name, "Tịnh Biên");
         assert_eq!(tb.kind_on(d("2023-04-09")), Some(UnitKind::District));
         assert_eq!(tb.kind_on(d("2023-04-10")), Some(UnitKind::Town));
-        assert_eq!(tb.standing_committee_vi(UnitKind::Town), "Ban Thường vụ Thị ủy Tịnh Biên");
+        assert_eq!(
+            tb.standing_committee_vi(UnitKind::Town),
+            "Ban Thường vụ Thị ủy Tịnh Biên"
+        );
         let lx = p.unit(&UnitId::parse("long-xuyen").unwrap()).unwrap();
-        assert_eq!(lx.police_committee_vi(lx.current_kind()), "Đảng bộ Công an thành phố Long Xuyên");
+        assert_eq!(
+            lx.police_committee_vi(lx.current_kind()),
+            "Đảng bộ Công an thành phố Long Xuyên"
+        );
         let term = p.term(TermId::parse("2020-2025").unwrap()).unwrap();
         assert!(term.contains(d("2022-06-01")));
         assert!(!term.contains(d("2019-12-31")));
@@ -238,13 +276,28 @@ mod tests {
     #[test]
     fn bad_files_are_refused_with_a_reason() {
         let dup = "id='x'\nname='X'\n[[units]]\nid='a'\nname='A'\nkind='city'\n[[units]]\nid='a'\nname='B'\nkind='town'\n";
-        assert!(matches!(Province::from_toml_str(dup), Err(ProvinceError::DuplicateUnit(_))));
+        assert!(matches!(
+            Province::from_toml_str(dup),
+            Err(ProvinceError::DuplicateUnit(_))
+        ));
         let no_kind = "id='x'\nname='X'\n[[units]]\nid='a'\nname='A'\n";
-        assert!(matches!(Province::from_toml_str(no_kind), Err(ProvinceError::NoPeriods(_))));
+        assert!(matches!(
+            Province::from_toml_str(no_kind),
+            Err(ProvinceError::NoPeriods(_))
+        ));
         let overlap = "id='x'\nname='X'\n[[units]]\nid='a'\nname='A'\nperiods=[{kind='district', until='2023-05-01'},{kind='town', from='2023-04-10'}]\n";
-        assert!(matches!(Province::from_toml_str(overlap), Err(ProvinceError::BadPeriods(_))));
+        assert!(matches!(
+            Province::from_toml_str(overlap),
+            Err(ProvinceError::BadPeriods(_))
+        ));
         let bad_slug = "id='x'\nname='X'\n[[units]]\nid='Long Xuyên'\nname='A'\nkind='city'\n";
-        assert!(matches!(Province::from_toml_str(bad_slug), Err(ProvinceError::Syntax(_))));
-        assert!(matches!(Province::from_toml_str("id='x'\nname='X'\nunits=[]"), Err(ProvinceError::NoUnits)));
+        assert!(matches!(
+            Province::from_toml_str(bad_slug),
+            Err(ProvinceError::Syntax(_))
+        ));
+        assert!(matches!(
+            Province::from_toml_str("id='x'\nname='X'\nunits=[]"),
+            Err(ProvinceError::NoUnits)
+        ));
     }
 }

@@ -28,19 +28,34 @@ impl ReferenceError {
 }
 
 /// The unit exists in the province on every one of `dates`.
-pub(crate) fn unit_exists(province: &Province, unit: &UnitId, dates: &[Date]) -> Result<(), ReferenceError> {
-    let found = province.unit(unit).ok_or_else(|| ReferenceError::UnknownUnit(unit.clone()))?;
+pub(crate) fn unit_exists(
+    province: &Province,
+    unit: &UnitId,
+    dates: &[Date],
+) -> Result<(), ReferenceError> {
+    let found = province
+        .unit(unit)
+        .ok_or_else(|| ReferenceError::UnknownUnit(unit.clone()))?;
     for &date in dates {
         if found.kind_on(date).is_none() {
-            return Err(ReferenceError::UnitNotInExistence { unit: unit.clone(), date });
+            return Err(ReferenceError::UnitNotInExistence {
+                unit: unit.clone(),
+                date,
+            });
         }
     }
     Ok(())
 }
 
 /// The term exists and contains every one of `dates`.
-pub(crate) fn within_term(province: &Province, term: TermId, dates: &[Date]) -> Result<(), ReferenceError> {
-    let found = province.term(term).ok_or(ReferenceError::UnknownTerm(term))?;
+pub(crate) fn within_term(
+    province: &Province,
+    term: TermId,
+    dates: &[Date],
+) -> Result<(), ReferenceError> {
+    let found = province
+        .term(term)
+        .ok_or(ReferenceError::UnknownTerm(term))?;
     for &date in dates {
         if !found.contains(date) {
             return Err(ReferenceError::OutsideTerm { date, term });

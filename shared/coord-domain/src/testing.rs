@@ -4,7 +4,8 @@ use std::sync::LazyLock;
 
 use crate::{Aggregate, Context, Date, Province, province::AN_GIANG_TOML};
 
-pub(crate) static AN_GIANG: LazyLock<Province> = LazyLock::new(|| Province::from_toml_str(AN_GIANG_TOML).unwrap());
+pub(crate) static AN_GIANG: LazyLock<Province> =
+    LazyLock::new(|| Province::from_toml_str(AN_GIANG_TOML).unwrap());
 
 pub(crate) fn d(s: &str) -> Date {
     s.parse().expect("test dates are ISO dates")
@@ -16,7 +17,12 @@ pub(crate) fn given_when<A: Aggregate>(
     command: A::Command,
 ) -> Result<Vec<A::Event>, A::Rejection> {
     let state = A::from_history(history);
-    state.handle(&command, &Context { province: &AN_GIANG })
+    state.handle(
+        &command,
+        &Context {
+            province: &AN_GIANG,
+        },
+    )
 }
 
 /// Every event type survives the wire: encode, then decode gives the same event.

@@ -15,7 +15,9 @@ use uuid::Uuid;
 pub struct StreamId(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid stream id `{0}`: expected {{category}}-{{id}} with a lowercase category and an ASCII id")]
+#[error(
+    "invalid stream id `{0}`: expected {{category}}-{{id}} with a lowercase category and an ASCII id"
+)]
 pub struct StreamIdError(pub String);
 
 impl StreamId {
@@ -41,9 +43,18 @@ impl FromStr for StreamId {
     fn from_str(s: &str) -> Result<Self, StreamIdError> {
         let bad = || StreamIdError(s.chars().take(120).collect());
         let (category, id) = s.split_once('-').ok_or_else(bad)?;
-        let category_ok = !category.is_empty() && category.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-        let id_ok = !id.is_empty() && id.len() <= 100 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if category_ok && id_ok { Ok(Self(s.to_owned())) } else { Err(bad()) }
+        let category_ok = !category.is_empty()
+            && category
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_');
+        let id_ok = !id.is_empty()
+            && id.len() <= 100
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if category_ok && id_ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(bad())
+        }
     }
 }
 
@@ -61,7 +72,9 @@ impl Serialize for StreamId {
 
 impl<'de> Deserialize<'de> for StreamId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -155,7 +168,8 @@ pub struct RecordedEvent {
 impl RecordedEvent {
     /// The position; every event read back from a log has one.
     pub fn pos(&self) -> EventPosition {
-        self.position.expect("events read from a log carry their position")
+        self.position
+            .expect("events read from a log carry their position")
     }
 
     pub(crate) fn from_new(
@@ -207,14 +221,22 @@ pub(crate) fn outcome_of(events: &[RecordedEvent]) -> AppendOutcome {
 /// Checks an append request that every backend must refuse the same way.
 pub(crate) fn validate_batch(events: &[NewEvent]) -> Result<(), crate::LogError> {
     if events.is_empty() {
-        return Err(crate::LogError::InvalidInput("an append needs at least one event".into()));
+        return Err(crate::LogError::InvalidInput(
+            "an append needs at least one event".into(),
+        ));
     }
     for (i, e) in events.iter().enumerate() {
         if e.event_id.is_nil() || events[..i].iter().any(|o| o.event_id == e.event_id) {
-            return Err(crate::LogError::InvalidInput(format!("event id {} is nil or repeated", e.event_id)));
+            return Err(crate::LogError::InvalidInput(format!(
+                "event id {} is nil or repeated",
+                e.event_id
+            )));
         }
         if e.event_type.is_empty() || !e.event_type.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(crate::LogError::InvalidInput(format!("event type `{}` is not an ASCII name", e.event_type)));
+            return Err(crate::LogError::InvalidInput(format!(
+                "event type `{}` is not an ASCII name",
+                e.event_type
+            )));
         }
     }
     Ok(())
@@ -229,7 +251,15 @@ mod tests {
         let s = StreamId::new("inspection", "0190a000-0000-7000-8000-000000000001").unwrap();
         assert_eq!(s.category(), "inspection");
         assert_eq!(s.id(), "0190a000-0000-7000-8000-000000000001");
-        for bad in ["inspection", "-x", "Inspection-1", "a-b.c", "a-b c", "a-*", "a->"] {
+        for bad in [
+            "inspection",
+            "-x",
+            "Inspection-1",
+            "a-b.c",
+            "a-b c",
+            "a-*",
+            "a->",
+        ] {
             assert!(bad.parse::<StreamId>().is_err(), "{bad}");
         }
     }

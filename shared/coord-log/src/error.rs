@@ -18,13 +18,20 @@ pub enum LogErrorKind {
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("conflict on stream {stream}: expected {expected:?}, stream is at version {actual}")]
-    Conflict { stream: StreamId, expected: ExpectedVersion, actual: u64 },
+    Conflict {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
     #[error("invalid append: {0}")]
     InvalidInput(String),
     #[error("event log unavailable: {0}")]
     Unavailable(String),
     #[error("unreadable log entry at {position}: {reason}")]
-    Corrupt { position: EventPosition, reason: String },
+    Corrupt {
+        position: EventPosition,
+        reason: String,
+    },
 }
 
 impl LogError {

@@ -34,7 +34,8 @@ use uuid::Uuid;
 
 use crate::envelope::{outcome_of, validate_batch};
 use crate::{
-    AppendOutcome, EventLog, EventPosition, ExpectedVersion, LogError, NewEvent, RecordedEvent, StreamId, Subscription,
+    AppendOutcome, EventLog, EventPosition, ExpectedVersion, LogError, NewEvent, RecordedEvent,
+    StreamId, Subscription,
 };
 
 const VERSION_HEADER: &str = "Coord-Stream-Version";
@@ -82,12 +83,17 @@ pub struct JetStreamLog {
 
 impl JetStreamLog {
     /// Opens the log, creating its JetStream stream if it does not exist.
-    pub async fn open(client: async_nats::Client, config: JetStreamConfig) -> Result<Self, LogError> {
+    pub async fn open(
+        client: async_nats::Client,
+        config: JetStreamConfig,
+    ) -> Result<Self, LogError> {
         let js = jetstream::new(client);
         let stream = js
             .get_or_create_stream(stream::Config {
                 name: config.stream_name.clone(),
-                description: Some("Coordination event log: one subject per aggregate stream".into()),
+                description: Some(
+                    "Coordination event log: one subject per aggregate stream".into(),
+                ),
                 subjects: vec![format!("{}.>", config.subject_prefix)],
                 storage: stream::StorageType::File,
                 num_replicas: config.replicas,
@@ -103,7 +109,12 @@ impl JetStreamLog {
     }
 
     fn subject(&self, stream: &StreamId) -> String {
-        format!("{}.{}.{}", self.config.subject_prefix, stream.category(), stream.id())
+        format!(
+            "{}.{}.{}",
+            self.config.subject_prefix,
+            stream.category(),
+            stream.id()
+        )
     }
 
     /// The subject's last commit: (its sequence, the stream version after it); (0, 0)
@@ -115,24 +126,44 @@ impl JetStreamLog {
                     .headers
                     .get(VERSION_HEADER)
                     .and_then(|v| v.as_str().parse().ok())
-                    .or_else(|| decode_commit(&msg.payload, msg.sequence).ok()?.last().map(|e| e.stream_version))
+                    .or_else(|| {
+                        decode_commit(&msg.payload, msg.sequence)
+                            .ok()?
+                            .last()
+                            .map(|e| e.stream_version)
+                    })
                     .ok_or_else(|| LogError::Corrupt {
-                        position: EventPosition { commit: msg.sequence, index: 0 },
+                        position: EventPosition {
+                            commit: msg.sequence,
+                            index: 0,
+                        },
                         reason: "commit has no stream version".into(),
                     })?;
                 Ok((msg.sequence, version))
             }
-            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => Ok((0, 0)),
+            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
+                Ok((0, 0))
+            }
             Err(e) => Err(LogError::unavailable("cannot read the stream head", e)),
         }
     }
 
     /// Finds the commit holding `event_id` in `stream`, for a retry past the window.
-    async fn find_commit(&self, stream: &StreamId, event_id: Uuid) -> Result<Option<AppendOutcome>, LogError> {
+    async fn find_commit(
+        &self,
+        stream: &StreamId,
+        event_id: Uuid,
+    ) -> Result<Option<AppendOutcome>, LogError> {
         let events = self.read_stream(stream).await?;
-        let Some(found) = events.iter().find(|e| e.event_id == event_id) else { return Ok(None) };
+        let Some(found) = events.iter().find(|e| e.event_id == event_id) else {
+            return Ok(None);
+        };
         let commit = found.pos().commit;
-        let same: Vec<RecordedEvent> = events.iter().filter(|e| e.pos().commit == commit).cloned().collect();
+        let same: Vec<RecordedEvent> = events
+            .iter()
+            .filter(|e| e.pos().commit == commit)
+            .cloned()
+            .collect();
         Ok(Some(outcome_of(&same)))
     }
 
@@ -148,12 +179,18 @@ impl JetStreamLog {
 
 fn decode_commit(payload: &[u8], sequence: u64) -> Result<Vec<RecordedEvent>, LogError> {
     let body: CommitBody = serde_json::from_slice(payload).map_err(|e| LogError::Corrupt {
-        position: EventPosition { commit: sequence, index: 0 },
+        position: EventPosition {
+            commit: sequence,
+            index: 0,
+        },
         reason: format!("commit body is not a valid envelope list: {e}"),
     })?;
     if body.events.is_empty() {
         return Err(LogError::Corrupt {
-            position: EventPosition { commit: sequence, index: 0 },
+            position: EventPosition {
+                commit: sequence,
+                index: 0,
+            },
             reason: "commit holds no events".into(),
         });
     }
@@ -162,7 +199,10 @@ fn decode_commit(payload: &[u8], sequence: u64) -> Result<Vec<RecordedEvent>, Lo
         .into_iter()
         .enumerate()
         .map(|(i, mut e)| {
-            e.position = Some(EventPosition { commit: sequence, index: i as u32 });
+            e.position = Some(EventPosition {
+                commit: sequence,
+                index: i as u32,
+            });
             e
         })
         .collect())
@@ -190,7 +230,11 @@ impl EventLog for JetStreamLog {
         let subject = self.subject(stream);
         let first_id = events[0].event_id;
         // `Any` may lose a race and must then try again; an exact expectation may not.
-        let mut attempts = if expected == ExpectedVersion::Any { 5 } else { 1 };
+        let mut attempts = if expected == ExpectedVersion::Any {
+            5
+        } else {
+            1
+        };
         loop {
             attempts -= 1;
             let (last_seq, actual) = self.last_commit(&subject).await?;
@@ -198,7 +242,11 @@ impl EventLog for JetStreamLog {
                 if let Some(outcome) = self.find_commit(stream, first_id).await? {
                     return Ok(outcome);
                 }
-                return Err(LogError::Conflict { stream: stream.clone(), expected, actual });
+                return Err(LogError::Conflict {
+                    stream: stream.clone(),
+                    expected,
+                    actual,
+                });
             }
             let now = Utc::now();
             let recorded: Vec<RecordedEvent> = events
@@ -228,7 +276,10 @@ impl EventLog for JetStreamLog {
                 Ok(ack) => {
                     return Ok(AppendOutcome {
                         stream_version: new_version,
-                        position: EventPosition { commit: ack.sequence, index: 0 },
+                        position: EventPosition {
+                            commit: ack.sequence,
+                            index: 0,
+                        },
                         event_ids: events.iter().map(|e| e.event_id).collect(),
                         duplicate: false,
                     });
@@ -241,9 +292,18 @@ impl EventLog for JetStreamLog {
                         return Ok(outcome);
                     }
                     let (_, actual) = self.last_commit(&subject).await?;
-                    return Err(LogError::Conflict { stream: stream.clone(), expected, actual });
+                    return Err(LogError::Conflict {
+                        stream: stream.clone(),
+                        expected,
+                        actual,
+                    });
                 }
-                Err(e) if matches!(e.kind(), jetstream::context::PublishErrorKind::MaxPayloadExceeded) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        jetstream::context::PublishErrorKind::MaxPayloadExceeded
+                    ) =>
+                {
                     return Err(LogError::InvalidInput(format!("commit too large: {e}")));
                 }
                 Err(e) => return Err(LogError::unavailable("append not acknowledged", e)),
@@ -293,12 +353,19 @@ impl EventLog for JetStreamLog {
                 let out: Vec<Result<RecordedEvent, LogError>> = match item {
                     Ok(msg) => match msg.info() {
                         Ok(info) => match decode_commit(&msg.payload, info.stream_sequence) {
-                            Ok(events) => events.into_iter().filter(|e| after.is_none_or(|a| e.pos() > a)).map(Ok).collect(),
+                            Ok(events) => events
+                                .into_iter()
+                                .filter(|e| after.is_none_or(|a| e.pos() > a))
+                                .map(Ok)
+                                .collect(),
                             Err(corrupt) => vec![Err(corrupt)],
                         },
                         Err(e) => {
                             *ended = true;
-                            vec![Err(LogError::unavailable("log message without metadata", e))]
+                            vec![Err(LogError::unavailable(
+                                "log message without metadata",
+                                e,
+                            ))]
                         }
                     },
                     Err(e) => {
@@ -314,7 +381,10 @@ impl EventLog for JetStreamLog {
 
     async fn head(&self) -> Result<Option<EventPosition>, LogError> {
         let mut stream = self.stream.clone();
-        let info = stream.info().await.map_err(|e| LogError::unavailable("cannot read the log head", e))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| LogError::unavailable("cannot read the log head", e))?;
         let last = info.state.last_sequence;
         if last == 0 {
             return Ok(None);
@@ -328,8 +398,15 @@ impl EventLog for JetStreamLog {
             .headers
             .get(COUNT_HEADER)
             .and_then(|v| v.as_str().parse().ok())
-            .or_else(|| decode_commit(&msg.payload, last).ok().map(|e| e.len() as u32))
+            .or_else(|| {
+                decode_commit(&msg.payload, last)
+                    .ok()
+                    .map(|e| e.len() as u32)
+            })
             .unwrap_or(1);
-        Ok(Some(EventPosition { commit: last, index: count.saturating_sub(1) }))
+        Ok(Some(EventPosition {
+            commit: last,
+            index: count.saturating_sub(1),
+        }))
     }
 }

@@ -19,7 +19,8 @@ pub mod jetstream;
 pub mod memory;
 
 pub use envelope::{
-    AppendOutcome, EventPosition, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId, StreamIdError,
+    AppendOutcome, EventPosition, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId,
+    StreamIdError,
 };
 pub use error::{LogError, LogErrorKind};
 

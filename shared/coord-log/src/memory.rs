@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::envelope::{outcome_of, validate_batch};
 use crate::{
-    AppendOutcome, EventLog, EventPosition, ExpectedVersion, LogError, NewEvent, RecordedEvent, StreamId, Subscription,
+    AppendOutcome, EventLog, EventPosition, ExpectedVersion, LogError, NewEvent, RecordedEvent,
+    StreamId, Subscription,
 };
 
 #[derive(Default)]
@@ -34,7 +35,10 @@ pub struct InMemoryLog {
 
 impl Default for InMemoryLog {
     fn default() -> Self {
-        Self { inner: Arc::default(), head: Arc::new(watch::channel(0).0) }
+        Self {
+            inner: Arc::default(),
+            head: Arc::new(watch::channel(0).0),
+        }
     }
 }
 
@@ -45,7 +49,9 @@ impl InMemoryLog {
 
     fn after(&self, after: Option<EventPosition>) -> Vec<RecordedEvent> {
         let inner = self.inner.lock().expect("log lock");
-        let start = after.map(|p| p.commit.saturating_sub(1) as usize).unwrap_or(0);
+        let start = after
+            .map(|p| p.commit.saturating_sub(1) as usize)
+            .unwrap_or(0);
         inner.commits[start.min(inner.commits.len())..]
             .iter()
             .flatten()
@@ -76,7 +82,11 @@ impl EventLog for InMemoryLog {
             .map(|e| e.stream_version)
             .unwrap_or(0);
         if !expected.accepts(actual) {
-            return Err(LogError::Conflict { stream: stream.clone(), expected, actual });
+            return Err(LogError::Conflict {
+                stream: stream.clone(),
+                expected,
+                actual,
+            });
         }
         let commit_index = inner.commits.len();
         let commit_number = commit_index as u64 + 1;
@@ -86,14 +96,21 @@ impl EventLog for InMemoryLog {
             .enumerate()
             .map(|(i, e)| {
                 let mut r = RecordedEvent::from_new(stream, actual + 1 + i as u64, now, e);
-                r.position = Some(EventPosition { commit: commit_number, index: i as u32 });
+                r.position = Some(EventPosition {
+                    commit: commit_number,
+                    index: i as u32,
+                });
                 r
             })
             .collect();
         for e in &recorded {
             inner.by_event_id.insert(e.event_id, commit_index);
         }
-        inner.streams.entry(stream.clone()).or_default().push(commit_index);
+        inner
+            .streams
+            .entry(stream.clone())
+            .or_default()
+            .push(commit_index);
         let mut outcome = outcome_of(&recorded);
         outcome.duplicate = false;
         inner.commits.push(recorded);
@@ -107,27 +124,40 @@ impl EventLog for InMemoryLog {
         Ok(inner
             .streams
             .get(stream)
-            .map(|commits| commits.iter().flat_map(|&c| inner.commits[c].iter().cloned()).collect())
+            .map(|commits| {
+                commits
+                    .iter()
+                    .flat_map(|&c| inner.commits[c].iter().cloned())
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
     async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError> {
-        let state = (self.clone(), self.head.subscribe(), after, VecDeque::<RecordedEvent>::new());
-        let stream = futures::stream::unfold(state, |(log, mut head, mut cursor, mut buffer)| async move {
-            loop {
-                if let Some(event) = buffer.pop_front() {
-                    cursor = Some(event.pos());
-                    return Some((Ok(event), (log, head, cursor, buffer)));
+        let state = (
+            self.clone(),
+            self.head.subscribe(),
+            after,
+            VecDeque::<RecordedEvent>::new(),
+        );
+        let stream = futures::stream::unfold(
+            state,
+            |(log, mut head, mut cursor, mut buffer)| async move {
+                loop {
+                    if let Some(event) = buffer.pop_front() {
+                        cursor = Some(event.pos());
+                        return Some((Ok(event), (log, head, cursor, buffer)));
+                    }
+                    // Mark the current head as seen before reading, so an append that lands
+                    // after this read still wakes us.
+                    head.borrow_and_update();
+                    buffer.extend(log.after(cursor));
+                    if buffer.is_empty() && head.changed().await.is_err() {
+                        return None;
+                    }
                 }
-                // Mark the current head as seen before reading, so an append that lands
-                // after this read still wakes us.
-                head.borrow_and_update();
-                buffer.extend(log.after(cursor));
-                if buffer.is_empty() && head.changed().await.is_err() {
-                    return None;
-                }
-            }
-        });
+            },
+        );
         Ok(Box::pin(stream))
     }
 

@@ -1,1 +1,261 @@
-//! placeholder
+//! The wire contract of the command services: subjects, the request envelope, the reply,
+//! and which JSON payload each command endpoint takes. Shared by the services, the
+//! gateway and any other office's client, so they cannot drift apart.
+//!
+//! A command is a NATS request on `coord.cmd.{service}.{endpoint}` (NATS service API,
+//! queue group `coord`), e.g. `coord.cmd.discipline.decide`, with a [`CommandRequest`]
+//! body. The reply is always a JSON [`CommandReply`].
+
+use coord_domain::discipline::{
+    AppealDecision, CloseCase, DecideDiscipline, DisciplineCase, DisciplineCommand, OpenCase,
+    ResolveAppeal,
+};
+use coord_domain::exchange::{
+    AcknowledgeInformation, ExchangeCommand, InformationExchange, SendInformation,
+};
+use coord_domain::inspection::{
+    CancelInspection, ConcludeInspection, Inspection, InspectionCommand, ScheduleInspection,
+    StartInspection,
+};
+use coord_domain::{Aggregate, RejectionKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Subjects of command endpoints start with this.
+pub const COMMAND_PREFIX: &str = "coord.cmd";
+/// The queue group every command service instance joins.
+pub const QUEUE_GROUP: &str = "coord";
+
+/// The subject of one command endpoint.
+pub fn command_subject(service: &str, endpoint: &str) -> String {
+    format!("{COMMAND_PREFIX}.{service}.{endpoint}")
+}
+
+/// A command request: who sends it, its idempotency key, and the command itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRequest {
+    /// Idempotency key: the same command id twice appends once and answers the same.
+    pub command_id: Uuid,
+    /// Defaults to the command id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    /// The issuing office, e.g. `province` or `district:long-xuyen`.
+    pub office: String,
+    /// The person or system issuing it.
+    pub actor: String,
+    /// If set, the command applies only if the aggregate is at this version; otherwise
+    /// the service decides against the latest state (and retries a lost race itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<u64>,
+    /// The command's own fields (see the domain's command structs).
+    pub payload: Value,
+}
+
+/// The answer to a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandReply {
+    Accepted(Accepted),
+    Error(ErrorReply),
+}
+
+/// A command that was applied (or had been applied before: `duplicate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub stream_id: String,
+    pub aggregate_id: Uuid,
+    /// The aggregate's version after the command.
+    pub stream_version: u64,
+    /// The global log position of the commit (wait for it with `min_position`).
+    pub position: u64,
+    pub event_ids: Vec<Uuid>,
+    /// The command had already been applied; nothing new was appended.
+    pub duplicate: bool,
+}
+
+/// Why a command was not applied. Nothing was appended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub kind: ErrorKind,
+    /// Stable machine-readable code, e.g. `removal_from_post_requires_post`.
+    pub code: String,
+    pub message: String,
+}
+
+/// Error classes, each with its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request is not valid JSON or does not fit the command's schema (400).
+    Malformed,
+    /// The aggregate does not exist (404).
+    NotFound,
+    /// Another writer changed the aggregate first, or it already exists (409).
+    Conflict,
+    /// The command does not fit the aggregate's lifecycle state (409).
+    InvalidTransition,
+    /// A domain rule is broken (422).
+    RuleViolation,
+    /// NATS or the event log is unavailable (503).
+    Unavailable,
+    /// A bug or corrupt data on our side (500).
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::Malformed => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict | ErrorKind::InvalidTransition => 409,
+            ErrorKind::RuleViolation => 422,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
+        }
+    }
+}
+
+impl From<RejectionKind> for ErrorKind {
+    fn from(kind: RejectionKind) -> Self {
+        match kind {
+            RejectionKind::RuleViolation => ErrorKind::RuleViolation,
+            RejectionKind::InvalidTransition => ErrorKind::InvalidTransition,
+            RejectionKind::NotFound => ErrorKind::NotFound,
+            RejectionKind::AlreadyExists => ErrorKind::Conflict,
+        }
+    }
+}
+
+impl ErrorReply {
+    pub fn new(kind: ErrorKind, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// How an aggregate's commands appear on the wire.
+pub trait CommandApi: Aggregate {
+    /// The service name and subject token, e.g. `inspection`.
+    const SERVICE: &'static str;
+    /// The endpoint names, e.g. `schedule`, `start`.
+    const ENDPOINTS: &'static [&'static str];
+    /// Decodes an endpoint's payload into a command.
+    fn parse(endpoint: &str, payload: Value) -> Result<Self::Command, String>;
+    /// The id of the aggregate the command addresses.
+    fn aggregate_id(command: &Self::Command) -> Uuid;
+}
+
+fn decode<T: serde::de::DeserializeOwned>(payload: Value) -> Result<T, String> {
+    serde_json::from_value(payload).map_err(|e| e.to_string())
+}
+
+fn unknown(endpoint: &str) -> String {
+    format!("unknown command endpoint `{endpoint}`")
+}
+
+impl CommandApi for Inspection {
+    const SERVICE: &'static str = "inspection";
+    const ENDPOINTS: &'static [&'static str] = &["schedule", "start", "conclude", "cancel"];
+    fn parse(endpoint: &str, payload: Value) -> Result<InspectionCommand, String> {
+        Ok(match endpoint {
+            "schedule" => InspectionCommand::Schedule(decode::<ScheduleInspection>(payload)?),
+            "start" => InspectionCommand::Start(decode::<StartInspection>(payload)?),
+            "conclude" => InspectionCommand::Conclude(decode::<ConcludeInspection>(payload)?),
+            "cancel" => InspectionCommand::Cancel(decode::<CancelInspection>(payload)?),
+            other => return Err(unknown(other)),
+        })
+    }
+    fn aggregate_id(command: &InspectionCommand) -> Uuid {
+        command.inspection_id().as_uuid()
+    }
+}
+
+impl CommandApi for InformationExchange {
+    const SERVICE: &'static str = "exchange";
+    const ENDPOINTS: &'static [&'static str] = &["send", "acknowledge"];
+    fn parse(endpoint: &str, payload: Value) -> Result<ExchangeCommand, String> {
+        Ok(match endpoint {
+            "send" => ExchangeCommand::Send(decode::<SendInformation>(payload)?),
+            "acknowledge" => {
+                ExchangeCommand::Acknowledge(decode::<AcknowledgeInformation>(payload)?)
+            }
+            other => return Err(unknown(other)),
+        })
+    }
+    fn aggregate_id(command: &ExchangeCommand) -> Uuid {
+        command.exchange_id().as_uuid()
+    }
+}
+
+impl CommandApi for DisciplineCase {
+    const SERVICE: &'static str = "discipline";
+    const ENDPOINTS: &'static [&'static str] =
+        &["open", "decide", "close", "appeal", "resolve_appeal"];
+    fn parse(endpoint: &str, payload: Value) -> Result<DisciplineCommand, String> {
+        Ok(match endpoint {
+            "open" => DisciplineCommand::Open(decode::<OpenCase>(payload)?),
+            "decide" => DisciplineCommand::Decide(decode::<DecideDiscipline>(payload)?),
+            "close" => DisciplineCommand::Close(decode::<CloseCase>(payload)?),
+            "appeal" => DisciplineCommand::Appeal(decode::<AppealDecision>(payload)?),
+            "resolve_appeal" => DisciplineCommand::ResolveAppeal(decode::<ResolveAppeal>(payload)?),
+            other => return Err(unknown(other)),
+        })
+    }
+    fn aggregate_id(command: &DisciplineCommand) -> Uuid {
+        command.case_id().as_uuid()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_tagged_json() {
+        let reply = CommandReply::Error(ErrorReply::new(ErrorKind::RuleViolation, "x", "y"));
+        let json = serde_json::to_value(&reply).unwrap();
+        assert_eq!(json["error"]["kind"], "rule_violation");
+        assert_eq!(serde_json::from_value::<CommandReply>(json).unwrap(), reply);
+    }
+
+    #[test]
+    fn every_endpoint_parses_or_reports_why_not() {
+        assert!(Inspection::parse("start", serde_json::json!({"inspection_id": "0190a000-0000-7000-8000-000000000001", "started_on": "2022-07-01"})).is_ok());
+        let err =
+            Inspection::parse("start", serde_json::json!({"inspection_id": "nope"})).unwrap_err();
+        assert!(err.contains("inspection id"), "{err}");
+        assert!(
+            Inspection::parse("teleport", serde_json::json!({}))
+                .unwrap_err()
+                .contains("unknown command")
+        );
+        assert!(
+            DisciplineCase::parse(
+                "decide",
+                serde_json::json!({"case_id": "0190a000-0000-7000-8000-000000000001"})
+            )
+            .is_err()
+        );
+        assert!(InformationExchange::parse("acknowledge", serde_json::json!({"exchange_id": "0190a000-0000-7000-8000-000000000001", "by": "provincial_standing_committee", "acknowledged_on": "2022-07-01", "extra": 1})).is_err());
+    }
+
+    #[test]
+    fn http_statuses_follow_the_error_classes() {
+        assert_eq!(
+            ErrorKind::from(RejectionKind::RuleViolation).http_status(),
+            422
+        );
+        assert_eq!(
+            ErrorKind::from(RejectionKind::InvalidTransition).http_status(),
+            409
+        );
+        assert_eq!(ErrorKind::from(RejectionKind::NotFound).http_status(), 404);
+        assert_eq!(ErrorKind::Malformed.http_status(), 400);
+        assert_eq!(ErrorKind::Unavailable.http_status(), 503);
+    }
+}

@@ -1,0 +1,63 @@
+//! Configuration of a command service: defaults, overridden by environment variables
+//! (`COORD_*`), overridden by command-line flags.
+
+use std::path::PathBuf;
+
+use coord_domain::Province;
+use coord_domain::province::AN_GIANG_TOML;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceConfig {
+    /// NATS server URL.
+    #[arg(long, env = "COORD_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Province reference data (TOML). Defaults to the embedded An Giang file.
+    #[arg(long, env = "COORD_PROVINCE_FILE")]
+    pub province_file: Option<PathBuf>,
+    /// Name of the JetStream stream that holds the log.
+    #[arg(long, env = "COORD_LOG_STREAM", default_value = "COORD_LOG")]
+    pub log_stream: String,
+    /// Subject prefix of the log.
+    #[arg(long, env = "COORD_LOG_SUBJECT_PREFIX", default_value = "coord.log")]
+    pub log_subject_prefix: String,
+    /// Log format.
+    #[arg(long, env = "COORD_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+    /// Commands handled at once by this instance.
+    #[arg(long, env = "COORD_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub max_in_flight: usize,
+}
+
+impl ServiceConfig {
+    /// Loads the province reference data.
+    pub fn province(&self) -> anyhow::Result<Province> {
+        let text = match &self.province_file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("cannot read province file {}: {e}", path.display())
+            })?,
+            None => AN_GIANG_TOML.to_owned(),
+        };
+        Ok(Province::from_toml_str(&text)?)
+    }
+
+    /// A configuration for tests: defaults, pointing at `nats_url`.
+    pub fn for_tests(nats_url: &str) -> Self {
+        Self {
+            nats_url: nats_url.to_owned(),
+            province_file: None,
+            log_stream: "COORD_LOG".into(),
+            log_subject_prefix: "coord.log".into(),
+            log_format: LogFormat::Pretty,
+            max_in_flight: 64,
+        }
+    }
+}

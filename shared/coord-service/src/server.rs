@@ -1,0 +1,146 @@
+//! The NATS side of a command service: a NATS service ("micro") with one endpoint per
+//! command, in queue group `coord` so that instances share the load, and a graceful
+//! shutdown that stops taking requests, answers those already received, then exits.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::service::ServiceExt;
+use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
+use coord_proto::{COMMAND_PREFIX, CommandApi, CommandReply, QUEUE_GROUP};
+use futures::StreamExt;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
+
+use crate::{CommandHandler, ServiceConfig};
+
+/// Connects to NATS, retrying for a while so that services can start before the server.
+pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+    let mut delay = Duration::from_millis(100);
+    let mut last_error = None;
+    for _ in 0..40 {
+        match async_nats::ConnectOptions::new()
+            .name(name)
+            .connect(url)
+            .await
+        {
+            Ok(client) => return Ok(client),
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "NATS not reachable yet, retrying");
+                last_error = Some(e);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "cannot connect to NATS at {url}: {}",
+        last_error.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}
+
+/// Runs the command service of aggregate `A` until `shutdown` resolves.
+pub async fn run<A: CommandApi>(
+    config: ServiceConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let province = Arc::new(config.province()?);
+    let client = connect(&config.nats_url, &format!("coord-{}", A::SERVICE)).await?;
+    let log = JetStreamLog::open(
+        client.clone(),
+        JetStreamConfig {
+            stream_name: config.log_stream.clone(),
+            subject_prefix: config.log_subject_prefix.clone(),
+            ..JetStreamConfig::default()
+        },
+    )
+    .await?;
+    let handler = CommandHandler::<A>::new(Arc::new(log), province);
+    serve(client, handler, config.max_in_flight, shutdown).await
+}
+
+/// Serves `handler` over NATS until `shutdown` resolves, then drains.
+pub async fn serve<A: CommandApi>(
+    client: async_nats::Client,
+    handler: CommandHandler<A>,
+    max_in_flight: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let service = client
+        .service_builder()
+        .description(format!("coordination commands: {}", A::SERVICE))
+        .queue_group(QUEUE_GROUP)
+        .start(A::SERVICE, env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the NATS service: {e}"))?;
+    let group = service.group(format!("{COMMAND_PREFIX}.{}", A::SERVICE));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let in_flight = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
+    let mut loops = JoinSet::new();
+
+    for &name in A::ENDPOINTS {
+        let mut endpoint = group
+            .endpoint(name)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot add endpoint {name}: {e}"))?;
+        let mut stop_rx = stop_rx.clone();
+        let handler = handler.clone();
+        let in_flight = in_flight.clone();
+        let permits = permits.clone();
+        loops.spawn(async move {
+            let dispatch = |request: async_nats::service::Request| {
+                let handler = handler.clone();
+                let permits = permits.clone();
+                in_flight.spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    let reply = handler.handle_raw(name, &request.message.payload).await;
+                    match &reply {
+                        CommandReply::Accepted(a) => tracing::info!(
+                            service = A::SERVICE, endpoint = name, stream = %a.stream_id,
+                            version = a.stream_version, position = a.position, duplicate = a.duplicate,
+                            "command accepted"
+                        ),
+                        CommandReply::Error(e) => tracing::info!(
+                            service = A::SERVICE, endpoint = name, kind = ?e.kind, code = %e.code,
+                            message = %e.message, "command refused"
+                        ),
+                    }
+                    let body = serde_json::to_vec(&reply).expect("replies serialize");
+                    if let Err(e) = request.respond(Ok(body.into())).await {
+                        tracing::warn!(endpoint = name, error = %e, "could not send the reply");
+                    }
+                });
+            };
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop_rx.changed() => break,
+                    request = endpoint.next() => match request {
+                        Some(request) => dispatch(request),
+                        None => return,
+                    },
+                }
+            }
+            // Stop taking requests, then answer those already delivered to us.
+            let _ = endpoint.stop().await;
+            while let Ok(Some(request)) = tokio::time::timeout(Duration::from_millis(200), endpoint.next()).await {
+                dispatch(request);
+            }
+        });
+    }
+    tracing::info!(service = A::SERVICE, endpoints = ?A::ENDPOINTS, "command service ready");
+
+    shutdown.await;
+    tracing::info!(service = A::SERVICE, "draining in-flight commands");
+    let _ = stop_tx.send(true);
+    while loops.join_next().await.is_some() {}
+    in_flight.close();
+    in_flight.wait().await;
+    let _ = service.stop().await;
+    client.flush().await.ok();
+    tracing::info!(service = A::SERVICE, "stopped");
+    Ok(())
+}
