@@ -17,6 +17,8 @@ use coord_domain::inspection::{
     CancelInspection, ConcludeInspection, Inspection, InspectionCommand, ScheduleInspection,
     StartInspection,
 };
+pub mod read;
+
 use coord_domain::{Aggregate, RejectionKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -61,8 +63,12 @@ pub enum CommandReply {
     Error(ErrorReply),
 }
 
+/// Queries that can fail with a typed error (unknown unit, bad term, ...).
+pub use read::QueryReply;
+
 /// A command that was applied (or had been applied before: `duplicate`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accepted {
     pub stream_id: String,
     pub aggregate_id: Uuid,
@@ -77,6 +83,7 @@ pub struct Accepted {
 
 /// Why a command was not applied. Nothing was appended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorReply {
     pub kind: ErrorKind,
     /// Stable machine-readable code, e.g. `removal_from_post_requires_post`.
@@ -86,6 +93,7 @@ pub struct ErrorReply {
 
 /// Error classes, each with its HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The request is not valid JSON or does not fit the command's schema (400).
@@ -258,4 +266,146 @@ mod tests {
         assert_eq!(ErrorKind::Malformed.http_status(), 400);
         assert_eq!(ErrorKind::Unavailable.http_status(), 503);
     }
+}
+
+/// How one command is reached over HTTP: `POST {path}`, where `{id}` in the path is the
+/// payload's `id_field`. The gateway's router and the CLI's loader both read this table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// `service.endpoint`, e.g. `inspection.start`: the name used in scenario files.
+    pub command: &'static str,
+    pub service: &'static str,
+    pub endpoint: &'static str,
+    /// e.g. `/v1/inspections/{id}/start`.
+    pub path: &'static str,
+    /// The payload field that holds the aggregate id.
+    pub id_field: &'static str,
+    /// Does the path carry the id (false for the command that creates the aggregate)?
+    pub id_in_path: bool,
+    /// One line for the API documentation.
+    pub summary: &'static str,
+}
+
+macro_rules! route {
+    ($service:literal, $endpoint:literal, $path:literal, $id:literal, $in_path:literal, $summary:literal) => {
+        Route {
+            command: concat!($service, ".", $endpoint),
+            service: $service,
+            endpoint: $endpoint,
+            path: $path,
+            id_field: $id,
+            id_in_path: $in_path,
+            summary: $summary,
+        }
+    };
+}
+
+/// Every command's HTTP route.
+pub const ROUTES: &[Route] = &[
+    route!(
+        "inspection",
+        "schedule",
+        "/v1/inspections",
+        "inspection_id",
+        false,
+        "Schedule an inspection or supervision (quyết định kiểm tra, giám sát)"
+    ),
+    route!(
+        "inspection",
+        "start",
+        "/v1/inspections/{id}/start",
+        "inspection_id",
+        true,
+        "Start it (công bố quyết định, đoàn bắt đầu làm việc)"
+    ),
+    route!(
+        "inspection",
+        "conclude",
+        "/v1/inspections/{id}/conclude",
+        "inspection_id",
+        true,
+        "Conclude it (thông báo kết luận)"
+    ),
+    route!(
+        "inspection",
+        "cancel",
+        "/v1/inspections/{id}/cancel",
+        "inspection_id",
+        true,
+        "Cancel it before it concludes"
+    ),
+    route!(
+        "exchange",
+        "send",
+        "/v1/exchanges",
+        "exchange_id",
+        false,
+        "Record information sent between the province and a district committee (trao đổi thông tin)"
+    ),
+    route!(
+        "exchange",
+        "acknowledge",
+        "/v1/exchanges/{id}/acknowledge",
+        "exchange_id",
+        true,
+        "The receiving body acknowledges it"
+    ),
+    route!(
+        "discipline",
+        "open",
+        "/v1/discipline-cases",
+        "case_id",
+        false,
+        "Open a discipline case (xem xét thi hành kỷ luật)"
+    ),
+    route!(
+        "discipline",
+        "decide",
+        "/v1/discipline-cases/{id}/decision",
+        "case_id",
+        true,
+        "Record the discipline decision (quyết định kỷ luật)"
+    ),
+    route!(
+        "discipline",
+        "close",
+        "/v1/discipline-cases/{id}/close",
+        "case_id",
+        true,
+        "Close the case without discipline"
+    ),
+    route!(
+        "discipline",
+        "appeal",
+        "/v1/discipline-cases/{id}/appeal",
+        "case_id",
+        true,
+        "File an appeal within one month (khiếu nại)"
+    ),
+    route!(
+        "discipline",
+        "resolve_appeal",
+        "/v1/discipline-cases/{id}/appeal-resolution",
+        "case_id",
+        true,
+        "Resolve the appeal: upheld, changed or annulled"
+    ),
+];
+
+/// Finds a route by its `service.endpoint` name.
+pub fn route(command: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.command == command)
+}
+
+/// One line of a scenario or bulk file (JSON lines): a command and who sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedCommand {
+    /// `service.endpoint`, see [`ROUTES`].
+    pub command: String,
+    /// Idempotency key: loading a file twice appends nothing new.
+    pub command_id: Uuid,
+    pub office: String,
+    pub actor: String,
+    pub payload: Value,
 }

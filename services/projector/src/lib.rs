@@ -1,0 +1,171 @@
+//! The projector: follows the event log and keeps the coordination-status read models
+//! in an embedded SQLite database; answers queries over NATS.
+//!
+//! - [`store`]: the SQLite schema, event application and queries (no network I/O);
+//! - [`runner`]: catch-up-then-live consumption, batching, rebuild;
+//! - [`queries`]: the NATS request/reply API.
+
+pub mod queries;
+pub mod runner;
+pub mod store;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coord_log::EventLog;
+use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
+use coord_service::ServiceConfig;
+use futures::StreamExt;
+use tokio::sync::watch;
+
+pub use runner::Projector;
+pub use store::Store;
+
+/// Projector settings, on top of the shared service settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub service: ServiceConfig,
+    /// The SQLite database of the read models.
+    #[arg(
+        long,
+        env = "COORD_PROJECTOR_DB",
+        default_value = "coord-projector.sqlite"
+    )]
+    pub db: PathBuf,
+    /// Events applied per transaction at most (what is ready is batched).
+    #[arg(long, env = "COORD_PROJECTOR_BATCH", default_value_t = 256)]
+    pub batch_size: usize,
+    /// Longest wait for `min_position` in a query, in milliseconds.
+    #[arg(long, env = "COORD_PROJECTOR_MAX_WAIT_MS", default_value_t = 10_000)]
+    pub max_wait_ms: u64,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Follow the log and answer queries (the default).
+    Run,
+    /// Drop the read models, replay the whole log, and exit.
+    Rebuild,
+}
+
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "projector",
+    version,
+    about = "Builds the coordination-status read models from the event log"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Projector>)> {
+    let province = config.service.province()?;
+    let client =
+        coord_service::server::connect(&config.service.nats_url, "coord-projector").await?;
+    let log = JetStreamLog::open(
+        client.clone(),
+        JetStreamConfig {
+            stream_name: config.service.log_stream.clone(),
+            subject_prefix: config.service.log_subject_prefix.clone(),
+            ..JetStreamConfig::default()
+        },
+    )
+    .await?;
+    let store = Store::open(&config.db)?;
+    let projector = Projector::new(store, province, Arc::new(log), config.batch_size)?;
+    Ok((client, projector))
+}
+
+/// Runs the projection and the query service until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (client, projector) = open(&config).await?;
+    tracing::info!(db = %config.db.display(), position = projector.position(), "projector starting");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut projection = tokio::spawn(projector.clone().run(stop_rx.clone()));
+    let mut stop_queries = stop_rx.clone();
+    let queries = queries::serve(
+        client.clone(),
+        projector.clone(),
+        Duration::from_millis(config.max_wait_ms),
+        async move {
+            let _ = stop_queries.wait_for(|s| *s).await;
+        },
+    );
+    let queries = tokio::spawn(queries);
+    tokio::select! {
+        _ = shutdown => {}
+        result = &mut projection => {
+            // The projection only stops on its own for a storage failure: report it.
+            let _ = stop_tx.send(true);
+            let _ = queries.await;
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = projection.await;
+    let _ = queries.await;
+    client.flush().await.ok();
+    tracing::info!(position = projector.position(), "projector stopped");
+    Ok(())
+}
+
+/// Drops the read models and replays the log up to its current head, then returns.
+pub async fn rebuild_offline(config: Config) -> anyhow::Result<u64> {
+    let client =
+        coord_service::server::connect(&config.service.nats_url, "coord-projector-rebuild").await?;
+    let log = JetStreamLog::open(
+        client,
+        JetStreamConfig {
+            stream_name: config.service.log_stream.clone(),
+            subject_prefix: config.service.log_subject_prefix.clone(),
+            ..JetStreamConfig::default()
+        },
+    )
+    .await?;
+    let mut store = Store::open(&config.db)?;
+    replay_into(&mut store, &log, config.batch_size).await?;
+    Ok(store.checkpoint()?.map(|p| p.commit).unwrap_or(0))
+}
+
+/// Resets `store` and replays `log` into it up to the head seen at the start.
+pub async fn replay_into(
+    store: &mut Store,
+    log: &dyn EventLog,
+    batch_size: usize,
+) -> anyhow::Result<()> {
+    store.reset()?;
+    let Some(head) = log.head().await? else {
+        return Ok(());
+    };
+    let mut chunks = log.subscribe(None).await?.ready_chunks(batch_size.max(1));
+    while let Some(chunk) = chunks.next().await {
+        let mut items = Vec::with_capacity(chunk.len());
+        for entry in chunk {
+            match entry {
+                Ok(e) => items.push(store::Item::Event(e)),
+                Err(coord_log::LogError::Corrupt { position, reason }) => {
+                    items.push(store::Item::Unreadable { position, reason })
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        store.apply_batch(&items)?;
+        if store.checkpoint()?.is_some_and(|c| c >= head) {
+            break;
+        }
+    }
+    Ok(())
+}

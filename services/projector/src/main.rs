@@ -1,0 +1,18 @@
+//! Reads configuration, sets up telemetry, runs the projector (or an offline rebuild).
+
+use clap::Parser;
+use projector::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    coord_service::init_tracing(cli.config.service.log_format);
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => projector::run(cli.config, coord_service::shutdown_signal()).await,
+        Command::Rebuild => {
+            let position = projector::rebuild_offline(cli.config).await?;
+            tracing::info!(position, "rebuild complete");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The projector's query API over NATS request/reply (NATS service `projector`):
+//! `coord.query.{province_summary, districts, district, timeline, position, dead_letters}`
+//! and `coord.admin.projector.rebuild`. Other offices and the gateway ask here.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::service::ServiceExt;
+use coord_domain::{TermId, UnitId};
+use coord_log::EventPosition;
+use coord_proto::read::{
+    DistrictList, DistrictReport, ProjectorPosition, QUERY_PREFIX, QueryReply, QueryRequest,
+};
+use coord_proto::{ErrorKind, ErrorReply};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::runner::Projector;
+
+const ENDPOINTS: [&str; 6] = [
+    "province_summary",
+    "districts",
+    "district",
+    "timeline",
+    "position",
+    "dead_letters",
+];
+/// The admin subject prefix.
+pub const ADMIN_PREFIX: &str = "coord.admin.projector";
+
+fn reply<T: Serialize>(r: Result<T, ErrorReply>) -> Vec<u8> {
+    let r = match r {
+        Ok(v) => QueryReply::Ok(v),
+        Err(e) => QueryReply::Error(e),
+    };
+    serde_json::to_vec(&r).expect("replies serialize")
+}
+
+fn internal(e: impl std::fmt::Display) -> ErrorReply {
+    ErrorReply::new(ErrorKind::Internal, "read_model_failed", e.to_string())
+}
+
+fn term_of(p: &Projector, q: &QueryRequest) -> Result<TermId, ErrorReply> {
+    let term = match &q.term {
+        Some(t) => TermId::parse(t)
+            .map_err(|e| ErrorReply::new(ErrorKind::Malformed, "invalid_term", e.to_string()))?,
+        None => p.province.terms.last().map(|t| t.id).ok_or_else(|| {
+            ErrorReply::new(
+                ErrorKind::NotFound,
+                "unknown_term",
+                "the province has no terms configured",
+            )
+        })?,
+    };
+    if p.province.term(term).is_none() {
+        return Err(ErrorReply::new(
+            ErrorKind::NotFound,
+            "unknown_term",
+            format!("term {term} is not configured"),
+        ));
+    }
+    Ok(term)
+}
+
+fn unit_of(p: &Projector, q: &QueryRequest) -> Result<UnitId, ErrorReply> {
+    let raw = q.unit.as_deref().ok_or_else(|| {
+        ErrorReply::new(ErrorKind::Malformed, "missing_unit", "`unit` is required")
+    })?;
+    let unit = UnitId::parse(raw)
+        .map_err(|e| ErrorReply::new(ErrorKind::Malformed, "invalid_unit", e.to_string()))?;
+    if p.province.unit(&unit).is_none() {
+        return Err(ErrorReply::new(
+            ErrorKind::NotFound,
+            "unknown_unit",
+            format!("unit `{unit}` is not in this province"),
+        ));
+    }
+    Ok(unit)
+}
+
+fn parse_position(s: &str) -> Result<EventPosition, ErrorReply> {
+    let bad = || {
+        ErrorReply::new(
+            ErrorKind::Malformed,
+            "invalid_cursor",
+            format!("`{s}` is not a commit:index cursor"),
+        )
+    };
+    let (c, i) = s.split_once(':').ok_or_else(bad)?;
+    Ok(EventPosition {
+        commit: c.parse().map_err(|_| bad())?,
+        index: i.parse().map_err(|_| bad())?,
+    })
+}
+
+/// Answers one query.
+pub async fn answer(
+    p: &Arc<Projector>,
+    endpoint: &str,
+    body: &[u8],
+    max_wait: Duration,
+) -> Vec<u8> {
+    let q: QueryRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        QueryRequest::default()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(q) => q,
+            Err(e) => {
+                return reply::<()>(Err(ErrorReply::new(
+                    ErrorKind::Malformed,
+                    "malformed_query",
+                    e.to_string(),
+                )));
+            }
+        }
+    };
+    if let Some(min) = q.min_position {
+        let wait = q
+            .wait_ms
+            .map(Duration::from_millis)
+            .unwrap_or(max_wait)
+            .min(max_wait);
+        if !p.wait_for(min, wait).await {
+            return reply::<()>(Err(ErrorReply::new(
+                ErrorKind::Unavailable,
+                "projection_behind",
+                format!(
+                    "the read model is at position {}, not yet {min}",
+                    p.position()
+                ),
+            )));
+        }
+    }
+    match endpoint {
+        "province_summary" => {
+            let term = match term_of(p, &q) {
+                Ok(t) => t,
+                Err(e) => return reply::<()>(Err(e)),
+            };
+            reply(
+                p.with_store(move |s, prov| s.province_summary(prov, term))
+                    .await
+                    .map_err(internal),
+            )
+        }
+        "districts" => {
+            let term = match term_of(p, &q) {
+                Ok(t) => t,
+                Err(e) => return reply::<()>(Err(e)),
+            };
+            reply(
+                p.with_store(move |s, prov| {
+                    let position = s.checkpoint()?.map(|c| c.commit).unwrap_or(0);
+                    Ok(DistrictList {
+                        term: term.to_string(),
+                        position,
+                        districts: s.district_statuses(prov, term)?,
+                    })
+                })
+                .await
+                .map_err(internal),
+            )
+        }
+        "district" => {
+            let (term, unit) = match (term_of(p, &q), unit_of(p, &q)) {
+                (Ok(t), Ok(u)) => (t, u),
+                (Err(e), _) | (_, Err(e)) => return reply::<()>(Err(e)),
+            };
+            reply(
+                p.with_store(move |s, prov| {
+                    let position = s.checkpoint()?.map(|c| c.commit).unwrap_or(0);
+                    let status = s
+                        .district_statuses(prov, term)?
+                        .into_iter()
+                        .find(|d| d.unit == unit.as_str());
+                    Ok(status.map(|status| DistrictReport { position, status }))
+                })
+                .await
+                .map_err(internal)
+                .and_then(|d| {
+                    d.ok_or_else(|| {
+                        ErrorReply::new(ErrorKind::NotFound, "unknown_unit", "no such unit")
+                    })
+                }),
+            )
+        }
+        "timeline" => {
+            let unit = match unit_of(p, &q) {
+                Ok(u) => u,
+                Err(e) => return reply::<()>(Err(e)),
+            };
+            let before = match q.before.as_deref().map(parse_position).transpose() {
+                Ok(b) => b,
+                Err(e) => return reply::<()>(Err(e)),
+            };
+            let limit = q.limit.unwrap_or(50);
+            reply(
+                p.with_store(move |s, _| s.timeline(&unit, limit, before))
+                    .await
+                    .map_err(internal),
+            )
+        }
+        "position" => {
+            let rebuilding = p.is_rebuilding();
+            reply(
+                p.with_store(move |s, _| {
+                    Ok(ProjectorPosition {
+                        position: s.checkpoint()?.map(|c| c.commit).unwrap_or(0),
+                        dead_letters: s.dead_letter_count()?,
+                        rebuilding,
+                    })
+                })
+                .await
+                .map_err(internal),
+            )
+        }
+        "dead_letters" => {
+            let limit = q.limit.unwrap_or(100).min(1000);
+            reply(
+                p.with_store(move |s, _| s.dead_letters(limit))
+                    .await
+                    .map_err(internal),
+            )
+        }
+        "rebuild" => match p.request_rebuild().await {
+            Ok(head) => reply(Ok(
+                serde_json::json!({ "rebuilding": head > 0, "target_position": head }),
+            )),
+            Err(e) => reply::<()>(Err(ErrorReply::new(
+                ErrorKind::Unavailable,
+                "projection_not_running",
+                e.to_string(),
+            ))),
+        },
+        other => reply::<()>(Err(ErrorReply::new(
+            ErrorKind::NotFound,
+            "unknown_query",
+            format!("no query `{other}`"),
+        ))),
+    }
+}
+
+/// Serves queries until `shutdown` resolves.
+pub async fn serve(
+    client: async_nats::Client,
+    projector: Arc<Projector>,
+    max_wait: Duration,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let service = client
+        .service_builder()
+        .description("coordination read models: status, timeline, rebuild")
+        .queue_group("projector")
+        .start("projector", env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the query service: {e}"))?;
+    let mut endpoints = Vec::new();
+    let queries = service.group(QUERY_PREFIX);
+    for name in ENDPOINTS {
+        endpoints.push((
+            name,
+            queries
+                .endpoint(name)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ));
+    }
+    let admin = service.group(ADMIN_PREFIX);
+    endpoints.push((
+        "rebuild",
+        admin
+            .endpoint("rebuild")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    ));
+
+    let mut tasks = JoinSet::new();
+    for (name, mut endpoint) in endpoints {
+        let projector = projector.clone();
+        tasks.spawn(async move {
+            while let Some(request) = endpoint.next().await {
+                let projector = projector.clone();
+                tokio::spawn(async move {
+                    let body = answer(&projector, name, &request.message.payload, max_wait).await;
+                    if let Err(e) = request.respond(Ok(body.into())).await {
+                        tracing::warn!(endpoint = name, error = %e, "could not send the answer");
+                    }
+                });
+            }
+        });
+    }
+    tracing::info!("query service ready");
+    shutdown.await;
+    tasks.abort_all();
+    let _ = service.stop().await;
+    Ok(())
+}

@@ -1,0 +1,823 @@
+//! The read models in SQLite, and the only code that writes them.
+//!
+//! The tables are a normalized projection of the log (one row per inspection, exchange
+//! and discipline case, one row per timeline entry); the status views are aggregate
+//! queries over them. Every batch of events is applied in one transaction that also
+//! moves the checkpoint, so a crash leaves the model and its position consistent:
+//! nothing is counted twice and nothing is skipped. Each event is applied inside a
+//! savepoint; an event that cannot be applied is rolled back alone and recorded as a
+//! dead letter, and the projection goes on.
+//!
+//! This module does no network I/O and has no async code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use coord_domain::discipline::{AppealResolution, DisciplineEvent, Subject};
+use coord_domain::exchange::ExchangeEvent;
+use coord_domain::inspection::{InspectionEvent, InspectionKind, InspectionStatus};
+use coord_domain::{Body, DomainEvent, Province, TermId, UnitId};
+use coord_log::{EventPosition, RecordedEvent};
+use coord_proto::read::{
+    DeadLetter, DistrictStatus, InspectionCounts, ProvinceSummary, TimelineEntry, TimelinePage,
+};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    commit_pos INTEGER NOT NULL,
+    idx INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inspections (
+    inspection_id TEXT PRIMARY KEY,
+    term TEXT NOT NULL, unit TEXT NOT NULL, kind TEXT NOT NULL, category TEXT NOT NULL,
+    coordinating_body TEXT NOT NULL, status TEXT NOT NULL, decided_on TEXT NOT NULL,
+    started_on TEXT, concluded_on TEXT, cancelled_on TEXT, outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS inspections_term_unit ON inspections(term, unit);
+CREATE TABLE IF NOT EXISTS exchanges (
+    exchange_id TEXT PRIMARY KEY,
+    term TEXT NOT NULL, unit TEXT NOT NULL, from_body TEXT NOT NULL, to_body TEXT NOT NULL,
+    direction TEXT NOT NULL, topic TEXT NOT NULL, sent_on TEXT NOT NULL, acknowledged_on TEXT
+);
+CREATE INDEX IF NOT EXISTS exchanges_term_unit ON exchanges(term, unit);
+CREATE TABLE IF NOT EXISTS discipline_cases (
+    case_id TEXT PRIMARY KEY,
+    term TEXT NOT NULL, unit TEXT NOT NULL, subject_kind TEXT NOT NULL, status TEXT NOT NULL,
+    form_in_force TEXT, decided_on TEXT
+);
+CREATE INDEX IF NOT EXISTS discipline_term_unit ON discipline_cases(term, unit);
+CREATE TABLE IF NOT EXISTS timeline (
+    commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL, unit TEXT NOT NULL,
+    event_id TEXT NOT NULL, event_type TEXT NOT NULL, stream_id TEXT NOT NULL,
+    occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, office TEXT NOT NULL, actor TEXT NOT NULL,
+    summary_vi TEXT NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (commit_pos, idx)
+);
+CREATE INDEX IF NOT EXISTS timeline_unit ON timeline(unit, commit_pos DESC, idx DESC);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL,
+    stream_id TEXT, event_type TEXT, reason TEXT NOT NULL, recorded_at TEXT NOT NULL,
+    PRIMARY KEY (commit_pos, idx)
+);
+";
+
+const TABLES: [&str; 6] = [
+    "checkpoint",
+    "inspections",
+    "exchanges",
+    "discipline_cases",
+    "timeline",
+    "dead_letters",
+];
+
+/// A storage failure (not a bad event: those become dead letters).
+#[derive(Debug, thiserror::Error)]
+#[error("read model storage failed: {0}")]
+pub struct StoreError(#[from] rusqlite::Error);
+
+/// Something for the projection to take in: an event, or an entry the log could not read.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Event(RecordedEvent),
+    Unreadable {
+        position: EventPosition,
+        reason: String,
+    },
+}
+
+impl Item {
+    pub fn position(&self) -> EventPosition {
+        match self {
+            Item::Event(e) => e.pos(),
+            Item::Unreadable { position, .. } => *position,
+        }
+    }
+}
+
+/// Why one event was not applied.
+#[derive(Debug, thiserror::Error)]
+enum Skip {
+    #[error("{0}")]
+    Undecodable(String),
+    #[error("{0}")]
+    Inconsistent(String),
+    #[error(transparent)]
+    Storage(#[from] rusqlite::Error),
+}
+
+/// The read-model database.
+pub struct Store {
+    conn: Connection,
+}
+
+fn fmt_date(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // In WAL mode NORMAL can lose the last transactions on power loss, never
+        // corrupt: the checkpoint is lost with them, so they are simply applied again.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// The last position applied, if any.
+    pub fn checkpoint(&self) -> Result<Option<EventPosition>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT commit_pos, idx FROM checkpoint WHERE id = 1",
+                [],
+                |r| {
+                    Ok(EventPosition {
+                        commit: r.get::<_, i64>(0)? as u64,
+                        index: r.get::<_, i64>(1)? as u32,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Drops every read model and the checkpoint, for a replay from the start.
+    pub fn reset(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for table in TABLES {
+            tx.execute_batch(&format!("DROP TABLE IF EXISTS {table};"))?;
+        }
+        tx.execute_batch(SCHEMA)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Applies a batch in one transaction with the checkpoint. Items at or before the
+    /// checkpoint are skipped, so a redelivered batch changes nothing. Returns how many
+    /// items were applied and how many became dead letters.
+    pub fn apply_batch(&mut self, items: &[Item]) -> Result<(usize, usize), StoreError> {
+        let checkpoint = self.checkpoint()?;
+        let mut tx = self.conn.transaction()?;
+        let (mut applied, mut dead) = (0, 0);
+        let mut last = None;
+        for item in items {
+            let position = item.position();
+            if checkpoint.is_some_and(|c| position <= c) || last.is_some_and(|l| position <= l) {
+                continue;
+            }
+            last = Some(position);
+            let result = match item {
+                Item::Event(event) => {
+                    let mut sp = tx.savepoint()?;
+                    match apply_event(&sp, event) {
+                        Ok(()) => {
+                            sp.commit()?;
+                            Ok(())
+                        }
+                        Err(skip) => {
+                            sp.rollback()?;
+                            drop(sp);
+                            Err((Some(event), skip.to_string()))
+                        }
+                    }
+                }
+                Item::Unreadable { reason, .. } => Err((None, reason.clone())),
+            };
+            match result {
+                Ok(()) => applied += 1,
+                Err((event, reason)) => {
+                    dead += 1;
+                    tracing::warn!(%position, %reason, "dead letter");
+                    tx.execute(
+                        "INSERT OR REPLACE INTO dead_letters (commit_pos, idx, stream_id, event_type, reason, recorded_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            position.commit as i64,
+                            position.index as i64,
+                            event.map(|e| e.stream_id.to_string()),
+                            event.map(|e| e.event_type.clone()),
+                            reason,
+                            chrono::Utc::now().to_rfc3339(),
+                        ],
+                    )?;
+                }
+            }
+        }
+        if let Some(last) = last {
+            set_checkpoint(&mut tx, last)?;
+        }
+        tx.commit()?;
+        Ok((applied, dead))
+    }
+
+    pub fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+
+    pub fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT commit_pos, idx, stream_id, event_type, reason, recorded_at FROM dead_letters
+             ORDER BY commit_pos DESC, idx DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(DeadLetter {
+                position: format!("{}:{}", r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
+                stream_id: r.get(2)?,
+                event_type: r.get(3)?,
+                reason: r.get(4)?,
+                recorded_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every district's status in a term, in the province file's order.
+    pub fn district_statuses(
+        &self,
+        province: &Province,
+        term: TermId,
+    ) -> Result<Vec<DistrictStatus>, StoreError> {
+        let term_s = term.to_string();
+        let mut by_unit: BTreeMap<String, DistrictStatus> = BTreeMap::new();
+        for unit in &province.units {
+            let kind = unit.current_kind();
+            by_unit.insert(
+                unit.id.to_string(),
+                DistrictStatus {
+                    unit: unit.id.to_string(),
+                    name: unit.name.clone(),
+                    kind: serde_json::to_value(kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    standing_committee: unit.standing_committee_vi(kind),
+                    police_committee: unit.police_committee_vi(kind),
+                    term: term_s.clone(),
+                    coordinated: false,
+                    covered: false,
+                    inspections: Default::default(),
+                    inspections_by_kind: Default::default(),
+                    last_conclusion_on: None,
+                    exchanges: Default::default(),
+                    discipline: Default::default(),
+                },
+            );
+        }
+
+        let mut stmt = self.conn.prepare(
+            "SELECT unit, kind, status, COUNT(*),
+                    SUM(CASE WHEN status != 'cancelled' AND coordinating_body = 'district_standing_committee:' || unit THEN 1 ELSE 0 END),
+                    MAX(concluded_on)
+             FROM inspections WHERE term = ?1 GROUP BY unit, kind, status",
+        )?;
+        let mut rows = stmt.query([&term_s])?;
+        while let Some(r) = rows.next()? {
+            let Some(d) = by_unit.get_mut(&r.get::<_, String>(0)?) else {
+                continue;
+            };
+            let kind: String = r.get(1)?;
+            let status: String = r.get(2)?;
+            let n = r.get::<_, i64>(3)? as u64;
+            let coordinated = r.get::<_, i64>(4)? > 0;
+            let by_kind = if kind == "supervision" {
+                &mut d.inspections_by_kind.supervision
+            } else {
+                &mut d.inspections_by_kind.inspection
+            };
+            for counts in [&mut d.inspections, by_kind] {
+                match status.as_str() {
+                    "scheduled" => counts.scheduled += n,
+                    "in_progress" => counts.in_progress += n,
+                    "concluded" => counts.concluded += n,
+                    _ => counts.cancelled += n,
+                }
+            }
+            d.coordinated |= coordinated;
+            if status == "concluded" {
+                d.covered = true;
+                let last: Option<String> = r.get(5)?;
+                let last = last.and_then(|s| s.parse().ok());
+                d.last_conclusion_on = d.last_conclusion_on.max(last);
+            }
+        }
+
+        let mut stmt = self.conn.prepare(
+            "SELECT unit, direction, SUM(CASE WHEN acknowledged_on IS NULL THEN 1 ELSE 0 END), COUNT(*)
+             FROM exchanges WHERE term = ?1 GROUP BY unit, direction",
+        )?;
+        let mut rows = stmt.query([&term_s])?;
+        while let Some(r) = rows.next()? {
+            let Some(d) = by_unit.get_mut(&r.get::<_, String>(0)?) else {
+                continue;
+            };
+            let direction: String = r.get(1)?;
+            let n = r.get::<_, i64>(3)? as u64;
+            d.exchanges.sent += n;
+            d.exchanges.unacknowledged += r.get::<_, i64>(2)? as u64;
+            if direction == "to_province" {
+                d.exchanges.to_province += n;
+            } else {
+                d.exchanges.to_district += n;
+            }
+        }
+
+        let mut stmt = self.conn.prepare(
+            "SELECT unit, subject_kind, status, form_in_force, COUNT(*)
+             FROM discipline_cases WHERE term = ?1 GROUP BY unit, subject_kind, status, form_in_force",
+        )?;
+        let mut rows = stmt.query([&term_s])?;
+        while let Some(r) = rows.next()? {
+            let Some(d) = by_unit.get_mut(&r.get::<_, String>(0)?) else {
+                continue;
+            };
+            let subject: String = r.get(1)?;
+            let status: String = r.get(2)?;
+            let form: Option<String> = r.get(3)?;
+            let n = r.get::<_, i64>(4)? as u64;
+            match status.as_str() {
+                "open" => d.discipline.open_cases += n,
+                "appeal_pending" => d.discipline.appeals_pending += n,
+                _ => {}
+            }
+            let in_force = matches!(
+                status.as_str(),
+                "decided" | "appeal_pending" | "appeal_resolved"
+            );
+            if let (true, Some(form)) = (in_force, form) {
+                let (o, m) = (&mut d.discipline.organizations, &mut d.discipline.members);
+                match (subject.as_str(), form.as_str()) {
+                    ("organization", "reprimand") => o.reprimand += n,
+                    ("organization", "warning") => o.warning += n,
+                    ("organization", "dissolution") => o.dissolution += n,
+                    ("member", "reprimand") => m.reprimand += n,
+                    ("member", "warning") => m.warning += n,
+                    ("member", "removal_from_post") => m.removal_from_post += n,
+                    ("member", "expulsion") => m.expulsion += n,
+                    _ => {}
+                }
+            }
+        }
+
+        Ok(province
+            .units
+            .iter()
+            .filter_map(|u| by_unit.remove(u.id.as_str()))
+            .collect())
+    }
+
+    /// The province's standing against the term target.
+    pub fn province_summary(
+        &self,
+        province: &Province,
+        term: TermId,
+    ) -> Result<ProvinceSummary, StoreError> {
+        let districts = self.district_statuses(province, term)?;
+        let mut s = ProvinceSummary {
+            term: term.to_string(),
+            province: province.name.clone(),
+            position: self.checkpoint()?.map(|p| p.commit).unwrap_or(0),
+            districts_total: districts.len() as u64,
+            districts_coordinated: districts.iter().filter(|d| d.coordinated).count() as u64,
+            districts_covered: districts.iter().filter(|d| d.covered).count() as u64,
+            districts_outstanding: districts
+                .iter()
+                .filter(|d| !d.covered)
+                .map(|d| d.unit.clone())
+                .collect(),
+            target_met: districts.iter().all(|d| d.covered),
+            inspections: Default::default(),
+            inspections_by_kind: Default::default(),
+            exchanges: Default::default(),
+            discipline: Default::default(),
+            dead_letters: self.dead_letter_count()?,
+        };
+        fn add(total: &mut InspectionCounts, c: &InspectionCounts) {
+            total.scheduled += c.scheduled;
+            total.in_progress += c.in_progress;
+            total.concluded += c.concluded;
+            total.cancelled += c.cancelled;
+        }
+        for d in &districts {
+            add(&mut s.inspections, &d.inspections);
+            add(
+                &mut s.inspections_by_kind.inspection,
+                &d.inspections_by_kind.inspection,
+            );
+            add(
+                &mut s.inspections_by_kind.supervision,
+                &d.inspections_by_kind.supervision,
+            );
+            let (e, de) = (&mut s.exchanges, &d.exchanges);
+            e.sent += de.sent;
+            e.to_district += de.to_district;
+            e.to_province += de.to_province;
+            e.unacknowledged += de.unacknowledged;
+            let (t, dd) = (&mut s.discipline, &d.discipline);
+            t.open_cases += dd.open_cases;
+            t.appeals_pending += dd.appeals_pending;
+            t.organizations.reprimand += dd.organizations.reprimand;
+            t.organizations.warning += dd.organizations.warning;
+            t.organizations.dissolution += dd.organizations.dissolution;
+            t.members.reprimand += dd.members.reprimand;
+            t.members.warning += dd.members.warning;
+            t.members.removal_from_post += dd.members.removal_from_post;
+            t.members.expulsion += dd.members.expulsion;
+        }
+        Ok(s)
+    }
+
+    /// A page of one district's timeline, newest first.
+    pub fn timeline(
+        &self,
+        unit: &UnitId,
+        limit: u32,
+        before: Option<EventPosition>,
+    ) -> Result<TimelinePage, StoreError> {
+        let before = before.unwrap_or(EventPosition {
+            commit: i64::MAX as u64,
+            index: u32::MAX,
+        });
+        let limit = limit.clamp(1, 500);
+        let mut stmt = self.conn.prepare(
+            "SELECT commit_pos, idx, event_id, event_type, stream_id, occurred_at, recorded_at, office, actor, summary_vi, payload
+             FROM timeline WHERE unit = ?1 AND (commit_pos < ?2 OR (commit_pos = ?2 AND idx < ?3))
+             ORDER BY commit_pos DESC, idx DESC LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                unit.as_str(),
+                before.commit as i64,
+                before.index as i64,
+                limit as i64 + 1
+            ],
+            |r| {
+                let payload: String = r.get(10)?;
+                let occurred: String = r.get(5)?;
+                Ok(TimelineEntry {
+                    position: format!("{}:{}", r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
+                    event_id: r.get(2)?,
+                    event_type: r.get(3)?,
+                    stream_id: r.get(4)?,
+                    occurred_at: occurred.parse().unwrap_or_default(),
+                    recorded_at: r.get(6)?,
+                    office: r.get(7)?,
+                    actor: r.get(8)?,
+                    summary_vi: r.get(9)?,
+                    payload: serde_json::from_str(&payload).unwrap_or_default(),
+                })
+            },
+        )?;
+        let mut entries: Vec<TimelineEntry> = rows.collect::<Result<_, _>>()?;
+        let next_before = if entries.len() > limit as usize {
+            entries.truncate(limit as usize);
+            entries.last().map(|e| e.position.clone())
+        } else {
+            None
+        };
+        Ok(TimelinePage {
+            unit: unit.to_string(),
+            position: self.checkpoint()?.map(|p| p.commit).unwrap_or(0),
+            entries,
+            next_before,
+        })
+    }
+
+    /// Every row of every read model, as text: for comparing two builds.
+    pub fn dump(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for (table, order) in [
+            ("inspections", "inspection_id"),
+            ("exchanges", "exchange_id"),
+            ("discipline_cases", "case_id"),
+            ("timeline", "commit_pos, idx"),
+            ("dead_letters", "commit_pos, idx"),
+            ("checkpoint", "id"),
+        ] {
+            let mut stmt = self
+                .conn
+                .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
+            let columns = stmt.column_count();
+            let skip = if table == "dead_letters" {
+                Some(columns - 1)
+            } else {
+                None
+            }; // recorded_at is wall-clock
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let mut line = format!("{table}:");
+                for i in 0..columns {
+                    if Some(i) == skip {
+                        continue;
+                    }
+                    let v: rusqlite::types::Value = r.get(i)?;
+                    line.push_str(&format!(" {v:?}"));
+                }
+                out.push(line);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn set_checkpoint(tx: &mut Transaction<'_>, p: EventPosition) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO checkpoint (id, commit_pos, idx) VALUES (1, ?1, ?2)
+         ON CONFLICT(id) DO UPDATE SET commit_pos = excluded.commit_pos, idx = excluded.idx",
+        params![p.commit as i64, p.index as i64],
+    )?;
+    Ok(())
+}
+
+fn decode<E: DomainEvent>(e: &RecordedEvent) -> Result<E, Skip> {
+    E::decode(&e.event_type, e.schema_version, e.payload.clone())
+        .map_err(|err| Skip::Undecodable(err.to_string()))
+}
+
+fn expect_one(changed: usize, what: &str, id: &str) -> Result<(), Skip> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(Skip::Inconsistent(format!(
+            "{what} {id} is not in the read model"
+        )))
+    }
+}
+
+fn unit_of(conn: &Connection, table: &str, key: &str, id: &str) -> Result<String, Skip> {
+    conn.query_row(
+        &format!("SELECT unit FROM {table} WHERE {key} = ?1"),
+        [id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| Skip::Inconsistent(format!("{key} {id} is not in the read model")))
+}
+
+fn body_vi(b: &Body) -> String {
+    match b {
+        Body::ProvincialStandingCommittee => "BTV Đảng ủy Công an tỉnh".into(),
+        Body::ProvincialInspectionCommission => "UBKT Đảng ủy Công an tỉnh".into(),
+        Body::DistrictStandingCommittee(u) => format!("BTV cấp ủy {u}"),
+        Body::CentralInspectionCommission => "UBKT Trung ương".into(),
+        Body::CentralPublicSecurityStandingCommittee => "BTV Đảng ủy Công an Trung ương".into(),
+    }
+}
+
+/// Applies one event to the read models (inside the caller's savepoint).
+fn apply_event(conn: &Connection, e: &RecordedEvent) -> Result<(), Skip> {
+    let (unit, summary) = match e.stream_id.category() {
+        "inspection" => match decode::<InspectionEvent>(e)? {
+            InspectionEvent::InspectionScheduled(s) => {
+                let id = s.inspection_id.to_string();
+                conn.execute(
+                    "INSERT INTO inspections (inspection_id, term, unit, kind, category, coordinating_body, status, decided_on)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'scheduled', ?7)",
+                    params![id, s.term.to_string(), s.unit.as_str(), json_name(&s.kind), json_name(&s.category),
+                            s.coordinating_body.to_string(), fmt_date(s.decided_on)],
+                )
+                .map_err(|err| Skip::Inconsistent(format!("inspection {id} cannot be inserted: {err}")))?;
+                let verb = if s.kind == InspectionKind::Inspection {
+                    "Quyết định kiểm tra"
+                } else {
+                    "Quyết định giám sát"
+                };
+                (
+                    s.unit.to_string(),
+                    format!("{verb} {} ({})", s.category.label_vi(), s.decision_ref),
+                )
+            }
+            InspectionEvent::InspectionStarted(s) => {
+                let id = s.inspection_id.to_string();
+                step(
+                    conn,
+                    &id,
+                    InspectionStatus::Scheduled,
+                    "in_progress",
+                    "started_on",
+                    s.started_on,
+                )?;
+                (
+                    unit_of(conn, "inspections", "inspection_id", &id)?,
+                    "Bắt đầu kiểm tra, giám sát".into(),
+                )
+            }
+            InspectionEvent::InspectionConcluded(s) => {
+                let id = s.inspection_id.to_string();
+                step(
+                    conn,
+                    &id,
+                    InspectionStatus::InProgress,
+                    "concluded",
+                    "concluded_on",
+                    s.concluded_on,
+                )?;
+                conn.execute(
+                    "UPDATE inspections SET outcome = ?2 WHERE inspection_id = ?1",
+                    params![id, json_name(&s.outcome)],
+                )?;
+                (
+                    unit_of(conn, "inspections", "inspection_id", &id)?,
+                    format!(
+                        "Thông báo kết luận: {} ({})",
+                        s.outcome.label_vi(),
+                        s.conclusion_ref
+                    ),
+                )
+            }
+            InspectionEvent::InspectionCancelled(s) => {
+                let id = s.inspection_id.to_string();
+                let changed = conn.execute(
+                    "UPDATE inspections SET status = 'cancelled', cancelled_on = ?2
+                     WHERE inspection_id = ?1 AND status IN ('scheduled', 'in_progress')",
+                    params![id, fmt_date(s.cancelled_on)],
+                )?;
+                expect_one(changed, "open inspection", &id)?;
+                (
+                    unit_of(conn, "inspections", "inspection_id", &id)?,
+                    format!("Hủy kiểm tra, giám sát: {}", s.reason),
+                )
+            }
+        },
+        "exchange" => match decode::<ExchangeEvent>(e)? {
+            ExchangeEvent::InformationExchanged(s) => {
+                let id = s.exchange_id.to_string();
+                let direction = if s.to.is_provincial() {
+                    "to_province"
+                } else {
+                    "to_district"
+                };
+                conn.execute(
+                    "INSERT INTO exchanges (exchange_id, term, unit, from_body, to_body, direction, topic, sent_on)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![id, s.term.to_string(), s.unit.as_str(), s.from.to_string(), s.to.to_string(),
+                            direction, json_name(&s.topic), fmt_date(s.sent_on)],
+                )
+                .map_err(|err| Skip::Inconsistent(format!("exchange {id} cannot be inserted: {err}")))?;
+                (
+                    s.unit.to_string(),
+                    format!(
+                        "Trao đổi thông tin ({}): {} → {}: {}",
+                        s.topic.label_vi(),
+                        body_vi(&s.from),
+                        body_vi(&s.to),
+                        s.subject
+                    ),
+                )
+            }
+            ExchangeEvent::InformationAcknowledged(s) => {
+                let id = s.exchange_id.to_string();
+                let changed = conn.execute(
+                    "UPDATE exchanges SET acknowledged_on = ?2 WHERE exchange_id = ?1 AND acknowledged_on IS NULL",
+                    params![id, fmt_date(s.acknowledged_on)],
+                )?;
+                expect_one(changed, "unacknowledged exchange", &id)?;
+                (
+                    unit_of(conn, "exchanges", "exchange_id", &id)?,
+                    format!("{} xác nhận đã nhận thông tin", body_vi(&s.by)),
+                )
+            }
+        },
+        "discipline" => match decode::<DisciplineEvent>(e)? {
+            DisciplineEvent::DisciplineCaseOpened(s) => {
+                let id = s.case_id.to_string();
+                let (kind, who) = match &s.subject {
+                    Subject::Organization { name } => {
+                        ("organization", format!("tổ chức đảng {name}"))
+                    }
+                    Subject::Member { member, .. } => ("member", format!("đảng viên {member}")),
+                };
+                conn.execute(
+                    "INSERT INTO discipline_cases (case_id, term, unit, subject_kind, status) VALUES (?1, ?2, ?3, ?4, 'open')",
+                    params![id, s.term.to_string(), s.unit.as_str(), kind],
+                )
+                .map_err(|err| Skip::Inconsistent(format!("case {id} cannot be inserted: {err}")))?;
+                (
+                    s.unit.to_string(),
+                    format!("Xem xét thi hành kỷ luật {who}"),
+                )
+            }
+            DisciplineEvent::DisciplineDecided(s) => {
+                let id = s.case_id.to_string();
+                let changed = conn.execute(
+                    "UPDATE discipline_cases SET status = 'decided', form_in_force = ?2, decided_on = ?3
+                     WHERE case_id = ?1 AND status = 'open'",
+                    params![id, s.form.as_str(), fmt_date(s.decided_on)],
+                )?;
+                expect_one(changed, "open case", &id)?;
+                (
+                    unit_of(conn, "discipline_cases", "case_id", &id)?,
+                    format!(
+                        "Quyết định kỷ luật: {} ({})",
+                        s.form.label_vi(),
+                        s.decision_ref
+                    ),
+                )
+            }
+            DisciplineEvent::DisciplineCaseClosed(s) => {
+                let id = s.case_id.to_string();
+                let changed = conn.execute(
+                    "UPDATE discipline_cases SET status = 'closed' WHERE case_id = ?1 AND status = 'open'",
+                    [&id],
+                )?;
+                expect_one(changed, "open case", &id)?;
+                (
+                    unit_of(conn, "discipline_cases", "case_id", &id)?,
+                    format!("Không thi hành kỷ luật: {}", s.reason),
+                )
+            }
+            DisciplineEvent::DisciplineAppealed(s) => {
+                let id = s.case_id.to_string();
+                let changed = conn.execute(
+                    "UPDATE discipline_cases SET status = 'appeal_pending' WHERE case_id = ?1 AND status = 'decided'",
+                    [&id],
+                )?;
+                expect_one(changed, "decided case", &id)?;
+                (
+                    unit_of(conn, "discipline_cases", "case_id", &id)?,
+                    "Khiếu nại quyết định kỷ luật".into(),
+                )
+            }
+            DisciplineEvent::AppealResolved(s) => {
+                let id = s.case_id.to_string();
+                let (outcome, form, text) = match s.resolution {
+                    AppealResolution::Upheld => ("upheld", None, "giữ nguyên".to_owned()),
+                    AppealResolution::ChangedTo { form } => (
+                        "changed",
+                        Some(form.as_str()),
+                        format!("thay đổi thành {}", form.label_vi()),
+                    ),
+                    AppealResolution::Annulled => {
+                        ("annulled", None, "hủy quyết định kỷ luật".to_owned())
+                    }
+                };
+                let changed = conn.execute(
+                    "UPDATE discipline_cases SET status = 'appeal_resolved',
+                         form_in_force = CASE ?2 WHEN 'upheld' THEN form_in_force WHEN 'changed' THEN ?3 ELSE NULL END
+                     WHERE case_id = ?1 AND status = 'appeal_pending'",
+                    params![id, outcome, form],
+                )?;
+                expect_one(changed, "case under appeal", &id)?;
+                (
+                    unit_of(conn, "discipline_cases", "case_id", &id)?,
+                    format!("Giải quyết khiếu nại: {text}"),
+                )
+            }
+        },
+        other => {
+            return Err(Skip::Undecodable(format!(
+                "unknown stream category `{other}`"
+            )));
+        }
+    };
+    let p = e.pos();
+    conn.execute(
+        "INSERT INTO timeline (commit_pos, idx, unit, event_id, event_type, stream_id, occurred_at, recorded_at, office, actor, summary_vi, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            p.commit as i64, p.index as i64, unit, e.event_id.to_string(), e.event_type, e.stream_id.to_string(),
+            fmt_date(e.occurred_at), e.recorded_at.to_rfc3339(), e.office, e.actor, summary, e.payload.to_string(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn step(
+    conn: &Connection,
+    id: &str,
+    from: InspectionStatus,
+    to: &str,
+    column: &str,
+    date: NaiveDate,
+) -> Result<(), Skip> {
+    let changed = conn.execute(
+        &format!("UPDATE inspections SET status = ?2, {column} = ?3 WHERE inspection_id = ?1 AND status = ?4"),
+        params![id, to, fmt_date(date), json_name(&from)],
+    )?;
+    expect_one(changed, &format!("{} inspection", json_name(&from)), id)
+}
+
+fn json_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

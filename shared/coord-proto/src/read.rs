@@ -1,0 +1,223 @@
+//! The read side's wire types: what the projector answers on `coord.query.*`, and what
+//! the gateway serves under `/v1/status` and `/v1/districts`.
+
+use serde::{Deserialize, Serialize};
+
+/// Subjects of the projector's queries start with this (NATS service `projector`).
+pub const QUERY_PREFIX: &str = "coord.query";
+
+/// The subject of one query endpoint.
+pub fn query_subject(endpoint: &str) -> String {
+    format!("{QUERY_PREFIX}.{endpoint}")
+}
+
+/// Counts of inspections and supervisions by their current state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InspectionCounts {
+    pub scheduled: u64,
+    pub in_progress: u64,
+    pub concluded: u64,
+    pub cancelled: u64,
+}
+
+/// Inspections (kiểm tra) and supervisions (giám sát) apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InspectionsByKind {
+    pub inspection: InspectionCounts,
+    pub supervision: InspectionCounts,
+}
+
+/// Information exchanged between the province and the district committees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExchangeCounts {
+    /// All exchanges, both ways.
+    pub sent: u64,
+    /// From the provincial police Party committee to the district committee.
+    pub to_district: u64,
+    /// From the district committee to the provincial police Party committee.
+    pub to_province: u64,
+    /// Not acknowledged yet by the receiving body.
+    pub unacknowledged: u64,
+}
+
+/// Discipline of Party organizations in force, by form.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OrganizationDiscipline {
+    pub reprimand: u64,
+    pub warning: u64,
+    pub dissolution: u64,
+}
+
+/// Discipline of Party members in force, by form.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberDiscipline {
+    pub reprimand: u64,
+    pub warning: u64,
+    pub removal_from_post: u64,
+    pub expulsion: u64,
+}
+
+/// Discipline decisions in force (after appeals) and cases still open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DisciplineCounts {
+    pub organizations: OrganizationDiscipline,
+    pub members: MemberDiscipline,
+    /// Cases opened and not yet decided or closed.
+    pub open_cases: u64,
+    /// Decisions under appeal (they stay in force while pending).
+    pub appeals_pending: u64,
+}
+
+/// Where coordination with one district-level unit stands in one term.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DistrictStatus {
+    pub unit: String,
+    /// Vietnamese name, e.g. `Long Xuyên`.
+    pub name: String,
+    /// `city`, `town` or `district` (latest type).
+    pub kind: String,
+    /// e.g. `Ban Thường vụ Thành ủy Long Xuyên`.
+    pub standing_committee: String,
+    /// e.g. `Đảng bộ Công an thành phố Long Xuyên`.
+    pub police_committee: String,
+    pub term: String,
+    /// At least one inspection or supervision not cancelled, coordinated with this
+    /// unit's standing committee.
+    pub coordinated: bool,
+    /// At least one inspection or supervision concluded in the term.
+    pub covered: bool,
+    pub inspections: InspectionCounts,
+    pub inspections_by_kind: InspectionsByKind,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
+    pub last_conclusion_on: Option<chrono::NaiveDate>,
+    pub exchanges: ExchangeCounts,
+    pub discipline: DisciplineCounts,
+}
+
+/// Where the province stands against the term's target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProvinceSummary {
+    pub term: String,
+    pub province: String,
+    /// The log position the read model reflects.
+    pub position: u64,
+    pub districts_total: u64,
+    pub districts_coordinated: u64,
+    pub districts_covered: u64,
+    /// Units not yet covered: the term target is every unit at least once.
+    pub districts_outstanding: Vec<String>,
+    pub target_met: bool,
+    pub inspections: InspectionCounts,
+    pub inspections_by_kind: InspectionsByKind,
+    pub exchanges: ExchangeCounts,
+    pub discipline: DisciplineCounts,
+    /// Events the projector could not apply (see the dead-letter list).
+    pub dead_letters: u64,
+}
+
+/// All districts' status in one term.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DistrictList {
+    pub term: String,
+    pub position: u64,
+    pub districts: Vec<DistrictStatus>,
+}
+
+/// One district's status, with the position it reflects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DistrictReport {
+    pub position: u64,
+    #[serde(flatten)]
+    pub status: DistrictStatus,
+}
+
+/// One event in a district's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TimelineEntry {
+    /// `commit:index` in the log.
+    pub position: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub stream_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+    pub occurred_at: chrono::NaiveDate,
+    pub recorded_at: String,
+    pub office: String,
+    pub actor: String,
+    /// A short Vietnamese description.
+    pub summary_vi: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub payload: serde_json::Value,
+}
+
+/// A page of a timeline, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TimelinePage {
+    pub unit: String,
+    pub position: u64,
+    pub entries: Vec<TimelineEntry>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<String>,
+}
+
+/// An event the projector could not apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeadLetter {
+    pub position: String,
+    pub stream_id: Option<String>,
+    pub event_type: Option<String>,
+    pub reason: String,
+    pub recorded_at: String,
+}
+
+/// The projector's progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProjectorPosition {
+    /// The last log commit applied to the read model (0 before the first).
+    pub position: u64,
+    pub dead_letters: u64,
+    /// True while a rebuild replays the log.
+    pub rebuilding: bool,
+}
+
+/// A query request. All fields optional; each endpoint reads the ones it needs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Wait until the read model reflects at least this log position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_position: Option<u64>,
+    /// How long to wait for `min_position`, in milliseconds (bounded by the projector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Timeline cursor: entries strictly older than this `commit:index`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+}
+
+/// A query answer: the value, or a typed error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryReply<T> {
+    Ok(T),
+    Error(crate::ErrorReply),
+}
