@@ -40,6 +40,28 @@ macro_rules! string_serde {
     };
 }
 
+/// An OpenAPI string schema for a newtype that travels as a string.
+#[cfg(feature = "openapi")]
+macro_rules! string_schema {
+    ($t:ty, $format:expr, $desc:literal) => {
+        impl utoipa::PartialSchema for $t {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .format($format)
+                    .description(Some($desc))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $t {}
+    };
+}
+#[cfg(not(feature = "openapi"))]
+macro_rules! string_schema {
+    ($($t:tt)*) => {};
+}
+pub(crate) use string_schema;
+
 macro_rules! uuid_id {
     ($(#[$m:meta])* $name:ident, $what:literal) => {
         $(#[$m])*
@@ -79,6 +101,11 @@ macro_rules! uuid_id {
         }
 
         string_serde!($name);
+        string_schema!(
+            $name,
+            Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::Uuid)),
+            $what
+        );
     };
 }
 
@@ -138,6 +165,7 @@ impl fmt::Display for UnitId {
     }
 }
 string_serde!(UnitId);
+string_schema!(UnitId, None, "district-level unit slug, e.g. long-xuyen");
 
 /// A Party congress term, written `2020-2025`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -186,6 +214,7 @@ impl fmt::Display for TermId {
     }
 }
 string_serde!(TermId);
+string_schema!(TermId, None, "Party congress term, e.g. 2020-2025");
 
 macro_rules! text_ref {
     ($(#[$m:meta])* $name:ident, $what:literal, $max:literal) => {
@@ -225,6 +254,7 @@ macro_rules! text_ref {
             }
         }
         string_serde!($name);
+        string_schema!($name, None, $what);
     };
 }
 

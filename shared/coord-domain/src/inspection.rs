@@ -14,6 +14,7 @@ use crate::{
 };
 
 /// Kiểm tra or giám sát.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InspectionKind {
@@ -33,6 +34,7 @@ impl InspectionKind {
 }
 
 /// The category of an inspection or supervision.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
@@ -74,6 +76,7 @@ impl Category {
 }
 
 /// What a conclusion found.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -105,6 +108,7 @@ pub enum InspectionStatus {
 // ---- commands ----
 
 /// Decide and plan an inspection or supervision (quyết định, kế hoạch).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleInspection {
@@ -126,6 +130,7 @@ pub struct ScheduleInspection {
 }
 
 /// The team starts work (announced to the subject).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartInspection {
@@ -134,6 +139,7 @@ pub struct StartInspection {
 }
 
 /// The deciding body concludes and issues the conclusion notice.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConcludeInspection {
@@ -145,6 +151,7 @@ pub struct ConcludeInspection {
 }
 
 /// Called off before it concluded.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CancelInspection {

@@ -1,0 +1,202 @@
+//! The gateway's HTTP API, typed. Problem documents become errors that say what the
+//! server said.
+
+use std::pin::Pin;
+
+use anyhow::Context;
+use coord_proto::Accepted;
+use coord_proto::Route;
+use coord_proto::read::{DistrictList, DistrictReport, ProvinceSummary, TimelinePage};
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {
+    let status = response.status();
+    let body = response.bytes().await?;
+    if status.is_success() {
+        return serde_json::from_slice(&body)
+            .with_context(|| format!("unexpected answer ({status})"));
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(p) => anyhow::bail!(
+            "{} {}: {}",
+            status.as_u16(),
+            p["code"].as_str().unwrap_or("error"),
+            p["detail"].as_str().unwrap_or("")
+        ),
+        Err(_) => anyhow::bail!("{status}: {}", String::from_utf8_lossy(&body)),
+    }
+}
+
+impl Client {
+    pub fn new(base: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().build()?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<T> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {}", self.base))?;
+        decode(response).await
+    }
+
+    pub async fn post_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {}", self.base))?;
+        decode(response).await
+    }
+
+    fn status_query(term: Option<&str>, min_position: Option<u64>) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if let Some(t) = term {
+            q.push(("term", t.to_owned()));
+        }
+        if let Some(p) = min_position {
+            q.push(("min_position", p.to_string()));
+        }
+        q
+    }
+
+    pub async fn province(
+        &self,
+        term: Option<&str>,
+        min_position: Option<u64>,
+    ) -> anyhow::Result<ProvinceSummary> {
+        self.get_json(
+            "/v1/status/province",
+            &Self::status_query(term, min_position),
+        )
+        .await
+    }
+
+    pub async fn districts(&self, term: Option<&str>) -> anyhow::Result<DistrictList> {
+        self.get_json("/v1/status/districts", &Self::status_query(term, None))
+            .await
+    }
+
+    pub async fn district(&self, unit: &str, term: Option<&str>) -> anyhow::Result<DistrictReport> {
+        self.get_json(
+            &format!("/v1/status/districts/{unit}"),
+            &Self::status_query(term, None),
+        )
+        .await
+    }
+
+    pub async fn timeline(&self, unit: &str, limit: u32) -> anyhow::Result<TimelinePage> {
+        self.get_json(
+            &format!("/v1/districts/{unit}/timeline"),
+            &[("limit", limit.to_string())],
+        )
+        .await
+    }
+
+    /// Sends one command on its route.
+    pub async fn send(
+        &self,
+        route: &Route,
+        payload: &Value,
+        key: Option<&str>,
+        office: &str,
+        actor: &str,
+    ) -> anyhow::Result<Accepted> {
+        let path = if route.id_in_path {
+            let id = payload[route.id_field].as_str().with_context(|| {
+                format!("{} needs `{}` (use --id)", route.command, route.id_field)
+            })?;
+            route.path.replace("{id}", id)
+        } else {
+            route.path.to_owned()
+        };
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-office", office)
+            .header("x-actor", actor)
+            .json(payload);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {}", self.base))?;
+        decode(response)
+            .await
+            .with_context(|| route.command.to_owned())
+    }
+
+    /// The live event stream: each item is one recorded event (JSON).
+    pub async fn events(
+        &self,
+        after: Option<u64>,
+    ) -> anyhow::Result<Pin<Box<dyn Stream<Item = anyhow::Result<Value>> + Send>>> {
+        let mut query = Vec::new();
+        if let Some(a) = after {
+            query.push(("after", a.to_string()));
+        }
+        let response = self
+            .http
+            .get(format!("{}/v1/events", self.base))
+            .query(&query)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "the event stream answered {}",
+            response.status()
+        );
+        let bytes = response.bytes_stream();
+        // Parse server-sent events: blocks separated by a blank line, `data:` lines.
+        let stream = futures::stream::unfold(
+            (bytes, String::new()),
+            |(mut bytes, mut buffer)| async move {
+                loop {
+                    if let Some(end) = buffer.find("\n\n") {
+                        let block: String = buffer.drain(..end + 2).collect();
+                        let data: Vec<&str> = block
+                            .lines()
+                            .filter_map(|l| l.strip_prefix("data:"))
+                            .map(str::trim_start)
+                            .collect();
+                        if data.is_empty() {
+                            continue; // keep-alive comment
+                        }
+                        let item =
+                            serde_json::from_str(&data.join("\n")).map_err(anyhow::Error::from);
+                        return Some((item, (bytes, buffer)));
+                    }
+                    match bytes.next().await {
+                        Some(Ok(chunk)) => {
+                            buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"))
+                        }
+                        Some(Err(e)) => return Some((Err(e.into()), (bytes, buffer))),
+                        None => return None,
+                    }
+                }
+            },
+        );
+        Ok(Box::pin(stream))
+    }
+}

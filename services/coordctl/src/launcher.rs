@@ -1,0 +1,287 @@
+//! `coordctl up`: the whole system on one machine, as separate processes: nats-server
+//! with JetStream in a local data folder, the three command services, the projector
+//! and the gateway. Loads the reference scenario into an empty log, prints the gateway
+//! URL and the province summary, and stops everything cleanly on Ctrl-C. A second start
+//! finds the data and loads nothing.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::{Child, Command};
+
+use crate::client::Client;
+use crate::render;
+
+/// The reference scenario (the article's figures), embedded so `up` works anywhere.
+pub const REFERENCE_SCENARIO: &str =
+    include_str!("../../../deploy/scenarios/an-giang-2020-2025.jsonl");
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where the log (JetStream store), the read models and the process logs live.
+    #[arg(long, default_value = ".data")]
+    pub data_dir: PathBuf,
+    /// The NATS port on 127.0.0.1.
+    #[arg(long, default_value_t = 4222)]
+    pub nats_port: u16,
+    /// The gateway's address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Do not load the reference scenario into an empty log.
+    #[arg(long)]
+    pub no_scenario: bool,
+    /// Load this JSON-lines file instead of the embedded reference scenario.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+}
+
+struct Process {
+    name: &'static str,
+    child: Child,
+}
+
+impl Process {
+    async fn stop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        match tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await {
+            Ok(Ok(status)) if status.success() => println!("  đã dừng (stopped) {}", self.name),
+            Ok(Ok(status)) => println!("  {} dừng với {status} (stopped with {status})", self.name),
+            _ => {
+                let _ = self.child.kill().await;
+                println!("  {} không dừng kịp, đã buộc dừng (killed)", self.name);
+            }
+        }
+    }
+}
+
+fn find_nats_server() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let local = Path::new(".tools/nats/bin/nats-server");
+    if local.exists() {
+        return Ok(local.to_path_buf());
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            if dir.join("nats-server").exists() {
+                return Ok(dir.join("nats-server"));
+            }
+        }
+    }
+    let script = Path::new("deploy/install-nats.sh");
+    anyhow::ensure!(
+        script.exists(),
+        "nats-server not found: set NATS_SERVER_BIN, or run from the repository root so deploy/install-nats.sh can install it"
+    );
+    println!("Cài nats-server (installing nats-server) ...");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .stderr(Stdio::inherit())
+        .output()?;
+    anyhow::ensure!(out.status.success(), "deploy/install-nats.sh failed");
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    Ok(PathBuf::from(path))
+}
+
+fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("coordctl has a folder")?.join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: build the workspace (cargo build --workspace --bins)",
+        path.display()
+    );
+    Ok(path)
+}
+
+fn spawn(
+    name: &'static str,
+    program: &Path,
+    args: &[String],
+    env: &[(&str, String)],
+    logs: &Path,
+) -> anyhow::Result<Process> {
+    let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true);
+    // Own process group: a Ctrl-C in the terminal reaches coordctl only, which then
+    // stops the processes in order (gateway first, NATS last).
+    cmd.process_group(0);
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+    );
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {name} ({})", program.display()))?;
+    Ok(Process { name, child })
+}
+
+async fn wait_ready(client: &Client, processes: &mut [Process]) -> anyhow::Result<u64> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        for p in processes.iter_mut() {
+            if let Some(status) = p.child.try_wait()? {
+                anyhow::bail!("{} exited during start-up ({status}); see its log", p.name);
+            }
+        }
+        if let Ok(v) = client
+            .get_json::<serde_json::Value>("/v1/projector", &[])
+            .await
+        {
+            return Ok(v["head"].as_u64().unwrap_or(0));
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the system did not become ready within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Starts everything and runs until Ctrl-C.
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    TcpListener::bind(("127.0.0.1", args.nats_port)).with_context(|| {
+        format!(
+            "port {} is taken: is another NATS running? use --nats-port",
+            args.nats_port
+        )
+    })?;
+    TcpListener::bind(args.listen)
+        .with_context(|| format!("{} is taken: use --listen", args.listen))?;
+    let data = &args.data_dir;
+    let logs = data.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    std::fs::create_dir_all(data.join("nats"))?;
+    let nats_bin = find_nats_server()?;
+    let nats_url = format!("nats://127.0.0.1:{}", args.nats_port);
+
+    let mut processes = Vec::new();
+    let nats_args: Vec<String> = vec![
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        args.nats_port.to_string(),
+        "-js".into(),
+        "-sd".into(),
+        data.join("nats").display().to_string(),
+    ];
+    processes.push(spawn("nats-server", &nats_bin, &nats_args, &[], &logs)?);
+    let env = vec![
+        ("COORD_NATS_URL", nats_url.clone()),
+        (
+            "COORD_PROJECTOR_DB",
+            data.join("projector.sqlite").display().to_string(),
+        ),
+        ("COORD_GATEWAY_ADDR", args.listen.to_string()),
+    ];
+    for name in [
+        "inspection",
+        "exchange",
+        "discipline",
+        "projector",
+        "gateway",
+    ] {
+        processes.push(spawn(name, &sibling_binary(name)?, &[], &env, &logs)?);
+    }
+    let url = format!("http://{}", args.listen);
+    let client = Client::new(&url)?;
+    let result = run_until_signal(&args, &client, &url, &logs, &mut processes).await;
+    println!("Đang dừng hệ thống (stopping) ...");
+    for p in processes.iter_mut().rev() {
+        p.stop().await;
+    }
+    result
+}
+
+async fn run_until_signal(
+    args: &UpArgs,
+    client: &Client,
+    url: &str,
+    logs: &Path,
+    processes: &mut [Process],
+) -> anyhow::Result<()> {
+    let head = wait_ready(client, processes).await?;
+    let mut min_position = None;
+    if head == 0 && !args.no_scenario {
+        let text = match &args.scenario {
+            Some(path) => std::fs::read_to_string(path)?,
+            None => REFERENCE_SCENARIO.to_owned(),
+        };
+        println!(
+            "Log trống: nạp kịch bản tham chiếu (empty log: loading the reference scenario) ..."
+        );
+        let report = crate::load(client, &text, true).await?;
+        for (line, problem) in &report.failures {
+            eprintln!("dòng (line) {line}: {problem}");
+        }
+        anyhow::ensure!(
+            report.failures.is_empty(),
+            "the scenario did not load cleanly"
+        );
+        min_position = Some(report.last_position);
+    } else if head > 0 {
+        println!("Dữ liệu đã có đến vị trí {head}; không nạp lại (data kept, nothing loaded)");
+        min_position = Some(head);
+    }
+    let summary = client.province(None, min_position).await?;
+    let districts = client.districts(None).await?;
+    println!();
+    println!("{}", render::summary(&summary, &districts.districts));
+    println!("{}", render::districts(&districts.districts));
+    println!();
+    println!("Cổng HTTP (gateway): {url}   — API: {url}/v1/openapi.json");
+    println!("Nhật ký (logs): {}", logs.display());
+    println!("Nhấn Ctrl-C để dừng (press Ctrl-C to stop).");
+
+    let watch_children = async {
+        loop {
+            for p in processes.iter_mut() {
+                if let Ok(Some(status)) = p.child.try_wait() {
+                    return (p.name, status);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    tokio::select! {
+        _ = shutdown_signal() => Ok(()),
+        (name, status) = watch_children => Err(anyhow::anyhow!("{name} stopped unexpectedly ({status}); see its log")),
+    }
+}

@@ -1,0 +1,329 @@
+//! `coordctl` talks to the gateway over HTTP: it submits commands (one, or a JSON-lines
+//! file in bulk), shows province and district status as tables with the Vietnamese
+//! names, follows the live event stream, and triggers a rebuild. `coordctl up` starts
+//! the whole system locally.
+
+#![allow(clippy::print_stdout)] // a CLI prints to stdout by design
+
+pub mod client;
+pub mod launcher;
+pub mod render;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use coord_proto::ScriptedCommand;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use crate::client::Client;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "coordctl",
+    version,
+    about = "Operator's client of the coordination system (kiểm tra, giám sát, kỷ luật Đảng)"
+)]
+pub struct Cli {
+    /// Gateway URL.
+    #[arg(
+        long,
+        global = true,
+        env = "COORD_GATEWAY_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub gateway: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start everything locally: nats-server, the services, the projector and the gateway.
+    Up(launcher::UpArgs),
+    /// Province summary and every district's status.
+    Status {
+        #[arg(long)]
+        term: Option<String>,
+    },
+    /// One district's status and latest events.
+    District {
+        unit: String,
+        #[arg(long)]
+        term: Option<String>,
+        /// Timeline entries to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// The province's district-level units.
+    Units,
+    /// Submit one command, e.g. `send inspection.start --id <uuid> --set started_on=2022-07-01`.
+    Send {
+        /// `service.endpoint`: inspection.schedule, inspection.start, exchange.send, discipline.decide, ...
+        command: String,
+        /// The aggregate id (inspection_id, exchange_id or case_id).
+        #[arg(long)]
+        id: Option<String>,
+        /// The payload as JSON.
+        #[arg(long, conflicts_with = "file")]
+        data: Option<String>,
+        /// The payload from a JSON file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Set one payload field (value parsed as JSON, else taken as a string). Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Idempotency key (default: a new one).
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, default_value = "province")]
+        office: String,
+        #[arg(long, env = "USER", default_value = "coordctl")]
+        actor: String,
+    },
+    /// Submit every command of a JSON-lines file (see deploy/scenarios/).
+    Load { file: PathBuf },
+    /// Follow the live event stream.
+    Follow {
+        /// Start after this log position.
+        #[arg(long)]
+        after: Option<u64>,
+    },
+    /// Drop the read models and replay them from the log, showing progress.
+    Rebuild,
+    /// Events the projector could not apply.
+    DeadLetters,
+}
+
+/// Runs one command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = Client::new(&cli.gateway)?;
+    match cli.command {
+        Command::Up(args) => launcher::up(args).await,
+        Command::Status { term } => {
+            let summary = client.province(term.as_deref(), None).await?;
+            let districts = client.districts(term.as_deref()).await?;
+            if cli.json {
+                print_json(&serde_json::json!({ "province": summary, "districts": districts }));
+            } else {
+                println!("{}", render::summary(&summary, &districts.districts));
+                println!("{}", render::districts(&districts.districts));
+            }
+            Ok(())
+        }
+        Command::District { unit, term, limit } => {
+            let status = client.district(&unit, term.as_deref()).await?;
+            let timeline = client.timeline(&unit, limit).await?;
+            if cli.json {
+                print_json(&serde_json::json!({ "status": status, "timeline": timeline }));
+            } else {
+                println!("{}", render::district(&status.status));
+                println!("{}", render::timeline(&timeline));
+            }
+            Ok(())
+        }
+        Command::Units => {
+            let units: Value = client.get_json("/v1/units", &[]).await?;
+            if cli.json {
+                print_json(&units);
+            } else {
+                println!("{}", render::units(&units));
+            }
+            Ok(())
+        }
+        Command::Send {
+            command,
+            id,
+            data,
+            file,
+            set,
+            key,
+            office,
+            actor,
+        } => {
+            let route = coord_proto::route(&command).with_context(|| {
+                let known: Vec<&str> = coord_proto::ROUTES.iter().map(|r| r.command).collect();
+                format!("unknown command `{command}`; known: {}", known.join(", "))
+            })?;
+            let mut payload = match (data, file) {
+                (Some(d), _) => serde_json::from_str(&d).context("--data is not JSON")?,
+                (None, Some(f)) => serde_json::from_str(&std::fs::read_to_string(&f)?)
+                    .context("--file is not JSON")?,
+                (None, None) => Value::Object(Default::default()),
+            };
+            let Value::Object(map) = &mut payload else {
+                anyhow::bail!("the payload must be a JSON object")
+            };
+            for kv in set {
+                let (k, v) = kv
+                    .split_once('=')
+                    .with_context(|| format!("--set {kv}: expected KEY=VALUE"))?;
+                map.insert(
+                    k.to_owned(),
+                    serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned())),
+                );
+            }
+            if let Some(id) = id {
+                map.insert(route.id_field.to_owned(), Value::String(id));
+            }
+            let accepted = client
+                .send(route, &payload, key.as_deref(), &office, &actor)
+                .await?;
+            if cli.json {
+                print_json(&accepted);
+            } else {
+                println!("{}", render::accepted(&accepted));
+            }
+            Ok(())
+        }
+        Command::Load { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let report = load(&client, &text, !cli.json).await?;
+            if cli.json {
+                print_json(
+                    &serde_json::json!({ "sent": report.sent, "duplicates": report.duplicates,
+                    "failed": report.failures.len(), "position": report.last_position }),
+                );
+            } else {
+                println!(
+                    "Đã gửi {} lệnh ({} đã có từ trước), {} lỗi; vị trí log {} (sent, already applied, failed; log position)",
+                    report.sent,
+                    report.duplicates,
+                    report.failures.len(),
+                    report.last_position
+                );
+            }
+            for (line, problem) in &report.failures {
+                eprintln!("dòng (line) {line}: {problem}");
+            }
+            if !report.failures.is_empty() {
+                anyhow::bail!("{} commands failed", report.failures.len());
+            }
+            Ok(())
+        }
+        Command::Follow { after } => follow(&client, after, cli.json).await,
+        Command::Rebuild => rebuild(&client, cli.json).await,
+        Command::DeadLetters => {
+            let letters: Value = client.get_json("/v1/dead-letters", &[]).await?;
+            print_json(&letters);
+            Ok(())
+        }
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("values serialize")
+    );
+}
+
+/// What a bulk load did.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub sent: usize,
+    pub duplicates: usize,
+    pub failures: Vec<(usize, String)>,
+    pub last_position: u64,
+}
+
+/// Submits every line of a JSON-lines file, in order, with a progress bar.
+pub async fn load(client: &Client, text: &str, progress: bool) -> anyhow::Result<LoadReport> {
+    let mut commands = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cmd: ScriptedCommand = serde_json::from_str(line)
+            .with_context(|| format!("line {}: not a scripted command", i + 1))?;
+        let route = coord_proto::route(&cmd.command)
+            .with_context(|| format!("line {}: unknown command {}", i + 1, cmd.command))?;
+        commands.push((i + 1, route, cmd));
+    }
+    let bar = if progress {
+        ProgressBar::new(commands.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} lệnh (commands) {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut report = LoadReport::default();
+    for (line, route, cmd) in commands {
+        let key = cmd.command_id.to_string();
+        match client
+            .send(route, &cmd.payload, Some(&key), &cmd.office, &cmd.actor)
+            .await
+        {
+            Ok(a) => {
+                report.sent += 1;
+                report.duplicates += usize::from(a.duplicate);
+                report.last_position = report.last_position.max(a.position);
+            }
+            Err(e) => report.failures.push((line, format!("{e:#}"))),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+async fn follow(client: &Client, after: Option<u64>, json: bool) -> anyhow::Result<()> {
+    let mut events = client.events(after).await?;
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if json {
+            println!("{}", serde_json::to_string(&event)?);
+        } else {
+            println!("{}", render::event_line(&event));
+        }
+    }
+    Ok(())
+}
+
+async fn rebuild(client: &Client, json: bool) -> anyhow::Result<()> {
+    let started: Value = client.post_json("/v1/admin/rebuild").await?;
+    let target = started["target_position"].as_u64().unwrap_or(0);
+    let bar = if json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(target)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} dựng lại (rebuild) [{bar:40}] {pos}/{len}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let status: Value = client.get_json("/v1/projector", &[]).await?;
+        let position = status["position"].as_u64().unwrap_or(0);
+        bar.set_position(position.min(target));
+        if position >= target && status["rebuilding"] == false {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the rebuild did not finish within 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bar.finish_and_clear();
+    if json {
+        print_json(&serde_json::json!({ "rebuilt_to": target }));
+    } else {
+        println!(
+            "Đã dựng lại mô hình đọc đến vị trí {target} (read models rebuilt to position {target})"
+        );
+    }
+    Ok(())
+}

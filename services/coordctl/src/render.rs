@@ -1,0 +1,282 @@
+//! Tables for people: Vietnamese labels with their diacritics, English alongside.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, ContentArrangement, Table};
+use coord_proto::Accepted;
+use coord_proto::read::{DistrictStatus, ProvinceSummary, TimelinePage};
+use serde_json::Value;
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_header(header.iter().map(Cell::new));
+    t
+}
+
+fn kind_vi(kind: &str) -> &'static str {
+    match kind {
+        "city" => "thành phố",
+        "town" => "thị xã",
+        _ => "huyện",
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "có (yes)" } else { "chưa (no)" }
+}
+
+/// The province summary.
+pub fn summary(s: &ProvinceSummary, districts: &[DistrictStatus]) -> String {
+    let name_of = |unit: &str| {
+        districts
+            .iter()
+            .find(|d| d.unit == unit)
+            .map(|d| d.name.clone())
+            .unwrap_or(unit.into())
+    };
+    let outstanding: Vec<String> = s.districts_outstanding.iter().map(|u| name_of(u)).collect();
+    let mut t = table(&["Chỉ tiêu (measure)", "Giá trị (value)"]);
+    let i = &s.inspections;
+    let (o, m) = (&s.discipline.organizations, &s.discipline.members);
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "Tỉnh, nhiệm kỳ (province, term)",
+            format!("{} — {}", s.province, s.term),
+        ),
+        (
+            "Đơn vị cấp huyện (district-level units)",
+            s.districts_total.to_string(),
+        ),
+        (
+            "Đã phối hợp (coordinated)",
+            format!("{}/{}", s.districts_coordinated, s.districts_total),
+        ),
+        (
+            "Đã được kiểm tra, giám sát (covered)",
+            format!("{}/{}", s.districts_covered, s.districts_total),
+        ),
+        (
+            "Chưa được kiểm tra, giám sát (outstanding)",
+            if outstanding.is_empty() {
+                "— (chỉ tiêu đạt, target met)".into()
+            } else {
+                outstanding.join(", ")
+            },
+        ),
+        (
+            "Lượt kiểm tra, giám sát: kế hoạch / đang tiến hành / đã kết luận / đã hủy",
+            format!(
+                "{} / {} / {} / {}",
+                i.scheduled, i.in_progress, i.concluded, i.cancelled
+            ),
+        ),
+        (
+            "Trao đổi thông tin: đã gửi / chưa xác nhận (exchanges sent / unacknowledged)",
+            format!("{} / {}", s.exchanges.sent, s.exchanges.unacknowledged),
+        ),
+        (
+            "Kỷ luật tổ chức đảng: khiển trách / cảnh cáo / giải tán",
+            format!("{} / {} / {}", o.reprimand, o.warning, o.dissolution),
+        ),
+        (
+            "Kỷ luật đảng viên: khiển trách / cảnh cáo / cách chức / khai trừ",
+            format!(
+                "{} / {} / {} / {}",
+                m.reprimand, m.warning, m.removal_from_post, m.expulsion
+            ),
+        ),
+        (
+            "Hồ sơ kỷ luật đang xem xét (open cases)",
+            s.discipline.open_cases.to_string(),
+        ),
+        ("Vị trí log (log position)", s.position.to_string()),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.to_owned(), v]);
+    }
+    if s.dead_letters > 0 {
+        t.add_row(vec![
+            "Sự kiện lỗi (dead letters)".to_owned(),
+            s.dead_letters.to_string(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// Every district, one row each.
+pub fn districts(ds: &[DistrictStatus]) -> String {
+    let mut t = table(&[
+        "Đơn vị (unit)",
+        "Loại",
+        "Phối hợp",
+        "Đã KT, GS",
+        "KT, GS kết luận/tổng",
+        "Kết luận gần nhất",
+        "Trao đổi gửi/chưa xác nhận",
+        "KL tổ chức",
+        "KL đảng viên",
+    ]);
+    for d in ds {
+        let i = &d.inspections;
+        let total = i.scheduled + i.in_progress + i.concluded + i.cancelled;
+        let o = &d.discipline.organizations;
+        let m = &d.discipline.members;
+        t.add_row(vec![
+            d.name.clone(),
+            kind_vi(&d.kind).to_owned(),
+            yes(d.coordinated).to_owned(),
+            yes(d.covered).to_owned(),
+            format!("{}/{}", i.concluded, total),
+            d.last_conclusion_on
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "—".into()),
+            format!("{}/{}", d.exchanges.sent, d.exchanges.unacknowledged),
+            (o.reprimand + o.warning + o.dissolution).to_string(),
+            (m.reprimand + m.warning + m.removal_from_post + m.expulsion).to_string(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// One district in detail.
+pub fn district(d: &DistrictStatus) -> String {
+    let mut t = table(&["", ""]);
+    let i = &d.inspections;
+    let (o, m) = (&d.discipline.organizations, &d.discipline.members);
+    for (k, v) in [
+        (
+            "Đơn vị (unit)",
+            format!("{} {} ({})", kind_vi(&d.kind), d.name, d.unit),
+        ),
+        (
+            "Cấp ủy phối hợp (coordinating committee)",
+            d.standing_committee.clone(),
+        ),
+        (
+            "Tổ chức được kiểm tra (inspected organization)",
+            d.police_committee.clone(),
+        ),
+        ("Nhiệm kỳ (term)", d.term.clone()),
+        (
+            "Đã phối hợp / đã được kiểm tra, giám sát",
+            format!("{} / {}", yes(d.coordinated), yes(d.covered)),
+        ),
+        (
+            "KT, GS: kế hoạch / đang tiến hành / kết luận / hủy",
+            format!(
+                "{} / {} / {} / {}",
+                i.scheduled, i.in_progress, i.concluded, i.cancelled
+            ),
+        ),
+        (
+            "Kết luận gần nhất (last conclusion)",
+            d.last_conclusion_on
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "—".into()),
+        ),
+        (
+            "Trao đổi: tỉnh → huyện / huyện → tỉnh / chưa xác nhận",
+            format!(
+                "{} / {} / {}",
+                d.exchanges.to_district, d.exchanges.to_province, d.exchanges.unacknowledged
+            ),
+        ),
+        (
+            "Kỷ luật tổ chức: khiển trách / cảnh cáo / giải tán",
+            format!("{} / {} / {}", o.reprimand, o.warning, o.dissolution),
+        ),
+        (
+            "Kỷ luật đảng viên: khiển trách / cảnh cáo / cách chức / khai trừ",
+            format!(
+                "{} / {} / {} / {}",
+                m.reprimand, m.warning, m.removal_from_post, m.expulsion
+            ),
+        ),
+        (
+            "Đang xem xét / đang khiếu nại (open / under appeal)",
+            format!(
+                "{} / {}",
+                d.discipline.open_cases, d.discipline.appeals_pending
+            ),
+        ),
+    ] {
+        t.add_row(vec![k.to_owned(), v]);
+    }
+    t.to_string()
+}
+
+/// A timeline page.
+pub fn timeline(p: &TimelinePage) -> String {
+    let mut t = table(&[
+        "Ngày (date)",
+        "Sự kiện (event)",
+        "Nội dung",
+        "Văn phòng (office)",
+    ]);
+    for e in &p.entries {
+        t.add_row(vec![
+            e.occurred_at.to_string(),
+            e.event_type.clone(),
+            e.summary_vi.clone(),
+            e.office.clone(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// The units list.
+pub fn units(v: &Value) -> String {
+    let mut t = table(&[
+        "Mã (id)",
+        "Tên (name)",
+        "Loại (type)",
+        "Ban Thường vụ (standing committee)",
+    ]);
+    for u in v["units"].as_array().into_iter().flatten() {
+        t.add_row(vec![
+            u["id"].as_str().unwrap_or_default().to_owned(),
+            u["name"].as_str().unwrap_or_default().to_owned(),
+            u["kind_vi"].as_str().unwrap_or_default().to_owned(),
+            u["standing_committee"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// A command's answer.
+pub fn accepted(a: &Accepted) -> String {
+    format!(
+        "{} {} — phiên bản (version) {}, vị trí log (position) {}, sự kiện (events) {}",
+        if a.duplicate {
+            "Đã có từ trước (already applied):"
+        } else {
+            "Đã ghi nhận (accepted):"
+        },
+        a.stream_id,
+        a.stream_version,
+        a.position,
+        a.event_ids
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// One line per followed event.
+pub fn event_line(e: &Value) -> String {
+    format!(
+        "{}:{}  {}  {:<24} {}  ({}, {})",
+        e["position"]["commit"],
+        e["position"]["index"],
+        e["occurred_at"].as_str().unwrap_or_default(),
+        e["event_type"].as_str().unwrap_or_default(),
+        e["stream_id"].as_str().unwrap_or_default(),
+        e["office"].as_str().unwrap_or_default(),
+        e["actor"].as_str().unwrap_or_default(),
+    )
+}

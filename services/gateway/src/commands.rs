@@ -1,0 +1,188 @@
+//! Command routes: one per entry of `coord_proto::ROUTES`. The gateway adds who and
+//! which idempotency key, checks the id in the path against the body, forwards over NATS
+//! and turns the answer into HTTP.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use coord_proto::{CommandReply, CommandRequest, Route, command_subject};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::nats::ask;
+use crate::problem::Problem;
+
+/// Namespace for deriving UUIDs from free-form idempotency keys and new aggregate ids.
+const KEY_NAMESPACE: Uuid = Uuid::from_u128(0x8c3e_51d2_6a4f_4b7e_9d10_c0a1_7f3e_2b55);
+
+/// A header as text. UTF-8 is accepted (actors and offices have Vietnamese names).
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Problem> {
+    headers
+        .get(name)
+        .map(|v| {
+            std::str::from_utf8(v.as_bytes()).map_err(|_| {
+                Problem::malformed("bad_header", format!("header {name} is not UTF-8"))
+            })
+        })
+        .transpose()
+}
+
+/// The command id: the `Idempotency-Key` header (a UUID, or any string hashed to one),
+/// or `command_id` in the body, or a new one.
+fn command_id(
+    headers: &HeaderMap,
+    body: &mut serde_json::Map<String, Value>,
+) -> Result<Uuid, Problem> {
+    let from_header = header(headers, "idempotency-key")?
+        .map(|k| {
+            let k = k.trim();
+            if k.is_empty() || k.len() > 200 {
+                return Err(Problem::malformed(
+                    "bad_idempotency_key",
+                    "Idempotency-Key must be 1 to 200 characters",
+                ));
+            }
+            Ok(Uuid::try_parse(k).unwrap_or_else(|_| Uuid::new_v5(&KEY_NAMESPACE, k.as_bytes())))
+        })
+        .transpose()?;
+    let from_body = match body.remove("command_id") {
+        None => None,
+        Some(Value::String(s)) => Some(
+            Uuid::try_parse(&s)
+                .map_err(|_| Problem::malformed("bad_command_id", "`command_id` must be a UUID"))?,
+        ),
+        Some(_) => {
+            return Err(Problem::malformed(
+                "bad_command_id",
+                "`command_id` must be a UUID string",
+            ));
+        }
+    };
+    match (from_header, from_body) {
+        (Some(h), Some(b)) if h != b => Err(Problem::malformed(
+            "idempotency_key_mismatch",
+            "Idempotency-Key and command_id differ",
+        )),
+        (Some(id), _) | (None, Some(id)) => Ok(id),
+        (None, None) => Ok(Uuid::now_v7()),
+    }
+}
+
+/// `If-Match: "3"` pins the aggregate version the command expects.
+fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+    header(headers, "if-match")?
+        .map(|v| {
+            v.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .parse()
+                .map_err(|_| {
+                    Problem::malformed(
+                        "bad_if_match",
+                        "If-Match must be the aggregate version, e.g. \"3\"",
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// Handles `POST` on one command route.
+pub async fn handle(
+    state: AppState,
+    route: &'static Route,
+    path_id: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        Problem::malformed("malformed_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    let Value::Object(mut payload) = value else {
+        return Err(Problem::malformed(
+            "malformed_json",
+            "the body must be a JSON object",
+        ));
+    };
+    let command_id = command_id(&headers, &mut payload)?;
+    let id_field = route.id_field;
+    match (&path_id, payload.get(id_field)) {
+        (Some(path), body_id) => {
+            let id = Uuid::try_parse(path).map_err(|_| {
+                Problem::malformed("bad_id", format!("`{path}` in the path is not a UUID"))
+            })?;
+            if let Some(body_id) = body_id
+                && body_id.as_str() != Some(id.to_string().as_str())
+            {
+                return Err(Problem::malformed(
+                    "id_mismatch",
+                    format!("`{id_field}` in the body differs from the path"),
+                ));
+            }
+            payload.insert(id_field.into(), Value::String(id.to_string()));
+        }
+        (None, None) => {
+            // A new aggregate without a client-chosen id: derive it from the command id,
+            // so a retry with the same Idempotency-Key addresses the same aggregate.
+            let id = Uuid::new_v5(&KEY_NAMESPACE, command_id.as_bytes());
+            payload.insert(id_field.into(), Value::String(id.to_string()));
+        }
+        (None, Some(_)) => {}
+    }
+    let request = CommandRequest {
+        command_id,
+        correlation_id: None,
+        office: header(&headers, "x-office")?
+            .unwrap_or("province")
+            .to_owned(),
+        actor: header(&headers, "x-actor")?.unwrap_or("unknown").to_owned(),
+        expected_version: expected_version(&headers)?,
+        payload: Value::Object(payload),
+    };
+    let subject = command_subject(route.service, route.endpoint);
+    match ask::<_, CommandReply>(&state.nats, subject, &request, state.request_timeout).await? {
+        CommandReply::Accepted(accepted) => {
+            let status = if !route.id_in_path && !accepted.duplicate {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let mut response = (status, axum::Json(&accepted)).into_response();
+            response.headers_mut().insert(
+                "etag",
+                format!("\"{}\"", accepted.stream_version)
+                    .parse()
+                    .expect("valid"),
+            );
+            Ok(response)
+        }
+        CommandReply::Error(e) => Err(e.into()),
+    }
+}
+
+/// Builds the router of every command route.
+pub fn router() -> axum::Router<AppState> {
+    let mut router = axum::Router::new();
+    for route in coord_proto::ROUTES {
+        router = if route.id_in_path {
+            router.route(
+                route.path,
+                axum::routing::post(
+                    move |State(s): State<AppState>,
+                          Path(id): Path<String>,
+                          h: HeaderMap,
+                          b: Bytes| { handle(s, route, Some(id), h, b) },
+                ),
+            )
+        } else {
+            router.route(
+                route.path,
+                axum::routing::post(move |State(s): State<AppState>, h: HeaderMap, b: Bytes| {
+                    handle(s, route, None, h, b)
+                }),
+            )
+        };
+    }
+    router
+}
