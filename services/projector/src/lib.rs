@@ -77,8 +77,8 @@ async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Projec
         },
     )
     .await?;
-    let store = Store::open(&config.db)?;
-    let projector = Projector::new(store, province, Arc::new(log), config.batch_size)?;
+    let store = Store::open(&config.db, province)?;
+    let projector = Projector::new(store, Arc::new(log), config.batch_size)?;
     Ok((client, projector))
 }
 
@@ -124,6 +124,7 @@ pub async fn run(
 
 /// Drops the read models and replays the log up to its current head, then returns.
 pub async fn rebuild_offline(config: Config) -> anyhow::Result<u64> {
+    let province = config.service.province()?;
     let client =
         coord_service::server::connect(&config.service.nats_url, "coord-projector-rebuild").await?;
     let log = JetStreamLog::open(
@@ -135,7 +136,7 @@ pub async fn rebuild_offline(config: Config) -> anyhow::Result<u64> {
         },
     )
     .await?;
-    let mut store = Store::open(&config.db)?;
+    let mut store = Store::open(&config.db, province)?;
     replay_into(&mut store, &log, config.batch_size).await?;
     Ok(store.checkpoint()?.map(|p| p.commit).unwrap_or(0))
 }

@@ -140,7 +140,7 @@ pub async fn answer(
                 Err(e) => return reply::<()>(Err(e)),
             };
             reply(
-                p.with_store(move |s, prov| s.province_summary(prov, term))
+                p.with_store(move |s| s.province_summary(term))
                     .await
                     .map_err(internal),
             )
@@ -151,12 +151,12 @@ pub async fn answer(
                 Err(e) => return reply::<()>(Err(e)),
             };
             reply(
-                p.with_store(move |s, prov| {
+                p.with_store(move |s| {
                     let position = s.checkpoint()?.map(|c| c.commit).unwrap_or(0);
                     Ok(DistrictList {
                         term: term.to_string(),
                         position,
-                        districts: s.district_statuses(prov, term)?,
+                        districts: s.district_statuses(term)?,
                     })
                 })
                 .await
@@ -169,10 +169,10 @@ pub async fn answer(
                 (Err(e), _) | (_, Err(e)) => return reply::<()>(Err(e)),
             };
             reply(
-                p.with_store(move |s, prov| {
+                p.with_store(move |s| {
                     let position = s.checkpoint()?.map(|c| c.commit).unwrap_or(0);
                     let status = s
-                        .district_statuses(prov, term)?
+                        .district_statuses(term)?
                         .into_iter()
                         .find(|d| d.unit == unit.as_str());
                     Ok(status.map(|status| DistrictReport { position, status }))
@@ -197,7 +197,7 @@ pub async fn answer(
             };
             let limit = q.limit.unwrap_or(50);
             reply(
-                p.with_store(move |s, _| s.timeline(&unit, limit, before))
+                p.with_store(move |s| s.timeline(&unit, limit, before))
                     .await
                     .map_err(internal),
             )
@@ -205,7 +205,7 @@ pub async fn answer(
         "position" => {
             let rebuilding = p.is_rebuilding();
             reply(
-                p.with_store(move |s, _| {
+                p.with_store(move |s| {
                     Ok(ProjectorPosition {
                         position: s.checkpoint()?.map(|c| c.commit).unwrap_or(0),
                         dead_letters: s.dead_letter_count()?,
@@ -219,7 +219,7 @@ pub async fn answer(
         "dead_letters" => {
             let limit = q.limit.unwrap_or(100).min(1000);
             reply(
-                p.with_store(move |s, _| s.dead_letters(limit))
+                p.with_store(move |s| s.dead_letters(limit))
                     .await
                     .map_err(internal),
             )

@@ -16,6 +16,7 @@ use crate::store::{Item, Store, StoreError};
 /// The shared state of one projector: its store and how far it has got.
 pub struct Projector {
     pub(crate) store: Mutex<Store>,
+    /// A copy of the store's reference data, to validate queries without the lock.
     pub(crate) province: Province,
     log: Arc<dyn EventLog>,
     position: watch::Sender<u64>,
@@ -26,12 +27,8 @@ pub struct Projector {
 }
 
 impl Projector {
-    pub fn new(
-        store: Store,
-        province: Province,
-        log: Arc<dyn EventLog>,
-        batch_size: usize,
-    ) -> Result<Arc<Self>, StoreError> {
+    pub fn new(store: Store, log: Arc<dyn EventLog>, batch_size: usize) -> Result<Arc<Self>, StoreError> {
+        let province = store.province().clone();
         let start = store.checkpoint()?.map(|p| p.commit).unwrap_or(0);
         let (rebuild_tx, rebuild_rx) = mpsc::channel(4);
         Ok(Arc::new(Self {
@@ -66,12 +63,12 @@ impl Projector {
     /// Runs a closure on the store on a blocking thread.
     pub async fn with_store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut Store, &Province) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut store = this.store.lock().expect("store lock");
-            f(&mut store, &this.province)
+            f(&mut store)
         })
         .await
         .expect("store task does not panic")
@@ -91,7 +88,7 @@ impl Projector {
     async fn reset(self: &Arc<Self>) -> Result<u64, anyhow::Error> {
         self.rebuilding.store(true, Ordering::SeqCst);
         let head = self.log.head().await?.map(|p| p.commit).unwrap_or(0);
-        self.with_store(|s, _| s.reset()).await?;
+        self.with_store(|s| s.reset()).await?;
         self.position.send_replace(0);
         tracing::info!(head, "read models dropped; replaying the log");
         if head == 0 {
@@ -110,7 +107,7 @@ impl Projector {
             return Ok(());
         }
         let (applied, dead, checkpoint) = self
-            .with_store(move |s, _| {
+            .with_store(move |s| {
                 let (a, d) = s.apply_batch(&items)?;
                 Ok((a, d, s.checkpoint()?))
             })
@@ -137,7 +134,7 @@ impl Projector {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            let after: Option<EventPosition> = self.with_store(|s, _| s.checkpoint()).await?;
+            let after: Option<EventPosition> = self.with_store(|s| s.checkpoint()).await?;
             let subscription = match self.log.subscribe(after).await {
                 Ok(s) => s,
                 Err(e) => {

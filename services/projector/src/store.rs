@@ -111,6 +111,7 @@ enum Skip {
 /// The read-model database.
 pub struct Store {
     conn: Connection,
+    province: Province,
 }
 
 fn fmt_date(d: NaiveDate) -> String {
@@ -119,24 +120,30 @@ fn fmt_date(d: NaiveDate) -> String {
 
 impl Store {
     /// Opens (or creates) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// The province's reference data names the units and bodies in the read models.
+    pub fn open(path: &Path, province: Province) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        Self::init(conn, province)
     }
 
     /// An in-memory database, for tests.
-    pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?)
+    pub fn open_in_memory(province: Province) -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?, province)
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
+    /// The province the store describes.
+    pub fn province(&self) -> &Province {
+        &self.province
+    }
+
+    fn init(conn: Connection, province: Province) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // In WAL mode NORMAL can lose the last transactions on power loss, never
         // corrupt: the checkpoint is lost with them, so they are simply applied again.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn })
+        Ok(Self { conn, province })
     }
 
     /// The last position applied, if any.
@@ -184,7 +191,7 @@ impl Store {
             let result = match item {
                 Item::Event(event) => {
                     let mut sp = tx.savepoint()?;
-                    match apply_event(&sp, event) {
+                    match apply_event(&sp, &self.province, event) {
                         Ok(()) => {
                             sp.commit()?;
                             Ok(())
@@ -251,11 +258,8 @@ impl Store {
     }
 
     /// Every district's status in a term, in the province file's order.
-    pub fn district_statuses(
-        &self,
-        province: &Province,
-        term: TermId,
-    ) -> Result<Vec<DistrictStatus>, StoreError> {
+    pub fn district_statuses(&self, term: TermId) -> Result<Vec<DistrictStatus>, StoreError> {
+        let province = &self.province;
         let term_s = term.to_string();
         let mut by_unit: BTreeMap<String, DistrictStatus> = BTreeMap::new();
         for unit in &province.units {
@@ -385,12 +389,9 @@ impl Store {
     }
 
     /// The province's standing against the term target.
-    pub fn province_summary(
-        &self,
-        province: &Province,
-        term: TermId,
-    ) -> Result<ProvinceSummary, StoreError> {
-        let districts = self.district_statuses(province, term)?;
+    pub fn province_summary(&self, term: TermId) -> Result<ProvinceSummary, StoreError> {
+        let province = &self.province;
+        let districts = self.district_statuses(term)?;
         let mut s = ProvinceSummary {
             term: term.to_string(),
             province: province.name.clone(),
@@ -572,18 +573,10 @@ fn unit_of(conn: &Connection, table: &str, key: &str, id: &str) -> Result<String
     .ok_or_else(|| Skip::Inconsistent(format!("{key} {id} is not in the read model")))
 }
 
-fn body_vi(b: &Body) -> String {
-    match b {
-        Body::ProvincialStandingCommittee => "BTV Đảng ủy Công an tỉnh".into(),
-        Body::ProvincialInspectionCommission => "UBKT Đảng ủy Công an tỉnh".into(),
-        Body::DistrictStandingCommittee(u) => format!("BTV cấp ủy {u}"),
-        Body::CentralInspectionCommission => "UBKT Trung ương".into(),
-        Body::CentralPublicSecurityStandingCommittee => "BTV Đảng ủy Công an Trung ương".into(),
-    }
-}
 
 /// Applies one event to the read models (inside the caller's savepoint).
-fn apply_event(conn: &Connection, e: &RecordedEvent) -> Result<(), Skip> {
+fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Result<(), Skip> {
+    let body_vi = |b: &Body| b.label_vi(province, Some(e.occurred_at));
     let (unit, summary) = match e.stream_id.category() {
         "inspection" => match decode::<InspectionEvent>(e)? {
             InspectionEvent::InspectionScheduled(s) => {

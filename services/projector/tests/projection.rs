@@ -72,10 +72,10 @@ async fn all_items(log: &InMemoryLog) -> Vec<Item> {
 async fn the_scenario_reproduces_the_articles_figures() {
     let log = InMemoryLog::new();
     load_scenario(&log).await;
-    let mut store = Store::open_in_memory().unwrap();
+    let mut store = Store::open_in_memory((*province()).clone()).unwrap();
     store.apply_batch(&all_items(&log).await).unwrap();
     let s = store
-        .province_summary(&province(), "2020-2025".parse().unwrap())
+        .province_summary("2020-2025".parse().unwrap())
         .unwrap();
     assert_eq!(s.districts_total, 11);
     assert_eq!(s.districts_coordinated, 8);
@@ -100,7 +100,7 @@ async fn the_scenario_reproduces_the_articles_figures() {
     assert_eq!(s.exchanges.unacknowledged, 2);
     assert_eq!(s.dead_letters, 0);
     let lx = store
-        .district_statuses(&province(), "2020-2025".parse().unwrap())
+        .district_statuses("2020-2025".parse().unwrap())
         .unwrap()
         .remove(0);
     assert_eq!(lx.name, "Long Xuyên");
@@ -116,7 +116,7 @@ async fn a_rebuild_equals_the_incremental_model_and_redelivery_counts_nothing_tw
     let items = all_items(&log).await;
 
     // Incremental: small uneven batches, some delivered twice (as after a reconnect).
-    let mut incremental = Store::open_in_memory().unwrap();
+    let mut incremental = Store::open_in_memory((*province()).clone()).unwrap();
     let mut start = 0;
     for (i, size) in [1usize, 7, 3, 50, 2, 31].iter().cycle().enumerate() {
         if start >= items.len() {
@@ -134,7 +134,7 @@ async fn a_rebuild_equals_the_incremental_model_and_redelivery_counts_nothing_tw
     }
 
     // Rebuilt: drop everything and replay from the log in one go.
-    let mut rebuilt = Store::open_in_memory().unwrap();
+    let mut rebuilt = Store::open_in_memory((*province()).clone()).unwrap();
     rebuilt.apply_batch(&items[..10]).unwrap();
     projector::replay_into(&mut rebuilt, &log, 64)
         .await
@@ -208,7 +208,7 @@ async fn poison_events_are_dead_lettered_and_the_projection_goes_on() {
         .unwrap();
     }
     load_scenario(&log).await;
-    let mut store = Store::open_in_memory().unwrap();
+    let mut store = Store::open_in_memory((*province()).clone()).unwrap();
     let mut items = all_items(&log).await;
     items.insert(
         0,
@@ -244,7 +244,7 @@ async fn poison_events_are_dead_lettered_and_the_projection_goes_on() {
             .any(|l| l.reason.contains("not in the read model"))
     );
     let s = store
-        .province_summary(&province(), "2020-2025".parse().unwrap())
+        .province_summary("2020-2025".parse().unwrap())
         .unwrap();
     assert_eq!(
         s.inspections.concluded, 9,
