@@ -275,8 +275,20 @@ impl Stack {
         let nats = NatsServer::start();
         let data = tempfile::tempdir().expect("a temporary data folder");
         let gateway_port = free_port();
-        let mut stack = Self { nats, processes: Vec::new(), gateway_url: format!("http://127.0.0.1:{gateway_port}"), data, gateway_port };
-        for name in ["inspection", "exchange", "discipline", "projector", "gateway"] {
+        let mut stack = Self {
+            nats,
+            processes: Vec::new(),
+            gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            data,
+            gateway_port,
+        };
+        for name in [
+            "inspection",
+            "exchange",
+            "discipline",
+            "projector",
+            "gateway",
+        ] {
             let p = stack.spawn(name, &[]);
             stack.processes.push(p);
         }
@@ -287,22 +299,36 @@ impl Stack {
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("COORD_NATS_URL".into(), self.nats.url()),
-            ("COORD_PROJECTOR_DB".into(), self.data.path().join("projector.sqlite").display().to_string()),
-            ("COORD_GATEWAY_ADDR".into(), format!("127.0.0.1:{}", self.gateway_port)),
+            (
+                "COORD_PROJECTOR_DB".into(),
+                self.data
+                    .path()
+                    .join("projector.sqlite")
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "COORD_GATEWAY_ADDR".into(),
+                format!("127.0.0.1:{}", self.gateway_port),
+            ),
         ]
     }
 
     /// Starts one more process of the stack with extra environment.
     pub fn spawn(&self, name: &str, extra: &[(&str, &str)]) -> ServiceProcess {
         let env = self.env();
-        let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut all: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         all.extend_from_slice(extra);
         ServiceProcess::start(name, &[], &all)
     }
 
     /// The running process called `name`.
     pub fn process(&mut self, name: &str) -> &mut ServiceProcess {
-        self.processes.iter_mut().find(|p| p.name == name).unwrap_or_else(|| panic!("no {name} in the stack"))
+        self.processes
+            .iter_mut()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no {name} in the stack"))
     }
 
     /// Waits (at most 30 s) until the gateway answers and the projector is reachable.
@@ -310,12 +336,18 @@ impl Stack {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = http.get(format!("{}/v1/projector", self.gateway_url)).send().await
+            if let Ok(r) = http
+                .get(format!("{}/v1/projector", self.gateway_url))
+                .send()
+                .await
                 && r.status().is_success()
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "the stack did not become ready within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "the stack did not become ready within 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -8,14 +8,25 @@ use coord_domain::DomainEvent;
 use coord_domain::inspection::{Category, InspectionEvent, InspectionKind, InspectionScheduled};
 use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
 use coord_log::{EventLog, ExpectedVersion, Metadata, NewEvent, StreamId};
-use coord_proto::read::{ProjectorPosition, ProvinceSummary, QueryReply, QueryRequest, query_subject};
+use coord_proto::read::{
+    ProjectorPosition, ProvinceSummary, QueryReply, QueryRequest, query_subject,
+};
 use tests::Stack;
 use uuid::Uuid;
 
 const EVENTS: usize = 4000;
 const UNITS: [&str; 11] = [
-    "long-xuyen", "chau-doc", "tan-chau", "tinh-bien", "an-phu", "chau-phu", "chau-thanh", "cho-moi", "phu-tan",
-    "thoai-son", "tri-ton",
+    "long-xuyen",
+    "chau-doc",
+    "tan-chau",
+    "tinh-bien",
+    "an-phu",
+    "chau-phu",
+    "chau-thanh",
+    "cho-moi",
+    "phu-tan",
+    "thoai-son",
+    "tri-ton",
 ];
 
 fn scheduled(n: usize) -> (StreamId, NewEvent) {
@@ -28,7 +39,9 @@ fn scheduled(n: usize) -> (StreamId, NewEvent) {
         kind: InspectionKind::Supervision,
         category: Category::Regular,
         leading_body: coord_domain::Body::ProvincialInspectionCommission,
-        coordinating_body: format!("district_standing_committee:{unit}").parse().unwrap(),
+        coordinating_body: format!("district_standing_committee:{unit}")
+            .parse()
+            .unwrap(),
         target: format!("district_police:{unit}").parse().unwrap(),
         decision_ref: format!("{n}-QĐ (giả định)").parse().unwrap(),
         decided_on: "2024-01-02".parse().unwrap(),
@@ -42,14 +55,29 @@ fn scheduled(n: usize) -> (StreamId, NewEvent) {
         schema_version: InspectionEvent::SCHEMA_VERSION,
         occurred_at: event.occurred_on(),
         payload,
-        metadata: Metadata { office: "province".into(), actor: "load".into(), correlation_id: id, causation_id: id },
+        metadata: Metadata {
+            office: "province".into(),
+            actor: "load".into(),
+            correlation_id: id,
+            causation_id: id,
+        },
     };
     (StreamId::new("inspection", id).unwrap(), new)
 }
 
-async fn ask<T: serde::de::DeserializeOwned>(nats: &async_nats::Client, endpoint: &str, q: &QueryRequest) -> Option<T> {
+async fn ask<T: serde::de::DeserializeOwned>(
+    nats: &async_nats::Client,
+    endpoint: &str,
+    q: &QueryRequest,
+) -> Option<T> {
     let body = serde_json::to_vec(q).unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(15), nats.request(query_subject(endpoint), body.into())).await.ok()?.ok()?;
+    let msg = tokio::time::timeout(
+        Duration::from_secs(15),
+        nats.request(query_subject(endpoint), body.into()),
+    )
+    .await
+    .ok()?
+    .ok()?;
     match serde_json::from_slice::<QueryReply<T>>(&msg.payload).ok()? {
         QueryReply::Ok(v) => Some(v),
         QueryReply::Error(_) => None,
@@ -62,7 +90,11 @@ async fn a_projector_killed_mid_replay_resumes_without_double_counting() {
     // Only NATS is needed from the stack; stop its projector to control our own.
     stack.process("projector").kill();
     let nats = async_nats::connect(stack.nats.url()).await.unwrap();
-    let log = Arc::new(JetStreamLog::open(nats.clone(), JetStreamConfig::default()).await.unwrap());
+    let log = Arc::new(
+        JetStreamLog::open(nats.clone(), JetStreamConfig::default())
+            .await
+            .unwrap(),
+    );
 
     // Fill the log: EVENTS commits, appended by 16 writers at once.
     let mut writers = Vec::new();
@@ -71,7 +103,9 @@ async fn a_projector_killed_mid_replay_resumes_without_double_counting() {
         writers.push(tokio::spawn(async move {
             for n in (w..EVENTS).step_by(16) {
                 let (stream, event) = scheduled(n);
-                log.append(&stream, ExpectedVersion::NoStream, vec![event]).await.unwrap();
+                log.append(&stream, ExpectedVersion::NoStream, vec![event])
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -93,21 +127,34 @@ async fn a_projector_killed_mid_replay_resumes_without_double_counting() {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
-    assert!(killed_at < head, "killed mid-replay ({killed_at} of {head})");
+    assert!(
+        killed_at < head,
+        "killed mid-replay ({killed_at} of {head})"
+    );
 
     // Restart: it resumes from its checkpoint.
     let _projector = stack.spawn("projector", &[]);
-    let q = QueryRequest { min_position: Some(head), wait_ms: Some(10_000), ..Default::default() };
+    let q = QueryRequest {
+        min_position: Some(head),
+        wait_ms: Some(10_000),
+        ..Default::default()
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     let summary = loop {
         if let Some(s) = ask::<ProvinceSummary>(&nats, "province_summary", &q).await {
             break s;
         }
-        assert!(Instant::now() < deadline, "the restarted projector caught up");
+        assert!(
+            Instant::now() < deadline,
+            "the restarted projector caught up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(summary.position, head);
-    assert_eq!(summary.inspections.scheduled, EVENTS as u64, "every event counted exactly once");
+    assert_eq!(
+        summary.inspections.scheduled, EVENTS as u64,
+        "every event counted exactly once"
+    );
     assert_eq!(summary.districts_coordinated, 11);
     assert_eq!(summary.dead_letters, 0);
 }

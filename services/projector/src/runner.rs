@@ -27,7 +27,11 @@ pub struct Projector {
 }
 
 impl Projector {
-    pub fn new(store: Store, log: Arc<dyn EventLog>, batch_size: usize) -> Result<Arc<Self>, StoreError> {
+    pub fn new(
+        store: Store,
+        log: Arc<dyn EventLog>,
+        batch_size: usize,
+    ) -> Result<Arc<Self>, StoreError> {
         let province = store.province().clone();
         let start = store.checkpoint()?.map(|p| p.commit).unwrap_or(0);
         let (rebuild_tx, rebuild_rx) = mpsc::channel(4);

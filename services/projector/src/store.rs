@@ -573,7 +573,6 @@ fn unit_of(conn: &Connection, table: &str, key: &str, id: &str) -> Result<String
     .ok_or_else(|| Skip::Inconsistent(format!("{key} {id} is not in the read model")))
 }
 
-
 /// Applies one event to the read models (inside the caller's savepoint).
 fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Result<(), Skip> {
     let body_vi = |b: &Body| b.label_vi(province, Some(e.occurred_at));
