@@ -36,7 +36,7 @@ pub struct Config {
     #[arg(long, env = "COORD_GATEWAY_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
     /// `/readyz` fails while the projector is more than this many commits behind the log.
-    #[arg(long, env = "COORD_GATEWAY_READY_MAX_LAG", default_value_t = 0)]
+    #[arg(long, env = "COORD_GATEWAY_READY_MAX_LAG", default_value_t = 10)]
     pub ready_max_lag: u64,
 }
 

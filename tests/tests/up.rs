@@ -1,0 +1,137 @@
+//! `coordctl up` as a new user runs it: starts everything, loads the reference scenario
+//! into the empty log, prints the summary, stops cleanly on Ctrl-C (SIGINT); a second
+//! start keeps the data and loads nothing.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tests::{free_port, workspace_bin};
+
+struct Up {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Up {
+    fn start(data: &std::path::Path, nats_port: u16, http_port: u16) -> Self {
+        let mut child = Command::new(workspace_bin("coordctl"))
+            .args(["up", "--data-dir"])
+            .arg(data)
+            .args([
+                "--nats-port",
+                &nats_port.to_string(),
+                "--listen",
+                &format!("127.0.0.1:{http_port}"),
+            ])
+            .env("NATS_SERVER_BIN", tests::nats_server_bin())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("coordctl starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads output until a line contains `needle` (at most 90 s).
+    fn wait_for(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!(
+            "`{needle}` never printed; output so far:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    /// Ctrl-C, then a bounded wait for a clean exit.
+    fn interrupt(mut self) -> Vec<String> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "coordctl up exits cleanly on Ctrl-C ({status})"
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "coordctl up stops within 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.seen.extend(self.lines.try_iter());
+        self.seen
+    }
+}
+
+#[test]
+fn coordctl_up_runs_loads_once_and_stops_cleanly() {
+    let data = tempfile::tempdir().unwrap();
+    let (nats_port, http_port) = (free_port(), free_port());
+
+    let mut first = Up::start(data.path(), nats_port, http_port);
+    first.wait_for("Nhấn Ctrl-C");
+    let out = first.interrupt().join("\n");
+    assert!(
+        out.contains("nạp kịch bản tham chiếu"),
+        "the empty log gets the scenario:\n{out}"
+    );
+    assert!(out.contains("8/11"), "coordinated 8 of 11:\n{out}");
+    assert!(
+        out.contains("An Phú, Thoại Sơn, Tri Tôn"),
+        "outstanding districts named in Vietnamese:\n{out}"
+    );
+    assert!(
+        out.contains("30 / 15 / 0 / 1"),
+        "members disciplined:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("http://127.0.0.1:{http_port}")),
+        "prints the gateway URL"
+    );
+    assert!(
+        out.contains("đã dừng (stopped) nats-server"),
+        "stops NATS last:\n{out}"
+    );
+
+    let mut second = Up::start(data.path(), nats_port, http_port);
+    second.wait_for("Nhấn Ctrl-C");
+    let out = second.interrupt().join("\n");
+    assert!(
+        out.contains("không nạp lại"),
+        "a second start keeps the data:\n{out}"
+    );
+    assert!(
+        !out.contains("nạp kịch bản tham chiếu"),
+        "and loads nothing:\n{out}"
+    );
+    assert!(out.contains("10 / 0 / 0"), "the same figures:\n{out}");
+}
