@@ -6,6 +6,8 @@
 //! Run: `cargo build --release --workspace --bins && cargo bench -p tests --bench throughput`.
 //! Writes `tests/bench-results/throughput.json`.
 
+#![allow(clippy::print_stdout)] // a benchmark reports on stdout
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
