@@ -21,7 +21,6 @@ use axum::Router;
 use axum::routing::{get, post};
 use coord_domain::Province;
 use coord_log::EventLog;
-use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
 use coord_service::ServiceConfig;
 
 /// Gateway settings, on top of the shared service settings.
@@ -95,15 +94,7 @@ pub fn build_app(state: AppState) -> Router {
 pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
     let province = Arc::new(config.service.province()?);
     let nats = coord_service::server::connect(&config.service.nats_url, "coord-gateway").await?;
-    let log = JetStreamLog::open(
-        nats.clone(),
-        JetStreamConfig {
-            stream_name: config.service.log_stream.clone(),
-            subject_prefix: config.service.log_subject_prefix.clone(),
-            ..JetStreamConfig::default()
-        },
-    )
-    .await?;
+    let log = config.service.open_log(nats.clone()).await?;
     Ok(AppState {
         nats,
         log: Arc::new(log),

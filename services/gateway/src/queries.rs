@@ -234,10 +234,7 @@ pub async fn units(State(s): State<AppState>) -> Json<UnitsView> {
                 UnitView {
                     id: u.id.to_string(),
                     name: u.name.clone(),
-                    kind: serde_json::to_value(kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    kind: kind.as_str().to_owned(),
                     kind_vi: kind.label_vi().into(),
                     standing_committee: u.standing_committee_vi(kind),
                     police_committee: u.police_committee_vi(kind),

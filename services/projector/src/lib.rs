@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coord_log::EventLog;
-use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
 use coord_service::ServiceConfig;
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -68,15 +67,7 @@ async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Projec
     let province = config.service.province()?;
     let client =
         coord_service::server::connect(&config.service.nats_url, "coord-projector").await?;
-    let log = JetStreamLog::open(
-        client.clone(),
-        JetStreamConfig {
-            stream_name: config.service.log_stream.clone(),
-            subject_prefix: config.service.log_subject_prefix.clone(),
-            ..JetStreamConfig::default()
-        },
-    )
-    .await?;
+    let log = config.service.open_log(client.clone()).await?;
     let store = Store::open(&config.db, province)?;
     let projector = Projector::new(store, Arc::new(log), config.batch_size)?;
     Ok((client, projector))
@@ -127,15 +118,7 @@ pub async fn rebuild_offline(config: Config) -> anyhow::Result<u64> {
     let province = config.service.province()?;
     let client =
         coord_service::server::connect(&config.service.nats_url, "coord-projector-rebuild").await?;
-    let log = JetStreamLog::open(
-        client,
-        JetStreamConfig {
-            stream_name: config.service.log_stream.clone(),
-            subject_prefix: config.service.log_subject_prefix.clone(),
-            ..JetStreamConfig::default()
-        },
-    )
-    .await?;
+    let log = config.service.open_log(client).await?;
     let mut store = Store::open(&config.db, province)?;
     replay_into(&mut store, &log, config.batch_size).await?;
     Ok(store.checkpoint()?.map(|p| p.commit).unwrap_or(0))

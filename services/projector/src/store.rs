@@ -269,10 +269,7 @@ impl Store {
                 DistrictStatus {
                     unit: unit.id.to_string(),
                     name: unit.name.clone(),
-                    kind: serde_json::to_value(kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    kind: kind.as_str().to_owned(),
                     standing_committee: unit.standing_committee_vi(kind),
                     police_committee: unit.police_committee_vi(kind),
                     term: term_s.clone(),

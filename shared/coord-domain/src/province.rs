@@ -23,6 +23,15 @@ pub enum UnitKind {
 }
 
 impl UnitKind {
+    /// The wire name: `city`, `town` or `district`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitKind::City => "city",
+            UnitKind::Town => "town",
+            UnitKind::District => "district",
+        }
+    }
+
     /// Vietnamese name of the unit type.
     pub fn label_vi(self) -> &'static str {
         match self {

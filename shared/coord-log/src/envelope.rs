@@ -172,7 +172,31 @@ impl RecordedEvent {
             .expect("events read from a log carry their position")
     }
 
-    pub(crate) fn from_new(
+    /// Numbers a batch of new events after a stream at version `actual`, as recorded now.
+    pub(crate) fn stamp(
+        stream: &StreamId,
+        actual: u64,
+        recorded_at: DateTime<Utc>,
+        events: impl IntoIterator<Item = NewEvent>,
+    ) -> Vec<Self> {
+        events
+            .into_iter()
+            .zip(actual + 1..)
+            .map(|(e, version)| Self::from_new(stream, version, recorded_at, e))
+            .collect()
+    }
+
+    /// Gives the events of one commit their positions in the log.
+    pub(crate) fn place(events: &mut [Self], commit: u64) {
+        for (index, e) in events.iter_mut().enumerate() {
+            e.position = Some(EventPosition {
+                commit,
+                index: index as u32,
+            });
+        }
+    }
+
+    fn from_new(
         stream: &StreamId,
         version: u64,
         recorded_at: DateTime<Utc>,

@@ -194,18 +194,9 @@ fn decode_commit(payload: &[u8], sequence: u64) -> Result<Vec<RecordedEvent>, Lo
             reason: "commit holds no events".into(),
         });
     }
-    Ok(body
-        .events
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut e)| {
-            e.position = Some(EventPosition {
-                commit: sequence,
-                index: i as u32,
-            });
-            e
-        })
-        .collect())
+    let mut events = body.events;
+    RecordedEvent::place(&mut events, sequence);
+    Ok(events)
 }
 
 fn is_wrong_last_sequence(err: &jetstream::context::PublishError) -> bool {
@@ -248,13 +239,7 @@ impl EventLog for JetStreamLog {
                     actual,
                 });
             }
-            let now = Utc::now();
-            let recorded: Vec<RecordedEvent> = events
-                .iter()
-                .cloned()
-                .enumerate()
-                .map(|(i, e)| RecordedEvent::from_new(stream, actual + 1 + i as u64, now, e))
-                .collect();
+            let recorded = RecordedEvent::stamp(stream, actual, Utc::now(), events.iter().cloned());
             let new_version = actual + recorded.len() as u64;
             let types: Vec<&str> = recorded.iter().map(|e| e.event_type.as_str()).collect();
             let types = types.join(",");

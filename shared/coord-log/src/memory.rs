@@ -90,19 +90,8 @@ impl EventLog for InMemoryLog {
         }
         let commit_index = inner.commits.len();
         let commit_number = commit_index as u64 + 1;
-        let now = Utc::now();
-        let recorded: Vec<RecordedEvent> = events
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let mut r = RecordedEvent::from_new(stream, actual + 1 + i as u64, now, e);
-                r.position = Some(EventPosition {
-                    commit: commit_number,
-                    index: i as u32,
-                });
-                r
-            })
-            .collect();
+        let mut recorded = RecordedEvent::stamp(stream, actual, Utc::now(), events);
+        RecordedEvent::place(&mut recorded, commit_number);
         for e in &recorded {
             inner.by_event_id.insert(e.event_id, commit_index);
         }

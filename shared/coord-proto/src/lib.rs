@@ -253,6 +253,28 @@ mod tests {
     }
 
     #[test]
+    fn every_command_endpoint_has_exactly_one_http_route() {
+        fn check<A: CommandApi>() {
+            for endpoint in A::ENDPOINTS {
+                let routes: Vec<_> = ROUTES
+                    .iter()
+                    .filter(|r| r.service == A::SERVICE && r.endpoint == *endpoint)
+                    .collect();
+                assert_eq!(routes.len(), 1, "{}.{endpoint}", A::SERVICE);
+                assert_eq!(routes[0].command, format!("{}.{endpoint}", A::SERVICE));
+                assert_eq!(routes[0].id_in_path, routes[0].path.contains("{id}"));
+            }
+        }
+        check::<Inspection>();
+        check::<InformationExchange>();
+        check::<DisciplineCase>();
+        let endpoints = Inspection::ENDPOINTS.len()
+            + InformationExchange::ENDPOINTS.len()
+            + DisciplineCase::ENDPOINTS.len();
+        assert_eq!(ROUTES.len(), endpoints, "no route without an endpoint");
+    }
+
+    #[test]
     fn http_statuses_follow_the_error_classes() {
         assert_eq!(
             ErrorKind::from(RejectionKind::RuleViolation).http_status(),

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use coord_domain::Province;
 use coord_domain::province::AN_GIANG_TOML;
+use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,6 +48,22 @@ impl ServiceConfig {
             None => AN_GIANG_TOML.to_owned(),
         };
         Ok(Province::from_toml_str(&text)?)
+    }
+
+    /// Opens the event log on JetStream as configured.
+    pub async fn open_log(
+        &self,
+        client: async_nats::Client,
+    ) -> Result<JetStreamLog, coord_log::LogError> {
+        JetStreamLog::open(
+            client,
+            JetStreamConfig {
+                stream_name: self.log_stream.clone(),
+                subject_prefix: self.log_subject_prefix.clone(),
+                ..JetStreamConfig::default()
+            },
+        )
+        .await
     }
 
     /// A configuration for tests: defaults, pointing at `nats_url`.

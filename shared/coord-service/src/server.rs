@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::service::ServiceExt;
-use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
 use coord_proto::{COMMAND_PREFIX, CommandApi, CommandReply, QUEUE_GROUP};
 use futures::StreamExt;
 use tokio::sync::{Semaphore, watch};
@@ -48,15 +47,7 @@ pub async fn run<A: CommandApi>(
 ) -> anyhow::Result<()> {
     let province = Arc::new(config.province()?);
     let client = connect(&config.nats_url, &format!("coord-{}", A::SERVICE)).await?;
-    let log = JetStreamLog::open(
-        client.clone(),
-        JetStreamConfig {
-            stream_name: config.log_stream.clone(),
-            subject_prefix: config.log_subject_prefix.clone(),
-            ..JetStreamConfig::default()
-        },
-    )
-    .await?;
+    let log = config.open_log(client.clone()).await?;
     let handler = CommandHandler::<A>::new(Arc::new(log), province);
     serve(client, handler, config.max_in_flight, shutdown).await
 }
