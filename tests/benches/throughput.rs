@@ -16,7 +16,7 @@ use coord_log::{EventLog, ExpectedVersion};
 use coord_proto::read::{ProjectorPosition, QueryReply, QueryRequest, query_subject};
 use coord_proto::{CommandReply, command_subject};
 use serde_json::json;
-use tests::{NatsServer, ServiceProcess, contract, request};
+use tests::{NatsServer, ServiceProcess, request};
 use uuid::Uuid;
 
 const APPENDS: usize = 5000;
@@ -46,14 +46,10 @@ async fn appends(log: Arc<JetStreamLog>, writers: usize) -> f64 {
         let log = log.clone();
         tasks.push(tokio::spawn(async move {
             for n in (w..APPENDS).step_by(writers) {
-                let s = contract::stream("bench");
-                log.append(
-                    &s,
-                    ExpectedVersion::NoStream,
-                    vec![contract::event("BenchEvent", n as u64)],
-                )
-                .await
-                .unwrap();
+                let (stream, event) = tests::inspection_scheduled(n);
+                log.append(&stream, ExpectedVersion::NoStream, vec![event])
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -139,7 +135,7 @@ async fn main() {
             ("COORD_PROJECTOR_DB", &db_path),
         ],
     );
-    let replay = loop {
+    let (replay, dead_letters) = loop {
         let q = serde_json::to_vec(&QueryRequest::default()).unwrap();
         if let Ok(Ok(msg)) = tokio::time::timeout(
             Duration::from_secs(5),
@@ -150,7 +146,7 @@ async fn main() {
                 serde_json::from_slice::<QueryReply<ProjectorPosition>>(&msg.payload)
             && p.position >= head
         {
-            break start.elapsed();
+            break (start.elapsed(), p.dead_letters);
         }
         assert!(
             start.elapsed() < Duration::from_secs(120),
@@ -169,7 +165,7 @@ async fn main() {
             "sequential": { "commands": latencies.len(), "p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99), "max_ms": percentile(&latencies, 1.0) },
             "concurrent_32": { "commands_per_s": concurrent_rate.round() }
         },
-        "projector_replay": { "commits": head, "seconds": replay.as_secs_f64(), "commits_per_s": (head as f64 / replay.as_secs_f64()).round(), "peak_rss_kib": rss }
+        "projector_replay": { "commits": head, "dead_letters": dead_letters, "seconds": replay.as_secs_f64(), "commits_per_s": (head as f64 / replay.as_secs_f64()).round(), "peak_rss_kib": rss }
     });
     let text = serde_json::to_string_pretty(&results).unwrap();
     println!("{text}");

@@ -352,3 +352,59 @@ impl Stack {
         }
     }
 }
+
+const UNITS: [&str; 11] = [
+    "long-xuyen",
+    "chau-doc",
+    "tan-chau",
+    "tinh-bien",
+    "an-phu",
+    "chau-phu",
+    "chau-thanh",
+    "cho-moi",
+    "phu-tan",
+    "thoai-son",
+    "tri-ton",
+];
+
+/// A valid `InspectionScheduled` on a new stream, for filling a log in bulk
+/// (unit `n` modulo the eleven An Giang units).
+pub fn inspection_scheduled(n: usize) -> (coord_log::StreamId, coord_log::NewEvent) {
+    let id = uuid::Uuid::now_v7();
+    use coord_domain::DomainEvent;
+    use coord_domain::inspection::{
+        Category, InspectionEvent, InspectionKind, InspectionScheduled,
+    };
+    let unit = UNITS[n % UNITS.len()];
+    let event = InspectionEvent::InspectionScheduled(InspectionScheduled {
+        inspection_id: coord_domain::InspectionId::from_uuid(id),
+        term: "2020-2025".parse().unwrap(),
+        unit: unit.parse().unwrap(),
+        kind: InspectionKind::Supervision,
+        category: Category::Regular,
+        leading_body: coord_domain::Body::ProvincialInspectionCommission,
+        coordinating_body: format!("district_standing_committee:{unit}")
+            .parse()
+            .unwrap(),
+        target: format!("district_police:{unit}").parse().unwrap(),
+        decision_ref: format!("{n}-QĐ (giả định)").parse().unwrap(),
+        decided_on: "2024-01-02".parse().unwrap(),
+        planned_start: "2024-02-01".parse().unwrap(),
+        planned_end: "2024-02-28".parse().unwrap(),
+    });
+    let (event_type, payload) = event.encode();
+    let new = coord_log::NewEvent {
+        event_id: uuid::Uuid::now_v7(),
+        event_type: event_type.into(),
+        schema_version: InspectionEvent::SCHEMA_VERSION,
+        occurred_at: event.occurred_on(),
+        payload,
+        metadata: coord_log::Metadata {
+            office: "province".into(),
+            actor: "load".into(),
+            correlation_id: id,
+            causation_id: id,
+        },
+    };
+    (coord_log::StreamId::new("inspection", id).unwrap(), new)
+}

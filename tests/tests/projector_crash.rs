@@ -4,67 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coord_domain::DomainEvent;
-use coord_domain::inspection::{Category, InspectionEvent, InspectionKind, InspectionScheduled};
 use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
-use coord_log::{EventLog, ExpectedVersion, Metadata, NewEvent, StreamId};
+use coord_log::{EventLog, ExpectedVersion};
 use coord_proto::read::{
     ProjectorPosition, ProvinceSummary, QueryReply, QueryRequest, query_subject,
 };
 use tests::Stack;
-use uuid::Uuid;
 
 const EVENTS: usize = 4000;
-const UNITS: [&str; 11] = [
-    "long-xuyen",
-    "chau-doc",
-    "tan-chau",
-    "tinh-bien",
-    "an-phu",
-    "chau-phu",
-    "chau-thanh",
-    "cho-moi",
-    "phu-tan",
-    "thoai-son",
-    "tri-ton",
-];
-
-fn scheduled(n: usize) -> (StreamId, NewEvent) {
-    let id = Uuid::now_v7();
-    let unit = UNITS[n % UNITS.len()];
-    let event = InspectionEvent::InspectionScheduled(InspectionScheduled {
-        inspection_id: coord_domain::InspectionId::from_uuid(id),
-        term: "2020-2025".parse().unwrap(),
-        unit: unit.parse().unwrap(),
-        kind: InspectionKind::Supervision,
-        category: Category::Regular,
-        leading_body: coord_domain::Body::ProvincialInspectionCommission,
-        coordinating_body: format!("district_standing_committee:{unit}")
-            .parse()
-            .unwrap(),
-        target: format!("district_police:{unit}").parse().unwrap(),
-        decision_ref: format!("{n}-QĐ (giả định)").parse().unwrap(),
-        decided_on: "2024-01-02".parse().unwrap(),
-        planned_start: "2024-02-01".parse().unwrap(),
-        planned_end: "2024-02-28".parse().unwrap(),
-    });
-    let (event_type, payload) = event.encode();
-    let new = NewEvent {
-        event_id: Uuid::now_v7(),
-        event_type: event_type.into(),
-        schema_version: InspectionEvent::SCHEMA_VERSION,
-        occurred_at: event.occurred_on(),
-        payload,
-        metadata: Metadata {
-            office: "province".into(),
-            actor: "load".into(),
-            correlation_id: id,
-            causation_id: id,
-        },
-    };
-    (StreamId::new("inspection", id).unwrap(), new)
-}
-
 async fn ask<T: serde::de::DeserializeOwned>(
     nats: &async_nats::Client,
     endpoint: &str,
@@ -102,7 +49,7 @@ async fn a_projector_killed_mid_replay_resumes_without_double_counting() {
         let log = log.clone();
         writers.push(tokio::spawn(async move {
             for n in (w..EVENTS).step_by(16) {
-                let (stream, event) = scheduled(n);
+                let (stream, event) = tests::inspection_scheduled(n);
                 log.append(&stream, ExpectedVersion::NoStream, vec![event])
                     .await
                     .unwrap();
