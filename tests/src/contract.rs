@@ -82,7 +82,7 @@ pub async fn multi_event_append_is_one_commit(log: &impl EventLog) {
     let versions: Vec<u64> = read.iter().map(|e| e.stream_version).collect();
     assert_eq!(versions, [1, 2, 3]);
     assert!(read.iter().all(|e| e.pos().commit == out.position.commit));
-    let indexes: Vec<u32> = read.iter().map(|e| e.pos().index).collect();
+    let indexes: Vec<u64> = read.iter().map(|e| e.pos().index).collect();
     assert_eq!(indexes, [0, 1, 2]);
 }
 

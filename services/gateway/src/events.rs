@@ -31,7 +31,7 @@ pub async fn events(
     let Query(p) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
     let after = p.after.map(|commit| EventPosition {
         commit,
-        index: u32::MAX,
+        index: u64::MAX,
     });
     let subscription = s
         .log

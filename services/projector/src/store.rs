@@ -156,7 +156,7 @@ impl Store {
                 |r| {
                     Ok(EventPosition {
                         commit: r.get::<_, i64>(0)? as u64,
-                        index: r.get::<_, i64>(1)? as u32,
+                        index: r.get::<_, i64>(1)? as u64,
                     })
                 },
             )
@@ -452,7 +452,7 @@ impl Store {
     ) -> Result<TimelinePage, StoreError> {
         let before = before.unwrap_or(EventPosition {
             commit: i64::MAX as u64,
-            index: u32::MAX,
+            index: i64::MAX as u64,
         });
         let limit = limit.clamp(1, 500);
         let mut stmt = self.conn.prepare(

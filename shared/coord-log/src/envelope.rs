@@ -102,13 +102,17 @@ impl ExpectedVersion {
     }
 }
 
-/// Where an event sits in the whole log: the commit that stored it, and its index in
-/// that commit. JetStream: (stream sequence of the commit message, index). EventStoreDB:
-/// (`$all` commit position, 0). Positions order the log totally.
+/// Where an event sits in the whole log. Ordered lexicographically, positions order the
+/// log totally, and a subscription can resume just after any of them.
+///
+/// - JetStream: `commit` is the stream sequence of the commit message, `index` the
+///   event's index in that commit (0, 1, …).
+/// - EventStoreDB: `commit` and `index` are the `$all` commit and prepare positions, the
+///   pair `Position { commit, prepare }` that `subscribe_to_all` resumes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EventPosition {
     pub commit: u64,
-    pub index: u32,
+    pub index: u64,
 }
 
 impl fmt::Display for EventPosition {
@@ -191,7 +195,7 @@ impl RecordedEvent {
         for (index, e) in events.iter_mut().enumerate() {
             e.position = Some(EventPosition {
                 commit,
-                index: index as u32,
+                index: index as u64,
             });
         }
     }

@@ -379,14 +379,14 @@ impl EventLog for JetStreamLog {
             .get_raw_message(last)
             .await
             .map_err(|e| LogError::unavailable("cannot read the log head", e))?;
-        let count: u32 = msg
+        let count: u64 = msg
             .headers
             .get(COUNT_HEADER)
             .and_then(|v| v.as_str().parse().ok())
             .or_else(|| {
                 decode_commit(&msg.payload, last)
                     .ok()
-                    .map(|e| e.len() as u32)
+                    .map(|e| e.len() as u64)
             })
             .unwrap_or(1);
         Ok(Some(EventPosition {
