@@ -3,7 +3,7 @@
 
 use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
 use coord_log::memory::InMemoryLog;
-use coord_log::{EventLog, ExpectedVersion, LogErrorKind};
+use coord_log::{EventLog, EventPosition, ExpectedVersion, LogErrorKind};
 use futures::StreamExt;
 use std::time::Duration;
 use tests::{NatsServer, contract};
@@ -23,6 +23,51 @@ async fn jetstream_log_keeps_the_contract() {
         .await
         .unwrap();
     assert_eq!(log.head().await.unwrap(), None);
+    contract::run_all(&log).await;
+}
+
+#[tokio::test]
+async fn jetstream_positions_are_commit_sequence_and_index() {
+    let server = NatsServer::start();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let log = JetStreamLog::open(client, JetStreamConfig::default())
+        .await
+        .unwrap();
+    let s = contract::stream("inspection");
+    let batch = vec![
+        contract::event("A", 1),
+        contract::event("B", 2),
+        contract::event("C", 3),
+    ];
+    let out = log
+        .append(&s, ExpectedVersion::NoStream, batch)
+        .await
+        .unwrap();
+    let positions: Vec<_> = log
+        .read_stream(&s)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.pos())
+        .collect();
+    let expected: Vec<_> = (0..3)
+        .map(|index| EventPosition {
+            commit: out.position.commit,
+            index,
+        })
+        .collect();
+    assert_eq!(positions, expected);
+    assert_eq!(out.position, expected[0]);
+    assert_eq!(log.head().await.unwrap(), Some(expected[2]));
+}
+
+/// The same contract on EventStoreDB / KurrentDB. No such server can be installed on
+/// this project's machines, so it runs only where one is given.
+#[tokio::test]
+#[ignore = "needs a live EventStoreDB/KurrentDB, which cannot run here: set EVENTSTORE_URL=esdb://127.0.0.1:2113?tls=false and run with --ignored"]
+async fn eventstore_log_keeps_the_contract() {
+    let url = std::env::var("EVENTSTORE_URL").expect("EVENTSTORE_URL names a live server");
+    let log = coord_log_eventstore::EventStoreLog::connect(&url).unwrap();
     contract::run_all(&log).await;
 }
 

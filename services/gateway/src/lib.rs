@@ -97,7 +97,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
     let log = config.service.open_log(nats.clone()).await?;
     Ok(AppState {
         nats,
-        log: Arc::new(log),
+        log,
         province,
         request_timeout: Duration::from_millis(config.request_timeout_ms),
         ready_max_lag: config.ready_max_lag,

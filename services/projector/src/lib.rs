@@ -69,7 +69,7 @@ async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Projec
         coord_service::server::connect(&config.service.nats_url, "coord-projector").await?;
     let log = config.service.open_log(client.clone()).await?;
     let store = Store::open(&config.db, province)?;
-    let projector = Projector::new(store, Arc::new(log), config.batch_size)?;
+    let projector = Projector::new(store, log, config.batch_size)?;
     Ok((client, projector))
 }
 
@@ -120,7 +120,7 @@ pub async fn rebuild_offline(config: Config) -> anyhow::Result<u64> {
         coord_service::server::connect(&config.service.nats_url, "coord-projector-rebuild").await?;
     let log = config.service.open_log(client).await?;
     let mut store = Store::open(&config.db, province)?;
-    replay_into(&mut store, &log, config.batch_size).await?;
+    replay_into(&mut store, log.as_ref(), config.batch_size).await?;
     Ok(store.checkpoint()?.map(|p| p.commit).unwrap_or(0))
 }
 

@@ -236,8 +236,9 @@ pub struct AppendOutcome {
     pub duplicate: bool,
 }
 
-/// The outcome of an already stored commit whose events are `events` (all of one commit).
-pub(crate) fn outcome_of(events: &[RecordedEvent]) -> AppendOutcome {
+/// The outcome of an already stored commit whose events are `events` (all of one
+/// commit): what a backend answers to a retried append.
+pub fn outcome_of(events: &[RecordedEvent]) -> AppendOutcome {
     AppendOutcome {
         stream_version: events.last().map(|e| e.stream_version).unwrap_or(0),
         position: events[0].pos(),
@@ -247,7 +248,7 @@ pub(crate) fn outcome_of(events: &[RecordedEvent]) -> AppendOutcome {
 }
 
 /// Checks an append request that every backend must refuse the same way.
-pub(crate) fn validate_batch(events: &[NewEvent]) -> Result<(), crate::LogError> {
+pub fn validate_batch(events: &[NewEvent]) -> Result<(), crate::LogError> {
     if events.is_empty() {
         return Err(crate::LogError::InvalidInput(
             "an append needs at least one event".into(),

@@ -20,7 +20,7 @@ pub mod memory;
 
 pub use envelope::{
     AppendOutcome, EventPosition, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId,
-    StreamIdError,
+    StreamIdError, outcome_of, validate_batch,
 };
 pub use error::{LogError, LogErrorKind};
 

@@ -5,7 +5,19 @@ use std::path::PathBuf;
 
 use coord_domain::Province;
 use coord_domain::province::AN_GIANG_TOML;
+use std::sync::Arc;
+
+use coord_log::EventLog;
 use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
+
+/// Where the event log lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogBackend {
+    /// NATS JetStream (the default; the same NATS that carries requests).
+    Jetstream,
+    /// EventStoreDB / KurrentDB at `--eventstore-url`.
+    Eventstore,
+}
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,6 +42,21 @@ pub struct ServiceConfig {
     /// Subject prefix of the log.
     #[arg(long, env = "COORD_LOG_SUBJECT_PREFIX", default_value = "coord.log")]
     pub log_subject_prefix: String,
+    /// Which event-log backend to use.
+    #[arg(
+        long,
+        env = "COORD_LOG_BACKEND",
+        value_enum,
+        default_value = "jetstream"
+    )]
+    pub log_backend: LogBackend,
+    /// EventStoreDB / KurrentDB connection string, for `--log-backend eventstore`.
+    #[arg(
+        long,
+        env = "COORD_EVENTSTORE_URL",
+        default_value = "esdb://127.0.0.1:2113?tls=false"
+    )]
+    pub eventstore_url: String,
     /// Log format.
     #[arg(long, env = "COORD_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -50,20 +77,27 @@ impl ServiceConfig {
         Ok(Province::from_toml_str(&text)?)
     }
 
-    /// Opens the event log on JetStream as configured.
+    /// Opens the event log on the configured backend.
     pub async fn open_log(
         &self,
         client: async_nats::Client,
-    ) -> Result<JetStreamLog, coord_log::LogError> {
-        JetStreamLog::open(
-            client,
-            JetStreamConfig {
-                stream_name: self.log_stream.clone(),
-                subject_prefix: self.log_subject_prefix.clone(),
-                ..JetStreamConfig::default()
-            },
-        )
-        .await
+    ) -> Result<Arc<dyn EventLog>, coord_log::LogError> {
+        Ok(match self.log_backend {
+            LogBackend::Jetstream => Arc::new(
+                JetStreamLog::open(
+                    client,
+                    JetStreamConfig {
+                        stream_name: self.log_stream.clone(),
+                        subject_prefix: self.log_subject_prefix.clone(),
+                        ..JetStreamConfig::default()
+                    },
+                )
+                .await?,
+            ),
+            LogBackend::Eventstore => Arc::new(coord_log_eventstore::EventStoreLog::connect(
+                &self.eventstore_url,
+            )?),
+        })
     }
 
     /// A configuration for tests: defaults, pointing at `nats_url`.
@@ -73,6 +107,8 @@ impl ServiceConfig {
             province_file: None,
             log_stream: "COORD_LOG".into(),
             log_subject_prefix: "coord.log".into(),
+            log_backend: LogBackend::Jetstream,
+            eventstore_url: "esdb://127.0.0.1:2113?tls=false".into(),
             log_format: LogFormat::Pretty,
             max_in_flight: 64,
         }

@@ -11,7 +11,7 @@ pub mod handler;
 pub mod server;
 pub mod telemetry;
 
-pub use config::{LogFormat, ServiceConfig};
+pub use config::{LogBackend, LogFormat, ServiceConfig};
 pub use handler::CommandHandler;
 pub use server::run;
 pub use telemetry::{init_tracing, shutdown_signal};
