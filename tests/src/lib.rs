@@ -331,13 +331,14 @@ impl Stack {
             .unwrap_or_else(|| panic!("no {name} in the stack"))
     }
 
-    /// Waits (at most 30 s) until the gateway answers and the projector is reachable.
+    /// Waits (at most 30 s) until the gateway says ready: every service answers and the
+    /// projector has caught up.
     pub async fn wait_ready(&self) {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = http
-                .get(format!("{}/v1/projector", self.gateway_url))
+                .get(format!("{}/readyz", self.gateway_url))
                 .send()
                 .await
                 && r.status().is_success()

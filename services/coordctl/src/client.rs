@@ -16,6 +16,33 @@ pub struct Client {
     base: String,
 }
 
+/// An error answer of the gateway (a problem document).
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub detail: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// Worth retrying with the same idempotency key: a service was briefly unavailable.
+    pub fn is_transient(&self) -> bool {
+        self.status == 503
+            && matches!(
+                self.code.as_str(),
+                "service_unavailable" | "upstream_timeout" | "nats_unavailable"
+            )
+    }
+}
+
 async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {
     let status = response.status();
     let body = response.bytes().await?;
@@ -23,15 +50,16 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Res
         return serde_json::from_slice(&body)
             .with_context(|| format!("unexpected answer ({status})"));
     }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(p) => anyhow::bail!(
-            "{} {}: {}",
-            status.as_u16(),
-            p["code"].as_str().unwrap_or("error"),
-            p["detail"].as_str().unwrap_or("")
-        ),
-        Err(_) => anyhow::bail!("{status}: {}", String::from_utf8_lossy(&body)),
+    let problem: Value = serde_json::from_slice(&body).unwrap_or_default();
+    Err(ApiError {
+        status: status.as_u16(),
+        code: problem["code"].as_str().unwrap_or("error").to_owned(),
+        detail: problem["detail"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into()),
     }
+    .into())
 }
 
 impl Client {

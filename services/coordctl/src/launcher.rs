@@ -146,10 +146,13 @@ async fn wait_ready(client: &Client, processes: &mut [Process]) -> anyhow::Resul
                 anyhow::bail!("{} exited during start-up ({status}); see its log", p.name);
             }
         }
-        if let Ok(v) = client
-            .get_json::<serde_json::Value>("/v1/projector", &[])
+        // Ready means every service answers and the projector has caught up.
+        if client
+            .get_json::<serde_json::Value>("/readyz", &[])
             .await
+            .is_ok()
         {
+            let v: serde_json::Value = client.get_json("/v1/projector", &[]).await?;
             return Ok(v["head"].as_u64().unwrap_or(0));
         }
         anyhow::ensure!(
@@ -160,23 +163,33 @@ async fn wait_ready(client: &Client, processes: &mut [Process]) -> anyhow::Resul
     }
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Ctrl-C or SIGTERM. Installed before anything starts, so a signal at any moment
+/// means "stop everything cleanly", never the default "die now".
+struct StopSignal {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
 
 /// Starts everything and runs until Ctrl-C.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let mut stop = StopSignal::install()?;
     TcpListener::bind(("127.0.0.1", args.nats_port)).with_context(|| {
         format!(
             "port {} is taken: is another NATS running? use --nats-port",
@@ -222,7 +235,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     let url = format!("http://{}", args.listen);
     let client = Client::new(&url)?;
-    let result = run_until_signal(&args, &client, &url, &logs, &mut processes).await;
+    let result = run_until_signal(&args, &client, &url, &logs, &mut processes, &mut stop).await;
     println!("Đang dừng hệ thống (stopping) ...");
     for p in processes.iter_mut().rev() {
         p.stop().await;
@@ -236,6 +249,7 @@ async fn run_until_signal(
     url: &str,
     logs: &Path,
     processes: &mut [Process],
+    stop: &mut StopSignal,
 ) -> anyhow::Result<()> {
     let head = wait_ready(client, processes).await?;
     let mut min_position = None;
@@ -281,7 +295,7 @@ async fn run_until_signal(
         }
     };
     tokio::select! {
-        _ = shutdown_signal() => Ok(()),
+        _ = stop.recv() => Ok(()),
         (name, status) = watch_children => Err(anyhow::anyhow!("{name} stopped unexpectedly ({status}); see its log")),
     }
 }

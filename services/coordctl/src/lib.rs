@@ -260,10 +260,27 @@ pub async fn load(client: &Client, text: &str, progress: bool) -> anyhow::Result
     let mut report = LoadReport::default();
     for (line, route, cmd) in commands {
         let key = cmd.command_id.to_string();
-        match client
-            .send(route, &cmd.payload, Some(&key), &cmd.office, &cmd.actor)
-            .await
-        {
+        // A brief outage (a service restarting) is retried with the same idempotency
+        // key, which cannot apply a command twice.
+        let mut delay = Duration::from_millis(100);
+        let mut attempts = 0;
+        let result = loop {
+            attempts += 1;
+            let result = client
+                .send(route, &cmd.payload, Some(&key), &cmd.office, &cmd.actor)
+                .await;
+            let transient = result
+                .as_ref()
+                .err()
+                .and_then(|e| e.downcast_ref::<client::ApiError>())
+                .is_some_and(client::ApiError::is_transient);
+            if !transient || attempts >= 6 {
+                break result;
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        };
+        match result {
             Ok(a) => {
                 report.sent += 1;
                 report.duplicates += usize::from(a.duplicate);

@@ -251,7 +251,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Readiness: NATS reachable, and the projector within `ready_max_lag` commits of the log head.
+/// Readiness: NATS reachable, every command service answering, and the projector
+/// within `ready_max_lag` commits of the log head.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
 pub async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
     if s.nats.connection_state() != async_nats::connection::State::Connected {
@@ -259,6 +260,19 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>
             "nats_unavailable",
             "not connected to NATS",
         ));
+    }
+    for service in ["inspection", "exchange", "discipline"] {
+        // The NATS service API answers `$SRV.PING.<name>` from every running instance.
+        let ping = s.nats.request(format!("$SRV.PING.{service}"), "".into());
+        match tokio::time::timeout(std::time::Duration::from_secs(2), ping).await {
+            Ok(Ok(_)) => {}
+            _ => {
+                return Err(Problem::unavailable(
+                    "service_unavailable",
+                    format!("the {service} command service does not answer"),
+                ));
+            }
+        }
     }
     let head = log_head(&s).await?;
     let position: ProjectorPosition = query(&s, "position", QueryRequest::default()).await?;
