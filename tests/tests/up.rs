@@ -15,6 +15,20 @@ struct Up {
     seen: Vec<String>,
 }
 
+fn forward(
+    stream: impl std::io::Read + Send + 'static,
+    tx: mpsc::Sender<String>,
+    prefix: &'static str,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(format!("{prefix}{line}")).is_err() {
+                break;
+            }
+        }
+    });
+}
+
 impl Up {
     fn start(data: &std::path::Path, nats_port: u16, http_port: u16) -> Self {
         let mut child = Command::new(workspace_bin("coordctl"))
@@ -29,18 +43,13 @@ impl Up {
             .env("NATS_SERVER_BIN", tests::nats_server_bin())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("coordctl starts");
-        let stdout = child.stdout.take().unwrap();
+        // Both streams go to one channel, so a failure message shows coordctl's errors too.
         let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        forward(child.stdout.take().unwrap(), tx.clone(), "");
+        forward(child.stderr.take().unwrap(), tx, "stderr: ");
         Self {
             child,
             lines,
@@ -78,9 +87,12 @@ impl Up {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                self.seen.extend(self.lines.try_iter());
                 assert!(
                     status.success(),
-                    "coordctl up exits cleanly on Ctrl-C ({status})"
+                    "coordctl up exits cleanly on Ctrl-C ({status}); output:\n{}",
+                    self.seen.join("\n")
                 );
                 break;
             }
