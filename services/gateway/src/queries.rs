@@ -41,6 +41,18 @@ pub struct TimelineParams {
     pub wait_ms: Option<u64>,
 }
 
+impl StatusParams {
+    fn into_request(self, unit: Option<String>) -> QueryRequest {
+        QueryRequest {
+            term: self.term,
+            unit,
+            min_position: self.min_position,
+            wait_ms: self.wait_ms,
+            ..Default::default()
+        }
+    }
+}
+
 fn params<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
     q.map(|Query(p)| p)
         .map_err(|e| Problem::malformed("bad_query", e.body_text()))
@@ -69,13 +81,7 @@ pub async fn province(
     State(s): State<AppState>,
     q: Result<Query<StatusParams>, QueryRejection>,
 ) -> Result<Json<ProvinceSummary>, Problem> {
-    let p = params(q)?;
-    let req = QueryRequest {
-        term: p.term,
-        min_position: p.min_position,
-        wait_ms: p.wait_ms,
-        ..Default::default()
-    };
+    let req = params(q)?.into_request(None);
     Ok(Json(query(&s, "province_summary", req).await?))
 }
 
@@ -86,13 +92,7 @@ pub async fn districts(
     State(s): State<AppState>,
     q: Result<Query<StatusParams>, QueryRejection>,
 ) -> Result<Json<DistrictList>, Problem> {
-    let p = params(q)?;
-    let req = QueryRequest {
-        term: p.term,
-        min_position: p.min_position,
-        wait_ms: p.wait_ms,
-        ..Default::default()
-    };
+    let req = params(q)?.into_request(None);
     Ok(Json(query(&s, "districts", req).await?))
 }
 
@@ -104,14 +104,7 @@ pub async fn district(
     Path(unit): Path<String>,
     q: Result<Query<StatusParams>, QueryRejection>,
 ) -> Result<Json<DistrictReport>, Problem> {
-    let p = params(q)?;
-    let req = QueryRequest {
-        term: p.term,
-        unit: Some(unit),
-        min_position: p.min_position,
-        wait_ms: p.wait_ms,
-        ..Default::default()
-    };
+    let req = params(q)?.into_request(Some(unit));
     Ok(Json(query(&s, "district", req).await?))
 }
 

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use coord_log::{
     AppendOutcome, EventLog, EventPosition, ExpectedVersion, LogError, NewEvent, RecordedEvent,
-    StreamId, Subscription, outcome_of, validate_batch,
+    StreamId, Subscription, find_commit, validate_batch,
 };
 use eventstore::{
     AppendToStreamOptions, Client, ClientSettings, CurrentRevision, EventData, ExpectedRevision,
@@ -167,18 +167,6 @@ impl EventStoreLog {
             }
         }
     }
-
-    /// The stored commit holding `event_id` in `events`, if any.
-    fn find_commit(events: &[RecordedEvent], event_id: Uuid) -> Option<AppendOutcome> {
-        let found = events.iter().find(|e| e.event_id == event_id)?;
-        let commit = found.pos().commit;
-        let same: Vec<RecordedEvent> = events
-            .iter()
-            .filter(|e| e.pos().commit == commit)
-            .cloned()
-            .collect();
-        Some(outcome_of(&same))
-    }
 }
 
 #[async_trait]
@@ -201,7 +189,7 @@ impl EventLog for EventStoreLog {
                     .max_count(events.len()),
             )
             .await?;
-        if let Some(outcome) = Self::find_commit(&tail, first_id) {
+        if let Some(outcome) = find_commit(&tail, first_id) {
             return Ok(outcome);
         }
         let data = events
@@ -223,7 +211,7 @@ impl EventLog for EventStoreLog {
             }),
             Err(eventstore::Error::WrongExpectedVersion { current, .. }) => {
                 let all = self.read_stream(stream).await?;
-                match Self::find_commit(&all, first_id) {
+                match find_commit(&all, first_id) {
                     Some(outcome) => Ok(outcome),
                     None => Err(LogError::Conflict {
                         stream: stream.clone(),

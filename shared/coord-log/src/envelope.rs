@@ -238,13 +238,25 @@ pub struct AppendOutcome {
 
 /// The outcome of an already stored commit whose events are `events` (all of one
 /// commit): what a backend answers to a retried append.
-pub fn outcome_of(events: &[RecordedEvent]) -> AppendOutcome {
+pub(crate) fn outcome_of(events: &[RecordedEvent]) -> AppendOutcome {
     AppendOutcome {
         stream_version: events.last().map(|e| e.stream_version).unwrap_or(0),
         position: events[0].pos(),
         event_ids: events.iter().map(|e| e.event_id).collect(),
         duplicate: true,
     }
+}
+
+/// The stored commit, among `events` (a stream read back), that holds `event_id`: how
+/// a backend recognises a retried append.
+pub fn find_commit(events: &[RecordedEvent], event_id: Uuid) -> Option<AppendOutcome> {
+    let commit = events.iter().find(|e| e.event_id == event_id)?.pos().commit;
+    let same: Vec<RecordedEvent> = events
+        .iter()
+        .filter(|e| e.pos().commit == commit)
+        .cloned()
+        .collect();
+    Some(outcome_of(&same))
 }
 
 /// Checks an append request that every backend must refuse the same way.

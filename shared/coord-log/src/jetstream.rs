@@ -154,17 +154,10 @@ impl JetStreamLog {
         stream: &StreamId,
         event_id: Uuid,
     ) -> Result<Option<AppendOutcome>, LogError> {
-        let events = self.read_stream(stream).await?;
-        let Some(found) = events.iter().find(|e| e.event_id == event_id) else {
-            return Ok(None);
-        };
-        let commit = found.pos().commit;
-        let same: Vec<RecordedEvent> = events
-            .iter()
-            .filter(|e| e.pos().commit == commit)
-            .cloned()
-            .collect();
-        Ok(Some(outcome_of(&same)))
+        Ok(crate::find_commit(
+            &self.read_stream(stream).await?,
+            event_id,
+        ))
     }
 
     async fn stored_outcome(&self, sequence: u64) -> Result<AppendOutcome, LogError> {

@@ -20,7 +20,7 @@ pub mod memory;
 
 pub use envelope::{
     AppendOutcome, EventPosition, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId,
-    StreamIdError, outcome_of, validate_batch,
+    StreamIdError, find_commit, validate_batch,
 };
 pub use error::{LogError, LogErrorKind};
 
