@@ -84,10 +84,6 @@ pub enum Subject {
 }
 
 impl Subject {
-    pub fn is_organization(&self) -> bool {
-        matches!(self, Subject::Organization { .. })
-    }
-
     /// Checks a form against Quy định 69-QĐ/TW for this subject.
     pub fn allows(&self, form: DisciplineForm) -> Result<(), DisciplineRejection> {
         use DisciplineForm::*;

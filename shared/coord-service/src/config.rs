@@ -99,18 +99,4 @@ impl ServiceConfig {
             )?),
         })
     }
-
-    /// A configuration for tests: defaults, pointing at `nats_url`.
-    pub fn for_tests(nats_url: &str) -> Self {
-        Self {
-            nats_url: nats_url.to_owned(),
-            province_file: None,
-            log_stream: "COORD_LOG".into(),
-            log_subject_prefix: "coord.log".into(),
-            log_backend: LogBackend::Jetstream,
-            eventstore_url: "esdb://127.0.0.1:2113?tls=false".into(),
-            log_format: LogFormat::Pretty,
-            max_in_flight: 64,
-        }
-    }
 }
