@@ -3,7 +3,9 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, ContentArrangement, Table};
 use coord_proto::Accepted;
-use coord_proto::read::{DistrictStatus, ProvinceSummary, TimelinePage};
+use coord_proto::read::{
+    DistrictStatus, MemberDiscipline, OrganizationDiscipline, ProvinceSummary, TimelinePage,
+};
 use serde_json::Value;
 
 fn table(header: &[&str]) -> Table {
@@ -24,6 +26,19 @@ fn kind_vi(kind: &str) -> &'static str {
 
 fn yes(b: bool) -> &'static str {
     if b { "có (yes)" } else { "chưa (no)" }
+}
+
+/// `reprimand / warning / dissolution`.
+fn organization_forms(o: &OrganizationDiscipline) -> String {
+    format!("{} / {} / {}", o.reprimand, o.warning, o.dissolution)
+}
+
+/// `reprimand / warning / removal from post / expulsion`.
+fn member_forms(m: &MemberDiscipline) -> String {
+    format!(
+        "{} / {} / {} / {}",
+        m.reprimand, m.warning, m.removal_from_post, m.expulsion
+    )
 }
 
 /// The province summary.
@@ -77,14 +92,11 @@ pub fn summary(s: &ProvinceSummary, districts: &[DistrictStatus]) -> String {
         ),
         (
             "Kỷ luật tổ chức đảng: khiển trách / cảnh cáo / giải tán",
-            format!("{} / {} / {}", o.reprimand, o.warning, o.dissolution),
+            organization_forms(o),
         ),
         (
             "Kỷ luật đảng viên: khiển trách / cảnh cáo / cách chức / khai trừ",
-            format!(
-                "{} / {} / {} / {}",
-                m.reprimand, m.warning, m.removal_from_post, m.expulsion
-            ),
+            member_forms(m),
         ),
         (
             "Hồ sơ kỷ luật đang xem xét (open cases)",
@@ -184,14 +196,11 @@ pub fn district(d: &DistrictStatus) -> String {
         ),
         (
             "Kỷ luật tổ chức: khiển trách / cảnh cáo / giải tán",
-            format!("{} / {} / {}", o.reprimand, o.warning, o.dissolution),
+            organization_forms(o),
         ),
         (
             "Kỷ luật đảng viên: khiển trách / cảnh cáo / cách chức / khai trừ",
-            format!(
-                "{} / {} / {} / {}",
-                m.reprimand, m.warning, m.removal_from_post, m.expulsion
-            ),
+            member_forms(m),
         ),
         (
             "Đang xem xét / đang khiếu nại (open / under appeal)",

@@ -174,10 +174,9 @@ pub async fn projector(State(s): State<AppState>) -> Result<Json<ProjectorStatus
 #[utoipa::path(post, path = "/v1/admin/rebuild", tag = "operations",
     responses((status = 202, description = "rebuild started; follow /v1/projector"), (status = 503, body = Problem)))]
 pub async fn rebuild(State(s): State<AppState>) -> Result<Response, Problem> {
-    let subject = format!("{}.rebuild", "coord.admin.projector");
     let answer: QueryReply<serde_json::Value> = ask(
         &s.nats,
-        subject,
+        coord_proto::read::rebuild_subject(),
         &QueryRequest::default(),
         s.request_timeout,
     )

@@ -10,7 +10,8 @@ use async_nats::service::ServiceExt;
 use coord_domain::{TermId, UnitId};
 use coord_log::EventPosition;
 use coord_proto::read::{
-    DistrictList, DistrictReport, ProjectorPosition, QUERY_PREFIX, QueryReply, QueryRequest,
+    ADMIN_PREFIX, DistrictList, DistrictReport, ProjectorPosition, QUERY_PREFIX, QueryReply,
+    QueryRequest,
 };
 use coord_proto::{ErrorKind, ErrorReply};
 use futures::StreamExt;
@@ -27,8 +28,6 @@ const ENDPOINTS: [&str; 6] = [
     "position",
     "dead_letters",
 ];
-/// The admin subject prefix.
-pub const ADMIN_PREFIX: &str = "coord.admin.projector";
 
 fn reply<T: Serialize>(r: Result<T, ErrorReply>) -> Vec<u8> {
     let r = match r {

@@ -11,6 +11,14 @@ pub fn query_subject(endpoint: &str) -> String {
     format!("{QUERY_PREFIX}.{endpoint}")
 }
 
+/// Subjects of the projector's administrative endpoints start with this.
+pub const ADMIN_PREFIX: &str = "coord.admin.projector";
+
+/// The subject that asks the projector to drop its read models and replay the log.
+pub fn rebuild_subject() -> String {
+    format!("{ADMIN_PREFIX}.rebuild")
+}
+
 /// Counts of inspections and supervisions by their current state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
