@@ -117,6 +117,12 @@ crate::ids::string_schema!(
     "provincial_standing_committee | provincial_inspection_commission | district_standing_committee:<unit> | central_inspection_commission | central_public_security_standing_committee"
 );
 crate::ids::string_schema!(PoliceOrganization, None, "district_police:<unit>");
+crate::ids::json_string_schema!(
+    Body,
+    None,
+    "provincial_standing_committee | provincial_inspection_commission | district_standing_committee:<unit> | central_inspection_commission | central_public_security_standing_committee"
+);
+crate::ids::json_string_schema!(PoliceOrganization, None, "district_police:<unit>");
 
 impl Serialize for Body {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

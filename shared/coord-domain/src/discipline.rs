@@ -20,6 +20,7 @@ use crate::{
 };
 
 /// A discipline form, mildest first.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,6 +61,7 @@ impl DisciplineForm {
 }
 
 /// Full (chính thức) or probationary (dự bị) membership.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +71,7 @@ pub enum Membership {
 }
 
 /// Who is being considered for discipline.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -114,6 +117,7 @@ impl Subject {
 }
 
 /// What the case rests on.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -126,6 +130,7 @@ pub enum Basis {
 }
 
 /// How an appeal ended.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
@@ -221,6 +226,7 @@ impl DisciplineCommand {
 
 // ---- events ----
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DisciplineCaseOpened {
     pub case_id: CaseId,
@@ -231,6 +237,7 @@ pub struct DisciplineCaseOpened {
     pub opened_on: Date,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DisciplineDecided {
     pub case_id: CaseId,
@@ -240,6 +247,7 @@ pub struct DisciplineDecided {
     pub decision_ref: Reference,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DisciplineCaseClosed {
     pub case_id: CaseId,
@@ -247,6 +255,7 @@ pub struct DisciplineCaseClosed {
     pub reason: Text,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DisciplineAppealed {
     pub case_id: CaseId,
@@ -254,6 +263,7 @@ pub struct DisciplineAppealed {
     pub grounds: Text,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppealResolved {
     pub case_id: CaseId,
@@ -263,6 +273,7 @@ pub struct AppealResolved {
     pub reference: Reference,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum DisciplineEvent {

@@ -4,14 +4,16 @@
 //! its acknowledgement by the receiving body.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::rules::{unit_exists, within_term};
 use crate::{
-    Aggregate, Body, CaseId, Context, Date, DomainEvent, ExchangeId, InspectionId, ReferenceError,
-    Rejection, RejectionKind, TermId, Text, UnitId,
+    Aggregate, Body, CaseId, Context, Date, DecodeError, DomainEvent, ExchangeId, InspectionId,
+    ReferenceError, Rejection, RejectionKind, TermId, Text, UnitId,
 };
 
 /// What the exchange is about.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,7 +44,37 @@ impl Topic {
     }
 }
 
+/// How the information was sent (schema version 2 of `InformationExchanged`).
+///
+/// Events written with schema version 1 did not record it; they are read as
+/// [`Channel::Document`], the official paper document (văn bản) that Quy chế 23 names
+/// as the ordinary way of exchanging information.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Văn bản: an official document (the default, and what every v1 event was).
+    #[default]
+    Document,
+    /// Trao đổi trực tiếp: in a meeting or conference, recorded in minutes.
+    Meeting,
+    /// Văn bản điện tử: through the electronic document system.
+    Electronic,
+}
+
+impl Channel {
+    pub fn label_vi(self) -> &'static str {
+        match self {
+            Channel::Document => "văn bản",
+            Channel::Meeting => "trao đổi trực tiếp",
+            Channel::Electronic => "văn bản điện tử",
+        }
+    }
+}
+
 /// What an exchange refers to.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
@@ -65,6 +97,9 @@ pub struct SendInformation {
     pub sent_on: Date,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<Link>,
+    /// How it is sent; `document` when absent.
+    #[serde(default)]
+    pub channel: Channel,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -91,6 +126,7 @@ impl ExchangeCommand {
     }
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InformationExchanged {
     pub exchange_id: ExchangeId,
@@ -103,8 +139,12 @@ pub struct InformationExchanged {
     pub sent_on: Date,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<Link>,
+    /// How it was sent (since schema version 2; version-1 events are upcast to
+    /// `document`).
+    pub channel: Channel,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InformationAcknowledged {
     pub exchange_id: ExchangeId,
@@ -112,6 +152,7 @@ pub struct InformationAcknowledged {
     pub acknowledged_on: Date,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum ExchangeEvent {
@@ -120,6 +161,31 @@ pub enum ExchangeEvent {
 }
 
 impl DomainEvent for ExchangeEvent {
+    /// Version 2 added `channel` to `InformationExchanged`; `InformationAcknowledged`
+    /// is the same in both versions.
+    const SCHEMA_VERSION: u32 = 2;
+
+    /// Version 1 → 2: an `InformationExchanged` without `channel` was sent as a
+    /// document.
+    fn upcast(event_type: &str, schema_version: u32, payload: Value) -> Result<Value, DecodeError> {
+        match (schema_version, payload) {
+            (2, payload) => Ok(payload),
+            (1, Value::Object(mut fields)) => {
+                if event_type == "InformationExchanged" {
+                    fields
+                        .entry("channel")
+                        .or_insert_with(|| Value::from("document"));
+                }
+                Ok(Value::Object(fields))
+            }
+            (1, other) => Ok(other),
+            _ => Err(DecodeError::UnsupportedSchemaVersion {
+                event_type: event_type.to_owned(),
+                schema_version,
+            }),
+        }
+    }
+
     fn event_type(&self) -> &'static str {
         match self {
             ExchangeEvent::InformationExchanged(_) => "InformationExchanged",
@@ -256,6 +322,7 @@ impl Aggregate for InformationExchange {
                         subject: c.subject.clone(),
                         sent_on: c.sent_on,
                         link: c.link,
+                        channel: c.channel,
                     },
                 )])
             }
@@ -310,6 +377,7 @@ mod tests {
             link: Some(Link::Inspection(
                 InspectionId::parse("0190a000-0000-7000-8000-000000000001").unwrap(),
             )),
+            channel: Channel::Meeting,
         }
     }
 
@@ -456,5 +524,29 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(json["kind"], "discipline_case");
+    }
+
+    #[test]
+    fn a_version_1_exchange_is_read_as_sent_by_document() {
+        // given a payload written before `channel` existed
+        let ExchangeEvent::InformationExchanged(current) = sent() else {
+            unreachable!()
+        };
+        let mut v1 = serde_json::to_value(&current).unwrap();
+        v1.as_object_mut().unwrap().remove("channel");
+        // when it is decoded as version 1
+        let event = ExchangeEvent::decode("InformationExchanged", 1, v1.clone()).unwrap();
+        // then it has the documented default
+        let ExchangeEvent::InformationExchanged(read) = event else {
+            unreachable!()
+        };
+        assert_eq!(read.channel, Channel::Document);
+        assert_eq!(read.exchange_id, current.exchange_id);
+        // and the same payload claimed as version 2 is refused, as is version 3
+        assert!(ExchangeEvent::decode("InformationExchanged", 2, v1.clone()).is_err());
+        assert!(matches!(
+            ExchangeEvent::decode("InformationExchanged", 3, v1),
+            Err(DecodeError::UnsupportedSchemaVersion { .. })
+        ));
     }
 }

@@ -62,6 +62,32 @@ macro_rules! string_schema {
 }
 pub(crate) use string_schema;
 
+/// A JSON Schema (schemars) string schema for a newtype that travels as a string.
+#[cfg(feature = "schema")]
+macro_rules! json_string_schema {
+    ($t:ty, $format:expr, $desc:expr) => {
+        impl schemars::JsonSchema for $t {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($t).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let format: Option<&str> = $format;
+                match format {
+                    Some(format) => schemars::json_schema!({
+                        "type": "string", "format": format, "description": $desc
+                    }),
+                    None => schemars::json_schema!({ "type": "string", "description": $desc }),
+                }
+            }
+        }
+    };
+}
+#[cfg(not(feature = "schema"))]
+macro_rules! json_string_schema {
+    ($($t:tt)*) => {};
+}
+pub(crate) use json_string_schema;
+
 macro_rules! uuid_id {
     ($(#[$m:meta])* $name:ident, $what:literal) => {
         $(#[$m])*
@@ -106,6 +132,7 @@ macro_rules! uuid_id {
             Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::Uuid)),
             $what
         );
+        json_string_schema!($name, Some("uuid"), $what);
     };
 }
 
@@ -166,6 +193,7 @@ impl fmt::Display for UnitId {
 }
 string_serde!(UnitId);
 string_schema!(UnitId, None, "district-level unit slug, e.g. long-xuyen");
+json_string_schema!(UnitId, None, "district-level unit slug, e.g. long-xuyen");
 
 /// A Party congress term, written `2020-2025`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -215,6 +243,7 @@ impl fmt::Display for TermId {
 }
 string_serde!(TermId);
 string_schema!(TermId, None, "Party congress term, e.g. 2020-2025");
+json_string_schema!(TermId, None, "Party congress term, e.g. 2020-2025");
 
 macro_rules! text_ref {
     ($(#[$m:meta])* $name:ident, $what:literal, $max:literal) => {
@@ -255,6 +284,7 @@ macro_rules! text_ref {
         }
         string_serde!($name);
         string_schema!($name, None, $what);
+        json_string_schema!($name, None, $what);
     };
 }
 

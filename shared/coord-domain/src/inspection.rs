@@ -14,6 +14,7 @@ use crate::{
 };
 
 /// Kiểm tra or giám sát.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -34,6 +35,7 @@ impl InspectionKind {
 }
 
 /// The category of an inspection or supervision.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,6 +78,7 @@ impl Category {
 }
 
 /// What a conclusion found.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -189,6 +192,7 @@ impl InspectionCommand {
 
 // ---- events ----
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InspectionScheduled {
     pub inspection_id: InspectionId,
@@ -205,12 +209,14 @@ pub struct InspectionScheduled {
     pub planned_end: Date,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InspectionStarted {
     pub inspection_id: InspectionId,
     pub started_on: Date,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InspectionConcluded {
     pub inspection_id: InspectionId,
@@ -220,6 +226,7 @@ pub struct InspectionConcluded {
     pub conclusion_ref: Reference,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InspectionCancelled {
     pub inspection_id: InspectionId,
@@ -227,6 +234,7 @@ pub struct InspectionCancelled {
     pub reason: Text,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum InspectionEvent {
