@@ -96,6 +96,49 @@ impl Client {
         decode(response).await
     }
 
+    /// A GET whose answer is read by the caller (a streamed export); a problem
+    /// document becomes an [`ApiError`].
+    pub async fn get_stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        accept: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(query)
+            .header("accept", accept)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {}", self.base))?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            decode::<Value>(response).await.map(|_| unreachable!())
+        }
+    }
+
+    /// A POST of a text body (an import chunk).
+    pub async fn post_text<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        content_type: &str,
+        body: String,
+    ) -> anyhow::Result<T> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .query(query)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {}", self.base))?;
+        decode(response).await
+    }
+
     fn status_query(term: Option<&str>, min_position: Option<u64>) -> Vec<(&'static str, String)> {
         let mut q = Vec::new();
         if let Some(t) = term {

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)] // a CLI prints to stdout by design
 
 pub mod client;
+pub mod feed;
 pub mod launcher;
 pub mod render;
 
@@ -99,6 +100,23 @@ pub enum Command {
     Rebuild,
     /// Events the projector could not apply.
     DeadLetters,
+    /// Export for analytics: the events as CloudEvents (NDJSON or batch) into a file.
+    #[command(subcommand)]
+    Export(ExportWhat),
+    /// Load an `export events` file into an empty log (same commits, same read models).
+    Import {
+        file: PathBuf,
+        /// Allow a log that is not empty (to finish an interrupted import).
+        #[arg(long)]
+        append: bool,
+    },
+}
+
+/// What `coordctl export` writes.
+#[derive(Debug, Subcommand)]
+pub enum ExportWhat {
+    /// Every event as a CloudEvent, in log order.
+    Events(feed::ExportEventsArgs),
 }
 
 /// Runs one command line.
@@ -213,6 +231,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DeadLetters => {
             let letters: Value = client.get_json("/v1/dead-letters", &[]).await?;
             print_json(&letters);
+            Ok(())
+        }
+        Command::Export(ExportWhat::Events(args)) => {
+            let report = feed::export_events(&client, &args, !cli.json).await?;
+            if cli.json {
+                print_json(&report);
+            } else {
+                println!(
+                    "Đã xuất {} sự kiện vào {}; lần sau dùng --after {} (exported events; resume with --after)",
+                    report.events,
+                    args.out.display(),
+                    report.resume_after
+                );
+            }
+            Ok(())
+        }
+        Command::Import { file, append } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let report = feed::import(&client, &text, append, !cli.json).await?;
+            if cli.json {
+                print_json(&report);
+            } else {
+                println!(
+                    "Đã nhập {} sự kiện, {} lần ghi ({} đã có); vị trí log {} (imported events, commits, already present; log position)",
+                    report.events, report.commits, report.duplicates, report.position
+                );
+            }
             Ok(())
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod commands;
 pub mod events;
+pub mod feed;
 pub mod nats;
 pub mod openapi;
 pub mod problem;
@@ -74,6 +75,10 @@ pub fn build_app(state: AppState) -> Router {
         .route("/v1/projector", get(queries::projector))
         .route("/v1/admin/rebuild", post(queries::rebuild))
         .route("/v1/events", get(events::events))
+        .route("/v1/export/events", get(feed::export_events))
+        .route("/v1/schemas", get(feed::schemas))
+        .route("/v1/schemas/{name}/{version}", get(feed::schema))
+        .route("/v1/admin/import", post(feed::import))
         .route(
             "/v1/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),

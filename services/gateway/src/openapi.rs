@@ -18,7 +18,7 @@ use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::problem::Problem;
-use crate::{events, queries};
+use crate::{events, feed, queries};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,6 +40,10 @@ use crate::{events, queries};
         queries::healthz,
         queries::readyz,
         events::events,
+        feed::export_events,
+        feed::schemas,
+        feed::schema,
+        feed::import,
     ),
     components(schemas(
         Problem,

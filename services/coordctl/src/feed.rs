@@ -1,0 +1,220 @@
+//! `coordctl export` and `coordctl import`: the analytics feed to and from a file.
+//!
+//! `export events` writes the log as CloudEvents (NDJSON, one per line, or the batch
+//! format) with a progress bar over log positions, and prints the position to resume
+//! from. `import` sends such a file to an empty log, a few hundred events per request
+//! and never splitting a commit, so the log holds the same commits in the same order
+//! and the projector builds the same read models.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use coord_feed::cloudevent::parse_position;
+use coord_feed::{CLOUDEVENTS_BATCH, NDJSON};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use crate::client::Client;
+
+/// Events per import request (a commit is never split, so a request may hold more).
+pub const IMPORT_CHUNK: usize = 500;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportEventsArgs {
+    /// The file to write.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Start after this commit (the `resume after` of a previous export).
+    #[arg(long)]
+    pub after: Option<u64>,
+    /// Stop after this commit.
+    #[arg(long)]
+    pub until: Option<u64>,
+    /// Only events on or after this business date (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only events on or before this business date.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only these CloudEvents types, comma-separated (with or without `.vN`).
+    #[arg(long = "type")]
+    pub types: Option<String>,
+    /// Write the CloudEvents JSON batch format (one array) instead of NDJSON.
+    #[arg(long)]
+    pub batch: bool,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExportReport {
+    pub events: u64,
+    pub bytes: u64,
+    /// Pass as `--after` to get what is appended from now on.
+    pub resume_after: u64,
+}
+
+/// What an import did, summed over its requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ImportReport {
+    pub events: u64,
+    pub commits: u64,
+    pub duplicates: u64,
+    pub position: u64,
+}
+
+fn bar(len: u64, show: bool, template: &str) -> ProgressBar {
+    let bar = if show {
+        ProgressBar::new(len)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Streams `/v1/export/events` into `args.out`.
+pub async fn export_events(
+    client: &Client,
+    args: &ExportEventsArgs,
+    progress: bool,
+) -> anyhow::Result<ExportReport> {
+    let mut query = Vec::new();
+    for (k, v) in [
+        ("after", args.after.map(|a| a.to_string())),
+        ("until", args.until.map(|u| u.to_string())),
+        ("from", args.from.clone()),
+        ("to", args.to.clone()),
+        ("type", args.types.clone()),
+    ] {
+        if let Some(v) = v {
+            query.push((k, v));
+        }
+    }
+    let accept = if args.batch {
+        CLOUDEVENTS_BATCH
+    } else {
+        NDJSON
+    };
+    let response = client
+        .get_stream("/v1/export/events", &query, accept)
+        .await?;
+    let resume_after: u64 = response
+        .headers()
+        .get("coord-resume-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .context("the gateway did not say where to resume (Coord-Resume-After)")?;
+    let start = args.after.unwrap_or(0);
+    let bar = bar(
+        resume_after.saturating_sub(start),
+        progress,
+        "{spinner} xuất (export) [{bar:40}] {pos}/{len} vị trí (positions) {msg}",
+    );
+    let mut file = tokio::fs::File::create(&args.out)
+        .await
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut report = ExportReport {
+        resume_after,
+        ..Default::default()
+    };
+    let mut body = response.bytes_stream();
+    let mut tail = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.context("the export was cut off")?;
+        file.write_all(&chunk).await?;
+        report.bytes += chunk.len() as u64;
+        tail.extend_from_slice(&chunk);
+        if let Some(end) = tail.iter().rposition(|b| *b == b'\n') {
+            let lines: Vec<&[u8]> = tail[..end].split(|b| *b == b'\n').collect();
+            report.events += lines.len() as u64;
+            if let Some(commit) = lines.last().and_then(|l| commit_of(l)) {
+                bar.set_position(commit.saturating_sub(start));
+            }
+            tail.drain(..=end);
+        }
+    }
+    if args.batch {
+        let all: Vec<Value> = serde_json::from_slice(&tail).context("the batch is not JSON")?;
+        report.events = all.len() as u64;
+    }
+    file.flush().await?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn commit_of(line: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Position<'a> {
+        position: &'a str,
+    }
+    let p: Position<'_> = serde_json::from_slice(line).ok()?;
+    parse_position(p.position).map(|p| p.commit)
+}
+
+/// Splits NDJSON lines into chunks of about [`IMPORT_CHUNK`] events, never splitting
+/// the events of one commit.
+pub fn chunks(text: &str) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let (mut current, mut count, mut last_commit) = (String::new(), 0usize, None);
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let commit = commit_of(line.as_bytes())
+            .with_context(|| format!("line {}: not an exported CloudEvent (no position)", i + 1))?;
+        if count >= IMPORT_CHUNK && last_commit != Some(commit) {
+            out.push(std::mem::take(&mut current));
+            count = 0;
+        }
+        current.push_str(line);
+        current.push('\n');
+        count += 1;
+        last_commit = Some(commit);
+    }
+    if count > 0 {
+        out.push(current);
+    }
+    Ok(out)
+}
+
+/// Sends an NDJSON export to the gateway's import. Unless `append`, the log must be
+/// empty; with `append`, an interrupted import can be sent again (what is already in
+/// the log is recognised and skipped).
+pub async fn import(
+    client: &Client,
+    text: &str,
+    append: bool,
+    progress: bool,
+) -> anyhow::Result<ImportReport> {
+    let chunks = chunks(text)?;
+    let total: usize = chunks.iter().map(|c| c.lines().count()).sum();
+    let bar = bar(
+        total as u64,
+        progress,
+        "{spinner} nhập (import) [{bar:40}] {pos}/{len} sự kiện (events)",
+    );
+    let mut report = ImportReport::default();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let fresh = i == 0 && !append;
+        let query = [("fresh", fresh.to_string())];
+        let lines = chunk.lines().count() as u64;
+        let r: ImportReport = client
+            .post_text("/v1/admin/import", &query, NDJSON, chunk)
+            .await?;
+        report.events += r.events;
+        report.commits += r.commits;
+        report.duplicates += r.duplicates;
+        report.position = report.position.max(r.position);
+        bar.inc(lines);
+    }
+    bar.finish_and_clear();
+    Ok(report)
+}

@@ -1,0 +1,335 @@
+//! The analytics feed over HTTP (issue 8): the event log as CloudEvents for download
+//! (`GET /v1/export/events`), the JSON Schema of every event type and version
+//! (`GET /v1/schemas`, `GET /v1/schemas/{type}/{version}`), and the way back in
+//! (`POST /v1/admin/import`, what `coordctl import` calls).
+//!
+//! An export is a snapshot: it reads the log from `after` up to the head as it was when
+//! the request came (or `until`), in log order, and ends. The response header
+//! `Coord-Resume-After` is the commit to pass as `after` next time, to get exactly
+//! what was appended since, without gaps or repeats.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use coord_feed::{CLOUDEVENTS_BATCH, CloudEvent, ImportedEvent, NDJSON};
+use coord_log::{EventPosition, ExpectedVersion, LogError, RecordedEvent};
+use coord_proto::ErrorKind;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::problem::Problem;
+
+/// The header telling a consumer where to resume.
+pub const RESUME_HEADER: &str = "coord-resume-after";
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    /// Start after this commit (exclusive); from the beginning if absent.
+    pub after: Option<u64>,
+    /// Stop after this commit (inclusive); the head at the time of the request if absent.
+    pub until: Option<u64>,
+    /// Only events whose business date (`occurredon`) is on or after this date.
+    pub from: Option<NaiveDate>,
+    /// Only events whose business date is on or before this date.
+    pub to: Option<NaiveDate>,
+    /// Only these CloudEvents types, comma-separated, with or without the `.vN` suffix
+    /// (e.g. `vn.coord.inspection.concluded,vn.coord.discipline.decided`).
+    #[serde(rename = "type")]
+    pub types: Option<String>,
+}
+
+impl ExportParams {
+    fn wants(&self, ce: &CloudEvent) -> bool {
+        let date_ok = self.from.is_none_or(|f| ce.occurredon >= f)
+            && self.to.is_none_or(|t| ce.occurredon <= t);
+        let type_ok = self.types.as_deref().is_none_or(|list| {
+            list.split(',').map(str::trim).any(|t| {
+                ce.ce_type == t || ce.ce_type.rsplit_once(".v").is_some_and(|(n, _)| n == t)
+            })
+        });
+        date_ok && type_ok
+    }
+}
+
+/// The base URL of this API as the caller reached it (for `dataschema`).
+pub fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// The events of the log as CloudEvents, in log order: NDJSON by default (one
+/// `application/cloudevents+json` event per line), or the CloudEvents JSON batch format
+/// with `Accept: application/cloudevents-batch+json`. Payloads are served at the
+/// current schema version of their type (stored older versions are upcast).
+#[utoipa::path(get, path = "/v1/export/events", params(ExportParams), tag = "analytics",
+    responses((status = 200, content_type = "application/x-ndjson", description = "one CloudEvent per line; header Coord-Resume-After"),
+              (status = 400, body = Problem), (status = 503, body = Problem)))]
+pub async fn export_events(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<ExportParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(params) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
+    let batch = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains(CLOUDEVENTS_BATCH));
+    let base = base_url(&headers);
+    let events = snapshot(&s, &params).await?;
+    let resume = events.resume_after;
+    let mut lines = events.rx.map(move |event| {
+        CloudEvent::from_recorded(&event, &base)
+            .map_err(|e| tracing::warn!(position = %event.pos(), error = %e, "not exportable"))
+            .ok()
+    });
+    let params_f = params.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    tokio::spawn(async move {
+        let mut first = true;
+        if batch && tx.send(Ok(Bytes::from_static(b"["))).await.is_err() {
+            return;
+        }
+        while let Some(item) = lines.next().await {
+            let Some(ce) = item.filter(|ce| params_f.wants(ce)) else {
+                continue;
+            };
+            let mut bytes = serde_json::to_vec(&ce).unwrap_or_default();
+            if batch && !first {
+                bytes.insert(0, b',');
+            }
+            if !batch {
+                bytes.push(b'\n');
+            }
+            first = false;
+            if tx.send(Ok(Bytes::from(bytes))).await.is_err() {
+                return;
+            }
+        }
+        if batch {
+            let _ = tx.send(Ok(Bytes::from_static(b"]"))).await;
+        }
+    });
+    let body = Body::from_stream(tokio_stream_of(rx));
+    let content_type = if batch { CLOUDEVENTS_BATCH } else { NDJSON };
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(RESUME_HEADER, HeaderValue::from(resume));
+    Ok(response)
+}
+
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// A bounded read of the log: every event after `after` up to `until` (or the head).
+pub struct Snapshot {
+    pub rx: futures::stream::BoxStream<'static, RecordedEvent>,
+    /// The commit to resume after: the last commit the snapshot covers.
+    pub resume_after: u64,
+}
+
+/// Reads the log from `params.after` to `params.until` or the current head.
+pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, Problem> {
+    let after = params.after.unwrap_or(0);
+    let head = s
+        .log
+        .head()
+        .await
+        .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
+    let last = match (head, params.until) {
+        (None, _) => None,
+        (Some(h), Some(u)) if u < h.commit => Some(EventPosition {
+            commit: u,
+            index: u64::MAX,
+        }),
+        (Some(h), _) => Some(h),
+    };
+    let Some(last) = last.filter(|l| l.commit > after) else {
+        return Ok(Snapshot {
+            rx: futures::stream::empty().boxed(),
+            resume_after: after.max(last.map_or(0, |l| l.commit)),
+        });
+    };
+    let start = params.after.map(|commit| EventPosition {
+        commit,
+        index: u64::MAX,
+    });
+    let subscription = s
+        .log
+        .subscribe(start)
+        .await
+        .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
+    // Stop right after the last position of the snapshot (never wait for live events);
+    // skip unreadable entries (the projector lists them as dead letters); end on any
+    // other error.
+    let rx = futures::stream::unfold((subscription, false), move |(mut sub, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            match sub.next().await? {
+                Ok(e) if e.pos() > last => return None,
+                Ok(e) => {
+                    let done = e.pos() >= last;
+                    return Some((e, (sub, done)));
+                }
+                Err(LogError::Corrupt { position, .. }) if position < last => continue,
+                Err(_) => return None,
+            }
+        }
+    })
+    .boxed();
+    Ok(Snapshot {
+        rx,
+        resume_after: last.commit,
+    })
+}
+
+/// The schema index: every event type, its versions and where each schema is.
+#[utoipa::path(get, path = "/v1/schemas", tag = "analytics",
+    responses((status = 200, description = "event types, their versions and schema URLs")))]
+pub async fn schemas(headers: HeaderMap) -> Json<Value> {
+    Json(coord_feed::schema_index(&base_url(&headers)))
+}
+
+/// The JSON Schema (2020-12) of one event type at one version, e.g.
+/// `/v1/schemas/vn.coord.exchange.information_exchanged/v2`.
+#[utoipa::path(get, path = "/v1/schemas/{type}/{version}", tag = "analytics",
+    params(("type" = String, Path, description = "CloudEvents type without version"),
+           ("version" = String, Path, description = "`v1`, `v2`, ...")),
+    responses((status = 200, content_type = "application/schema+json", description = "the schema"), (status = 404, body = Problem)))]
+pub async fn schema(Path((name, version)): Path<(String, String)>) -> Result<Response, Problem> {
+    let found = version
+        .strip_prefix('v')
+        .and_then(|v| v.parse().ok())
+        .and_then(|v| coord_feed::committed_schema(&name, v));
+    let schema = found.ok_or_else(|| {
+        Problem::new(
+            ErrorKind::NotFound,
+            "no_such_schema",
+            format!("no schema for event type `{name}` at version `{version}`; see /v1/schemas"),
+        )
+    })?;
+    let mut response = Json(schema).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/schema+json"),
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ImportParams {
+    /// Refuse unless the log is empty (the first request of an import).
+    #[serde(default)]
+    pub fresh: bool,
+}
+
+/// What an import request did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImportReport {
+    pub events: u64,
+    pub commits: u64,
+    /// Commits that were already in the log (a re-sent chunk): nothing appended.
+    pub duplicates: u64,
+    /// The log position of the last commit written or found.
+    pub position: u64,
+}
+
+/// Appends exported CloudEvents (NDJSON body) to the log, commit by commit, each at the
+/// stream version it had, so a replayed import appends nothing twice. The whole body is
+/// checked before anything is appended.
+#[utoipa::path(post, path = "/v1/admin/import", params(ImportParams), tag = "operations",
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
+pub async fn import(
+    State(s): State<AppState>,
+    q: Result<Query<ImportParams>, QueryRejection>,
+    body: String,
+) -> Result<Json<ImportReport>, Problem> {
+    let Query(params) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
+    let commits = parse_commits(&body)?;
+    if params.fresh {
+        let head = s.log.head().await.map_err(log_problem)?;
+        if let Some(head) = head {
+            return Err(Problem::new(
+                ErrorKind::Conflict,
+                "log_not_empty",
+                format!("an import starts on an empty log; this one is at {head}"),
+            ));
+        }
+    }
+    let mut report = ImportReport::default();
+    for commit in commits {
+        let first = &commit[0];
+        let expected = match first.stream_version.saturating_sub(1) {
+            0 => ExpectedVersion::NoStream,
+            n => ExpectedVersion::Exact(n),
+        };
+        let n = commit.len() as u64;
+        let stream = first.stream.clone();
+        let outcome = s
+            .log
+            .append(
+                &stream,
+                expected,
+                commit.into_iter().map(|e| e.event).collect(),
+            )
+            .await
+            .map_err(log_problem)?;
+        report.events += n;
+        report.commits += 1;
+        report.duplicates += u64::from(outcome.duplicate);
+        report.position = outcome.position.commit;
+    }
+    Ok(Json(report))
+}
+
+/// Parses NDJSON CloudEvents into commits (consecutive events of one exported commit).
+fn parse_commits(body: &str) -> Result<Vec<Vec<ImportedEvent>>, Problem> {
+    let mut commits: Vec<Vec<ImportedEvent>> = Vec::new();
+    for (i, line) in body
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let bad =
+            |what: String| Problem::malformed("bad_cloudevent", format!("line {}: {what}", i + 1));
+        let ce: CloudEvent = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        let event = ce.to_import().map_err(|e| bad(e.to_string()))?;
+        match commits.last_mut() {
+            Some(last)
+                if last[0].position.commit == event.position.commit
+                    && last[0].stream == event.stream =>
+            {
+                last.push(event)
+            }
+            _ => commits.push(vec![event]),
+        }
+    }
+    Ok(commits)
+}
+
+fn log_problem(e: LogError) -> Problem {
+    match e {
+        LogError::Conflict { .. } => {
+            Problem::new(ErrorKind::Conflict, "import_conflict", e.to_string())
+        }
+        LogError::InvalidInput(_) => Problem::malformed("bad_cloudevent", e.to_string()),
+        other => Problem::unavailable("log_unavailable", other.to_string()),
+    }
+}
