@@ -176,3 +176,64 @@ async fn the_reference_scenario_exports_validates_resumes_and_reimports() {
     let after = summary(&http, &copy.gateway_url, imported.position).await;
     assert_eq!(after.position, copied.position, "nothing appended");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_version_1_event_is_upcast_by_the_projector_and_the_feed() {
+    use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
+    use coord_log::{EventLog, ExpectedVersion, Metadata, NewEvent, StreamId};
+
+    let stack = Stack::start();
+    stack.wait_ready().await;
+    let http = reqwest::Client::new();
+    let base = stack.gateway_url.clone();
+    // given an InformationExchanged written as schema version 1 (before `channel`)
+    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    let log = JetStreamLog::open(nats, JetStreamConfig::default())
+        .await
+        .unwrap();
+    let exchange_id = uuid::Uuid::now_v7();
+    let stream = StreamId::new("exchange", exchange_id).unwrap();
+    let v1 = serde_json::json!({
+        "exchange_id": exchange_id, "term": "2020-2025", "unit": "cho-moi",
+        "from": "provincial_standing_committee", "to": "district_standing_committee:cho-moi",
+        "topic": "plan", "subject": "Kế hoạch kiểm tra năm 2021", "sent_on": "2021-03-01"
+    });
+    let outcome = log
+        .append(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![NewEvent {
+                event_id: uuid::Uuid::now_v7(),
+                event_type: "InformationExchanged".into(),
+                schema_version: 1,
+                occurred_at: "2021-03-01".parse().unwrap(),
+                payload: v1,
+                metadata: Metadata {
+                    office: "province".into(),
+                    actor: "legacy".into(),
+                    correlation_id: uuid::Uuid::now_v7(),
+                    causation_id: uuid::Uuid::now_v7(),
+                },
+            }],
+        )
+        .await
+        .unwrap();
+    // then the projector counts it (no dead letter)
+    let s = summary(&http, &base, outcome.position.commit).await;
+    assert_eq!((s.exchanges.sent, s.dead_letters), (1, 0));
+    // and the feed serves it at version 2 with the documented default
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.ndjson");
+    let client = Client::new(&base).unwrap();
+    export_events(&client, &args(&path, None), false)
+        .await
+        .unwrap();
+    let events = lines(&path);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0]["type"],
+        "vn.coord.exchange.information_exchanged.v2"
+    );
+    assert_eq!(events[0]["data"]["channel"], "document");
+    assert_valid_cloudevents(&http, &events).await;
+}
