@@ -170,7 +170,9 @@ impl JetStreamLog {
     }
 }
 
-fn decode_commit(payload: &[u8], sequence: u64) -> Result<Vec<RecordedEvent>, LogError> {
+/// The events of one commit message (stream sequence `sequence`), with their positions:
+/// what a consumer attached directly to the stream (the analytics live feed) decodes.
+pub fn decode_commit(payload: &[u8], sequence: u64) -> Result<Vec<RecordedEvent>, LogError> {
     let body: CommitBody = serde_json::from_slice(payload).map_err(|e| LogError::Corrupt {
         position: EventPosition {
             commit: sequence,
