@@ -333,3 +333,158 @@ async fn the_live_feed_resumes_in_order_and_a_restart_from_scratch_is_detectable
         .collect();
     assert_eq!(ids(&rest), ids(&expected));
 }
+
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    let r = http.get(&url).send().await.unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// Events of `ce_type` (without version) dated within `from..=to`, from the export.
+fn count(events: &[Value], ce_type: &str, from: &str, to: &str) -> u64 {
+    events
+        .iter()
+        .filter(|e| {
+            e["type"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{ce_type}.v"))
+        })
+        .filter(|e| (from..=to).contains(&e["occurredon"].as_str().unwrap()))
+        .count() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periods_months_and_as_of_agree_with_the_events_of_the_reference_scenario() {
+    let stack = Stack::start();
+    stack.wait_ready().await;
+    let base = stack.gateway_url.clone();
+    let http = reqwest::Client::new();
+    let client = Client::new(&base).unwrap();
+    let loaded = coordctl::load(&client, SCENARIO, false).await.unwrap();
+    let now = summary(&http, &base, loaded.last_position).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all.ndjson");
+    export_events(&client, &args(&path, None), false)
+        .await
+        .unwrap();
+    let events = lines(&path);
+    let q = format!("term=2020-2025&min_position={}", loaded.last_position);
+
+    // "Since 06/2022": a window from 2022-06-01.
+    let (from, to) = ("2022-06-01", "2025-12-31");
+    let p = get_json(&http, format!("{base}/v1/analytics/period?{q}&from={from}")).await;
+    let t = &p["totals"];
+    let concluded = t["inspections"]["concluded"].as_u64().unwrap()
+        + t["supervisions"]["concluded"].as_u64().unwrap();
+    assert_eq!(
+        concluded,
+        count(&events, "vn.coord.inspection.concluded", from, to)
+    );
+    assert!(concluded > 0);
+    assert_eq!(
+        t["exchanges"]["sent"],
+        count(&events, "vn.coord.exchange.information_exchanged", from, to)
+    );
+    let warnings = t["decisions"]["organizations"]["warning"].as_u64().unwrap()
+        + t["decisions"]["members"]["warning"].as_u64().unwrap();
+    let expected_warnings = events
+        .iter()
+        .filter(|e| e["type"] == "vn.coord.discipline.decided.v1" && e["data"]["form"] == "warning")
+        .filter(|e| e["occurredon"].as_str().unwrap() >= from)
+        .count() as u64;
+    assert_eq!(warnings, expected_warnings);
+
+    // Monthly: the months add up to the window, and one unit's schedule is its own.
+    let m = get_json(
+        &http,
+        format!("{base}/v1/analytics/monthly?{q}&from={from}"),
+    )
+    .await;
+    let rows = m["rows"].as_array().unwrap();
+    let sum: u64 = rows
+        .iter()
+        .map(|r| {
+            r["inspections"]["concluded"].as_u64().unwrap()
+                + r["supervisions"]["concluded"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(sum, concluded);
+    assert!(
+        rows.windows(2)
+            .all(|w| w[0]["month"].as_str() <= w[1]["month"].as_str())
+    );
+    let lx = get_json(
+        &http,
+        format!("{base}/v1/analytics/monthly?{q}&unit=long-xuyen"),
+    )
+    .await;
+    let lx_scheduled: u64 = lx["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["inspections"]["scheduled"].as_u64().unwrap()
+                + r["supervisions"]["scheduled"].as_u64().unwrap()
+        })
+        .sum();
+    let expected = events
+        .iter()
+        .filter(|e| {
+            e["type"] == "vn.coord.inspection.scheduled.v1" && e["data"]["unit"] == "long-xuyen"
+        })
+        .count() as u64;
+    assert_eq!(lx_scheduled, expected);
+    assert!(
+        lx["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["unit"] == "long-xuyen")
+    );
+
+    // As of a date: what was concluded by then; before the term nothing, after it all.
+    let date = "2023-06-30";
+    let a = get_json(
+        &http,
+        format!("{base}/v1/analytics/province?{q}&as_of={date}"),
+    )
+    .await;
+    assert_eq!(
+        a["inspections"]["concluded"],
+        count(&events, "vn.coord.inspection.concluded", "0000-01-01", date)
+    );
+    assert_eq!(
+        a["inspections"]["scheduled"].as_u64().unwrap()
+            + a["inspections"]["in_progress"].as_u64().unwrap()
+            + a["inspections"]["concluded"].as_u64().unwrap()
+            + a["inspections"]["cancelled"].as_u64().unwrap(),
+        count(&events, "vn.coord.inspection.scheduled", "0000-01-01", date)
+    );
+    let before = get_json(
+        &http,
+        format!("{base}/v1/analytics/province?{q}&as_of=2019-12-31"),
+    )
+    .await;
+    assert_eq!(before["districts_coordinated"], 0);
+    assert_eq!(before["inspections"]["concluded"], 0);
+    let end = get_json(
+        &http,
+        format!("{base}/v1/analytics/province?{q}&as_of=2030-01-01"),
+    )
+    .await;
+    let mut now_v = serde_json::to_value(&now).unwrap();
+    now_v["position"] = end["position"].clone();
+    assert_eq!(end, now_v, "as of after everything = the status now");
+
+    // A bad date is a typed error naming the parameter.
+    let r = http
+        .get(format!("{base}/v1/analytics/province?as_of=30/06/2023"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "invalid_date");
+    assert!(p["detail"].as_str().unwrap().contains("as_of"));
+}

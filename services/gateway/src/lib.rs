@@ -5,6 +5,7 @@
 //! [`build_app`] makes the router so that tests can serve it on port 0; [`run`] is the
 //! binary's whole life.
 
+pub mod analytics;
 pub mod commands;
 pub mod events;
 pub mod feed;
@@ -79,6 +80,9 @@ pub fn build_app(state: AppState) -> Router {
         .route("/v1/schemas", get(feed::schemas))
         .route("/v1/schemas/{name}/{version}", get(feed::schema))
         .route("/v1/admin/import", post(feed::import))
+        .route("/v1/analytics/monthly", get(analytics::monthly))
+        .route("/v1/analytics/period", get(analytics::period))
+        .route("/v1/analytics/province", get(analytics::province_as_of))
         .route(
             "/v1/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),

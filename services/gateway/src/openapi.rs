@@ -18,7 +18,7 @@ use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::problem::Problem;
-use crate::{events, feed, queries};
+use crate::{analytics, events, feed, queries};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -44,6 +44,9 @@ use crate::{events, feed, queries};
         feed::schemas,
         feed::schema,
         feed::import,
+        analytics::monthly,
+        analytics::period,
+        analytics::province_as_of,
     ),
     components(schemas(
         Problem,

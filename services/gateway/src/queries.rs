@@ -58,7 +58,7 @@ fn params<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
         .map_err(|e| Problem::malformed("bad_query", e.body_text()))
 }
 
-async fn query<T: DeserializeOwned>(
+pub(crate) async fn query<T: DeserializeOwned>(
     state: &AppState,
     endpoint: &str,
     request: QueryRequest,

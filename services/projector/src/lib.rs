@@ -3,8 +3,10 @@
 //!
 //! - [`store`]: the SQLite schema, event application and queries (no network I/O);
 //! - [`runner`]: catch-up-then-live consumption, batching, rebuild;
-//! - [`queries`]: the NATS request/reply API.
+//! - [`queries`]: the NATS request/reply API;
+//! - [`analytics`]: counts by period and month, status as of a date.
 
+pub mod analytics;
 pub mod queries;
 pub mod runner;
 pub mod store;

@@ -20,13 +20,16 @@ use tokio::task::JoinSet;
 
 use crate::runner::Projector;
 
-const ENDPOINTS: [&str; 6] = [
+const ENDPOINTS: [&str; 9] = [
     "province_summary",
     "districts",
     "district",
     "timeline",
     "position",
     "dead_letters",
+    "monthly",
+    "period",
+    "province_as_of",
 ];
 
 fn reply<T: Serialize>(r: Result<T, ErrorReply>) -> Vec<u8> {
@@ -223,6 +226,7 @@ pub async fn answer(
                     .map_err(internal),
             )
         }
+        "monthly" | "period" | "province_as_of" => analytics(p, endpoint, &q).await,
         "rebuild" => match p.request_rebuild().await {
             Ok(head) => reply(Ok(
                 serde_json::json!({ "rebuilding": head > 0, "target_position": head }),
@@ -237,6 +241,63 @@ pub async fn answer(
             ErrorKind::NotFound,
             "unknown_query",
             format!("no query `{other}`"),
+        ))),
+    }
+}
+
+/// A business date parameter, checked.
+fn date_param(name: &str, value: &Option<String>) -> Result<Option<String>, ErrorReply> {
+    match value {
+        None => Ok(None),
+        Some(v) => chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map(|d| Some(d.format("%Y-%m-%d").to_string()))
+            .map_err(|_| {
+                ErrorReply::new(
+                    ErrorKind::Malformed,
+                    "invalid_date",
+                    format!("`{name}` must be a date YYYY-MM-DD, not `{v}`"),
+                )
+            }),
+    }
+}
+
+/// The analytics queries (see [`crate::analytics`]).
+async fn analytics(p: &Arc<Projector>, endpoint: &str, q: &QueryRequest) -> Vec<u8> {
+    let checked = (|| {
+        let term = term_of(p, q)?;
+        let unit = q.unit.as_ref().map(|_| unit_of(p, q)).transpose()?;
+        let window = crate::analytics::Window {
+            from: date_param("from", &q.from)?,
+            to: date_param("to", &q.to)?,
+            unit: unit.map(|u| u.to_string()),
+        };
+        let as_of = date_param("as_of", &q.as_of)?;
+        Ok::<_, ErrorReply>((term, window, as_of))
+    })();
+    let (term, window, as_of) = match checked {
+        Ok(c) => c,
+        Err(e) => return reply::<()>(Err(e)),
+    };
+    match (endpoint, as_of) {
+        ("monthly", _) => reply(
+            p.with_store(move |s| crate::analytics::monthly(s, term, &window))
+                .await
+                .map_err(internal),
+        ),
+        ("period", _) => reply(
+            p.with_store(move |s| crate::analytics::period(s, term, &window))
+                .await
+                .map_err(internal),
+        ),
+        (_, Some(date)) => reply(
+            p.with_store(move |s| crate::analytics::province_as_of(s, term, &date))
+                .await
+                .map_err(internal),
+        ),
+        (_, None) => reply::<()>(Err(ErrorReply::new(
+            ErrorKind::Malformed,
+            "missing_as_of",
+            "`as_of` is required",
         ))),
     }
 }

@@ -136,6 +136,11 @@ impl Store {
         &self.province
     }
 
+    /// The database, for the read-only queries of sibling modules (analytics).
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     fn init(conn: Connection, province: Province) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // In WAL mode NORMAL can lose the last transactions on power loss, never
@@ -143,6 +148,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::analytics::SCHEMA)?;
         Ok(Self { conn, province })
     }
 
@@ -166,10 +172,11 @@ impl Store {
     /// Drops every read model and the checkpoint, for a replay from the start.
     pub fn reset(&mut self) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        for table in TABLES {
+        for table in TABLES.iter().chain(&crate::analytics::TABLES) {
             tx.execute_batch(&format!("DROP TABLE IF EXISTS {table};"))?;
         }
         tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(crate::analytics::SCHEMA)?;
         tx.commit()?;
         Ok(())
     }
@@ -786,6 +793,7 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
             fmt_date(e.occurred_at), e.recorded_at.to_rfc3339(), e.office, e.actor, summary, e.payload.to_string(),
         ],
     )?;
+    crate::analytics::record(conn, e, &unit)?;
     Ok(())
 }
 

@@ -220,6 +220,15 @@ pub struct QueryRequest {
     /// Timeline cursor: entries strictly older than this `commit:index`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
+    /// Analytics: first business date of the window (inclusive, YYYY-MM-DD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Analytics: last business date of the window (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Status as of the end of this business date (YYYY-MM-DD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
 }
 
 /// A query answer: the value, or a typed error.
