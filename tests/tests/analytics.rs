@@ -32,6 +32,7 @@ fn args(out: &std::path::Path, after: Option<u64>) -> ExportEventsArgs {
         to: None,
         types: None,
         batch: false,
+        format: None,
     }
 }
 
@@ -477,6 +478,56 @@ async fn periods_months_and_as_of_agree_with_the_events_of_the_reference_scenari
     now_v["position"] = end["position"].clone();
     assert_eq!(end, now_v, "as of after everything = the status now");
 
+    // The same as tables: Parquet with typed columns, CSV with a header.
+    let parquet = |bytes: bytes::Bytes| {
+        parquet::file::reader::SerializedFileReader::new(bytes).expect("a Parquet file")
+    };
+    let r = http
+        .get(format!("{base}/v1/export/events?format=parquet"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.apache.parquet"
+    );
+    let file = parquet(r.bytes().await.unwrap());
+    assert_eq!(num_rows(&file), events.len() as i64);
+    assert_eq!(column_type(&file, "occurred_on"), "INT32 Date");
+    assert_eq!(column_type(&file, "position_commit"), "INT64 -");
+    let r = http
+        .get(format!(
+            "{base}/v1/export/districts?format=parquet&term=2020-2025"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let file = parquet(r.bytes().await.unwrap());
+    assert_eq!(num_rows(&file), 11);
+    assert_eq!(column_type(&file, "coordinated"), "BOOLEAN -");
+    assert_eq!(column_type(&file, "inspections_concluded"), "INT64 -");
+    let csv = http
+        .get(format!(
+            "{base}/v1/export/monthly?term=2020-2025&from={from}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        rows.len() + 1,
+        "a header and one line per row"
+    );
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .contains("inspections_concluded")
+    );
+
     // A bad date is a typed error naming the parameter.
     let r = http
         .get(format!("{base}/v1/analytics/province?as_of=30/06/2023"))
@@ -487,4 +538,27 @@ async fn periods_months_and_as_of_agree_with_the_events_of_the_reference_scenari
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["code"], "invalid_date");
     assert!(p["detail"].as_str().unwrap().contains("as_of"));
+}
+
+fn num_rows(file: &parquet::file::reader::SerializedFileReader<bytes::Bytes>) -> i64 {
+    use parquet::file::reader::FileReader;
+    file.metadata().file_metadata().num_rows()
+}
+
+/// `PHYSICAL Logical` of a column, e.g. `INT32 Date`.
+fn column_type(
+    file: &parquet::file::reader::SerializedFileReader<bytes::Bytes>,
+    name: &str,
+) -> String {
+    use parquet::file::reader::FileReader;
+    let schema = file.metadata().file_metadata().schema_descr();
+    let c = schema
+        .columns()
+        .iter()
+        .find(|c| c.name() == name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    let logical = c
+        .logical_type_ref()
+        .map_or("-".to_owned(), |l| format!("{l:?}"));
+    format!("{} {logical}", c.physical_type())
 }

@@ -115,8 +115,12 @@ pub enum Command {
 /// What `coordctl export` writes.
 #[derive(Debug, Subcommand)]
 pub enum ExportWhat {
-    /// Every event as a CloudEvent, in log order.
+    /// Every event as a CloudEvent, in log order (or as a CSV / Parquet table).
     Events(feed::ExportEventsArgs),
+    /// The monthly read model: per month and unit (CSV or Parquet).
+    Monthly(feed::ExportTableArgs),
+    /// Every district's status (CSV or Parquet).
+    Districts(feed::ExportTableArgs),
 }
 
 /// Runs one command line.
@@ -247,6 +251,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Export(ExportWhat::Monthly(args)) => export_table(&client, "monthly", &args).await,
+        Command::Export(ExportWhat::Districts(args)) => {
+            export_table(&client, "districts", &args).await
+        }
         Command::Import { file, append } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
@@ -262,6 +270,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn export_table(
+    client: &Client,
+    model: &str,
+    args: &feed::ExportTableArgs,
+) -> anyhow::Result<()> {
+    let bytes = feed::export_table(client, model, args).await?;
+    println!(
+        "Đã ghi {bytes} byte vào {} (wrote the {model} table)",
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn print_json(v: &impl serde::Serialize) {

@@ -15,6 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
+use coord_feed::table::{self, Table};
 use coord_feed::{CLOUDEVENTS_BATCH, CloudEvent, ImportedEvent, NDJSON};
 use coord_log::{EventPosition, ExpectedVersion, LogError, RecordedEvent};
 use coord_proto::ErrorKind;
@@ -24,6 +25,7 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::problem::Problem;
+use crate::queries::query;
 
 /// The header telling a consumer where to resume.
 pub const RESUME_HEADER: &str = "coord-resume-after";
@@ -43,6 +45,9 @@ pub struct ExportParams {
     /// (e.g. `vn.coord.inspection.concluded,vn.coord.discipline.decided`).
     #[serde(rename = "type")]
     pub types: Option<String>,
+    /// `csv` or `parquet` for a table (one row per event, `data` as JSON text);
+    /// CloudEvents otherwise.
+    pub format: Option<String>,
 }
 
 impl ExportParams {
@@ -80,6 +85,10 @@ pub async fn export_events(
     q: Result<Query<ExportParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(params) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
+    if let Some(format) = params.format.as_deref() {
+        let format = TableFormat::parse(format)?;
+        return events_table(&s, &params, &base_url(&headers), format).await;
+    }
     let batch = headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
@@ -196,6 +205,135 @@ pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, P
         rx,
         resume_after: last.commit,
     })
+}
+
+/// A table format of the exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Csv,
+    Parquet,
+}
+
+impl TableFormat {
+    fn parse(s: &str) -> Result<Self, Problem> {
+        match s {
+            "csv" => Ok(Self::Csv),
+            "parquet" => Ok(Self::Parquet),
+            other => Err(Problem::malformed(
+                "bad_format",
+                format!("`format` is csv or parquet, not `{other}`"),
+            )),
+        }
+    }
+
+    /// The table written in this format, as a download.
+    fn respond(self, table: &Table, resume_after: Option<u64>) -> Result<Response, Problem> {
+        let written = match self {
+            Self::Csv => table.to_csv(),
+            Self::Parquet => table.to_parquet(),
+        };
+        let bytes = written
+            .map_err(|e| Problem::new(ErrorKind::Internal, "export_failed", e.to_string()))?;
+        let (media, ext) = match self {
+            Self::Csv => ("text/csv; charset=utf-8", "csv"),
+            Self::Parquet => ("application/vnd.apache.parquet", "parquet"),
+        };
+        let mut response = (StatusCode::OK, bytes).into_response();
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+        let disposition = format!("attachment; filename=\"{}.{ext}\"", table.name);
+        if let Ok(v) = HeaderValue::from_str(&disposition) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        if let Some(resume) = resume_after {
+            h.insert(RESUME_HEADER, HeaderValue::from(resume));
+        }
+        Ok(response)
+    }
+}
+
+/// The events of a snapshot as one table (held in memory: fine for a province's
+/// log; page with `after`/`until` for more).
+async fn events_table(
+    s: &AppState,
+    params: &ExportParams,
+    base: &str,
+    format: TableFormat,
+) -> Result<Response, Problem> {
+    let snapshot = snapshot(s, params).await?;
+    let events: Vec<CloudEvent> = snapshot
+        .rx
+        .filter_map(|e| futures::future::ready(CloudEvent::from_recorded(&e, base).ok()))
+        .filter(|ce| futures::future::ready(params.wants(ce)))
+        .collect()
+        .await;
+    format.respond(&table::events_table(&events), Some(snapshot.resume_after))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReadModelExportParams {
+    /// `csv` (default) or `parquet`.
+    pub format: Option<String>,
+    pub term: Option<String>,
+    /// `monthly` only: first and last business dates, one unit.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub unit: Option<String>,
+}
+
+/// A read model as a table: `monthly` (one row per month and unit) or `districts`
+/// (one row per district, nested counts flattened: `inspections_concluded`, ...).
+#[utoipa::path(get, path = "/v1/export/{model}", tag = "analytics",
+    params(("model" = String, Path, description = "`monthly` or `districts`"), ReadModelExportParams),
+    responses((status = 200, content_type = "text/csv", description = "the table"), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn export_read_model(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+    q: Result<Query<ReadModelExportParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(p) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
+    let format = TableFormat::parse(p.format.as_deref().unwrap_or("csv"))?;
+    let request = coord_proto::read::QueryRequest {
+        term: p.term,
+        from: p.from,
+        to: p.to,
+        unit: p.unit,
+        ..Default::default()
+    };
+    let (name, rows): (&'static str, Vec<Value>) = match model.as_str() {
+        "monthly" => {
+            let report: coord_proto::analytics::MonthlyReport =
+                query(&s, "monthly", request).await?;
+            let rows = report
+                .rows
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    v["term"] = Value::from(report.term.clone());
+                    v
+                })
+                .collect();
+            ("monthly", rows)
+        }
+        "districts" => {
+            let list: coord_proto::read::DistrictList = query(&s, "districts", request).await?;
+            let rows = list
+                .districts
+                .iter()
+                .map(|d| serde_json::to_value(d).unwrap_or_default())
+                .collect();
+            ("districts", rows)
+        }
+        other => {
+            return Err(Problem::new(
+                ErrorKind::NotFound,
+                "no_such_export",
+                format!("no export `{other}`: events, monthly or districts"),
+            ));
+        }
+    };
+    format.respond(&table::json_table(name, &rows), None)
 }
 
 /// The schema index: every event type, its versions and where each schema is.

@@ -77,6 +77,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/v1/admin/rebuild", post(queries::rebuild))
         .route("/v1/events", get(events::events))
         .route("/v1/export/events", get(feed::export_events))
+        .route("/v1/export/{model}", get(feed::export_read_model))
         .route("/v1/schemas", get(feed::schemas))
         .route("/v1/schemas/{name}/{version}", get(feed::schema))
         .route("/v1/admin/import", post(feed::import))

@@ -41,6 +41,7 @@ use crate::{analytics, events, feed, queries};
         queries::readyz,
         events::events,
         feed::export_events,
+        feed::export_read_model,
         feed::schemas,
         feed::schema,
         feed::import,

@@ -12,6 +12,7 @@
 
 pub mod catalog;
 pub mod cloudevent;
+pub mod table;
 
 pub use catalog::{EventTypeInfo, catalog, committed_schema, current_payload, schema_index};
 pub use cloudevent::{CloudEvent, FeedError, ImportedEvent};

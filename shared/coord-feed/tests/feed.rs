@@ -154,3 +154,62 @@ fn a_cloud_event_turns_back_into_the_event_it_was() {
     bad.source = "https://example.com".into();
     assert!(bad.to_import().unwrap_err().to_string().contains("source"));
 }
+
+#[test]
+fn the_events_parquet_reads_back_with_its_rows_and_types() {
+    use parquet::basic::{LogicalType, Type};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let mut second = stored_v1_exchange();
+    second.position = Some(EventPosition {
+        commit: 8,
+        index: 0,
+    });
+    let events: Vec<CloudEvent> = [stored_v1_exchange(), second]
+        .iter()
+        .map(|e| CloudEvent::from_recorded(e, BASE).unwrap())
+        .collect();
+    let table = coord_feed::table::events_table(&events);
+    let bytes = table.to_parquet().unwrap();
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+    let meta = reader.metadata().file_metadata();
+    assert_eq!(meta.num_rows(), 2);
+    let schema = meta.schema_descr();
+    let column = |name: &str| {
+        schema
+            .columns()
+            .iter()
+            .find(|c| c.name() == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+            .clone()
+    };
+    assert_eq!(column("position_commit").physical_type(), Type::INT64);
+    assert_eq!(
+        column("occurred_on").logical_type_ref(),
+        Some(&LogicalType::Date)
+    );
+    assert!(matches!(
+        column("time").logical_type_ref(),
+        Some(LogicalType::Timestamp(_))
+    ));
+    assert_eq!(
+        column("type").logical_type_ref(),
+        Some(&LogicalType::String)
+    );
+    let rows: Vec<_> = reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    use parquet::record::RowAccessor;
+    assert_eq!(rows[1].get_long(0).unwrap(), 8);
+    assert_eq!(
+        rows[0].get_string(3).unwrap(),
+        "vn.coord.exchange.information_exchanged.v2"
+    );
+    assert_eq!(rows[0].get_string(12).unwrap(), "cho-moi");
+    // the CSV has a header and one line per event
+    let csv = String::from_utf8(table.to_csv().unwrap()).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+    assert!(csv.starts_with("position_commit,position_index,id,type,"));
+}
