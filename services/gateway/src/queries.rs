@@ -27,6 +27,9 @@ pub struct StatusParams {
     pub min_position: Option<u64>,
     /// How long to wait for `min_position`, in milliseconds (bounded).
     pub wait_ms: Option<u64>,
+    /// Province summary only: the state at the end of this business date (YYYY-MM-DD);
+    /// see `/v1/analytics/province`.
+    pub as_of: Option<String>,
 }
 
 /// Parameters of the timeline route.
@@ -48,6 +51,7 @@ impl StatusParams {
             unit,
             min_position: self.min_position,
             wait_ms: self.wait_ms,
+            as_of: self.as_of,
             ..Default::default()
         }
     }
@@ -82,7 +86,12 @@ pub async fn province(
     q: Result<Query<StatusParams>, QueryRejection>,
 ) -> Result<Json<ProvinceSummary>, Problem> {
     let req = params(q)?.into_request(None);
-    Ok(Json(query(&s, "province_summary", req).await?))
+    let endpoint = if req.as_of.is_some() {
+        "province_as_of"
+    } else {
+        "province_summary"
+    };
+    Ok(Json(query(&s, endpoint, req).await?))
 }
 
 /// Every district's coordination status in a term.
