@@ -462,6 +462,8 @@ async fn periods_months_and_as_of_agree_with_the_events_of_the_reference_scenari
             + a["inspections"]["cancelled"].as_u64().unwrap(),
         count(&events, "vn.coord.inspection.scheduled", "0000-01-01", date)
     );
+    let same = get_json(&http, format!("{base}/v1/status/province?{q}&as_of={date}")).await;
+    assert_eq!(same, a, "the status route takes as_of too");
     let before = get_json(
         &http,
         format!("{base}/v1/analytics/province?{q}&as_of=2019-12-31"),
