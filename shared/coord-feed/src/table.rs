@@ -289,6 +289,12 @@ pub fn json_table(name: &'static str, rows: &[Value]) -> Table {
     for c in &mut columns {
         c.nullable |= flat.iter().any(|r| !r.iter().any(|(k, _)| k == &c.name));
     }
+    // What identifies a row (names, units, months, dates) first, then the counts.
+    columns.sort_by_key(|c| match c.kind {
+        Kind::Text | Kind::Date | Kind::Timestamp => 0,
+        Kind::Bool => 1,
+        Kind::Int => 2,
+    });
     let rows = flat
         .iter()
         .map(|row| {
@@ -386,11 +392,11 @@ mod tests {
         ];
         let t = json_table("districts", &rows);
         let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["coordinated", "counts_sent", "last_on", "unit"]);
+        assert_eq!(names, ["last_on", "unit", "coordinated", "counts_sent"]);
         let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
-        assert_eq!(kinds, [Kind::Bool, Kind::Int, Kind::Date, Kind::Text]);
-        assert!(t.columns[2].nullable && !t.columns[3].nullable);
-        assert_eq!(t.rows[1][2], Cell::Null);
+        assert_eq!(kinds, [Kind::Date, Kind::Text, Kind::Bool, Kind::Int]);
+        assert!(t.columns[0].nullable && !t.columns[1].nullable);
+        assert_eq!(t.rows[1][0], Cell::Null);
     }
 
     #[test]
