@@ -153,6 +153,29 @@ async fn the_reference_scenario_exports_validates_resumes_and_reimports() {
     assert!(expected > 0);
     assert_eq!(decided.len(), expected);
 
+    // The CloudEvents batch format on request: one JSON array of the same events.
+    let r = http
+        .get(format!("{base}/v1/export/events"))
+        .header("accept", "application/cloudevents-batch+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/cloudevents-batch+json"
+    );
+    let batch: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(batch, events);
+    // An unknown schema is a problem document.
+    let r = http
+        .get(format!(
+            "{base}/v1/schemas/vn.coord.inspection.scheduled/v9"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
     // Re-imported into an empty log: the same province summary.
     let text = std::fs::read_to_string(&all_path).unwrap();
     let copy = Stack::start();
@@ -168,6 +191,19 @@ async fn the_reference_scenario_exports_validates_resumes_and_reimports() {
         v
     };
     assert_eq!(strip(&copied), strip(&original));
+    // A file with a bad line is refused whole, naming the line; nothing is appended.
+    let mut broken = text.lines().take(3).collect::<Vec<_>>().join("\n");
+    broken.push_str("\n{\"specversion\":\"1.0\"}\n");
+    let r = http
+        .post(format!("{}/v1/admin/import", copy.gateway_url))
+        .body(broken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "bad_cloudevent");
+    assert!(p["detail"].as_str().unwrap().contains("line 4"), "{p}");
     // Sending it again is refused (the log is not empty) and appends nothing; with
     // --append every commit is recognised as already there.
     let err = import(&copy_client, &text, false, false).await.unwrap_err();

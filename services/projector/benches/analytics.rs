@@ -25,8 +25,17 @@ use uuid::Uuid;
 
 const EVENTS: usize = 50_000;
 const UNITS: [&str; 11] = [
-    "long-xuyen", "chau-doc", "tan-chau", "tinh-bien", "an-phu", "chau-phu",
-    "chau-thanh", "cho-moi", "phu-tan", "thoai-son", "tri-ton",
+    "long-xuyen",
+    "chau-doc",
+    "tan-chau",
+    "tinh-bien",
+    "an-phu",
+    "chau-phu",
+    "chau-thanh",
+    "cho-moi",
+    "phu-tan",
+    "thoai-son",
+    "tri-ton",
 ];
 
 fn event(i: usize, start: NaiveDate, days: i64) -> RecordedEvent {
@@ -99,8 +108,10 @@ fn main() {
             scheduled = s.inspections.scheduled;
         });
         println!("as_of {date_s}: {scheduled} events before it, {ms:.1} ms");
-        as_of.push(json!({ "as_of": date_s, "events_before": scheduled, "ms": ms,
-                           "us_per_event": ms * 1e3 / scheduled.max(1) as f64 }));
+        as_of.push(
+            json!({ "as_of": date_s, "events_before": scheduled, "ms": ms,
+                           "us_per_event": ms * 1e3 / scheduled.max(1) as f64 }),
+        );
     }
     let whole = Window::default();
     let monthly_ms = median_ms(|| {
@@ -140,5 +151,9 @@ fn main() {
     println!("{}", serde_json::to_string_pretty(&result).unwrap());
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/bench-results");
     std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("analytics.json"), serde_json::to_string_pretty(&result).unwrap() + "\n").unwrap();
+    std::fs::write(
+        out.join("analytics.json"),
+        serde_json::to_string_pretty(&result).unwrap() + "\n",
+    )
+    .unwrap();
 }
