@@ -56,7 +56,7 @@ fn event(i: usize, start: NaiveDate, days: i64) -> RecordedEvent {
         causation_id: id,
         payload: json!({
             "inspection_id": id, "term": "2020-2025", "unit": unit,
-            "kind": if i % 2 == 0 { "inspection" } else { "supervision" }, "category": "regular",
+            "kind": if i.is_multiple_of(2) { "inspection" } else { "supervision" }, "category": "regular",
             "leading_body": "provincial_inspection_commission",
             "coordinating_body": format!("district_standing_committee:{unit}"),
             "target": format!("district_police:{unit}"),
