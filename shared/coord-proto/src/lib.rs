@@ -17,6 +17,7 @@ use coord_domain::inspection::{
     CancelInspection, ConcludeInspection, Inspection, InspectionCommand, ScheduleInspection,
     StartInspection,
 };
+pub mod ids;
 pub mod read;
 
 use coord_domain::{Aggregate, RejectionKind};

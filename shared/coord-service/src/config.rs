@@ -42,6 +42,13 @@ pub struct ServiceConfig {
     /// Subject prefix of the log.
     #[arg(long, env = "COORD_LOG_SUBJECT_PREFIX", default_value = "coord.log")]
     pub log_subject_prefix: String,
+    /// JetStream key-value bucket that binds idempotency keys (command ids) to requests.
+    #[arg(
+        long,
+        env = "COORD_IDEMPOTENCY_BUCKET",
+        default_value = "COORD_IDEMPOTENCY"
+    )]
+    pub idempotency_bucket: String,
     /// Which event-log backend to use.
     #[arg(
         long,
@@ -75,6 +82,16 @@ impl ServiceConfig {
             None => AN_GIANG_TOML.to_owned(),
         };
         Ok(Province::from_toml_str(&text)?)
+    }
+
+    /// Opens the idempotency key store (on NATS, whatever the log backend).
+    pub async fn open_keys(
+        &self,
+        client: async_nats::Client,
+    ) -> Result<Arc<dyn crate::KeyStore>, crate::idempotency::KeyStoreError> {
+        Ok(Arc::new(
+            crate::JetStreamKeys::open(client, &self.idempotency_bucket).await?,
+        ))
     }
 
     /// Opens the event log on the configured backend.

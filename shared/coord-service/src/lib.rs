@@ -8,10 +8,12 @@
 
 pub mod config;
 pub mod handler;
+pub mod idempotency;
 pub mod server;
 pub mod telemetry;
 
 pub use config::{LogBackend, LogFormat, ServiceConfig};
 pub use handler::CommandHandler;
+pub use idempotency::{InMemoryKeys, JetStreamKeys, KeyStore};
 pub use server::run;
 pub use telemetry::{init_tracing, shutdown_signal};

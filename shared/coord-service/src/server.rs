@@ -48,7 +48,8 @@ pub async fn run<A: CommandApi>(
     let province = Arc::new(config.province()?);
     let client = connect(&config.nats_url, &format!("coord-{}", A::SERVICE)).await?;
     let log = config.open_log(client.clone()).await?;
-    let handler = CommandHandler::<A>::new(log, province);
+    let keys = config.open_keys(client.clone()).await?;
+    let handler = CommandHandler::<A>::new(log, keys, province);
     serve(client, handler, config.max_in_flight, shutdown).await
 }
 
