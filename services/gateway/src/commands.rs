@@ -14,9 +14,6 @@ use crate::AppState;
 use crate::nats::ask;
 use crate::problem::Problem;
 
-/// Namespace for deriving UUIDs from free-form idempotency keys and new aggregate ids.
-const KEY_NAMESPACE: Uuid = Uuid::from_u128(0x8c3e_51d2_6a4f_4b7e_9d10_c0a1_7f3e_2b55);
-
 /// A header as text. UTF-8 is accepted (actors and offices have Vietnamese names).
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Problem> {
     headers
@@ -29,10 +26,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Pro
         .transpose()
 }
 
-/// The command id: the `Idempotency-Key` header (a UUID, or any string hashed to one),
-/// or `command_id` in the body, or a new one.
+/// The command id: the `Idempotency-Key` header (see `coord_proto::ids::command_id_from_key`:
+/// a UUID, or any string scoped by the office), or `command_id` in the body, or a new one.
 fn command_id(
     headers: &HeaderMap,
+    office: &str,
     body: &mut serde_json::Map<String, Value>,
 ) -> Result<Uuid, Problem> {
     let from_header = header(headers, "idempotency-key")?
@@ -44,7 +42,7 @@ fn command_id(
                     "Idempotency-Key must be 1 to 200 characters",
                 ));
             }
-            Ok(Uuid::try_parse(k).unwrap_or_else(|_| Uuid::new_v5(&KEY_NAMESPACE, k.as_bytes())))
+            Ok(coord_proto::ids::command_id_from_key(office, k))
         })
         .transpose()?;
     let from_body = match body.remove("command_id") {
@@ -105,7 +103,8 @@ pub async fn handle(
             "the body must be a JSON object",
         ));
     };
-    let command_id = command_id(&headers, &mut payload)?;
+    let office = header(&headers, "x-office")?.unwrap_or("province").trim();
+    let command_id = command_id(&headers, office, &mut payload)?;
     let id_field = route.id_field;
     match (&path_id, payload.get(id_field)) {
         (Some(path), body_id) => {
@@ -125,7 +124,7 @@ pub async fn handle(
         (None, None) => {
             // A new aggregate without a client-chosen id: derive it from the command id,
             // so a retry with the same Idempotency-Key addresses the same aggregate.
-            let id = Uuid::new_v5(&KEY_NAMESPACE, command_id.as_bytes());
+            let id = coord_proto::ids::new_aggregate_id(command_id);
             payload.insert(id_field.into(), Value::String(id.to_string()));
         }
         (None, Some(_)) => {}
@@ -133,9 +132,7 @@ pub async fn handle(
     let request = CommandRequest {
         command_id,
         correlation_id: None,
-        office: header(&headers, "x-office")?
-            .unwrap_or("province")
-            .to_owned(),
+        office: office.to_owned(),
         actor: header(&headers, "x-actor")?.unwrap_or("unknown").to_owned(),
         expected_version: expected_version(&headers)?,
         payload: Value::Object(payload),
