@@ -170,7 +170,10 @@ impl JetStreamLog {
     }
 }
 
-fn decode_commit(payload: &[u8], sequence: u64) -> Result<Vec<RecordedEvent>, LogError> {
+/// Decodes the body of the commit message stored at `sequence`: its events, placed at
+/// `(sequence, index)`, or [`LogError::Corrupt`] at that position if the body is not a
+/// commit. Any bytes give one or the other.
+pub fn decode_commit(payload: &[u8], sequence: u64) -> Result<Vec<RecordedEvent>, LogError> {
     let body: CommitBody = serde_json::from_slice(payload).map_err(|e| LogError::Corrupt {
         position: EventPosition {
             commit: sequence,
