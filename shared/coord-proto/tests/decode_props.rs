@@ -119,7 +119,11 @@ fn damaged() -> impl Strategy<Value = (String, Value)> {
         0..commands.len(),
         any::<prop::sample::Index>(),
         any::<prop::sample::Index>(),
-        json(),
+        prop_oneof![
+            3 => ".{0,12}".prop_map(Value::from),
+            2 => date_like().prop_map(Value::from),
+            2 => json(),
+        ],
     )
         .prop_map(move |(i, field, inner, value)| {
             let (command, mut payload) = commands[i].clone();
@@ -192,6 +196,8 @@ fn check_commit(bytes: &[u8], seq: u64) {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
     #[test]
     fn command_decoders_take_any_bytes(bytes in json_bytes()) {
         if let Ok(payload) = serde_json::from_slice::<Value>(&bytes) {
