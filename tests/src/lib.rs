@@ -1,9 +1,10 @@
 //! Test support for the workspace's end-to-end and contract tests.
 //!
-//! - [`NatsServer`]: a real `nats-server` with JetStream on a free loopback port and a
-//!   temporary store directory, killed on drop. The binary comes from
-//!   `NATS_SERVER_BIN`, the project's `.tools/nats/bin` (see `deploy/install-nats.sh`)
-//!   or `PATH`.
+//! - [`NatsServer`]: a real `nats-server` with JetStream on a loopback port that the
+//!   server chooses itself (`-p -1`, read back from its `--ports_file_dir` file, so no
+//!   two tests race for a port) and a temporary store directory, killed on drop. The
+//!   binary comes from `NATS_SERVER_BIN`, the project's `.tools/nats/bin` (see
+//!   `deploy/install-nats.sh`) or `PATH`.
 //! - [`ServiceProcess`]: one of the workspace's service binaries running as a child
 //!   process, stopped with SIGTERM on drop.
 //! - [`contract`]: the behaviour every `EventLog` backend must have.
@@ -51,6 +52,50 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// The TCP port process `pid` listens on, if any (Linux: the socket inodes among its
+/// open files, looked up in its network namespace's `/proc/<pid>/net/tcp`).
+pub fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_str()?;
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        // sl local_address rem_address st … inode: state 0A is LISTEN.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let listening = fields.get(3) == Some(&"0A") && inodes.contains(*fields.get(9)?);
+        let port = fields.get(1)?.rsplit(':').next()?;
+        listening.then(|| u16::from_str_radix(port, 16).ok())?
+    })
+}
+
+/// The client port nats-server writes to `<dir>/nats-server_<pid>.ports` once it listens.
+fn read_ports_file(dir: &Path, child: &mut Child) -> u16 {
+    let file = dir.join(format!("nats-server_{}.ports", child.id()));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let port = std::fs::read(&file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|ports| ports["nats"][0].as_str()?.rsplit(':').next()?.parse().ok());
+        if let Some(port) = port {
+            return port;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("nats-server exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!(
+        "nats-server wrote no ports file {} within 15 s",
+        file.display()
+    );
+}
+
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -69,6 +114,7 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
 /// A real nats-server with JetStream, on loopback, with a temporary store.
 pub struct NatsServer {
     child: Option<Child>,
+    /// 0 until the first start, then the port the server chose.
     port: u16,
     store: tempfile::TempDir,
 }
@@ -78,7 +124,7 @@ impl NatsServer {
         let store = tempfile::tempdir().expect("a temporary store directory");
         let mut server = Self {
             child: None,
-            port: free_port(),
+            port: 0,
             store,
         };
         server.spawn();
@@ -86,20 +132,26 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) {
+        let ports_dir = self.store.path().join("ports");
+        let _ = std::fs::remove_dir_all(&ports_dir);
+        std::fs::create_dir_all(&ports_dir).expect("a ports file directory");
+        // First start: the server picks a free port. A restart keeps the port, so
+        // that clients reconnect; it was the server's own until the kill.
+        let port = if self.port == 0 {
+            "-1".to_owned()
+        } else {
+            self.port.to_string()
+        };
         let mut child = Command::new(nats_server_bin())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
+            .args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
             .arg(self.store.path())
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server starts");
+        self.port = read_ports_file(&ports_dir, &mut child);
         wait_for_port(self.port, &mut child, "nats-server");
         self.child = Some(child);
     }
@@ -172,6 +224,23 @@ impl ServiceProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// Waits (at most 15 s) until the process listens on a TCP port and returns it: for
+    /// a server started on port 0, which chose its own port (no race for a free one).
+    pub fn wait_listening(&mut self) -> u16 {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Some(port) = listening_port(child.id()) {
+                return port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{} exited early with {status}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("{} did not listen within 15 s", self.name);
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns whether it exited 0.
@@ -274,13 +343,13 @@ impl Stack {
     pub fn start() -> Self {
         let nats = NatsServer::start();
         let data = tempfile::tempdir().expect("a temporary data folder");
-        let gateway_port = free_port();
         let mut stack = Self {
             nats,
             processes: Vec::new(),
-            gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            gateway_url: String::new(),
             data,
-            gateway_port,
+            // The first gateway binds port 0 and we read back the port it got.
+            gateway_port: 0,
         };
         for name in [
             "inspection",
@@ -292,6 +361,8 @@ impl Stack {
             let p = stack.spawn(name, &[]);
             stack.processes.push(p);
         }
+        stack.gateway_port = stack.process("gateway").wait_listening();
+        stack.gateway_url = format!("http://127.0.0.1:{}", stack.gateway_port);
         stack
     }
 
