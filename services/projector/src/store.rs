@@ -1019,3 +1019,134 @@ fn json_name<T: serde::Serialize>(value: &T) -> String {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Storage failures against content failures, on a real SQLite database.
+
+    use super::*;
+    use coord_domain::inspection::{Category, InspectionScheduled};
+    use coord_domain::province::AN_GIANG_TOML;
+    use coord_log::StreamId;
+    use uuid::Uuid;
+
+    fn province() -> Province {
+        Province::from_toml_str(AN_GIANG_TOML).unwrap()
+    }
+
+    /// A valid `InspectionScheduled` at commit `commit`, recorded by `actor`.
+    fn scheduled(commit: u64, actor: &str) -> Item {
+        let id = Uuid::now_v7();
+        let event = InspectionEvent::InspectionScheduled(InspectionScheduled {
+            inspection_id: coord_domain::InspectionId::from_uuid(id),
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            kind: InspectionKind::Inspection,
+            category: Category::Regular,
+            leading_body: Body::ProvincialInspectionCommission,
+            coordinating_body: "district_standing_committee:long-xuyen".parse().unwrap(),
+            target: "district_police:long-xuyen".parse().unwrap(),
+            decision_ref: "1-QĐ".parse().unwrap(),
+            decided_on: "2024-01-02".parse().unwrap(),
+            planned_start: "2024-02-01".parse().unwrap(),
+            planned_end: "2024-02-28".parse().unwrap(),
+        });
+        let (event_type, payload) = event.encode();
+        Item::Event(RecordedEvent {
+            event_id: Uuid::now_v7(),
+            stream_id: StreamId::new("inspection", id).unwrap(),
+            stream_version: 1,
+            event_type: event_type.into(),
+            schema_version: 1,
+            occurred_at: "2024-01-02".parse().unwrap(),
+            recorded_at: chrono::Utc::now(),
+            office: "province".into(),
+            actor: actor.into(),
+            correlation_id: id,
+            causation_id: id,
+            payload,
+            position: Some(EventPosition { commit, index: 0 }),
+        })
+    }
+
+    fn sqlite_error(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn storage_errors_are_not_the_events_fault_and_constraint_violations_are() {
+        // given the SQLite failures a projection batch can meet
+        let storage = [
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_LOCKED,
+            rusqlite::ffi::SQLITE_IOERR,
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_READONLY,
+            rusqlite::ffi::SQLITE_CANTOPEN,
+            rusqlite::ffi::SQLITE_CORRUPT,
+        ];
+        // then each one is storage, even while inserting an event's row
+        for code in storage {
+            assert!(!is_content_error(&sqlite_error(code)), "{code}");
+            let skip = Skip::writing("inspection x cannot be inserted".into(), sqlite_error(code));
+            assert!(matches!(skip, Skip::Storage(_)), "{code}: {skip:?}");
+        }
+        // and a constraint the event's content breaks is the event's
+        let skip = Skip::writing(
+            "inspection x cannot be inserted".into(),
+            sqlite_error(rusqlite::ffi::SQLITE_CONSTRAINT),
+        );
+        assert!(matches!(skip, Skip::Inconsistent(ref r) if r.starts_with("inspection x")));
+    }
+
+    #[test]
+    fn a_full_database_rolls_the_batch_back_and_makes_no_dead_letter() {
+        // given a store whose file may not grow, and a batch whose second event needs room
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("p.sqlite"), province()).unwrap();
+        store.apply_batch(&[scheduled(1, "small")]).unwrap();
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store
+            .conn
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+        let batch = [scheduled(2, "small"), scheduled(3, &"x".repeat(64 * 1024))];
+
+        // when it is applied
+        let err = store.apply_batch(&batch).unwrap_err();
+
+        // then the failure is the storage's, and nothing of the batch was written
+        assert_eq!(err.sqlite_code(), Some("SQLITE_FULL"), "{err}");
+        assert_eq!(store.checkpoint().unwrap().unwrap().commit, 1);
+        assert_eq!(store.dead_letter_count().unwrap(), 0);
+        let summary = store.province_summary("2020-2025".parse().unwrap()).unwrap();
+        assert_eq!(summary.inspections.scheduled, 1);
+
+        // and once there is room again the same batch applies whole
+        store
+            .conn
+            .pragma_update(None, "max_page_count", 1_000_000)
+            .unwrap();
+        assert_eq!(store.apply_batch(&batch).unwrap(), (2, 0));
+        assert_eq!(store.checkpoint().unwrap().unwrap().commit, 3);
+    }
+
+    #[test]
+    fn a_read_only_database_fails_the_batch_and_moves_nothing() {
+        // given a database the projector can only read
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sqlite");
+        drop(Store::open(&path, province()).unwrap());
+        let mut read_only = Store::open_reader(&path, province()).unwrap();
+
+        // when a batch is applied, then it fails as storage and makes no dead letter
+        let err = read_only.apply_batch(&[scheduled(1, "a")]).unwrap_err();
+        assert_eq!(err.sqlite_code(), Some("SQLITE_READONLY"), "{err}");
+        let store = Store::open(&path, province()).unwrap();
+        assert_eq!(store.checkpoint().unwrap(), None);
+        assert_eq!(store.dead_letter_count().unwrap(), 0);
+    }
+}
