@@ -25,6 +25,9 @@ use crate::store::{Item, Redrive, Store, StoreError};
 /// The longest pause between two attempts after a failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// How often an idle projector checks that the log is still the same one (a replaced
+/// log with fewer entries would otherwise only look "caught up").
+const IDENTITY_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Fault codes, as reported in [`ProjectorFault::code`].
 pub const STORAGE_FAILED: &str = "storage_failed";
@@ -481,6 +484,8 @@ impl Projector {
         };
         tracing::info!(after = ?after, "following the log");
         let mut chunks = subscription.ready_chunks(self.batch_size);
+        let mut identity_check = tokio::time::interval(IDENTITY_CHECK_EVERY);
+        identity_check.reset();
         loop {
             tokio::select! {
                 biased;
@@ -488,6 +493,11 @@ impl Projector {
                 Some(reply) = rebuild_rx.recv() => {
                     self.rebuild(reply).await;
                     return Flow::Again;
+                }
+                _ = identity_check.tick() => {
+                    if self.check_identity().await.is_err() {
+                        return Flow::Retry;
+                    }
                 }
                 chunk = chunks.next() => {
                     let Some(chunk) = chunk else {

@@ -1122,7 +1122,9 @@ mod tests {
         assert_eq!(err.sqlite_code(), Some("SQLITE_FULL"), "{err}");
         assert_eq!(store.checkpoint().unwrap().unwrap().commit, 1);
         assert_eq!(store.dead_letter_count().unwrap(), 0);
-        let summary = store.province_summary("2020-2025".parse().unwrap()).unwrap();
+        let summary = store
+            .province_summary("2020-2025".parse().unwrap())
+            .unwrap();
         assert_eq!(summary.inspections.scheduled, 1);
 
         // and once there is room again the same batch applies whole
