@@ -23,7 +23,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::runner::{Projector, RedriveError};
+use crate::runner::{Projector, RebuildError, RedriveError};
 use crate::store::{Redrive, Store, StoreError};
 
 /// How many times a read is tried again when a rebuild started while it read.
@@ -299,11 +299,17 @@ pub async fn answer(
             Ok(head) => reply(Ok(
                 serde_json::json!({ "rebuilding": head > 0, "target_position": head }),
             )),
-            Err(e) => reply::<()>(Err(ErrorReply::new(
-                ErrorKind::Unavailable,
-                "projection_not_running",
-                e.to_string(),
-            ))),
+            Err(e) => {
+                let code = match e {
+                    RebuildError::NotRunning => "projection_not_running",
+                    RebuildError::Failed(_) => "rebuild_failed",
+                };
+                reply::<()>(Err(ErrorReply::new(
+                    ErrorKind::Unavailable,
+                    code,
+                    e.to_string(),
+                )))
+            }
         },
         other => reply::<()>(Err(ErrorReply::new(
             ErrorKind::NotFound,

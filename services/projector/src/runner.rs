@@ -68,6 +68,15 @@ pub enum RedriveError {
 
 type RebuildReply = oneshot::Sender<Result<u64, String>>;
 
+/// Why a rebuild did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("the projection is not running")]
+    NotRunning,
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// The shared state of one projector: its store and how far it has got.
 pub struct Projector {
     writer: Mutex<Store>,
@@ -225,13 +234,15 @@ impl Projector {
 
     /// Asks the running projection to drop its read models and replay the log. Returns
     /// the log head the replay must reach.
-    pub async fn request_rebuild(&self) -> anyhow::Result<u64> {
+    pub async fn request_rebuild(&self) -> Result<u64, RebuildError> {
         let (tx, rx) = oneshot::channel();
         self.rebuild_tx
             .send(tx)
             .await
-            .map_err(|_| anyhow::anyhow!("the projection is not running"))?;
-        rx.await?.map_err(|e| anyhow::anyhow!(e))
+            .map_err(|_| RebuildError::NotRunning)?;
+        rx.await
+            .map_err(|_| RebuildError::NotRunning)?
+            .map_err(RebuildError::Failed)
     }
 
     fn set_fault(&self, code: &str, detail: String) {
