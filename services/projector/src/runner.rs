@@ -525,7 +525,9 @@ impl Projector {
                         self.storage_failed(&e).await;
                         return Flow::Retry;
                     }
-                    self.clear_fault(&[STORAGE_FAILED]);
+                    // Advancing again: a storage failure or a failed rebuild (whose old
+                    // read models stood) is over.
+                    self.clear_fault(&[STORAGE_FAILED, REBUILD_FAILED]);
                     *backoff = FIRST_BACKOFF;
                     if let Some(e) = failure {
                         tracing::warn!(error = %e, "log subscription failed; resubscribing from the checkpoint");
