@@ -148,7 +148,7 @@ async fn status(p: &Arc<Projector>) -> Result<ProjectorPosition, ErrorReply> {
         dead_letters,
         rebuilding: phase.rebuilding,
         fault: health.fault,
-        rebuilds: phase.generation,
+        rebuilds: health.last_rebuild.as_ref().map_or(0, |r| r.generation),
         last_rebuild: health.last_rebuild,
         log_identity: health.log_identity,
     })

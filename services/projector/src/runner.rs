@@ -35,8 +35,9 @@ pub const LOG_REPLACED: &str = "log_replaced";
 pub const REBUILD_FAILED: &str = "rebuild_failed";
 pub const LOG_UNAVAILABLE: &str = "log_unavailable";
 
-/// Rebuild generation and whether one is replaying: queries compare it before and
-/// after reading, so an answer never mixes the old model with a half-built one.
+/// A counter of rebuild attempts and whether one is replaying: queries compare it
+/// before and after reading, so an answer never mixes the old model with a half-built
+/// one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Phase {
     pub generation: u64,
@@ -144,6 +145,21 @@ impl Projector {
         let province = writer.province().clone();
         let start = writer.checkpoint()?.map(|p| p.commit).unwrap_or(0);
         let log_identity = writer.log_identity()?;
+        // A rebuild interrupted by a restart is still running: the model is partial.
+        let latest = writer.latest_rebuild()?;
+        let phase = Phase {
+            generation: latest.map(|l| l.0).unwrap_or(0),
+            rebuilding: latest.is_some_and(|l| !l.3),
+        };
+        let last_rebuild =
+            latest.map(
+                |(generation, target_position, replayed, completed)| RebuildProgress {
+                    generation,
+                    target_position,
+                    replayed,
+                    completed,
+                },
+            );
         let (rebuild_tx, rebuild_rx) = mpsc::channel(4);
         Ok(Arc::new(Self {
             writer: Mutex::new(writer),
@@ -153,10 +169,11 @@ impl Projector {
             province,
             log,
             position: watch::channel(start).0,
-            phase: watch::channel(Phase::default()).0,
+            phase: watch::channel(phase).0,
             health: Mutex::new(Health {
                 log_identity,
-                ..Health::default()
+                last_rebuild,
+                fault: None,
             }),
             rebuild_tx,
             rebuild_rx: tokio::sync::Mutex::new(rebuild_rx),
@@ -360,19 +377,22 @@ impl Projector {
     /// Drops the read models for a replay. On failure nothing was dropped.
     async fn reset(self: &Arc<Self>) -> anyhow::Result<u64> {
         let head = self.log.head().await?.map(|p| p.commit).unwrap_or(0);
-        let generation = self.phase().generation + 1;
         // Announce before the tables go, so no query reads a half-built model.
+        let epoch = self.phase().generation + 1;
         self.phase.send_replace(Phase {
-            generation,
+            generation: epoch,
             rebuilding: true,
         });
-        if let Err(e) = self.with_store(|s| s.reset()).await {
-            self.phase.send_replace(Phase {
-                generation,
-                rebuilding: false,
-            });
-            return Err(e.into());
-        }
+        let generation = match self.with_store(move |s| s.start_rebuild(head)).await {
+            Ok(generation) => generation,
+            Err(e) => {
+                self.phase.send_replace(Phase {
+                    generation: epoch,
+                    rebuilding: false,
+                });
+                return Err(e.into());
+            }
+        };
         {
             let mut health = self.health.lock().expect("health lock");
             health.log_identity = None;
@@ -387,7 +407,7 @@ impl Projector {
         tracing::info!(head, generation, "read models dropped; replaying the log");
         if head == 0 {
             self.phase.send_replace(Phase {
-                generation,
+                generation: epoch,
                 rebuilding: false,
             });
         }
@@ -424,21 +444,50 @@ impl Projector {
         let commit = checkpoint.map(|p| p.commit).unwrap_or(0);
         tracing::debug!(applied, dead, position = commit, "batch applied");
         self.position.send_replace(commit);
-        let phase = self.phase();
-        if phase.rebuilding {
-            let mut health = self.health.lock().expect("health lock");
-            if let Some(r) = health.last_rebuild.as_mut() {
-                r.replayed += (applied + dead) as u64;
-                if commit >= r.target_position {
-                    r.completed = true;
-                    self.phase.send_replace(Phase {
-                        rebuilding: false,
-                        ..phase
-                    });
-                    tracing::info!(position = commit, replayed = r.replayed, "rebuild complete");
-                }
-            }
+        if self.is_rebuilding()
+            && let Some(r) = self
+                .health
+                .lock()
+                .expect("health lock")
+                .last_rebuild
+                .as_mut()
+        {
+            r.replayed += (applied + dead) as u64;
         }
+        self.settle_rebuild(commit).await
+    }
+
+    /// Marks the running rebuild complete (in the store too) once `commit` reached
+    /// its target.
+    async fn settle_rebuild(self: &Arc<Self>, commit: u64) -> Result<(), StoreError> {
+        let phase = self.phase();
+        let done = {
+            let health = self.health.lock().expect("health lock");
+            health
+                .last_rebuild
+                .as_ref()
+                .filter(|r| phase.rebuilding && !r.completed && commit >= r.target_position)
+                .map(|r| (r.generation, r.replayed))
+        };
+        let Some((generation, replayed)) = done else {
+            return Ok(());
+        };
+        self.with_store(move |s| s.finish_rebuild(generation, replayed))
+            .await?;
+        if let Some(r) = self
+            .health
+            .lock()
+            .expect("health lock")
+            .last_rebuild
+            .as_mut()
+        {
+            r.completed = true;
+        }
+        self.phase.send_replace(Phase {
+            rebuilding: false,
+            ..phase
+        });
+        tracing::info!(position = commit, replayed, generation, "rebuild complete");
         Ok(())
     }
 
@@ -486,6 +535,13 @@ impl Projector {
                 return Flow::Retry;
             }
         };
+        if let Err(e) = self
+            .settle_rebuild(after.map(|p| p.commit).unwrap_or(0))
+            .await
+        {
+            self.storage_failed(&e).await;
+            return Flow::Retry;
+        }
         let subscription = match self.log.subscribe(after).await {
             Ok(s) => s,
             Err(e) => {

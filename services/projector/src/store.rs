@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS timeline (
     PRIMARY KEY (commit_pos, idx)
 );
 CREATE INDEX IF NOT EXISTS timeline_unit ON timeline(unit, commit_pos DESC, idx DESC);
+CREATE TABLE IF NOT EXISTS rebuilds (
+    generation INTEGER PRIMARY KEY,
+    target INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    replayed INTEGER,
+    completed INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS log_identity (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     identity TEXT NOT NULL
@@ -290,12 +297,69 @@ impl Store {
     /// Drops every read model and the checkpoint, for a replay from the start.
     pub fn reset(&mut self) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        for table in TABLES {
-            tx.execute_batch(&format!("DROP TABLE IF EXISTS {table};"))?;
-        }
-        tx.execute_batch(SCHEMA)?;
+        drop_models(&tx)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Drops every read model and records a rebuild that is complete once the
+    /// checkpoint reaches `target`, in one transaction (so a restart mid-replay still
+    /// knows the model is partial). Returns the rebuild's generation.
+    pub fn start_rebuild(&mut self, target: u64) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction()?;
+        drop_models(&tx)?;
+        tx.execute(
+            "INSERT INTO rebuilds (generation, target, started_at, completed)
+             VALUES ((SELECT COALESCE(MAX(generation), 0) + 1 FROM rebuilds), ?1, ?2, ?3)",
+            params![target as i64, chrono::Utc::now().to_rfc3339(), target == 0],
+        )?;
+        let generation: i64 =
+            tx.query_row("SELECT MAX(generation) FROM rebuilds", [], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(generation as u64)
+    }
+
+    /// Marks rebuild `generation` complete, having replayed `replayed` entries.
+    pub fn finish_rebuild(&mut self, generation: u64, replayed: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE rebuilds SET completed = 1, replayed = ?2 WHERE generation = ?1",
+            params![generation as i64, replayed as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The latest rebuild of this database: generation, target, replayed (once
+    /// complete; else counted from the model), complete.
+    pub fn latest_rebuild(&self) -> Result<Option<(u64, u64, u64, bool)>, StoreError> {
+        let latest = self
+            .conn
+            .query_row(
+                "SELECT generation, target, replayed, completed FROM rebuilds
+                 ORDER BY generation DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, Option<i64>>(2)?,
+                        r.get::<_, bool>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((generation, target, replayed, completed)) = latest else {
+            return Ok(None);
+        };
+        let replayed = match replayed {
+            Some(n) => n as u64,
+            // Every applied event has one timeline row; every other entry a dead letter.
+            None => self.conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM timeline) + (SELECT COUNT(*) FROM dead_letters)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as u64,
+        };
+        Ok(Some((generation, target, replayed, completed)))
     }
 
     /// Applies a batch in one transaction with the checkpoint. Items at or before the
@@ -743,6 +807,13 @@ fn record_dead_letter(tx: &Transaction<'_>, item: &Item, reason: &str) -> rusqli
         ],
     )?;
     Ok(())
+}
+
+fn drop_models(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    for table in TABLES {
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS {table};"))?;
+    }
+    tx.execute_batch(SCHEMA)
 }
 
 fn set_checkpoint(tx: &mut Transaction<'_>, p: EventPosition) -> rusqlite::Result<()> {

@@ -227,9 +227,12 @@ async fn a_database_locked_by_another_process_stalls_the_projection_which_resume
     for n in 0..40 {
         schedule(log.as_ref(), n).await;
     }
-    let p = Running::start(log.clone(), Duration::from_millis(100)).await;
-    let side = p.side_connection();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("projector.sqlite");
+    drop(projector::Store::open(&db, province()).unwrap());
+    let side = rusqlite::Connection::open(&db).unwrap();
     side.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let p = Running::start_at(log.clone(), db, dir, Duration::from_millis(100)).await;
 
     // when the projector tries to write, while more events arrive
     eventually(
@@ -448,5 +451,45 @@ async fn a_dead_letter_is_redriven_once_its_cause_is_fixed() {
     assert_eq!(again["error"]["code"], "unknown_dead_letter", "{again}");
     let bad = p.ask("redrive", json!({ "position": "one" })).await;
     assert_eq!(bad["error"]["code"], "invalid_cursor", "{bad}");
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_interrupted_by_a_restart_is_still_reported_until_it_completes() {
+    // given a rebuild whose replay is held back, and the projector stopped meanwhile
+    let log = TestLog::new();
+    for n in 0..15 {
+        schedule(log.as_ref(), n).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("projector.sqlite");
+    let first = tempfile::tempdir().unwrap();
+    let p = Running::start_at(log.clone(), db.clone(), first, Duration::from_millis(100)).await;
+    assert!(p.projector.wait_for(15, Duration::from_secs(10)).await);
+    log.hold(true);
+    assert_eq!(p.projector.request_rebuild().await.unwrap(), 15);
+    p.stop.send_replace(true);
+    p.task.abort();
+
+    // when a projector starts again on that database
+    let p = Running::start_at(log.clone(), db, dir, Duration::from_millis(100)).await;
+
+    // then it still says the model is being rebuilt, and queries do not take it as whole
+    let status = p.status().await;
+    assert_eq!(status["rebuilding"], true, "{status}");
+    assert_eq!(status["rebuilds"], 1);
+    let s = p.ask("province_summary", json!({ "term": TERM })).await;
+    assert_eq!(s["error"]["code"], "rebuilding", "{s}");
+
+    // and once the replay runs it completes, and stays complete
+    log.hold(false);
+    eventually(Duration::from_secs(10), "rebuild complete", || async {
+        p.status().await["last_rebuild"]["completed"] == true
+    })
+    .await;
+    assert_eq!(p.scheduled().await, 15);
+    let status = p.status().await;
+    assert_eq!(status["rebuilding"], false);
+    assert_eq!(status["last_rebuild"]["replayed"], 15);
     p.stop().await;
 }

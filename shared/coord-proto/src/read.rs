@@ -203,10 +203,10 @@ pub struct ProjectorPosition {
     /// Why the projection is not advancing, while it is not (absent when healthy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<ProjectorFault>,
-    /// Rebuilds started since the projector process started.
+    /// Rebuilds of this read-model database so far.
     #[serde(default)]
     pub rebuilds: u64,
-    /// The latest rebuild, if one was started since the process started.
+    /// The latest rebuild, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rebuild: Option<RebuildProgress>,
     /// The identity of the log the read model is built from (e.g. the JetStream
@@ -231,7 +231,7 @@ pub struct ProjectorFault {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RebuildProgress {
-    /// 1 for the first rebuild since the process started, then 2, ...
+    /// 1 for the database's first rebuild, then 2, ...
     pub generation: u64,
     /// The log head when the rebuild started: the replay is complete there.
     pub target_position: u64,
