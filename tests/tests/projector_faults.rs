@@ -200,6 +200,18 @@ async fn an_entry_that_is_not_a_commit_is_dead_lettered_with_its_position_and_ca
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["code"], "dead_letter_still_failing");
+    let cli = coordctl::Cli {
+        gateway: base.clone(),
+        json: true,
+        command: coordctl::Command::Redrive {
+            position: positions[1].clone(),
+        },
+    };
+    let err = coordctl::run(cli).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("still cannot be applied"),
+        "coordctl redrive says why: {err:#}"
+    );
     let (status, problem) = post(&http, format!("{base}/v1/dead-letters/{head}:0/redrive")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
     assert_eq!(problem["code"], "unknown_dead_letter");
