@@ -2,7 +2,7 @@
 //! is ready into one transaction; drops and replays the read models on request (rebuild).
 //!
 //! The projection never skips an event. What stops it is reported (in
-//! [`Projector::status`], hence `/v1/projector` and `/readyz`) and retried, never
+//! [`Projector::health`], hence `/v1/projector` and `/readyz`) and retried, never
 //! turned into a dead letter or a jump ahead:
 //! - a storage failure (the database busy, read-only, full, failing) rolls the batch
 //!   back; the writer connection is reopened and the batch tried again, with backoff;
