@@ -321,6 +321,9 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
     .await;
     let summary_before: Value =
         get(&http, format!("{base}/v1/status/province?term=2020-2025")).await;
+    let rebuilds_before = get::<Value>(&http, format!("{base}/v1/projector")).await["rebuilds"]
+        .as_u64()
+        .unwrap();
     let started = http
         .post(format!("{base}/v1/admin/rebuild"))
         .send()
@@ -336,6 +339,17 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
         assert!(tokio::time::Instant::now() < deadline, "rebuild finished");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The rebuild really ran: a new generation replayed the whole log from 0 to h.
+    let p: Value = get(&http, format!("{base}/v1/projector")).await;
+    assert_eq!(p["rebuilds"], rebuilds_before + 1, "{p}");
+    let last = &p["last_rebuild"];
+    assert_eq!(last["generation"], rebuilds_before + 1, "{p}");
+    assert_eq!(last["target_position"], h, "{p}");
+    assert_eq!(last["completed"], true, "{p}");
+    assert!(
+        last["replayed"].as_u64().unwrap() >= h,
+        "every commit replayed: {p}"
+    );
     let districts_after: DistrictList =
         get(&http, format!("{base}/v1/status/districts?term=2020-2025")).await;
     let summary_after: Value =

@@ -99,6 +99,11 @@ pub enum Command {
     Rebuild,
     /// Events the projector could not apply.
     DeadLetters,
+    /// Apply a dead letter's event again once its cause is fixed (no rebuild).
+    Redrive {
+        /// The dead letter's position, `commit:index` (see `dead-letters`).
+        position: String,
+    },
 }
 
 /// Runs one command line.
@@ -215,6 +220,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print_json(&letters);
             Ok(())
         }
+        Command::Redrive { position } => {
+            let path = format!("/v1/dead-letters/{position}/redrive");
+            let done: Value = client.post_json(&path).await?;
+            if cli.json {
+                print_json(&done);
+            } else {
+                println!(
+                    "Đã áp dụng lại sự kiện tại vị trí {position} (dead letter re-driven and applied)"
+                );
+            }
+            Ok(())
+        }
     }
 }
 
@@ -327,6 +344,9 @@ async fn rebuild(client: &Client, json: bool) -> anyhow::Result<()> {
         bar.set_position(position.min(target));
         if position >= target && status["rebuilding"] == false {
             break;
+        }
+        if let Some(detail) = status["fault"]["detail"].as_str() {
+            bar.println(format!("projector: {detail}"));
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,

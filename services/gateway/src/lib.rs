@@ -71,6 +71,10 @@ pub fn build_app(state: AppState) -> Router {
         .route("/v1/districts/{unit}/timeline", get(queries::timeline))
         .route("/v1/units", get(queries::units))
         .route("/v1/dead-letters", get(queries::dead_letters))
+        .route(
+            "/v1/dead-letters/{position}/redrive",
+            post(queries::redrive),
+        )
         .route("/v1/projector", get(queries::projector))
         .route("/v1/admin/rebuild", post(queries::rebuild))
         .route("/v1/events", get(events::events))

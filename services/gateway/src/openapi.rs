@@ -35,6 +35,7 @@ use crate::{events, queries};
         queries::timeline,
         queries::units,
         queries::dead_letters,
+        queries::redrive,
         queries::projector,
         queries::rebuild,
         queries::healthz,

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coord_proto::read::{
     DeadLetter, DistrictList, DistrictReport, ProjectorPosition, ProvinceSummary, QueryReply,
-    QueryRequest, TimelinePage, query_subject,
+    QueryRequest, Redriven, TimelinePage, query_subject,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -137,6 +137,33 @@ pub async fn dead_letters(State(s): State<AppState>) -> Result<Json<Vec<DeadLett
     ))
 }
 
+/// Apply a dead letter's event again, once the cause is fixed, without a rebuild.
+#[utoipa::path(post, path = "/v1/dead-letters/{position}/redrive", tag = "operations",
+    params(("position" = String, Path, description = "the dead letter's `commit:index`")),
+    responses((status = 200, body = Redriven), (status = 400, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem, description = "the event still cannot be applied; the reason is updated"),
+              (status = 503, body = Problem)))]
+pub async fn redrive(
+    State(s): State<AppState>,
+    Path(position): Path<String>,
+) -> Result<Json<Redriven>, Problem> {
+    let request = QueryRequest {
+        position: Some(position),
+        ..Default::default()
+    };
+    let answer = ask(
+        &s.nats,
+        coord_proto::read::redrive_subject(),
+        &request,
+        s.request_timeout,
+    )
+    .await?;
+    match answer {
+        QueryReply::Ok(v) => Ok(Json(v)),
+        QueryReply::Error(e) => Err(e.into()),
+    }
+}
+
 /// The projector's progress against the log.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProjectorStatus {
@@ -243,8 +270,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Readiness: NATS reachable, every command service answering, and the projector
-/// within `ready_max_lag` commits of the log head.
+/// Readiness: NATS reachable, every command service answering, the projector not
+/// stalled (storage failure, replaced log) and within `ready_max_lag` commits of the
+/// log head.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
 pub async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
     if s.nats.connection_state() != async_nats::connection::State::Connected {
@@ -268,6 +296,15 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>
     }
     let head = log_head(&s).await?;
     let position: ProjectorPosition = query(&s, "position", QueryRequest::default()).await?;
+    if let Some(fault) = &position.fault {
+        return Err(Problem::unavailable(
+            &format!("projector_{}", fault.code),
+            format!(
+                "the projector is stalled at {} of {head} since {}: {}",
+                position.position, fault.since, fault.detail
+            ),
+        ));
+    }
     let lag = head.saturating_sub(position.position);
     if lag > s.ready_max_lag || position.rebuilding {
         return Err(Problem::unavailable(

@@ -40,6 +40,10 @@ pub struct Config {
     /// Longest wait for `min_position` in a query, in milliseconds.
     #[arg(long, env = "COORD_PROJECTOR_MAX_WAIT_MS", default_value_t = 10_000)]
     pub max_wait_ms: u64,
+    /// How long a write waits for a database lock held elsewhere before the batch is
+    /// rolled back and retried, in milliseconds.
+    #[arg(long, env = "COORD_PROJECTOR_BUSY_TIMEOUT_MS", default_value_t = 5_000)]
+    pub busy_timeout_ms: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -68,8 +72,13 @@ async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Projec
     let client =
         coord_service::server::connect(&config.service.nats_url, "coord-projector").await?;
     let log = config.service.open_log(client.clone()).await?;
-    let store = Store::open(&config.db, province)?;
-    let projector = Projector::new(store, log, config.batch_size)?;
+    let projector = Projector::open(
+        &config.db,
+        province,
+        log,
+        config.batch_size,
+        Duration::from_millis(config.busy_timeout_ms),
+    )?;
     Ok((client, projector))
 }
 
@@ -95,7 +104,7 @@ pub async fn run(
     tokio::select! {
         _ = shutdown => {}
         result = &mut projection => {
-            // The projection only stops on its own for a storage failure: report it.
+            // The projection retries every failure itself; ending early is a bug.
             let _ = stop_tx.send(true);
             let _ = queries.await;
             return match result {

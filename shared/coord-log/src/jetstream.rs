@@ -390,4 +390,15 @@ impl EventLog for JetStreamLog {
             index: count.saturating_sub(1),
         }))
     }
+
+    /// The JetStream stream's name and creation time: a stream deleted and created
+    /// again under the same name has another creation time.
+    async fn identity(&self) -> Result<Option<String>, LogError> {
+        let mut stream = self.stream.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| LogError::unavailable("cannot read the log's identity", e))?;
+        Ok(Some(format!("{}@{}", info.config.name, info.created)))
+    }
 }

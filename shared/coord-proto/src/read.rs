@@ -200,6 +200,58 @@ pub struct ProjectorPosition {
     pub dead_letters: u64,
     /// True while a rebuild replays the log.
     pub rebuilding: bool,
+    /// Why the projection is not advancing, while it is not (absent when healthy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<ProjectorFault>,
+    /// Rebuilds of this read-model database so far.
+    #[serde(default)]
+    pub rebuilds: u64,
+    /// The latest rebuild, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rebuild: Option<RebuildProgress>,
+    /// The identity of the log the read model is built from (e.g. the JetStream
+    /// stream's name and creation time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_identity: Option<String>,
+}
+
+/// Why the projector stopped advancing: `storage_failed` (the read-model database
+/// cannot be written; retried with backoff), `log_replaced` (the log is not the one the
+/// checkpoint refers to; a rebuild adopts the new one), `rebuild_failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProjectorFault {
+    pub code: String,
+    pub detail: String,
+    /// RFC 3339 time the fault was first seen.
+    pub since: String,
+}
+
+/// How far the latest rebuild got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RebuildProgress {
+    /// 1 for the database's first rebuild, then 2, ...
+    pub generation: u64,
+    /// The log head when the rebuild started: the replay is complete there.
+    pub target_position: u64,
+    /// Log entries replayed (applied or dead-lettered) since the read models were dropped.
+    pub replayed: u64,
+    pub completed: bool,
+}
+
+/// The subject that asks the projector to apply one dead letter's event again.
+pub fn redrive_subject() -> String {
+    format!("{ADMIN_PREFIX}.redrive")
+}
+
+/// The answer to a re-drive: the dead letter is gone, its event applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Redriven {
+    /// `commit:index` of the event.
+    pub position: String,
+    pub applied: bool,
 }
 
 /// A query request. All fields optional; each endpoint reads the ones it needs.
@@ -220,6 +272,9 @@ pub struct QueryRequest {
     /// Timeline cursor: entries strictly older than this `commit:index`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
+    /// A log position `commit:index` (dead-letter re-drive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
 }
 
 /// A query answer: the value, or a typed error.
