@@ -51,10 +51,10 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<EventPosition>, Problem> 
 /// Where the stream starts: just after the returned position, or from the start (`None`).
 async fn start(
     s: &AppState,
-    headers: &HeaderMap,
+    resume: Option<EventPosition>,
     after: Option<u64>,
 ) -> Result<Option<EventPosition>, Problem> {
-    if let Some(resume) = last_event_id(headers)? {
+    if let Some(resume) = resume {
         return Ok(Some(resume));
     }
     if let Some(commit) = after {
@@ -97,13 +97,14 @@ pub async fn events(
     q: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     let Query(p) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
+    let resume = last_event_id(&headers)?;
     let permit = s.streams.clone().try_acquire_owned().map_err(|_| {
         Problem::unavailable(
             "too_many_streams",
             "the gateway serves as many event streams as it is configured for; retry later",
         )
     })?;
-    let after = start(&s, &headers, p.after).await?;
+    let after = start(&s, resume, p.after).await?;
     let subscription = s
         .log
         .subscribe(after)
