@@ -419,6 +419,23 @@ async fn one_record_reads_with_its_version_as_etag_and_takes_it_back_as_if_match
         .unwrap();
     expect_problem(r, StatusCode::BAD_REQUEST, "bad_id").await;
 
+    // The OpenAPI document lists the record routes.
+    let doc: Value = http
+        .get(format!("{base}/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in ["inspections", "exchanges", "discipline-cases"] {
+        assert!(
+            doc["paths"][format!("/v1/{path}/{{id}}")]["get"].is_object(),
+            "{path}"
+        );
+    }
+    assert!(doc["components"]["schemas"]["RecordView"].is_object());
+
     // `coordctl show` prints it with Vietnamese labels.
     let client = coordctl::client::Client::new(&base).unwrap();
     let record = client
