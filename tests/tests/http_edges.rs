@@ -531,3 +531,25 @@ async fn a_member_disciplined_in_two_cases_is_one_person_and_two_decisions() {
         "{table}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_past_the_services_deadline_is_a_timeout_problem_and_appends_nothing() {
+    let mut stack = Stack::start();
+    stack.wait_ready().await;
+    let base = stack.gateway_url.clone();
+    let http = reqwest::Client::new();
+    let h = head(&http, &base).await;
+    // An inspection service whose deadline has passed before the log can even answer.
+    stack.process("inspection").terminate();
+    let _inspection = stack.spawn("inspection", &[("COORD_REQUEST_DEADLINE_MS", "0")]);
+    stack.wait_ready().await;
+    let r = http
+        .post(format!("{base}/v1/inspections"))
+        .json(&inspection("an-phu"))
+        .send()
+        .await
+        .unwrap();
+    let p = expect_problem(r, StatusCode::GATEWAY_TIMEOUT, "command_timeout").await;
+    assert_eq!(p["kind"], "timeout");
+    assert_eq!(head(&http, &base).await, h, "nothing appended");
+}
