@@ -112,6 +112,14 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
             + s.discipline.members.expulsion,
         46
     );
+    // People and decisions: in the scenario every one of the 46 members and 10
+    // organizations is disciplined once, so both figures are the article's.
+    let d = s.discipline;
+    assert_eq!((d.members_disciplined, d.member_decisions), (46, 46));
+    assert_eq!(
+        (d.organizations_disciplined, d.organization_decisions),
+        (10, 10)
+    );
     assert_eq!(s.discipline.open_cases, 0);
     assert_eq!(s.dead_letters, 1, "the poison entry is dead-lettered");
     let raw: Value = get(&http, format!("{base}/v1/status/province?term=2020-2025")).await;

@@ -11,6 +11,27 @@ use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+/// The kinds of record `GET /v1/{kind}/{id}` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecordKind {
+    /// An inspection or supervision (kiểm tra, giám sát).
+    Inspection,
+    /// An information exchange (trao đổi thông tin).
+    Exchange,
+    /// A discipline case (hồ sơ kỷ luật).
+    DisciplineCase,
+}
+
+impl RecordKind {
+    fn path(self) -> &'static str {
+        match self {
+            RecordKind::Inspection => "/v1/inspections",
+            RecordKind::Exchange => "/v1/exchanges",
+            RecordKind::DisciplineCase => "/v1/discipline-cases",
+        }
+    }
+}
+
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -35,10 +56,10 @@ impl std::error::Error for ApiError {}
 impl ApiError {
     /// Worth retrying with the same idempotency key: a service was briefly unavailable.
     pub fn is_transient(&self) -> bool {
-        self.status == 503
+        matches!(self.status, 503 | 504)
             && matches!(
                 self.code.as_str(),
-                "service_unavailable" | "upstream_timeout" | "nats_unavailable"
+                "service_unavailable" | "upstream_timeout" | "request_timeout" | "nats_unavailable"
             )
     }
 }
@@ -138,6 +159,11 @@ impl Client {
             &[("limit", limit.to_string())],
         )
         .await
+    }
+
+    /// One record as it stands now (its `version` is the `If-Match` for a next command).
+    pub async fn record(&self, kind: RecordKind, id: &str) -> anyhow::Result<Value> {
+        self.get_json(&format!("{}/{id}", kind.path()), &[]).await
     }
 
     /// Sends one command on its route.

@@ -1,6 +1,7 @@
 //! `coordctl` talks to the gateway over HTTP: it submits commands (one, or a JSON-lines
 //! file in bulk), shows province and district status as tables with the Vietnamese
-//! names, follows the live event stream, and triggers a rebuild. `coordctl up` starts
+//! names, shows one record (`show`), follows the live event stream, and triggers a
+//! rebuild. `coordctl up` starts
 //! the whole system locally.
 
 #![allow(clippy::print_stdout)] // a CLI prints to stdout by design
@@ -63,6 +64,11 @@ pub enum Command {
     },
     /// The province's district-level units.
     Units,
+    /// One record as it stands now, with its version (the `If-Match` for the next command).
+    Show {
+        kind: client::RecordKind,
+        id: String,
+    },
     /// Submit one command, e.g. `send inspection.start --id <uuid> --set started_on=2022-07-01`.
     Send {
         /// `service.endpoint`: inspection.schedule, inspection.start, exchange.send, discipline.decide, ...
@@ -91,7 +97,7 @@ pub enum Command {
     Load { file: PathBuf },
     /// Follow the live event stream.
     Follow {
-        /// Start after this log position.
+        /// Start after this log position (default: new events only).
         #[arg(long)]
         after: Option<u64>,
     },
@@ -130,6 +136,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("{}", render::district(&status.status));
                 println!("{}", render::timeline(&timeline));
+            }
+            Ok(())
+        }
+        Command::Show { kind, id } => {
+            let record = client.record(kind, &id).await?;
+            if cli.json {
+                print_json(&record);
+            } else {
+                println!("{}", render::record(&record));
+                println!("{}", render::record_history(&record));
             }
             Ok(())
         }

@@ -18,7 +18,7 @@ use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::problem::Problem;
-use crate::{events, queries};
+use crate::{events, queries, records};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,6 +41,9 @@ use crate::{events, queries};
         queries::healthz,
         queries::readyz,
         events::events,
+        records::inspection,
+        records::exchange,
+        records::discipline_case,
     ),
     components(schemas(
         Problem,
@@ -152,8 +155,13 @@ pub fn document() -> utoipa::openapi::OpenApi {
             ("400", "malformed request"),
             ("404", "unknown id"),
             ("409", "conflict or invalid state transition"),
+            ("413", "the body is over the limit"),
             ("422", "a domain rule is broken"),
             ("503", "NATS or the log unavailable"),
+            (
+                "504",
+                "no answer within the gateway's timeout; retry with the same key",
+            ),
         ] {
             op = op.response(
                 status,

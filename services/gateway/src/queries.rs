@@ -63,11 +63,12 @@ async fn query<T: DeserializeOwned>(
     endpoint: &str,
     request: QueryRequest,
 ) -> Result<T, Problem> {
-    // Give the projector the whole wait it was asked for, plus the round trip.
-    let wait = std::time::Duration::from_millis(request.wait_ms.unwrap_or(10_000).min(30_000));
-    let timeout = state
-        .request_timeout
-        .max(wait + std::time::Duration::from_secs(1));
+    // One timeout governs: a `min_position` wait gets at most four fifths of it, so
+    // that the projector's "not yet" answer still arrives in time.
+    let mut request = request;
+    let budget = state.request_timeout.as_millis() as u64 * 4 / 5;
+    request.wait_ms = Some(request.wait_ms.unwrap_or(budget).min(budget));
+    let timeout = state.request_timeout;
     match ask::<_, QueryReply<T>>(&state.nats, query_subject(endpoint), &request, timeout).await? {
         QueryReply::Ok(v) => Ok(v),
         QueryReply::Error(e) => Err(e.into()),
@@ -283,8 +284,11 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>
     }
     for service in ["inspection", "exchange", "discipline"] {
         // The NATS service API answers `$SRV.PING.<name>` from every running instance.
-        let ping = s.nats.request(format!("$SRV.PING.{service}"), "".into());
-        match tokio::time::timeout(std::time::Duration::from_secs(2), ping).await {
+        let ping = s.nats.send_request(
+            format!("$SRV.PING.{service}"),
+            async_nats::Request::new().timeout(Some(s.request_timeout)),
+        );
+        match tokio::time::timeout(s.request_timeout, ping).await {
             Ok(Ok(_)) => {}
             _ => {
                 return Err(Problem::unavailable(

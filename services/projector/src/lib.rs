@@ -96,6 +96,7 @@ pub async fn run(
         client.clone(),
         projector.clone(),
         Duration::from_millis(config.max_wait_ms),
+        config.service.limits(),
         async move {
             let _ = stop_queries.wait_for(|s| *s).await;
         },

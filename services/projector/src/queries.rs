@@ -6,6 +6,9 @@
 //! projection batch. While a rebuild replays the log they wait for it to finish (up to
 //! the query's bound) and otherwise answer `rebuilding`: a half-built model is never
 //! presented as the figures.
+//!
+//! Each request takes a permit before its work is spawned and runs under a deadline
+//! (see `coord_service::bounded`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use coord_proto::read::{
     QueryRequest, Redriven,
 };
 use coord_proto::{ErrorKind, ErrorReply};
+use coord_service::{Bounded, Limits};
 use futures::StreamExt;
 use serde::Serialize;
 use tokio::task::JoinSet;
@@ -324,6 +328,7 @@ pub async fn serve(
     client: async_nats::Client,
     projector: Arc<Projector>,
     max_wait: Duration,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let service = client
@@ -356,17 +361,29 @@ pub async fn serve(
     }
 
     let mut tasks = JoinSet::new();
+    let in_flight = Bounded::new(limits.max_in_flight);
+    // A query may wait `max_wait` for its position; the deadline leaves it that much.
+    let deadline = limits.deadline.max(max_wait + Duration::from_secs(1));
     for (name, mut endpoint) in endpoints {
         let projector = projector.clone();
+        let in_flight = in_flight.clone();
         tasks.spawn(async move {
             while let Some(request) = endpoint.next().await {
                 let projector = projector.clone();
-                tokio::spawn(async move {
-                    let body = answer(&projector, name, &request.message.payload, max_wait).await;
+                in_flight.spawn(async move {
+                    let work = answer(&projector, name, &request.message.payload, max_wait);
+                    let body = tokio::time::timeout(deadline, work).await.unwrap_or_else(|_| {
+                        reply::<()>(Err(ErrorReply::new(
+                            ErrorKind::Timeout,
+                            "query_timeout",
+                            format!("the query was not answered within {deadline:?}"),
+                        )))
+                    });
                     if let Err(e) = request.respond(Ok(body.into())).await {
                         tracing::warn!(endpoint = name, error = %e, "could not send the answer");
                     }
-                });
+                })
+                .await;
             }
         });
     }

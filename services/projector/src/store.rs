@@ -24,7 +24,8 @@ use coord_domain::inspection::{InspectionEvent, InspectionKind, InspectionStatus
 use coord_domain::{Body, DomainEvent, Province, TermId, UnitId};
 use coord_log::{EventPosition, RecordedEvent};
 use coord_proto::read::{
-    DeadLetter, DistrictStatus, InspectionCounts, ProvinceSummary, TimelineEntry, TimelinePage,
+    DeadLetter, DisciplineCounts, DistrictStatus, InspectionCounts, ProvinceSummary, TimelineEntry,
+    TimelinePage,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
@@ -50,7 +51,8 @@ CREATE INDEX IF NOT EXISTS exchanges_term_unit ON exchanges(term, unit);
 CREATE TABLE IF NOT EXISTS discipline_cases (
     case_id TEXT PRIMARY KEY,
     term TEXT NOT NULL, unit TEXT NOT NULL, subject_kind TEXT NOT NULL, status TEXT NOT NULL,
-    form_in_force TEXT, decided_on TEXT
+    form_in_force TEXT, decided_on TEXT,
+    subject_ref TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS discipline_term_unit ON discipline_cases(term, unit);
 CREATE TABLE IF NOT EXISTS timeline (
@@ -78,6 +80,26 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     PRIMARY KEY (commit_pos, idx)
 );
 ";
+
+/// A case whose decision is in force (a decision stands while appealed; an annulment
+/// leaves no form in force).
+const IN_FORCE: &str =
+    "status IN ('decided', 'appeal_pending', 'appeal_resolved') AND form_in_force IS NOT NULL";
+
+/// Sets the decision and distinct-subject figures of one subject kind.
+fn people(counts: &mut DisciplineCounts, subject_kind: &str, decisions: i64, subjects: i64) {
+    let (decisions, subjects) = (decisions as u64, subjects as u64);
+    match subject_kind {
+        "member" => {
+            counts.member_decisions = decisions;
+            counts.members_disciplined = subjects;
+        }
+        _ => {
+            counts.organization_decisions = decisions;
+            counts.organizations_disciplined = subjects;
+        }
+    }
+}
 
 const TABLES: [&str; 7] = [
     "checkpoint",
@@ -274,7 +296,27 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn, province })
+        let mut store = Self { conn, province };
+        if !store.has_column("discipline_cases", "subject_ref")? {
+            // A database from before people were counted: drop the read models so that
+            // the runner replays the log into the current schema.
+            tracing::info!("read-model schema changed: the read models are rebuilt");
+            store.reset()?;
+        }
+        Ok(store)
+    }
+
+    fn has_column(&self, table: &str, column: &str) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        for name in names {
+            if name? == column {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The last position applied, if any.
@@ -597,11 +639,45 @@ impl Store {
             }
         }
 
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT unit, subject_kind, COUNT(*), COUNT(DISTINCT subject_ref)
+             FROM discipline_cases WHERE term = ?1 AND {IN_FORCE} GROUP BY unit, subject_kind"
+        ))?;
+        let mut rows = stmt.query([&term_s])?;
+        while let Some(r) = rows.next()? {
+            if let Some(d) = by_unit.get_mut(&r.get::<_, String>(0)?) {
+                people(
+                    &mut d.discipline,
+                    &r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                );
+            }
+        }
+
         Ok(province
             .units
             .iter()
             .filter_map(|u| by_unit.remove(u.id.as_str()))
             .collect())
+    }
+
+    /// Decisions in force and distinct subjects across the whole province: a member
+    /// disciplined in cases of two districts is one person.
+    fn province_people(
+        &self,
+        term: TermId,
+        counts: &mut DisciplineCounts,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT subject_kind, COUNT(*), COUNT(DISTINCT subject_ref)
+             FROM discipline_cases WHERE term = ?1 AND {IN_FORCE} GROUP BY subject_kind"
+        ))?;
+        let mut rows = stmt.query([term.to_string()])?;
+        while let Some(r) = rows.next()? {
+            people(counts, &r.get::<_, String>(0)?, r.get(1)?, r.get(2)?);
+        }
+        Ok(())
     }
 
     /// The province's standing against the term target.
@@ -659,6 +735,7 @@ impl Store {
             t.members.removal_from_post += dd.members.removal_from_post;
             t.members.expulsion += dd.members.expulsion;
         }
+        self.province_people(term, &mut s.discipline)?;
         Ok(s)
     }
 
@@ -974,9 +1051,15 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                     }
                     Subject::Member { member, .. } => ("member", format!("đảng viên {member}")),
                 };
+                // Who, for counting people: a member by the reference (one person
+                // wherever their cases are), an organization by its unit and name.
+                let subject_ref = match &s.subject {
+                    Subject::Organization { name } => format!("{}/{name}", s.unit),
+                    Subject::Member { member, .. } => member.to_string(),
+                };
                 conn.execute(
-                    "INSERT INTO discipline_cases (case_id, term, unit, subject_kind, status) VALUES (?1, ?2, ?3, ?4, 'open')",
-                    params![id, s.term.to_string(), s.unit.as_str(), kind],
+                    "INSERT INTO discipline_cases (case_id, term, unit, subject_kind, status, subject_ref) VALUES (?1, ?2, ?3, ?4, 'open', ?5)",
+                    params![id, s.term.to_string(), s.unit.as_str(), kind, subject_ref],
                 )
                 .map_err(|err| Skip::writing(format!("case {id} cannot be inserted"), err))?;
                 (

@@ -109,6 +109,8 @@ pub enum ErrorKind {
     RuleViolation,
     /// NATS or the event log is unavailable (503).
     Unavailable,
+    /// No answer within the deadline; the command may still have been applied (504).
+    Timeout,
     /// A bug or corrupt data on our side (500).
     Internal,
 }
@@ -121,6 +123,7 @@ impl ErrorKind {
             ErrorKind::Conflict | ErrorKind::InvalidTransition => 409,
             ErrorKind::RuleViolation => 422,
             ErrorKind::Unavailable => 503,
+            ErrorKind::Timeout => 504,
             ErrorKind::Internal => 500,
         }
     }

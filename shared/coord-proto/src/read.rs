@@ -71,11 +71,28 @@ pub struct MemberDiscipline {
 }
 
 /// Discipline decisions in force (after appeals) and cases still open.
+///
+/// People and decisions apart: a member disciplined in two cases counts once in
+/// `members_disciplined` and twice in `member_decisions` (and in `members` by form).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DisciplineCounts {
+    /// Decisions in force on organizations, by form.
     pub organizations: OrganizationDiscipline,
+    /// Decisions in force on members, by form.
     pub members: MemberDiscipline,
+    /// Distinct Party organizations with at least one decision in force.
+    #[serde(default)]
+    pub organizations_disciplined: u64,
+    /// Decisions in force on organizations (the sum of `organizations`).
+    #[serde(default)]
+    pub organization_decisions: u64,
+    /// Distinct Party members (by reference) with at least one decision in force.
+    #[serde(default)]
+    pub members_disciplined: u64,
+    /// Decisions in force on members (the sum of `members`).
+    #[serde(default)]
+    pub member_decisions: u64,
     /// Cases opened and not yet decided or closed.
     pub open_cases: u64,
     /// Decisions under appeal (they stay in force while pending).

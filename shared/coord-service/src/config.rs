@@ -70,9 +70,21 @@ pub struct ServiceConfig {
     /// Commands handled at once by this instance.
     #[arg(long, env = "COORD_MAX_IN_FLIGHT", default_value_t = 64)]
     pub max_in_flight: usize,
+    /// Longest a command (or a query, in the projector) may run before it is answered
+    /// with a timeout error, in milliseconds.
+    #[arg(long, env = "COORD_REQUEST_DEADLINE_MS", default_value_t = 15_000)]
+    pub request_deadline_ms: u64,
 }
 
 impl ServiceConfig {
+    /// How many requests this process handles at once, and for how long each.
+    pub fn limits(&self) -> crate::Limits {
+        crate::Limits {
+            max_in_flight: self.max_in_flight,
+            deadline: std::time::Duration::from_millis(self.request_deadline_ms),
+        }
+    }
+
     /// Loads the province reference data.
     pub fn province(&self) -> anyhow::Result<Province> {
         let text = match &self.province_file {

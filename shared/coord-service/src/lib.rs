@@ -6,12 +6,14 @@
 //! the [`EventLog`](coord_log::EventLog), so its rules are tested against the in-memory
 //! log and the services run on JetStream.
 
+pub mod bounded;
 pub mod config;
 pub mod handler;
 pub mod idempotency;
 pub mod server;
 pub mod telemetry;
 
+pub use bounded::{Bounded, Limits};
 pub use config::{LogBackend, LogFormat, ServiceConfig};
 pub use handler::CommandHandler;
 pub use idempotency::{InMemoryKeys, JetStreamKeys, KeyStore};

@@ -1,18 +1,20 @@
 //! The NATS side of a command service: a NATS service ("micro") with one endpoint per
 //! command, in queue group `coord` so that instances share the load, and a graceful
 //! shutdown that stops taking requests, answers those already received, then exits.
+//! Each request takes a permit before its work is spawned and runs under a deadline
+//! (see [`crate::bounded`]).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::service::ServiceExt;
-use coord_proto::{COMMAND_PREFIX, CommandApi, CommandReply, QUEUE_GROUP};
+use coord_proto::{COMMAND_PREFIX, CommandApi, CommandReply, ErrorKind, ErrorReply, QUEUE_GROUP};
 use futures::StreamExt;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_util::task::TaskTracker;
 
+use crate::bounded::{Bounded, Limits};
 use crate::{CommandHandler, ServiceConfig};
 
 /// Connects to NATS, retrying for a while so that services can start before the server.
@@ -50,14 +52,29 @@ pub async fn run<A: CommandApi>(
     let log = config.open_log(client.clone()).await?;
     let keys = config.open_keys(client.clone()).await?;
     let handler = CommandHandler::<A>::new(log, keys, province);
-    serve(client, handler, config.max_in_flight, shutdown).await
+    serve(client, handler, config.limits(), shutdown).await
+}
+
+/// Runs a command's handling within `deadline`; past it, the answer is a timeout error.
+async fn within(deadline: Duration, work: impl Future<Output = CommandReply>) -> CommandReply {
+    match tokio::time::timeout(deadline, work).await {
+        Ok(reply) => reply,
+        Err(_) => CommandReply::Error(ErrorReply::new(
+            ErrorKind::Timeout,
+            "command_timeout",
+            format!(
+                "the command was not decided within {deadline:?}; it may still have been \
+                 applied: retry with the same command id"
+            ),
+        )),
+    }
 }
 
 /// Serves `handler` over NATS until `shutdown` resolves, then drains.
 pub async fn serve<A: CommandApi>(
     client: async_nats::Client,
     handler: CommandHandler<A>,
-    max_in_flight: usize,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let service = client
@@ -69,8 +86,7 @@ pub async fn serve<A: CommandApi>(
         .map_err(|e| anyhow::anyhow!("cannot start the NATS service: {e}"))?;
     let group = service.group(format!("{COMMAND_PREFIX}.{}", A::SERVICE));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let in_flight = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
+    let in_flight = Bounded::new(limits.max_in_flight);
     let mut loops = JoinSet::new();
 
     for &name in A::ENDPOINTS {
@@ -81,14 +97,13 @@ pub async fn serve<A: CommandApi>(
         let mut stop_rx = stop_rx.clone();
         let handler = handler.clone();
         let in_flight = in_flight.clone();
-        let permits = permits.clone();
         loops.spawn(async move {
+            // Waits for a permit before spawning: the next request stays in NATS meanwhile.
             let dispatch = |request: async_nats::service::Request| {
                 let handler = handler.clone();
-                let permits = permits.clone();
                 in_flight.spawn(async move {
-                    let _permit = permits.acquire_owned().await;
-                    let reply = handler.handle_raw(name, &request.message.payload).await;
+                    let work = handler.handle_raw(name, &request.message.payload);
+                    let reply = within(limits.deadline, work).await;
                     match &reply {
                         CommandReply::Accepted(a) => tracing::info!(
                             service = A::SERVICE, endpoint = name, stream = %a.stream_id,
@@ -104,14 +119,14 @@ pub async fn serve<A: CommandApi>(
                     if let Err(e) = request.respond(Ok(body.into())).await {
                         tracing::warn!(endpoint = name, error = %e, "could not send the reply");
                     }
-                });
+                })
             };
             loop {
                 tokio::select! {
                     biased;
                     _ = stop_rx.changed() => break,
                     request = endpoint.next() => match request {
-                        Some(request) => dispatch(request),
+                        Some(request) => dispatch(request).await,
                         None => return,
                     },
                 }
@@ -119,7 +134,7 @@ pub async fn serve<A: CommandApi>(
             // Stop taking requests, then answer those already delivered to us.
             let _ = endpoint.stop().await;
             while let Ok(Some(request)) = tokio::time::timeout(Duration::from_millis(200), endpoint.next()).await {
-                dispatch(request);
+                dispatch(request).await;
             }
         });
     }
@@ -129,10 +144,33 @@ pub async fn serve<A: CommandApi>(
     tracing::info!(service = A::SERVICE, "draining in-flight commands");
     let _ = stop_tx.send(true);
     while loops.join_next().await.is_some() {}
-    in_flight.close();
-    in_flight.wait().await;
+    in_flight.drain().await;
     let _ = service.stop().await;
     client.flush().await.ok();
     tracing::info!(service = A::SERVICE, "stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn given_a_command_that_never_ends_when_the_deadline_passes_then_it_is_answered_with_a_timeout()
+     {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            within(Duration::from_millis(20), std::future::pending()),
+        )
+        .await
+        .expect("the deadline answers, the caller does not wait forever");
+        let CommandReply::Error(e) = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(
+            (e.kind, e.code.as_str()),
+            (ErrorKind::Timeout, "command_timeout")
+        );
+        assert_eq!(e.kind.http_status(), 504);
+    }
 }
