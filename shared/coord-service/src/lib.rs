@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod handler;
+pub mod references;
 pub mod server;
 pub mod telemetry;
 
