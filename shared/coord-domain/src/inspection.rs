@@ -14,9 +14,11 @@
 //!   next term's programme, Quy định 22-QĐ/TW art. 4 on inspection programmes by term);
 //! - the conclusion may come after the term: it is recorded, and the read model shows
 //!   it as concluded after the term, not as covering the unit for that term;
-//! - start and conclusion need the police committee to exist on their date; a
-//!   cancellation is always possible (it is how work cut short by the 2025
-//!   reorganization ends).
+//! - scheduling and starting need the inspected police committee to exist on their
+//!   dates (`unit_not_in_existence` otherwise); the conclusion and a cancellation do
+//!   not (choice: they are acts of the provincial leading body, which still exists, on
+//!   work done while the committee existed; Quy định 69-QĐ/TW art. 1 keeps dissolved
+//!   organizations accountable, so work on them must be able to close).
 
 use serde::{Deserialize, Serialize};
 
@@ -482,11 +484,6 @@ impl Inspection {
             }
             InspectionCommand::Conclude(c) => {
                 not_before_last(c.concluded_on, "concluded_on is before started_on")?;
-                let scheduled = self
-                    .scheduled
-                    .as_ref()
-                    .expect("a concluded inspection was scheduled");
-                police_committee_exists(ctx.province, &scheduled.unit, &[c.concluded_on])?;
                 InspectionEvent::InspectionConcluded(InspectionConcluded {
                     inspection_id: c.inspection_id,
                     concluded_on: c.concluded_on,
@@ -826,8 +823,7 @@ mod tests {
             "2025-01-20",
             "2025-02-20",
         )];
-        // Accept: started in the term, concluded after the term (and after the police
-        // committee ended? no: that is refused below), here within both.
+        // Accept: started in the term, concluded inside it or after its end (2026).
         assert!(given_when::<Inspection>(&history, start("2025-01-20")).is_ok());
         let mut started = history.to_vec();
         started.push(
@@ -836,6 +832,7 @@ mod tests {
                 .remove(0),
         );
         assert!(given_when::<Inspection>(&started, conclude("2025-02-27")).is_ok());
+        assert!(given_when::<Inspection>(&started, conclude("2026-01-10")).is_ok());
         // Reject: a start after the term's end (2025-12-31) is outside the term.
         let late = [scheduled_on(
             "chau-doc",
@@ -848,8 +845,8 @@ mod tests {
     }
 
     // The 2025 reorganization: district police Party committees ended on 2025-03-01
-    // (Bộ Công an; Kết luận 121-KL/TW): no inspection of one may be scheduled, started
-    // or concluded on or after that day; cancelling stays possible.
+    // (Bộ Công an; Kết luận 121-KL/TW): no inspection of one may be scheduled or
+    // started on or after that day; concluding or cancelling work begun stays possible.
     #[test]
     fn nothing_is_done_to_a_police_committee_after_it_ceased_to_exist() {
         let mut c = schedule();
@@ -878,12 +875,8 @@ mod tests {
                 .unwrap()
                 .remove(0),
         );
-        assert_eq!(
-            given_when::<Inspection>(&started, conclude("2025-03-03"))
-                .unwrap_err()
-                .code(),
-            "unit_not_in_existence"
-        );
+        // Work started before the end can still be concluded or cancelled after it.
+        assert!(given_when::<Inspection>(&started, conclude("2026-01-10")).is_ok());
         assert!(given_when::<Inspection>(&started, cancel("2025-03-03")).is_ok());
     }
 
