@@ -23,7 +23,10 @@
 //!   committee to exist any more, but the violation must date from when it did, and a
 //!   district standing committee acts (decides, resolves) only while its unit exists;
 //! - a case based on an inspection names an existing, concluded inspection of the same
-//!   unit (read from the log by the handler, see [`crate::references`]).
+//!   unit (read from the log by the handler, see [`crate::references`]);
+//! - the term: a case is opened in the term it belongs to, but its decision, appeal and
+//!   resolution may come after the term (Quy định 69-QĐ/TW art. 1 covers organizations
+//!   whose term has ended); the read model counts decisions by the case's term.
 
 use chrono::Months;
 use serde::{Deserialize, Serialize};
@@ -1169,6 +1172,24 @@ mod tests {
             .unwrap_err()
             .code(),
             "unit_not_in_existence"
+        );
+    }
+
+    // The term: a decision may come after the case's term (Quy định 69-QĐ/TW art. 1),
+    // by a body that still exists.
+    #[test]
+    fn a_decision_may_come_after_the_term() {
+        let history = [opened(member(Membership::Full, false))];
+        assert!(
+            given_when::<DisciplineCase>(
+                &history,
+                decide_by(
+                    "provincial_standing_committee",
+                    DisciplineForm::Reprimand,
+                    "2026-01-10"
+                )
+            )
+            .is_ok()
         );
     }
 
