@@ -498,6 +498,25 @@ mod tests {
         ));
     }
 
+    // Rules by date for authority too: a row holds only between its `from` and `until`.
+    #[test]
+    fn an_authority_row_holds_only_in_its_dates() {
+        let text = "superiors = []\nlimitation = []\n\
+            [[authority]]\nbody='district_standing_committee'\nsubject='member'\n\
+            forms=['reprimand']\nsource='s'\nuntil='2025-06-30'\n";
+        let custom = Rulebook::from_toml_str(text).unwrap();
+        let at = |on| {
+            custom.authorizes(
+                BodyRole::DistrictStandingCommittee,
+                SubjectClass::Member,
+                Reprimand,
+                d(on),
+            )
+        };
+        assert_eq!(at("2025-06-30"), Some("s"));
+        assert_eq!(at("2025-07-01"), None);
+    }
+
     #[test]
     fn bad_rule_files_are_refused() {
         let unordered = "authority = []\nsuperiors = []\n\
