@@ -224,7 +224,7 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
         "case_id": case, "term": "2020-2025", "unit": "tri-ton",
         "subject": {"kind": "member", "member": "ĐV-9001", "membership": "full", "holds_post": false},
         "basis": {"kind": "central_conclusion", "body": "central_inspection_commission", "reference": "KL-9 (giả định)"},
-        "opened_on": "2024-06-01"})).send().await.unwrap();
+        "violation": {"committed_on": "2023-11-01"}, "opened_on": "2024-06-01"})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let h = head(&http, &base).await;
     problem(

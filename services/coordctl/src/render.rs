@@ -209,6 +209,10 @@ pub fn district(d: &DistrictStatus) -> String {
                 .unwrap_or_else(|| "—".into()),
         ),
         (
+            "Kết luận sau nhiệm kỳ, không tính (concluded after the term)",
+            d.concluded_after_term.to_string(),
+        ),
+        (
             "Trao đổi: tỉnh → huyện / huyện → tỉnh / chưa xác nhận",
             format!(
                 "{} / {} / {}",

@@ -536,6 +536,7 @@ impl Store {
                     term: term_s.clone(),
                     coordinated: false,
                     covered: false,
+                    concluded_after_term: 0,
                     inspections: Default::default(),
                     inspections_by_kind: Default::default(),
                     last_conclusion_on: None,
@@ -548,10 +549,17 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT unit, kind, status, COUNT(*),
                     SUM(CASE WHEN status != 'cancelled' AND coordinating_body = 'district_standing_committee:' || unit THEN 1 ELSE 0 END),
-                    MAX(concluded_on)
+                    MAX(concluded_on),
+                    SUM(CASE WHEN concluded_on > ?2 THEN 1 ELSE 0 END)
              FROM inspections WHERE term = ?1 GROUP BY unit, kind, status",
         )?;
-        let mut rows = stmt.query([&term_s])?;
+        // The term target counts only what was done in the term: a conclusion after
+        // the term's last day is recorded but does not cover the unit for the term.
+        let term_end = province
+            .term(term)
+            .map(|t| fmt_date(t.ends_on))
+            .unwrap_or_else(|| "9999-12-31".to_owned());
+        let mut rows = stmt.query([&term_s, &term_end])?;
         while let Some(r) = rows.next()? {
             let Some(d) = by_unit.get_mut(&r.get::<_, String>(0)?) else {
                 continue;
@@ -575,7 +583,9 @@ impl Store {
             }
             d.coordinated |= coordinated;
             if status == "concluded" {
-                d.covered = true;
+                let late = r.get::<_, i64>(6)? as u64;
+                d.concluded_after_term += late;
+                d.covered |= n > late;
                 let last: Option<String> = r.get(5)?;
                 let last = last.and_then(|s| s.parse().ok());
                 d.last_conclusion_on = d.last_conclusion_on.max(last);

@@ -116,8 +116,13 @@ pub struct DistrictStatus {
     /// At least one inspection or supervision not cancelled, coordinated with this
     /// unit's standing committee.
     pub coordinated: bool,
-    /// At least one inspection or supervision concluded in the term.
+    /// At least one inspection or supervision concluded in the term (a conclusion
+    /// dated after the term's end does not count for it).
     pub covered: bool,
+    /// Inspections and supervisions of this term concluded after the term ended:
+    /// recorded and counted among `concluded`, but not covering the unit.
+    #[serde(default)]
+    pub concluded_after_term: u64,
     pub inspections: InspectionCounts,
     pub inspections_by_kind: InspectionsByKind,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]

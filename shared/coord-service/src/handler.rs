@@ -17,7 +17,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use coord_domain::{Aggregate, Context, DomainEvent, Province, Rejection};
+use coord_domain::{Aggregate, Context, DomainEvent, Province, Rejection, Rulebook};
 use coord_log::{
     EventLog, ExpectedVersion, LogError, LogErrorKind, Metadata, NewEvent, RecordedEvent, StreamId,
 };
@@ -177,8 +177,12 @@ impl<A: CommandApi> CommandHandler<A> {
         let aggregate_id = A::aggregate_id(&command);
         let stream = StreamId::new(A::CATEGORY, aggregate_id)
             .map_err(|e| ErrorReply::new(ErrorKind::Internal, "bad_stream_id", e.to_string()))?;
+        let references =
+            crate::references::load::<A>(self.log.as_ref(), &command, from_log).await?;
         let ctx = Context {
             province: &self.province,
+            rules: Rulebook::standard(),
+            references: &references,
         };
         let fingerprint = Fingerprint::of(
             request.office.trim(),

@@ -10,6 +10,7 @@ pub mod bounded;
 pub mod config;
 pub mod handler;
 pub mod idempotency;
+pub mod references;
 pub mod server;
 pub mod telemetry;
 
