@@ -10,7 +10,7 @@ use coord_domain::province::AN_GIANG_TOML;
 use coord_log::EventLog;
 use coord_log::memory::InMemoryLog;
 use coord_proto::{CommandReply, CommandRequest};
-use coord_service::CommandHandler;
+use coord_service::{CommandHandler, InMemoryKeys};
 use futures::StreamExt;
 use projector::store::{Item, Store};
 use serde_json::json;
@@ -83,7 +83,7 @@ async fn project(log: &InMemoryLog) -> Store {
 #[tokio::test]
 async fn given_a_member_disciplined_twice_then_one_member_and_two_decisions() {
     let log = InMemoryLog::new();
-    let h = CommandHandler::<DisciplineCase>::new(Arc::new(log.clone()), Arc::new(province()));
+    let h = CommandHandler::<DisciplineCase>::new(Arc::new(log.clone()), Arc::new(InMemoryKeys::new()), Arc::new(province()));
     // Given: ĐV-1 disciplined in Long Xuyên and in Châu Đốc, ĐV-2 in Long Xuyên, ĐV-3's
     // case open; the same organization name in two districts (two organizations), one
     // of them disciplined twice.

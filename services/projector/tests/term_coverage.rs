@@ -10,7 +10,7 @@ use coord_domain::province::AN_GIANG_TOML;
 use coord_log::EventLog;
 use coord_log::memory::InMemoryLog;
 use coord_proto::{CommandReply, CommandRequest};
-use coord_service::CommandHandler;
+use coord_service::{CommandHandler, InMemoryKeys};
 use futures::StreamExt;
 use projector::store::{Item, Store};
 use serde_json::json;
@@ -33,7 +33,7 @@ async fn inspect_an_phu(concluded_on: &str) -> Store {
     let log = InMemoryLog::new();
     let province = Province::from_toml_str(AN_GIANG_TOML).unwrap();
     let handler =
-        CommandHandler::<Inspection>::new(Arc::new(log.clone()), Arc::new(province.clone()));
+        CommandHandler::<Inspection>::new(Arc::new(log.clone()), Arc::new(InMemoryKeys::new()), Arc::new(province.clone()));
     let steps = [
         (
             "schedule",
