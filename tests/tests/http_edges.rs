@@ -454,7 +454,7 @@ async fn open_case(http: &reqwest::Client, base: &str, unit: &str, member: &str)
         "case_id": case, "term": "2020-2025", "unit": unit,
         "subject": {"kind": "member", "member": member, "membership": "full", "holds_post": false},
         "basis": {"kind": "central_conclusion", "body": "central_inspection_commission", "reference": "KL-9 (giả định)"},
-        "opened_on": "2024-06-01"})).await;
+        "violation": {"committed_on": "2023-11-01"}, "opened_on": "2024-06-01"})).await;
     case
 }
 

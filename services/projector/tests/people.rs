@@ -43,7 +43,7 @@ async fn case(
     let id = Uuid::now_v7().to_string();
     send(h, "open", json!({"case_id": id, "term": "2020-2025", "unit": unit, "subject": subject,
         "basis": {"kind": "central_conclusion", "body": "central_inspection_commission", "reference": "KL-1 (giả định)"},
-        "opened_on": "2024-03-01"})).await;
+        "violation": {"committed_on": "2023-11-01"}, "opened_on": "2024-03-01"})).await;
     if let Some(form) = form {
         send(
             h,
