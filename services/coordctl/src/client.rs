@@ -14,6 +14,7 @@ use serde_json::Value;
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    tokens: crate::tokens::TokenSet,
 }
 
 /// An error answer of the gateway (a problem document).
@@ -68,7 +69,26 @@ impl Client {
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            tokens: Default::default(),
         })
+    }
+
+    /// The bearer tokens requests carry (see [`crate::tokens::TokenSet`]).
+    pub fn with_tokens(mut self, tokens: crate::tokens::TokenSet) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// `request` with the bearer token of `office` (`None`: the default one), if any.
+    fn authorized(
+        &self,
+        request: reqwest::RequestBuilder,
+        office: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        match self.tokens.for_office(office) {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     pub async fn get_json<T: DeserializeOwned>(
@@ -77,8 +97,7 @@ impl Client {
         query: &[(&str, String)],
     ) -> anyhow::Result<T> {
         let response = self
-            .http
-            .get(format!("{}{path}", self.base))
+            .authorized(self.http.get(format!("{}{path}", self.base)), None)
             .query(query)
             .send()
             .await
@@ -88,8 +107,7 @@ impl Client {
 
     pub async fn post_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self
-            .http
-            .post(format!("{}{path}", self.base))
+            .authorized(self.http.post(format!("{}{path}", self.base)), None)
             .send()
             .await
             .with_context(|| format!("cannot reach the gateway at {}", self.base))?;
@@ -140,14 +158,14 @@ impl Client {
         .await
     }
 
-    /// Sends one command on its route.
+    /// Sends one command on its route, with the token of `office` (the token, not this
+    /// argument, says who acts).
     pub async fn send(
         &self,
         route: &Route,
         payload: &Value,
         key: Option<&str>,
-        office: &str,
-        actor: &str,
+        office: Option<&str>,
     ) -> anyhow::Result<Accepted> {
         let path = if route.id_in_path {
             let id = payload[route.id_field].as_str().with_context(|| {
@@ -158,10 +176,7 @@ impl Client {
             route.path.to_owned()
         };
         let mut request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("x-office", office)
-            .header("x-actor", actor)
+            .authorized(self.http.post(format!("{}{path}", self.base)), office)
             .json(payload);
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
@@ -185,8 +200,7 @@ impl Client {
             query.push(("after", a.to_string()));
         }
         let response = self
-            .http
-            .get(format!("{}/v1/events", self.base))
+            .authorized(self.http.get(format!("{}/v1/events", self.base)), None)
             .query(&query)
             .send()
             .await?;

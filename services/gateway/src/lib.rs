@@ -5,6 +5,7 @@
 //! [`build_app`] makes the router so that tests can serve it on port 0; [`run`] is the
 //! binary's whole life.
 
+pub mod auth;
 pub mod commands;
 pub mod events;
 pub mod nats;
@@ -37,6 +38,10 @@ pub struct Config {
     /// `/readyz` fails while the projector is more than this many commits behind the log.
     #[arg(long, env = "COORD_GATEWAY_READY_MAX_LAG", default_value_t = 10)]
     pub ready_max_lag: u64,
+    /// Public key that bearer tokens must be signed with (`coordctl token key` prints it;
+    /// `coordctl up` sets it).
+    #[arg(long, env = "COORD_TOKEN_PUBLIC_KEY")]
+    pub token_public_key: String,
 }
 
 #[derive(Debug, clap::Parser)]
@@ -58,11 +63,15 @@ pub struct AppState {
     pub province: Arc<Province>,
     pub request_timeout: Duration,
     pub ready_max_lag: u64,
+    pub tokens: coord_auth::TokenVerifier,
 }
 
 /// The router with every route.
 pub fn build_app(state: AppState) -> Router {
     let doc = Arc::new(openapi::document());
+    let open = Router::new()
+        .route("/healthz", get(queries::healthz))
+        .route("/readyz", get(queries::readyz));
     Router::new()
         .merge(commands::router())
         .route("/v1/status/province", get(queries::province))
@@ -78,8 +87,6 @@ pub fn build_app(state: AppState) -> Router {
             "/v1/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),
         )
-        .route("/healthz", get(queries::healthz))
-        .route("/readyz", get(queries::readyz))
         .fallback(|| async {
             problem::Problem::new(
                 coord_proto::ErrorKind::NotFound,
@@ -87,13 +94,20 @@ pub fn build_app(state: AppState) -> Router {
                 "no such route",
             )
         })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .merge(open)
         .with_state(state)
 }
 
 /// Connects to NATS and the log, and builds the state.
 pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
     let province = Arc::new(config.service.province()?);
-    let nats = coord_service::server::connect(&config.service.nats_url, "coord-gateway").await?;
+    let tokens = coord_auth::TokenVerifier::from_public_key(&config.token_public_key)
+        .map_err(|e| anyhow::anyhow!("--token-public-key: {e}"))?;
+    let nats = config.service.connect("coord-gateway").await?;
     let log = config.service.open_log(nats.clone()).await?;
     Ok(AppState {
         nats,
@@ -101,6 +115,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         province,
         request_timeout: Duration::from_millis(config.request_timeout_ms),
         ready_max_lag: config.ready_max_lag,
+        tokens,
     })
 }
 

@@ -30,6 +30,8 @@ impl Problem {
             ErrorKind::RuleViolation => "Domain rule violated",
             ErrorKind::Unavailable => "Service unavailable",
             ErrorKind::Internal => "Internal error",
+            ErrorKind::Unauthorized => "Unauthorized",
+            ErrorKind::Forbidden => "Forbidden",
         };
         Self {
             problem_type: format!("urn:coord:problem:{code}"),

@@ -16,6 +16,7 @@ pub mod discipline;
 pub mod exchange;
 pub mod ids;
 pub mod inspection;
+pub mod office;
 pub mod province;
 mod rules;
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub use ids::{
     CaseId, ExchangeId, InspectionId, MemberRef, OrganizationName, ParseIdError, Reference, TermId,
     Text, UnitId,
 };
+pub use office::{ActingOffice, Office};
 pub use province::{Province, ProvinceError, Term, Unit, UnitKind};
 pub use rules::ReferenceError;
 
