@@ -204,6 +204,55 @@ impl Drop for NatsServer {
     }
 }
 
+/// A nats-server run from a configuration file (e.g. one of `coordctl offices`),
+/// killed on drop.
+pub struct ConfiguredNats {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl ConfiguredNats {
+    /// Starts nats-server with `config` and waits until it listens on `port`.
+    pub fn start(config: &Path, port: u16) -> Self {
+        // Its log goes next to the configuration, for post-mortems.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config.with_extension("log"))
+            .expect("a log file");
+        let mut child = Command::new(nats_server_bin())
+            .arg("-c")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts");
+        wait_for_port(port, &mut child, "nats-server");
+        Self {
+            child: Some(child),
+            port,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops it (SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ConfiguredNats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The path of a workspace binary, next to the test executable's `deps/` folder.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod launcher;
+pub mod offices;
 pub mod render;
 pub mod tokens;
 

@@ -1,0 +1,322 @@
+//! Multi-office NATS topology, generated from the province file (`coordctl offices
+//! init`): a hub server (the province, JetStream domain `hub`) and one server per
+//! district office, each a leaf node of the hub with its own JetStream domain.
+//!
+//! - Each office writes only its own subjects, `coord.log.<office>.>`, into its own
+//!   stream `COORD_LOG` (subjects are disjoint: streams on the same subjects in one
+//!   account would store each other's publishes across the leaf link).
+//! - The hub's `COORD_LOG` holds the province's subjects and sources every office's
+//!   stream, filtered to that office's subjects.
+//! - Every office's stream sources the hub's, keeping every subject but its own: all of
+//!   the province's log, not only what concerns its unit, because each office's read
+//!   model must show the same province figures as the hub's.
+//! - No anonymous access anywhere. On the hub, each office's leaf connection is a user
+//!   of the hub's account whose permissions allow only the sourcing traffic of that
+//!   office (its deliver subjects, the consumer API of its own domain, flow control,
+//!   replies): it cannot publish on the province's or another office's subjects, nor
+//!   reach the hub's stream API.
+//!
+//! Everything is written under one folder, owner-only, never committed.
+
+use std::path::{Path, PathBuf};
+
+use async_nats::jetstream::stream::{self, External, Source, SubjectTransform};
+use coord_auth::nats::{LogSubjects, NatsCredentials};
+use coord_auth::secret;
+use coord_domain::Office;
+use serde_json::{Value, json};
+
+/// The log stream's name on every server (each in its own JetStream domain).
+pub const STREAM: &str = "COORD_LOG";
+/// The account that holds the coordination traffic on every server.
+pub const ACCOUNT: &str = "COORD";
+
+/// One server of the topology.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// `province` for the hub, else the unit id.
+    pub slug: String,
+    /// JetStream domain: `hub` or the unit id.
+    pub domain: String,
+    /// Client port on 127.0.0.1.
+    pub port: u16,
+    /// Folder with this server's configuration and credentials.
+    pub dir: PathBuf,
+}
+
+impl Site {
+    pub fn is_hub(&self) -> bool {
+        self.domain == "hub"
+    }
+    /// Where its nats-server configuration is.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("nats-server.conf")
+    }
+    /// The variant without the leaf remote: the office cut off from the hub.
+    pub fn isolated_config_file(&self) -> PathBuf {
+        self.dir.join("nats-server.isolated.conf")
+    }
+    /// Its users' credentials (admin password, one nkey per process).
+    pub fn credentials(&self) -> std::io::Result<NatsCredentials> {
+        NatsCredentials::ensure(&self.dir.join("credentials"))
+    }
+    /// The subjects it writes.
+    pub fn log_subjects(&self) -> LogSubjects {
+        LogSubjects {
+            stream: STREAM.into(),
+            prefix: subject_prefix(&self.slug),
+        }
+    }
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The subject prefix office `slug` writes under.
+pub fn subject_prefix(slug: &str) -> String {
+    format!("coord.log.{slug}")
+}
+
+/// The hub and the offices.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub hub: Site,
+    pub offices: Vec<Site>,
+    /// The hub's leaf-node port on 127.0.0.1.
+    pub leaf_port: u16,
+}
+
+/// The leaf user of office `slug` on the hub.
+fn leaf_user(slug: &str) -> String {
+    format!("leaf-{slug}")
+}
+
+/// Deliver subject prefix of the hub sourcing office `slug`, and of `slug` sourcing the hub.
+fn to_hub(slug: &str) -> String {
+    format!("coord.sync.{slug}.to-hub")
+}
+fn from_hub(slug: &str) -> String {
+    format!("coord.sync.hub.to-{slug}")
+}
+
+/// What office `slug`'s leaf connection may carry (hub's view: publish = from the
+/// office into the hub, subscribe = from the hub down to the office).
+fn leaf_permissions(slug: &str) -> Value {
+    json!({
+        "publish": { "allow": [
+            format!("{}.>", to_hub(slug)),
+            format!("$JS.hub.API.CONSUMER.CREATE.{STREAM}"),
+            format!("$JS.hub.API.CONSUMER.CREATE.{STREAM}.>"),
+            format!("$JS.hub.API.CONSUMER.DELETE.{STREAM}.>"),
+            format!("$JS.hub.API.CONSUMER.INFO.{STREAM}.>"),
+            "$JS.FC.>", "_INBOX.>", "$JSC.>"
+        ]},
+        "subscribe": { "allow": [
+            format!("{}.>", from_hub(slug)),
+            format!("$JS.{slug}.API.CONSUMER.CREATE.{STREAM}"),
+            format!("$JS.{slug}.API.CONSUMER.CREATE.{STREAM}.>"),
+            format!("$JS.{slug}.API.CONSUMER.DELETE.{STREAM}.>"),
+            format!("$JS.{slug}.API.CONSUMER.INFO.{STREAM}.>"),
+            "$JS.FC.>", "_INBOX.>", "$JSC.>"
+        ]},
+    })
+}
+
+fn users(site: &Site, creds: &NatsCredentials) -> std::io::Result<Vec<Value>> {
+    let auth = creds.authorization(&site.log_subjects())?;
+    Ok(auth["users"].as_array().cloned().unwrap_or_default())
+}
+
+fn server_config(site: &Site, users: Vec<Value>, leafnodes: Value) -> Value {
+    json!({
+        "server_name": site.slug,
+        "host": "127.0.0.1",
+        "port": site.port,
+        "jetstream": {
+            "store_dir": site.dir.join("store").display().to_string(),
+            "domain": site.domain,
+        },
+        "leafnodes": leafnodes,
+        "accounts": { ACCOUNT: { "jetstream": "enabled", "users": users } },
+    })
+}
+
+/// Writes configurations and credentials for the hub (client port `ports[0]`) and
+/// `offices` (`ports[1..]`), the hub's leaf port `leaf_port`, under `dir`. Existing
+/// credentials are kept.
+pub fn generate(
+    dir: &Path,
+    offices: &[Office],
+    ports: &[u16],
+    leaf_port: u16,
+) -> anyhow::Result<Topology> {
+    anyhow::ensure!(
+        ports.len() == offices.len() + 1,
+        "one client port for the hub and one per office"
+    );
+    let site = |slug: &str, domain: &str, port: u16| Site {
+        slug: slug.into(),
+        domain: domain.into(),
+        port,
+        dir: dir.join(slug),
+    };
+    let hub = site("province", "hub", ports[0]);
+    let mut sites = Vec::new();
+    for (i, office) in offices.iter().enumerate() {
+        let Office::District(unit) = office else {
+            anyhow::bail!("the province is the hub; list district offices only");
+        };
+        sites.push(site(unit.as_str(), unit.as_str(), ports[i + 1]));
+    }
+    let topology = Topology {
+        hub,
+        offices: sites,
+        leaf_port,
+    };
+    write_hub(&topology)?;
+    for office in &topology.offices {
+        write_office(&topology, office)?;
+    }
+    Ok(topology)
+}
+
+fn write_hub(t: &Topology) -> anyhow::Result<()> {
+    let creds = t.hub.credentials()?;
+    let mut all = users(&t.hub, &creds)?;
+    for office in &t.offices {
+        let password = secret::read_or_create(
+            &t.hub
+                .dir
+                .join(format!("credentials/{}.password", leaf_user(&office.slug))),
+            secret::random_secret,
+        )?;
+        all.push(json!({
+            "user": leaf_user(&office.slug),
+            "password": password,
+            "permissions": leaf_permissions(&office.slug),
+        }));
+    }
+    let leaf = json!({ "host": "127.0.0.1", "port": t.leaf_port, "no_advertise": true });
+    coord_auth::nats::write_config(&t.hub.config_file(), &server_config(&t.hub, all, leaf))?;
+    Ok(())
+}
+
+fn write_office(t: &Topology, office: &Site) -> anyhow::Result<()> {
+    let creds = office.credentials()?;
+    let password = std::fs::read_to_string(
+        t.hub
+            .dir
+            .join(format!("credentials/{}.password", leaf_user(&office.slug))),
+    )?;
+    let remote = json!({
+        "url": format!("nats-leaf://{}:{}@127.0.0.1:{}", leaf_user(&office.slug), password.trim(), t.leaf_port),
+        "account": ACCOUNT,
+    });
+    let linked = json!({ "reconnect": 1, "remotes": [remote] });
+    let users = users(office, &creds)?;
+    coord_auth::nats::write_config(
+        &office.config_file(),
+        &server_config(office, users.clone(), linked),
+    )?;
+    coord_auth::nats::write_config(
+        &office.isolated_config_file(),
+        &server_config(office, users, json!({})),
+    )?;
+    Ok(())
+}
+
+/// The hub's log: the province's subjects, and every office's stream as a source.
+pub fn hub_stream(t: &Topology) -> stream::Config {
+    stream::Config {
+        sources: Some(
+            t.offices
+                .iter()
+                .map(|o| Source {
+                    name: STREAM.into(),
+                    filter_subject: Some(format!("{}.>", subject_prefix(&o.slug))),
+                    external: Some(External {
+                        api_prefix: format!("$JS.{}.API", o.domain),
+                        delivery_prefix: Some(to_hub(&o.slug)),
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ..log_stream(&t.hub.slug)
+    }
+}
+
+/// Office `office`'s log: its own subjects, and the hub's log but for its own subjects.
+pub fn office_stream(t: &Topology, office: &Site) -> stream::Config {
+    let others = std::iter::once(&t.hub)
+        .chain(t.offices.iter())
+        .filter(|s| s.slug != office.slug)
+        .map(|s| {
+            let subjects = format!("{}.>", subject_prefix(&s.slug));
+            SubjectTransform {
+                source: subjects.clone(),
+                destination: subjects,
+            }
+        })
+        .collect();
+    stream::Config {
+        sources: Some(vec![Source {
+            name: STREAM.into(),
+            external: Some(External {
+                api_prefix: "$JS.hub.API".into(),
+                delivery_prefix: Some(from_hub(&office.slug)),
+            }),
+            subject_transforms: others,
+            ..Default::default()
+        }]),
+        ..log_stream(&office.slug)
+    }
+}
+
+/// The settings every log stream has (as `coord_log::jetstream` creates it).
+fn log_stream(slug: &str) -> stream::Config {
+    stream::Config {
+        name: STREAM.into(),
+        description: Some(format!("Coordination event log of office {slug}")),
+        subjects: vec![format!("{}.>", subject_prefix(slug))],
+        storage: stream::StorageType::File,
+        duplicate_window: std::time::Duration::from_secs(3600),
+        allow_direct: true,
+        deny_delete: true,
+        deny_purge: true,
+        ..Default::default()
+    }
+}
+
+/// Connects to `site` as its admin.
+pub async fn admin_client(site: &Site) -> anyhow::Result<async_nats::Client> {
+    let creds = site.credentials()?;
+    Ok(
+        async_nats::ConnectOptions::with_user_and_password("admin".into(), creds.admin_password)
+            .connect(site.url())
+            .await?,
+    )
+}
+
+/// Creates (or updates) the log streams of the hub and every office, as their admins.
+pub async fn ensure_streams(t: &Topology) -> anyhow::Result<()> {
+    let hub = async_nats::jetstream::new(admin_client(&t.hub).await?);
+    create_or_update(&hub, hub_stream(t)).await?;
+    for office in &t.offices {
+        let js = async_nats::jetstream::new(admin_client(office).await?);
+        create_or_update(&js, office_stream(t, office)).await?;
+    }
+    Ok(())
+}
+
+async fn create_or_update(
+    js: &async_nats::jetstream::Context,
+    config: stream::Config,
+) -> anyhow::Result<()> {
+    if js.get_stream(&config.name).await.is_ok() {
+        js.update_stream(config).await?;
+    } else {
+        js.create_stream(config).await?;
+    }
+    Ok(())
+}
