@@ -12,6 +12,7 @@
 //! - [`contract`]: the behaviour every `EventLog` backend must have.
 
 pub mod contract;
+pub mod offices;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

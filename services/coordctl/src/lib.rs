@@ -60,6 +60,9 @@ pub struct Cli {
 pub enum Command {
     /// Start everything locally: nats-server, the services, the projector and the gateway.
     Up(launcher::UpArgs),
+    /// Multi-office NATS: configurations, credentials and streams for a hub and offices.
+    #[command(subcommand)]
+    Offices(offices::OfficesCommand),
     /// Bearer tokens: create one, or print the key that verifies them.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -122,6 +125,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_tokens(tokens::TokenSet::load(cli.token.clone(), &cli.credentials));
     match cli.command {
         Command::Up(args) => launcher::up(args).await,
+        Command::Offices(command) => {
+            println!("{}", offices::run(command).await?);
+            Ok(())
+        }
         Command::Token(command) => {
             println!("{}", tokens::run(command, &cli.credentials)?);
             Ok(())

@@ -212,7 +212,7 @@ fn write_office(t: &Topology, office: &Site) -> anyhow::Result<()> {
         "url": format!("nats-leaf://{}:{}@127.0.0.1:{}", leaf_user(&office.slug), password.trim(), t.leaf_port),
         "account": ACCOUNT,
     });
-    let linked = json!({ "reconnect": 1, "remotes": [remote] });
+    let linked = json!({ "reconnect": "1s", "remotes": [remote] });
     let users = users(office, &creds)?;
     coord_auth::nats::write_config(
         &office.config_file(),
@@ -285,6 +285,116 @@ fn log_stream(slug: &str) -> stream::Config {
         deny_delete: true,
         deny_purge: true,
         ..Default::default()
+    }
+}
+
+/// `coordctl offices …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum OfficesCommand {
+    /// Write the hub's and each office's nats-server configuration, credentials and
+    /// service settings (one `<service>.env` per process) into a folder.
+    Init(OfficesArgs),
+    /// Create or update the log streams (hub sources every office, every office sources
+    /// the hub), as each server's admin: run once the servers are up.
+    Streams(OfficesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OfficesArgs {
+    /// District offices (unit ids of the province), comma-separated, e.g. long-xuyen,chau-doc.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub offices: Vec<String>,
+    /// Folder for everything generated (owner-only; keep it out of the repository).
+    #[arg(long, default_value = ".data/offices")]
+    pub out: PathBuf,
+    /// The hub's client port; offices get the next ones, in the order given.
+    #[arg(long, default_value_t = 4222)]
+    pub base_port: u16,
+    /// The hub's leaf-node port.
+    #[arg(long, default_value_t = 7422)]
+    pub leaf_port: u16,
+    /// The province file (default: the embedded An Giang file).
+    #[arg(long, env = "COORD_PROVINCE_FILE")]
+    pub province_file: Option<PathBuf>,
+}
+
+impl OfficesArgs {
+    fn topology(&self) -> anyhow::Result<Topology> {
+        let text = match &self.province_file {
+            Some(path) => std::fs::read_to_string(path)?,
+            None => coord_domain::province::AN_GIANG_TOML.to_owned(),
+        };
+        let province = coord_domain::Province::from_toml_str(&text)?;
+        let offices = self
+            .offices
+            .iter()
+            .map(|o| crate::tokens::office_of(&province, o))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let ports: Vec<u16> = (0..=offices.len())
+            .map(|i| u16::try_from(i).map(|i| self.base_port + i))
+            .collect::<Result<_, _>>()?;
+        generate(&self.out, &offices, &ports, self.leaf_port)
+    }
+}
+
+/// The settings of process `name` at `site`, as `KEY=value` lines.
+fn service_env(site: &Site, name: &str, gateway_port: u16) -> anyhow::Result<String> {
+    let creds = site.credentials()?;
+    Ok([
+        ("COORD_NATS_URL", site.url()),
+        (
+            "COORD_NATS_CREDS",
+            creds.seed_file(name).display().to_string(),
+        ),
+        ("COORD_LOG_STREAM", STREAM.to_owned()),
+        ("COORD_LOG_SUBJECT_PREFIX", subject_prefix(&site.slug)),
+        (
+            "COORD_PROJECTOR_DB",
+            site.dir.join("projector.sqlite").display().to_string(),
+        ),
+        ("COORD_GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={v}\n"))
+    .collect())
+}
+
+/// Runs `coordctl offices …`; returns what to print.
+pub async fn run(command: OfficesCommand) -> anyhow::Result<String> {
+    match command {
+        OfficesCommand::Init(args) => {
+            let t = args.topology()?;
+            let mut out = String::new();
+            for (i, site) in std::iter::once(&t.hub).chain(t.offices.iter()).enumerate() {
+                let gateway_port = 8080 + u16::try_from(i)?;
+                for (name, _) in coord_auth::nats::ROLES {
+                    secret::write_private(
+                        &site.dir.join(format!("{name}.env")),
+                        &service_env(site, name, gateway_port)?,
+                    )?;
+                }
+                out.push_str(&format!(
+                    "office {} nats {} domain {} config {}\n",
+                    site.slug,
+                    site.url(),
+                    site.domain,
+                    site.config_file().display()
+                ));
+            }
+            out.push_str(&format!(
+                "hub leaf nodes: nats-leaf://127.0.0.1:{}",
+                t.leaf_port
+            ));
+            Ok(out)
+        }
+        OfficesCommand::Streams(args) => {
+            let t = args.topology()?;
+            ensure_streams(&t).await?;
+            Ok(format!(
+                "streams ready at the hub and {} offices",
+                t.offices.len()
+            ))
+        }
     }
 }
 
