@@ -12,6 +12,7 @@ pub mod nats;
 pub mod openapi;
 pub mod problem;
 pub mod queries;
+pub mod sync;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     pub ready_max_lag: u64,
     pub tokens: coord_auth::TokenVerifier,
+    /// The JetStream stream of the log (for `/v1/sync`).
+    pub log_stream: String,
 }
 
 /// The router with every route.
@@ -83,6 +86,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/v1/projector", get(queries::projector))
         .route("/v1/admin/rebuild", post(queries::rebuild))
         .route("/v1/events", get(events::events))
+        .route("/v1/sync", get(sync::sync))
         .route(
             "/v1/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),
@@ -116,6 +120,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         request_timeout: Duration::from_millis(config.request_timeout_ms),
         ready_max_lag: config.ready_max_lag,
         tokens,
+        log_stream: config.service.log_stream.clone(),
     })
 }
 

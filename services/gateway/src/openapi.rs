@@ -40,6 +40,7 @@ use crate::{events, queries};
         queries::healthz,
         queries::readyz,
         events::events,
+        crate::sync::sync,
     ),
     components(schemas(
         Problem,
