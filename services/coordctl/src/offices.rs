@@ -10,17 +10,23 @@
 //! - Every office's stream sources the hub's, keeping every subject but its own: all of
 //!   the province's log, not only what concerns its unit, because each office's read
 //!   model must show the same province figures as the hub's.
+//! - Sourcing is durable (ADR-60): each origin holds a flow-control consumer its admin
+//!   created (`to-hub` on an office, `to-<office>` on the hub) that the other side
+//!   sources through.
 //! - No anonymous access anywhere. On the hub, each office's leaf connection is a user
 //!   of the hub's account whose permissions allow only the sourcing traffic of that
-//!   office (its deliver subjects, the consumer API of its own domain, flow control,
-//!   replies): it cannot publish on the province's or another office's subjects, nor
-//!   reach the hub's stream API.
+//!   office (its deliver subjects, info and reset of its two sourcing consumers, flow
+//!   control, replies): it cannot publish on the province's or another office's
+//!   subjects, nor reach the hub's stream API.
 //!
 //! Everything is written under one folder, owner-only, never committed.
 
 use std::path::{Path, PathBuf};
 
-use async_nats::jetstream::stream::{self, External, Source, SubjectTransform};
+use async_nats::jetstream::consumer::{AckPolicy, push};
+use async_nats::jetstream::stream::{
+    self, External, Source, StreamConsumerSource, SubjectTransform,
+};
 use coord_auth::nats::{LogSubjects, NatsCredentials};
 use coord_auth::secret;
 use coord_domain::Office;
@@ -102,21 +108,18 @@ fn from_hub(slug: &str) -> String {
 /// What office `slug`'s leaf connection may carry (hub's view: publish = from the
 /// office into the hub, subscribe = from the hub down to the office).
 fn leaf_permissions(slug: &str) -> Value {
+    let to_office = to_office(slug);
     json!({
         "publish": { "allow": [
             format!("{}.>", to_hub(slug)),
-            format!("$JS.hub.API.CONSUMER.CREATE.{STREAM}"),
-            format!("$JS.hub.API.CONSUMER.CREATE.{STREAM}.>"),
-            format!("$JS.hub.API.CONSUMER.DELETE.{STREAM}.>"),
-            format!("$JS.hub.API.CONSUMER.INFO.{STREAM}.>"),
+            format!("$JS.hub.API.CONSUMER.INFO.{STREAM}.{to_office}"),
+            format!("$JS.hub.API.CONSUMER.RESET.{STREAM}.{to_office}"),
             "$JS.FC.>", "_INBOX.>", "$JSC.>"
         ]},
         "subscribe": { "allow": [
             format!("{}.>", from_hub(slug)),
-            format!("$JS.{slug}.API.CONSUMER.CREATE.{STREAM}"),
-            format!("$JS.{slug}.API.CONSUMER.CREATE.{STREAM}.>"),
-            format!("$JS.{slug}.API.CONSUMER.DELETE.{STREAM}.>"),
-            format!("$JS.{slug}.API.CONSUMER.INFO.{STREAM}.>"),
+            format!("$JS.{slug}.API.CONSUMER.INFO.{STREAM}.{TO_HUB}"),
+            format!("$JS.{slug}.API.CONSUMER.RESET.{STREAM}.{TO_HUB}"),
             "$JS.FC.>", "_INBOX.>", "$JSC.>"
         ]},
     })
@@ -233,10 +236,14 @@ pub fn hub_stream(t: &Topology) -> stream::Config {
                 .iter()
                 .map(|o| Source {
                     name: STREAM.into(),
-                    filter_subject: Some(format!("{}.>", subject_prefix(&o.slug))),
+                    subject_transforms: keep(vec![format!("{}.>", subject_prefix(&o.slug))]),
                     external: Some(External {
                         api_prefix: format!("$JS.{}.API", o.domain),
-                        delivery_prefix: Some(to_hub(&o.slug)),
+                        delivery_prefix: None,
+                    }),
+                    consumer: Some(StreamConsumerSource {
+                        name: TO_HUB.into(),
+                        deliver_subject: format!("{}.durable", to_hub(&o.slug)),
                     }),
                     ..Default::default()
                 })
@@ -248,28 +255,65 @@ pub fn hub_stream(t: &Topology) -> stream::Config {
 
 /// Office `office`'s log: its own subjects, and the hub's log but for its own subjects.
 pub fn office_stream(t: &Topology, office: &Site) -> stream::Config {
-    let others = std::iter::once(&t.hub)
-        .chain(t.offices.iter())
-        .filter(|s| s.slug != office.slug)
-        .map(|s| {
-            let subjects = format!("{}.>", subject_prefix(&s.slug));
-            SubjectTransform {
-                source: subjects.clone(),
-                destination: subjects,
-            }
-        })
-        .collect();
     stream::Config {
         sources: Some(vec![Source {
             name: STREAM.into(),
             external: Some(External {
                 api_prefix: "$JS.hub.API".into(),
-                delivery_prefix: Some(from_hub(&office.slug)),
+                delivery_prefix: None,
             }),
-            subject_transforms: others,
+            subject_transforms: keep(others(t, office)),
+            consumer: Some(StreamConsumerSource {
+                name: to_office(&office.slug),
+                deliver_subject: format!("{}.durable", from_hub(&office.slug)),
+            }),
             ..Default::default()
         }]),
         ..log_stream(&office.slug)
+    }
+}
+
+/// Source filters that keep `subjects` as they are (a durable source takes no
+/// `filter_subject`; its consumer filters too, these are the receiving side's guard).
+fn keep(subjects: Vec<String>) -> Vec<SubjectTransform> {
+    subjects
+        .into_iter()
+        .map(|s| SubjectTransform {
+            source: s.clone(),
+            destination: s,
+        })
+        .collect()
+}
+
+/// Every subject but `office`'s: what the office receives from the hub.
+fn others(t: &Topology, office: &Site) -> Vec<String> {
+    std::iter::once(&t.hub)
+        .chain(t.offices.iter())
+        .filter(|s| s.slug != office.slug)
+        .map(|s| format!("{}.>", subject_prefix(&s.slug)))
+        .collect()
+}
+
+/// Name of the durable consumer on an office that the hub sources through.
+const TO_HUB: &str = "to-hub";
+/// Name of the durable consumer on the hub that office `slug` sources through.
+fn to_office(slug: &str) -> String {
+    format!("to-{slug}")
+}
+
+/// A durable sourcing consumer (ADR-60, nats-server 2.14+): created on the origin by
+/// its admin, so the sourcing side never has to create one across the link, and
+/// catching up after a cut does not wait for the create-retry backoff.
+fn sourcing_consumer(name: &str, deliver_subject: String, filters: Vec<String>) -> push::Config {
+    push::Config {
+        durable_name: Some(name.into()),
+        name: Some(name.into()),
+        deliver_subject,
+        ack_policy: AckPolicy::FlowControl,
+        flow_control: true,
+        idle_heartbeat: std::time::Duration::from_secs(1),
+        filter_subjects: filters,
+        ..Default::default()
     }
 }
 
@@ -408,24 +452,53 @@ pub async fn admin_client(site: &Site) -> anyhow::Result<async_nats::Client> {
     )
 }
 
-/// Creates (or updates) the log streams of the hub and every office, as their admins.
+/// Creates (or updates) the log streams of the hub and every office, as their admins:
+/// first each stream on its own, then the durable sourcing consumers on the origins,
+/// then the sources.
 pub async fn ensure_streams(t: &Topology) -> anyhow::Result<()> {
     let hub = async_nats::jetstream::new(admin_client(&t.hub).await?);
-    create_or_update(&hub, hub_stream(t)).await?;
+    let mut office_js = Vec::new();
     for office in &t.offices {
-        let js = async_nats::jetstream::new(admin_client(office).await?);
-        create_or_update(&js, office_stream(t, office)).await?;
+        office_js.push(async_nats::jetstream::new(admin_client(office).await?));
+    }
+    create_if_missing(&hub, log_stream(&t.hub.slug)).await?;
+    for (office, js) in t.offices.iter().zip(&office_js) {
+        create_if_missing(js, log_stream(&office.slug)).await?;
+        js.get_stream(STREAM)
+            .await?
+            .get_or_create_consumer(
+                TO_HUB,
+                sourcing_consumer(
+                    TO_HUB,
+                    format!("{}.durable", to_hub(&office.slug)),
+                    vec![format!("{}.>", subject_prefix(&office.slug))],
+                ),
+            )
+            .await?;
+        hub.get_stream(STREAM)
+            .await?
+            .get_or_create_consumer(
+                &to_office(&office.slug),
+                sourcing_consumer(
+                    &to_office(&office.slug),
+                    format!("{}.durable", from_hub(&office.slug)),
+                    others(t, office),
+                ),
+            )
+            .await?;
+    }
+    hub.update_stream(hub_stream(t)).await?;
+    for (office, js) in t.offices.iter().zip(&office_js) {
+        js.update_stream(office_stream(t, office)).await?;
     }
     Ok(())
 }
 
-async fn create_or_update(
+async fn create_if_missing(
     js: &async_nats::jetstream::Context,
     config: stream::Config,
 ) -> anyhow::Result<()> {
-    if js.get_stream(&config.name).await.is_ok() {
-        js.update_stream(config).await?;
-    } else {
+    if js.get_stream(&config.name).await.is_err() {
         js.create_stream(config).await?;
     }
     Ok(())

@@ -50,10 +50,13 @@ fn unavailable(e: impl std::fmt::Display) -> Problem {
     )
 }
 
-/// The office a source comes from: its filter names it (`coord.log.<office>.>`), and
-/// a source without a filter is the hub.
-fn origin(filter: Option<&str>, prefix: &str) -> String {
-    filter
+/// The office a source comes from: a source of one office's subjects
+/// (`coord.log.<office>.>`) names it; one of several offices' subjects is the hub.
+fn origin(subjects: &[String], prefix: &str) -> String {
+    let [only] = subjects else {
+        return "province".into();
+    };
+    Some(only.as_str())
         .and_then(|f| f.strip_prefix(prefix))
         .and_then(|rest| rest.trim_start_matches('.').split('.').next())
         .filter(|o| !o.is_empty() && *o != ">")
@@ -61,7 +64,8 @@ fn origin(filter: Option<&str>, prefix: &str) -> String {
         .to_owned()
 }
 
-/// The subjects a source brings in: its filter, or its transforms' sources.
+/// The subjects a source brings in: its filter, or its transforms' sources (the
+/// multi-office topology uses transforms: durable sources take no filter).
 fn source_subjects(info: &async_nats::jetstream::stream::SourceInfo) -> Vec<String> {
     match &info.filter_subject {
         Some(f) if !f.is_empty() => vec![f.clone()],
@@ -81,15 +85,15 @@ pub async fn sync(State(s): State<AppState>) -> Result<Json<SyncStatus>, Problem
     let info = stream.info().await.map_err(unavailable)?.clone();
     let mut sources = Vec::new();
     for source in &info.sources {
+        let subjects = source_subjects(source);
         let mut last_position = None;
-        for subject in source_subjects(source) {
-            if let Ok(m) = stream.get_last_raw_message_by_subject(&subject).await {
+        for subject in &subjects {
+            if let Ok(m) = stream.get_last_raw_message_by_subject(subject).await {
                 last_position = last_position.max(Some(m.sequence));
             }
         }
-        // The hub's sources each filter one office; an office's single source is the hub.
         sources.push(SourceStatus {
-            from: origin(source.filter_subject.as_deref(), "coord.log"),
+            from: origin(&subjects, "coord.log"),
             link_up: source.active.is_some_and(|a| a < LINK_DOWN_AFTER),
             last_heard_ms: source
                 .active
