@@ -114,12 +114,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_source_is_named_after_the_office_its_filter_names() {
+    fn a_source_of_one_offices_subjects_is_named_after_it_and_the_hubs_is_province() {
+        let one = |s: &str| vec![s.to_owned()];
         assert_eq!(
-            origin(Some("coord.log.long-xuyen.>"), "coord.log"),
+            origin(&one("coord.log.long-xuyen.>"), "coord.log"),
             "long-xuyen"
         );
-        assert_eq!(origin(None, "coord.log"), "province");
-        assert_eq!(origin(Some(""), "coord.log"), "province");
+        assert_eq!(origin(&[], "coord.log"), "province");
+        let many = [one("coord.log.province.>"), one("coord.log.chau-doc.>")].concat();
+        assert_eq!(origin(&many, "coord.log"), "province");
     }
 }

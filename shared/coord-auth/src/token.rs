@@ -228,7 +228,7 @@ mod tests {
         let token = signer.sign(&claims()).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         let mut forged = claims();
-        forged.office = coord_domain::Office::Province;
+        forged.office = Office::Province;
         let body = B64.encode(serde_json::to_vec(&forged).unwrap());
         let forged = format!("{}.{body}.{}", parts[0], parts[2]);
         assert_eq!(verifier.verify(&forged), Err(TokenError::BadSignature));
