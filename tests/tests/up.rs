@@ -104,6 +104,35 @@ impl Up {
     }
 }
 
+/// What `up` generated is owner-only, there is a token per office, and its NATS
+/// admits no anonymous client.
+fn credentials_are_private_and_nats_refuses_strangers(data: &std::path::Path, nats_port: u16) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let credentials = data.join("credentials");
+    for file in [
+        "province.token",
+        "long-xuyen.token",
+        "tri-ton.token",
+        "token-signing.nk",
+    ] {
+        let mode = std::fs::metadata(credentials.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let anonymous = runtime.block_on(
+        async_nats::ConnectOptions::new()
+            .max_reconnects(Some(1))
+            .connect(format!("nats://127.0.0.1:{nats_port}")),
+    );
+    assert!(anonymous.is_err(), "an anonymous NATS client connected");
+}
+
 #[test]
 fn coordctl_up_runs_loads_once_and_stops_cleanly() {
     let data = tempfile::tempdir().unwrap();
@@ -111,6 +140,7 @@ fn coordctl_up_runs_loads_once_and_stops_cleanly() {
 
     let mut first = Up::start(data.path(), nats_port, http_port);
     first.wait_for("Nhấn Ctrl-C");
+    credentials_are_private_and_nats_refuses_strangers(data.path(), nats_port);
     let out = first.interrupt().join("\n");
     assert!(
         out.contains("nạp kịch bản tham chiếu"),
