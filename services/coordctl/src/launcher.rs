@@ -43,15 +43,31 @@ pub struct UpArgs {
     /// Load this JSON-lines file instead of the embedded reference scenario.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
+    /// Run the province as a hub and these district offices (unit ids, comma-separated)
+    /// each with its own nats-server, services and gateway (see `up_offices`).
+    #[arg(long, value_delimiter = ',')]
+    pub offices: Vec<String>,
+    /// The hub's leaf-node port, with `--offices`.
+    #[arg(long, default_value_t = 7422)]
+    pub leaf_port: u16,
 }
 
-struct Process {
-    name: &'static str,
+pub(crate) struct Process {
+    name: String,
     child: Child,
 }
 
 impl Process {
-    async fn stop(&mut self) {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its exit status, if it has exited.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    pub(crate) async fn stop(&mut self) {
         if let Some(pid) = self.child.id() {
             let _ = Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
@@ -69,7 +85,7 @@ impl Process {
     }
 }
 
-fn find_nats_server() -> anyhow::Result<PathBuf> {
+pub(crate) fn find_nats_server() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
         return Ok(PathBuf::from(p));
     }
@@ -104,7 +120,7 @@ fn find_nats_server() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.parent().context("coordctl has a folder")?.join(name);
     anyhow::ensure!(
@@ -115,8 +131,8 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn spawn(
-    name: &'static str,
+pub(crate) fn spawn(
+    name: &str,
     program: &Path,
     args: &[String],
     env: &[(&str, String)],
@@ -142,10 +158,13 @@ fn spawn(
     let child = cmd
         .spawn()
         .with_context(|| format!("cannot start {name} ({})", program.display()))?;
-    Ok(Process { name, child })
+    Ok(Process {
+        name: name.to_owned(),
+        child,
+    })
 }
 
-async fn wait_ready(client: &Client, processes: &mut [Process]) -> anyhow::Result<u64> {
+pub(crate) async fn wait_ready(client: &Client, processes: &mut [Process]) -> anyhow::Result<u64> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         for p in processes.iter_mut() {
@@ -200,13 +219,13 @@ async fn create_log_stream(port: u16, creds: &NatsCredentials) -> anyhow::Result
 
 /// Ctrl-C or SIGTERM. Installed before anything starts, so a signal at any moment
 /// means "stop everything cleanly", never the default "die now".
-struct StopSignal {
+pub(crate) struct StopSignal {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
 }
 
 impl StopSignal {
-    fn install() -> anyhow::Result<Self> {
+    pub(crate) fn install() -> anyhow::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Self {
             interrupt: signal(SignalKind::interrupt())?,
@@ -214,7 +233,7 @@ impl StopSignal {
         })
     }
 
-    async fn recv(&mut self) {
+    pub(crate) async fn recv(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
@@ -224,6 +243,9 @@ impl StopSignal {
 
 /// Starts everything and runs until Ctrl-C.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    if !args.offices.is_empty() {
+        return crate::up_offices::up(args).await;
+    }
     let mut stop = StopSignal::install()?;
     TcpListener::bind(("127.0.0.1", args.nats_port)).with_context(|| {
         format!(
@@ -340,7 +362,7 @@ async fn run_until_signal(
         loop {
             for p in processes.iter_mut() {
                 if let Ok(Some(status)) = p.child.try_wait() {
-                    return (p.name, status);
+                    return (p.name.clone(), status);
                 }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -10,6 +10,7 @@ pub mod launcher;
 pub mod offices;
 pub mod render;
 pub mod tokens;
+pub mod up_offices;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -92,6 +92,13 @@ pub struct Topology {
     pub leaf_port: u16,
 }
 
+impl Topology {
+    /// The hub, then the offices in the order given.
+    pub fn sites(&self) -> Vec<&Site> {
+        std::iter::once(&self.hub).chain(self.offices.iter()).collect()
+    }
+}
+
 /// The leaf user of office `slug` on the hub.
 fn leaf_user(slug: &str) -> String {
     format!("leaf-{slug}")
@@ -363,7 +370,8 @@ pub struct OfficesArgs {
 }
 
 impl OfficesArgs {
-    fn topology(&self) -> anyhow::Result<Topology> {
+    /// Generates (or refreshes) the topology these arguments describe.
+    pub fn topology(&self) -> anyhow::Result<Topology> {
         let text = match &self.province_file {
             Some(path) => std::fs::read_to_string(path)?,
             None => coord_domain::province::AN_GIANG_TOML.to_owned(),
@@ -381,15 +389,16 @@ impl OfficesArgs {
     }
 }
 
-/// The settings of process `name` at `site`, as `KEY=value` lines.
-fn service_env(site: &Site, name: &str, gateway_port: u16) -> anyhow::Result<String> {
+/// The settings of process `name` at `site` whose gateway listens on `gateway_port`.
+pub fn service_env(
+    site: &Site,
+    name: &str,
+    gateway_port: u16,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
     let creds = site.credentials()?;
-    Ok([
+    Ok(vec![
         ("COORD_NATS_URL", site.url()),
-        (
-            "COORD_NATS_CREDS",
-            creds.seed_file(name).display().to_string(),
-        ),
+        ("COORD_NATS_CREDS", creds.seed_file(name).display().to_string()),
         ("COORD_LOG_STREAM", STREAM.to_owned()),
         ("COORD_LOG_SUBJECT_PREFIX", subject_prefix(&site.slug)),
         (
@@ -397,10 +406,7 @@ fn service_env(site: &Site, name: &str, gateway_port: u16) -> anyhow::Result<Str
             site.dir.join("projector.sqlite").display().to_string(),
         ),
         ("COORD_GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{k}={v}\n"))
-    .collect())
+    ])
 }
 
 /// Runs `coordctl offices …`; returns what to print.
@@ -412,10 +418,11 @@ pub async fn run(command: OfficesCommand) -> anyhow::Result<String> {
             for (i, site) in std::iter::once(&t.hub).chain(t.offices.iter()).enumerate() {
                 let gateway_port = 8080 + u16::try_from(i)?;
                 for (name, _) in coord_auth::nats::ROLES {
-                    secret::write_private(
-                        &site.dir.join(format!("{name}.env")),
-                        &service_env(site, name, gateway_port)?,
-                    )?;
+                    let lines: String = service_env(site, name, gateway_port)?
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}\n"))
+                        .collect();
+                    secret::write_private(&site.dir.join(format!("{name}.env")), &lines)?;
                 }
                 out.push_str(&format!(
                     "office {} nats {} domain {} config {}\n",

@@ -164,6 +164,12 @@ impl TokenSet {
         }
     }
 
+    /// The same set, sending office `slug`'s token with every request.
+    pub fn for_slug(mut self, slug: &str) -> Self {
+        self.explicit = self.by_office.get(slug).cloned();
+        self
+    }
+
     /// The token for a request on behalf of `office` (`None`: the province's).
     pub fn for_office(&self, office: Option<&str>) -> Option<&str> {
         if let Some(t) = &self.explicit {
