@@ -13,6 +13,7 @@
 
 pub mod contract;
 pub mod offices;
+pub mod up;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

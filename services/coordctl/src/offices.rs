@@ -95,7 +95,9 @@ pub struct Topology {
 impl Topology {
     /// The hub, then the offices in the order given.
     pub fn sites(&self) -> Vec<&Site> {
-        std::iter::once(&self.hub).chain(self.offices.iter()).collect()
+        std::iter::once(&self.hub)
+            .chain(self.offices.iter())
+            .collect()
     }
 }
 
@@ -398,7 +400,10 @@ pub fn service_env(
     let creds = site.credentials()?;
     Ok(vec![
         ("COORD_NATS_URL", site.url()),
-        ("COORD_NATS_CREDS", creds.seed_file(name).display().to_string()),
+        (
+            "COORD_NATS_CREDS",
+            creds.seed_file(name).display().to_string(),
+        ),
         ("COORD_LOG_STREAM", STREAM.to_owned()),
         ("COORD_LOG_SUBJECT_PREFIX", subject_prefix(&site.slug)),
         (

@@ -20,7 +20,13 @@ use crate::launcher::{
 use crate::offices::{self, Topology};
 use crate::tokens;
 
-const SERVICES: [&str; 5] = ["inspection", "exchange", "discipline", "projector", "gateway"];
+const SERVICES: [&str; 5] = [
+    "inspection",
+    "exchange",
+    "discipline",
+    "projector",
+    "gateway",
+];
 
 /// Starts the hub and the offices and runs until Ctrl-C.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -97,9 +103,8 @@ async fn run_until_signal(
     stop: &mut StopSignal,
 ) -> anyhow::Result<()> {
     for (slug, url) in urls {
-        let client = Client::new(url)?.with_tokens(
-            tokens::TokenSet::load(None, credentials).for_slug(slug),
-        );
+        let client =
+            Client::new(url)?.with_tokens(tokens::TokenSet::load(None, credentials).for_slug(slug));
         wait_ready(&client, processes)
             .await
             .with_context(|| format!("office {slug}"))?;
