@@ -56,6 +56,21 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// The first of `n` consecutive free ports on 127.0.0.1 (for `coordctl up --offices`,
+/// which numbers its offices' ports from a base).
+pub fn free_ports(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        let all_free = (0..n).all(|i| {
+            base.checked_add(i)
+                .is_some_and(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        });
+        if all_free {
+            return base;
+        }
+    }
+}
+
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::free_port;
 use tests::up::Up;
+use tests::{free_port, free_ports};
 
 const OFFICES: [&str; 4] = ["province", "long-xuyen", "chau-doc", "tan-chau"];
 
@@ -61,7 +61,7 @@ async fn event_ids(url: &str, credentials: &std::path::Path, n: usize) -> BTreeS
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_office_writes_its_own_and_all_show_the_same_province() {
     let data = tempfile::tempdir().unwrap();
-    let (nats_port, http_port, leaf_port) = (free_port(), free_port(), free_port());
+    let (nats_port, http_port, leaf_port) = (free_ports(4), free_ports(4), free_port());
     let leaf = leaf_port.to_string();
     let mut up = Up::start_with(
         data.path(),

@@ -76,6 +76,14 @@ async fn start(
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while let Err(e) = offices::ensure_streams(t).await {
+        for p in processes.iter_mut() {
+            if let Some(status) = p.exited() {
+                anyhow::bail!(
+                    "{} exited during start-up ({status}); see its log",
+                    p.name()
+                );
+            }
+        }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
             "cannot create the log streams: {e:#}"
