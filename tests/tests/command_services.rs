@@ -18,7 +18,7 @@ struct System {
 }
 
 fn start_service(bin: &str, nats: &NatsServer) -> ServiceProcess {
-    ServiceProcess::start(bin, &[], &[("COORD_NATS_URL", &nats.url())])
+    ServiceProcess::start_on(nats, bin, &[])
 }
 
 async fn start_system() -> System {
@@ -27,7 +27,7 @@ async fn start_system() -> System {
         .iter()
         .map(|s| start_service(s, &nats))
         .collect();
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    let client = nats.admin_client().await;
     let log = JetStreamLog::open(client.clone(), JetStreamConfig::default())
         .await
         .unwrap();
@@ -343,7 +343,7 @@ async fn a_service_restart_loses_nothing_that_was_acknowledged() {
     // Crash the NATS server too, then bring everything back.
     sys.nats.restart();
     sys.services[0] = start_service("inspection", &sys.nats);
-    let client = async_nats::connect(sys.nats.url()).await.unwrap();
+    let client = sys.nats.admin_client().await;
     let log = JetStreamLog::open(client.clone(), JetStreamConfig::default())
         .await
         .unwrap();

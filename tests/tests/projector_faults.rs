@@ -202,6 +202,8 @@ async fn an_entry_that_is_not_a_commit_is_dead_lettered_with_its_position_and_ca
     assert_eq!(problem["code"], "dead_letter_still_failing");
     let cli = coordctl::Cli {
         gateway: base.clone(),
+        token: None,
+        credentials: stack.credentials_dir(),
         json: true,
         command: coordctl::Command::Redrive {
             position: positions[1].clone(),

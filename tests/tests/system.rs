@@ -55,11 +55,11 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
     let mut stack = Stack::start();
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
-    let client = coordctl::client::Client::new(&base).unwrap();
+    let http = stack.http();
+    let client = stack.client();
 
     // A poison entry in the log before anything else: the projector must go on.
-    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    let nats = stack.nats.admin_client().await;
     let js = async_nats::jetstream::new(nats.clone());
     js.publish("coord.log.inspection.poison", "{not an envelope".into())
         .await

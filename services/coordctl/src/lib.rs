@@ -8,7 +8,10 @@
 
 pub mod client;
 pub mod launcher;
+pub mod offices;
 pub mod render;
+pub mod tokens;
+pub mod up_offices;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +40,17 @@ pub struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     pub gateway: String,
+    /// Bearer token for every request (default: the office's file in --credentials).
+    #[arg(long, global = true, env = "COORD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Folder of the signing key and the offices' tokens (`coordctl up` writes them).
+    #[arg(
+        long,
+        global = true,
+        env = "COORD_CREDENTIALS_DIR",
+        default_value = ".data/credentials"
+    )]
+    pub credentials: PathBuf,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -48,6 +62,12 @@ pub struct Cli {
 pub enum Command {
     /// Start everything locally: nats-server, the services, the projector and the gateway.
     Up(launcher::UpArgs),
+    /// Multi-office NATS: configurations, credentials and streams for a hub and offices.
+    #[command(subcommand)]
+    Offices(offices::OfficesCommand),
+    /// Bearer tokens: create one, or print the key that verifies them.
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
     /// Province summary and every district's status.
     Status {
         #[arg(long)]
@@ -88,10 +108,9 @@ pub enum Command {
         /// Idempotency key (default: a new one).
         #[arg(long)]
         key: Option<String>,
-        #[arg(long, default_value = "province")]
-        office: String,
-        #[arg(long, env = "USER", default_value = "coordctl")]
-        actor: String,
+        /// Use this office's token from --credentials (default: the province's).
+        #[arg(long)]
+        office: Option<String>,
     },
     /// Submit every command of a JSON-lines file (see deploy/scenarios/).
     Load { file: PathBuf },
@@ -114,9 +133,18 @@ pub enum Command {
 
 /// Runs one command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(&cli.gateway)?;
+    let client = Client::new(&cli.gateway)?
+        .with_tokens(tokens::TokenSet::load(cli.token.clone(), &cli.credentials));
     match cli.command {
         Command::Up(args) => launcher::up(args).await,
+        Command::Offices(command) => {
+            println!("{}", offices::run(command).await?);
+            Ok(())
+        }
+        Command::Token(command) => {
+            println!("{}", tokens::run(command, &cli.credentials)?);
+            Ok(())
+        }
         Command::Status { term } => {
             let summary = client.province(term.as_deref(), None).await?;
             let districts = client.districts(term.as_deref()).await?;
@@ -166,7 +194,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             set,
             key,
             office,
-            actor,
         } => {
             let route = coord_proto::route(&command).with_context(|| {
                 let known: Vec<&str> = coord_proto::ROUTES.iter().map(|r| r.command).collect();
@@ -194,7 +221,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 map.insert(route.id_field.to_owned(), Value::String(id));
             }
             let accepted = client
-                .send(route, &payload, key.as_deref(), &office, &actor)
+                .send(route, &payload, key.as_deref(), office.as_deref())
                 .await?;
             if cli.json {
                 print_json(&accepted);
@@ -300,7 +327,7 @@ pub async fn load(client: &Client, text: &str, progress: bool) -> anyhow::Result
         let result = loop {
             attempts += 1;
             let result = client
-                .send(route, &cmd.payload, Some(&key), &cmd.office, &cmd.actor)
+                .send(route, &cmd.payload, Some(&key), Some(&cmd.office))
                 .await;
             let transient = result
                 .as_ref()

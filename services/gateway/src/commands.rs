@@ -1,9 +1,9 @@
-//! Command routes: one per entry of `coord_proto::ROUTES`. The gateway adds who and
-//! which idempotency key, checks the id in the path against the body, forwards over NATS
+//! Command routes: one per entry of `coord_proto::ROUTES`. The gateway adds who (from
+//! the caller's token, see [`crate::auth`]) and which idempotency key, checks the id in the path against the body, forwards over NATS
 //! and turns the answer into HTTP.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coord_proto::{CommandReply, CommandRequest, Route, command_subject};
@@ -11,6 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::auth::{Caller, authorize_command};
 use crate::nats::ask;
 use crate::problem::Problem;
 
@@ -89,11 +90,13 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
 /// Handles `POST` on one command route.
 pub async fn handle(
     state: AppState,
+    caller: Caller,
     route: &'static Route,
     path_id: Option<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    authorize_command(&caller)?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         Problem::malformed("malformed_json", format!("the body is not valid JSON: {e}"))
     })?;
@@ -103,8 +106,8 @@ pub async fn handle(
             "the body must be a JSON object",
         ));
     };
-    let office = header(&headers, "x-office")?.unwrap_or("province").trim();
-    let command_id = command_id(&headers, office, &mut payload)?;
+    let office = caller.0.office.to_string();
+    let command_id = command_id(&headers, &office, &mut payload)?;
     let id_field = route.id_field;
     match (&path_id, payload.get(id_field)) {
         (Some(path), body_id) => {
@@ -129,13 +132,14 @@ pub async fn handle(
         }
         (None, Some(_)) => {}
     }
+    let payload = Value::Object(payload);
     let request = CommandRequest {
         command_id,
         correlation_id: None,
-        office: office.to_owned(),
-        actor: header(&headers, "x-actor")?.unwrap_or("unknown").to_owned(),
+        office: caller.0.office.to_string(),
+        actor: caller.0.actor.clone(),
         expected_version: expected_version(&headers)?,
-        payload: Value::Object(payload),
+        payload,
     };
     let subject = command_subject(route.service, route.endpoint);
     match ask::<_, CommandReply>(&state.nats, subject, &request, state.request_timeout).await? {
@@ -167,17 +171,21 @@ pub fn router() -> axum::Router<AppState> {
                 route.path,
                 axum::routing::post(
                     move |State(s): State<AppState>,
+                          Extension(c): Extension<Caller>,
                           Path(id): Path<String>,
                           h: HeaderMap,
-                          b: Bytes| { handle(s, route, Some(id), h, b) },
+                          b: Bytes| { handle(s, c, route, Some(id), h, b) },
                 ),
             )
         } else {
             router.route(
                 route.path,
-                axum::routing::post(move |State(s): State<AppState>, h: HeaderMap, b: Bytes| {
-                    handle(s, route, None, h, b)
-                }),
+                axum::routing::post(
+                    move |State(s): State<AppState>,
+                          Extension(c): Extension<Caller>,
+                          h: HeaderMap,
+                          b: Bytes| { handle(s, c, route, None, h, b) },
+                ),
             )
         };
     }

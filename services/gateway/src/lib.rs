@@ -5,6 +5,7 @@
 //! [`build_app`] makes the router so that tests can serve it on port 0; [`run`] is the
 //! binary's whole life.
 
+pub mod auth;
 pub mod commands;
 pub mod events;
 pub mod limits;
@@ -13,6 +14,7 @@ pub mod openapi;
 pub mod problem;
 pub mod queries;
 pub mod records;
+pub mod sync;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,6 +51,10 @@ pub struct Config {
     /// `/readyz` fails while the projector is more than this many commits behind the log.
     #[arg(long, env = "COORD_GATEWAY_READY_MAX_LAG", default_value_t = 10)]
     pub ready_max_lag: u64,
+    /// Public key that bearer tokens must be signed with (`coordctl token key` prints it;
+    /// `coordctl up` sets it).
+    #[arg(long, env = "COORD_TOKEN_PUBLIC_KEY")]
+    pub token_public_key: String,
 }
 
 #[derive(Debug, clap::Parser)]
@@ -75,12 +81,18 @@ pub struct AppState {
     pub streams: Arc<Semaphore>,
     /// Cancelled when the gateway shuts down: open event streams end.
     pub shutdown: CancellationToken,
+    pub tokens: coord_auth::TokenVerifier,
+    /// The JetStream stream of the log (for `/v1/sync`).
+    pub log_stream: String,
 }
 
 /// The router with every route.
 pub fn build_app(state: AppState) -> Router {
     let doc = Arc::new(openapi::document());
     let max_body = state.max_body_bytes;
+    let open = Router::new()
+        .route("/healthz", get(queries::healthz))
+        .route("/readyz", get(queries::readyz));
     Router::new()
         .merge(commands::router())
         .merge(records::router())
@@ -97,12 +109,11 @@ pub fn build_app(state: AppState) -> Router {
         .route("/v1/projector", get(queries::projector))
         .route("/v1/admin/rebuild", post(queries::rebuild))
         .route("/v1/events", get(events::events))
+        .route("/v1/sync", get(sync::sync))
         .route(
             "/v1/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),
         )
-        .route("/healthz", get(queries::healthz))
-        .route("/readyz", get(queries::readyz))
         .fallback(|| async {
             problem::Problem::new(
                 coord_proto::ErrorKind::NotFound,
@@ -110,6 +121,11 @@ pub fn build_app(state: AppState) -> Router {
                 "no such route",
             )
         })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .merge(open)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -121,7 +137,9 @@ pub fn build_app(state: AppState) -> Router {
 /// Connects to NATS and the log, and builds the state.
 pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
     let province = Arc::new(config.service.province()?);
-    let nats = coord_service::server::connect(&config.service.nats_url, "coord-gateway").await?;
+    let tokens = coord_auth::TokenVerifier::from_public_key(&config.token_public_key)
+        .map_err(|e| anyhow::anyhow!("--token-public-key: {e}"))?;
+    let nats = config.service.connect("coord-gateway").await?;
     let log = config.service.open_log(nats.clone()).await?;
     Ok(AppState {
         nats,
@@ -132,6 +150,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         max_body_bytes: config.max_body_bytes,
         streams: Arc::new(Semaphore::new(config.max_streams)),
         shutdown: CancellationToken::new(),
+        tokens,
+        log_stream: config.service.log_stream.clone(),
     })
 }
 

@@ -44,6 +44,7 @@ use crate::{events, queries, records};
         records::inspection,
         records::exchange,
         records::discipline_case,
+        crate::sync::sync,
     ),
     components(schemas(
         Problem,
@@ -98,9 +99,32 @@ fn json(schema: &str) -> utoipa::openapi::Content {
         .build()
 }
 
+/// Every route but `/healthz` and `/readyz` needs a bearer token (see `crate::auth`).
+fn bearer_security(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT (EdDSA), from `coordctl token create`")
+                    .build(),
+            ),
+        );
+    doc.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
+}
+
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    bearer_security(&mut doc);
     for route in ROUTES {
         let mut op = OperationBuilder::new()
             .tag(route.service)
@@ -110,11 +134,6 @@ pub fn document() -> utoipa::openapi::OpenApi {
                 "Idempotency-Key",
                 "The same key twice returns the first result and appends nothing new",
             ))
-            .parameter(header(
-                "X-Office",
-                "Issuing office, e.g. province or district:long-xuyen (default province)",
-            ))
-            .parameter(header("X-Actor", "Issuing person or system"))
             .parameter(header(
                 "If-Match",
                 "Apply only if the aggregate is at this version (the ETag of an earlier answer)",
@@ -153,6 +172,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
         }
         for (status, what) in [
             ("400", "malformed request"),
+            ("401", "no bearer token, or one that does not verify"),
+            (
+                "403",
+                "a reader token, or a command acting for another office",
+            ),
             ("404", "unknown id"),
             ("409", "conflict or invalid state transition"),
             ("413", "the body is over the limit"),

@@ -31,6 +31,8 @@ impl Problem {
             ErrorKind::Unavailable => "Service unavailable",
             ErrorKind::Timeout => "Timed out",
             ErrorKind::Internal => "Internal error",
+            ErrorKind::Unauthorized => "Unauthorized",
+            ErrorKind::Forbidden => "Forbidden",
         };
         Self {
             problem_type: format!("urn:coord:problem:{code}"),

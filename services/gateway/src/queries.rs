@@ -201,7 +201,11 @@ pub async fn projector(State(s): State<AppState>) -> Result<Json<ProjectorStatus
 /// Drop the read models and replay them from the log.
 #[utoipa::path(post, path = "/v1/admin/rebuild", tag = "operations",
     responses((status = 202, description = "rebuild started; follow /v1/projector"), (status = 503, body = Problem)))]
-pub async fn rebuild(State(s): State<AppState>) -> Result<Response, Problem> {
+pub async fn rebuild(
+    State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
+) -> Result<Response, Problem> {
+    crate::auth::authorize_operation(&caller)?;
     let answer: QueryReply<serde_json::Value> = ask(
         &s.nats,
         coord_proto::read::rebuild_subject(),

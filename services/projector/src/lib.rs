@@ -69,8 +69,7 @@ pub struct Cli {
 
 async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Projector>)> {
     let province = config.service.province()?;
-    let client =
-        coord_service::server::connect(&config.service.nats_url, "coord-projector").await?;
+    let client = config.service.connect("coord-projector").await?;
     let log = config.service.open_log(client.clone()).await?;
     let projector = Projector::open(
         &config.db,
@@ -126,8 +125,7 @@ pub async fn run(
 /// Drops the read models and replays the log up to its current head, then returns.
 pub async fn rebuild_offline(config: Config) -> anyhow::Result<u64> {
     let province = config.service.province()?;
-    let client =
-        coord_service::server::connect(&config.service.nats_url, "coord-projector-rebuild").await?;
+    let client = config.service.connect("coord-projector-rebuild").await?;
     let log = config.service.open_log(client).await?;
     let mut store = Store::open(&config.db, province)?;
     replay_into(&mut store, log.as_ref(), config.batch_size).await?;

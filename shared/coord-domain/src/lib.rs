@@ -17,6 +17,7 @@ pub mod discipline;
 pub mod exchange;
 pub mod ids;
 pub mod inspection;
+pub mod office;
 pub mod province;
 pub mod references;
 pub mod rulebook;
@@ -30,6 +31,7 @@ pub use ids::{
     CaseId, ExchangeId, InspectionId, MemberRef, OrganizationName, ParseIdError, Reference, TermId,
     Text, UnitId,
 };
+pub use office::{ActingOffice, Office};
 pub use province::{Province, ProvinceError, Term, Unit, UnitKind};
 pub use references::{References, StreamRef};
 pub use rulebook::Rulebook;

@@ -314,7 +314,9 @@ impl EventLog for JetStreamLog {
         let consumer = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: format!("{}.>", self.config.subject_prefix),
+                // The whole stream: besides this writer's subjects it may hold what
+                // other offices' logs sourced into it (multi-office topology).
+                filter_subject: String::new(),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence },
                 ..Default::default()
             })

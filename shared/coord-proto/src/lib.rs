@@ -113,6 +113,10 @@ pub enum ErrorKind {
     Timeout,
     /// A bug or corrupt data on our side (500).
     Internal,
+    /// No credential, or one that does not verify (401).
+    Unauthorized,
+    /// The caller may not do this, e.g. act as another office (403).
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -125,6 +129,8 @@ impl ErrorKind {
             ErrorKind::Unavailable => 503,
             ErrorKind::Timeout => 504,
             ErrorKind::Internal => 500,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::Forbidden => 403,
         }
     }
 }
@@ -151,7 +157,9 @@ impl ErrorReply {
 }
 
 /// How an aggregate's commands appear on the wire.
-pub trait CommandApi: Aggregate {
+/// Every aggregate on the wire also says which office may act on it
+/// ([`coord_domain::ActingOffice`]).
+pub trait CommandApi: Aggregate + coord_domain::ActingOffice {
     /// The service name and subject token, e.g. `inspection`.
     const SERVICE: &'static str;
     /// The endpoint names, e.g. `schedule`, `start`.

@@ -33,6 +33,11 @@ pub struct ServiceConfig {
     /// NATS server URL.
     #[arg(long, env = "COORD_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// This process's NATS credentials: a file holding its nkey seed (`SU…`, as
+    /// `coordctl up` generates them) or a NATS `.creds` file. Without it, the URL's
+    /// `user:password@` (if any) is used; NATS refuses anonymous clients.
+    #[arg(long, env = "COORD_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
     /// Province reference data (TOML). Defaults to the embedded An Giang file.
     #[arg(long, env = "COORD_PROVINCE_FILE")]
     pub province_file: Option<PathBuf>,
@@ -104,6 +109,12 @@ impl ServiceConfig {
         Ok(Arc::new(
             crate::JetStreamKeys::open(client, &self.idempotency_bucket).await?,
         ))
+    }
+
+    /// Connects to NATS as this process's user, retrying for a while so that services
+    /// can start before the server.
+    pub async fn connect(&self, name: &str) -> anyhow::Result<async_nats::Client> {
+        crate::server::connect(&self.nats_url, self.nats_creds.as_deref(), name).await
     }
 
     /// Opens the event log on the configured backend.

@@ -214,6 +214,7 @@ impl<A: CommandApi> CommandHandler<A> {
             }
             let events = decode_history::<A>(&history)?;
             let state = A::from_history(&events);
+            crate::acting::check_office(&state, &command, &request.office)?;
             let decided = state
                 .handle(&command, &ctx)
                 .map_err(|r| ErrorReply::new(ErrorKind::from(r.kind()), r.code(), r.to_string()))?;

@@ -6,6 +6,7 @@
 //! the [`EventLog`](coord_log::EventLog), so its rules are tested against the in-memory
 //! log and the services run on JetStream.
 
+pub mod acting;
 pub mod bounded;
 pub mod config;
 pub mod handler;

@@ -17,17 +17,52 @@ use tokio::task::JoinSet;
 use crate::bounded::{Bounded, Limits};
 use crate::{CommandHandler, ServiceConfig};
 
-/// Connects to NATS, retrying for a while so that services can start before the server.
-pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+/// Connection options with the credentials in `creds` (an nkey seed or a `.creds` file),
+/// else the URL's `user:password@`, if any.
+async fn options(
+    url: &str,
+    creds: Option<&std::path::Path>,
+) -> anyhow::Result<async_nats::ConnectOptions> {
+    let Some(path) = creds else {
+        let address: async_nats::ServerAddr = url.parse()?;
+        return Ok(match (address.username(), address.password()) {
+            (Some(user), Some(password)) => {
+                async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+            }
+            _ => async_nats::ConnectOptions::new(),
+        });
+    };
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read NATS credentials {}: {e}", path.display()))?;
+    if text.contains("BEGIN NATS USER JWT") {
+        return Ok(async_nats::ConnectOptions::with_credentials(&text)?);
+    }
+    let seed = text.trim();
+    anyhow::ensure!(
+        seed.starts_with("SU"),
+        "{} is neither an nkey user seed (SU…) nor a .creds file",
+        path.display()
+    );
+    Ok(async_nats::ConnectOptions::with_nkey(seed.to_owned()))
+}
+
+/// Connects to NATS with `creds` (see [`crate::ServiceConfig::nats_creds`]), retrying
+/// for a while so that services can start before the server. A refused credential is
+/// not retried.
+pub async fn connect(
+    url: &str,
+    creds: Option<&std::path::Path>,
+    name: &str,
+) -> anyhow::Result<async_nats::Client> {
     let mut delay = Duration::from_millis(100);
     let mut last_error = None;
     for _ in 0..40 {
-        match async_nats::ConnectOptions::new()
-            .name(name)
-            .connect(url)
-            .await
-        {
+        match options(url, creds).await?.name(name).connect(url).await {
             Ok(client) => return Ok(client),
+            Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {
+                anyhow::bail!("NATS at {url} refused the credentials of {name}: {e}");
+            }
             Err(e) => {
                 tracing::warn!(%url, error = %e, "NATS not reachable yet, retrying");
                 last_error = Some(e);
@@ -48,7 +83,7 @@ pub async fn run<A: CommandApi>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let province = Arc::new(config.province()?);
-    let client = connect(&config.nats_url, &format!("coord-{}", A::SERVICE)).await?;
+    let client = config.connect(&format!("coord-{}", A::SERVICE)).await?;
     let log = config.open_log(client.clone()).await?;
     let keys = config.open_keys(client.clone()).await?;
     let handler = CommandHandler::<A>::new(log, keys, province);
