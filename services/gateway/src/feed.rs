@@ -11,7 +11,7 @@
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AppState;
+use crate::auth::{Caller, authorize_operation};
 use crate::problem::Problem;
 use crate::queries::query;
 
@@ -393,12 +394,15 @@ pub struct ImportReport {
 /// checked before anything is appended.
 #[utoipa::path(post, path = "/v1/admin/import", params(ImportParams), tag = "operations",
     request_body(content = String, content_type = "application/x-ndjson"),
-    responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
 pub async fn import(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     q: Result<Query<ImportParams>, QueryRejection>,
     body: String,
 ) -> Result<Json<ImportReport>, Problem> {
+    // It appends in the names of the offices that issued the events: operators only.
+    authorize_operation(&caller)?;
     let Query(params) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
     let commits = parse_commits(&body)?;
     if params.fresh {
