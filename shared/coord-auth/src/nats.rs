@@ -22,8 +22,11 @@ pub enum NatsRole {
     Projector,
     /// The gateway: sends commands and queries, reads the log.
     Gateway,
-    /// Analytics: reads the log and nothing more.
+    /// Reads the log and nothing more.
     Reader,
+    /// The analytics live feed: reads the log only through consumers it creates on the
+    /// log stream (a durable one to resume from); no direct gets, no other stream.
+    Analytics,
 }
 
 /// Every role a local system runs, with its user name.
@@ -34,6 +37,7 @@ pub const ROLES: &[(&str, NatsRole)] = &[
     ("projector", NatsRole::Projector),
     ("gateway", NatsRole::Gateway),
     ("reader", NatsRole::Reader),
+    ("analytics", NatsRole::Analytics),
 ];
 
 /// The role of process `name` (a workspace binary or `reader`).
@@ -75,6 +79,9 @@ const ADMIN_ONLY: &[&str] = &[
 impl NatsRole {
     /// The `permissions` block of this role's user.
     pub fn permissions(self, log: &LogSubjects) -> Value {
+        if self == NatsRole::Analytics {
+            return consumer_only(log);
+        }
         let s = &log.stream;
         // Reading the log: stream info, direct gets, ephemeral ordered consumers.
         let mut publish: Vec<String> = vec![
@@ -108,7 +115,7 @@ impl NatsRole {
                 publish.push("coord.admin.>".into());
                 publish.push("$SRV.>".into());
             }
-            NatsRole::Reader => {}
+            NatsRole::Reader | NatsRole::Analytics => {}
         }
         json!({
             "publish": { "allow": publish, "deny": ADMIN_ONLY },
@@ -116,6 +123,28 @@ impl NatsRole {
             "allow_responses": true,
         })
     }
+}
+
+/// Reading the log through consumers of its stream and nothing else: look the stream
+/// up, create (or look up) a consumer on it, pull and acknowledge. Creating a durable
+/// takes `CONSUMER.CREATE.<stream>.<name>`; the legacy `CONSUMER.DURABLE.CREATE` and
+/// every delete or purge stay denied.
+fn consumer_only(log: &LogSubjects) -> Value {
+    let s = &log.stream;
+    let publish = [
+        "$JS.API.INFO".to_owned(),
+        format!("$JS.API.STREAM.INFO.{s}"),
+        format!("$JS.API.CONSUMER.CREATE.{s}"),
+        format!("$JS.API.CONSUMER.CREATE.{s}.>"),
+        format!("$JS.API.CONSUMER.INFO.{s}.>"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{s}.>"),
+        format!("$JS.ACK.{s}.>"),
+    ];
+    json!({
+        "publish": { "allow": publish, "deny": ADMIN_ONLY },
+        "subscribe": { "allow": ["_INBOX.>"] },
+        "allow_responses": true,
+    })
 }
 
 /// The generated credentials of one NATS server, in a folder (owner-only): the admin
@@ -224,6 +253,26 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn the_analytics_user_only_reads_the_log_through_its_consumers() {
+        let p = NatsRole::Analytics.permissions(&LogSubjects::default());
+        let allow: Vec<&str> = p["publish"]["allow"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(allow.contains(&"$JS.API.CONSUMER.CREATE.COORD_LOG.>"));
+        assert!(
+            allow
+                .iter()
+                .all(|s| s.starts_with("$JS.API.") || s.starts_with("$JS.ACK.COORD_LOG")),
+            "{allow:?}"
+        );
+        assert!(!allow.iter().any(|s| s.contains("DIRECT.GET") || s.contains("MSG.GET")));
+        assert_eq!(p["subscribe"]["allow"], json!(["_INBOX.>"]));
     }
 
     #[test]
