@@ -9,8 +9,11 @@
 //! Usage: `live_consumer <nats-url> <durable-name> [--after <commit>] [--idle-ms <ms>]
 //! [--api <gateway-url>]`. With `--after`, a new durable starts after that commit;
 //! without it, a new durable starts at the beginning and an existing durable goes on
-//! from its acknowledged position. Credentials: set `COORD_NATS_CREDS` to a `.creds`
-//! file (the read-only analytics user, where the deployment has one).
+//! from its acknowledged position. Credentials: set `COORD_NATS_CREDS` to the read-only
+//! `analytics` user's nkey seed file (`coordctl up` writes it under
+//! `.data/credentials/nats/analytics.nk`) or to a NATS `.creds` file. That user may
+//! create and read consumers of `COORD_LOG` and nothing else: no publishing on the
+//! log's subjects, no delete or purge.
 //!
 //! Delivery is at least once and in log order: a commit not acknowledged within the
 //! ack wait (30 s) comes again. Each line carries `id` (unique) and `position`
@@ -63,11 +66,10 @@ fn args() -> Result<Args, String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let a = args()?;
-    let options = match std::env::var_os("COORD_NATS_CREDS") {
-        Some(path) => async_nats::ConnectOptions::with_credentials_file(path).await?,
-        None => async_nats::ConnectOptions::new(),
-    };
-    let client = options.connect(&a.url).await?;
+    let creds = std::env::var_os("COORD_NATS_CREDS").map(std::path::PathBuf::from);
+    let client = coord_service::server::connect(&a.url, creds.as_deref(), "analytics")
+        .await
+        .map_err(|e| e.to_string())?;
     let stream = jetstream::new(client).get_stream("COORD_LOG").await?;
     let deliver_policy = match a.after {
         Some(commit) => consumer::DeliverPolicy::ByStartSequence {

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 use coord_proto::read::ProvinceSummary;
-use coordctl::client::Client;
 use coordctl::feed::{ExportEventsArgs, export_events, import};
 use serde_json::Value;
 use tests::Stack;
@@ -84,8 +83,8 @@ async fn the_reference_scenario_exports_validates_resumes_and_reimports() {
     let stack = Stack::start();
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
-    let client = Client::new(&base).unwrap();
+    let http = stack.http();
+    let client = stack.client();
     let report = coordctl::load(&client, SCENARIO, false).await.unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     let original = summary(&http, &base, report.last_position).await;
@@ -180,11 +179,23 @@ async fn the_reference_scenario_exports_validates_resumes_and_reimports() {
     let text = std::fs::read_to_string(&all_path).unwrap();
     let copy = Stack::start();
     copy.wait_ready().await;
-    let copy_client = Client::new(&copy.gateway_url).unwrap();
+    let copy_client = copy.client();
+    let copy_http = copy.http();
+    // Import writes in every office's name: a reader may not.
+    let r = copy
+        .http_with(&copy.sign("province", "analyst", coord_auth::Role::Reader))
+        .post(format!("{}/v1/admin/import", copy.gateway_url))
+        .body(text.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "role_cannot_operate");
     let imported = import(&copy_client, &text, false, false).await.unwrap();
     assert_eq!(imported.events as usize, events.len());
     assert_eq!(imported.duplicates, 0);
-    let copied = summary(&http, &copy.gateway_url, imported.position).await;
+    let copied = summary(&copy_http, &copy.gateway_url, imported.position).await;
     let strip = |s: &ProvinceSummary| {
         let mut v = serde_json::to_value(s).unwrap();
         v.as_object_mut().unwrap().remove("position");
@@ -194,7 +205,7 @@ async fn the_reference_scenario_exports_validates_resumes_and_reimports() {
     // A file with a bad line is refused whole, naming the line; nothing is appended.
     let mut broken = text.lines().take(3).collect::<Vec<_>>().join("\n");
     broken.push_str("\n{\"specversion\":\"1.0\"}\n");
-    let r = http
+    let r = copy_http
         .post(format!("{}/v1/admin/import", copy.gateway_url))
         .body(broken)
         .send()
@@ -210,7 +221,7 @@ async fn the_reference_scenario_exports_validates_resumes_and_reimports() {
     assert!(err.to_string().contains("log_not_empty"), "{err:#}");
     let again = import(&copy_client, &text, true, false).await.unwrap();
     assert_eq!(again.duplicates, again.commits);
-    let after = summary(&http, &copy.gateway_url, imported.position).await;
+    let after = summary(&copy_http, &copy.gateway_url, imported.position).await;
     assert_eq!(after.position, copied.position, "nothing appended");
 }
 
@@ -221,10 +232,10 @@ async fn a_stored_version_1_event_is_upcast_by_the_projector_and_the_feed() {
 
     let stack = Stack::start();
     stack.wait_ready().await;
-    let http = reqwest::Client::new();
+    let http = stack.http();
     let base = stack.gateway_url.clone();
     // given an InformationExchanged written as schema version 1 (before `channel`)
-    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    let nats = stack.nats.admin_client().await;
     let log = JetStreamLog::open(nats, JetStreamConfig::default())
         .await
         .unwrap();
@@ -261,7 +272,7 @@ async fn a_stored_version_1_event_is_upcast_by_the_projector_and_the_feed() {
     // and the feed serves it at version 2 with the documented default
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.ndjson");
-    let client = Client::new(&base).unwrap();
+    let client = stack.client();
     export_events(&client, &args(&path, None), false)
         .await
         .unwrap();
@@ -291,6 +302,8 @@ async fn live_consumer(stack: &Stack, durable: &str, after: Option<u64>) -> Vec<
         bin.display()
     );
     let mut cmd = tokio::process::Command::new(bin);
+    // As the read-only analytics user.
+    cmd.env("COORD_NATS_CREDS", stack.nats.creds_file("analytics"));
     cmd.args([stack.nats.url().as_str(), durable, "--idle-ms", "800"]);
     cmd.args(["--api", stack.gateway_url.as_str()]);
     if let Some(after) = after {
@@ -321,7 +334,7 @@ fn position(ce: &Value) -> (u64, u64) {
 async fn the_live_feed_resumes_in_order_and_a_restart_from_scratch_is_detectable() {
     let stack = Stack::start();
     stack.wait_ready().await;
-    let client = Client::new(&stack.gateway_url).unwrap();
+    let client = stack.client();
     let all_lines: Vec<&str> = SCENARIO.lines().collect();
     let (first_half, second_half) = all_lines.split_at(all_lines.len() / 2);
 
@@ -351,7 +364,7 @@ async fn the_live_feed_resumes_in_order_and_a_restart_from_scratch_is_detectable
     let exported = lines(&path);
     let ids = |v: &[Value]| v.iter().map(|e| e["id"].clone()).collect::<Vec<_>>();
     assert_eq!(ids(&received), ids(&exported));
-    assert_valid_cloudevents(&reqwest::Client::new(), &received[..3]).await;
+    assert_valid_cloudevents(&stack.http(), &received[..3]).await;
 
     // A consumer that restarts without its position (a new durable) gets the log again
     // from the start: every line is a duplicate it can recognise by position and id.
@@ -369,6 +382,39 @@ async fn the_live_feed_resumes_in_order_and_a_restart_from_scratch_is_detectable
         .cloned()
         .collect();
     assert_eq!(ids(&rest), ids(&expected));
+
+    // The analytics user reads, and can do nothing else to the log.
+    let js = async_nats::jetstream::new(stack.nats.client_as("analytics").await);
+    let forged = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        js.publish("coord.log.inspection.forged", "{}".into())
+            .await?
+            .await
+    })
+    .await;
+    assert!(
+        !matches!(forged, Ok(Ok(_))),
+        "the analytics user appended to the log: {forged:?}"
+    );
+    assert!(
+        js.delete_stream("COORD_LOG").await.is_err(),
+        "deleted the log"
+    );
+    let mut log_stream = js.get_stream("COORD_LOG").await.unwrap();
+    assert!(log_stream.purge().await.is_err(), "purged the log");
+    assert!(
+        log_stream.delete_consumer("analytics-a").await.is_err(),
+        "deleted a consumer"
+    );
+    assert!(
+        log_stream.direct_get(1).await.is_err(),
+        "read around its consumers"
+    );
+    let info = log_stream.info().await.unwrap();
+    assert_eq!(
+        info.state.last_sequence,
+        position(received.last().unwrap()).0,
+        "the log kept exactly what it had"
+    );
 }
 
 async fn get_json(http: &reqwest::Client, url: String) -> Value {
@@ -396,8 +442,8 @@ async fn periods_months_and_as_of_agree_with_the_events_of_the_reference_scenari
     let stack = Stack::start();
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
-    let client = Client::new(&base).unwrap();
+    let http = stack.http();
+    let client = stack.client();
     let loaded = coordctl::load(&client, SCENARIO, false).await.unwrap();
     let now = summary(&http, &base, loaded.last_position).await;
     let dir = tempfile::tempdir().unwrap();
