@@ -144,8 +144,7 @@ impl Client {
         accept: &str,
     ) -> anyhow::Result<reqwest::Response> {
         let response = self
-            .http
-            .get(format!("{}{path}", self.base))
+            .authorized(self.http.get(format!("{}{path}", self.base)), None)
             .query(query)
             .header("accept", accept)
             .send()
@@ -167,8 +166,7 @@ impl Client {
         body: String,
     ) -> anyhow::Result<T> {
         let response = self
-            .http
-            .post(format!("{}{path}", self.base))
+            .authorized(self.http.post(format!("{}{path}", self.base)), None)
             .query(query)
             .header("content-type", content_type)
             .body(body)
