@@ -522,16 +522,14 @@ impl Stack {
             &coordctl::tokens::all_offices(&province),
         )
         .expect("office tokens are written");
-        for name in [
-            "inspection",
-            "exchange",
-            "discipline",
-            "projector",
-            "gateway",
-        ] {
+        for name in ["inspection", "exchange", "discipline", "projector"] {
             let p = stack.spawn(name, &[]);
             stack.processes.push(p);
         }
+        // The gateway may append only for an import, as the NATS importer user.
+        let importer = stack.nats.creds_file("importer").display().to_string();
+        let gateway = stack.spawn("gateway", &[("COORD_IMPORT_NATS_CREDS", &importer)]);
+        stack.processes.push(gateway);
         stack.gateway_port = stack.process("gateway").wait_listening();
         stack.gateway_url = format!("http://127.0.0.1:{}", stack.gateway_port);
         stack

@@ -403,10 +403,17 @@ pub async fn import(
 ) -> Result<Json<ImportReport>, Problem> {
     // It appends in the names of the offices that issued the events: operators only.
     authorize_operation(&caller)?;
+    let Some(log) = s.import_log.clone() else {
+        return Err(Problem::unavailable(
+            "import_not_enabled",
+            "this gateway may not append to the log: start it with COORD_IMPORT_NATS_CREDS \
+             (the NATS importer user) for the import",
+        ));
+    };
     let Query(params) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
     let commits = parse_commits(&body)?;
     if params.fresh {
-        let head = s.log.head().await.map_err(log_problem)?;
+        let head = log.head().await.map_err(log_problem)?;
         if let Some(head) = head {
             return Err(Problem::new(
                 ErrorKind::Conflict,
@@ -424,8 +431,7 @@ pub async fn import(
         };
         let n = commit.len() as u64;
         let stream = first.stream.clone();
-        let outcome = s
-            .log
+        let outcome = log
             .append(
                 &stream,
                 expected,

@@ -57,6 +57,11 @@ pub struct Config {
     /// `coordctl up` sets it).
     #[arg(long, env = "COORD_TOKEN_PUBLIC_KEY")]
     pub token_public_key: String,
+    /// NATS credentials of the `importer` user, the only one besides the command
+    /// services that may append to the log. Without them `POST /v1/admin/import`
+    /// answers 503 `import_not_enabled`: give them to the gateway for a migration only.
+    #[arg(long, env = "COORD_IMPORT_NATS_CREDS")]
+    pub import_nats_creds: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Parser)]
@@ -75,6 +80,8 @@ pub struct Cli {
 pub struct AppState {
     pub nats: async_nats::Client,
     pub log: Arc<dyn EventLog>,
+    /// The log as the `importer` NATS user, if configured (see [`Config::import_nats_creds`]).
+    pub import_log: Option<Arc<dyn EventLog>>,
     pub province: Arc<Province>,
     pub request_timeout: Duration,
     pub ready_max_lag: u64,
@@ -151,9 +158,22 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         .map_err(|e| anyhow::anyhow!("--token-public-key: {e}"))?;
     let nats = config.service.connect("coord-gateway").await?;
     let log = config.service.open_log(nats.clone()).await?;
+    let import_log = match &config.import_nats_creds {
+        Some(creds) => {
+            let client = coord_service::server::connect(
+                &config.service.nats_url,
+                Some(creds),
+                "coord-gateway-import",
+            )
+            .await?;
+            Some(config.service.open_log(client).await?)
+        }
+        None => None,
+    };
     Ok(AppState {
         nats,
         log,
+        import_log,
         province,
         request_timeout: Duration::from_millis(config.request_timeout_ms),
         ready_max_lag: config.ready_max_lag,

@@ -27,6 +27,9 @@ pub enum NatsRole {
     /// The analytics live feed: reads the log only through consumers it creates on the
     /// log stream (a durable one to resume from); no direct gets, no other stream.
     Analytics,
+    /// `POST /v1/admin/import`: reads and appends to the log (given to the gateway only
+    /// for a migration).
+    Importer,
 }
 
 /// Every role a local system runs, with its user name.
@@ -38,6 +41,7 @@ pub const ROLES: &[(&str, NatsRole)] = &[
     ("gateway", NatsRole::Gateway),
     ("reader", NatsRole::Reader),
     ("analytics", NatsRole::Analytics),
+    ("importer", NatsRole::Importer),
 ];
 
 /// The role of process `name` (a workspace binary or `reader`).
@@ -120,6 +124,7 @@ impl NatsRole {
                 publish.push("coord.admin.>".into());
                 publish.push("$SRV.>".into());
             }
+            NatsRole::Importer => publish.push(format!("{}.>", log.prefix)),
             NatsRole::Reader | NatsRole::Analytics => {}
         }
         json!({
@@ -266,7 +271,7 @@ mod tests {
             );
             assert_eq!(
                 allow.contains(&"coord.log.>"),
-                matches!(role, NatsRole::Command(_)),
+                matches!(role, NatsRole::Command(_) | NatsRole::Importer),
                 "{name}"
             );
             assert_eq!(
