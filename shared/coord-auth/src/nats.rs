@@ -298,7 +298,11 @@ mod tests {
                 .all(|s| s.starts_with("$JS.API.") || s.starts_with("$JS.ACK.COORD_LOG")),
             "{allow:?}"
         );
-        assert!(!allow.iter().any(|s| s.contains("DIRECT.GET") || s.contains("MSG.GET")));
+        assert!(
+            !allow
+                .iter()
+                .any(|s| s.contains("DIRECT.GET") || s.contains("MSG.GET"))
+        );
         assert_eq!(p["subscribe"]["allow"], json!(["_INBOX.>"]));
     }
 
