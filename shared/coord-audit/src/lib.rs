@@ -8,6 +8,7 @@
 //! - [`note`]: C2SP `signed-note` with Ed25519 keys, and the note verifier key format;
 //! - [`checkpoint`]: C2SP `tlog-checkpoint` bodies;
 //! - [`export`]: the NDJSON export format that `coordctl audit verify` reads offline;
+//! - [`wire`]: the auditor's NATS query contract;
 //! - [`verify`]: walks a log and its checkpoints and reports intact, or the first
 //!   position where it breaks and why.
 
@@ -17,6 +18,7 @@ pub mod leaf;
 pub mod note;
 pub mod tree;
 pub mod verify;
+pub mod wire;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use leaf::{leaf_data, leaf_hash_of};
