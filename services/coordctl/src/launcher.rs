@@ -223,12 +223,17 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             data.join("projector.sqlite").display().to_string(),
         ),
         ("COORD_GATEWAY_ADDR", args.listen.to_string()),
+        (
+            "COORD_AUDIT_DIR",
+            data.join("auditor").display().to_string(),
+        ),
     ];
     for name in [
         "inspection",
         "exchange",
         "discipline",
         "projector",
+        "auditor",
         "gateway",
     ] {
         processes.push(spawn(name, &sibling_binary(name)?, &[], &env, &logs)?);

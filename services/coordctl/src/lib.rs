@@ -5,6 +5,7 @@
 
 #![allow(clippy::print_stdout)] // a CLI prints to stdout by design
 
+pub mod audit;
 pub mod client;
 pub mod launcher;
 pub mod render;
@@ -99,6 +100,9 @@ pub enum Command {
     Rebuild,
     /// Events the projector could not apply.
     DeadLetters,
+    /// The verifiable transparency log: verify, export, history, search, correlation.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Runs one command line.
@@ -210,6 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Follow { after } => follow(&client, after, cli.json).await,
         Command::Rebuild => rebuild(&client, cli.json).await,
+        Command::Audit(command) => audit::run(&client, command, cli.json).await,
         Command::DeadLetters => {
             let letters: Value = client.get_json("/v1/dead-letters", &[]).await?;
             print_json(&letters);
@@ -218,7 +223,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).expect("values serialize")

@@ -5,6 +5,7 @@
 //! [`build_app`] makes the router so that tests can serve it on port 0; [`run`] is the
 //! binary's whole life.
 
+pub mod audit;
 pub mod commands;
 pub mod events;
 pub mod nats;
@@ -65,6 +66,7 @@ pub fn build_app(state: AppState) -> Router {
     let doc = Arc::new(openapi::document());
     Router::new()
         .merge(commands::router())
+        .merge(audit::router())
         .route("/v1/status/province", get(queries::province))
         .route("/v1/status/districts", get(queries::districts))
         .route("/v1/status/districts/{unit}", get(queries::district))

@@ -97,6 +97,7 @@ fn json(schema: &str) -> utoipa::openapi::Content {
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(<crate::audit::AuditApi as OpenApi>::openapi());
     for route in ROUTES {
         let mut op = OperationBuilder::new()
             .tag(route.service)
