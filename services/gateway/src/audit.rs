@@ -321,33 +321,37 @@ pub async fn export(
     let first = futures::stream::iter(head_lines.iter().map(ndjson).collect::<Vec<_>>());
     let entries = match head {
         None => futures::stream::empty().boxed(),
-        Some(head) => s
-            .log
-            .subscribe(None)
-            .await
-            .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?
-            .scan(false, move |done, item| {
-                if *done {
-                    return futures::future::ready(None);
+        Some(head) => {
+            let subscription = s
+                .log
+                .subscribe(None)
+                .await
+                .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
+            // Stops at the head seen above without waiting for the next event.
+            futures::stream::unfold((subscription, false), move |(mut sub, done)| {
+                let office = office.clone();
+                async move {
+                    if done {
+                        return None;
+                    }
+                    let (entry, done) = match sub.next().await? {
+                        Ok(e) => {
+                            let last = e.pos() >= head;
+                            (Entry::Event(e), last)
+                        }
+                        Err(coord_log::LogError::Corrupt { position, reason }) => {
+                            (Entry::Unreadable { position, reason }, position >= head)
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "export cut short");
+                            return None;
+                        }
+                    };
+                    Some((ndjson(&entry_line(&office, &entry)), (sub, done)))
                 }
-                let entry = match item {
-                    Ok(e) => {
-                        *done = e.pos() >= head;
-                        Entry::Event(e)
-                    }
-                    Err(coord_log::LogError::Corrupt { position, reason }) => {
-                        *done = position >= head;
-                        Entry::Unreadable { position, reason }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "export cut short");
-                        *done = true;
-                        return futures::future::ready(None);
-                    }
-                };
-                futures::future::ready(Some(ndjson(&entry_line(&office, &entry))))
             })
-            .boxed(),
+            .boxed()
+        }
     };
     let body = first
         .chain(entries)

@@ -100,9 +100,9 @@ struct KeyParts {
 impl KeyParts {
     fn parse(text: &str) -> Result<Self, NoteError> {
         let bad = |why: &str| NoteError::BadKey(format!("{why} in `{}`", text.trim()));
-        let mut parts = text.trim().rsplitn(3, '+');
-        let (key, hash, name) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(k), Some(h), Some(n)) => (k, h, n),
+        let mut parts = text.trim().splitn(3, '+');
+        let (name, hash, key) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(n), Some(h), Some(k)) => (n, h, k),
             _ => return Err(bad("expected name+hash+key")),
         };
         check_name(name)?;
@@ -340,6 +340,24 @@ mod tests {
         let v: Verifier = s.verifier().to_string().parse().unwrap();
         let note = s.sign("origin\n3\nAAAA\n").unwrap();
         assert_eq!(Note::parse(&note).unwrap().verify(&[v]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn given_keys_whose_base64_holds_a_plus_then_they_round_trip() {
+        let with_plus: Vec<Signer> = (0u8..64)
+            .map(|i| Signer::from_seed("coord/x", [i; 32]).unwrap())
+            .filter(|s| s.verifier().to_string().split_once('+').unwrap().1[9..].contains('+'))
+            .take(3)
+            .collect();
+        assert!(!with_plus.is_empty());
+        for s in with_plus {
+            let v: Verifier = s.verifier().to_string().parse().unwrap();
+            assert_eq!(&v, s.verifier());
+            assert_eq!(
+                Signer::from_key_text(&s.to_key_text()).unwrap().verifier(),
+                &v
+            );
+        }
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl Break {
         }
     }
 
-    fn at(mut self, index: u64, walk: &Walk) -> Self {
+    fn at(mut self, index: u64, walk: &Walk<'_>) -> Self {
         self.leaf_index = Some(index);
         if let Some(e) = walk.events.get(index as usize) {
             self.position = e.position;
@@ -128,14 +128,14 @@ pub struct Trust<'a> {
 }
 
 /// The recomputed leaves of a log and what its structure says.
-struct Walk {
-    events: Vec<RecordedEvent>,
+struct Walk<'a> {
+    events: Vec<&'a RecordedEvent>,
     tree: Tree,
     structural: Option<Break>,
 }
 
-fn walk(entries: &[Entry]) -> Walk {
-    let mut events: Vec<RecordedEvent> = Vec::with_capacity(entries.len());
+fn walk(entries: &[Entry]) -> Walk<'_> {
+    let mut events: Vec<&RecordedEvent> = Vec::with_capacity(entries.len());
     let mut tree = Tree::new();
     let mut first: Option<Break> = None;
     let mut versions: HashMap<&str, u64> = HashMap::new();
@@ -199,7 +199,7 @@ fn walk(entries: &[Entry]) -> Walk {
             }
         };
         if let Entry::Event(e) = entry {
-            events.push(e.clone());
+            events.push(e);
         }
         if first.is_none() {
             first = problem;
@@ -280,7 +280,7 @@ fn authenticated<'a>(leaves: &'a [Hash], signed: &[&Signed]) -> Option<&'a [Hash
 }
 
 /// The first leaf where the log differs from the authenticated leaves, classified.
-fn diff(walk: &Walk, expected: &[Hash]) -> Option<Break> {
+fn diff(walk: &Walk<'_>, expected: &[Hash]) -> Option<Break> {
     let got = walk.tree.leaves();
     let i = (0..expected.len()).find(|&i| got.get(i) != Some(&expected[i]))?;
     let (g, e) = (|k: usize| got.get(k), |k: usize| expected.get(k));
@@ -319,7 +319,7 @@ fn diff(walk: &Walk, expected: &[Hash]) -> Option<Break> {
 }
 
 /// Checks each signed root against the recomputed tree; the first mismatch as a window.
-fn roots(walk: &Walk, signed: &[&Signed]) -> Option<Break> {
+fn roots(walk: &Walk<'_>, signed: &[&Signed]) -> Option<Break> {
     let mut good = 0;
     for s in signed {
         let cp = &s.checkpoint;
@@ -362,7 +362,7 @@ fn roots(walk: &Walk, signed: &[&Signed]) -> Option<Break> {
 }
 
 /// Checks a consistency proof between each pair of successive checkpoints.
-fn consistency(walk: &Walk, signed: &[&Signed]) -> Result<usize, Break> {
+fn consistency(walk: &Walk<'_>, signed: &[&Signed]) -> Result<usize, Break> {
     let mut checks = 0;
     for pair in signed.windows(2) {
         let (a, b) = (&pair[0].checkpoint, &pair[1].checkpoint);
