@@ -91,7 +91,7 @@ fn verification(n: u64, signer: &Signer) -> serde_json::Value {
     let build = t.elapsed().as_secs_f64();
     let checkpoints: Vec<String> = (1..=n / 10_000)
         .map(|k| k * 10_000)
-        .chain((n % 10_000 != 0).then_some(n))
+        .chain((!n.is_multiple_of(10_000)).then_some(n))
         .map(|size| {
             Checkpoint {
                 origin: signer.name().into(),

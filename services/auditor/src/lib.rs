@@ -93,7 +93,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (client, auditor) = open(&config).await?;
-    tracing::info!(office = %auditor.office, key = %auditor.signer.verifier(), leaves = auditor.len(), "auditor starting");
+    tracing::info!(office = %auditor.office, key = %auditor.signer.verifier(), leaves = auditor.leaf_count(), "auditor starting");
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut following = tokio::spawn(
         auditor
@@ -122,6 +122,6 @@ pub async fn run(
     }
     let _ = queries.await;
     client.flush().await.ok();
-    tracing::info!(leaves = auditor.len(), "auditor stopped");
+    tracing::info!(leaves = auditor.leaf_count(), "auditor stopped");
     result
 }

@@ -76,7 +76,7 @@ impl Auditor {
     }
 
     /// The number of leaves.
-    pub fn len(&self) -> u64 {
+    pub fn leaf_count(&self) -> u64 {
         self.state.lock().expect("state lock").tree.len()
     }
 

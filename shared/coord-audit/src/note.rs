@@ -324,7 +324,10 @@ mod tests {
         let v: Verifier = GO_VKEY.parse().unwrap();
         assert_eq!(v.to_string(), GO_VKEY);
         let note = Note::parse(GO_NOTE).unwrap();
-        assert_eq!(note.verify(&[v.clone()]).unwrap(), vec!["PeterNeumann"]);
+        assert_eq!(
+            note.verify(std::slice::from_ref(&v)).unwrap(),
+            vec!["PeterNeumann"]
+        );
         let forged = GO_NOTE.replace("cryptography", "cryptographY");
         assert_eq!(
             Note::parse(&forged).unwrap().verify(&[v]),

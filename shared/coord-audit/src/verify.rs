@@ -224,7 +224,7 @@ fn open_all(
     notes: &[String],
     verifiers: &[Verifier],
     trusted: bool,
-) -> Result<(Option<String>, Vec<Signed>), Break> {
+) -> Result<(Option<String>, Vec<Signed>), Box<Break>> {
     let Some(origin) = notes.first().and_then(|n| Checkpoint::origin_of(n)) else {
         return Ok((None, Vec::new()));
     };
@@ -244,7 +244,7 @@ fn open_all(
         if let Some(prev) = out.last()
             && checkpoint.size < prev.checkpoint.size
         {
-            return Err(Break::new(
+            return Err(Box::new(Break::new(
                 BreakKind::BadCheckpoint,
                 format!(
                     "{whose} #{} commits to {} leaves, fewer than the {} of the one before: the log shrank",
@@ -252,7 +252,7 @@ fn open_all(
                     checkpoint.size,
                     prev.checkpoint.size
                 ),
-            ));
+            )));
         }
         out.push(Signed {
             label: format!("{whose} #{} (size {})", i + 1, checkpoint.size),
@@ -362,7 +362,7 @@ fn roots(walk: &Walk<'_>, signed: &[&Signed]) -> Option<Break> {
 }
 
 /// Checks a consistency proof between each pair of successive checkpoints.
-fn consistency(walk: &Walk<'_>, signed: &[&Signed]) -> Result<usize, Break> {
+fn consistency(walk: &Walk<'_>, signed: &[&Signed]) -> Result<usize, Box<Break>> {
     let mut checks = 0;
     for pair in signed.windows(2) {
         let (a, b) = (&pair[0].checkpoint, &pair[1].checkpoint);
@@ -372,7 +372,7 @@ fn consistency(walk: &Walk<'_>, signed: &[&Signed]) -> Result<usize, Break> {
         let proof = walk
             .tree
             .consistency(a.size, b.size)
-            .map_err(|e| Break::new(BreakKind::BadCheckpoint, e.to_string()))?;
+            .map_err(|e| Box::new(Break::new(BreakKind::BadCheckpoint, e.to_string())))?;
         verify_consistency(a.size, &a.root, b.size, &b.root, &proof).map_err(|e| {
             let mut br = Break::new(
                 BreakKind::Rewritten,
@@ -382,7 +382,7 @@ fn consistency(walk: &Walk<'_>, signed: &[&Signed]) -> Result<usize, Break> {
                 ),
             );
             br.window = Some([0, a.size]);
-            br
+            Box::new(br)
         })?;
         checks += 1;
     }
@@ -409,7 +409,7 @@ pub fn verify_office(office: &str, log: &OfficeLog, trust: &Trust<'_>) -> Report
     let (origin, own, known) = match opened {
         Ok(v) => v,
         Err(b) => {
-            report.broken = Some(b);
+            report.broken = Some(*b);
             return report;
         }
     };
@@ -454,7 +454,7 @@ pub fn verify_office(office: &str, log: &OfficeLog, trust: &Trust<'_>) -> Report
     if broken.is_none() {
         match consistency(&walk, &own_refs) {
             Ok(n) => report.consistency_checks = n,
-            Err(b) => broken = Some(b),
+            Err(b) => broken = Some(*b),
         }
     }
     report.broken = broken;
