@@ -7,12 +7,14 @@
 //!   consistency proofs for any past size (verified with `ct-merkle`);
 //! - [`note`]: C2SP `signed-note` with Ed25519 keys, and the note verifier key format;
 //! - [`checkpoint`]: C2SP `tlog-checkpoint` bodies;
+//! - [`cosign`]: C2SP `tlog-cosignature` and the hub's witness;
 //! - [`export`]: the NDJSON export format that `coordctl audit verify` reads offline;
 //! - [`wire`]: the auditor's NATS query contract;
 //! - [`verify`]: walks a log and its checkpoints and reports intact, or the first
 //!   position where it breaks and why.
 
 pub mod checkpoint;
+pub mod cosign;
 pub mod export;
 pub mod leaf;
 pub mod note;

@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 use crate::{b64, unb64};
 
 const ED25519: u8 = 0x01;
-const DASH: &str = "\u{2014} ";
+/// The signature type of C2SP tlog-cosignature/v1 (Ed25519, timestamped).
+pub(crate) const COSIGNATURE_V1: u8 = 0x04;
+pub(crate) const DASH: &str = "\u{2014} ";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NoteError {
@@ -32,7 +34,7 @@ pub enum NoteError {
     Unverified(String),
 }
 
-fn check_name(name: &str) -> Result<(), NoteError> {
+pub(crate) fn check_name(name: &str) -> Result<(), NoteError> {
     if name.is_empty() || name.contains('+') || name.chars().any(char::is_whitespace) {
         return Err(NoteError::BadName(name.into()));
     }
@@ -41,10 +43,15 @@ fn check_name(name: &str) -> Result<(), NoteError> {
 
 /// The 4-byte key hash of an Ed25519 key under `name`.
 pub fn key_hash(name: &str, public: &[u8; 32]) -> u32 {
+    key_id(name, ED25519, public)
+}
+
+/// SHA-256(name ‖ "\n" ‖ alg ‖ public key)[:4], big endian.
+pub(crate) fn key_id(name: &str, alg: u8, public: &[u8; 32]) -> u32 {
     let digest = Sha256::new()
         .chain_update(name.as_bytes())
         .chain_update(b"\n")
-        .chain_update([ED25519])
+        .chain_update([alg])
         .chain_update(public)
         .finalize();
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
@@ -91,14 +98,16 @@ impl fmt::Display for Verifier {
 
 /// The parts of `name+hash+base64(0x01 ‖ key)`: the name, the key hash as written,
 /// and the 32 key bytes.
-struct KeyParts {
-    name: String,
+pub(crate) struct KeyParts {
+    pub(crate) name: String,
     hash: String,
-    material: [u8; 32],
+    /// The signature type byte: 0x01 Ed25519 notes, 0x04 cosignature/v1.
+    pub(crate) alg: u8,
+    pub(crate) material: [u8; 32],
 }
 
 impl KeyParts {
-    fn parse(text: &str) -> Result<Self, NoteError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, NoteError> {
         let bad = |why: &str| NoteError::BadKey(format!("{why} in `{}`", text.trim()));
         let mut parts = text.trim().splitn(3, '+');
         let (name, hash, key) = match (parts.next(), parts.next(), parts.next()) {
@@ -110,19 +119,20 @@ impl KeyParts {
             return Err(bad("the key hash is not 8 hex digits"));
         }
         let key = unb64(key).map_err(|_| bad("the key is not base64"))?;
-        if key.len() != 33 || key[0] != ED25519 {
+        if key.len() != 33 || ![ED25519, COSIGNATURE_V1].contains(&key[0]) {
             return Err(bad("not an Ed25519 key"));
         }
         Ok(Self {
             name: name.into(),
             hash: hash.to_ascii_lowercase(),
+            alg: key[0],
             material: key[1..].try_into().expect("33 bytes checked"),
         })
     }
 
-    /// Refuses a key whose written hash is not the hash of its name and key.
-    fn check_hash(&self, verifier: &Verifier) -> Result<(), NoteError> {
-        if format!("{:08x}", verifier.hash) != self.hash {
+    /// Refuses a key whose written hash is not `hash`, the hash of its name and key.
+    pub(crate) fn check_id(&self, hash: u32) -> Result<(), NoteError> {
+        if format!("{hash:08x}") != self.hash {
             return Err(NoteError::BadKey(format!(
                 "key hash {} does not match the key of `{}`",
                 self.hash, self.name
@@ -136,10 +146,16 @@ impl FromStr for Verifier {
     type Err = NoteError;
     fn from_str(text: &str) -> Result<Self, NoteError> {
         let parts = KeyParts::parse(text)?;
+        if parts.alg != ED25519 {
+            return Err(NoteError::BadKey(format!(
+                "`{}` is not a note signing key",
+                parts.name
+            )));
+        }
         let key = VerifyingKey::from_bytes(&parts.material)
             .map_err(|e| NoteError::BadKey(format!("not an Ed25519 point: {e}")))?;
         let verifier = Verifier::new(&parts.name, key)?;
-        parts.check_hash(&verifier)?;
+        parts.check_id(verifier.hash)?;
         Ok(verifier)
     }
 }
@@ -195,7 +211,7 @@ impl Signer {
             .ok_or_else(|| NoteError::BadKey("a signer key starts with PRIVATE+KEY+".into()))?;
         let parts = KeyParts::parse(rest)?;
         let signer = Self::from_seed(&parts.name, parts.material)?;
-        parts.check_hash(&signer.verifier)?;
+        parts.check_id(signer.verifier.hash)?;
         Ok(signer)
     }
 
