@@ -308,3 +308,76 @@ fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
         payload,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDate, TimeZone, Utc};
+
+    fn event(i: u64) -> RecordedEvent {
+        RecordedEvent {
+            event_id: Uuid::from_u128(100 + u128::from(i)),
+            stream_id: "inspection-abc".parse().unwrap(),
+            stream_version: i + 1,
+            event_type: if i % 2 == 0 { "A" } else { "B" }.into(),
+            schema_version: 1,
+            occurred_at: NaiveDate::from_ymd_opt(2022, 1, 1 + i as u32).unwrap(),
+            recorded_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+            office: "province".into(),
+            actor: "a".into(),
+            correlation_id: Uuid::from_u128(1),
+            causation_id: Uuid::from_u128(2),
+            payload: serde_json::json!({"unit": "long-xuyen"}),
+            position: Some(EventPosition {
+                commit: i + 1,
+                index: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn given_a_batch_applied_twice_then_the_second_time_adds_no_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("a.sqlite")).unwrap();
+        let items: Vec<Item> = (0..5).map(|i| Item::Event(event(i))).collect();
+        assert_eq!(store.apply_batch(&items, 0).unwrap().len(), 5);
+        assert!(store.apply_batch(&items, 5).unwrap().is_empty());
+        assert_eq!(store.leaf_hashes().unwrap().len(), 5);
+        assert_eq!(store.position().unwrap().unwrap().commit, 5);
+    }
+
+    #[test]
+    fn given_a_search_then_pages_follow_the_cursor_and_filters_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("a.sqlite")).unwrap();
+        let items: Vec<Item> = (0..9).map(|i| Item::Event(event(i))).collect();
+        store.apply_batch(&items, 0).unwrap();
+        let mut filter = EventFilter {
+            event_type: Some("A".into()),
+            from: Some("2022-01-02".into()),
+            limit: Some(2),
+            ..Default::default()
+        };
+        let first = store.search(&filter).unwrap();
+        assert_eq!(
+            first
+                .events
+                .iter()
+                .map(|e| e.leaf_index)
+                .collect::<Vec<_>>(),
+            [2, 4]
+        );
+        filter.cursor = first.next_cursor;
+        let second = store.search(&filter).unwrap();
+        assert_eq!(
+            second
+                .events
+                .iter()
+                .map(|e| e.leaf_index)
+                .collect::<Vec<_>>(),
+            [6, 8]
+        );
+        assert_eq!(second.next_cursor, None);
+        assert_eq!(second.events[0].unit.as_deref(), Some("long-xuyen"));
+    }
+}
