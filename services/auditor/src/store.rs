@@ -319,7 +319,7 @@ mod tests {
             event_id: Uuid::from_u128(100 + u128::from(i)),
             stream_id: "inspection-abc".parse().unwrap(),
             stream_version: i + 1,
-            event_type: if i % 2 == 0 { "A" } else { "B" }.into(),
+            event_type: if i.is_multiple_of(2) { "A" } else { "B" }.into(),
             schema_version: 1,
             occurred_at: NaiveDate::from_ymd_opt(2022, 1, 1 + i as u32).unwrap(),
             recorded_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
