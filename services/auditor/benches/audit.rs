@@ -120,6 +120,7 @@ fn verification(n: u64, signer: &Signer) -> serde_json::Value {
     let secs = t.elapsed().as_secs_f64();
     assert!(report.is_intact(), "{report:?}");
     let avg_leaf = (0..1000).map(|i| leaf_data(&event(i)).len()).sum::<usize>() / 1000;
+    let offline = offline_from_file(&log, signer, 100_000);
     println!(
         "verify {n} events: {secs:.2} s, {:.0} events/s ({} checkpoints, {} consistency proofs)",
         n as f64 / secs,
@@ -134,7 +135,47 @@ fn verification(n: u64, signer: &Signer) -> serde_json::Value {
         "verify_seconds": secs,
         "verify_events_per_second": n as f64 / secs,
         "leaf_hash_and_tree_events_per_second": n as f64 / build,
+        "offline_from_ndjson": offline,
     })
+}
+
+/// `coordctl audit verify --file`: reading the NDJSON export and verifying it, on the
+/// first `m` events (the file for a million events is ~600 MB; the rate is per event).
+fn offline_from_file(log: &OfficeLog, signer: &Signer, m: usize) -> serde_json::Value {
+    let entries = log.entries[..m.min(log.entries.len())].to_vec();
+    let tree = Tree::from_leaves(entries.iter().map(|e| match e {
+        Entry::Event(e) => leaf_hash_of(e),
+        Entry::Unreadable { .. } => unreachable!(),
+    }));
+    let size = tree.len();
+    let note = Checkpoint {
+        origin: signer.name().into(),
+        size,
+        root: tree.root(size).unwrap(),
+    }
+    .sign(signer);
+    let mut export = coord_audit::export::Export::default();
+    export.offices.insert(
+        "province".into(),
+        OfficeLog {
+            entries,
+            checkpoints: vec![note],
+            leaves: tree.leaves().to_vec(),
+        },
+    );
+    let mut bytes = Vec::new();
+    export.write(&mut bytes).unwrap();
+    let verifiers = [signer.verifier().clone()];
+    let t = Instant::now();
+    let read = coord_audit::export::Export::read(bytes.as_slice()).unwrap();
+    let reports = coord_audit::verify::verify_all(&read.offices, &verifiers, None);
+    let secs = t.elapsed().as_secs_f64();
+    assert!(reports[0].is_intact());
+    println!(
+        "offline (parse + verify) {size} events: {:.0} events/s",
+        size as f64 / secs
+    );
+    json!({ "events": size, "file_bytes": bytes.len(), "seconds": secs, "events_per_second": size as f64 / secs })
 }
 
 async fn serving(n: u64, signer: Signer) -> serde_json::Value {
