@@ -393,12 +393,57 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
             .iter()
             .all(|e| e.actor == clerk && e.event_type == "InformationAcknowledged")
     );
-    let r = http
-        .get(format!("{base}/v1/audit/events?from=yesterday"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    // Bad input gets a typed problem naming what was wrong.
+    for (url, status, code) in [
+        (
+            format!("{base}/v1/audit/events?from=yesterday"),
+            400,
+            "invalid_date",
+        ),
+        (
+            format!(
+                "{base}/v1/audit/proof/inclusion?event_id={}",
+                uuid::Uuid::nil()
+            ),
+            404,
+            "unknown_event",
+        ),
+        (
+            format!("{base}/v1/audit/proof/inclusion?event_id=x"),
+            400,
+            "bad_query",
+        ),
+        (
+            format!("{base}/v1/audit/proof/consistency?from=0"),
+            400,
+            "bad_tree_sizes",
+        ),
+        (
+            format!("{base}/v1/audit/proof/consistency?from=5&to=99999"),
+            400,
+            "bad_tree_sizes",
+        ),
+        (
+            format!("{base}/v1/audit/correlations/nope"),
+            400,
+            "invalid_correlation_id",
+        ),
+        (
+            format!("{base}/v1/audit/streams/Not-A-Stream"),
+            400,
+            "invalid_stream",
+        ),
+        (
+            format!("{base}/v1/audit/checkpoint?office=nowhere"),
+            503,
+            "service_unavailable",
+        ),
+    ] {
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{url}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], code, "{url}: {p}");
+    }
     let (ok, out) = coordctl(
         &base,
         &["audit", "history", &format!("inspection-{inspection}")],
