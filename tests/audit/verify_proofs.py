@@ -10,6 +10,7 @@ Input: a JSON file with
   vkey            the office's note verifier key (name+hash+base64)
   checkpoint      a signed checkpoint note (text)
   inclusion       {"leaf_index", "tree_size", "leaf_data", "hashes"} (+ "event_id")
+  more_inclusions more proofs of the same shape (optional)
   old_checkpoint  an earlier signed checkpoint (optional, with consistency)
   consistency     {"hashes"} from old_checkpoint's size to checkpoint's size
 
@@ -139,13 +140,13 @@ def check_leaf_data(data, event_id):
 def main(path):
     doc = json.load(open(path, encoding="utf-8"))
     size, root = open_checkpoint(doc["checkpoint"], doc["vkey"])
-    inc = doc["inclusion"]
-    if inc["tree_size"] != size:
-        raise Failure("the proof is for another tree size")
-    data = base64.b64decode(inc["leaf_data"])
-    check_leaf_data(data, inc.get("event_id"))
-    path_hashes = [base64.b64decode(h) for h in inc["hashes"]]
-    verify_inclusion(inc["leaf_index"], size, sha256(b"\x00" + data), path_hashes, root)
+    for inc in [doc["inclusion"]] + doc.get("more_inclusions", []):
+        if inc["tree_size"] != size:
+            raise Failure("the proof is for another tree size")
+        data = base64.b64decode(inc["leaf_data"])
+        check_leaf_data(data, inc.get("event_id"))
+        path_hashes = [base64.b64decode(h) for h in inc["hashes"]]
+        verify_inclusion(inc["leaf_index"], size, sha256(b"\x00" + data), path_hashes, root)
     if "old_checkpoint" in doc:
         old_size, old_root = open_checkpoint(doc["old_checkpoint"], doc["vkey"])
         proof = [base64.b64decode(h) for h in doc["consistency"]["hashes"]]

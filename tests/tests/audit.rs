@@ -3,9 +3,9 @@
 //! through the API. An untouched log verifies intact online (library and the `coordctl`
 //! binary) and offline; each tampering case is found at the right leaf; a history
 //! rewritten and re-signed with the office's own key is caught against an earlier
-//! export; a raw message published on a log subject is caught; an inclusion and a
-//! consistency proof verify with a Python script that is not the project's code; the
-//! reviewer queries return what the scenario recorded.
+//! export; a raw message published on a log subject is caught; an inclusion proof of
+//! every event and a consistency proof verify with a Python script that is not the
+//! project's code; the reviewer queries return what the scenario recorded.
 
 use std::path::Path;
 use std::process::Command;
@@ -322,8 +322,19 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
         "vkey": served[0].key, "checkpoint": new.note, "inclusion": inclusion,
         "old_checkpoint": old.note, "consistency": consistency,
     });
+    // Every event of the reference scenario, not just one.
+    let mut more = Vec::new();
+    for e in events(log) {
+        let url = format!("{base}/v1/audit/proof/inclusion?event_id={}", e.event_id);
+        let mut proof: Value = get(&http, &url).await;
+        proof["event_id"] = json!(e.event_id);
+        more.push(proof);
+    }
+    assert_eq!(more.len(), n);
+    input["more_inclusions"] = json!(more);
     let (ok, out) = python_verify(&input, stack.data.path());
     assert!(ok && out.trim() == "OK", "{out}");
+    input.as_object_mut().unwrap().remove("more_inclusions");
     input["consistency"]["hashes"][0] = json!(coord_audit::b64(&[0; 32]));
     let (ok, out) = python_verify(&input, stack.data.path());
     assert!(!ok && out.contains("consistency"), "{out}");
