@@ -122,6 +122,9 @@ def case(unit, subject, form, basis_idx, opened, body=PROVINCE, consult=False, a
     emit("discipline.open", f"open:{case_no}", {
         "case_id": cid, "term": TERM, "unit": unit, "subject": subject,
         "basis": {"kind": "central_conclusion", "body": central_body, "reference": ref},
+        # The violation the central conclusion found, about a year before the case: well
+        # within every time limit (Quy định 69-QĐ/TW), while the district police existed.
+        "violation": {"committed_on": d(opened, -400 - case_no % 90)},
         "opened_on": opened})
     if consult:
         exchange(f"consult:{case_no}", unit, PROVINCE, district(unit), "consultation",

@@ -85,7 +85,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 #[tokio::main]
 async fn main() {
     let nats = NatsServer::start();
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    let client = nats.admin_client().await;
     let log = Arc::new(
         JetStreamLog::open(client.clone(), JetStreamConfig::default())
             .await
@@ -95,7 +95,7 @@ async fn main() {
     let appends_1 = appends(log.clone(), 1).await;
     let appends_16 = appends(log.clone(), 16).await;
 
-    let _service = ServiceProcess::start("inspection", &[], &[("COORD_NATS_URL", &nats.url())]);
+    let _service = ServiceProcess::start_on(&nats, "inspection", &[]);
     tests::send_command(
         &client,
         "inspection",
@@ -127,14 +127,8 @@ async fn main() {
     let db = tempfile::tempdir().unwrap();
     let db_path = db.path().join("bench.sqlite").display().to_string();
     let start = Instant::now();
-    let projector = ServiceProcess::start(
-        "projector",
-        &[],
-        &[
-            ("COORD_NATS_URL", &nats.url()),
-            ("COORD_PROJECTOR_DB", &db_path),
-        ],
-    );
+    let projector =
+        ServiceProcess::start_on(&nats, "projector", &[("COORD_PROJECTOR_DB", &db_path)]);
     let (replay, dead_letters) = loop {
         let q = serde_json::to_vec(&QueryRequest::default()).unwrap();
         if let Ok(Ok(msg)) = tokio::time::timeout(

@@ -1,14 +1,20 @@
 //! Test support for the workspace's end-to-end and contract tests.
 //!
-//! - [`NatsServer`]: a real `nats-server` with JetStream on a free loopback port and a
-//!   temporary store directory, killed on drop. The binary comes from
-//!   `NATS_SERVER_BIN`, the project's `.tools/nats/bin` (see `deploy/install-nats.sh`)
-//!   or `PATH`.
+//! - [`NatsServer`]: a real `nats-server` with JetStream on a loopback port that the
+//!   server chooses itself (`-p -1`, read back from its `--ports_file_dir` file, so no
+//!   two tests race for a port) and a temporary store directory, killed on drop. Like
+//!   every deployment it admits no anonymous client: [`NatsServer::admin_client`]
+//!   connects as the generated admin (for tests that set up or inspect the log),
+//!   services get their own users with [`NatsServer::service_env`]. The binary comes
+//!   from `NATS_SERVER_BIN`, the project's `.tools/nats/bin` (see
+//!   `deploy/install-nats.sh`) or `PATH`.
 //! - [`ServiceProcess`]: one of the workspace's service binaries running as a child
 //!   process, stopped with SIGTERM on drop.
 //! - [`contract`]: the behaviour every `EventLog` backend must have.
 
 pub mod contract;
+pub mod offices;
+pub mod up;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -51,6 +57,65 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// The TCP port process `pid` listens on, if any (Linux: the socket inodes among its
+/// open files, looked up in its network namespace's `/proc/<pid>/net/tcp`).
+pub fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_str()?;
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        // sl local_address rem_address st … inode: state 0A is LISTEN.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let listening = fields.get(3) == Some(&"0A") && inodes.contains(*fields.get(9)?);
+        let port = fields.get(1)?.rsplit(':').next()?;
+        listening.then(|| u16::from_str_radix(port, 16).ok())?
+    })
+}
+
+/// The client port nats-server writes to `<dir>/nats-server_<pid>.ports` once it listens.
+fn read_ports_file(dir: &Path, child: &mut Child) -> u16 {
+    let file = dir.join(format!("nats-server_{}.ports", child.id()));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let port = std::fs::read(&file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|ports| ports["nats"][0].as_str()?.rsplit(':').next()?.parse().ok());
+        if let Some(port) = port {
+            return port;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("nats-server exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!(
+        "nats-server wrote no ports file {} within 15 s",
+        file.display()
+    );
+}
+
+/// The first of `n` consecutive free ports on 127.0.0.1 (for `coordctl up --offices`,
+/// which numbers its offices' ports from a base).
+pub fn free_ports(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        let all_free = (0..n).all(|i| {
+            base.checked_add(i)
+                .is_some_and(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        });
+        if all_free {
+            return base;
+        }
+    }
+}
+
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -66,46 +131,127 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     panic!("{what} did not listen on 127.0.0.1:{port} within 15 s");
 }
 
-/// A real nats-server with JetStream, on loopback, with a temporary store.
+/// A real nats-server with JetStream, on loopback, with a temporary store, generated
+/// credentials and the log stream created by its admin.
 pub struct NatsServer {
     child: Option<Child>,
+    /// 0 until the first start, then the port the server chose.
     port: u16,
     store: tempfile::TempDir,
+    credentials: coord_auth::nats::NatsCredentials,
 }
 
 impl NatsServer {
     pub fn start() -> Self {
         let store = tempfile::tempdir().expect("a temporary store directory");
+        let credentials = coord_auth::nats::NatsCredentials::ensure(&store.path().join("creds"))
+            .expect("NATS credentials are generated");
         let mut server = Self {
             child: None,
-            port: free_port(),
+            port: 0,
             store,
+            credentials,
         };
         server.spawn();
+        server.create_log_stream();
         server
     }
 
+    fn config_file(&self) -> PathBuf {
+        let path = self.store.path().join("creds/nats-server.conf");
+        let config = coord_auth::nats::single_server_config(
+            self.port,
+            self.store.path(),
+            &self.credentials,
+            &coord_auth::nats::LogSubjects::default(),
+        )
+        .expect("the NATS configuration is generated");
+        coord_auth::nats::write_config(&path, &config).expect("the NATS configuration is written");
+        path
+    }
+
+    /// As an operator does at first start: the admin creates the log stream, which the
+    /// services' users may not. (A thread of its own: callers may be inside a runtime.)
+    fn create_log_stream(&self) {
+        let (url, password) = (self.url(), self.credentials.admin_password.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let client = admin_connect(&url, password).await;
+                coord_log::jetstream::JetStreamLog::open(client.clone(), Default::default())
+                    .await
+                    .expect("the admin creates the log stream");
+                client.flush().await.expect("flushed");
+            });
+        })
+        .join()
+        .expect("the log stream is created");
+    }
+
     fn spawn(&mut self) {
+        let ports_dir = self.store.path().join("ports");
+        let _ = std::fs::remove_dir_all(&ports_dir);
+        std::fs::create_dir_all(&ports_dir).expect("a ports file directory");
+        // First start: the server picks a free port. A restart keeps the port, so
+        // that clients reconnect; it was the server's own until the kill.
+        let port = if self.port == 0 {
+            "-1".to_owned()
+        } else {
+            self.port.to_string()
+        };
         let mut child = Command::new(nats_server_bin())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.store.path())
+            .arg("-c")
+            .arg(self.config_file())
+            // Flags override the file: the server picks the port on the first start.
+            .args(["-a", "127.0.0.1", "-p", &port])
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server starts");
+        self.port = read_ports_file(&ports_dir, &mut child);
         wait_for_port(self.port, &mut child, "nats-server");
         self.child = Some(child);
     }
 
+    /// The server's URL; connecting needs credentials ([`NatsServer::admin_client`],
+    /// [`NatsServer::client_as`], [`NatsServer::service_env`]).
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// A client connected as the admin: full rights, for setting up and inspecting.
+    pub async fn admin_client(&self) -> async_nats::Client {
+        admin_connect(&self.url(), self.credentials.admin_password.clone()).await
+    }
+
+    /// The nkey seed file of process `name`'s user (`inspection`, `gateway`, `reader`, …).
+    pub fn creds_file(&self, name: &str) -> PathBuf {
+        self.credentials.seed_file(name)
+    }
+
+    /// What process `name` needs to connect as its own user.
+    pub fn service_env(&self, name: &str) -> Vec<(String, String)> {
+        vec![
+            ("COORD_NATS_URL".into(), self.url()),
+            (
+                "COORD_NATS_CREDS".into(),
+                self.creds_file(name).display().to_string(),
+            ),
+        ]
+    }
+
+    /// A client connected as user `name`.
+    pub async fn client_as(&self, name: &str) -> async_nats::Client {
+        let seed = std::fs::read_to_string(self.creds_file(name)).expect("the seed file");
+        async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+            .connect(self.url())
+            .await
+            .expect("the user connects")
     }
 
     /// Kills the server (SIGKILL: no clean shutdown) and starts it again on the same
@@ -123,9 +269,65 @@ impl NatsServer {
     }
 }
 
+async fn admin_connect(url: &str, password: String) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password("admin".into(), password)
+        .connect(url)
+        .await
+        .expect("the NATS admin connects")
+}
+
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A nats-server run from a configuration file (e.g. one of `coordctl offices`),
+/// killed on drop.
+pub struct ConfiguredNats {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl ConfiguredNats {
+    /// Starts nats-server with `config` and waits until it listens on `port`.
+    pub fn start(config: &Path, port: u16) -> Self {
+        // Its log goes next to the configuration, for post-mortems.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config.with_extension("log"))
+            .expect("a log file");
+        let mut child = Command::new(nats_server_bin())
+            .arg("-c")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts");
+        wait_for_port(port, &mut child, "nats-server");
+        Self {
+            child: Some(child),
+            port,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops it (SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ConfiguredNats {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -170,8 +372,34 @@ impl ServiceProcess {
         }
     }
 
+    /// Starts `bin` connected to `nats` as its own NATS user, with `extra` environment.
+    pub fn start_on(nats: &NatsServer, bin: &str, extra: &[(&str, &str)]) -> Self {
+        let env = nats.service_env(bin);
+        let mut all: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        all.extend_from_slice(extra);
+        Self::start(bin, &[], &all)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// Waits (at most 15 s) until the process listens on a TCP port and returns it: for
+    /// a server started on port 0, which chose its own port (no race for a free one).
+    pub fn wait_listening(&mut self) -> u16 {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Some(port) = listening_port(child.id()) {
+                return port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{} exited early with {status}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("{} did not listen within 15 s", self.name);
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns whether it exited 0.
@@ -274,14 +502,22 @@ impl Stack {
     pub fn start() -> Self {
         let nats = NatsServer::start();
         let data = tempfile::tempdir().expect("a temporary data folder");
-        let gateway_port = free_port();
         let mut stack = Self {
             nats,
             processes: Vec::new(),
-            gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            gateway_url: String::new(),
             data,
-            gateway_port,
+            // The first gateway binds port 0 and we read back the port it got.
+            gateway_port: 0,
         };
+        let province = coord_domain::Province::from_toml_str(coord_domain::province::AN_GIANG_TOML)
+            .expect("the embedded province");
+        coordctl::tokens::ensure_office_tokens(
+            &stack.credentials_dir(),
+            &province,
+            &coordctl::tokens::all_offices(&province),
+        )
+        .expect("office tokens are written");
         for name in [
             "inspection",
             "exchange",
@@ -292,13 +528,71 @@ impl Stack {
             let p = stack.spawn(name, &[]);
             stack.processes.push(p);
         }
+        stack.gateway_port = stack.process("gateway").wait_listening();
+        stack.gateway_url = format!("http://127.0.0.1:{}", stack.gateway_port);
         stack
     }
 
-    /// Environment every process of the stack gets.
+    /// Where the token signing key and the offices' operator tokens are.
+    pub fn credentials_dir(&self) -> PathBuf {
+        self.data.path().join("credentials")
+    }
+
+    /// The operator token of office `slug` (`province`, `long-xuyen`, …).
+    pub fn token(&self, slug: &str) -> String {
+        std::fs::read_to_string(self.credentials_dir().join(format!("{slug}.token")))
+            .unwrap_or_else(|e| panic!("no token for office {slug}: {e}"))
+    }
+
+    /// A token of any office, actor and role, signed with the stack's key.
+    pub fn sign(&self, office: &str, actor: &str, role: coord_auth::Role) -> String {
+        let signer = coordctl::tokens::signer(&self.credentials_dir()).expect("the signing key");
+        signer
+            .sign(&coord_auth::TokenSigner::claims_now(
+                office.parse().expect("an office"),
+                actor,
+                role,
+            ))
+            .expect("signed")
+    }
+
+    /// An HTTP client that sends the province operator's token with every request.
+    pub fn http(&self) -> reqwest::Client {
+        self.http_with(&self.token("province"))
+    }
+
+    /// An HTTP client that sends `token` with every request.
+    pub fn http_with(&self, token: &str) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("a header value"),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("an HTTP client")
+    }
+
+    /// A `coordctl` client of the gateway with every office's token.
+    pub fn client(&self) -> coordctl::client::Client {
+        coordctl::client::Client::new(&self.gateway_url)
+            .expect("a client")
+            .with_tokens(coordctl::tokens::TokenSet::load(
+                None,
+                &self.credentials_dir(),
+            ))
+    }
+
+    /// Environment every process of the stack gets (its NATS user is added by
+    /// [`Stack::spawn`]).
     pub fn env(&self) -> Vec<(String, String)> {
+        let public_key = coordctl::tokens::signer(&self.credentials_dir())
+            .expect("the signing key")
+            .public_key();
         vec![
             ("COORD_NATS_URL".into(), self.nats.url()),
+            ("COORD_TOKEN_PUBLIC_KEY".into(), public_key),
             (
                 "COORD_PROJECTOR_DB".into(),
                 self.data
@@ -316,7 +610,8 @@ impl Stack {
 
     /// Starts one more process of the stack with extra environment.
     pub fn spawn(&self, name: &str, extra: &[(&str, &str)]) -> ServiceProcess {
-        let env = self.env();
+        let mut env = self.env();
+        env.extend(self.nats.service_env(name));
         let mut all: Vec<(&str, &str)> =
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         all.extend_from_slice(extra);

@@ -18,7 +18,7 @@ struct System {
 }
 
 fn start_service(bin: &str, nats: &NatsServer) -> ServiceProcess {
-    ServiceProcess::start(bin, &[], &[("COORD_NATS_URL", &nats.url())])
+    ServiceProcess::start_on(nats, bin, &[])
 }
 
 async fn start_system() -> System {
@@ -27,7 +27,7 @@ async fn start_system() -> System {
         .iter()
         .map(|s| start_service(s, &nats))
         .collect();
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    let client = nats.admin_client().await;
     let log = JetStreamLog::open(client.clone(), JetStreamConfig::default())
         .await
         .unwrap();
@@ -117,7 +117,7 @@ async fn commands_flow_through_all_three_services_into_the_log() {
         "case_id": case, "term": "2020-2025", "unit": "cho-moi",
         "subject": {"kind": "member", "member": "DV-0042", "membership": "full", "holds_post": true},
         "basis": {"kind": "central_conclusion", "body": "central_inspection_commission", "reference": "KL-01 (example)"},
-        "opened_on": "2022-09-01"
+        "violation": {"committed_on": "2022-03-01"}, "opened_on": "2022-09-01"
     }))).await);
     let decided = ok(send_command(c, "discipline", "decide", &request(json!({
         "case_id": case, "form": "removal_from_post", "deciding_body": "provincial_standing_committee",
@@ -178,7 +178,7 @@ async fn malformed_and_rejected_commands_get_typed_errors_and_append_nothing() {
         "case_id": case, "term": "2020-2025", "unit": "an-phu",
         "subject": {"kind": "member", "member": "DV-7", "membership": "full", "holds_post": false},
         "basis": {"kind": "central_conclusion", "body": "central_public_security_standing_committee", "reference": "KL-7 (example)"},
-        "opened_on": "2023-01-05"
+        "violation": {"committed_on": "2022-06-01"}, "opened_on": "2023-01-05"
     }))).await);
     let head = sys.log.head().await.unwrap();
 
@@ -343,7 +343,7 @@ async fn a_service_restart_loses_nothing_that_was_acknowledged() {
     // Crash the NATS server too, then bring everything back.
     sys.nats.restart();
     sys.services[0] = start_service("inspection", &sys.nats);
-    let client = async_nats::connect(sys.nats.url()).await.unwrap();
+    let client = sys.nats.admin_client().await;
     let log = JetStreamLog::open(client.clone(), JetStreamConfig::default())
         .await
         .unwrap();

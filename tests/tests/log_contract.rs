@@ -18,7 +18,7 @@ async fn in_memory_log_keeps_the_contract() {
 #[tokio::test]
 async fn jetstream_log_keeps_the_contract() {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
+    let client = server.admin_client().await;
     let log = JetStreamLog::open(client, JetStreamConfig::default())
         .await
         .unwrap();
@@ -29,7 +29,7 @@ async fn jetstream_log_keeps_the_contract() {
 #[tokio::test]
 async fn jetstream_positions_are_commit_sequence_and_index() {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
+    let client = server.admin_client().await;
     let log = JetStreamLog::open(client, JetStreamConfig::default())
         .await
         .unwrap();
@@ -76,7 +76,7 @@ async fn jetstream_log_survives_a_server_crash() {
     let mut server = NatsServer::start();
     let s = contract::stream("inspection");
     let out = {
-        let client = async_nats::connect(server.url()).await.unwrap();
+        let client = server.admin_client().await;
         let log = JetStreamLog::open(client, JetStreamConfig::default())
             .await
             .unwrap();
@@ -89,7 +89,7 @@ async fn jetstream_log_survives_a_server_crash() {
         .unwrap()
     };
     server.restart();
-    let client = async_nats::connect(server.url()).await.unwrap();
+    let client = server.admin_client().await;
     let log = JetStreamLog::open(client, JetStreamConfig::default())
         .await
         .unwrap();
@@ -105,7 +105,7 @@ async fn jetstream_log_survives_a_server_crash() {
 #[tokio::test]
 async fn jetstream_subscription_reports_a_corrupt_entry_and_goes_on() {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
+    let client = server.admin_client().await;
     let log = JetStreamLog::open(client.clone(), JetStreamConfig::default())
         .await
         .unwrap();

@@ -36,7 +36,7 @@ async fn a_projector_killed_mid_replay_resumes_without_double_counting() {
     let mut stack = Stack::start();
     // Only NATS is needed from the stack; stop its projector to control our own.
     stack.process("projector").kill();
-    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    let nats = stack.nats.admin_client().await;
     let log = Arc::new(
         JetStreamLog::open(nats.clone(), JetStreamConfig::default())
             .await

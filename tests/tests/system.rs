@@ -55,11 +55,11 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
     let mut stack = Stack::start();
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
-    let client = coordctl::client::Client::new(&base).unwrap();
+    let http = stack.http();
+    let client = stack.client();
 
     // A poison entry in the log before anything else: the projector must go on.
-    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    let nats = stack.nats.admin_client().await;
     let js = async_nats::jetstream::new(nats.clone());
     js.publish("coord.log.inspection.poison", "{not an envelope".into())
         .await
@@ -111,6 +111,14 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
             + s.discipline.members.warning
             + s.discipline.members.expulsion,
         46
+    );
+    // People and decisions: in the scenario every one of the 46 members and 10
+    // organizations is disciplined once, so both figures are the article's.
+    let d = s.discipline;
+    assert_eq!((d.members_disciplined, d.member_decisions), (46, 46));
+    assert_eq!(
+        (d.organizations_disciplined, d.organization_decisions),
+        (10, 10)
     );
     assert_eq!(s.discipline.open_cases, 0);
     assert_eq!(s.dead_letters, 1, "the poison entry is dead-lettered");
@@ -216,7 +224,7 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
         "case_id": case, "term": "2020-2025", "unit": "tri-ton",
         "subject": {"kind": "member", "member": "ĐV-9001", "membership": "full", "holds_post": false},
         "basis": {"kind": "central_conclusion", "body": "central_inspection_commission", "reference": "KL-9 (giả định)"},
-        "opened_on": "2024-06-01"})).send().await.unwrap();
+        "violation": {"committed_on": "2023-11-01"}, "opened_on": "2024-06-01"})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let h = head(&http, &base).await;
     problem(
@@ -321,6 +329,9 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
     .await;
     let summary_before: Value =
         get(&http, format!("{base}/v1/status/province?term=2020-2025")).await;
+    let rebuilds_before = get::<Value>(&http, format!("{base}/v1/projector")).await["rebuilds"]
+        .as_u64()
+        .unwrap();
     let started = http
         .post(format!("{base}/v1/admin/rebuild"))
         .send()
@@ -336,6 +347,17 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
         assert!(tokio::time::Instant::now() < deadline, "rebuild finished");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The rebuild really ran: a new generation replayed the whole log from 0 to h.
+    let p: Value = get(&http, format!("{base}/v1/projector")).await;
+    assert_eq!(p["rebuilds"], rebuilds_before + 1, "{p}");
+    let last = &p["last_rebuild"];
+    assert_eq!(last["generation"], rebuilds_before + 1, "{p}");
+    assert_eq!(last["target_position"], h, "{p}");
+    assert_eq!(last["completed"], true, "{p}");
+    assert!(
+        last["replayed"].as_u64().unwrap() >= h,
+        "every commit replayed: {p}"
+    );
     let districts_after: DistrictList =
         get(&http, format!("{base}/v1/status/districts?term=2020-2025")).await;
     let summary_after: Value =

@@ -2,106 +2,36 @@
 //! into the empty log, prints the summary, stops cleanly on Ctrl-C (SIGINT); a second
 //! start keeps the data and loads nothing.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use tests::free_port;
+use tests::up::Up;
 
-use tests::{free_port, workspace_bin};
-
-struct Up {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-fn forward(
-    stream: impl std::io::Read + Send + 'static,
-    tx: mpsc::Sender<String>,
-    prefix: &'static str,
-) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(format!("{prefix}{line}")).is_err() {
-                break;
-            }
-        }
-    });
-}
-
-impl Up {
-    fn start(data: &std::path::Path, nats_port: u16, http_port: u16) -> Self {
-        let mut child = Command::new(workspace_bin("coordctl"))
-            .args(["up", "--data-dir"])
-            .arg(data)
-            .args([
-                "--nats-port",
-                &nats_port.to_string(),
-                "--listen",
-                &format!("127.0.0.1:{http_port}"),
-            ])
-            .env("NATS_SERVER_BIN", tests::nats_server_bin())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("coordctl starts");
-        // Both streams go to one channel, so a failure message shows coordctl's errors too.
-        let (tx, lines) = mpsc::channel();
-        forward(child.stdout.take().unwrap(), tx.clone(), "");
-        forward(child.stderr.take().unwrap(), tx, "stderr: ");
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
+/// What `up` generated is owner-only, there is a token per office, and its NATS
+/// admits no anonymous client.
+fn credentials_are_private_and_nats_refuses_strangers(data: &std::path::Path, nats_port: u16) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let credentials = data.join("credentials");
+    for file in [
+        "province.token",
+        "long-xuyen.token",
+        "tri-ton.token",
+        "token-signing.nk",
+    ] {
+        let mode = std::fs::metadata(credentials.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
     }
-
-    /// Reads output until a line contains `needle` (at most 90 s).
-    fn wait_for(&mut self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    self.seen.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        panic!(
-            "`{needle}` never printed; output so far:\n{}",
-            self.seen.join("\n")
-        );
-    }
-
-    /// Ctrl-C, then a bounded wait for a clean exit.
-    fn interrupt(mut self) -> Vec<String> {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                self.seen.extend(self.lines.try_iter());
-                assert!(
-                    status.success(),
-                    "coordctl up exits cleanly on Ctrl-C ({status}); output:\n{}",
-                    self.seen.join("\n")
-                );
-                break;
-            }
-            assert!(Instant::now() < deadline, "coordctl up stops within 60 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.seen.extend(self.lines.try_iter());
-        self.seen
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let anonymous = runtime.block_on(
+        async_nats::ConnectOptions::new()
+            .max_reconnects(Some(1))
+            .connect(format!("nats://127.0.0.1:{nats_port}")),
+    );
+    assert!(anonymous.is_err(), "an anonymous NATS client connected");
 }
 
 #[test]
@@ -111,6 +41,7 @@ fn coordctl_up_runs_loads_once_and_stops_cleanly() {
 
     let mut first = Up::start(data.path(), nats_port, http_port);
     first.wait_for("Nhấn Ctrl-C");
+    credentials_are_private_and_nats_refuses_strangers(data.path(), nats_port);
     let out = first.interrupt().join("\n");
     assert!(
         out.contains("nạp kịch bản tham chiếu"),

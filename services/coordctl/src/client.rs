@@ -11,9 +11,31 @@ use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+/// The kinds of record `GET /v1/{kind}/{id}` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecordKind {
+    /// An inspection or supervision (kiểm tra, giám sát).
+    Inspection,
+    /// An information exchange (trao đổi thông tin).
+    Exchange,
+    /// A discipline case (hồ sơ kỷ luật).
+    DisciplineCase,
+}
+
+impl RecordKind {
+    fn path(self) -> &'static str {
+        match self {
+            RecordKind::Inspection => "/v1/inspections",
+            RecordKind::Exchange => "/v1/exchanges",
+            RecordKind::DisciplineCase => "/v1/discipline-cases",
+        }
+    }
+}
+
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    tokens: crate::tokens::TokenSet,
 }
 
 /// An error answer of the gateway (a problem document).
@@ -35,10 +57,10 @@ impl std::error::Error for ApiError {}
 impl ApiError {
     /// Worth retrying with the same idempotency key: a service was briefly unavailable.
     pub fn is_transient(&self) -> bool {
-        self.status == 503
+        matches!(self.status, 503 | 504)
             && matches!(
                 self.code.as_str(),
-                "service_unavailable" | "upstream_timeout" | "nats_unavailable"
+                "service_unavailable" | "upstream_timeout" | "request_timeout" | "nats_unavailable"
             )
     }
 }
@@ -68,7 +90,26 @@ impl Client {
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            tokens: Default::default(),
         })
+    }
+
+    /// The bearer tokens requests carry (see [`crate::tokens::TokenSet`]).
+    pub fn with_tokens(mut self, tokens: crate::tokens::TokenSet) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// `request` with the bearer token of `office` (`None`: the default one), if any.
+    fn authorized(
+        &self,
+        request: reqwest::RequestBuilder,
+        office: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        match self.tokens.for_office(office) {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     pub async fn get_json<T: DeserializeOwned>(
@@ -77,8 +118,7 @@ impl Client {
         query: &[(&str, String)],
     ) -> anyhow::Result<T> {
         let response = self
-            .http
-            .get(format!("{}{path}", self.base))
+            .authorized(self.http.get(format!("{}{path}", self.base)), None)
             .query(query)
             .send()
             .await
@@ -103,8 +143,7 @@ impl Client {
 
     pub async fn post_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self
-            .http
-            .post(format!("{}{path}", self.base))
+            .authorized(self.http.post(format!("{}{path}", self.base)), None)
             .send()
             .await
             .with_context(|| format!("cannot reach the gateway at {}", self.base))?;
@@ -155,14 +194,19 @@ impl Client {
         .await
     }
 
-    /// Sends one command on its route.
+    /// One record as it stands now (its `version` is the `If-Match` for a next command).
+    pub async fn record(&self, kind: RecordKind, id: &str) -> anyhow::Result<Value> {
+        self.get_json(&format!("{}/{id}", kind.path()), &[]).await
+    }
+
+    /// Sends one command on its route, with the token of `office` (the token, not this
+    /// argument, says who acts).
     pub async fn send(
         &self,
         route: &Route,
         payload: &Value,
         key: Option<&str>,
-        office: &str,
-        actor: &str,
+        office: Option<&str>,
     ) -> anyhow::Result<Accepted> {
         let path = if route.id_in_path {
             let id = payload[route.id_field].as_str().with_context(|| {
@@ -173,10 +217,7 @@ impl Client {
             route.path.to_owned()
         };
         let mut request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("x-office", office)
-            .header("x-actor", actor)
+            .authorized(self.http.post(format!("{}{path}", self.base)), office)
             .json(payload);
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
@@ -200,8 +241,7 @@ impl Client {
             query.push(("after", a.to_string()));
         }
         let response = self
-            .http
-            .get(format!("{}/v1/events", self.base))
+            .authorized(self.http.get(format!("{}/v1/events", self.base)), None)
             .query(&query)
             .send()
             .await?;

@@ -3,6 +3,11 @@
 //! and the gateway. Loads the reference scenario into an empty log, prints the gateway
 //! URL and the province summary, and stops everything cleanly on Ctrl-C. A second start
 //! finds the data and loads nothing.
+//!
+//! On first start it generates, owner-only under `<data-dir>/credentials/`, the token
+//! signing key and an operator token for the province and every unit, and the NATS
+//! credentials (admin password, one nkey per process): NATS allows no anonymous client,
+//! and only the admin (used here once, to create the log stream) may change streams.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -12,8 +17,10 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::process::{Child, Command};
 
+use coord_auth::nats::{LogSubjects, NatsCredentials};
+
 use crate::client::Client;
-use crate::render;
+use crate::{render, tokens};
 
 /// The reference scenario (the article's figures), embedded so `up` works anywhere.
 pub const REFERENCE_SCENARIO: &str =
@@ -36,15 +43,31 @@ pub struct UpArgs {
     /// Load this JSON-lines file instead of the embedded reference scenario.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
+    /// Run the province as a hub and these district offices (unit ids, comma-separated)
+    /// each with its own nats-server, services and gateway (see `up_offices`).
+    #[arg(long, value_delimiter = ',')]
+    pub offices: Vec<String>,
+    /// The hub's leaf-node port, with `--offices`.
+    #[arg(long, default_value_t = 7422)]
+    pub leaf_port: u16,
 }
 
-struct Process {
-    name: &'static str,
+pub(crate) struct Process {
+    name: String,
     child: Child,
 }
 
 impl Process {
-    async fn stop(&mut self) {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its exit status, if it has exited.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    pub(crate) async fn stop(&mut self) {
         if let Some(pid) = self.child.id() {
             let _ = Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
@@ -62,7 +85,7 @@ impl Process {
     }
 }
 
-fn find_nats_server() -> anyhow::Result<PathBuf> {
+pub(crate) fn find_nats_server() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
         return Ok(PathBuf::from(p));
     }
@@ -97,7 +120,7 @@ fn find_nats_server() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.parent().context("coordctl has a folder")?.join(name);
     anyhow::ensure!(
@@ -108,8 +131,8 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn spawn(
-    name: &'static str,
+pub(crate) fn spawn(
+    name: &str,
     program: &Path,
     args: &[String],
     env: &[(&str, String)],
@@ -135,10 +158,13 @@ fn spawn(
     let child = cmd
         .spawn()
         .with_context(|| format!("cannot start {name} ({})", program.display()))?;
-    Ok(Process { name, child })
+    Ok(Process {
+        name: name.to_owned(),
+        child,
+    })
 }
 
-async fn wait_ready(client: &Client, processes: &mut [Process]) -> anyhow::Result<u64> {
+pub(crate) async fn wait_ready(client: &Client, processes: &mut [Process]) -> anyhow::Result<u64> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         for p in processes.iter_mut() {
@@ -163,15 +189,43 @@ async fn wait_ready(client: &Client, processes: &mut [Process]) -> anyhow::Resul
     }
 }
 
+/// Creates (or finds) the log stream as the NATS admin: the services' own users may
+/// not create streams.
+async fn create_log_stream(port: u16, creds: &NatsCredentials) -> anyhow::Result<()> {
+    let url = format!("nats://127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let client = loop {
+        match async_nats::ConnectOptions::with_user_and_password(
+            "admin".into(),
+            creds.admin_password.clone(),
+        )
+        .connect(&url)
+        .await
+        {
+            Ok(client) => break client,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => anyhow::bail!("cannot connect to NATS at {url} as admin: {e}"),
+        }
+    };
+    coord_log::jetstream::JetStreamLog::open(client.clone(), Default::default())
+        .await
+        .context("cannot create the log stream")?;
+    client.flush().await.ok();
+    Ok(())
+}
+
 /// Ctrl-C or SIGTERM. Installed before anything starts, so a signal at any moment
 /// means "stop everything cleanly", never the default "die now".
-struct StopSignal {
+pub(crate) struct StopSignal {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
 }
 
 impl StopSignal {
-    fn install() -> anyhow::Result<Self> {
+    pub(crate) fn install() -> anyhow::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Self {
             interrupt: signal(SignalKind::interrupt())?,
@@ -179,7 +233,7 @@ impl StopSignal {
         })
     }
 
-    async fn recv(&mut self) {
+    pub(crate) async fn recv(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
@@ -189,6 +243,9 @@ impl StopSignal {
 
 /// Starts everything and runs until Ctrl-C.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    if !args.offices.is_empty() {
+        return crate::up_offices::up(args).await;
+    }
     let mut stop = StopSignal::install()?;
     TcpListener::bind(("127.0.0.1", args.nats_port)).with_context(|| {
         format!(
@@ -204,19 +261,30 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(data.join("nats"))?;
     let nats_bin = find_nats_server()?;
     let nats_url = format!("nats://127.0.0.1:{}", args.nats_port);
+    let credentials = data.join("credentials");
+    let province = coord_domain::Province::from_toml_str(coord_domain::province::AN_GIANG_TOML)?;
+    tokens::ensure_office_tokens(&credentials, &province, &tokens::all_offices(&province))?;
+    let token_key = tokens::signer(&credentials)?.public_key();
+    let nats_creds = NatsCredentials::ensure(&credentials.join("nats"))?;
+    let nats_config = credentials.join("nats/nats-server.conf");
+    coord_auth::nats::write_config(
+        &nats_config,
+        &coord_auth::nats::single_server_config(
+            args.nats_port,
+            &data.join("nats"),
+            &nats_creds,
+            &LogSubjects::default(),
+        )?,
+    )?;
 
     let mut processes = Vec::new();
-    let nats_args: Vec<String> = vec![
-        "-a".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        args.nats_port.to_string(),
-        "-js".into(),
-        "-sd".into(),
-        data.join("nats").display().to_string(),
-    ];
+    let nats_args: Vec<String> = vec!["-c".into(), nats_config.display().to_string()];
     processes.push(spawn("nats-server", &nats_bin, &nats_args, &[], &logs)?);
-    let env = vec![
+    if let Err(e) = create_log_stream(args.nats_port, &nats_creds).await {
+        processes[0].stop().await;
+        return Err(e);
+    }
+    let common = vec![
         ("COORD_NATS_URL", nats_url.clone()),
         (
             "COORD_PROJECTOR_DB",
@@ -227,6 +295,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             "COORD_AUDIT_DIR",
             data.join("auditor").display().to_string(),
         ),
+        ("COORD_TOKEN_PUBLIC_KEY", token_key),
     ];
     for name in [
         "inspection",
@@ -236,10 +305,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         "auditor",
         "gateway",
     ] {
+        let mut env = common.clone();
+        env.push((
+            "COORD_NATS_CREDS",
+            nats_creds.seed_file(name).display().to_string(),
+        ));
         processes.push(spawn(name, &sibling_binary(name)?, &[], &env, &logs)?);
     }
     let url = format!("http://{}", args.listen);
-    let client = Client::new(&url)?;
+    let client = Client::new(&url)?.with_tokens(tokens::TokenSet::load(None, &credentials));
     let result = run_until_signal(&args, &client, &url, &logs, &mut processes, &mut stop).await;
     println!("Đang dừng hệ thống (stopping) ...");
     for p in processes.iter_mut().rev() {
@@ -293,7 +367,7 @@ async fn run_until_signal(
         loop {
             for p in processes.iter_mut() {
                 if let Ok(Some(status)) = p.child.try_wait() {
-                    return (p.name, status);
+                    return (p.name.clone(), status);
                 }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

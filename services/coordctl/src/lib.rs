@@ -1,6 +1,7 @@
 //! `coordctl` talks to the gateway over HTTP: it submits commands (one, or a JSON-lines
 //! file in bulk), shows province and district status as tables with the Vietnamese
-//! names, follows the live event stream, and triggers a rebuild. `coordctl up` starts
+//! names, shows one record (`show`), follows the live event stream, and triggers a
+//! rebuild. `coordctl up` starts
 //! the whole system locally.
 
 #![allow(clippy::print_stdout)] // a CLI prints to stdout by design
@@ -8,7 +9,10 @@
 pub mod audit;
 pub mod client;
 pub mod launcher;
+pub mod offices;
 pub mod render;
+pub mod tokens;
+pub mod up_offices;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +41,17 @@ pub struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     pub gateway: String,
+    /// Bearer token for every request (default: the office's file in --credentials).
+    #[arg(long, global = true, env = "COORD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Folder of the signing key and the offices' tokens (`coordctl up` writes them).
+    #[arg(
+        long,
+        global = true,
+        env = "COORD_CREDENTIALS_DIR",
+        default_value = ".data/credentials"
+    )]
+    pub credentials: PathBuf,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -48,6 +63,12 @@ pub struct Cli {
 pub enum Command {
     /// Start everything locally: nats-server, the services, the projector and the gateway.
     Up(launcher::UpArgs),
+    /// Multi-office NATS: configurations, credentials and streams for a hub and offices.
+    #[command(subcommand)]
+    Offices(offices::OfficesCommand),
+    /// Bearer tokens: create one, or print the key that verifies them.
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
     /// Province summary and every district's status.
     Status {
         #[arg(long)]
@@ -64,6 +85,11 @@ pub enum Command {
     },
     /// The province's district-level units.
     Units,
+    /// One record as it stands now, with its version (the `If-Match` for the next command).
+    Show {
+        kind: client::RecordKind,
+        id: String,
+    },
     /// Submit one command, e.g. `send inspection.start --id <uuid> --set started_on=2022-07-01`.
     Send {
         /// `service.endpoint`: inspection.schedule, inspection.start, exchange.send, discipline.decide, ...
@@ -83,16 +109,15 @@ pub enum Command {
         /// Idempotency key (default: a new one).
         #[arg(long)]
         key: Option<String>,
-        #[arg(long, default_value = "province")]
-        office: String,
-        #[arg(long, env = "USER", default_value = "coordctl")]
-        actor: String,
+        /// Use this office's token from --credentials (default: the province's).
+        #[arg(long)]
+        office: Option<String>,
     },
     /// Submit every command of a JSON-lines file (see deploy/scenarios/).
     Load { file: PathBuf },
     /// Follow the live event stream.
     Follow {
-        /// Start after this log position.
+        /// Start after this log position (default: new events only).
         #[arg(long)]
         after: Option<u64>,
     },
@@ -103,13 +128,27 @@ pub enum Command {
     /// The verifiable transparency log: verify, export, history, search, correlation.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Apply a dead letter's event again once its cause is fixed (no rebuild).
+    Redrive {
+        /// The dead letter's position, `commit:index` (see `dead-letters`).
+        position: String,
+    },
 }
 
 /// Runs one command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(&cli.gateway)?;
+    let client = Client::new(&cli.gateway)?
+        .with_tokens(tokens::TokenSet::load(cli.token.clone(), &cli.credentials));
     match cli.command {
         Command::Up(args) => launcher::up(args).await,
+        Command::Offices(command) => {
+            println!("{}", offices::run(command).await?);
+            Ok(())
+        }
+        Command::Token(command) => {
+            println!("{}", tokens::run(command, &cli.credentials)?);
+            Ok(())
+        }
         Command::Status { term } => {
             let summary = client.province(term.as_deref(), None).await?;
             let districts = client.districts(term.as_deref()).await?;
@@ -132,6 +171,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Show { kind, id } => {
+            let record = client.record(kind, &id).await?;
+            if cli.json {
+                print_json(&record);
+            } else {
+                println!("{}", render::record(&record));
+                println!("{}", render::record_history(&record));
+            }
+            Ok(())
+        }
         Command::Units => {
             let units: Value = client.get_json("/v1/units", &[]).await?;
             if cli.json {
@@ -149,7 +198,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             set,
             key,
             office,
-            actor,
         } => {
             let route = coord_proto::route(&command).with_context(|| {
                 let known: Vec<&str> = coord_proto::ROUTES.iter().map(|r| r.command).collect();
@@ -177,7 +225,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 map.insert(route.id_field.to_owned(), Value::String(id));
             }
             let accepted = client
-                .send(route, &payload, key.as_deref(), &office, &actor)
+                .send(route, &payload, key.as_deref(), office.as_deref())
                 .await?;
             if cli.json {
                 print_json(&accepted);
@@ -218,6 +266,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DeadLetters => {
             let letters: Value = client.get_json("/v1/dead-letters", &[]).await?;
             print_json(&letters);
+            Ok(())
+        }
+        Command::Redrive { position } => {
+            let path = format!("/v1/dead-letters/{position}/redrive");
+            let done: Value = client.post_json(&path).await?;
+            if cli.json {
+                print_json(&done);
+            } else {
+                println!(
+                    "Đã áp dụng lại sự kiện tại vị trí {position} (dead letter re-driven and applied)"
+                );
+            }
             Ok(())
         }
     }
@@ -272,7 +332,7 @@ pub async fn load(client: &Client, text: &str, progress: bool) -> anyhow::Result
         let result = loop {
             attempts += 1;
             let result = client
-                .send(route, &cmd.payload, Some(&key), &cmd.office, &cmd.actor)
+                .send(route, &cmd.payload, Some(&key), Some(&cmd.office))
                 .await;
             let transient = result
                 .as_ref()
@@ -332,6 +392,9 @@ async fn rebuild(client: &Client, json: bool) -> anyhow::Result<()> {
         bar.set_position(position.min(target));
         if position >= target && status["rebuilding"] == false {
             break;
+        }
+        if let Some(detail) = status["fault"]["detail"].as_str() {
+            bar.println(format!("projector: {detail}"));
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,

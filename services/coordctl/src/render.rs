@@ -4,7 +4,8 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, ContentArrangement, Table};
 use coord_proto::Accepted;
 use coord_proto::read::{
-    DistrictStatus, MemberDiscipline, OrganizationDiscipline, ProvinceSummary, TimelinePage,
+    DisciplineCounts, DistrictStatus, MemberDiscipline, OrganizationDiscipline, ProvinceSummary,
+    TimelinePage,
 };
 use serde_json::Value;
 
@@ -39,6 +40,22 @@ fn member_forms(m: &MemberDiscipline) -> String {
         "{} / {} / {} / {}",
         m.reprimand, m.warning, m.removal_from_post, m.expulsion
     )
+}
+
+/// People and decisions: `organizations / members` disciplined, each once.
+const PEOPLE_ROW: &str = "Bị kỷ luật: tổ chức đảng / đảng viên (disciplined, each counted once)";
+/// Decisions in force: a member disciplined in two cases has two.
+const DECISIONS_ROW: &str = "Quyết định kỷ luật: tổ chức đảng / đảng viên (decisions in force)";
+
+fn people(d: &DisciplineCounts) -> String {
+    format!(
+        "{} / {}",
+        d.organizations_disciplined, d.members_disciplined
+    )
+}
+
+fn decisions(d: &DisciplineCounts) -> String {
+    format!("{} / {}", d.organization_decisions, d.member_decisions)
 }
 
 /// The province summary.
@@ -98,6 +115,8 @@ pub fn summary(s: &ProvinceSummary, districts: &[DistrictStatus]) -> String {
             "Kỷ luật đảng viên: khiển trách / cảnh cáo / cách chức / khai trừ",
             member_forms(m),
         ),
+        (PEOPLE_ROW, people(&s.discipline)),
+        (DECISIONS_ROW, decisions(&s.discipline)),
         (
             "Hồ sơ kỷ luật đang xem xét (open cases)",
             s.discipline.open_cases.to_string(),
@@ -126,14 +145,13 @@ pub fn districts(ds: &[DistrictStatus]) -> String {
         "KT, GS kết luận/tổng",
         "Kết luận gần nhất",
         "Trao đổi gửi/chưa xác nhận",
-        "KL tổ chức",
-        "KL đảng viên",
+        "KL tổ chức (số tổ chức / QĐ)",
+        "KL đảng viên (số người / QĐ)",
     ]);
     for d in ds {
         let i = &d.inspections;
         let total = i.scheduled + i.in_progress + i.concluded + i.cancelled;
-        let o = &d.discipline.organizations;
-        let m = &d.discipline.members;
+        let k = &d.discipline;
         t.add_row(vec![
             d.name.clone(),
             kind_vi(&d.kind).to_owned(),
@@ -144,8 +162,11 @@ pub fn districts(ds: &[DistrictStatus]) -> String {
                 .map(|x| x.to_string())
                 .unwrap_or_else(|| "—".into()),
             format!("{}/{}", d.exchanges.sent, d.exchanges.unacknowledged),
-            (o.reprimand + o.warning + o.dissolution).to_string(),
-            (m.reprimand + m.warning + m.removal_from_post + m.expulsion).to_string(),
+            format!(
+                "{} / {}",
+                k.organizations_disciplined, k.organization_decisions
+            ),
+            format!("{} / {}", k.members_disciplined, k.member_decisions),
         ]);
     }
     t.to_string()
@@ -188,6 +209,10 @@ pub fn district(d: &DistrictStatus) -> String {
                 .unwrap_or_else(|| "—".into()),
         ),
         (
+            "Kết luận sau nhiệm kỳ, không tính (concluded after the term)",
+            d.concluded_after_term.to_string(),
+        ),
+        (
             "Trao đổi: tỉnh → huyện / huyện → tỉnh / chưa xác nhận",
             format!(
                 "{} / {} / {}",
@@ -202,6 +227,8 @@ pub fn district(d: &DistrictStatus) -> String {
             "Kỷ luật đảng viên: khiển trách / cảnh cáo / cách chức / khai trừ",
             member_forms(m),
         ),
+        (PEOPLE_ROW, people(&d.discipline)),
+        (DECISIONS_ROW, decisions(&d.discipline)),
         (
             "Đang xem xét / đang khiếu nại (open / under appeal)",
             format!(
@@ -288,4 +315,121 @@ pub fn event_line(e: &Value) -> String {
         e["office"].as_str().unwrap_or_default(),
         e["actor"].as_str().unwrap_or_default(),
     )
+}
+
+/// Vietnamese labels of a record's fields (English field name alongside).
+fn field_vi(field: &str) -> &'static str {
+    match field {
+        "term" => "Nhiệm kỳ",
+        "unit" => "Đơn vị",
+        "kind" => "Loại",
+        "category" => "Nội dung",
+        "leading_body" => "Cơ quan chủ trì",
+        "coordinating_body" => "Cấp ủy phối hợp",
+        "target" => "Đối tượng kiểm tra, giám sát",
+        "decision_ref" => "Số quyết định",
+        "decided_on" => "Ngày quyết định",
+        "planned_start" => "Dự kiến bắt đầu",
+        "planned_end" => "Dự kiến kết thúc",
+        "started_on" => "Ngày bắt đầu",
+        "concluded_on" => "Ngày kết luận",
+        "outcome" => "Kết quả",
+        "summary" => "Tóm tắt",
+        "conclusion_ref" => "Số thông báo kết luận",
+        "cancelled_on" => "Ngày hủy",
+        "reason" => "Lý do",
+        "from" => "Bên gửi",
+        "to" => "Bên nhận",
+        "topic" => "Chủ đề",
+        "subject" => "Trích yếu / đối tượng",
+        "sent_on" => "Ngày gửi",
+        "link" => "Liên quan đến",
+        "by" => "Bên tiếp nhận",
+        "acknowledged_on" => "Ngày tiếp nhận",
+        "basis" => "Căn cứ",
+        "opened_on" => "Ngày mở hồ sơ",
+        "form" => "Hình thức kỷ luật",
+        "form_in_force" => "Hình thức đang có hiệu lực",
+        "deciding_body" => "Cơ quan quyết định",
+        "closed_on" => "Ngày kết thúc hồ sơ",
+        "appealed_on" => "Ngày khiếu nại",
+        "grounds" => "Nội dung khiếu nại",
+        "resolution" => "Kết quả giải quyết khiếu nại",
+        "resolving_body" => "Cơ quan giải quyết khiếu nại",
+        "resolved_on" => "Ngày giải quyết",
+        "reference" => "Số văn bản",
+        _ => "",
+    }
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        other => other.to_string(),
+    }
+}
+
+fn record_kind_vi(kind: &str) -> &'static str {
+    match kind {
+        "inspection" => "kiểm tra, giám sát",
+        "exchange" => "trao đổi thông tin",
+        _ => "hồ sơ kỷ luật",
+    }
+}
+
+/// One record (`GET /v1/{kind}/{id}`): what it is, where it stands, its fields.
+pub fn record(r: &Value) -> String {
+    let mut t = table(&["Mục (field)", "Giá trị (value)"]);
+    let kind = r["kind"].as_str().unwrap_or_default();
+    let head = [
+        (
+            "Loại hồ sơ (kind)".to_owned(),
+            format!("{} ({kind})", record_kind_vi(kind)),
+        ),
+        ("Mã (id)".to_owned(), plain(&r["id"])),
+        (
+            "Trạng thái (status)".to_owned(),
+            format!("{} ({})", plain(&r["status_vi"]), plain(&r["status"])),
+        ),
+        (
+            "Phiên bản (version, If-Match)".to_owned(),
+            plain(&r["version"]),
+        ),
+        (
+            "Vị trí log (log position)".to_owned(),
+            plain(&r["position"]),
+        ),
+    ];
+    for (k, v) in head {
+        t.add_row(vec![k, v]);
+    }
+    for (field, value) in r["fields"].as_object().into_iter().flatten() {
+        let label = match field_vi(field) {
+            "" => field.clone(),
+            vi => format!("{vi} ({field})"),
+        };
+        t.add_row(vec![label, plain(value)]);
+    }
+    t.to_string()
+}
+
+/// A record's events, oldest first.
+pub fn record_history(r: &Value) -> String {
+    let mut t = table(&[
+        "Phiên bản (version)",
+        "Ngày (date)",
+        "Sự kiện (event)",
+        "Văn phòng (office)",
+        "Người thực hiện (actor)",
+    ]);
+    for step in r["history"].as_array().into_iter().flatten() {
+        t.add_row(
+            ["version", "occurred_at", "event_type", "office", "actor"]
+                .iter()
+                .map(|k| plain(&step[*k]))
+                .collect::<Vec<_>>(),
+        );
+    }
+    t.to_string()
 }

@@ -1,9 +1,9 @@
-//! Command routes: one per entry of `coord_proto::ROUTES`. The gateway adds who and
-//! which idempotency key, checks the id in the path against the body, forwards over NATS
+//! Command routes: one per entry of `coord_proto::ROUTES`. The gateway adds who (from
+//! the caller's token, see [`crate::auth`]) and which idempotency key, checks the id in the path against the body, forwards over NATS
 //! and turns the answer into HTTP.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coord_proto::{CommandReply, CommandRequest, Route, command_subject};
@@ -11,11 +11,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::auth::{Caller, authorize_command};
 use crate::nats::ask;
 use crate::problem::Problem;
-
-/// Namespace for deriving UUIDs from free-form idempotency keys and new aggregate ids.
-const KEY_NAMESPACE: Uuid = Uuid::from_u128(0x8c3e_51d2_6a4f_4b7e_9d10_c0a1_7f3e_2b55);
 
 /// A header as text. UTF-8 is accepted (actors and offices have Vietnamese names).
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Problem> {
@@ -29,10 +27,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Pro
         .transpose()
 }
 
-/// The command id: the `Idempotency-Key` header (a UUID, or any string hashed to one),
-/// or `command_id` in the body, or a new one.
+/// The command id: the `Idempotency-Key` header (see `coord_proto::ids::command_id_from_key`:
+/// a UUID, or any string scoped by the office), or `command_id` in the body, or a new one.
 fn command_id(
     headers: &HeaderMap,
+    office: &str,
     body: &mut serde_json::Map<String, Value>,
 ) -> Result<Uuid, Problem> {
     let from_header = header(headers, "idempotency-key")?
@@ -44,7 +43,7 @@ fn command_id(
                     "Idempotency-Key must be 1 to 200 characters",
                 ));
             }
-            Ok(Uuid::try_parse(k).unwrap_or_else(|_| Uuid::new_v5(&KEY_NAMESPACE, k.as_bytes())))
+            Ok(coord_proto::ids::command_id_from_key(office, k))
         })
         .transpose()?;
     let from_body = match body.remove("command_id") {
@@ -91,11 +90,13 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
 /// Handles `POST` on one command route.
 pub async fn handle(
     state: AppState,
+    caller: Caller,
     route: &'static Route,
     path_id: Option<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    authorize_command(&caller)?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         Problem::malformed("malformed_json", format!("the body is not valid JSON: {e}"))
     })?;
@@ -105,7 +106,8 @@ pub async fn handle(
             "the body must be a JSON object",
         ));
     };
-    let command_id = command_id(&headers, &mut payload)?;
+    let office = caller.0.office.to_string();
+    let command_id = command_id(&headers, &office, &mut payload)?;
     let id_field = route.id_field;
     match (&path_id, payload.get(id_field)) {
         (Some(path), body_id) => {
@@ -125,20 +127,19 @@ pub async fn handle(
         (None, None) => {
             // A new aggregate without a client-chosen id: derive it from the command id,
             // so a retry with the same Idempotency-Key addresses the same aggregate.
-            let id = Uuid::new_v5(&KEY_NAMESPACE, command_id.as_bytes());
+            let id = coord_proto::ids::new_aggregate_id(command_id);
             payload.insert(id_field.into(), Value::String(id.to_string()));
         }
         (None, Some(_)) => {}
     }
+    let payload = Value::Object(payload);
     let request = CommandRequest {
         command_id,
         correlation_id: None,
-        office: header(&headers, "x-office")?
-            .unwrap_or("province")
-            .to_owned(),
-        actor: header(&headers, "x-actor")?.unwrap_or("unknown").to_owned(),
+        office: caller.0.office.to_string(),
+        actor: caller.0.actor.clone(),
         expected_version: expected_version(&headers)?,
-        payload: Value::Object(payload),
+        payload,
     };
     let subject = command_subject(route.service, route.endpoint);
     match ask::<_, CommandReply>(&state.nats, subject, &request, state.request_timeout).await? {
@@ -170,17 +171,21 @@ pub fn router() -> axum::Router<AppState> {
                 route.path,
                 axum::routing::post(
                     move |State(s): State<AppState>,
+                          Extension(c): Extension<Caller>,
                           Path(id): Path<String>,
                           h: HeaderMap,
-                          b: Bytes| { handle(s, route, Some(id), h, b) },
+                          b: Bytes| { handle(s, c, route, Some(id), h, b) },
                 ),
             )
         } else {
             router.route(
                 route.path,
-                axum::routing::post(move |State(s): State<AppState>, h: HeaderMap, b: Bytes| {
-                    handle(s, route, None, h, b)
-                }),
+                axum::routing::post(
+                    move |State(s): State<AppState>,
+                          Extension(c): Extension<Caller>,
+                          h: HeaderMap,
+                          b: Bytes| { handle(s, c, route, None, h, b) },
+                ),
             )
         };
     }

@@ -6,12 +6,16 @@
 //! binary's whole life.
 
 pub mod audit;
+pub mod auth;
 pub mod commands;
 pub mod events;
+pub mod limits;
 pub mod nats;
 pub mod openapi;
 pub mod problem;
 pub mod queries;
+pub mod records;
+pub mod sync;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,10 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use coord_domain::Province;
 use coord_log::EventLog;
 use coord_service::ServiceConfig;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// Gateway settings, on top of the shared service settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,12 +39,23 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "COORD_GATEWAY_ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// How long to wait for a command service or the projector, in milliseconds.
+    /// The one deadline of every request, in milliseconds: how long the gateway waits
+    /// for a command service, the projector (a `min_position` wait included) or the log.
     #[arg(long, env = "COORD_GATEWAY_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
+    /// Largest request body accepted, in bytes (more is a 413 problem).
+    #[arg(long, env = "COORD_GATEWAY_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Event streams (`/v1/events`) open at once (one more is a 503 problem).
+    #[arg(long, env = "COORD_GATEWAY_MAX_STREAMS", default_value_t = 64)]
+    pub max_streams: usize,
     /// `/readyz` fails while the projector is more than this many commits behind the log.
     #[arg(long, env = "COORD_GATEWAY_READY_MAX_LAG", default_value_t = 10)]
     pub ready_max_lag: u64,
+    /// Public key that bearer tokens must be signed with (`coordctl token key` prints it;
+    /// `coordctl up` sets it).
+    #[arg(long, env = "COORD_TOKEN_PUBLIC_KEY")]
+    pub token_public_key: String,
 }
 
 #[derive(Debug, clap::Parser)]
@@ -59,29 +77,45 @@ pub struct AppState {
     pub province: Arc<Province>,
     pub request_timeout: Duration,
     pub ready_max_lag: u64,
+    pub max_body_bytes: usize,
+    /// One permit per open event stream.
+    pub streams: Arc<Semaphore>,
+    /// Cancelled when the gateway shuts down: open event streams end.
+    pub shutdown: CancellationToken,
+    pub tokens: coord_auth::TokenVerifier,
+    /// The JetStream stream of the log (for `/v1/sync`).
+    pub log_stream: String,
 }
 
 /// The router with every route.
 pub fn build_app(state: AppState) -> Router {
     let doc = Arc::new(openapi::document());
+    let max_body = state.max_body_bytes;
+    let open = Router::new()
+        .route("/healthz", get(queries::healthz))
+        .route("/readyz", get(queries::readyz));
     Router::new()
         .merge(commands::router())
         .merge(audit::router())
+        .merge(records::router())
         .route("/v1/status/province", get(queries::province))
         .route("/v1/status/districts", get(queries::districts))
         .route("/v1/status/districts/{unit}", get(queries::district))
         .route("/v1/districts/{unit}/timeline", get(queries::timeline))
         .route("/v1/units", get(queries::units))
         .route("/v1/dead-letters", get(queries::dead_letters))
+        .route(
+            "/v1/dead-letters/{position}/redrive",
+            post(queries::redrive),
+        )
         .route("/v1/projector", get(queries::projector))
         .route("/v1/admin/rebuild", post(queries::rebuild))
         .route("/v1/events", get(events::events))
+        .route("/v1/sync", get(sync::sync))
         .route(
             "/v1/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),
         )
-        .route("/healthz", get(queries::healthz))
-        .route("/readyz", get(queries::readyz))
         .fallback(|| async {
             problem::Problem::new(
                 coord_proto::ErrorKind::NotFound,
@@ -89,13 +123,25 @@ pub fn build_app(state: AppState) -> Router {
                 "no such route",
             )
         })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .merge(open)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::guard,
+        ))
         .with_state(state)
 }
 
 /// Connects to NATS and the log, and builds the state.
 pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
     let province = Arc::new(config.service.province()?);
-    let nats = coord_service::server::connect(&config.service.nats_url, "coord-gateway").await?;
+    let tokens = coord_auth::TokenVerifier::from_public_key(&config.token_public_key)
+        .map_err(|e| anyhow::anyhow!("--token-public-key: {e}"))?;
+    let nats = config.service.connect("coord-gateway").await?;
     let log = config.service.open_log(nats.clone()).await?;
     Ok(AppState {
         nats,
@@ -103,6 +149,11 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         province,
         request_timeout: Duration::from_millis(config.request_timeout_ms),
         ready_max_lag: config.ready_max_lag,
+        max_body_bytes: config.max_body_bytes,
+        streams: Arc::new(Semaphore::new(config.max_streams)),
+        shutdown: CancellationToken::new(),
+        tokens,
+        log_stream: config.service.log_stream.clone(),
     })
 }
 
@@ -117,8 +168,14 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
     let nats = state.nats.clone();
+    let streams_end = state.shutdown.clone();
     axum::serve(listener, build_app(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open event streams never end by themselves: end them, or they would
+            // hold the graceful shutdown back forever.
+            streams_end.cancel();
+        })
         .await?;
     nats.flush().await.ok();
     tracing::info!("gateway stopped");

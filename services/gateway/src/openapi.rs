@@ -18,7 +18,7 @@ use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::problem::Problem;
-use crate::{events, queries};
+use crate::{events, queries, records};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,11 +35,16 @@ use crate::{events, queries};
         queries::timeline,
         queries::units,
         queries::dead_letters,
+        queries::redrive,
         queries::projector,
         queries::rebuild,
         queries::healthz,
         queries::readyz,
         events::events,
+        records::inspection,
+        records::exchange,
+        records::discipline_case,
+        crate::sync::sync,
     ),
     components(schemas(
         Problem,
@@ -94,10 +99,33 @@ fn json(schema: &str) -> utoipa::openapi::Content {
         .build()
 }
 
+/// Every route but `/healthz` and `/readyz` needs a bearer token (see `crate::auth`).
+fn bearer_security(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT (EdDSA), from `coordctl token create`")
+                    .build(),
+            ),
+        );
+    doc.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
+}
+
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(<crate::audit::AuditApi as OpenApi>::openapi());
+    bearer_security(&mut doc);
     for route in ROUTES {
         let mut op = OperationBuilder::new()
             .tag(route.service)
@@ -107,11 +135,6 @@ pub fn document() -> utoipa::openapi::OpenApi {
                 "Idempotency-Key",
                 "The same key twice returns the first result and appends nothing new",
             ))
-            .parameter(header(
-                "X-Office",
-                "Issuing office, e.g. province or district:long-xuyen (default province)",
-            ))
-            .parameter(header("X-Actor", "Issuing person or system"))
             .parameter(header(
                 "If-Match",
                 "Apply only if the aggregate is at this version (the ETag of an earlier answer)",
@@ -150,10 +173,20 @@ pub fn document() -> utoipa::openapi::OpenApi {
         }
         for (status, what) in [
             ("400", "malformed request"),
+            ("401", "no bearer token, or one that does not verify"),
+            (
+                "403",
+                "a reader token, or a command acting for another office",
+            ),
             ("404", "unknown id"),
             ("409", "conflict or invalid state transition"),
+            ("413", "the body is over the limit"),
             ("422", "a domain rule is broken"),
             ("503", "NATS or the log unavailable"),
+            (
+                "504",
+                "no answer within the gateway's timeout; retry with the same key",
+            ),
         ] {
             op = op.response(
                 status,

@@ -29,7 +29,10 @@ impl Problem {
             ErrorKind::InvalidTransition => "Invalid state transition",
             ErrorKind::RuleViolation => "Domain rule violated",
             ErrorKind::Unavailable => "Service unavailable",
+            ErrorKind::Timeout => "Timed out",
             ErrorKind::Internal => "Internal error",
+            ErrorKind::Unauthorized => "Unauthorized",
+            ErrorKind::Forbidden => "Forbidden",
         };
         Self {
             problem_type: format!("urn:coord:problem:{code}"),
@@ -38,6 +41,23 @@ impl Problem {
             detail: detail.into(),
             code: code.into(),
             kind,
+        }
+    }
+
+    /// A problem for an HTTP-level status that has no error class of its own (405, 413),
+    /// titled by the status's reason phrase.
+    pub fn with_status(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            problem_type: format!("urn:coord:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.into(),
+            kind: if status.is_server_error() {
+                ErrorKind::Internal
+            } else {
+                ErrorKind::Malformed
+            },
         }
     }
 

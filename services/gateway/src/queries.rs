@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coord_proto::read::{
     DeadLetter, DistrictList, DistrictReport, ProjectorPosition, ProvinceSummary, QueryReply,
-    QueryRequest, TimelinePage, query_subject,
+    QueryRequest, Redriven, TimelinePage, query_subject,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -63,11 +63,12 @@ async fn query<T: DeserializeOwned>(
     endpoint: &str,
     request: QueryRequest,
 ) -> Result<T, Problem> {
-    // Give the projector the whole wait it was asked for, plus the round trip.
-    let wait = std::time::Duration::from_millis(request.wait_ms.unwrap_or(10_000).min(30_000));
-    let timeout = state
-        .request_timeout
-        .max(wait + std::time::Duration::from_secs(1));
+    // One timeout governs: a `min_position` wait gets at most four fifths of it, so
+    // that the projector's "not yet" answer still arrives in time.
+    let mut request = request;
+    let budget = state.request_timeout.as_millis() as u64 * 4 / 5;
+    request.wait_ms = Some(request.wait_ms.unwrap_or(budget).min(budget));
+    let timeout = state.request_timeout;
     match ask::<_, QueryReply<T>>(&state.nats, query_subject(endpoint), &request, timeout).await? {
         QueryReply::Ok(v) => Ok(v),
         QueryReply::Error(e) => Err(e.into()),
@@ -137,6 +138,33 @@ pub async fn dead_letters(State(s): State<AppState>) -> Result<Json<Vec<DeadLett
     ))
 }
 
+/// Apply a dead letter's event again, once the cause is fixed, without a rebuild.
+#[utoipa::path(post, path = "/v1/dead-letters/{position}/redrive", tag = "operations",
+    params(("position" = String, Path, description = "the dead letter's `commit:index`")),
+    responses((status = 200, body = Redriven), (status = 400, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem, description = "the event still cannot be applied; the reason is updated"),
+              (status = 503, body = Problem)))]
+pub async fn redrive(
+    State(s): State<AppState>,
+    Path(position): Path<String>,
+) -> Result<Json<Redriven>, Problem> {
+    let request = QueryRequest {
+        position: Some(position),
+        ..Default::default()
+    };
+    let answer = ask(
+        &s.nats,
+        coord_proto::read::redrive_subject(),
+        &request,
+        s.request_timeout,
+    )
+    .await?;
+    match answer {
+        QueryReply::Ok(v) => Ok(Json(v)),
+        QueryReply::Error(e) => Err(e.into()),
+    }
+}
+
 /// The projector's progress against the log.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProjectorStatus {
@@ -173,7 +201,11 @@ pub async fn projector(State(s): State<AppState>) -> Result<Json<ProjectorStatus
 /// Drop the read models and replay them from the log.
 #[utoipa::path(post, path = "/v1/admin/rebuild", tag = "operations",
     responses((status = 202, description = "rebuild started; follow /v1/projector"), (status = 503, body = Problem)))]
-pub async fn rebuild(State(s): State<AppState>) -> Result<Response, Problem> {
+pub async fn rebuild(
+    State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
+) -> Result<Response, Problem> {
+    crate::auth::authorize_operation(&caller)?;
     let answer: QueryReply<serde_json::Value> = ask(
         &s.nats,
         coord_proto::read::rebuild_subject(),
@@ -243,8 +275,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Readiness: NATS reachable, every command service answering, and the projector
-/// within `ready_max_lag` commits of the log head.
+/// Readiness: NATS reachable, every command service answering, the projector not
+/// stalled (storage failure, replaced log) and within `ready_max_lag` commits of the
+/// log head.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
 pub async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
     if s.nats.connection_state() != async_nats::connection::State::Connected {
@@ -255,8 +288,11 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>
     }
     for service in ["inspection", "exchange", "discipline"] {
         // The NATS service API answers `$SRV.PING.<name>` from every running instance.
-        let ping = s.nats.request(format!("$SRV.PING.{service}"), "".into());
-        match tokio::time::timeout(std::time::Duration::from_secs(2), ping).await {
+        let ping = s.nats.send_request(
+            format!("$SRV.PING.{service}"),
+            async_nats::Request::new().timeout(Some(s.request_timeout)),
+        );
+        match tokio::time::timeout(s.request_timeout, ping).await {
             Ok(Ok(_)) => {}
             _ => {
                 return Err(Problem::unavailable(
@@ -268,6 +304,15 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>
     }
     let head = log_head(&s).await?;
     let position: ProjectorPosition = query(&s, "position", QueryRequest::default()).await?;
+    if let Some(fault) = &position.fault {
+        return Err(Problem::unavailable(
+            &format!("projector_{}", fault.code),
+            format!(
+                "the projector is stalled at {} of {head} since {}: {}",
+                position.position, fault.since, fault.detail
+            ),
+        ));
+    }
     let lag = head.saturating_sub(position.position);
     if lag > s.ready_max_lag || position.rebuilding {
         return Err(Problem::unavailable(

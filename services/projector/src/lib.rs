@@ -40,6 +40,10 @@ pub struct Config {
     /// Longest wait for `min_position` in a query, in milliseconds.
     #[arg(long, env = "COORD_PROJECTOR_MAX_WAIT_MS", default_value_t = 10_000)]
     pub max_wait_ms: u64,
+    /// How long a write waits for a database lock held elsewhere before the batch is
+    /// rolled back and retried, in milliseconds.
+    #[arg(long, env = "COORD_PROJECTOR_BUSY_TIMEOUT_MS", default_value_t = 5_000)]
+    pub busy_timeout_ms: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -65,11 +69,15 @@ pub struct Cli {
 
 async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Projector>)> {
     let province = config.service.province()?;
-    let client =
-        coord_service::server::connect(&config.service.nats_url, "coord-projector").await?;
+    let client = config.service.connect("coord-projector").await?;
     let log = config.service.open_log(client.clone()).await?;
-    let store = Store::open(&config.db, province)?;
-    let projector = Projector::new(store, log, config.batch_size)?;
+    let projector = Projector::open(
+        &config.db,
+        province,
+        log,
+        config.batch_size,
+        Duration::from_millis(config.busy_timeout_ms),
+    )?;
     Ok((client, projector))
 }
 
@@ -87,6 +95,7 @@ pub async fn run(
         client.clone(),
         projector.clone(),
         Duration::from_millis(config.max_wait_ms),
+        config.service.limits(),
         async move {
             let _ = stop_queries.wait_for(|s| *s).await;
         },
@@ -95,7 +104,7 @@ pub async fn run(
     tokio::select! {
         _ = shutdown => {}
         result = &mut projection => {
-            // The projection only stops on its own for a storage failure: report it.
+            // The projection retries every failure itself; ending early is a bug.
             let _ = stop_tx.send(true);
             let _ = queries.await;
             return match result {
@@ -116,8 +125,7 @@ pub async fn run(
 /// Drops the read models and replays the log up to its current head, then returns.
 pub async fn rebuild_offline(config: Config) -> anyhow::Result<u64> {
     let province = config.service.province()?;
-    let client =
-        coord_service::server::connect(&config.service.nats_url, "coord-projector-rebuild").await?;
+    let client = config.service.connect("coord-projector-rebuild").await?;
     let log = config.service.open_log(client).await?;
     let mut store = Store::open(&config.db, province)?;
     replay_into(&mut store, log.as_ref(), config.batch_size).await?;

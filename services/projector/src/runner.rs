@@ -1,46 +1,180 @@
 //! Follows the log into the store: catch-up from the checkpoint, then live; batches what
-//! is ready into one transaction; resubscribes after a failure; drops and replays the
-//! read models on request (rebuild).
+//! is ready into one transaction; drops and replays the read models on request (rebuild).
+//!
+//! The projection never skips an event. What stops it is reported (in
+//! [`Projector::health`], hence `/v1/projector` and `/readyz`) and retried, never
+//! turned into a dead letter or a jump ahead:
+//! - a storage failure (the database busy, read-only, full, failing) rolls the batch
+//!   back; the writer connection is reopened and the batch tried again, with backoff;
+//! - a log that is not the one the checkpoint refers to (deleted and recreated, or
+//!   replaced) stops the projection until a rebuild adopts it;
+//! - a rebuild that fails leaves the old read models in place and the process running.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coord_domain::Province;
 use coord_log::{EventLog, EventPosition, LogError, LogErrorKind};
+use coord_proto::read::{ProjectorFault, RebuildProgress};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::store::{Item, Store, StoreError};
+use crate::store::{Item, Redrive, Store, StoreError};
+
+/// The longest pause between two attempts after a failure.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// How often an idle projector checks that the log is still the same one (a replaced
+/// log with fewer entries would otherwise only look "caught up").
+const IDENTITY_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Fault codes, as reported in [`ProjectorFault::code`].
+pub const STORAGE_FAILED: &str = "storage_failed";
+pub const LOG_REPLACED: &str = "log_replaced";
+pub const REBUILD_FAILED: &str = "rebuild_failed";
+pub const LOG_UNAVAILABLE: &str = "log_unavailable";
+
+/// A counter of rebuild attempts and whether one is replaying: queries compare it
+/// before and after reading, so an answer never mixes the old model with a half-built
+/// one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phase {
+    pub generation: u64,
+    pub rebuilding: bool,
+}
+
+/// What the projector reports about itself besides its position.
+#[derive(Debug, Default, Clone)]
+pub struct Health {
+    pub fault: Option<ProjectorFault>,
+    pub last_rebuild: Option<RebuildProgress>,
+    pub log_identity: Option<String>,
+}
+
+/// Why a dead letter could not be re-driven.
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveError {
+    #[error("a rebuild is replaying the log; re-drive after it completes")]
+    Rebuilding,
+    #[error("the log is not the one the read models were built from")]
+    LogReplaced,
+    #[error("no entry at position {0} in the log")]
+    NotInLog(EventPosition),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+type RebuildReply = oneshot::Sender<Result<u64, String>>;
+
+/// Why a rebuild did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("the projection is not running")]
+    NotRunning,
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// The shared state of one projector: its store and how far it has got.
 pub struct Projector {
-    pub(crate) store: Mutex<Store>,
+    writer: Mutex<Store>,
+    /// A read-only connection for queries (file databases); `None` for in-memory ones,
+    /// whose queries use the writer.
+    reader: Option<Mutex<Store>>,
+    /// Where the database is, to reopen the writer after a storage failure.
+    db: Option<PathBuf>,
+    busy_timeout: Duration,
     /// A copy of the store's reference data, to validate queries without the lock.
     pub(crate) province: Province,
     log: Arc<dyn EventLog>,
     position: watch::Sender<u64>,
-    rebuilding: AtomicBool,
-    rebuild_tx: mpsc::Sender<oneshot::Sender<u64>>,
-    rebuild_rx: tokio::sync::Mutex<mpsc::Receiver<oneshot::Sender<u64>>>,
+    phase: watch::Sender<Phase>,
+    health: Mutex<Health>,
+    rebuild_tx: mpsc::Sender<RebuildReply>,
+    rebuild_rx: tokio::sync::Mutex<mpsc::Receiver<RebuildReply>>,
     batch_size: usize,
 }
 
+/// What the follow loop does next.
+enum Flow {
+    Shutdown,
+    /// Something failed: wait (backoff), then subscribe again from the checkpoint.
+    Retry,
+    /// Subscribe again at once (after a rebuild reset the checkpoint).
+    Again,
+}
+
 impl Projector {
+    /// A projector over `store` alone (queries share the writer; no reopening).
     pub fn new(
         store: Store,
         log: Arc<dyn EventLog>,
         batch_size: usize,
     ) -> Result<Arc<Self>, StoreError> {
-        let province = store.province().clone();
-        let start = store.checkpoint()?.map(|p| p.commit).unwrap_or(0);
+        let busy = crate::store::DEFAULT_BUSY_TIMEOUT;
+        Self::build(store, None, None, busy, log, batch_size)
+    }
+
+    /// A projector over the database file `db`: one writer connection, one read-only
+    /// connection for queries (WAL), writes waiting at most `busy_timeout` for a lock.
+    pub fn open(
+        db: &Path,
+        province: Province,
+        log: Arc<dyn EventLog>,
+        batch_size: usize,
+        busy_timeout: Duration,
+    ) -> Result<Arc<Self>, StoreError> {
+        let writer = Store::open(db, province.clone())?;
+        writer.set_busy_timeout(busy_timeout)?;
+        let reader = Store::open_reader(db, province)?;
+        let db = Some(db.to_owned());
+        Self::build(writer, Some(reader), db, busy_timeout, log, batch_size)
+    }
+
+    fn build(
+        writer: Store,
+        reader: Option<Store>,
+        db: Option<PathBuf>,
+        busy_timeout: Duration,
+        log: Arc<dyn EventLog>,
+        batch_size: usize,
+    ) -> Result<Arc<Self>, StoreError> {
+        let province = writer.province().clone();
+        let start = writer.checkpoint()?.map(|p| p.commit).unwrap_or(0);
+        let log_identity = writer.log_identity()?;
+        // A rebuild interrupted by a restart is still running: the model is partial.
+        let latest = writer.latest_rebuild()?;
+        let phase = Phase {
+            generation: latest.map(|l| l.0).unwrap_or(0),
+            rebuilding: latest.is_some_and(|l| !l.3),
+        };
+        let last_rebuild =
+            latest.map(
+                |(generation, target_position, replayed, completed)| RebuildProgress {
+                    generation,
+                    target_position,
+                    replayed,
+                    completed,
+                },
+            );
         let (rebuild_tx, rebuild_rx) = mpsc::channel(4);
         Ok(Arc::new(Self {
-            store: Mutex::new(store),
+            writer: Mutex::new(writer),
+            reader: reader.map(Mutex::new),
+            db,
+            busy_timeout,
             province,
             log,
             position: watch::channel(start).0,
-            rebuilding: AtomicBool::new(false),
+            phase: watch::channel(phase).0,
+            health: Mutex::new(Health {
+                log_identity,
+                last_rebuild,
+                fault: None,
+            }),
             rebuild_tx,
             rebuild_rx: tokio::sync::Mutex::new(rebuild_rx),
             batch_size: batch_size.max(1),
@@ -53,7 +187,16 @@ impl Projector {
     }
 
     pub fn is_rebuilding(&self) -> bool {
-        self.rebuilding.load(Ordering::SeqCst)
+        self.phase.borrow().rebuilding
+    }
+
+    pub fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    /// What the projector reports about itself: fault, latest rebuild, log identity.
+    pub fn health(&self) -> Health {
+        self.health.lock().expect("health lock").clone()
     }
 
     /// Waits until the read model reflects `min` (or `timeout` passes). True if reached.
@@ -64,15 +207,43 @@ impl Projector {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Runs a closure on the store on a blocking thread.
+    /// Waits (at most `timeout`) until no rebuild is replaying; the phase then, if so.
+    pub async fn wait_settled(&self, timeout: Duration) -> Option<Phase> {
+        let mut rx = self.phase.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|p| !p.rebuilding))
+            .await
+            .ok()?
+            .ok()
+            .map(|p| *p)
+    }
+
+    /// Runs a closure on the writer connection on a blocking thread.
     pub async fn with_store<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut store = this.store.lock().expect("store lock");
+            let mut store = this.writer.lock().expect("store lock");
             f(&mut store)
+        })
+        .await
+        .expect("store task does not panic")
+    }
+
+    /// Runs a read-only closure on the query connection, in one read transaction, on a
+    /// blocking thread: it does not wait for a projection batch being written.
+    pub async fn with_reader<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = match &this.reader {
+                Some(reader) => reader.lock().expect("reader lock"),
+                None => this.writer.lock().expect("store lock"),
+            };
+            store.snapshot(f)
         })
         .await
         .expect("store task does not panic")
@@ -80,33 +251,187 @@ impl Projector {
 
     /// Asks the running projection to drop its read models and replay the log. Returns
     /// the log head the replay must reach.
-    pub async fn request_rebuild(&self) -> anyhow::Result<u64> {
+    pub async fn request_rebuild(&self) -> Result<u64, RebuildError> {
         let (tx, rx) = oneshot::channel();
         self.rebuild_tx
             .send(tx)
             .await
-            .map_err(|_| anyhow::anyhow!("the projection is not running"))?;
-        Ok(rx.await?)
+            .map_err(|_| RebuildError::NotRunning)?;
+        rx.await
+            .map_err(|_| RebuildError::NotRunning)?
+            .map_err(RebuildError::Failed)
     }
 
-    async fn reset(self: &Arc<Self>) -> Result<u64, anyhow::Error> {
-        self.rebuilding.store(true, Ordering::SeqCst);
+    fn set_fault(&self, code: &str, detail: String) {
+        let mut health = self.health.lock().expect("health lock");
+        if health.fault.as_ref().is_some_and(|f| f.code == code) {
+            if let Some(f) = health.fault.as_mut() {
+                f.detail = detail;
+            }
+            return;
+        }
+        tracing::warn!(code, %detail, "projection stalled");
+        health.fault = Some(ProjectorFault {
+            code: code.into(),
+            detail,
+            since: chrono::Utc::now().to_rfc3339(),
+        });
+    }
+
+    fn clear_fault(&self, codes: &[&str]) {
+        let mut health = self.health.lock().expect("health lock");
+        if health
+            .fault
+            .as_ref()
+            .is_some_and(|f| codes.contains(&f.code.as_str()))
+        {
+            tracing::info!("projection resumed");
+            health.fault = None;
+        }
+    }
+
+    /// Reports a storage failure and, unless it is only a lock held elsewhere, reopens
+    /// the writer connection (the file may have been fixed, replaced or remounted).
+    async fn storage_failed(self: &Arc<Self>, e: &StoreError) {
+        let code = e.sqlite_code().unwrap_or("SQLITE_ERROR");
+        self.set_fault(
+            STORAGE_FAILED,
+            format!(
+                "the read-model database cannot be written ({code}): {e}; the batch was rolled back, \
+                 the checkpoint stays at {} and the projector retries",
+                self.position()
+            ),
+        );
+        if matches!(code, "SQLITE_BUSY" | "SQLITE_LOCKED") {
+            return;
+        }
+        let Some(db) = self.db.clone() else {
+            return;
+        };
+        let (province, busy) = (self.province.clone(), self.busy_timeout);
+        let this = self.clone();
+        let reopened = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&db, province)?;
+            store.set_busy_timeout(busy)?;
+            *this.writer.lock().expect("store lock") = store;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .expect("store task does not panic");
+        if let Err(e) = reopened {
+            tracing::warn!(error = %e, "cannot reopen the read-model database yet");
+        }
+    }
+
+    /// Checks that the log is the one the checkpoint refers to; records it for a store
+    /// that has none yet. `Err` stops the projection (reported).
+    async fn check_identity(self: &Arc<Self>) -> Result<(), ()> {
+        let current = match self.log.identity().await {
+            Ok(Some(id)) => id,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                self.set_fault(
+                    LOG_UNAVAILABLE,
+                    format!("cannot tell which log this is ({e}); retrying"),
+                );
+                return Err(());
+            }
+        };
+        self.clear_fault(&[LOG_UNAVAILABLE]);
+        let recorded = self
+            .health
+            .lock()
+            .expect("health lock")
+            .log_identity
+            .clone();
+        match recorded {
+            Some(r) if r == current => {
+                self.clear_fault(&[LOG_REPLACED]);
+                Ok(())
+            }
+            Some(r) => {
+                self.set_fault(
+                    LOG_REPLACED,
+                    format!(
+                        "the log is now `{current}` but the read models were built from `{r}`: \
+                         its positions mean nothing here, so the projector stopped at {}. \
+                         Restore the log, or rebuild (POST /v1/admin/rebuild) to adopt the new one",
+                        self.position()
+                    ),
+                );
+                Err(())
+            }
+            None => {
+                let id = current.clone();
+                if let Err(e) = self.with_store(move |s| s.set_log_identity(&id)).await {
+                    self.storage_failed(&e).await;
+                    return Err(());
+                }
+                tracing::info!(identity = %current, "following this log");
+                self.health.lock().expect("health lock").log_identity = Some(current);
+                Ok(())
+            }
+        }
+    }
+
+    /// Drops the read models for a replay. On failure nothing was dropped.
+    async fn reset(self: &Arc<Self>) -> anyhow::Result<u64> {
         let head = self.log.head().await?.map(|p| p.commit).unwrap_or(0);
-        self.with_store(|s| s.reset()).await?;
+        // Announce before the tables go, so no query reads a half-built model.
+        let epoch = self.phase().generation + 1;
+        self.phase.send_replace(Phase {
+            generation: epoch,
+            rebuilding: true,
+        });
+        let generation = match self.with_store(move |s| s.start_rebuild(head)).await {
+            Ok(generation) => generation,
+            Err(e) => {
+                self.phase.send_replace(Phase {
+                    generation: epoch,
+                    rebuilding: false,
+                });
+                return Err(e.into());
+            }
+        };
+        {
+            let mut health = self.health.lock().expect("health lock");
+            health.log_identity = None;
+            health.last_rebuild = Some(RebuildProgress {
+                generation,
+                target_position: head,
+                replayed: 0,
+                completed: head == 0,
+            });
+        }
         self.position.send_replace(0);
-        tracing::info!(head, "read models dropped; replaying the log");
+        tracing::info!(head, generation, "read models dropped; replaying the log");
         if head == 0 {
-            self.rebuilding.store(false, Ordering::SeqCst);
+            self.phase.send_replace(Phase {
+                generation: epoch,
+                rebuilding: false,
+            });
         }
         Ok(head)
     }
 
+    /// Serves one rebuild request. A failure is reported and answered; it never ends
+    /// the projection.
+    async fn rebuild(self: &Arc<Self>, reply: RebuildReply) {
+        match self.reset().await {
+            Ok(head) => {
+                self.clear_fault(&[REBUILD_FAILED, LOG_REPLACED]);
+                let _ = reply.send(Ok(head));
+            }
+            Err(e) => {
+                let detail = format!("the rebuild failed, the read models are unchanged: {e}");
+                self.set_fault(REBUILD_FAILED, detail.clone());
+                let _ = reply.send(Err(detail));
+            }
+        }
+    }
+
     /// Applies one batch and publishes the new position.
-    async fn apply(
-        self: &Arc<Self>,
-        items: Vec<Item>,
-        rebuild_target: &mut Option<u64>,
-    ) -> Result<(), StoreError> {
+    async fn apply(self: &Arc<Self>, items: Vec<Item>) -> Result<(), StoreError> {
         if items.is_empty() {
             return Ok(());
         }
@@ -119,78 +444,229 @@ impl Projector {
         let commit = checkpoint.map(|p| p.commit).unwrap_or(0);
         tracing::debug!(applied, dead, position = commit, "batch applied");
         self.position.send_replace(commit);
-        if let Some(target) = *rebuild_target
-            && commit >= target
+        if self.is_rebuilding()
+            && let Some(r) = self
+                .health
+                .lock()
+                .expect("health lock")
+                .last_rebuild
+                .as_mut()
         {
-            self.rebuilding.store(false, Ordering::SeqCst);
-            *rebuild_target = None;
-            tracing::info!(position = commit, "rebuild complete");
+            r.replayed += (applied + dead) as u64;
         }
+        self.settle_rebuild(commit).await
+    }
+
+    /// Marks the running rebuild complete (in the store too) once `commit` reached
+    /// its target.
+    async fn settle_rebuild(self: &Arc<Self>, commit: u64) -> Result<(), StoreError> {
+        let phase = self.phase();
+        let done = {
+            let health = self.health.lock().expect("health lock");
+            health
+                .last_rebuild
+                .as_ref()
+                .filter(|r| phase.rebuilding && !r.completed && commit >= r.target_position)
+                .map(|r| (r.generation, r.replayed))
+        };
+        let Some((generation, replayed)) = done else {
+            return Ok(());
+        };
+        self.with_store(move |s| s.finish_rebuild(generation, replayed))
+            .await?;
+        if let Some(r) = self
+            .health
+            .lock()
+            .expect("health lock")
+            .last_rebuild
+            .as_mut()
+        {
+            r.completed = true;
+        }
+        self.phase.send_replace(Phase {
+            rebuilding: false,
+            ..phase
+        });
+        tracing::info!(position = commit, replayed, generation, "rebuild complete");
         Ok(())
     }
 
-    /// Follows the log until `shutdown` flips to true.
+    /// Follows the log until `shutdown` flips to true. Returns only then.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let mut rebuild_rx = self.rebuild_rx.lock().await;
-        let mut rebuild_target: Option<u64> = None;
-        let mut backoff = Duration::from_millis(100);
-        'subscribe: loop {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            let after: Option<EventPosition> = self.with_store(|s| s.checkpoint()).await?;
-            let subscription = match self.log.subscribe(after).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot subscribe to the log; retrying");
+            match self
+                .follow(&mut rebuild_rx, &mut shutdown, &mut backoff)
+                .await
+            {
+                Flow::Shutdown => return Ok(()),
+                Flow::Again => {}
+                Flow::Retry => {
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        biased;
                         _ = shutdown.changed() => return Ok(()),
+                        Some(reply) = rebuild_rx.recv() => self.rebuild(reply).await,
+                        _ = tokio::time::sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-            };
-            tracing::info!(after = ?after, "following the log");
-            let mut chunks = subscription.ready_chunks(self.batch_size);
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = shutdown.changed() => return Ok(()),
-                    Some(reply) = rebuild_rx.recv() => {
-                        let head = self.reset().await?;
-                        rebuild_target = (head > 0).then_some(head);
-                        let _ = reply.send(head);
-                        continue 'subscribe;
+            }
+        }
+    }
+
+    /// One subscription: from the checkpoint until something fails or a rebuild.
+    async fn follow(
+        self: &Arc<Self>,
+        rebuild_rx: &mut mpsc::Receiver<RebuildReply>,
+        shutdown: &mut watch::Receiver<bool>,
+        backoff: &mut Duration,
+    ) -> Flow {
+        if self.check_identity().await.is_err() {
+            return Flow::Retry;
+        }
+        let after = match self.with_store(|s| s.checkpoint()).await {
+            Ok(after) => after,
+            Err(e) => {
+                self.storage_failed(&e).await;
+                return Flow::Retry;
+            }
+        };
+        if let Err(e) = self
+            .settle_rebuild(after.map(|p| p.commit).unwrap_or(0))
+            .await
+        {
+            self.storage_failed(&e).await;
+            return Flow::Retry;
+        }
+        let subscription = match self.log.subscribe(after).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to the log; retrying");
+                return Flow::Retry;
+            }
+        };
+        tracing::info!(after = ?after, "following the log");
+        let mut chunks = subscription.ready_chunks(self.batch_size);
+        let mut identity_check = tokio::time::interval(IDENTITY_CHECK_EVERY);
+        identity_check.reset();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return Flow::Shutdown,
+                Some(reply) = rebuild_rx.recv() => {
+                    self.rebuild(reply).await;
+                    return Flow::Again;
+                }
+                _ = identity_check.tick() => {
+                    if self.check_identity().await.is_err() {
+                        return Flow::Retry;
                     }
-                    chunk = chunks.next() => {
-                        let Some(chunk) = chunk else {
-                            tracing::warn!("log subscription ended; resubscribing");
-                            continue 'subscribe;
-                        };
-                        backoff = Duration::from_millis(100);
-                        let mut items = Vec::with_capacity(chunk.len());
-                        let mut failure: Option<LogError> = None;
-                        for entry in chunk {
-                            match entry {
-                                Ok(event) => items.push(Item::Event(event)),
-                                Err(LogError::Corrupt { position, reason }) => items.push(Item::Unreadable { position, reason }),
-                                Err(e) => {
-                                    debug_assert_ne!(e.kind(), LogErrorKind::Corrupt);
-                                    failure = Some(e);
-                                    break;
-                                }
-                            }
-                        }
-                        self.apply(items, &mut rebuild_target).await?;
-                        if let Some(e) = failure {
-                            tracing::warn!(error = %e, "log subscription failed; resubscribing from the checkpoint");
-                            tokio::time::sleep(backoff).await;
-                            continue 'subscribe;
-                        }
+                }
+                chunk = chunks.next() => {
+                    let Some(chunk) = chunk else {
+                        tracing::warn!("log subscription ended; resubscribing");
+                        return Flow::Retry;
+                    };
+                    let (items, failure) = split(chunk);
+                    // Checked after the batch arrived: a batch from a log that was
+                    // replaced meanwhile is never applied.
+                    if !items.is_empty() && self.check_identity().await.is_err() {
+                        return Flow::Retry;
+                    }
+                    if let Err(e) = self.apply(items).await {
+                        self.storage_failed(&e).await;
+                        return Flow::Retry;
+                    }
+                    // Advancing again: a storage failure or a failed rebuild (whose old
+                    // read models stood) is over.
+                    self.clear_fault(&[STORAGE_FAILED, REBUILD_FAILED]);
+                    *backoff = FIRST_BACKOFF;
+                    if let Some(e) = failure {
+                        tracing::warn!(error = %e, "log subscription failed; resubscribing from the checkpoint");
+                        return Flow::Retry;
                     }
                 }
             }
         }
     }
+
+    /// Applies again the event of the dead letter at `position` (read again from the
+    /// log), once its cause is fixed. The projection's checkpoint does not move.
+    pub async fn redrive(
+        self: &Arc<Self>,
+        position: EventPosition,
+    ) -> Result<Redrive, RedriveError> {
+        if self.is_rebuilding() {
+            return Err(RedriveError::Rebuilding);
+        }
+        if self.health().fault.is_some_and(|f| f.code == LOG_REPLACED) {
+            return Err(RedriveError::LogReplaced);
+        }
+        let known = self
+            .with_reader(move |s| Ok(s.dead_letter(position)?.is_some()))
+            .await?;
+        if !known {
+            return Ok(Redrive::NotDeadLetter);
+        }
+        let item = self.read_entry(position).await?;
+        Ok(self.with_store(move |s| s.redrive(&item)).await?)
+    }
+
+    /// The log entry at `position` (an event, or what made it unreadable).
+    async fn read_entry(&self, position: EventPosition) -> Result<Item, RedriveError> {
+        let after = match position.index {
+            0 => EventPosition {
+                commit: position.commit.saturating_sub(1),
+                index: u64::MAX,
+            },
+            i => EventPosition {
+                commit: position.commit,
+                index: i - 1,
+            },
+        };
+        let mut entries = self.log.subscribe(Some(after)).await?;
+        let read = async {
+            while let Some(entry) = entries.next().await {
+                let item = match entry {
+                    Ok(e) => Item::Event(e),
+                    Err(LogError::Corrupt { position, reason }) => {
+                        Item::Unreadable { position, reason }
+                    }
+                    Err(e) => return Err(RedriveError::Log(e)),
+                };
+                if item.position() >= position {
+                    return Ok(Some(item).filter(|i| i.position() == position));
+                }
+            }
+            Ok(None)
+        };
+        match tokio::time::timeout(Duration::from_secs(5), read).await {
+            Ok(Ok(Some(item))) => Ok(item),
+            Ok(Ok(None)) | Err(_) => Err(RedriveError::NotInLog(position)),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+}
+
+/// A chunk of the subscription as items to apply, and the failure that ended it, if
+/// one did (everything before the failure is applied).
+fn split(chunk: Vec<Result<coord_log::RecordedEvent, LogError>>) -> (Vec<Item>, Option<LogError>) {
+    let mut items = Vec::with_capacity(chunk.len());
+    for entry in chunk {
+        match entry {
+            Ok(event) => items.push(Item::Event(event)),
+            Err(LogError::Corrupt { position, reason }) => {
+                items.push(Item::Unreadable { position, reason })
+            }
+            Err(e) => {
+                debug_assert_ne!(e.kind(), LogErrorKind::Corrupt);
+                return (items, Some(e));
+            }
+        }
+    }
+    (items, None)
 }

@@ -5,13 +5,17 @@
 //! queries over them. Every batch of events is applied in one transaction that also
 //! moves the checkpoint, so a crash leaves the model and its position consistent:
 //! nothing is counted twice and nothing is skipped. Each event is applied inside a
-//! savepoint; an event that cannot be applied is rolled back alone and recorded as a
-//! dead letter, and the projection goes on.
+//! savepoint; an event that cannot be applied *because of its content* is rolled back
+//! alone and recorded as a dead letter, and the projection goes on. A failure of the
+//! storage itself (busy, locked, I/O error, disk full, read-only, cannot open) is not
+//! the event's fault: the whole batch rolls back, the checkpoint stays, and the caller
+//! retries (see [`StoreError`] and [`is_content_error`]).
 //!
 //! This module does no network I/O and has no async code.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use coord_domain::discipline::{AppealResolution, DisciplineEvent, Subject};
@@ -20,9 +24,10 @@ use coord_domain::inspection::{InspectionEvent, InspectionKind, InspectionStatus
 use coord_domain::{Body, DomainEvent, Province, TermId, UnitId};
 use coord_log::{EventPosition, RecordedEvent};
 use coord_proto::read::{
-    DeadLetter, DistrictStatus, InspectionCounts, ProvinceSummary, TimelineEntry, TimelinePage,
+    DeadLetter, DisciplineCounts, DistrictStatus, InspectionCounts, ProvinceSummary, TimelineEntry,
+    TimelinePage,
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checkpoint (
@@ -46,7 +51,8 @@ CREATE INDEX IF NOT EXISTS exchanges_term_unit ON exchanges(term, unit);
 CREATE TABLE IF NOT EXISTS discipline_cases (
     case_id TEXT PRIMARY KEY,
     term TEXT NOT NULL, unit TEXT NOT NULL, subject_kind TEXT NOT NULL, status TEXT NOT NULL,
-    form_in_force TEXT, decided_on TEXT
+    form_in_force TEXT, decided_on TEXT,
+    subject_ref TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS discipline_term_unit ON discipline_cases(term, unit);
 CREATE TABLE IF NOT EXISTS timeline (
@@ -57,6 +63,17 @@ CREATE TABLE IF NOT EXISTS timeline (
     PRIMARY KEY (commit_pos, idx)
 );
 CREATE INDEX IF NOT EXISTS timeline_unit ON timeline(unit, commit_pos DESC, idx DESC);
+CREATE TABLE IF NOT EXISTS rebuilds (
+    generation INTEGER PRIMARY KEY,
+    target INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    replayed INTEGER,
+    completed INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_identity (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    identity TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL,
     stream_id TEXT, event_type TEXT, reason TEXT NOT NULL, recorded_at TEXT NOT NULL,
@@ -64,8 +81,29 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 ";
 
-const TABLES: [&str; 6] = [
+/// A case whose decision is in force (a decision stands while appealed; an annulment
+/// leaves no form in force).
+const IN_FORCE: &str =
+    "status IN ('decided', 'appeal_pending', 'appeal_resolved') AND form_in_force IS NOT NULL";
+
+/// Sets the decision and distinct-subject figures of one subject kind.
+fn people(counts: &mut DisciplineCounts, subject_kind: &str, decisions: i64, subjects: i64) {
+    let (decisions, subjects) = (decisions as u64, subjects as u64);
+    match subject_kind {
+        "member" => {
+            counts.member_decisions = decisions;
+            counts.members_disciplined = subjects;
+        }
+        _ => {
+            counts.organization_decisions = decisions;
+            counts.organizations_disciplined = subjects;
+        }
+    }
+}
+
+const TABLES: [&str; 7] = [
     "checkpoint",
+    "log_identity",
     "inspections",
     "exchanges",
     "discipline_cases",
@@ -73,10 +111,70 @@ const TABLES: [&str; 6] = [
     "dead_letters",
 ];
 
-/// A storage failure (not a bad event: those become dead letters).
+/// How long a write waits for a lock held by another connection before it fails.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A storage failure (not a bad event: those become dead letters). Nothing of the
+/// batch that met it was written; retrying once the storage is fixed is safe.
 #[derive(Debug, thiserror::Error)]
 #[error("read model storage failed: {0}")]
 pub struct StoreError(#[from] rusqlite::Error);
+
+impl StoreError {
+    /// SQLite's name for the failure (`SQLITE_BUSY`, `SQLITE_READONLY`, ...), if any.
+    pub fn sqlite_code(&self) -> Option<&'static str> {
+        match &self.0 {
+            rusqlite::Error::SqliteFailure(e, _) => Some(code_name(e.code)),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a SQLite error is caused by what is being written (a constraint the event's
+/// content breaks, a value too big) rather than by the storage. Everything else is the
+/// storage's (busy, locked, I/O error, disk full, read-only, cannot open, corrupt file,
+/// out of memory, ...): it says nothing about the event, so the event must not be
+/// dead-lettered for it.
+pub fn is_content_error(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{ConstraintViolation, TooBig, TypeMismatch};
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => {
+            matches!(f.code, ConstraintViolation | TooBig | TypeMismatch)
+        }
+        rusqlite::Error::ToSqlConversionFailure(_)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => true,
+        _ => false,
+    }
+}
+
+fn code_name(code: rusqlite::ErrorCode) -> &'static str {
+    use rusqlite::ErrorCode as C;
+    match code {
+        C::DatabaseBusy => "SQLITE_BUSY",
+        C::DatabaseLocked => "SQLITE_LOCKED",
+        C::ReadOnly => "SQLITE_READONLY",
+        C::SystemIoFailure => "SQLITE_IOERR",
+        C::DiskFull => "SQLITE_FULL",
+        C::CannotOpen => "SQLITE_CANTOPEN",
+        C::DatabaseCorrupt => "SQLITE_CORRUPT",
+        C::NotADatabase => "SQLITE_NOTADB",
+        C::PermissionDenied => "SQLITE_PERM",
+        C::OutOfMemory => "SQLITE_NOMEM",
+        C::ConstraintViolation => "SQLITE_CONSTRAINT",
+        _ => "SQLITE_ERROR",
+    }
+}
+
+/// What re-driving one dead letter came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redrive {
+    /// The event applied; its dead letter is gone.
+    Applied,
+    /// It still cannot be applied, for this reason (recorded on the dead letter).
+    StillFailing(String),
+    /// No dead letter at that position.
+    NotDeadLetter,
+}
 
 /// Something for the projection to take in: an event, or an entry the log could not read.
 #[derive(Debug, Clone)]
@@ -104,8 +202,29 @@ enum Skip {
     Undecodable(String),
     #[error("{0}")]
     Inconsistent(String),
+    /// Not the event's fault: the batch stops and rolls back.
     #[error(transparent)]
-    Storage(#[from] rusqlite::Error),
+    Storage(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Skip {
+    fn from(e: rusqlite::Error) -> Self {
+        if is_content_error(&e) {
+            Skip::Inconsistent(e.to_string())
+        } else {
+            Skip::Storage(e)
+        }
+    }
+}
+
+impl Skip {
+    /// A failed write with what was being written: content or storage, as the error says.
+    fn writing(what: String, e: rusqlite::Error) -> Self {
+        match Skip::from(e) {
+            Skip::Inconsistent(reason) => Skip::Inconsistent(format!("{what}: {reason}")),
+            other => other,
+        }
+    }
 }
 
 /// The read-model database.
@@ -126,6 +245,40 @@ impl Store {
         Self::init(conn, province)
     }
 
+    /// A second, read-only connection to the database at `path` (opened by
+    /// [`Store::open`] first): in WAL mode it reads the last committed state while the
+    /// writer writes, so queries never wait behind a projection batch.
+    pub fn open_reader(path: &Path, province: Province) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
+        Ok(Self { conn, province })
+    }
+
+    /// How long a write waits for another connection's lock before failing busy.
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<(), StoreError> {
+        Ok(self.conn.busy_timeout(timeout)?)
+    }
+
+    /// Runs `f` inside one read transaction, so that every statement it makes sees
+    /// the same committed state (a status never mixes two batches).
+    pub fn snapshot<T>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        let out = f(self);
+        // A read transaction: ending it changes nothing, whichever way.
+        let end = self.conn.execute_batch("ROLLBACK");
+        let out = out?;
+        end?;
+        Ok(out)
+    }
+
     /// An in-memory database, for tests.
     pub fn open_in_memory(province: Province) -> Result<Self, StoreError> {
         Self::init(Connection::open_in_memory()?, province)
@@ -141,9 +294,29 @@ impl Store {
         // In WAL mode NORMAL can lose the last transactions on power loss, never
         // corrupt: the checkpoint is lost with them, so they are simply applied again.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn, province })
+        let mut store = Self { conn, province };
+        if !store.has_column("discipline_cases", "subject_ref")? {
+            // A database from before people were counted: drop the read models so that
+            // the runner replays the log into the current schema.
+            tracing::info!("read-model schema changed: the read models are rebuilt");
+            store.reset()?;
+        }
+        Ok(store)
+    }
+
+    fn has_column(&self, table: &str, column: &str) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        for name in names {
+            if name? == column {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The last position applied, if any.
@@ -166,17 +339,75 @@ impl Store {
     /// Drops every read model and the checkpoint, for a replay from the start.
     pub fn reset(&mut self) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        for table in TABLES {
-            tx.execute_batch(&format!("DROP TABLE IF EXISTS {table};"))?;
-        }
-        tx.execute_batch(SCHEMA)?;
+        drop_models(&tx)?;
         tx.commit()?;
         Ok(())
     }
 
+    /// Drops every read model and records a rebuild that is complete once the
+    /// checkpoint reaches `target`, in one transaction (so a restart mid-replay still
+    /// knows the model is partial). Returns the rebuild's generation.
+    pub fn start_rebuild(&mut self, target: u64) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction()?;
+        drop_models(&tx)?;
+        tx.execute(
+            "INSERT INTO rebuilds (generation, target, started_at, completed)
+             VALUES ((SELECT COALESCE(MAX(generation), 0) + 1 FROM rebuilds), ?1, ?2, ?3)",
+            params![target as i64, chrono::Utc::now().to_rfc3339(), target == 0],
+        )?;
+        let generation: i64 =
+            tx.query_row("SELECT MAX(generation) FROM rebuilds", [], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(generation as u64)
+    }
+
+    /// Marks rebuild `generation` complete, having replayed `replayed` entries.
+    pub fn finish_rebuild(&mut self, generation: u64, replayed: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE rebuilds SET completed = 1, replayed = ?2 WHERE generation = ?1",
+            params![generation as i64, replayed as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The latest rebuild of this database: generation, target, replayed (once
+    /// complete; else counted from the model), complete.
+    pub fn latest_rebuild(&self) -> Result<Option<(u64, u64, u64, bool)>, StoreError> {
+        let latest = self
+            .conn
+            .query_row(
+                "SELECT generation, target, replayed, completed FROM rebuilds
+                 ORDER BY generation DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, Option<i64>>(2)?,
+                        r.get::<_, bool>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((generation, target, replayed, completed)) = latest else {
+            return Ok(None);
+        };
+        let replayed = match replayed {
+            Some(n) => n as u64,
+            // Every applied event has one timeline row; every other entry a dead letter.
+            None => self.conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM timeline) + (SELECT COUNT(*) FROM dead_letters)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as u64,
+        };
+        Ok(Some((generation, target, replayed, completed)))
+    }
+
     /// Applies a batch in one transaction with the checkpoint. Items at or before the
     /// checkpoint are skipped, so a redelivered batch changes nothing. Returns how many
-    /// items were applied and how many became dead letters.
+    /// items were applied and how many became dead letters. A storage failure rolls the
+    /// whole batch back (the checkpoint does not move) and is returned.
     pub fn apply_batch(&mut self, items: &[Item]) -> Result<(usize, usize), StoreError> {
         let checkpoint = self.checkpoint()?;
         let mut tx = self.conn.transaction()?;
@@ -188,40 +419,12 @@ impl Store {
                 continue;
             }
             last = Some(position);
-            let result = match item {
-                Item::Event(event) => {
-                    let mut sp = tx.savepoint()?;
-                    match apply_event(&sp, &self.province, event) {
-                        Ok(()) => {
-                            sp.commit()?;
-                            Ok(())
-                        }
-                        Err(skip) => {
-                            sp.rollback()?;
-                            drop(sp);
-                            Err((Some(event), skip.to_string()))
-                        }
-                    }
-                }
-                Item::Unreadable { reason, .. } => Err((None, reason.clone())),
-            };
-            match result {
+            match apply_item(&mut tx, &self.province, item)? {
                 Ok(()) => applied += 1,
-                Err((event, reason)) => {
+                Err(reason) => {
                     dead += 1;
                     tracing::warn!(%position, %reason, "dead letter");
-                    tx.execute(
-                        "INSERT OR REPLACE INTO dead_letters (commit_pos, idx, stream_id, event_type, reason, recorded_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![
-                            position.commit as i64,
-                            position.index as i64,
-                            event.map(|e| e.stream_id.to_string()),
-                            event.map(|e| e.event_type.clone()),
-                            reason,
-                            chrono::Utc::now().to_rfc3339(),
-                        ],
-                    )?;
+                    record_dead_letter(&tx, item, &reason)?;
                 }
             }
         }
@@ -232,6 +435,59 @@ impl Store {
         Ok((applied, dead))
     }
 
+    /// Applies again the event of one dead letter (read again from the log), once the
+    /// cause is fixed: if it applies now, the dead letter goes; if not, its reason is
+    /// brought up to date. The checkpoint does not move.
+    pub fn redrive(&mut self, item: &Item) -> Result<Redrive, StoreError> {
+        let p = item.position();
+        let mut tx = self.conn.transaction()?;
+        let known: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM dead_letters WHERE commit_pos = ?1 AND idx = ?2",
+                params![p.commit as i64, p.index as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if known.is_none() {
+            return Ok(Redrive::NotDeadLetter);
+        }
+        let outcome = match apply_item(&mut tx, &self.province, item)? {
+            Ok(()) => {
+                tx.execute(
+                    "DELETE FROM dead_letters WHERE commit_pos = ?1 AND idx = ?2",
+                    params![p.commit as i64, p.index as i64],
+                )?;
+                Redrive::Applied
+            }
+            Err(reason) => {
+                record_dead_letter(&tx, item, &reason)?;
+                Redrive::StillFailing(reason)
+            }
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// The identity of the log the checkpoint refers to, once one was recorded.
+    pub fn log_identity(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT identity FROM log_identity WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Records the identity of the log the read models are built from.
+    pub fn set_log_identity(&mut self, identity: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO log_identity (id, identity) VALUES (1, ?1)
+             ON CONFLICT(id) DO UPDATE SET identity = excluded.identity",
+            [identity],
+        )?;
+        Ok(())
+    }
+
     pub fn dead_letter_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .conn
@@ -240,20 +496,25 @@ impl Store {
             })? as u64)
     }
 
+    /// The dead letter at `position`, if there is one.
+    pub fn dead_letter(&self, position: EventPosition) -> Result<Option<DeadLetter>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT commit_pos, idx, stream_id, event_type, reason, recorded_at FROM dead_letters
+                 WHERE commit_pos = ?1 AND idx = ?2",
+                params![position.commit as i64, position.index as i64],
+                dead_letter_row,
+            )
+            .optional()?)
+    }
+
     pub fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT commit_pos, idx, stream_id, event_type, reason, recorded_at FROM dead_letters
              ORDER BY commit_pos DESC, idx DESC LIMIT ?1",
         )?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            Ok(DeadLetter {
-                position: format!("{}:{}", r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
-                stream_id: r.get(2)?,
-                event_type: r.get(3)?,
-                reason: r.get(4)?,
-                recorded_at: r.get(5)?,
-            })
-        })?;
+        let rows = stmt.query_map([limit as i64], dead_letter_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -275,6 +536,7 @@ impl Store {
                     term: term_s.clone(),
                     coordinated: false,
                     covered: false,
+                    concluded_after_term: 0,
                     inspections: Default::default(),
                     inspections_by_kind: Default::default(),
                     last_conclusion_on: None,
@@ -287,10 +549,17 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT unit, kind, status, COUNT(*),
                     SUM(CASE WHEN status != 'cancelled' AND coordinating_body = 'district_standing_committee:' || unit THEN 1 ELSE 0 END),
-                    MAX(concluded_on)
+                    MAX(concluded_on),
+                    SUM(CASE WHEN concluded_on > ?2 THEN 1 ELSE 0 END)
              FROM inspections WHERE term = ?1 GROUP BY unit, kind, status",
         )?;
-        let mut rows = stmt.query([&term_s])?;
+        // The term target counts only what was done in the term: a conclusion after
+        // the term's last day is recorded but does not cover the unit for the term.
+        let term_end = province
+            .term(term)
+            .map(|t| fmt_date(t.ends_on))
+            .unwrap_or_else(|| "9999-12-31".to_owned());
+        let mut rows = stmt.query([&term_s, &term_end])?;
         while let Some(r) = rows.next()? {
             let Some(d) = by_unit.get_mut(&r.get::<_, String>(0)?) else {
                 continue;
@@ -314,7 +583,9 @@ impl Store {
             }
             d.coordinated |= coordinated;
             if status == "concluded" {
-                d.covered = true;
+                let late = r.get::<_, i64>(6)? as u64;
+                d.concluded_after_term += late;
+                d.covered |= n > late;
                 let last: Option<String> = r.get(5)?;
                 let last = last.and_then(|s| s.parse().ok());
                 d.last_conclusion_on = d.last_conclusion_on.max(last);
@@ -378,11 +649,45 @@ impl Store {
             }
         }
 
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT unit, subject_kind, COUNT(*), COUNT(DISTINCT subject_ref)
+             FROM discipline_cases WHERE term = ?1 AND {IN_FORCE} GROUP BY unit, subject_kind"
+        ))?;
+        let mut rows = stmt.query([&term_s])?;
+        while let Some(r) = rows.next()? {
+            if let Some(d) = by_unit.get_mut(&r.get::<_, String>(0)?) {
+                people(
+                    &mut d.discipline,
+                    &r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                );
+            }
+        }
+
         Ok(province
             .units
             .iter()
             .filter_map(|u| by_unit.remove(u.id.as_str()))
             .collect())
+    }
+
+    /// Decisions in force and distinct subjects across the whole province: a member
+    /// disciplined in cases of two districts is one person.
+    fn province_people(
+        &self,
+        term: TermId,
+        counts: &mut DisciplineCounts,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT subject_kind, COUNT(*), COUNT(DISTINCT subject_ref)
+             FROM discipline_cases WHERE term = ?1 AND {IN_FORCE} GROUP BY subject_kind"
+        ))?;
+        let mut rows = stmt.query([term.to_string()])?;
+        while let Some(r) = rows.next()? {
+            people(counts, &r.get::<_, String>(0)?, r.get(1)?, r.get(2)?);
+        }
+        Ok(())
     }
 
     /// The province's standing against the term target.
@@ -440,6 +745,7 @@ impl Store {
             t.members.removal_from_post += dd.members.removal_from_post;
             t.members.expulsion += dd.members.expulsion;
         }
+        self.province_people(term, &mut s.discipline)?;
         Ok(s)
     }
 
@@ -536,6 +842,67 @@ impl Store {
     }
 }
 
+fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
+    Ok(DeadLetter {
+        position: format!("{}:{}", r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
+        stream_id: r.get(2)?,
+        event_type: r.get(3)?,
+        reason: r.get(4)?,
+        recorded_at: r.get(5)?,
+    })
+}
+
+/// Applies one item in its own savepoint. The outer `Err` is a storage failure (the
+/// caller abandons the transaction); the inner `Err` is why the item's content cannot
+/// be applied (the savepoint is rolled back, the caller records a dead letter).
+fn apply_item(
+    tx: &mut Transaction<'_>,
+    province: &Province,
+    item: &Item,
+) -> Result<Result<(), String>, StoreError> {
+    let event = match item {
+        Item::Event(event) => event,
+        Item::Unreadable { reason, .. } => return Ok(Err(reason.clone())),
+    };
+    let sp = tx.savepoint()?;
+    match apply_event(&sp, province, event) {
+        Ok(()) => {
+            sp.commit()?;
+            Ok(Ok(()))
+        }
+        Err(Skip::Storage(e)) => Err(StoreError(e)),
+        Err(skip) => Ok(Err(skip.to_string())),
+    }
+}
+
+fn record_dead_letter(tx: &Transaction<'_>, item: &Item, reason: &str) -> rusqlite::Result<()> {
+    let p = item.position();
+    let event = match item {
+        Item::Event(e) => Some(e),
+        Item::Unreadable { .. } => None,
+    };
+    tx.execute(
+        "INSERT OR REPLACE INTO dead_letters (commit_pos, idx, stream_id, event_type, reason, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            p.commit as i64,
+            p.index as i64,
+            event.map(|e| e.stream_id.to_string()),
+            event.map(|e| e.event_type.clone()),
+            reason,
+            chrono::Utc::now().to_rfc3339(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn drop_models(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    for table in TABLES {
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS {table};"))?;
+    }
+    tx.execute_batch(SCHEMA)
+}
+
 fn set_checkpoint(tx: &mut Transaction<'_>, p: EventPosition) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO checkpoint (id, commit_pos, idx) VALUES (1, ?1, ?2)
@@ -583,7 +950,7 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                     params![id, s.term.to_string(), s.unit.as_str(), json_name(&s.kind), json_name(&s.category),
                             s.coordinating_body.to_string(), fmt_date(s.decided_on)],
                 )
-                .map_err(|err| Skip::Inconsistent(format!("inspection {id} cannot be inserted: {err}")))?;
+                .map_err(|err| Skip::writing(format!("inspection {id} cannot be inserted"), err))?;
                 let verb = if s.kind == InspectionKind::Inspection {
                     "Quyết định kiểm tra"
                 } else {
@@ -660,7 +1027,7 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                     params![id, s.term.to_string(), s.unit.as_str(), s.from.to_string(), s.to.to_string(),
                             direction, json_name(&s.topic), fmt_date(s.sent_on)],
                 )
-                .map_err(|err| Skip::Inconsistent(format!("exchange {id} cannot be inserted: {err}")))?;
+                .map_err(|err| Skip::writing(format!("exchange {id} cannot be inserted"), err))?;
                 (
                     s.unit.to_string(),
                     format!(
@@ -694,11 +1061,17 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                     }
                     Subject::Member { member, .. } => ("member", format!("đảng viên {member}")),
                 };
+                // Who, for counting people: a member by the reference (one person
+                // wherever their cases are), an organization by its unit and name.
+                let subject_ref = match &s.subject {
+                    Subject::Organization { name } => format!("{}/{name}", s.unit),
+                    Subject::Member { member, .. } => member.to_string(),
+                };
                 conn.execute(
-                    "INSERT INTO discipline_cases (case_id, term, unit, subject_kind, status) VALUES (?1, ?2, ?3, ?4, 'open')",
-                    params![id, s.term.to_string(), s.unit.as_str(), kind],
+                    "INSERT INTO discipline_cases (case_id, term, unit, subject_kind, status, subject_ref) VALUES (?1, ?2, ?3, ?4, 'open', ?5)",
+                    params![id, s.term.to_string(), s.unit.as_str(), kind, subject_ref],
                 )
-                .map_err(|err| Skip::Inconsistent(format!("case {id} cannot be inserted: {err}")))?;
+                .map_err(|err| Skip::writing(format!("case {id} cannot be inserted"), err))?;
                 (
                     s.unit.to_string(),
                     format!("Xem xét thi hành kỷ luật {who}"),
@@ -809,4 +1182,137 @@ fn json_name<T: serde::Serialize>(value: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Storage failures against content failures, on a real SQLite database.
+
+    use super::*;
+    use coord_domain::inspection::{Category, InspectionScheduled};
+    use coord_domain::province::AN_GIANG_TOML;
+    use coord_log::StreamId;
+    use uuid::Uuid;
+
+    fn province() -> Province {
+        Province::from_toml_str(AN_GIANG_TOML).unwrap()
+    }
+
+    /// A valid `InspectionScheduled` at commit `commit`, recorded by `actor`.
+    fn scheduled(commit: u64, actor: &str) -> Item {
+        let id = Uuid::now_v7();
+        let event = InspectionEvent::InspectionScheduled(InspectionScheduled {
+            inspection_id: coord_domain::InspectionId::from_uuid(id),
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            kind: InspectionKind::Inspection,
+            category: Category::Regular,
+            leading_body: Body::ProvincialInspectionCommission,
+            coordinating_body: "district_standing_committee:long-xuyen".parse().unwrap(),
+            target: "district_police:long-xuyen".parse().unwrap(),
+            decision_ref: "1-QĐ".parse().unwrap(),
+            decided_on: "2024-01-02".parse().unwrap(),
+            planned_start: "2024-02-01".parse().unwrap(),
+            planned_end: "2024-02-28".parse().unwrap(),
+        });
+        let (event_type, payload) = event.encode();
+        Item::Event(RecordedEvent {
+            event_id: Uuid::now_v7(),
+            stream_id: StreamId::new("inspection", id).unwrap(),
+            stream_version: 1,
+            event_type: event_type.into(),
+            schema_version: 1,
+            occurred_at: "2024-01-02".parse().unwrap(),
+            recorded_at: chrono::Utc::now(),
+            office: "province".into(),
+            actor: actor.into(),
+            correlation_id: id,
+            causation_id: id,
+            payload,
+            position: Some(EventPosition { commit, index: 0 }),
+        })
+    }
+
+    fn sqlite_error(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn storage_errors_are_not_the_events_fault_and_constraint_violations_are() {
+        // given the SQLite failures a projection batch can meet
+        let storage = [
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_LOCKED,
+            rusqlite::ffi::SQLITE_IOERR,
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_READONLY,
+            rusqlite::ffi::SQLITE_CANTOPEN,
+            rusqlite::ffi::SQLITE_CORRUPT,
+        ];
+        // then each one is storage, even while inserting an event's row
+        for code in storage {
+            assert!(!is_content_error(&sqlite_error(code)), "{code}");
+            let skip = Skip::writing("inspection x cannot be inserted".into(), sqlite_error(code));
+            assert!(matches!(skip, Skip::Storage(_)), "{code}: {skip:?}");
+        }
+        // and a constraint the event's content breaks is the event's
+        let skip = Skip::writing(
+            "inspection x cannot be inserted".into(),
+            sqlite_error(rusqlite::ffi::SQLITE_CONSTRAINT),
+        );
+        assert!(matches!(skip, Skip::Inconsistent(ref r) if r.starts_with("inspection x")));
+    }
+
+    #[test]
+    fn a_full_database_rolls_the_batch_back_and_makes_no_dead_letter() {
+        // given a store whose file may not grow, and a batch whose second event needs room
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("p.sqlite"), province()).unwrap();
+        store.apply_batch(&[scheduled(1, "small")]).unwrap();
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store
+            .conn
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+        let batch = [scheduled(2, "small"), scheduled(3, &"x".repeat(64 * 1024))];
+
+        // when it is applied
+        let err = store.apply_batch(&batch).unwrap_err();
+
+        // then the failure is the storage's, and nothing of the batch was written
+        assert_eq!(err.sqlite_code(), Some("SQLITE_FULL"), "{err}");
+        assert_eq!(store.checkpoint().unwrap().unwrap().commit, 1);
+        assert_eq!(store.dead_letter_count().unwrap(), 0);
+        let summary = store
+            .province_summary("2020-2025".parse().unwrap())
+            .unwrap();
+        assert_eq!(summary.inspections.scheduled, 1);
+
+        // and once there is room again the same batch applies whole
+        store
+            .conn
+            .pragma_update(None, "max_page_count", 1_000_000)
+            .unwrap();
+        assert_eq!(store.apply_batch(&batch).unwrap(), (2, 0));
+        assert_eq!(store.checkpoint().unwrap().unwrap().commit, 3);
+    }
+
+    #[test]
+    fn a_read_only_database_fails_the_batch_and_moves_nothing() {
+        // given a database the projector can only read
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sqlite");
+        drop(Store::open(&path, province()).unwrap());
+        let mut read_only = Store::open_reader(&path, province()).unwrap();
+
+        // when a batch is applied, then it fails as storage and makes no dead letter
+        let err = read_only.apply_batch(&[scheduled(1, "a")]).unwrap_err();
+        assert_eq!(err.sqlite_code(), Some("SQLITE_READONLY"), "{err}");
+        let store = Store::open(&path, province()).unwrap();
+        assert_eq!(store.checkpoint().unwrap(), None);
+        assert_eq!(store.dead_letter_count().unwrap(), 0);
+    }
 }

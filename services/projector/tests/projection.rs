@@ -13,7 +13,7 @@ use coord_domain::province::AN_GIANG_TOML;
 use coord_log::memory::InMemoryLog;
 use coord_log::{EventLog, ExpectedVersion, Metadata, NewEvent, StreamId};
 use coord_proto::{CommandReply, CommandRequest, ScriptedCommand};
-use coord_service::CommandHandler;
+use coord_service::{CommandHandler, InMemoryKeys};
 use futures::StreamExt;
 use projector::store::{Item, Store};
 use uuid::Uuid;
@@ -26,9 +26,9 @@ fn province() -> Arc<Province> {
 
 async fn load_scenario(log: &InMemoryLog) {
     let log: Arc<dyn EventLog> = Arc::new(log.clone());
-    let inspection = CommandHandler::<Inspection>::new(log.clone(), province());
-    let exchange = CommandHandler::<InformationExchange>::new(log.clone(), province());
-    let discipline = CommandHandler::<DisciplineCase>::new(log.clone(), province());
+    let inspection = CommandHandler::<Inspection>::new(log.clone(), Arc::new(InMemoryKeys::new()), province());
+    let exchange = CommandHandler::<InformationExchange>::new(log.clone(), Arc::new(InMemoryKeys::new()), province());
+    let discipline = CommandHandler::<DisciplineCase>::new(log.clone(), Arc::new(InMemoryKeys::new()), province());
     for line in SCENARIO.lines() {
         let cmd: ScriptedCommand = serde_json::from_str(line).unwrap();
         let route = coord_proto::route(&cmd.command).unwrap();

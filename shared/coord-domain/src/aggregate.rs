@@ -8,13 +8,19 @@
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use crate::{Date, Province};
+use crate::references::{References, StreamRef};
+use crate::{Date, Province, Rulebook};
 
 /// What a command handler may consult besides the aggregate's own state.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
     /// The province's reference data (units, terms).
     pub province: &'a Province,
+    /// The Party's rules (authority, appeals, limitation periods), by date.
+    pub rules: &'a Rulebook,
+    /// The other aggregates the command names (see [`Aggregate::references`]), as the
+    /// handler found them in the log just before deciding.
+    pub references: &'a References,
 }
 
 /// Why a command was refused, in the categories a caller must treat differently.
@@ -129,6 +135,12 @@ pub trait Aggregate: Default + Clone + std::fmt::Debug + Send + Sync + 'static {
         command: &Self::Command,
         ctx: &Context<'_>,
     ) -> Result<Vec<Self::Event>, Self::Rejection>;
+
+    /// The other aggregates a command names, whose state the handler must load from the
+    /// log and pass in [`Context::references`] before deciding. None by default.
+    fn references(_command: &Self::Command) -> Vec<StreamRef> {
+        Vec::new()
+    }
 
     /// Builds the state from a history.
     fn from_history<'e>(events: impl IntoIterator<Item = &'e Self::Event>) -> Self {

@@ -9,11 +9,33 @@
 //! - one decision per case; only an appeal's resolution can change it;
 //! - an appeal is filed within one month of the decision, once; the decision stands
 //!   while the appeal is pending.
+//! - authority: the deciding body must hold the authority for that form and subject in
+//!   the rulebook's table (Điều lệ Đảng art. 36, 38; Quy định 22-QĐ/TW art. 11, 12),
+//!   code `deciding_body_without_authority`;
+//! - appeals go up: only a body above the deciding one resolves the appeal (Quy định
+//!   22-QĐ/TW art. 22; hierarchy in the rulebook), code `resolving_body_not_superior`;
+//! - time limits (thời hiệu, Quy định 69-QĐ/TW as amended by 264-QĐ/TW): a case
+//!   records when the violation happened (and ended, if it lasted); a decision past the
+//!   period for its form, in the rule version in force on the decision date, is refused
+//!   with `limitation_period_expired`, except where no period applies;
+//! - a case may concern an organization that has since been dissolved or reorganized
+//!   (Quy định 69-QĐ/TW art. 1), so opening one does not need the district police
+//!   committee to exist any more, but the violation must date from when it did, and a
+//!   district standing committee acts (decides, resolves) only while its unit exists;
+//! - a case based on an inspection names an existing, concluded inspection of the same
+//!   unit (read from the log by the handler, see [`crate::references`]);
+//! - the term: a case is opened in the term it belongs to, but its decision, appeal and
+//!   resolution may come after the term (Quy định 69-QĐ/TW art. 1 covers organizations
+//!   whose term has ended); the read model counts decisions by the case's term.
 
 use chrono::Months;
 use serde::{Deserialize, Serialize};
 
-use crate::rules::{unit_exists, within_term};
+use crate::inspection::InspectionStatus;
+use crate::references::StreamRef;
+pub use crate::rulebook::ViolationCategory;
+use crate::rulebook::{BodyRole, Limitation, LimitationSubject, SubjectClass};
+use crate::rules::{body_exists, police_committee_exists, within_term};
 use crate::{
     Aggregate, Body, CaseId, Context, Date, DomainEvent, InspectionId, MemberRef, OrganizationName,
     Reference, ReferenceError, Rejection, RejectionKind, TermId, Text, UnitId,
@@ -84,6 +106,24 @@ pub enum Subject {
 }
 
 impl Subject {
+    /// The subject as the authority table distinguishes it.
+    pub fn class(&self) -> SubjectClass {
+        match self {
+            Subject::Organization { .. } => SubjectClass::Organization,
+            Subject::Member {
+                holds_post: true, ..
+            } => SubjectClass::MemberHoldingPost,
+            Subject::Member { .. } => SubjectClass::Member,
+        }
+    }
+    /// The subject as the limitation table distinguishes it.
+    pub fn limitation_subject(&self) -> LimitationSubject {
+        match self {
+            Subject::Organization { .. } => LimitationSubject::Organization,
+            Subject::Member { .. } => LimitationSubject::Member,
+        }
+    }
+
     /// Checks a form against Quy định 69-QĐ/TW for this subject.
     pub fn allows(&self, form: DisciplineForm) -> Result<(), DisciplineRejection> {
         use DisciplineForm::*;
@@ -125,6 +165,32 @@ pub enum Basis {
     Inspection { inspection_id: InspectionId },
 }
 
+/// When the violation happened: the day it was committed and, if it lasted, the day it
+/// ended (the limitation period then counts from the end, Hướng dẫn 06-HD/UBKTTW 2018,
+/// carried into Hướng dẫn 05-HD/UBKTTW 2022), and its kind where no period applies.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Violation {
+    #[serde(deserialize_with = "crate::date::iso")]
+    pub committed_on: Date,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::date::iso_opt"
+    )]
+    pub ended_on: Option<Date>,
+    #[serde(default)]
+    pub category: ViolationCategory,
+}
+
+impl Violation {
+    /// The day the limitation period counts from.
+    pub fn counted_from(&self) -> Date {
+        self.ended_on.unwrap_or(self.committed_on)
+    }
+}
+
 /// How an appeal ended.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +212,9 @@ pub struct OpenCase {
     pub unit: UnitId,
     pub subject: Subject,
     pub basis: Basis,
+    /// When the violation happened (required: the time limit counts from it).
+    pub violation: Violation,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub opened_on: Date,
 }
 
@@ -156,6 +225,7 @@ pub struct DecideDiscipline {
     pub case_id: CaseId,
     pub form: DisciplineForm,
     pub deciding_body: Body,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub decided_on: Date,
     pub decision_ref: Reference,
 }
@@ -165,6 +235,7 @@ pub struct DecideDiscipline {
 #[serde(deny_unknown_fields)]
 pub struct CloseCase {
     pub case_id: CaseId,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub closed_on: Date,
     pub reason: Text,
 }
@@ -174,6 +245,7 @@ pub struct CloseCase {
 #[serde(deny_unknown_fields)]
 pub struct AppealDecision {
     pub case_id: CaseId,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub appealed_on: Date,
     pub grounds: Text,
 }
@@ -185,6 +257,7 @@ pub struct ResolveAppeal {
     pub case_id: CaseId,
     pub resolution: AppealResolution,
     pub resolving_body: Body,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub resolved_on: Date,
     pub reference: Reference,
 }
@@ -228,6 +301,10 @@ pub struct DisciplineCaseOpened {
     pub unit: UnitId,
     pub subject: Subject,
     pub basis: Basis,
+    /// Absent in cases opened before violations were recorded; their decisions are not
+    /// checked against a time limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub violation: Option<Violation>,
     pub opened_on: Date,
 }
 
@@ -335,6 +412,39 @@ pub enum DisciplineRejection {
     #[error("an appeal must be resolved by a body other than the one that decided ({0})")]
     ResolvedByDecidingBody(Body),
     #[error(
+        "{resolving} is not above {deciding}, which decided: an appeal goes to a superior body (Quy định 22-QĐ/TW art. 22)"
+    )]
+    ResolvingBodyNotSuperior { resolving: Body, deciding: Body },
+    #[error(
+        "{body} has no authority to decide {} for a {subject:?} (Điều lệ Đảng art. 36, 38; Quy định 22-QĐ/TW art. 11, 12)",
+        form.as_str()
+    )]
+    DecidingBodyWithoutAuthority {
+        body: Body,
+        form: DisciplineForm,
+        subject: SubjectClass,
+    },
+    #[error(
+        "the time limit for {} ({years} years from {counted_from}, rule {rule}) ended on {deadline}; a decision on {decided_on} is too late",
+        form.as_str()
+    )]
+    LimitationPeriodExpired {
+        form: DisciplineForm,
+        rule: String,
+        years: u32,
+        counted_from: Date,
+        deadline: Date,
+        decided_on: Date,
+    },
+    #[error(
+        "the basis inspection {0} was not found in this office's log (it may not have arrived yet from another office)"
+    )]
+    BasisInspectionNotFound(InspectionId),
+    #[error("the basis inspection {0} is not concluded")]
+    BasisInspectionNotConcluded(InspectionId),
+    #[error("the basis inspection {id} is of unit `{unit}`, not of the case's unit")]
+    BasisInspectionOfAnotherUnit { id: InspectionId, unit: UnitId },
+    #[error(
         "an appeal must be filed within one month of the decision of {decided_on} (by {deadline})"
     )]
     AppealOutOfTime { decided_on: Date, deadline: Date },
@@ -370,6 +480,16 @@ impl Rejection for DisciplineRejection {
             DisciplineRejection::BasisNotCentral(_) => "basis_not_central",
             DisciplineRejection::DecidingBodyNotCompetent(..) => "deciding_body_not_competent",
             DisciplineRejection::ResolvedByDecidingBody(_) => "resolved_by_deciding_body",
+            DisciplineRejection::ResolvingBodyNotSuperior { .. } => "resolving_body_not_superior",
+            DisciplineRejection::DecidingBodyWithoutAuthority { .. } => {
+                "deciding_body_without_authority"
+            }
+            DisciplineRejection::LimitationPeriodExpired { .. } => "limitation_period_expired",
+            DisciplineRejection::BasisInspectionNotFound(_) => "basis_inspection_not_found",
+            DisciplineRejection::BasisInspectionNotConcluded(_) => "basis_inspection_not_concluded",
+            DisciplineRejection::BasisInspectionOfAnotherUnit { .. } => {
+                "basis_inspection_of_another_unit"
+            }
             DisciplineRejection::AppealOutOfTime { .. } => "appeal_out_of_time",
             DisciplineRejection::ChangedToSameForm => "changed_to_same_form",
             DisciplineRejection::DatesOutOfOrder(_) => "dates_out_of_order",
@@ -433,7 +553,7 @@ impl Aggregate for DisciplineCase {
             let status = self
                 .status
                 .ok_or(DisciplineRejection::NotFound(command.case_id()))?;
-            return self.handle_step(command, status);
+            return self.handle_step(command, status, ctx);
         };
         if self.status.is_some() {
             return Err(DisciplineRejection::AlreadyOpen(c.case_id));
@@ -444,7 +564,23 @@ impl Aggregate for DisciplineCase {
             return Err(DisciplineRejection::BasisNotCentral(body.clone()));
         }
         within_term(ctx.province, c.term, &[c.opened_on])?;
-        unit_exists(ctx.province, &c.unit, &[c.opened_on])?;
+        let v = &c.violation;
+        if v.ended_on.is_some_and(|end| end < v.committed_on) {
+            return Err(DisciplineRejection::DatesOutOfOrder(
+                "violation.ended_on is before violation.committed_on",
+            ));
+        }
+        if v.committed_on > c.opened_on {
+            return Err(DisciplineRejection::DatesOutOfOrder(
+                "violation.committed_on is after opened_on",
+            ));
+        }
+        // Quy định 69-QĐ/TW art. 1: dissolved or reorganized organizations are still
+        // disciplined, so only the violation must date from when the committee existed.
+        police_committee_exists(ctx.province, &c.unit, &[v.committed_on])?;
+        if let Basis::Inspection { inspection_id } = &c.basis {
+            check_basis_inspection(ctx, *inspection_id, &c.unit, c.opened_on)?;
+        }
         Ok(vec![DisciplineEvent::DisciplineCaseOpened(
             DisciplineCaseOpened {
                 case_id: c.case_id,
@@ -452,9 +588,111 @@ impl Aggregate for DisciplineCase {
                 unit: c.unit.clone(),
                 subject: c.subject.clone(),
                 basis: c.basis.clone(),
+                violation: Some(c.violation.clone()),
                 opened_on: c.opened_on,
             },
         )])
+    }
+
+    fn references(command: &DisciplineCommand) -> Vec<StreamRef> {
+        match command {
+            DisciplineCommand::Open(OpenCase {
+                basis: Basis::Inspection { inspection_id },
+                ..
+            }) => vec![StreamRef::inspection(inspection_id.as_uuid())],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A case based on an inspection names an existing, concluded inspection of the same
+/// unit, concluded no later than the case opens.
+fn check_basis_inspection(
+    ctx: &Context<'_>,
+    id: InspectionId,
+    unit: &UnitId,
+    opened_on: Date,
+) -> Result<(), DisciplineRejection> {
+    let found = ctx
+        .references
+        .inspection(id.as_uuid())
+        .ok_or(DisciplineRejection::BasisInspectionNotFound(id))?;
+    let scheduled = found
+        .scheduled
+        .as_ref()
+        .ok_or(DisciplineRejection::BasisInspectionNotFound(id))?;
+    if &scheduled.unit != unit {
+        return Err(DisciplineRejection::BasisInspectionOfAnotherUnit {
+            id,
+            unit: scheduled.unit.clone(),
+        });
+    }
+    if found.status != Some(InspectionStatus::Concluded) {
+        return Err(DisciplineRejection::BasisInspectionNotConcluded(id));
+    }
+    if found
+        .last_date
+        .is_some_and(|concluded| opened_on < concluded)
+    {
+        return Err(DisciplineRejection::DatesOutOfOrder(
+            "opened_on is before the basis inspection's conclusion",
+        ));
+    }
+    Ok(())
+}
+
+/// The deciding body holds the authority for this form and subject on that date.
+fn check_authority(
+    ctx: &Context<'_>,
+    body: &Body,
+    subject: &Subject,
+    form: DisciplineForm,
+    on: Date,
+) -> Result<(), DisciplineRejection> {
+    body_exists(ctx.province, body, on)?;
+    match ctx
+        .rules
+        .authorizes(BodyRole::of(body), subject.class(), form, on)
+    {
+        Some(_) => Ok(()),
+        None => Err(DisciplineRejection::DecidingBodyWithoutAuthority {
+            body: body.clone(),
+            form,
+            subject: subject.class(),
+        }),
+    }
+}
+
+/// The decision comes within the limitation period of the rule in force on its date.
+fn check_limitation(
+    ctx: &Context<'_>,
+    opened: &DisciplineCaseOpened,
+    form: DisciplineForm,
+    decided_on: Date,
+) -> Result<(), DisciplineRejection> {
+    let Some(v) = &opened.violation else {
+        return Ok(());
+    };
+    match ctx.rules.limitation(
+        opened.subject.limitation_subject(),
+        form,
+        v.category,
+        v.counted_from(),
+        decided_on,
+    ) {
+        Limitation::Until {
+            rule,
+            years,
+            deadline,
+        } if decided_on > deadline => Err(DisciplineRejection::LimitationPeriodExpired {
+            form,
+            rule,
+            years,
+            counted_from: v.counted_from(),
+            deadline,
+            decided_on,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -463,6 +701,7 @@ impl DisciplineCase {
         &self,
         command: &DisciplineCommand,
         status: CaseStatus,
+        ctx: &Context<'_>,
     ) -> Result<Vec<DisciplineEvent>, DisciplineRejection> {
         let allowed = match command {
             DisciplineCommand::Open(_) => false,
@@ -500,6 +739,8 @@ impl DisciplineCase {
                     ));
                 }
                 not_before_last(c.decided_on, "decided_on is before opened_on")?;
+                check_authority(ctx, &c.deciding_body, &opened.subject, c.form, c.decided_on)?;
+                check_limitation(ctx, opened, c.form, c.decided_on)?;
                 DisciplineEvent::DisciplineDecided(DisciplineDecided {
                     case_id: c.case_id,
                     form: c.form,
@@ -548,11 +789,23 @@ impl DisciplineCase {
                         c.resolving_body.clone(),
                     ));
                 }
+                let (resolving, deciding) = (
+                    BodyRole::of(&c.resolving_body),
+                    BodyRole::of(&decision.deciding_body),
+                );
+                if !ctx.rules.is_superior(resolving, deciding) {
+                    return Err(DisciplineRejection::ResolvingBodyNotSuperior {
+                        resolving: c.resolving_body.clone(),
+                        deciding: decision.deciding_body.clone(),
+                    });
+                }
+                body_exists(ctx.province, &c.resolving_body, c.resolved_on)?;
                 if let AppealResolution::ChangedTo { form } = c.resolution {
                     if Some(form) == self.in_force {
                         return Err(DisciplineRejection::ChangedToSameForm);
                     }
                     opened.subject.allows(form)?;
+                    check_authority(ctx, &c.resolving_body, &opened.subject, form, c.resolved_on)?;
                 }
                 not_before_last(c.resolved_on, "resolved_on is before appealed_on")?;
                 DisciplineEvent::AppealResolved(AppealResolved {
@@ -571,7 +824,8 @@ impl DisciplineCase {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_round_trips, d, given_when};
+    use crate::References;
+    use crate::testing::{assert_round_trips, d, given_refs_when, given_when, inspection_state};
 
     fn id() -> CaseId {
         CaseId::parse("0190a000-0000-7000-8000-0000000000c1").unwrap()
@@ -599,6 +853,11 @@ mod tests {
             basis: Basis::CentralConclusion {
                 body: Body::CentralInspectionCommission,
                 reference: "KL-000 (example)".parse().unwrap(),
+            },
+            violation: Violation {
+                committed_on: d("2022-05-01"),
+                ended_on: None,
+                category: ViolationCategory::Ordinary,
             },
             opened_on: d("2023-01-10"),
         }
@@ -788,9 +1047,392 @@ mod tests {
         );
         let mut cmd = open(organization());
         cmd.basis = Basis::Inspection {
-            inspection_id: InspectionId::parse("0190a000-0000-7000-8000-000000000001").unwrap(),
+            inspection_id: InspectionId::parse(BASIS).unwrap(),
         };
-        assert!(given_when::<DisciplineCase>(&[], DisciplineCommand::Open(cmd)).is_ok());
+        let concluded = References::default().with_inspection(
+            BASIS.parse().unwrap(),
+            inspection_state(BASIS, "an-phu", true),
+        );
+        assert!(
+            given_refs_when::<DisciplineCase>(&concluded, &[], DisciplineCommand::Open(cmd))
+                .is_ok()
+        );
+    }
+
+    const BASIS: &str = "0190a000-0000-7000-8000-000000000001";
+
+    fn open_on_inspection() -> DisciplineCommand {
+        let mut cmd = open(organization());
+        cmd.basis = Basis::Inspection {
+            inspection_id: InspectionId::parse(BASIS).unwrap(),
+        };
+        DisciplineCommand::Open(cmd)
+    }
+
+    // Cross-references: a case based on an inspection names an existing, concluded
+    // inspection of the same unit, as the handler found it in the log.
+    #[test]
+    fn a_case_on_an_inspection_needs_it_concluded_in_the_same_unit() {
+        let code = |refs: &References| {
+            given_refs_when::<DisciplineCase>(refs, &[], open_on_inspection())
+                .unwrap_err()
+                .code()
+        };
+        assert_eq!(code(&References::default()), "basis_inspection_not_found");
+        let open_only = References::default().with_inspection(
+            BASIS.parse().unwrap(),
+            inspection_state(BASIS, "an-phu", false),
+        );
+        assert_eq!(code(&open_only), "basis_inspection_not_concluded");
+        let other_unit = References::default().with_inspection(
+            BASIS.parse().unwrap(),
+            inspection_state(BASIS, "tri-ton", true),
+        );
+        assert_eq!(code(&other_unit), "basis_inspection_of_another_unit");
+        assert_eq!(
+            DisciplineCase::references(&open_on_inspection()),
+            vec![StreamRef::inspection(BASIS.parse().unwrap())]
+        );
+        assert!(DisciplineCase::references(&decide(DisciplineForm::Reprimand)).is_empty());
+    }
+
+    fn decide_by(body: &str, form: DisciplineForm, on: &str) -> DisciplineCommand {
+        DisciplineCommand::Decide(DecideDiscipline {
+            deciding_body: body.parse().unwrap(),
+            decided_on: d(on),
+            ..match decide(form) {
+                DisciplineCommand::Decide(c) => c,
+                _ => unreachable!(),
+            }
+        })
+    }
+
+    // Authority (Điều lệ Đảng art. 36, 38; Quy định 22-QĐ/TW art. 11, 12; table in
+    // deploy/rules/party-rules.toml): a district standing committee may expel a member
+    // without a post, but not a post holder, and may not dissolve an organization.
+    #[test]
+    fn the_deciding_body_needs_authority_for_the_form_and_subject() {
+        use DisciplineForm::*;
+        let district = "district_standing_committee:an-phu";
+        let ok = |subject, form| {
+            given_when::<DisciplineCase>(
+                &[opened(subject)],
+                decide_by(district, form, "2023-02-01"),
+            )
+        };
+        assert!(ok(member(Membership::Full, false), Expulsion).is_ok());
+        assert!(ok(member(Membership::Full, true), Warning).is_ok());
+        assert!(ok(organization(), Reprimand).is_ok());
+        let err = ok(member(Membership::Full, true), Expulsion).unwrap_err();
+        assert_eq!(err.code(), "deciding_body_without_authority");
+        assert_eq!(err.kind(), RejectionKind::RuleViolation);
+        assert!(err.to_string().contains("art. 36"), "{err}");
+        assert_eq!(
+            ok(member(Membership::Full, true), RemovalFromPost)
+                .unwrap_err()
+                .code(),
+            "deciding_body_without_authority"
+        );
+        assert_eq!(
+            ok(organization(), Dissolution).unwrap_err().code(),
+            "deciding_body_without_authority"
+        );
+        // The provincial inspection commission reprimands or warns organizations only.
+        let commission = |form| {
+            given_when::<DisciplineCase>(
+                &[opened(organization())],
+                decide_by("provincial_inspection_commission", form, "2023-02-01"),
+            )
+        };
+        assert!(commission(Warning).is_ok());
+        assert_eq!(
+            commission(Dissolution).unwrap_err().code(),
+            "deciding_body_without_authority"
+        );
+    }
+
+    // The 2025 reorganization: a district standing committee decides nothing after its
+    // unit ended (2025-07-01, Nghị quyết 203/2025/QH15).
+    #[test]
+    fn a_district_committee_decides_only_while_its_unit_exists() {
+        let district = "district_standing_committee:an-phu";
+        let history = [opened(member(Membership::Full, false))];
+        assert!(
+            given_when::<DisciplineCase>(
+                &history,
+                decide_by(district, DisciplineForm::Reprimand, "2025-06-30")
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            given_when::<DisciplineCase>(
+                &history,
+                decide_by(district, DisciplineForm::Reprimand, "2025-07-01")
+            )
+            .unwrap_err()
+            .code(),
+            "unit_not_in_existence"
+        );
+    }
+
+    // The term: a decision may come after the case's term (Quy định 69-QĐ/TW art. 1),
+    // by a body that still exists.
+    #[test]
+    fn a_decision_may_come_after_the_term() {
+        let history = [opened(member(Membership::Full, false))];
+        assert!(
+            given_when::<DisciplineCase>(
+                &history,
+                decide_by(
+                    "provincial_standing_committee",
+                    DisciplineForm::Reprimand,
+                    "2026-01-10"
+                )
+            )
+            .is_ok()
+        );
+    }
+
+    fn appealed(decided_by: &str) -> Vec<DisciplineEvent> {
+        let mut history = vec![opened(member(Membership::Full, true))];
+        history.extend(
+            given_when::<DisciplineCase>(
+                &history,
+                decide_by(decided_by, DisciplineForm::Warning, "2023-02-01"),
+            )
+            .unwrap(),
+        );
+        history.extend(given_when::<DisciplineCase>(&history, appeal("2023-02-10")).unwrap());
+        history
+    }
+
+    fn resolve_by(body: &str) -> DisciplineCommand {
+        match resolve(AppealResolution::Upheld) {
+            DisciplineCommand::ResolveAppeal(c) => {
+                DisciplineCommand::ResolveAppeal(ResolveAppeal {
+                    resolving_body: body.parse().unwrap(),
+                    ..c
+                })
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    // Appeals go up (Quy định 22-QĐ/TW art. 22; hierarchy in the rulebook): the
+    // standing committee resolves an appeal against its inspection commission, not the
+    // other way round, and a district committee never resolves a provincial decision.
+    #[test]
+    fn an_appeal_is_resolved_only_by_a_superior_body() {
+        let by_commission = appealed("provincial_inspection_commission");
+        assert!(
+            given_when::<DisciplineCase>(
+                &by_commission,
+                resolve_by("provincial_standing_committee")
+            )
+            .is_ok()
+        );
+        assert!(
+            given_when::<DisciplineCase>(
+                &by_commission,
+                resolve_by("central_inspection_commission")
+            )
+            .is_ok()
+        );
+        let by_committee = appealed("provincial_standing_committee");
+        for body in [
+            "provincial_inspection_commission",
+            "district_standing_committee:an-phu",
+        ] {
+            let err = given_when::<DisciplineCase>(&by_committee, resolve_by(body)).unwrap_err();
+            assert_eq!(err.code(), "resolving_body_not_superior", "{body}");
+            assert!(err.to_string().contains("art. 22"), "{err}");
+        }
+        assert!(
+            given_when::<DisciplineCase>(
+                &by_committee,
+                resolve_by("central_public_security_standing_committee")
+            )
+            .is_ok()
+        );
+    }
+
+    fn opened_with(
+        subject: Subject,
+        committed: &str,
+        ended: Option<&str>,
+        category: ViolationCategory,
+    ) -> DisciplineEvent {
+        let mut cmd = open(subject);
+        cmd.violation = Violation {
+            committed_on: d(committed),
+            ended_on: ended.map(d),
+            category,
+        };
+        given_when::<DisciplineCase>(&[], DisciplineCommand::Open(cmd))
+            .unwrap()
+            .remove(0)
+    }
+
+    // Time limits (thời hiệu, Quy định 69-QĐ/TW; periods in the rulebook): 5 years for
+    // reprimand, 10 for warning, counted from the violation or from its end.
+    #[test]
+    fn a_decision_past_the_time_limit_is_refused_qd69() {
+        let province = "provincial_standing_committee";
+        let history = [opened_with(
+            organization(),
+            "2018-01-15",
+            None,
+            ViolationCategory::Ordinary,
+        )];
+        // Reprimand: the 5 years end on 2023-01-15.
+        assert!(
+            given_when::<DisciplineCase>(
+                &history,
+                decide_by(province, DisciplineForm::Reprimand, "2023-01-15")
+            )
+            .is_ok()
+        );
+        let err = given_when::<DisciplineCase>(
+            &history,
+            decide_by(province, DisciplineForm::Reprimand, "2023-02-01"),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "limitation_period_expired");
+        assert!(err.to_string().contains("ended on 2023-01-15"), "{err}");
+        // Warning: 10 years, still in time.
+        assert!(
+            given_when::<DisciplineCase>(
+                &history,
+                decide_by(province, DisciplineForm::Warning, "2023-02-01")
+            )
+            .is_ok()
+        );
+        // A lasting violation counts from its end.
+        let lasting = [opened_with(
+            organization(),
+            "2015-01-01",
+            Some("2019-01-01"),
+            ViolationCategory::Ordinary,
+        )];
+        assert!(
+            given_when::<DisciplineCase>(
+                &lasting,
+                decide_by(province, DisciplineForm::Reprimand, "2023-02-01")
+            )
+            .is_ok()
+        );
+    }
+
+    // Quy định 69-QĐ/TW: no time limit for expulsion, nor for violations of internal
+    // politics, of security/defence/foreign affairs, or (members) unlawful diplomas.
+    #[test]
+    fn no_time_limit_for_expulsion_or_the_excepted_violations_qd69() {
+        let province = "provincial_standing_committee";
+        let old = [opened_with(
+            member(Membership::Full, false),
+            "2005-01-01",
+            None,
+            ViolationCategory::Ordinary,
+        )];
+        assert!(
+            given_when::<DisciplineCase>(
+                &old,
+                decide_by(province, DisciplineForm::Expulsion, "2023-02-01")
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            given_when::<DisciplineCase>(
+                &old,
+                decide_by(province, DisciplineForm::Warning, "2023-02-01")
+            )
+            .unwrap_err()
+            .code(),
+            "limitation_period_expired"
+        );
+        for category in [
+            ViolationCategory::InternalPolitics,
+            ViolationCategory::SecurityDefenceForeignAffairs,
+            ViolationCategory::UnlawfulDiplomas,
+        ] {
+            let h = [opened_with(
+                member(Membership::Full, false),
+                "2005-01-01",
+                None,
+                category,
+            )];
+            assert!(
+                given_when::<DisciplineCase>(
+                    &h,
+                    decide_by(province, DisciplineForm::Reprimand, "2023-02-01")
+                )
+                .is_ok(),
+                "{category:?}"
+            );
+        }
+        // Unlawful diplomas are an exception for members, not for organizations.
+        let org = [opened_with(
+            organization(),
+            "2005-01-01",
+            None,
+            ViolationCategory::UnlawfulDiplomas,
+        )];
+        assert_eq!(
+            given_when::<DisciplineCase>(
+                &org,
+                decide_by(province, DisciplineForm::Reprimand, "2023-02-01")
+            )
+            .unwrap_err()
+            .code(),
+            "limitation_period_expired"
+        );
+    }
+
+    // The violation is recorded with dates in order, and from when the district police
+    // committee existed (Quy định 69-QĐ/TW art. 1 lets a case concern a dissolved one).
+    #[test]
+    fn violation_dates_are_checked_when_the_case_opens() {
+        let mut cmd = open(organization());
+        cmd.violation.ended_on = Some(d("2022-01-01"));
+        assert_eq!(
+            given_when::<DisciplineCase>(&[], DisciplineCommand::Open(cmd))
+                .unwrap_err()
+                .code(),
+            "dates_out_of_order"
+        );
+        let mut cmd = open(organization());
+        cmd.violation.committed_on = d("2023-02-01");
+        assert_eq!(
+            given_when::<DisciplineCase>(&[], DisciplineCommand::Open(cmd))
+                .unwrap_err()
+                .code(),
+            "dates_out_of_order"
+        );
+        // Opened after the district police ended, about a violation from before: accepted.
+        let mut cmd = open(organization());
+        cmd.opened_on = d("2025-05-02");
+        assert!(given_when::<DisciplineCase>(&[], DisciplineCommand::Open(cmd.clone())).is_ok());
+        cmd.violation.committed_on = d("2025-03-05");
+        assert_eq!(
+            given_when::<DisciplineCase>(&[], DisciplineCommand::Open(cmd))
+                .unwrap_err()
+                .code(),
+            "unit_not_in_existence"
+        );
+    }
+
+    // Cases opened before violations were recorded still decode, and are not checked
+    // against a time limit.
+    #[test]
+    fn a_case_opened_without_a_violation_still_decodes() {
+        let (ty, mut payload) = opened(organization()).encode();
+        payload.as_object_mut().unwrap().remove("violation");
+        let event = DisciplineEvent::decode(ty, DisciplineEvent::SCHEMA_VERSION, payload).unwrap();
+        let DisciplineEvent::DisciplineCaseOpened(e) = &event else {
+            unreachable!()
+        };
+        assert_eq!(e.violation, None);
+        assert!(given_when::<DisciplineCase>(&[event], decide(DisciplineForm::Reprimand)).is_ok());
     }
 
     #[test]

@@ -2,10 +2,17 @@
 //! provincial police Party committee and a district-level standing committee (a plan, a
 //! notice before an inspection, a conclusion, a discipline decision, a consultation), and
 //! its acknowledgement by the receiving body.
+//!
+//! A link names an existing inspection or discipline case of the same unit, as found in
+//! the office's log when the exchange is sent (see [`crate::references`]: a record from
+//! another office not yet replicated here is refused until it arrives). A district
+//! standing committee sends or acknowledges only while its unit exists (it ended with
+//! the district level on 2025-07-01, Nghị quyết 203/2025/QH15).
 
 use serde::{Deserialize, Serialize};
 
-use crate::rules::{unit_exists, within_term};
+use crate::references::StreamRef;
+use crate::rules::{body_exists, unit_exists, within_term};
 use crate::{
     Aggregate, Body, CaseId, Context, Date, DomainEvent, ExchangeId, InspectionId, ReferenceError,
     Rejection, RejectionKind, TermId, Text, UnitId,
@@ -62,6 +69,7 @@ pub struct SendInformation {
     pub to: Body,
     pub topic: Topic,
     pub subject: Text,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub sent_on: Date,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<Link>,
@@ -73,6 +81,7 @@ pub struct SendInformation {
 pub struct AcknowledgeInformation {
     pub exchange_id: ExchangeId,
     pub by: Body,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub acknowledged_on: Date,
 }
 
@@ -155,6 +164,12 @@ pub enum ExchangeRejection {
     LinkDoesNotFitTopic { topic: Topic, link: Link },
     #[error("acknowledged_on is before sent_on")]
     AcknowledgedBeforeSent,
+    #[error(
+        "the linked {link:?} was not found in this office's log (it may not have arrived yet from another office)"
+    )]
+    LinkedRecordNotFound { link: Link },
+    #[error("the linked {link:?} is of unit `{unit}`, not of the exchange's unit")]
+    LinkedRecordOfAnotherUnit { link: Link, unit: UnitId },
 }
 
 impl Rejection for ExchangeRejection {
@@ -176,6 +191,8 @@ impl Rejection for ExchangeRejection {
             ExchangeRejection::NotTheRecipient { .. } => "not_the_recipient",
             ExchangeRejection::LinkDoesNotFitTopic { .. } => "link_does_not_fit_topic",
             ExchangeRejection::AcknowledgedBeforeSent => "dates_out_of_order",
+            ExchangeRejection::LinkedRecordNotFound { .. } => "linked_record_not_found",
+            ExchangeRejection::LinkedRecordOfAnotherUnit { .. } => "linked_record_of_another_unit",
         }
     }
 }
@@ -196,6 +213,20 @@ impl Aggregate for InformationExchange {
         match event {
             ExchangeEvent::InformationExchanged(e) => self.sent = Some(e.clone()),
             ExchangeEvent::InformationAcknowledged(e) => self.acknowledged = Some(e.clone()),
+        }
+    }
+
+    fn references(command: &ExchangeCommand) -> Vec<StreamRef> {
+        match command {
+            ExchangeCommand::Send(SendInformation {
+                link: Some(Link::Inspection(id)),
+                ..
+            }) => vec![StreamRef::inspection(id.as_uuid())],
+            ExchangeCommand::Send(SendInformation {
+                link: Some(Link::DisciplineCase(id)),
+                ..
+            }) => vec![StreamRef::discipline_case(id.as_uuid())],
+            _ => Vec::new(),
         }
     }
 
@@ -245,6 +276,9 @@ impl Aggregate for InformationExchange {
                 }
                 within_term(ctx.province, c.term, &[c.sent_on])?;
                 unit_exists(ctx.province, &c.unit, &[c.sent_on])?;
+                if let Some(link) = c.link {
+                    check_link(ctx, link, &c.unit)?;
+                }
                 Ok(vec![ExchangeEvent::InformationExchanged(
                     InformationExchanged {
                         exchange_id: c.exchange_id,
@@ -276,6 +310,7 @@ impl Aggregate for InformationExchange {
                 if c.acknowledged_on < sent.sent_on {
                     return Err(ExchangeRejection::AcknowledgedBeforeSent);
                 }
+                body_exists(ctx.province, &c.by, c.acknowledged_on)?;
                 Ok(vec![ExchangeEvent::InformationAcknowledged(
                     InformationAcknowledged {
                         exchange_id: c.exchange_id,
@@ -288,10 +323,52 @@ impl Aggregate for InformationExchange {
     }
 }
 
+/// The linked record exists in the log and is of the exchange's unit.
+fn check_link(ctx: &Context<'_>, link: Link, unit: &UnitId) -> Result<(), ExchangeRejection> {
+    let found_unit = match link {
+        Link::Inspection(id) => ctx
+            .references
+            .inspection(id.as_uuid())
+            .and_then(|i| i.scheduled.as_ref())
+            .map(|s| &s.unit),
+        Link::DisciplineCase(id) => ctx
+            .references
+            .discipline_case(id.as_uuid())
+            .and_then(|c| c.opened.as_ref())
+            .map(|o| &o.unit),
+    };
+    match found_unit {
+        None => Err(ExchangeRejection::LinkedRecordNotFound { link }),
+        Some(u) if u != unit => Err(ExchangeRejection::LinkedRecordOfAnotherUnit {
+            link,
+            unit: u.clone(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_round_trips, d, given_when};
+    use crate::References;
+    use crate::testing::{assert_round_trips, d, given_refs_when, inspection_state};
+
+    const LINKED: &str = "0190a000-0000-7000-8000-000000000001";
+
+    /// What the log holds besides the exchange: the linked inspection, of Chợ Mới.
+    fn known() -> References {
+        References::default().with_inspection(
+            LINKED.parse().unwrap(),
+            inspection_state(LINKED, "cho-moi", false),
+        )
+    }
+
+    fn given_when<A: Aggregate>(
+        history: &[A::Event],
+        command: A::Command,
+    ) -> Result<Vec<A::Event>, A::Rejection> {
+        given_refs_when::<A>(&known(), history, command)
+    }
 
     fn id() -> ExchangeId {
         ExchangeId::parse("0190a000-0000-7000-8000-0000000000e1").unwrap()
@@ -325,6 +402,82 @@ mod tests {
             by: by.parse().unwrap(),
             acknowledged_on: d(on),
         })
+    }
+
+    // Cross-references: a link names an existing record of the same unit, as found in
+    // the log (not yet visible = not found: refused, nothing appended).
+    #[test]
+    fn a_link_names_an_existing_record_of_the_same_unit() {
+        let nothing = References::default();
+        let err =
+            given_refs_when::<InformationExchange>(&nothing, &[], ExchangeCommand::Send(send()))
+                .unwrap_err();
+        assert_eq!(err.code(), "linked_record_not_found");
+        assert_eq!(err.kind(), RejectionKind::RuleViolation);
+        let elsewhere = References::default().with_inspection(
+            LINKED.parse().unwrap(),
+            inspection_state(LINKED, "tri-ton", false),
+        );
+        let err =
+            given_refs_when::<InformationExchange>(&elsewhere, &[], ExchangeCommand::Send(send()))
+                .unwrap_err();
+        assert_eq!(err.code(), "linked_record_of_another_unit");
+        let case = SendInformation {
+            topic: Topic::DisciplineDecision,
+            link: Some(Link::DisciplineCase(CaseId::parse(LINKED).unwrap())),
+            ..send()
+        };
+        assert_eq!(
+            given_when::<InformationExchange>(&[], ExchangeCommand::Send(case))
+                .unwrap_err()
+                .code(),
+            "linked_record_not_found"
+        );
+        assert_eq!(
+            InformationExchange::references(&ExchangeCommand::Send(send())),
+            vec![StreamRef::inspection(LINKED.parse().unwrap())]
+        );
+    }
+
+    // The 2025 reorganization: a district standing committee no longer exists from
+    // 2025-07-01 (Nghị quyết 203/2025/QH15): it neither sends nor acknowledges.
+    #[test]
+    fn a_district_committee_acts_only_while_its_unit_exists() {
+        let upward = |on: &str| SendInformation {
+            from: "district_standing_committee:cho-moi".parse().unwrap(),
+            to: Body::ProvincialInspectionCommission,
+            topic: Topic::Plan,
+            link: None,
+            sent_on: d(on),
+            ..send()
+        };
+        assert!(
+            given_when::<InformationExchange>(&[], ExchangeCommand::Send(upward("2025-06-30")))
+                .is_ok()
+        );
+        assert_eq!(
+            given_when::<InformationExchange>(&[], ExchangeCommand::Send(upward("2025-07-01")))
+                .unwrap_err()
+                .code(),
+            "unit_not_in_existence"
+        );
+        let history = [sent()];
+        assert!(
+            given_when::<InformationExchange>(
+                &history,
+                ack("district_standing_committee:cho-moi", "2025-06-30")
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            given_when::<InformationExchange>(
+                &history,
+                ack("district_standing_committee:cho-moi", "2025-07-01")
+            )
+            .unwrap_err()
+            .code(),
+            "unit_not_in_existence"
+        );
     }
 
     #[test]

@@ -4,10 +4,25 @@
 //! Lifecycle: scheduled → in progress → concluded, or cancelled before it concludes.
 //! No step can be skipped or undone; an inspection counts as done only once concluded
 //! (its conclusion notice issued).
+//!
+//! Term and existence rules (the term target of the article: every district police
+//! Party committee inspected or supervised at least once in the 2020–2025 term):
+//! - the decision and the planned dates lie in the term it is scheduled for, and the
+//!   inspected police Party committee exists on each of them;
+//! - the team starts work inside the term (choice: an inspection of a term's programme
+//!   that has not started when the term ends is cancelled and planned again in the
+//!   next term's programme, Quy định 22-QĐ/TW art. 4 on inspection programmes by term);
+//! - the conclusion may come after the term: it is recorded, and the read model shows
+//!   it as concluded after the term, not as covering the unit for that term;
+//! - scheduling and starting need the inspected police committee to exist on their
+//!   dates (`unit_not_in_existence` otherwise); the conclusion and a cancellation do
+//!   not (choice: they are acts of the provincial leading body, which still exists, on
+//!   work done while the committee existed; Quy định 69-QĐ/TW art. 1 keeps dissolved
+//!   organizations accountable, so work on them must be able to close).
 
 use serde::{Deserialize, Serialize};
 
-use crate::rules::{unit_exists, within_term};
+use crate::rules::{police_committee_exists, within_term};
 use crate::{
     Aggregate, Body, Context, Date, DomainEvent, InspectionId, PoliceOrganization, Reference,
     ReferenceError, Rejection, RejectionKind, TermId, Text, UnitId,
@@ -124,8 +139,11 @@ pub struct ScheduleInspection {
     /// Must be the police Party committee of `unit`.
     pub target: PoliceOrganization,
     pub decision_ref: Reference,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub decided_on: Date,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub planned_start: Date,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub planned_end: Date,
 }
 
@@ -135,6 +153,7 @@ pub struct ScheduleInspection {
 #[serde(deny_unknown_fields)]
 pub struct StartInspection {
     pub inspection_id: InspectionId,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub started_on: Date,
 }
 
@@ -144,6 +163,7 @@ pub struct StartInspection {
 #[serde(deny_unknown_fields)]
 pub struct ConcludeInspection {
     pub inspection_id: InspectionId,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub concluded_on: Date,
     pub outcome: Outcome,
     pub summary: Text,
@@ -156,6 +176,7 @@ pub struct ConcludeInspection {
 #[serde(deny_unknown_fields)]
 pub struct CancelInspection {
     pub inspection_id: InspectionId,
+    #[serde(deserialize_with = "crate::date::iso")]
     pub cancelled_on: Date,
     pub reason: Text,
 }
@@ -360,7 +381,7 @@ impl Aggregate for Inspection {
         let id = command.inspection_id();
         let InspectionCommand::Schedule(c) = command else {
             let status = self.status.ok_or(InspectionRejection::NotFound(id))?;
-            return self.handle_step(command, status);
+            return self.handle_step(command, status, ctx);
         };
         if self.status.is_some() {
             return Err(InspectionRejection::AlreadyScheduled(id));
@@ -402,7 +423,7 @@ impl Aggregate for Inspection {
         }
         let dates = [c.decided_on, c.planned_start, c.planned_end];
         within_term(ctx.province, c.term, &dates)?;
-        unit_exists(ctx.province, &c.unit, &dates)?;
+        police_committee_exists(ctx.province, &c.unit, &dates)?;
         Ok(vec![InspectionEvent::InspectionScheduled(
             InspectionScheduled {
                 inspection_id: c.inspection_id,
@@ -427,6 +448,7 @@ impl Inspection {
         &self,
         command: &InspectionCommand,
         status: InspectionStatus,
+        ctx: &Context<'_>,
     ) -> Result<Vec<InspectionEvent>, InspectionRejection> {
         use InspectionStatus::*;
         let allowed = match command {
@@ -449,6 +471,12 @@ impl Inspection {
             InspectionCommand::Schedule(_) => unreachable!("handled by the caller"),
             InspectionCommand::Start(c) => {
                 not_before_last(c.started_on, "started_on is before the decision date")?;
+                let scheduled = self
+                    .scheduled
+                    .as_ref()
+                    .expect("a started inspection was scheduled");
+                within_term(ctx.province, scheduled.term, &[c.started_on])?;
+                police_committee_exists(ctx.province, &scheduled.unit, &[c.started_on])?;
                 InspectionEvent::InspectionStarted(InspectionStarted {
                     inspection_id: c.inspection_id,
                     started_on: c.started_on,
@@ -766,6 +794,105 @@ mod tests {
             ..schedule()
         };
         assert!(given_when::<Inspection>(&[], InspectionCommand::Schedule(cmd)).is_ok());
+    }
+
+    fn scheduled_on(unit: &str, decided: &str, start: &str, end: &str) -> InspectionEvent {
+        let c = ScheduleInspection {
+            unit: unit.parse().unwrap(),
+            coordinating_body: format!("district_standing_committee:{unit}")
+                .parse()
+                .unwrap(),
+            target: format!("district_police:{unit}").parse().unwrap(),
+            decided_on: d(decided),
+            planned_start: d(start),
+            planned_end: d(end),
+            ..schedule()
+        };
+        given_when::<Inspection>(&[], InspectionCommand::Schedule(c))
+            .unwrap()
+            .remove(0)
+    }
+
+    // Term rule (choice, Quy định 22-QĐ/TW art. 4: programmes by term): the start lies in
+    // the term; the conclusion may come after it (it is recorded, and not counted).
+    #[test]
+    fn start_lies_in_the_term_and_a_late_conclusion_is_recorded() {
+        let history = [scheduled_on(
+            "chau-doc",
+            "2025-01-10",
+            "2025-01-20",
+            "2025-02-20",
+        )];
+        // Accept: started in the term, concluded inside it or after its end (2026).
+        assert!(given_when::<Inspection>(&history, start("2025-01-20")).is_ok());
+        let mut started = history.to_vec();
+        started.push(
+            given_when::<Inspection>(&history, start("2025-01-20"))
+                .unwrap()
+                .remove(0),
+        );
+        assert!(given_when::<Inspection>(&started, conclude("2025-02-27")).is_ok());
+        assert!(given_when::<Inspection>(&started, conclude("2026-01-10")).is_ok());
+        // Reject: a start after the term's end (2025-12-31) is outside the term.
+        let late = [scheduled_on(
+            "chau-doc",
+            "2024-11-01",
+            "2024-11-10",
+            "2024-12-10",
+        )];
+        let err = given_when::<Inspection>(&late, start("2026-01-05")).unwrap_err();
+        assert_eq!(err.code(), "outside_term");
+    }
+
+    // The 2025 reorganization: district police Party committees ended on 2025-03-01
+    // (Bộ Công an; Kết luận 121-KL/TW): no inspection of one may be scheduled or
+    // started on or after that day; concluding or cancelling work begun stays possible.
+    #[test]
+    fn nothing_is_done_to_a_police_committee_after_it_ceased_to_exist() {
+        let mut c = schedule();
+        c.decided_on = d("2025-02-20");
+        c.planned_start = d("2025-03-01");
+        c.planned_end = d("2025-03-20");
+        let err = given_when::<Inspection>(&[], InspectionCommand::Schedule(c)).unwrap_err();
+        assert_eq!(err.code(), "unit_not_in_existence");
+        assert!(err.to_string().contains("police Party committee"), "{err}");
+        let history = [scheduled_on(
+            "chau-doc",
+            "2025-02-01",
+            "2025-02-10",
+            "2025-02-28",
+        )];
+        assert!(given_when::<Inspection>(&history, start("2025-02-28")).is_ok());
+        assert_eq!(
+            given_when::<Inspection>(&history, start("2025-03-01"))
+                .unwrap_err()
+                .code(),
+            "unit_not_in_existence"
+        );
+        let mut started = history.to_vec();
+        started.push(
+            given_when::<Inspection>(&history, start("2025-02-10"))
+                .unwrap()
+                .remove(0),
+        );
+        // Work started before the end can still be concluded or cancelled after it.
+        assert!(given_when::<Inspection>(&started, conclude("2026-01-10")).is_ok());
+        assert!(given_when::<Inspection>(&started, cancel("2025-03-03")).is_ok());
+    }
+
+    // Issue 6: only full ISO dates, and the error names the value.
+    #[test]
+    fn command_dates_are_strict_iso() {
+        let bad =
+            serde_json::json!({"inspection_id": id().to_string(), "started_on": "2023-02-30"});
+        let err = serde_json::from_value::<StartInspection>(bad).unwrap_err();
+        assert!(
+            err.to_string().contains("2023-02-30 is not a valid date"),
+            "{err}"
+        );
+        let short =
+            serde_json::json!({"inspection_id": id().to_string(), "started_on": "2023-2-3"});
+        assert!(serde_json::from_value::<StartInspection>(short).is_err());
     }
 
     #[test]

@@ -12,11 +12,15 @@
 
 pub mod aggregate;
 pub mod body;
+pub mod date;
 pub mod discipline;
 pub mod exchange;
 pub mod ids;
 pub mod inspection;
+pub mod office;
 pub mod province;
+pub mod references;
+pub mod rulebook;
 mod rules;
 #[cfg(test)]
 mod testing;
@@ -27,7 +31,10 @@ pub use ids::{
     CaseId, ExchangeId, InspectionId, MemberRef, OrganizationName, ParseIdError, Reference, TermId,
     Text, UnitId,
 };
+pub use office::{ActingOffice, Office};
 pub use province::{Province, ProvinceError, Term, Unit, UnitKind};
+pub use references::{References, StreamRef};
+pub use rulebook::Rulebook;
 pub use rules::ReferenceError;
 
 /// Business dates are calendar dates (the date on a decision, a notice, a conclusion).

@@ -3,6 +3,9 @@
 //! This is configuration, not code: another province is another TOML file (see
 //! `deploy/provinces/an-giang.toml`). A unit's type can change over time (Tịnh Biên was
 //! a huyện until 2023-04-10 and a thị xã from then), so a unit carries dated periods.
+//! The 2025 reorganization ended both the district-level police (and with them their
+//! Party committees, from 2025-03-01) and then the district level itself (from
+//! 2025-07-01): a unit's last period and its police committee carry those end dates.
 
 use std::collections::BTreeMap;
 
@@ -73,6 +76,10 @@ pub struct Unit {
     /// Vietnamese name with diacritics, e.g. `Long Xuyên`.
     pub name: String,
     pub periods: Vec<UnitPeriod>,
+    /// The last day its police Party committee (Đảng bộ Công an huyện) existed, if it
+    /// ended; before that day it existed whenever the unit did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub police_committee_until: Option<Date>,
 }
 
 impl Unit {
@@ -82,6 +89,10 @@ impl Unit {
             .iter()
             .find(|p| p.contains(date))
             .map(|p| p.kind)
+    }
+    /// Did the unit's police Party committee exist on `date`?
+    pub fn police_committee_on(&self, date: Date) -> bool {
+        self.kind_on(date).is_some() && self.police_committee_until.is_none_or(|u| date <= u)
     }
     /// The unit's latest type (for display when no date is at hand).
     pub fn current_kind(&self) -> UnitKind {
@@ -162,6 +173,8 @@ struct UnitFile {
     kind: Option<UnitKind>,
     #[serde(default)]
     periods: Vec<UnitPeriod>,
+    #[serde(default)]
+    police_committee_until: Option<Date>,
 }
 
 impl Province {
@@ -205,6 +218,7 @@ impl Province {
                 id: u.id,
                 name: u.name.trim().to_owned(),
                 periods,
+                police_committee_until: u.police_committee_until,
             });
         }
         Self::new(file.id, file.name, file.terms, units)
@@ -280,6 +294,21 @@ mod tests {
         let term = p.term(TermId::parse("2020-2025").unwrap()).unwrap();
         assert!(term.contains(d("2022-06-01")));
         assert!(!term.contains(d("2019-12-31")));
+    }
+
+    // The 2025 reorganization: district police ended 2025-03-01 (Bộ Công an, after
+    // Kết luận 121-KL/TW); the district level ended 2025-07-01 (Nghị quyết 203/2025/QH15
+    // amending the Constitution, art. 110).
+    #[test]
+    fn units_and_their_police_committees_end_in_2025() {
+        let p = Province::from_toml_str(AN_GIANG_TOML).unwrap();
+        for unit in &p.units {
+            assert!(unit.police_committee_on(d("2025-02-28")), "{}", unit.id);
+            assert!(!unit.police_committee_on(d("2025-03-01")), "{}", unit.id);
+            assert!(unit.kind_on(d("2025-06-30")).is_some(), "{}", unit.id);
+            assert!(unit.kind_on(d("2025-07-01")).is_none(), "{}", unit.id);
+            assert!(!unit.police_committee_on(d("2025-07-01")));
+        }
     }
 
     #[test]

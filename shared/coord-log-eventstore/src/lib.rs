@@ -78,8 +78,21 @@ pub fn from_position(p: EventPosition) -> Position {
     }
 }
 
-/// A new event as `EventData`.
-pub fn to_event_data(event: &NewEvent) -> Result<EventData, LogError> {
+/// A new event as the bytes EventStoreDB stores: everything [`from_recorded`] reads
+/// back. `EventData` does not expose its fields, so the mapping lives here, where a test
+/// can decode it, and [`to_event_data`] only hands it over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedEvent {
+    pub id: Uuid,
+    pub event_type: String,
+    /// The event's data: its JSON payload.
+    pub data: bytes::Bytes,
+    /// The event's custom metadata: the JSON [`EnvelopeMetadata`].
+    pub custom_metadata: bytes::Bytes,
+}
+
+/// Encodes a new event for EventStoreDB.
+pub fn encode(event: &NewEvent) -> Result<EncodedEvent, LogError> {
     let metadata = EnvelopeMetadata {
         schema_version: event.schema_version,
         occurred_at: event.occurred_at,
@@ -90,11 +103,34 @@ pub fn to_event_data(event: &NewEvent) -> Result<EventData, LogError> {
     };
     let invalid =
         |e: serde_json::Error| LogError::InvalidInput(format!("event does not serialize: {e}"));
-    EventData::json(event.event_type.as_str(), &event.payload)
-        .map_err(invalid)?
-        .id(event.event_id)
-        .metadata_as_json(&metadata)
-        .map_err(invalid)
+    Ok(EncodedEvent {
+        id: event.event_id,
+        event_type: event.event_type.clone(),
+        data: serde_json::to_vec(&event.payload).map_err(invalid)?.into(),
+        custom_metadata: serde_json::to_vec(&metadata).map_err(invalid)?.into(),
+    })
+}
+
+/// A new event as `EventData`: a JSON event (its data is `serde_json::to_vec` of the
+/// payload, as in [`encode`]) with our id and custom metadata.
+pub fn to_event_data(event: &NewEvent) -> Result<EventData, LogError> {
+    let encoded = encode(event)?;
+    Ok(EventData::json(encoded.event_type.as_str(), &event.payload)
+        .map_err(|e| LogError::InvalidInput(format!("event does not serialize: {e}")))?
+        .id(encoded.id)
+        .metadata(encoded.custom_metadata))
+}
+
+/// What a retried append answers, from the stream's tail read **backwards** (newest
+/// first, as EventStoreDB reads from the end): the original commit holding `first_id`,
+/// in append order, or `None` if the tail does not hold it.
+pub fn retry_outcome(
+    tail_newest_first: Vec<RecordedEvent>,
+    first_id: Uuid,
+) -> Option<AppendOutcome> {
+    let mut oldest_first = tail_newest_first;
+    oldest_first.reverse();
+    find_commit(&oldest_first, first_id)
 }
 
 /// A stored EventStoreDB event as a log event; `Corrupt` if it is not one of ours.
@@ -189,7 +225,7 @@ impl EventLog for EventStoreLog {
                     .max_count(events.len()),
             )
             .await?;
-        if let Some(outcome) = find_commit(&tail, first_id) {
+        if let Some(outcome) = retry_outcome(tail, first_id) {
             return Ok(outcome);
         }
         let data = events
@@ -353,53 +389,106 @@ mod tests {
         assert!(to_position(a) < to_position(b) && to_position(b) < to_position(c));
     }
 
+    /// What the server stores for an appended event: exactly the encoded bytes.
+    fn stored(
+        encoded: &EncodedEvent,
+        revision: u64,
+        position: Position,
+    ) -> eventstore::RecordedEvent {
+        eventstore::RecordedEvent {
+            stream_id: "inspection-0190a000-0000-7000-8000-000000000001".into(),
+            id: encoded.id,
+            revision,
+            event_type: encoded.event_type.clone(),
+            data: encoded.data.clone(),
+            metadata: HashMap::new(),
+            custom_metadata: encoded.custom_metadata.clone(),
+            is_json: true,
+            position,
+            created: chrono::Utc::now(),
+        }
+    }
+
     #[test]
     fn an_appended_event_reads_back_as_the_same_envelope() {
         let new = new_event();
-        assert!(to_event_data(&new).is_ok());
-        // What the server would store: the payload and metadata bytes we sent.
-        let meta = EnvelopeMetadata {
-            schema_version: 1,
+        let encoded = encode(&new).unwrap();
+        // `to_event_data` hands over exactly these bytes and this id.
+        let data = format!("{:?}", to_event_data(&new).unwrap());
+        assert!(
+            data.contains(&format!("{:?}", encoded.custom_metadata)),
+            "{data}"
+        );
+        assert!(data.contains(&format!("{:?}", encoded.data)), "{data}");
+        assert!(data.contains(&new.event_id.to_string()), "{data}");
+        let meta: serde_json::Value = serde_json::from_slice(&encoded.custom_metadata).unwrap();
+        assert_eq!(meta["$causationId"], new.metadata.causation_id.to_string());
+        assert_eq!(
+            meta["$correlationId"],
+            new.metadata.correlation_id.to_string()
+        );
+
+        let position = Position {
+            commit: 5000,
+            prepare: 4990,
+        };
+        let back = from_recorded(&stored(&encoded, 2, position)).unwrap();
+        let expected = RecordedEvent {
+            event_id: new.event_id,
+            stream_id: "inspection-0190a000-0000-7000-8000-000000000001"
+                .parse()
+                .unwrap(),
+            stream_version: 3,
+            event_type: new.event_type.clone(),
+            schema_version: new.schema_version,
             occurred_at: new.occurred_at,
+            recorded_at: back.recorded_at,
             office: new.metadata.office.clone(),
             actor: new.metadata.actor.clone(),
             correlation_id: new.metadata.correlation_id,
             causation_id: new.metadata.causation_id,
-        };
-        let metadata_json = serde_json::to_value(&meta).unwrap();
-        assert_eq!(
-            metadata_json["$causationId"],
-            new.metadata.causation_id.to_string()
-        );
-        let stored = eventstore::RecordedEvent {
-            stream_id: "inspection-0190a000-0000-7000-8000-000000000001".into(),
-            id: new.event_id,
-            revision: 2,
-            event_type: new.event_type.clone(),
-            data: serde_json::to_vec(&new.payload).unwrap().into(),
-            metadata: HashMap::new(),
-            custom_metadata: serde_json::to_vec(&meta).unwrap().into(),
-            is_json: true,
-            position: Position {
+            payload: new.payload.clone(),
+            position: Some(EventPosition {
                 commit: 5000,
-                prepare: 4990,
-            },
-            created: chrono::Utc::now(),
+                index: 4990,
+            }),
         };
-        let back = from_recorded(&stored).unwrap();
-        assert_eq!(back.event_id, new.event_id);
-        assert_eq!(back.stream_version, 3);
-        assert_eq!(back.payload, new.payload);
-        assert_eq!(back.office, "district:chau-doc");
-        assert_eq!(back.actor, "văn thư");
-        assert_eq!(back.causation_id, new.metadata.causation_id);
+        assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn a_multi_event_retry_answers_the_original_in_append_order() {
+        // A stream at version 2 whose last append wrote three events (revisions 2..=4)
+        // in one commit; the tail is read backwards, newest first.
+        let batch: Vec<NewEvent> = (0..3).map(|_| new_event()).collect();
+        let commit = 9000;
+        let recorded: Vec<RecordedEvent> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let position = Position {
+                    commit,
+                    prepare: 8000 + i as u64 * 10,
+                };
+                from_recorded(&stored(&encode(e).unwrap(), 2 + i as u64, position)).unwrap()
+            })
+            .collect();
+        let mut tail = recorded.clone();
+        tail.reverse();
+        let outcome = retry_outcome(tail, batch[0].event_id).expect("the retry is recognised");
         assert_eq!(
-            back.pos(),
-            EventPosition {
-                commit: 5000,
-                index: 4990
+            outcome,
+            AppendOutcome {
+                stream_version: 5,
+                position: EventPosition {
+                    commit,
+                    index: 8000
+                },
+                event_ids: batch.iter().map(|e| e.event_id).collect(),
+                duplicate: true,
             }
         );
+        assert_eq!(retry_outcome(recorded, Uuid::now_v7()), None);
     }
 
     #[test]

@@ -137,7 +137,8 @@ pub struct Metadata {
 /// An event about to be appended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
-    /// UUID v7, so ids sort by creation time.
+    /// Unique in the log; the command services derive it from the command id, the
+    /// stream and the event's index, so that a retried append carries the same ids.
     pub event_id: Uuid,
     pub event_type: String,
     pub schema_version: u32,

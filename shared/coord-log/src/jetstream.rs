@@ -170,7 +170,10 @@ impl JetStreamLog {
     }
 }
 
-fn decode_commit(payload: &[u8], sequence: u64) -> Result<Vec<RecordedEvent>, LogError> {
+/// Decodes the body of the commit message stored at `sequence`: its events, placed at
+/// `(sequence, index)`, or [`LogError::Corrupt`] at that position if the body is not a
+/// commit. Any bytes give one or the other.
+pub fn decode_commit(payload: &[u8], sequence: u64) -> Result<Vec<RecordedEvent>, LogError> {
     let body: CommitBody = serde_json::from_slice(payload).map_err(|e| LogError::Corrupt {
         position: EventPosition {
             commit: sequence,
@@ -311,7 +314,9 @@ impl EventLog for JetStreamLog {
         let consumer = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: format!("{}.>", self.config.subject_prefix),
+                // The whole stream: besides this writer's subjects it may hold what
+                // other offices' logs sourced into it (multi-office topology).
+                filter_subject: String::new(),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence },
                 ..Default::default()
             })
@@ -386,5 +391,16 @@ impl EventLog for JetStreamLog {
             commit: last,
             index: count.saturating_sub(1),
         }))
+    }
+
+    /// The JetStream stream's name and creation time: a stream deleted and created
+    /// again under the same name has another creation time.
+    async fn identity(&self) -> Result<Option<String>, LogError> {
+        let mut stream = self.stream.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| LogError::unavailable("cannot read the log's identity", e))?;
+        Ok(Some(format!("{}@{}", info.config.name, info.created)))
     }
 }

@@ -57,4 +57,12 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The position of the newest event in the log, if any.
     async fn head(&self) -> Result<Option<EventPosition>, LogError>;
+
+    /// What identifies this log's storage, so that a reader keeping positions (the
+    /// projector's checkpoint) notices when the log was deleted and recreated, or
+    /// replaced by another: positions from one identity mean nothing in another.
+    /// `None` when the backend cannot tell (the reader then cannot check).
+    async fn identity(&self) -> Result<Option<String>, LogError> {
+        Ok(None)
+    }
 }

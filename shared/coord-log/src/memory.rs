@@ -1,6 +1,10 @@
 //! An in-memory [`EventLog`] for domain-level tests. It keeps the same contract as the
 //! production backend (the shared contract suite runs against both) but nothing
 //! survives the process.
+//!
+//! Reads and appends yield to the scheduler before they touch the log, as a network
+//! round trip would: two commands run concurrently on one task really interleave (both
+//! read before either appends), so the tests of lost races exercise what they claim.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -70,6 +74,7 @@ impl EventLog for InMemoryLog {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, LogError> {
         validate_batch(&events)?;
+        tokio::task::yield_now().await;
         let mut inner = self.inner.lock().expect("log lock");
         if let Some(&commit) = inner.by_event_id.get(&events[0].event_id) {
             return Ok(outcome_of(&inner.commits[commit]));
@@ -109,6 +114,7 @@ impl EventLog for InMemoryLog {
     }
 
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+        tokio::task::yield_now().await;
         let inner = self.inner.lock().expect("log lock");
         Ok(inner
             .streams

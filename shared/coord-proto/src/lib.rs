@@ -17,6 +17,7 @@ use coord_domain::inspection::{
     CancelInspection, ConcludeInspection, Inspection, InspectionCommand, ScheduleInspection,
     StartInspection,
 };
+pub mod ids;
 pub mod read;
 
 use coord_domain::{Aggregate, RejectionKind};
@@ -108,8 +109,14 @@ pub enum ErrorKind {
     RuleViolation,
     /// NATS or the event log is unavailable (503).
     Unavailable,
+    /// No answer within the deadline; the command may still have been applied (504).
+    Timeout,
     /// A bug or corrupt data on our side (500).
     Internal,
+    /// No credential, or one that does not verify (401).
+    Unauthorized,
+    /// The caller may not do this, e.g. act as another office (403).
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -120,7 +127,10 @@ impl ErrorKind {
             ErrorKind::Conflict | ErrorKind::InvalidTransition => 409,
             ErrorKind::RuleViolation => 422,
             ErrorKind::Unavailable => 503,
+            ErrorKind::Timeout => 504,
             ErrorKind::Internal => 500,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::Forbidden => 403,
         }
     }
 }
@@ -147,7 +157,9 @@ impl ErrorReply {
 }
 
 /// How an aggregate's commands appear on the wire.
-pub trait CommandApi: Aggregate {
+/// Every aggregate on the wire also says which office may act on it
+/// ([`coord_domain::ActingOffice`]).
+pub trait CommandApi: Aggregate + coord_domain::ActingOffice {
     /// The service name and subject token, e.g. `inspection`.
     const SERVICE: &'static str;
     /// The endpoint names, e.g. `schedule`, `start`.
@@ -158,8 +170,17 @@ pub trait CommandApi: Aggregate {
     fn aggregate_id(command: &Self::Command) -> Uuid;
 }
 
+/// Decodes a payload; an error names the field it is about, e.g.
+/// "`concluded_on`: 2023-02-30 is not a valid date".
 fn decode<T: serde::de::DeserializeOwned>(payload: Value) -> Result<T, String> {
-    serde_json::from_value(payload).map_err(|e| e.to_string())
+    serde_path_to_error::deserialize(payload).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("`{path}`: {}", e.inner())
+        }
+    })
 }
 
 fn unknown(endpoint: &str) -> String {
@@ -250,6 +271,41 @@ mod tests {
             .is_err()
         );
         assert!(InformationExchange::parse("acknowledge", serde_json::json!({"exchange_id": "0190a000-0000-7000-8000-000000000001", "by": "provincial_standing_committee", "acknowledged_on": "2022-07-01", "extra": 1})).is_err());
+    }
+
+    // Issue 6: date and field errors name the field and the value; only YYYY-MM-DD.
+    #[test]
+    fn payload_errors_name_the_field_and_the_value() {
+        let id = "0190a000-0000-7000-8000-000000000001";
+        let err = Inspection::parse(
+            "conclude",
+            serde_json::json!({"inspection_id": id, "concluded_on": "2023-02-30",
+                "outcome": "no_violation", "summary": "x", "conclusion_ref": "y"}),
+        )
+        .unwrap_err();
+        assert_eq!(err, "`concluded_on`: 2023-02-30 is not a valid date");
+        let err = Inspection::parse(
+            "start",
+            serde_json::json!({"inspection_id": id, "started_on": "2023-7-1"}),
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("`started_on`: 2023-7-1 is not a valid date"),
+            "{err}"
+        );
+        assert!(err.contains("YYYY-MM-DD"), "{err}");
+        let err = DisciplineCase::parse(
+            "open",
+            serde_json::json!({"case_id": id, "term": "2020-2025", "unit": "an-phu",
+                "subject": {"kind": "organization", "name": "Chi bộ"},
+                "basis": {"kind": "central_conclusion", "body": "central_inspection_commission", "reference": "x"},
+                "violation": {"committed_on": "2022-13-01"}, "opened_on": "2023-01-01"}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "`violation.committed_on`: 2022-13-01 is not a valid date"
+        );
     }
 
     #[test]

@@ -71,11 +71,28 @@ pub struct MemberDiscipline {
 }
 
 /// Discipline decisions in force (after appeals) and cases still open.
+///
+/// People and decisions apart: a member disciplined in two cases counts once in
+/// `members_disciplined` and twice in `member_decisions` (and in `members` by form).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DisciplineCounts {
+    /// Decisions in force on organizations, by form.
     pub organizations: OrganizationDiscipline,
+    /// Decisions in force on members, by form.
     pub members: MemberDiscipline,
+    /// Distinct Party organizations with at least one decision in force.
+    #[serde(default)]
+    pub organizations_disciplined: u64,
+    /// Decisions in force on organizations (the sum of `organizations`).
+    #[serde(default)]
+    pub organization_decisions: u64,
+    /// Distinct Party members (by reference) with at least one decision in force.
+    #[serde(default)]
+    pub members_disciplined: u64,
+    /// Decisions in force on members (the sum of `members`).
+    #[serde(default)]
+    pub member_decisions: u64,
     /// Cases opened and not yet decided or closed.
     pub open_cases: u64,
     /// Decisions under appeal (they stay in force while pending).
@@ -99,8 +116,13 @@ pub struct DistrictStatus {
     /// At least one inspection or supervision not cancelled, coordinated with this
     /// unit's standing committee.
     pub coordinated: bool,
-    /// At least one inspection or supervision concluded in the term.
+    /// At least one inspection or supervision concluded in the term (a conclusion
+    /// dated after the term's end does not count for it).
     pub covered: bool,
+    /// Inspections and supervisions of this term concluded after the term ended:
+    /// recorded and counted among `concluded`, but not covering the unit.
+    #[serde(default)]
+    pub concluded_after_term: u64,
     pub inspections: InspectionCounts,
     pub inspections_by_kind: InspectionsByKind,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
@@ -200,6 +222,58 @@ pub struct ProjectorPosition {
     pub dead_letters: u64,
     /// True while a rebuild replays the log.
     pub rebuilding: bool,
+    /// Why the projection is not advancing, while it is not (absent when healthy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<ProjectorFault>,
+    /// Rebuilds of this read-model database so far.
+    #[serde(default)]
+    pub rebuilds: u64,
+    /// The latest rebuild, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rebuild: Option<RebuildProgress>,
+    /// The identity of the log the read model is built from (e.g. the JetStream
+    /// stream's name and creation time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_identity: Option<String>,
+}
+
+/// Why the projector stopped advancing: `storage_failed` (the read-model database
+/// cannot be written; retried with backoff), `log_replaced` (the log is not the one the
+/// checkpoint refers to; a rebuild adopts the new one), `rebuild_failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProjectorFault {
+    pub code: String,
+    pub detail: String,
+    /// RFC 3339 time the fault was first seen.
+    pub since: String,
+}
+
+/// How far the latest rebuild got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RebuildProgress {
+    /// 1 for the database's first rebuild, then 2, ...
+    pub generation: u64,
+    /// The log head when the rebuild started: the replay is complete there.
+    pub target_position: u64,
+    /// Log entries replayed (applied or dead-lettered) since the read models were dropped.
+    pub replayed: u64,
+    pub completed: bool,
+}
+
+/// The subject that asks the projector to apply one dead letter's event again.
+pub fn redrive_subject() -> String {
+    format!("{ADMIN_PREFIX}.redrive")
+}
+
+/// The answer to a re-drive: the dead letter is gone, its event applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Redriven {
+    /// `commit:index` of the event.
+    pub position: String,
+    pub applied: bool,
 }
 
 /// A query request. All fields optional; each endpoint reads the ones it needs.
@@ -220,6 +294,9 @@ pub struct QueryRequest {
     /// Timeline cursor: entries strictly older than this `commit:index`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
+    /// A log position `commit:index` (dead-letter re-drive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
 }
 
 /// A query answer: the value, or a typed error.

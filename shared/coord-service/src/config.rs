@@ -33,6 +33,11 @@ pub struct ServiceConfig {
     /// NATS server URL.
     #[arg(long, env = "COORD_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// This process's NATS credentials: a file holding its nkey seed (`SU…`, as
+    /// `coordctl up` generates them) or a NATS `.creds` file. Without it, the URL's
+    /// `user:password@` (if any) is used; NATS refuses anonymous clients.
+    #[arg(long, env = "COORD_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
     /// Province reference data (TOML). Defaults to the embedded An Giang file.
     #[arg(long, env = "COORD_PROVINCE_FILE")]
     pub province_file: Option<PathBuf>,
@@ -42,6 +47,13 @@ pub struct ServiceConfig {
     /// Subject prefix of the log.
     #[arg(long, env = "COORD_LOG_SUBJECT_PREFIX", default_value = "coord.log")]
     pub log_subject_prefix: String,
+    /// JetStream key-value bucket that binds idempotency keys (command ids) to requests.
+    #[arg(
+        long,
+        env = "COORD_IDEMPOTENCY_BUCKET",
+        default_value = "COORD_IDEMPOTENCY"
+    )]
+    pub idempotency_bucket: String,
     /// Which event-log backend to use.
     #[arg(
         long,
@@ -63,9 +75,21 @@ pub struct ServiceConfig {
     /// Commands handled at once by this instance.
     #[arg(long, env = "COORD_MAX_IN_FLIGHT", default_value_t = 64)]
     pub max_in_flight: usize,
+    /// Longest a command (or a query, in the projector) may run before it is answered
+    /// with a timeout error, in milliseconds.
+    #[arg(long, env = "COORD_REQUEST_DEADLINE_MS", default_value_t = 15_000)]
+    pub request_deadline_ms: u64,
 }
 
 impl ServiceConfig {
+    /// How many requests this process handles at once, and for how long each.
+    pub fn limits(&self) -> crate::Limits {
+        crate::Limits {
+            max_in_flight: self.max_in_flight,
+            deadline: std::time::Duration::from_millis(self.request_deadline_ms),
+        }
+    }
+
     /// Loads the province reference data.
     pub fn province(&self) -> anyhow::Result<Province> {
         let text = match &self.province_file {
@@ -75,6 +99,22 @@ impl ServiceConfig {
             None => AN_GIANG_TOML.to_owned(),
         };
         Ok(Province::from_toml_str(&text)?)
+    }
+
+    /// Opens the idempotency key store (on NATS, whatever the log backend).
+    pub async fn open_keys(
+        &self,
+        client: async_nats::Client,
+    ) -> Result<Arc<dyn crate::KeyStore>, crate::idempotency::KeyStoreError> {
+        Ok(Arc::new(
+            crate::JetStreamKeys::open(client, &self.idempotency_bucket).await?,
+        ))
+    }
+
+    /// Connects to NATS as this process's user, retrying for a while so that services
+    /// can start before the server.
+    pub async fn connect(&self, name: &str) -> anyhow::Result<async_nats::Client> {
+        crate::server::connect(&self.nats_url, self.nats_creds.as_deref(), name).await
     }
 
     /// Opens the event log on the configured backend.

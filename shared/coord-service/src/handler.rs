@@ -1,22 +1,30 @@
 //! The command handler: parse the request, load the aggregate from the log, decide,
 //! append, reply. Every failure path appends nothing.
 //!
-//! Idempotency: the command id becomes the causation id of every event it produces.
-//! Before deciding, the handler looks for events caused by this command in the
-//! aggregate's stream; if there are some, the command was already applied, and the
-//! reply is the original outcome with `duplicate: true`. Two copies of one command
-//! racing each other meet at the log's optimistic concurrency: one appends, the other
-//! gets a conflict, reloads, and finds the first one's events.
+//! Idempotency: the command id becomes the causation id of every event it produces,
+//! and each event's id is derived from the command id, the stream and the event's index
+//! (`coord_proto::ids::event_id`), so a retry carries the same ids. The command id is
+//! first bound to a fingerprint of its request in a [`KeyStore`]: the same id with
+//! another request (office, route, aggregate or body) is refused with
+//! `idempotency_key_reused` and appends nothing. Before deciding, the handler looks for
+//! events caused by this command in the aggregate's stream; if there are some, the
+//! command was already applied, and the reply is the original outcome with
+//! `duplicate: true`. Two copies of one command racing each other meet at the log: the
+//! second append carries the same event ids and is answered as a duplicate (JetStream's
+//! `Nats-Msg-Id` window, or the lookup by event id after a conflict); a lost race
+//! against another command reloads and decides again.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use coord_domain::{Aggregate, Context, DomainEvent, Province, Rejection};
+use coord_domain::{Aggregate, Context, DomainEvent, Province, Rejection, Rulebook};
 use coord_log::{
     EventLog, ExpectedVersion, LogError, LogErrorKind, Metadata, NewEvent, RecordedEvent, StreamId,
 };
 use coord_proto::{Accepted, CommandApi, CommandReply, CommandRequest, ErrorKind, ErrorReply};
 use uuid::Uuid;
+
+use crate::idempotency::{Claim, Fingerprint, KeyStore, KeyStoreError};
 
 /// How many times a command is decided again after losing a race, when the caller
 /// did not pin an expected version.
@@ -26,6 +34,7 @@ const MAX_TEXT: usize = 64;
 /// Handles the commands of aggregate `A` against a log.
 pub struct CommandHandler<A: CommandApi> {
     log: Arc<dyn EventLog>,
+    keys: Arc<dyn KeyStore>,
     province: Arc<Province>,
     _aggregate: PhantomData<fn() -> A>,
 }
@@ -34,6 +43,7 @@ impl<A: CommandApi> Clone for CommandHandler<A> {
     fn clone(&self) -> Self {
         Self {
             log: self.log.clone(),
+            keys: self.keys.clone(),
             province: self.province.clone(),
             _aggregate: PhantomData,
         }
@@ -57,9 +67,54 @@ fn from_log(err: LogError) -> ErrorReply {
         LogErrorKind::Unavailable => {
             ErrorReply::new(ErrorKind::Unavailable, "log_unavailable", err.to_string())
         }
-        LogErrorKind::Corrupt => {
-            ErrorReply::new(ErrorKind::Internal, "corrupt_stream", err.to_string())
-        }
+        LogErrorKind::Corrupt => ErrorReply::new(
+            ErrorKind::Internal,
+            "corrupt_stream",
+            match &err {
+                LogError::Corrupt { position, reason } => format!(
+                    "the aggregate's stream holds an entry that is not a valid commit, at log \
+                     position {} (JetStream stream sequence), event {}: {reason}; the aggregate \
+                     cannot be written until an operator deals with it (README, \"Log integrity\")",
+                    position.commit, position.index
+                ),
+                other => other.to_string(),
+            },
+        ),
+    }
+}
+
+fn from_keys(err: KeyStoreError) -> ErrorReply {
+    match err {
+        KeyStoreError::Unavailable(_) => ErrorReply::new(
+            ErrorKind::Unavailable,
+            "idempotency_store_unavailable",
+            err.to_string(),
+        ),
+        KeyStoreError::Corrupt { .. } => ErrorReply::new(
+            ErrorKind::Internal,
+            "corrupt_idempotency_record",
+            err.to_string(),
+        ),
+    }
+}
+
+/// Refuses a command id already bound to another request.
+fn check_same(
+    command_id: Uuid,
+    asked: &Fingerprint,
+    bound: Option<&Fingerprint>,
+) -> Result<(), ErrorReply> {
+    match bound {
+        Some(bound) if bound != asked => Err(ErrorReply::new(
+            ErrorKind::RuleViolation,
+            "idempotency_key_reused",
+            format!(
+                "idempotency key (command id {command_id}) was already used for another \
+                 request: its {} differ; use a new key for a new request",
+                bound.differences(asked).join(", ")
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -77,9 +132,10 @@ fn check_label(what: &str, value: &str) -> Result<(), ErrorReply> {
 }
 
 impl<A: CommandApi> CommandHandler<A> {
-    pub fn new(log: Arc<dyn EventLog>, province: Arc<Province>) -> Self {
+    pub fn new(log: Arc<dyn EventLog>, keys: Arc<dyn KeyStore>, province: Arc<Province>) -> Self {
         Self {
             log,
+            keys,
             province,
             _aggregate: PhantomData,
         }
@@ -121,9 +177,25 @@ impl<A: CommandApi> CommandHandler<A> {
         let aggregate_id = A::aggregate_id(&command);
         let stream = StreamId::new(A::CATEGORY, aggregate_id)
             .map_err(|e| ErrorReply::new(ErrorKind::Internal, "bad_stream_id", e.to_string()))?;
+        let references =
+            crate::references::load::<A>(self.log.as_ref(), &command, from_log).await?;
         let ctx = Context {
             province: &self.province,
+            rules: Rulebook::standard(),
+            references: &references,
         };
+        let fingerprint = Fingerprint::of(
+            request.office.trim(),
+            &format!("{}.{endpoint}", A::SERVICE),
+            stream.as_str(),
+            &request.payload,
+        );
+        let bound = self
+            .keys
+            .lookup(request.command_id)
+            .await
+            .map_err(from_keys)?;
+        check_same(request.command_id, &fingerprint, bound.as_ref())?;
 
         for attempt in 1..=MAX_ATTEMPTS {
             let history = self.log.read_stream(&stream).await.map_err(from_log)?;
@@ -142,10 +214,12 @@ impl<A: CommandApi> CommandHandler<A> {
             }
             let events = decode_history::<A>(&history)?;
             let state = A::from_history(&events);
+            crate::acting::check_office(&state, &command, &request.office)?;
             let decided = state
                 .handle(&command, &ctx)
                 .map_err(|r| ErrorReply::new(ErrorKind::from(r.kind()), r.code(), r.to_string()))?;
-            let new_events = to_new_events::<A>(&decided, &request);
+            let new_events = to_new_events::<A>(&decided, &request, &stream);
+            self.claim(request.command_id, &fingerprint).await?;
             let expected = if version == 0 {
                 ExpectedVersion::NoStream
             } else {
@@ -175,6 +249,20 @@ impl<A: CommandApi> CommandHandler<A> {
             "concurrent_modification",
             format!("the aggregate kept changing; gave up after {MAX_ATTEMPTS} attempts"),
         ))
+    }
+
+    /// Binds the command id to this request just before the append; a concurrent copy
+    /// with the same request may have bound it first, another request may not.
+    async fn claim(&self, command_id: Uuid, fingerprint: &Fingerprint) -> Result<(), ErrorReply> {
+        match self
+            .keys
+            .claim(command_id, fingerprint)
+            .await
+            .map_err(from_keys)?
+        {
+            Claim::New => Ok(()),
+            Claim::Existing(bound) => check_same(command_id, fingerprint, Some(&bound)),
+        }
     }
 }
 
@@ -222,7 +310,11 @@ fn decode_history<A: Aggregate>(history: &[RecordedEvent]) -> Result<Vec<A::Even
         .collect()
 }
 
-fn to_new_events<A: Aggregate>(events: &[A::Event], request: &CommandRequest) -> Vec<NewEvent> {
+fn to_new_events<A: Aggregate>(
+    events: &[A::Event],
+    request: &CommandRequest,
+    stream: &StreamId,
+) -> Vec<NewEvent> {
     let metadata = Metadata {
         office: request.office.trim().to_owned(),
         actor: request.actor.trim().to_owned(),
@@ -231,10 +323,11 @@ fn to_new_events<A: Aggregate>(events: &[A::Event], request: &CommandRequest) ->
     };
     events
         .iter()
-        .map(|event| {
+        .enumerate()
+        .map(|(index, event)| {
             let (event_type, payload) = event.encode();
             NewEvent {
-                event_id: Uuid::now_v7(),
+                event_id: coord_proto::ids::event_id(request.command_id, stream.as_str(), index),
                 event_type: event_type.to_owned(),
                 schema_version: A::Event::SCHEMA_VERSION,
                 occurred_at: event.occurred_on(),
@@ -248,15 +341,74 @@ fn to_new_events<A: Aggregate>(events: &[A::Event], request: &CommandRequest) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idempotency::InMemoryKeys;
+    use async_trait::async_trait;
     use coord_domain::inspection::Inspection;
     use coord_domain::province::AN_GIANG_TOML;
     use coord_log::memory::InMemoryLog;
+    use coord_log::{AppendOutcome, EventPosition, Subscription};
     use serde_json::json;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn handler() -> (CommandHandler<Inspection>, InMemoryLog) {
         let log = InMemoryLog::new();
+        (on(Arc::new(log.clone())), log)
+    }
+
+    fn on(log: Arc<dyn EventLog>) -> CommandHandler<Inspection> {
         let province = Arc::new(Province::from_toml_str(AN_GIANG_TOML).unwrap());
-        (CommandHandler::new(Arc::new(log.clone()), province), log)
+        CommandHandler::new(log, Arc::new(InMemoryKeys::new()), province)
+    }
+
+    /// A log wrapper for races: counts appends, can run a competing command just before
+    /// the first append reaches the log (after the handler has read and decided), and
+    /// can hide history as a stale replica would.
+    struct Racing {
+        inner: InMemoryLog,
+        appends: AtomicUsize,
+        competitor: Mutex<Option<(CommandHandler<Inspection>, &'static str, CommandRequest)>>,
+        stale_reads: bool,
+    }
+
+    impl Racing {
+        fn new(inner: &InMemoryLog) -> Self {
+            Self {
+                inner: inner.clone(),
+                appends: AtomicUsize::new(0),
+                competitor: Mutex::new(None),
+                stale_reads: false,
+            }
+        }
+    }
+
+    #[async_trait]
+    impl EventLog for Racing {
+        async fn append(
+            &self,
+            stream: &StreamId,
+            expected: ExpectedVersion,
+            events: Vec<NewEvent>,
+        ) -> Result<AppendOutcome, LogError> {
+            self.appends.fetch_add(1, Ordering::SeqCst);
+            let competitor = self.competitor.lock().unwrap().take();
+            if let Some((h, endpoint, request)) = competitor {
+                accepted(h.handle(endpoint, request).await);
+            }
+            self.inner.append(stream, expected, events).await
+        }
+        async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+            if self.stale_reads {
+                return Ok(Vec::new());
+            }
+            self.inner.read_stream(stream).await
+        }
+        async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError> {
+            self.inner.subscribe(after).await
+        }
+        async fn head(&self) -> Result<Option<EventPosition>, LogError> {
+            self.inner.head().await
+        }
     }
 
     const ID: &str = "0190a000-0000-7000-8000-000000000001";
@@ -308,7 +460,11 @@ mod tests {
         assert_eq!(events[0].correlation_id, cmd);
         assert_eq!(events[0].office, "province");
         assert_eq!(events[0].occurred_at, "2022-06-15".parse().unwrap());
-        assert_eq!(events[0].event_id.get_version_num(), 7);
+        assert_eq!(
+            events[0].event_id,
+            coord_proto::ids::event_id(cmd, stream.as_str(), 0),
+            "event ids derive from the command id"
+        );
     }
 
     #[tokio::test]
@@ -333,14 +489,143 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_copies_of_one_command_append_once() {
-        let (h, log) = handler();
+        let log = InMemoryLog::new();
+        let racing = Arc::new(Racing::new(&log));
+        let h = on(racing.clone());
         let cmd = Uuid::now_v7();
         let (a, b) = tokio::join!(
             h.handle("schedule", schedule(cmd)),
             h.handle("schedule", schedule(cmd))
         );
         let (a, b) = (accepted(a), accepted(b));
+        assert_eq!(
+            racing.appends.load(Ordering::SeqCst),
+            2,
+            "both copies read before either appended: they really interleaved"
+        );
         assert_eq!(a.event_ids, b.event_ids);
+        assert_ne!(
+            a.duplicate, b.duplicate,
+            "one applied, one answered as a duplicate"
+        );
+        assert_eq!(log.head().await.unwrap().unwrap().commit, 1);
+    }
+
+    #[tokio::test]
+    async fn a_command_that_loses_a_race_reloads_and_decides_again() {
+        let log = InMemoryLog::new();
+        let racing = Arc::new(Racing::new(&log));
+        let h = on(racing.clone());
+        accepted(h.handle("schedule", schedule(Uuid::now_v7())).await);
+        // Between our read (scheduled) and our append, another office starts it.
+        let start = CommandRequest {
+            payload: json!({"inspection_id": ID, "started_on": "2022-07-01"}),
+            ..schedule(Uuid::now_v7())
+        };
+        *racing.competitor.lock().unwrap() = Some((on(Arc::new(log.clone())), "start", start));
+        let cancel = CommandRequest {
+            payload: json!({"inspection_id": ID, "cancelled_on": "2022-07-02", "reason": "x"}),
+            ..schedule(Uuid::now_v7())
+        };
+        let a = accepted(h.handle("cancel", cancel).await);
+        assert_eq!(
+            a.stream_version, 3,
+            "decided again on top of the competitor"
+        );
+        let stream = StreamId::new("inspection", ID).unwrap();
+        let types: Vec<String> = log
+            .read_stream(&stream)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "InspectionScheduled",
+                "InspectionStarted",
+                "InspectionCancelled"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_that_misses_the_history_is_recognised_by_its_event_ids() {
+        let log = InMemoryLog::new();
+        let cmd = Uuid::now_v7();
+        let first = accepted(
+            on(Arc::new(log.clone()))
+                .handle("schedule", schedule(cmd))
+                .await,
+        );
+        // A replica that has not seen the first append yet: the retry decides again and
+        // reaches the log, which knows the (derived) event ids.
+        let stale = Arc::new(Racing {
+            stale_reads: true,
+            ..Racing::new(&log)
+        });
+        let again = accepted(on(stale).handle("schedule", schedule(cmd)).await);
+        assert!(again.duplicate);
+        assert_eq!(again.event_ids, first.event_ids);
+        assert_eq!(log.head().await.unwrap().unwrap().commit, 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_reused_for_another_request_is_refused_and_appends_nothing() {
+        let (h, log) = handler();
+        let cmd = Uuid::now_v7();
+        accepted(h.handle("schedule", schedule(cmd)).await);
+        let mut other_body = schedule(cmd);
+        other_body.payload["decision_ref"] = json!("02-QĐ (example)");
+        let other_aggregate = CommandRequest {
+            payload: {
+                let mut p = schedule(cmd).payload;
+                p["inspection_id"] = json!("0190a000-0000-7000-8000-000000000002");
+                p
+            },
+            ..schedule(cmd)
+        };
+        let other_route = CommandRequest {
+            payload: json!({"inspection_id": ID, "started_on": "2022-07-01"}),
+            ..schedule(cmd)
+        };
+        let other_office = CommandRequest {
+            office: "district:chau-doc".into(),
+            ..schedule(cmd)
+        };
+        for (endpoint, request, what) in [
+            ("schedule", other_body, "body"),
+            ("schedule", other_aggregate, "aggregate"),
+            ("start", other_route, "route"),
+            ("schedule", other_office, "office"),
+        ] {
+            let e = error(h.handle(endpoint, request).await);
+            assert_eq!(e.code, "idempotency_key_reused", "{what}: {e:?}");
+            assert_eq!(e.kind.http_status(), 422);
+            assert!(e.message.contains(what), "{what}: {}", e.message);
+        }
+        assert_eq!(
+            log.head().await.unwrap().unwrap().commit,
+            1,
+            "nothing appended"
+        );
+        // The same request again is still answered once.
+        assert!(accepted(h.handle("schedule", schedule(cmd)).await).duplicate);
+    }
+
+    #[tokio::test]
+    async fn a_refused_command_does_not_use_up_its_key() {
+        let (h, log) = handler();
+        let cmd = Uuid::now_v7();
+        let mut wrong = schedule(cmd);
+        wrong.payload["coordinating_body"] = json!("district_standing_committee:tri-ton");
+        assert_eq!(
+            error(h.handle("schedule", wrong).await).code,
+            "wrong_coordinating_body"
+        );
+        let fixed = accepted(h.handle("schedule", schedule(cmd)).await);
+        assert!(!fixed.duplicate);
         assert_eq!(log.head().await.unwrap().unwrap().commit, 1);
     }
 

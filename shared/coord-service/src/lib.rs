@@ -6,12 +6,18 @@
 //! the [`EventLog`](coord_log::EventLog), so its rules are tested against the in-memory
 //! log and the services run on JetStream.
 
+pub mod acting;
+pub mod bounded;
 pub mod config;
 pub mod handler;
+pub mod idempotency;
+pub mod references;
 pub mod server;
 pub mod telemetry;
 
+pub use bounded::{Bounded, Limits};
 pub use config::{LogBackend, LogFormat, ServiceConfig};
 pub use handler::CommandHandler;
+pub use idempotency::{InMemoryKeys, JetStreamKeys, KeyStore};
 pub use server::run;
 pub use telemetry::{init_tracing, shutdown_signal};

@@ -1,31 +1,68 @@
 //! The NATS side of a command service: a NATS service ("micro") with one endpoint per
 //! command, in queue group `coord` so that instances share the load, and a graceful
 //! shutdown that stops taking requests, answers those already received, then exits.
+//! Each request takes a permit before its work is spawned and runs under a deadline
+//! (see [`crate::bounded`]).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::service::ServiceExt;
-use coord_proto::{COMMAND_PREFIX, CommandApi, CommandReply, QUEUE_GROUP};
+use coord_proto::{COMMAND_PREFIX, CommandApi, CommandReply, ErrorKind, ErrorReply, QUEUE_GROUP};
 use futures::StreamExt;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_util::task::TaskTracker;
 
+use crate::bounded::{Bounded, Limits};
 use crate::{CommandHandler, ServiceConfig};
 
-/// Connects to NATS, retrying for a while so that services can start before the server.
-pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+/// Connection options with the credentials in `creds` (an nkey seed or a `.creds` file),
+/// else the URL's `user:password@`, if any.
+async fn options(
+    url: &str,
+    creds: Option<&std::path::Path>,
+) -> anyhow::Result<async_nats::ConnectOptions> {
+    let Some(path) = creds else {
+        let address: async_nats::ServerAddr = url.parse()?;
+        return Ok(match (address.username(), address.password()) {
+            (Some(user), Some(password)) => {
+                async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+            }
+            _ => async_nats::ConnectOptions::new(),
+        });
+    };
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read NATS credentials {}: {e}", path.display()))?;
+    if text.contains("BEGIN NATS USER JWT") {
+        return Ok(async_nats::ConnectOptions::with_credentials(&text)?);
+    }
+    let seed = text.trim();
+    anyhow::ensure!(
+        seed.starts_with("SU"),
+        "{} is neither an nkey user seed (SU…) nor a .creds file",
+        path.display()
+    );
+    Ok(async_nats::ConnectOptions::with_nkey(seed.to_owned()))
+}
+
+/// Connects to NATS with `creds` (see [`crate::ServiceConfig::nats_creds`]), retrying
+/// for a while so that services can start before the server. A refused credential is
+/// not retried.
+pub async fn connect(
+    url: &str,
+    creds: Option<&std::path::Path>,
+    name: &str,
+) -> anyhow::Result<async_nats::Client> {
     let mut delay = Duration::from_millis(100);
     let mut last_error = None;
     for _ in 0..40 {
-        match async_nats::ConnectOptions::new()
-            .name(name)
-            .connect(url)
-            .await
-        {
+        match options(url, creds).await?.name(name).connect(url).await {
             Ok(client) => return Ok(client),
+            Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {
+                anyhow::bail!("NATS at {url} refused the credentials of {name}: {e}");
+            }
             Err(e) => {
                 tracing::warn!(%url, error = %e, "NATS not reachable yet, retrying");
                 last_error = Some(e);
@@ -46,17 +83,33 @@ pub async fn run<A: CommandApi>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let province = Arc::new(config.province()?);
-    let client = connect(&config.nats_url, &format!("coord-{}", A::SERVICE)).await?;
+    let client = config.connect(&format!("coord-{}", A::SERVICE)).await?;
     let log = config.open_log(client.clone()).await?;
-    let handler = CommandHandler::<A>::new(log, province);
-    serve(client, handler, config.max_in_flight, shutdown).await
+    let keys = config.open_keys(client.clone()).await?;
+    let handler = CommandHandler::<A>::new(log, keys, province);
+    serve(client, handler, config.limits(), shutdown).await
+}
+
+/// Runs a command's handling within `deadline`; past it, the answer is a timeout error.
+async fn within(deadline: Duration, work: impl Future<Output = CommandReply>) -> CommandReply {
+    match tokio::time::timeout(deadline, work).await {
+        Ok(reply) => reply,
+        Err(_) => CommandReply::Error(ErrorReply::new(
+            ErrorKind::Timeout,
+            "command_timeout",
+            format!(
+                "the command was not decided within {deadline:?}; it may still have been \
+                 applied: retry with the same command id"
+            ),
+        )),
+    }
 }
 
 /// Serves `handler` over NATS until `shutdown` resolves, then drains.
 pub async fn serve<A: CommandApi>(
     client: async_nats::Client,
     handler: CommandHandler<A>,
-    max_in_flight: usize,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let service = client
@@ -68,8 +121,7 @@ pub async fn serve<A: CommandApi>(
         .map_err(|e| anyhow::anyhow!("cannot start the NATS service: {e}"))?;
     let group = service.group(format!("{COMMAND_PREFIX}.{}", A::SERVICE));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let in_flight = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
+    let in_flight = Bounded::new(limits.max_in_flight);
     let mut loops = JoinSet::new();
 
     for &name in A::ENDPOINTS {
@@ -80,14 +132,13 @@ pub async fn serve<A: CommandApi>(
         let mut stop_rx = stop_rx.clone();
         let handler = handler.clone();
         let in_flight = in_flight.clone();
-        let permits = permits.clone();
         loops.spawn(async move {
+            // Waits for a permit before spawning: the next request stays in NATS meanwhile.
             let dispatch = |request: async_nats::service::Request| {
                 let handler = handler.clone();
-                let permits = permits.clone();
                 in_flight.spawn(async move {
-                    let _permit = permits.acquire_owned().await;
-                    let reply = handler.handle_raw(name, &request.message.payload).await;
+                    let work = handler.handle_raw(name, &request.message.payload);
+                    let reply = within(limits.deadline, work).await;
                     match &reply {
                         CommandReply::Accepted(a) => tracing::info!(
                             service = A::SERVICE, endpoint = name, stream = %a.stream_id,
@@ -103,14 +154,14 @@ pub async fn serve<A: CommandApi>(
                     if let Err(e) = request.respond(Ok(body.into())).await {
                         tracing::warn!(endpoint = name, error = %e, "could not send the reply");
                     }
-                });
+                })
             };
             loop {
                 tokio::select! {
                     biased;
                     _ = stop_rx.changed() => break,
                     request = endpoint.next() => match request {
-                        Some(request) => dispatch(request),
+                        Some(request) => dispatch(request).await,
                         None => return,
                     },
                 }
@@ -118,7 +169,7 @@ pub async fn serve<A: CommandApi>(
             // Stop taking requests, then answer those already delivered to us.
             let _ = endpoint.stop().await;
             while let Ok(Some(request)) = tokio::time::timeout(Duration::from_millis(200), endpoint.next()).await {
-                dispatch(request);
+                dispatch(request).await;
             }
         });
     }
@@ -128,10 +179,33 @@ pub async fn serve<A: CommandApi>(
     tracing::info!(service = A::SERVICE, "draining in-flight commands");
     let _ = stop_tx.send(true);
     while loops.join_next().await.is_some() {}
-    in_flight.close();
-    in_flight.wait().await;
+    in_flight.drain().await;
     let _ = service.stop().await;
     client.flush().await.ok();
     tracing::info!(service = A::SERVICE, "stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn given_a_command_that_never_ends_when_the_deadline_passes_then_it_is_answered_with_a_timeout()
+     {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            within(Duration::from_millis(20), std::future::pending()),
+        )
+        .await
+        .expect("the deadline answers, the caller does not wait forever");
+        let CommandReply::Error(e) = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(
+            (e.kind, e.code.as_str()),
+            (ErrorKind::Timeout, "command_timeout")
+        );
+        assert_eq!(e.kind.http_status(), 504);
+    }
 }

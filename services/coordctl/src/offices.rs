@@ -1,0 +1,517 @@
+//! Multi-office NATS topology, generated from the province file (`coordctl offices
+//! init`): a hub server (the province, JetStream domain `hub`) and one server per
+//! district office, each a leaf node of the hub with its own JetStream domain.
+//!
+//! - Each office writes only its own subjects, `coord.log.<office>.>`, into its own
+//!   stream `COORD_LOG` (subjects are disjoint: streams on the same subjects in one
+//!   account would store each other's publishes across the leaf link).
+//! - The hub's `COORD_LOG` holds the province's subjects and sources every office's
+//!   stream, filtered to that office's subjects.
+//! - Every office's stream sources the hub's, keeping every subject but its own: all of
+//!   the province's log, not only what concerns its unit, because each office's read
+//!   model must show the same province figures as the hub's.
+//! - Sourcing is durable (ADR-60): each origin holds a flow-control consumer its admin
+//!   created (`to-hub` on an office, `to-<office>` on the hub) that the other side
+//!   sources through.
+//! - No anonymous access anywhere. On the hub, each office's leaf connection is a user
+//!   of the hub's account whose permissions allow only the sourcing traffic of that
+//!   office (its deliver subjects, info and reset of its two sourcing consumers, flow
+//!   control, replies): it cannot publish on the province's or another office's
+//!   subjects, nor reach the hub's stream API.
+//!
+//! Everything is written under one folder, owner-only, never committed.
+
+use std::path::{Path, PathBuf};
+
+use async_nats::jetstream::consumer::{AckPolicy, push};
+use async_nats::jetstream::stream::{
+    self, External, Source, StreamConsumerSource, SubjectTransform,
+};
+use coord_auth::nats::{LogSubjects, NatsCredentials};
+use coord_auth::secret;
+use coord_domain::Office;
+use serde_json::{Value, json};
+
+/// The log stream's name on every server (each in its own JetStream domain).
+pub const STREAM: &str = "COORD_LOG";
+/// The account that holds the coordination traffic on every server.
+pub const ACCOUNT: &str = "COORD";
+
+/// One server of the topology.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// `province` for the hub, else the unit id.
+    pub slug: String,
+    /// JetStream domain: `hub` or the unit id.
+    pub domain: String,
+    /// Client port on 127.0.0.1.
+    pub port: u16,
+    /// Folder with this server's configuration and credentials.
+    pub dir: PathBuf,
+}
+
+impl Site {
+    pub fn is_hub(&self) -> bool {
+        self.domain == "hub"
+    }
+    /// Where its nats-server configuration is.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("nats-server.conf")
+    }
+    /// The variant without the leaf remote: the office cut off from the hub.
+    pub fn isolated_config_file(&self) -> PathBuf {
+        self.dir.join("nats-server.isolated.conf")
+    }
+    /// Its users' credentials (admin password, one nkey per process).
+    pub fn credentials(&self) -> std::io::Result<NatsCredentials> {
+        NatsCredentials::ensure(&self.dir.join("credentials"))
+    }
+    /// The subjects it writes.
+    pub fn log_subjects(&self) -> LogSubjects {
+        LogSubjects {
+            stream: STREAM.into(),
+            prefix: subject_prefix(&self.slug),
+        }
+    }
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The subject prefix office `slug` writes under.
+pub fn subject_prefix(slug: &str) -> String {
+    format!("coord.log.{slug}")
+}
+
+/// The hub and the offices.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub hub: Site,
+    pub offices: Vec<Site>,
+    /// The hub's leaf-node port on 127.0.0.1.
+    pub leaf_port: u16,
+}
+
+impl Topology {
+    /// The hub, then the offices in the order given.
+    pub fn sites(&self) -> Vec<&Site> {
+        std::iter::once(&self.hub)
+            .chain(self.offices.iter())
+            .collect()
+    }
+}
+
+/// The leaf user of office `slug` on the hub.
+fn leaf_user(slug: &str) -> String {
+    format!("leaf-{slug}")
+}
+
+/// Deliver subject prefix of the hub sourcing office `slug`, and of `slug` sourcing the hub.
+fn to_hub(slug: &str) -> String {
+    format!("coord.sync.{slug}.to-hub")
+}
+fn from_hub(slug: &str) -> String {
+    format!("coord.sync.hub.to-{slug}")
+}
+
+/// What office `slug`'s leaf connection may carry (hub's view: publish = from the
+/// office into the hub, subscribe = from the hub down to the office).
+fn leaf_permissions(slug: &str) -> Value {
+    let to_office = to_office(slug);
+    json!({
+        "publish": { "allow": [
+            format!("{}.>", to_hub(slug)),
+            format!("$JS.hub.API.CONSUMER.INFO.{STREAM}.{to_office}"),
+            format!("$JS.hub.API.CONSUMER.RESET.{STREAM}.{to_office}"),
+            "$JS.FC.>", "_INBOX.>", "$JSC.>"
+        ]},
+        "subscribe": { "allow": [
+            format!("{}.>", from_hub(slug)),
+            format!("$JS.{slug}.API.CONSUMER.INFO.{STREAM}.{TO_HUB}"),
+            format!("$JS.{slug}.API.CONSUMER.RESET.{STREAM}.{TO_HUB}"),
+            "$JS.FC.>", "_INBOX.>", "$JSC.>"
+        ]},
+    })
+}
+
+fn users(site: &Site, creds: &NatsCredentials) -> std::io::Result<Vec<Value>> {
+    let auth = creds.authorization(&site.log_subjects())?;
+    Ok(auth["users"].as_array().cloned().unwrap_or_default())
+}
+
+fn server_config(site: &Site, users: Vec<Value>, leafnodes: Value) -> Value {
+    json!({
+        "server_name": site.slug,
+        "host": "127.0.0.1",
+        "port": site.port,
+        "jetstream": {
+            "store_dir": site.dir.join("store").display().to_string(),
+            "domain": site.domain,
+        },
+        "leafnodes": leafnodes,
+        "accounts": { ACCOUNT: { "jetstream": "enabled", "users": users } },
+    })
+}
+
+/// Writes configurations and credentials for the hub (client port `ports[0]`) and
+/// `offices` (`ports[1..]`), the hub's leaf port `leaf_port`, under `dir`. Existing
+/// credentials are kept.
+pub fn generate(
+    dir: &Path,
+    offices: &[Office],
+    ports: &[u16],
+    leaf_port: u16,
+) -> anyhow::Result<Topology> {
+    anyhow::ensure!(
+        ports.len() == offices.len() + 1,
+        "one client port for the hub and one per office"
+    );
+    let site = |slug: &str, domain: &str, port: u16| Site {
+        slug: slug.into(),
+        domain: domain.into(),
+        port,
+        dir: dir.join(slug),
+    };
+    let hub = site("province", "hub", ports[0]);
+    let mut sites = Vec::new();
+    for (i, office) in offices.iter().enumerate() {
+        let Office::District(unit) = office else {
+            anyhow::bail!("the province is the hub; list district offices only");
+        };
+        sites.push(site(unit.as_str(), unit.as_str(), ports[i + 1]));
+    }
+    let topology = Topology {
+        hub,
+        offices: sites,
+        leaf_port,
+    };
+    write_hub(&topology)?;
+    for office in &topology.offices {
+        write_office(&topology, office)?;
+    }
+    Ok(topology)
+}
+
+fn write_hub(t: &Topology) -> anyhow::Result<()> {
+    let creds = t.hub.credentials()?;
+    let mut all = users(&t.hub, &creds)?;
+    for office in &t.offices {
+        let password = secret::read_or_create(
+            &t.hub
+                .dir
+                .join(format!("credentials/{}.password", leaf_user(&office.slug))),
+            secret::random_secret,
+        )?;
+        all.push(json!({
+            "user": leaf_user(&office.slug),
+            "password": password,
+            "permissions": leaf_permissions(&office.slug),
+        }));
+    }
+    let leaf = json!({ "host": "127.0.0.1", "port": t.leaf_port, "no_advertise": true });
+    coord_auth::nats::write_config(&t.hub.config_file(), &server_config(&t.hub, all, leaf))?;
+    Ok(())
+}
+
+fn write_office(t: &Topology, office: &Site) -> anyhow::Result<()> {
+    let creds = office.credentials()?;
+    let password = std::fs::read_to_string(
+        t.hub
+            .dir
+            .join(format!("credentials/{}.password", leaf_user(&office.slug))),
+    )?;
+    let remote = json!({
+        "url": format!("nats-leaf://{}:{}@127.0.0.1:{}", leaf_user(&office.slug), password.trim(), t.leaf_port),
+        "account": ACCOUNT,
+    });
+    let linked = json!({ "reconnect": "1s", "remotes": [remote] });
+    let users = users(office, &creds)?;
+    coord_auth::nats::write_config(
+        &office.config_file(),
+        &server_config(office, users.clone(), linked),
+    )?;
+    coord_auth::nats::write_config(
+        &office.isolated_config_file(),
+        &server_config(office, users, json!({})),
+    )?;
+    Ok(())
+}
+
+/// The hub's log: the province's subjects, and every office's stream as a source.
+pub fn hub_stream(t: &Topology) -> stream::Config {
+    stream::Config {
+        sources: Some(
+            t.offices
+                .iter()
+                .map(|o| Source {
+                    name: STREAM.into(),
+                    subject_transforms: keep(vec![format!("{}.>", subject_prefix(&o.slug))]),
+                    external: Some(External {
+                        api_prefix: format!("$JS.{}.API", o.domain),
+                        delivery_prefix: None,
+                    }),
+                    consumer: Some(StreamConsumerSource {
+                        name: TO_HUB.into(),
+                        deliver_subject: format!("{}.durable", to_hub(&o.slug)),
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ..log_stream(&t.hub.slug)
+    }
+}
+
+/// Office `office`'s log: its own subjects, and the hub's log but for its own subjects.
+pub fn office_stream(t: &Topology, office: &Site) -> stream::Config {
+    stream::Config {
+        sources: Some(vec![Source {
+            name: STREAM.into(),
+            external: Some(External {
+                api_prefix: "$JS.hub.API".into(),
+                delivery_prefix: None,
+            }),
+            subject_transforms: keep(others(t, office)),
+            consumer: Some(StreamConsumerSource {
+                name: to_office(&office.slug),
+                deliver_subject: format!("{}.durable", from_hub(&office.slug)),
+            }),
+            ..Default::default()
+        }]),
+        ..log_stream(&office.slug)
+    }
+}
+
+/// Source filters that keep `subjects` as they are (a durable source takes no
+/// `filter_subject`; its consumer filters too, these are the receiving side's guard).
+fn keep(subjects: Vec<String>) -> Vec<SubjectTransform> {
+    subjects
+        .into_iter()
+        .map(|s| SubjectTransform {
+            source: s.clone(),
+            destination: s,
+        })
+        .collect()
+}
+
+/// Every subject but `office`'s: what the office receives from the hub.
+fn others(t: &Topology, office: &Site) -> Vec<String> {
+    std::iter::once(&t.hub)
+        .chain(t.offices.iter())
+        .filter(|s| s.slug != office.slug)
+        .map(|s| format!("{}.>", subject_prefix(&s.slug)))
+        .collect()
+}
+
+/// Name of the durable consumer on an office that the hub sources through.
+const TO_HUB: &str = "to-hub";
+/// Name of the durable consumer on the hub that office `slug` sources through.
+fn to_office(slug: &str) -> String {
+    format!("to-{slug}")
+}
+
+/// A durable sourcing consumer (ADR-60, nats-server 2.14+): created on the origin by
+/// its admin, so the sourcing side never has to create one across the link, and
+/// catching up after a cut does not wait for the create-retry backoff.
+fn sourcing_consumer(name: &str, deliver_subject: String, filters: Vec<String>) -> push::Config {
+    push::Config {
+        durable_name: Some(name.into()),
+        name: Some(name.into()),
+        deliver_subject,
+        ack_policy: AckPolicy::FlowControl,
+        flow_control: true,
+        idle_heartbeat: std::time::Duration::from_secs(1),
+        filter_subjects: filters,
+        ..Default::default()
+    }
+}
+
+/// The settings every log stream has (as `coord_log::jetstream` creates it).
+fn log_stream(slug: &str) -> stream::Config {
+    stream::Config {
+        name: STREAM.into(),
+        description: Some(format!("Coordination event log of office {slug}")),
+        subjects: vec![format!("{}.>", subject_prefix(slug))],
+        storage: stream::StorageType::File,
+        duplicate_window: std::time::Duration::from_secs(3600),
+        allow_direct: true,
+        deny_delete: true,
+        deny_purge: true,
+        ..Default::default()
+    }
+}
+
+/// `coordctl offices …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum OfficesCommand {
+    /// Write the hub's and each office's nats-server configuration, credentials and
+    /// service settings (one `<service>.env` per process) into a folder.
+    Init(OfficesArgs),
+    /// Create or update the log streams (hub sources every office, every office sources
+    /// the hub), as each server's admin: run once the servers are up.
+    Streams(OfficesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OfficesArgs {
+    /// District offices (unit ids of the province), comma-separated, e.g. long-xuyen,chau-doc.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub offices: Vec<String>,
+    /// Folder for everything generated (owner-only; keep it out of the repository).
+    #[arg(long, default_value = ".data/offices")]
+    pub out: PathBuf,
+    /// The hub's client port; offices get the next ones, in the order given.
+    #[arg(long, default_value_t = 4222)]
+    pub base_port: u16,
+    /// The hub's leaf-node port.
+    #[arg(long, default_value_t = 7422)]
+    pub leaf_port: u16,
+    /// The province file (default: the embedded An Giang file).
+    #[arg(long, env = "COORD_PROVINCE_FILE")]
+    pub province_file: Option<PathBuf>,
+}
+
+impl OfficesArgs {
+    /// Generates (or refreshes) the topology these arguments describe.
+    pub fn topology(&self) -> anyhow::Result<Topology> {
+        let text = match &self.province_file {
+            Some(path) => std::fs::read_to_string(path)?,
+            None => coord_domain::province::AN_GIANG_TOML.to_owned(),
+        };
+        let province = coord_domain::Province::from_toml_str(&text)?;
+        let offices = self
+            .offices
+            .iter()
+            .map(|o| crate::tokens::office_of(&province, o))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let ports: Vec<u16> = (0..=offices.len())
+            .map(|i| u16::try_from(i).map(|i| self.base_port + i))
+            .collect::<Result<_, _>>()?;
+        generate(&self.out, &offices, &ports, self.leaf_port)
+    }
+}
+
+/// The settings of process `name` at `site` whose gateway listens on `gateway_port`.
+pub fn service_env(
+    site: &Site,
+    name: &str,
+    gateway_port: u16,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let creds = site.credentials()?;
+    Ok(vec![
+        ("COORD_NATS_URL", site.url()),
+        (
+            "COORD_NATS_CREDS",
+            creds.seed_file(name).display().to_string(),
+        ),
+        ("COORD_LOG_STREAM", STREAM.to_owned()),
+        ("COORD_LOG_SUBJECT_PREFIX", subject_prefix(&site.slug)),
+        (
+            "COORD_PROJECTOR_DB",
+            site.dir.join("projector.sqlite").display().to_string(),
+        ),
+        ("COORD_GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
+    ])
+}
+
+/// Runs `coordctl offices …`; returns what to print.
+pub async fn run(command: OfficesCommand) -> anyhow::Result<String> {
+    match command {
+        OfficesCommand::Init(args) => {
+            let t = args.topology()?;
+            let mut out = String::new();
+            for (i, site) in std::iter::once(&t.hub).chain(t.offices.iter()).enumerate() {
+                let gateway_port = 8080 + u16::try_from(i)?;
+                for (name, _) in coord_auth::nats::ROLES {
+                    let lines: String = service_env(site, name, gateway_port)?
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}\n"))
+                        .collect();
+                    secret::write_private(&site.dir.join(format!("{name}.env")), &lines)?;
+                }
+                out.push_str(&format!(
+                    "office {} nats {} domain {} config {}\n",
+                    site.slug,
+                    site.url(),
+                    site.domain,
+                    site.config_file().display()
+                ));
+            }
+            out.push_str(&format!(
+                "hub leaf nodes: nats-leaf://127.0.0.1:{}",
+                t.leaf_port
+            ));
+            Ok(out)
+        }
+        OfficesCommand::Streams(args) => {
+            let t = args.topology()?;
+            ensure_streams(&t).await?;
+            Ok(format!(
+                "streams ready at the hub and {} offices",
+                t.offices.len()
+            ))
+        }
+    }
+}
+
+/// Connects to `site` as its admin.
+pub async fn admin_client(site: &Site) -> anyhow::Result<async_nats::Client> {
+    let creds = site.credentials()?;
+    Ok(
+        async_nats::ConnectOptions::with_user_and_password("admin".into(), creds.admin_password)
+            .connect(site.url())
+            .await?,
+    )
+}
+
+/// Creates (or updates) the log streams of the hub and every office, as their admins:
+/// first each stream on its own, then the durable sourcing consumers on the origins,
+/// then the sources.
+pub async fn ensure_streams(t: &Topology) -> anyhow::Result<()> {
+    let hub = async_nats::jetstream::new(admin_client(&t.hub).await?);
+    let mut office_js = Vec::new();
+    for office in &t.offices {
+        office_js.push(async_nats::jetstream::new(admin_client(office).await?));
+    }
+    create_if_missing(&hub, log_stream(&t.hub.slug)).await?;
+    for (office, js) in t.offices.iter().zip(&office_js) {
+        create_if_missing(js, log_stream(&office.slug)).await?;
+        js.get_stream(STREAM)
+            .await?
+            .get_or_create_consumer(
+                TO_HUB,
+                sourcing_consumer(
+                    TO_HUB,
+                    format!("{}.durable", to_hub(&office.slug)),
+                    vec![format!("{}.>", subject_prefix(&office.slug))],
+                ),
+            )
+            .await?;
+        hub.get_stream(STREAM)
+            .await?
+            .get_or_create_consumer(
+                &to_office(&office.slug),
+                sourcing_consumer(
+                    &to_office(&office.slug),
+                    format!("{}.durable", from_hub(&office.slug)),
+                    others(t, office),
+                ),
+            )
+            .await?;
+    }
+    hub.update_stream(hub_stream(t)).await?;
+    for (office, js) in t.offices.iter().zip(&office_js) {
+        js.update_stream(office_stream(t, office)).await?;
+    }
+    Ok(())
+}
+
+async fn create_if_missing(
+    js: &async_nats::jetstream::Context,
+    config: stream::Config,
+) -> anyhow::Result<()> {
+    if js.get_stream(&config.name).await.is_err() {
+        js.create_stream(config).await?;
+    }
+    Ok(())
+}

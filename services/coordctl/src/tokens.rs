@@ -1,0 +1,217 @@
+//! Bearer tokens on the operator's side: `coordctl token create`, the tokens the
+//! launcher writes for every office it runs (`<data-dir>/credentials/<office>.token`,
+//! owner-only), and which token a request uses: `--token`, else the file of the
+//! command's office, else the province's.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use coord_auth::secret;
+use coord_auth::{Role, TokenSigner};
+use coord_domain::{Office, Province};
+
+/// The signing key's file in a credentials folder.
+pub const SIGNING_KEY_FILE: &str = "token-signing.nk";
+
+/// `coordctl token …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Make a token binding an office, an actor and a role; prints it.
+    Create {
+        /// `province`, `district:<unit>` or `<unit>`.
+        #[arg(long)]
+        office: String,
+        /// Who acts, recorded on every event (e.g. "văn thư tiếp nhận").
+        #[arg(long)]
+        actor: String,
+        /// `operator` (sends commands for its office) or `reader` (queries only).
+        #[arg(long, default_value = "operator")]
+        role: Role,
+        /// Also write it to this file (owner-only).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the public key gateways verify tokens with (`COORD_TOKEN_PUBLIC_KEY`).
+    PublicKey,
+}
+
+/// The signing key in `dir`, generated on first use.
+pub fn signer(dir: &Path) -> anyhow::Result<TokenSigner> {
+    let seed = secret::read_or_create(&dir.join(SIGNING_KEY_FILE), || {
+        TokenSigner::generate().seed()
+    })
+    .with_context(|| format!("cannot read or create the signing key in {}", dir.display()))?;
+    Ok(TokenSigner::from_seed(&seed)?)
+}
+
+/// An office of `province`, or an error naming the known ones.
+pub fn office_of(province: &Province, text: &str) -> anyhow::Result<Office> {
+    let office: Office = text.parse()?;
+    if let Office::District(unit) = &office {
+        anyhow::ensure!(
+            province.unit(unit).is_some(),
+            "unknown unit `{unit}`; known: {}",
+            province
+                .units
+                .iter()
+                .map(|u| u.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(office)
+}
+
+/// Runs `coordctl token …` with the key in `credentials`.
+pub fn run(command: TokenCommand, credentials: &Path) -> anyhow::Result<String> {
+    let signer = signer(credentials)?;
+    match command {
+        TokenCommand::Create {
+            office,
+            actor,
+            role,
+            out,
+        } => {
+            let province = Province::from_toml_str(coord_domain::province::AN_GIANG_TOML)?;
+            let office = office_of(&province, &office)?;
+            let token = signer.sign(&TokenSigner::claims_now(office, &actor, role))?;
+            if let Some(path) = out {
+                secret::write_private(&path, &token)?;
+            }
+            Ok(token)
+        }
+        TokenCommand::PublicKey => Ok(signer.public_key()),
+    }
+}
+
+/// The default actor of an office's operator token.
+fn office_actor(province: &Province, office: &Office) -> String {
+    match office {
+        Office::Province => "văn phòng Đảng ủy Công an tỉnh".into(),
+        Office::District(unit) => format!(
+            "văn phòng cấp ủy {}",
+            province
+                .unit(unit)
+                .map_or(unit.as_str(), |u| u.name.as_str())
+        ),
+    }
+}
+
+/// Writes an operator token for each of `offices` that has none yet, as
+/// `<credentials>/<slug>.token`.
+pub fn ensure_office_tokens(
+    credentials: &Path,
+    province: &Province,
+    offices: &[Office],
+) -> anyhow::Result<()> {
+    let signer = signer(credentials)?;
+    for office in offices {
+        let path = credentials.join(format!("{}.token", office.slug()));
+        secret::read_or_create(&path, || {
+            let claims = TokenSigner::claims_now(
+                office.clone(),
+                &office_actor(province, office),
+                Role::Operator,
+            );
+            signer.sign(&claims).expect("the office actor is valid")
+        })?;
+    }
+    Ok(())
+}
+
+/// The province and every unit: the offices a single local system runs.
+pub fn all_offices(province: &Province) -> Vec<Office> {
+    std::iter::once(Office::Province)
+        .chain(
+            province
+                .units
+                .iter()
+                .map(|u| Office::District(u.id.clone())),
+        )
+        .collect()
+}
+
+/// Which token each request carries.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSet {
+    /// `--token`: used for everything when given.
+    pub explicit: Option<String>,
+    /// Tokens by office slug, from a credentials folder.
+    pub by_office: HashMap<String, String>,
+}
+
+impl TokenSet {
+    /// `explicit`, plus every `*.token` in `dir` (a missing folder is no error).
+    pub fn load(explicit: Option<String>, dir: &Path) -> Self {
+        let mut by_office = HashMap::new();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "token")
+                    && let (Some(stem), Ok(text)) = (
+                        path.file_stem().and_then(|s| s.to_str()),
+                        std::fs::read_to_string(&path),
+                    )
+                {
+                    by_office.insert(stem.to_owned(), text.trim().to_owned());
+                }
+            }
+        }
+        Self {
+            explicit,
+            by_office,
+        }
+    }
+
+    /// The same set, sending office `slug`'s token with every request.
+    pub fn for_slug(mut self, slug: &str) -> Self {
+        self.explicit = self.by_office.get(slug).cloned();
+        self
+    }
+
+    /// The token for a request on behalf of `office` (`None`: the province's).
+    pub fn for_office(&self, office: Option<&str>) -> Option<&str> {
+        if let Some(t) = &self.explicit {
+            return Some(t);
+        }
+        let slug = office
+            .and_then(|o| o.parse::<Office>().ok())
+            .map_or_else(|| "province".to_owned(), |o| o.slug().to_owned());
+        self.by_office
+            .get(&slug)
+            .or_else(|| self.by_office.get("province"))
+            .map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn office_tokens_are_written_once_and_picked_by_office() {
+        let dir = tempfile::tempdir().unwrap();
+        let province = Province::from_toml_str(coord_domain::province::AN_GIANG_TOML).unwrap();
+        let offices = all_offices(&province);
+        ensure_office_tokens(dir.path(), &province, &offices).unwrap();
+        let first = std::fs::read_to_string(dir.path().join("long-xuyen.token")).unwrap();
+        ensure_office_tokens(dir.path(), &province, &offices).unwrap();
+        assert_eq!(
+            first,
+            std::fs::read_to_string(dir.path().join("long-xuyen.token")).unwrap()
+        );
+        let set = TokenSet::load(None, dir.path());
+        assert_eq!(set.by_office.len(), 12);
+        assert_eq!(
+            set.for_office(Some("district:long-xuyen")),
+            Some(first.as_str())
+        );
+        let verifier =
+            coord_auth::TokenVerifier::from_public_key(&signer(dir.path()).unwrap().public_key())
+                .unwrap();
+        let claims = verifier.verify(set.for_office(None).unwrap()).unwrap();
+        assert_eq!(claims.office, Office::Province);
+        assert!(office_of(&province, "district:nowhere").is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! Who is calling: every route but `/healthz` and `/readyz` needs a bearer token signed
+//! with the operator's key ([`coord_auth::token`]). The token's office and actor are the
+//! only ones a command can carry; a reader may send none. Refusals are problem documents
+//! (401 without or with a bad token, 403 for a reader) and happen before anything
+//! reaches a command service. Whether the office may act for the command is decided by
+//! the command service, which has the aggregate (`coord_service::acting`), and refused
+//! there with 403 before anything is appended.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use coord_auth::{Claims, Role};
+use coord_proto::ErrorKind;
+
+use crate::AppState;
+use crate::problem::Problem;
+
+/// The verified caller, put in the request's extensions by [`require_token`].
+#[derive(Debug, Clone)]
+pub struct Caller(pub Claims);
+
+fn unauthorized(code: &str, detail: impl Into<String>) -> Response {
+    let mut response = Problem::new(ErrorKind::Unauthorized, code, detail).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"coord\""),
+    );
+    response
+}
+
+/// Middleware: refuses requests without a valid `Authorization: Bearer <token>`.
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return unauthorized(
+            "missing_token",
+            "send `Authorization: Bearer <token>` (coordctl token create makes one)",
+        );
+    };
+    let token = value.to_str().ok().and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    });
+    let Some(token) = token else {
+        return unauthorized(
+            "malformed_authorization",
+            "the Authorization header must be `Bearer <token>`",
+        );
+    };
+    match state.tokens.verify(token) {
+        Ok(claims) => {
+            request.extensions_mut().insert(Caller(claims));
+            next.run(request).await
+        }
+        Err(e) => unauthorized("invalid_token", e.to_string()),
+    }
+}
+
+/// May `caller` send commands? Operators only (their office is checked downstream).
+pub fn authorize_command(caller: &Caller) -> Result<(), Problem> {
+    if caller.0.role == Role::Operator {
+        return Ok(());
+    }
+    Err(Problem::new(
+        ErrorKind::Forbidden,
+        "role_cannot_send_commands",
+        format!("a {} token may read but not send commands", caller.0.role),
+    ))
+}
+
+/// May `caller` run an operation (e.g. a rebuild)? Operators only.
+pub fn authorize_operation(caller: &Caller) -> Result<(), Problem> {
+    if caller.0.role == Role::Operator {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            ErrorKind::Forbidden,
+            "role_cannot_operate",
+            format!("a {} token may not run operations", caller.0.role),
+        ))
+    }
+}

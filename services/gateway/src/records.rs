@@ -1,0 +1,237 @@
+//! `GET /v1/inspections/{id}`, `/v1/exchanges/{id}`, `/v1/discipline-cases/{id}`: one
+//! record's current state with its version as a strong `ETag` (`"<version>"`, what
+//! `If-Match` takes back), so a client can pin its next command without replaying its
+//! own history.
+//!
+//! The state is folded from the record's own stream in the log the gateway already
+//! holds, not read from the projector: it is exact and always current (a command's
+//! answer and a read of its record right after agree), and the lifecycle status comes
+//! from the domain's own `apply`, so it cannot drift from what the command services
+//! decide.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use coord_domain::discipline::{CaseStatus, DisciplineCase};
+use coord_domain::exchange::InformationExchange;
+use coord_domain::inspection::{Inspection, InspectionStatus};
+use coord_domain::{Aggregate, DomainEvent};
+use coord_log::{RecordedEvent, StreamId};
+use coord_proto::ErrorKind;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::problem::Problem;
+
+/// One record (an inspection, an exchange or a discipline case) as it stands now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordView {
+    /// `inspection`, `exchange` or `discipline_case`.
+    pub kind: String,
+    pub id: Uuid,
+    pub stream_id: String,
+    /// The record's version: the number of its events. Also the `ETag`.
+    pub version: u64,
+    /// The log commit of its latest event.
+    pub position: u64,
+    /// Lifecycle state, e.g. `concluded`, `appeal_pending`.
+    pub status: String,
+    /// The same in Vietnamese, e.g. `đã kết luận`.
+    pub status_vi: String,
+    /// Every field its events recorded, later events over earlier ones (e.g. a
+    /// discipline case's subject, then its form and decision date), plus what the
+    /// domain derives (a case's `form_in_force` after an appeal).
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+    /// Its events, oldest first.
+    pub history: Vec<RecordStep>,
+}
+
+/// One event of a record's history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordStep {
+    pub version: u64,
+    /// `commit:index` in the log.
+    pub position: String,
+    pub event_type: String,
+    #[schema(value_type = String, format = Date)]
+    pub occurred_at: chrono::NaiveDate,
+    pub recorded_at: String,
+    pub office: String,
+    pub actor: String,
+}
+
+/// What an aggregate shows of itself when read as one record.
+trait Readable: Aggregate {
+    const KIND: &'static str;
+    /// The problem code for an unknown id (the same the command services answer).
+    const NOT_FOUND: &'static str;
+    /// Lifecycle status and its Vietnamese label.
+    fn status(&self) -> (&'static str, &'static str);
+    /// Fields the domain derives, beyond what the events say.
+    fn derived(&self, _fields: &mut Map<String, Value>) {}
+}
+
+impl Readable for Inspection {
+    const KIND: &'static str = "inspection";
+    const NOT_FOUND: &'static str = "inspection_not_found";
+    fn status(&self) -> (&'static str, &'static str) {
+        match self.status {
+            Some(InspectionStatus::Scheduled) | None => ("scheduled", "đã quyết định"),
+            Some(InspectionStatus::InProgress) => ("in_progress", "đang tiến hành"),
+            Some(InspectionStatus::Concluded) => ("concluded", "đã kết luận"),
+            Some(InspectionStatus::Cancelled) => ("cancelled", "đã hủy"),
+        }
+    }
+}
+
+impl Readable for InformationExchange {
+    const KIND: &'static str = "exchange";
+    const NOT_FOUND: &'static str = "exchange_not_found";
+    fn status(&self) -> (&'static str, &'static str) {
+        if self.acknowledged.is_some() {
+            ("acknowledged", "đã tiếp nhận")
+        } else {
+            ("sent", "đã gửi, chưa tiếp nhận")
+        }
+    }
+}
+
+impl Readable for DisciplineCase {
+    const KIND: &'static str = "discipline_case";
+    const NOT_FOUND: &'static str = "case_not_found";
+    fn status(&self) -> (&'static str, &'static str) {
+        match self.status {
+            Some(CaseStatus::Open) | None => ("open", "đang xem xét"),
+            Some(CaseStatus::Decided) => ("decided", "đã quyết định kỷ luật"),
+            Some(CaseStatus::Closed) => ("closed", "không thi hành kỷ luật"),
+            Some(CaseStatus::AppealPending) => ("appeal_pending", "đang khiếu nại"),
+            Some(CaseStatus::AppealResolved) => ("appeal_resolved", "đã giải quyết khiếu nại"),
+        }
+    }
+    fn derived(&self, fields: &mut Map<String, Value>) {
+        let form = self.in_force.map(|f| Value::String(f.as_str().to_owned()));
+        fields.insert("form_in_force".into(), form.unwrap_or(Value::Null));
+    }
+}
+
+fn corrupt(e: &RecordedEvent, reason: impl std::fmt::Display) -> Problem {
+    Problem::new(
+        ErrorKind::Internal,
+        "corrupt_stream",
+        format!(
+            "event {} of {} at {} cannot be read: {reason}",
+            e.stream_version,
+            e.stream_id,
+            e.pos()
+        ),
+    )
+}
+
+/// Folds a stream's history into the record view; `None` for an empty stream.
+fn fold<A: Readable>(id: Uuid, history: &[RecordedEvent]) -> Result<Option<RecordView>, Problem> {
+    let Some(last) = history.last() else {
+        return Ok(None);
+    };
+    let mut state = A::default();
+    let mut fields = Map::new();
+    for e in history {
+        let event = A::Event::decode(&e.event_type, e.schema_version, e.payload.clone())
+            .map_err(|err| corrupt(e, err))?;
+        state.apply(&event);
+        if let Value::Object(payload) = &e.payload {
+            fields.extend(payload.clone());
+        }
+    }
+    state.derived(&mut fields);
+    let (status, status_vi) = state.status();
+    Ok(Some(RecordView {
+        kind: A::KIND.to_owned(),
+        id,
+        stream_id: last.stream_id.to_string(),
+        version: last.stream_version,
+        position: last.pos().commit,
+        status: status.to_owned(),
+        status_vi: status_vi.to_owned(),
+        fields,
+        history: history.iter().map(step).collect(),
+    }))
+}
+
+fn step(e: &RecordedEvent) -> RecordStep {
+    RecordStep {
+        version: e.stream_version,
+        position: e.pos().to_string(),
+        event_type: e.event_type.clone(),
+        occurred_at: e.occurred_at,
+        recorded_at: e.recorded_at.to_rfc3339(),
+        office: e.office.clone(),
+        actor: e.actor.clone(),
+    }
+}
+
+async fn read<A: Readable>(state: &AppState, raw_id: &str) -> Result<Response, Problem> {
+    let id = Uuid::try_parse(raw_id).map_err(|_| {
+        Problem::malformed("bad_id", format!("`{raw_id}` in the path is not a UUID"))
+    })?;
+    let stream =
+        StreamId::new(A::CATEGORY, id).map_err(|e| Problem::malformed("bad_id", e.to_string()))?;
+    let history = state
+        .log
+        .read_stream(&stream)
+        .await
+        .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
+    let view = fold::<A>(id, &history)?.ok_or_else(|| {
+        Problem::new(
+            ErrorKind::NotFound,
+            A::NOT_FOUND,
+            format!("no {} with id {id}", A::KIND),
+        )
+    })?;
+    let etag = HeaderValue::from_str(&format!("\"{}\"", view.version)).expect("digits");
+    let mut response = Json(view).into_response();
+    response.headers_mut().insert(header::ETAG, etag);
+    Ok(response)
+}
+
+/// One inspection or supervision, as it stands now.
+#[utoipa::path(get, path = "/v1/inspections/{id}", params(("id" = Uuid, Path, description = "inspection id")), tag = "records",
+    responses((status = 200, body = RecordView, description = "current state; `ETag` is its version"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+pub async fn inspection(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    read::<Inspection>(&s, &id).await
+}
+
+/// One information exchange, as it stands now.
+#[utoipa::path(get, path = "/v1/exchanges/{id}", params(("id" = Uuid, Path, description = "exchange id")), tag = "records",
+    responses((status = 200, body = RecordView, description = "current state; `ETag` is its version"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+pub async fn exchange(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    read::<InformationExchange>(&s, &id).await
+}
+
+/// One discipline case, as it stands now.
+#[utoipa::path(get, path = "/v1/discipline-cases/{id}", params(("id" = Uuid, Path, description = "case id")), tag = "records",
+    responses((status = 200, body = RecordView, description = "current state; `ETag` is its version"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+pub async fn discipline_case(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    read::<DisciplineCase>(&s, &id).await
+}
+
+/// The record routes.
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/v1/inspections/{id}", get(inspection))
+        .route("/v1/exchanges/{id}", get(exchange))
+        .route("/v1/discipline-cases/{id}", get(discipline_case))
+}

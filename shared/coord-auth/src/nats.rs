@@ -1,0 +1,242 @@
+//! NATS users and their subject permissions, and the server configuration that holds
+//! them. No anonymous access: every process connects as one [`NatsRole`]'s user with an
+//! nkey (the server keeps only public keys); the operator's admin user, with a
+//! generated password, is the only one that may create, change, purge or delete
+//! streams and consumers of the log.
+//!
+//! Configuration is written as JSON, which nats-server's configuration parser reads.
+
+use std::path::{Path, PathBuf};
+
+use nkeys::KeyPair;
+use serde_json::{Value, json};
+
+use crate::secret;
+
+/// Who connects to NATS, each with the least it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatsRole {
+    /// A command service: serves `coord.cmd.<service>.>`, reads and appends to the log.
+    Command(&'static str),
+    /// The projector: reads the log, serves queries and the rebuild request.
+    Projector,
+    /// The gateway: sends commands and queries, reads the log.
+    Gateway,
+    /// Analytics: reads the log and nothing more.
+    Reader,
+}
+
+/// Every role a local system runs, with its user name.
+pub const ROLES: &[(&str, NatsRole)] = &[
+    ("inspection", NatsRole::Command("inspection")),
+    ("exchange", NatsRole::Command("exchange")),
+    ("discipline", NatsRole::Command("discipline")),
+    ("projector", NatsRole::Projector),
+    ("gateway", NatsRole::Gateway),
+    ("reader", NatsRole::Reader),
+];
+
+/// The role of process `name` (a workspace binary or `reader`).
+pub fn role_of(name: &str) -> Option<NatsRole> {
+    ROLES.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+}
+
+/// The log a user's permissions are about.
+#[derive(Debug, Clone)]
+pub struct LogSubjects {
+    /// The JetStream stream, e.g. `COORD_LOG`.
+    pub stream: String,
+    /// The subject prefix of its messages, e.g. `coord.log`.
+    pub prefix: String,
+}
+
+impl Default for LogSubjects {
+    fn default() -> Self {
+        Self {
+            stream: "COORD_LOG".into(),
+            prefix: "coord.log".into(),
+        }
+    }
+}
+
+/// JetStream API requests that change streams or consumers: refused to every user but
+/// the admin, even if an allow list were widened by mistake.
+const ADMIN_ONLY: &[&str] = &[
+    "$JS.API.STREAM.CREATE.>",
+    "$JS.API.STREAM.UPDATE.>",
+    "$JS.API.STREAM.DELETE.>",
+    "$JS.API.STREAM.PURGE.>",
+    "$JS.API.STREAM.MSG.DELETE.>",
+    "$JS.API.STREAM.RESTORE.>",
+    "$JS.API.CONSUMER.DURABLE.CREATE.>",
+    "$JS.API.CONSUMER.DELETE.>",
+];
+
+impl NatsRole {
+    /// The `permissions` block of this role's user.
+    pub fn permissions(self, log: &LogSubjects) -> Value {
+        let s = &log.stream;
+        // Reading the log: stream info, direct gets, ephemeral ordered consumers.
+        let mut publish: Vec<String> = vec![
+            "$JS.API.INFO".into(),
+            format!("$JS.API.STREAM.INFO.{s}"),
+            format!("$JS.API.STREAM.MSG.GET.{s}"),
+            format!("$JS.API.DIRECT.GET.{s}"),
+            format!("$JS.API.DIRECT.GET.{s}.>"),
+            format!("$JS.API.CONSUMER.CREATE.{s}"),
+            format!("$JS.API.CONSUMER.CREATE.{s}.>"),
+            format!("$JS.API.CONSUMER.INFO.{s}.>"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{s}.>"),
+            format!("$JS.ACK.{s}.>"),
+            "$JS.FC.>".into(),
+        ];
+        let mut subscribe: Vec<String> = vec!["_INBOX.>".into()];
+        match self {
+            NatsRole::Command(service) => {
+                publish.push(format!("{}.>", log.prefix));
+                subscribe.push(format!("coord.cmd.{service}.>"));
+                subscribe.push("$SRV.>".into());
+            }
+            NatsRole::Projector => {
+                subscribe.push("coord.query.>".into());
+                subscribe.push("coord.admin.projector.>".into());
+                subscribe.push("$SRV.>".into());
+            }
+            NatsRole::Gateway => {
+                publish.push("coord.cmd.>".into());
+                publish.push("coord.query.>".into());
+                publish.push("coord.admin.>".into());
+                publish.push("$SRV.>".into());
+            }
+            NatsRole::Reader => {}
+        }
+        json!({
+            "publish": { "allow": publish, "deny": ADMIN_ONLY },
+            "subscribe": { "allow": subscribe },
+            "allow_responses": true,
+        })
+    }
+}
+
+/// The generated credentials of one NATS server, in a folder (owner-only): the admin
+/// password and one nkey seed per role.
+#[derive(Debug, Clone)]
+pub struct NatsCredentials {
+    dir: PathBuf,
+    pub admin_password: String,
+}
+
+impl NatsCredentials {
+    /// Reads the credentials in `dir`, generating what is missing.
+    pub fn ensure(dir: &Path) -> std::io::Result<Self> {
+        secret::ensure_private_dir(dir)?;
+        let admin_password =
+            secret::read_or_create(&dir.join("admin.password"), secret::random_secret)?;
+        for (name, _) in ROLES {
+            Self::read_or_create_seed(dir, name)?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            admin_password,
+        })
+    }
+
+    fn read_or_create_seed(dir: &Path, name: &str) -> std::io::Result<String> {
+        secret::read_or_create(&dir.join(format!("{name}.nk")), || {
+            KeyPair::new_user().seed().expect("a new key has a seed")
+        })
+    }
+
+    /// The seed file of user `name`: what `COORD_NATS_CREDS` points to.
+    pub fn seed_file(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.nk"))
+    }
+
+    /// The public key of user `name`.
+    pub fn public_key(&self, name: &str) -> std::io::Result<String> {
+        let seed = std::fs::read_to_string(self.seed_file(name))?;
+        KeyPair::from_seed(seed.trim())
+            .map(|k| k.public_key())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    }
+
+    /// The server's `authorization` block: the admin and every role's user.
+    pub fn authorization(&self, log: &LogSubjects) -> std::io::Result<Value> {
+        let mut users = vec![json!({ "user": "admin", "password": self.admin_password })];
+        for (name, role) in ROLES {
+            users.push(json!({
+                "nkey": self.public_key(name)?,
+                "permissions": role.permissions(log),
+            }));
+        }
+        Ok(json!({ "users": users }))
+    }
+}
+
+/// A single nats-server with JetStream on `127.0.0.1:port`, storing in `store_dir`,
+/// with no anonymous access.
+pub fn single_server_config(
+    port: u16,
+    store_dir: &Path,
+    credentials: &NatsCredentials,
+    log: &LogSubjects,
+) -> std::io::Result<Value> {
+    Ok(json!({
+        "host": "127.0.0.1",
+        "port": port,
+        "jetstream": { "store_dir": store_dir.display().to_string() },
+        "authorization": credentials.authorization(log)?,
+    }))
+}
+
+/// Writes a server configuration owner-only (it holds the admin password).
+pub fn write_config(path: &Path, config: &Value) -> std::io::Result<()> {
+    secret::write_private(
+        path,
+        &serde_json::to_string_pretty(config).expect("JSON values serialize"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_role_but_admin_may_change_streams_and_only_command_services_append() {
+        let log = LogSubjects::default();
+        for (name, role) in ROLES {
+            let p = role.permissions(&log);
+            let allow: Vec<&str> = p["publish"]["allow"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert!(
+                !allow.iter().any(|s| s.starts_with("$JS.API.STREAM.DELETE")
+                    || s.starts_with("$JS.API.STREAM.PURGE")
+                    || *s == ">"),
+                "{name}"
+            );
+            assert_eq!(
+                allow.contains(&"coord.log.>"),
+                matches!(role, NatsRole::Command(_)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_are_generated_once_and_the_config_holds_only_public_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = NatsCredentials::ensure(dir.path()).unwrap();
+        let again = NatsCredentials::ensure(dir.path()).unwrap();
+        assert_eq!(creds.admin_password, again.admin_password);
+        let config =
+            single_server_config(4222, dir.path(), &creds, &LogSubjects::default()).unwrap();
+        let text = config.to_string();
+        let seed = std::fs::read_to_string(creds.seed_file("gateway")).unwrap();
+        assert!(!text.contains(seed.trim()));
+        assert!(text.contains(&creds.public_key("gateway").unwrap()));
+    }
+}

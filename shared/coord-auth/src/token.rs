@@ -1,0 +1,246 @@
+//! Bearer tokens: compact JWS (RFC 7515) with `alg: EdDSA` (RFC 8037), claims `office`,
+//! `sub` (the actor), `role` and `iat`. The signing key is an nkey seed (Ed25519);
+//! the verifying side needs only its public key.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use coord_domain::Office;
+use nkeys::KeyPair;
+use serde::{Deserialize, Serialize};
+
+/// What a token holder may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sends commands for its office, and reads.
+    Operator,
+    /// Queries, audit and exports only.
+    Reader,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "operator" => Ok(Role::Operator),
+            "reader" => Ok(Role::Reader),
+            other => Err(format!(
+                "unknown role `{other}`: expected operator or reader"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Operator => "operator",
+            Role::Reader => "reader",
+        })
+    }
+}
+
+/// What a token says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The office the holder acts for.
+    pub office: Office,
+    /// Who acts (recorded on every event), e.g. `văn thư tiếp nhận`.
+    #[serde(rename = "sub")]
+    pub actor: String,
+    pub role: Role,
+    /// Issued at (seconds since the Unix epoch).
+    pub iat: i64,
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token is not three base64url parts separated by dots")]
+    Malformed,
+    #[error("the token's header is not {{\"alg\":\"EdDSA\",\"typ\":\"JWT\"}}")]
+    UnsupportedAlgorithm,
+    #[error("the token's signature does not verify with this gateway's key")]
+    BadSignature,
+    #[error("the token's claims are not valid: {0}")]
+    BadClaims(String),
+    #[error("the actor must be 1 to 200 characters")]
+    BadActor,
+    #[error("not a usable key: {0}")]
+    BadKey(String),
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
+struct Header {
+    alg: String,
+    typ: String,
+}
+
+fn header() -> Header {
+    Header {
+        alg: "EdDSA".into(),
+        typ: "JWT".into(),
+    }
+}
+
+/// Makes tokens. Held by the operator (`coordctl token create`, the launcher).
+pub struct TokenSigner {
+    key: KeyPair,
+}
+
+impl TokenSigner {
+    /// A new random signing key.
+    pub fn generate() -> Self {
+        Self {
+            key: KeyPair::new_account(),
+        }
+    }
+
+    /// From an nkey seed (`SA…`), as written by [`TokenSigner::seed`].
+    pub fn from_seed(seed: &str) -> Result<Self, TokenError> {
+        KeyPair::from_seed(seed.trim())
+            .map(|key| Self { key })
+            .map_err(|e| TokenError::BadKey(e.to_string()))
+    }
+
+    /// The secret seed, to be stored owner-only.
+    pub fn seed(&self) -> String {
+        self.key.seed().expect("a generated key has a seed")
+    }
+
+    /// The public key the gateway verifies with.
+    pub fn public_key(&self) -> String {
+        self.key.public_key()
+    }
+
+    /// A signed token for `claims`.
+    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        check_actor(&claims.actor)?;
+        let head = B64.encode(serde_json::to_vec(&header()).expect("serializes"));
+        let body = B64.encode(serde_json::to_vec(claims).expect("serializes"));
+        let input = format!("{head}.{body}");
+        let signature = self
+            .key
+            .sign(input.as_bytes())
+            .map_err(|e| TokenError::BadKey(e.to_string()))?;
+        Ok(format!("{input}.{}", B64.encode(signature)))
+    }
+
+    /// Claims issued now.
+    pub fn claims_now(office: Office, actor: &str, role: Role) -> Claims {
+        Claims {
+            office,
+            actor: actor.trim().to_owned(),
+            role,
+            iat: chrono::Utc::now().timestamp(),
+        }
+    }
+}
+
+fn check_actor(actor: &str) -> Result<(), TokenError> {
+    let n = actor.trim().chars().count();
+    if n == 0 || n > 200 {
+        return Err(TokenError::BadActor);
+    }
+    Ok(())
+}
+
+/// Checks tokens. Held by the gateway: the public key only.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    key: std::sync::Arc<KeyPair>,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenVerifier({})", self.key.public_key())
+    }
+}
+
+impl TokenVerifier {
+    /// From the signer's public key (`A…`).
+    pub fn from_public_key(public_key: &str) -> Result<Self, TokenError> {
+        KeyPair::from_public_key(public_key.trim())
+            .map(|key| Self {
+                key: std::sync::Arc::new(key),
+            })
+            .map_err(|e| TokenError::BadKey(e.to_string()))
+    }
+
+    /// The claims of a token this key signed.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let mut parts = token.trim().split('.');
+        let (Some(head), Some(body), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let decode = |part: &str| B64.decode(part).map_err(|_| TokenError::Malformed);
+        let signature = decode(signature)?;
+        let signed = &token.trim()[..head.len() + 1 + body.len()];
+        self.key
+            .verify(signed.as_bytes(), &signature)
+            .map_err(|_| TokenError::BadSignature)?;
+        let parsed: Header =
+            serde_json::from_slice(&decode(head)?).map_err(|_| TokenError::UnsupportedAlgorithm)?;
+        if parsed != header() {
+            return Err(TokenError::UnsupportedAlgorithm);
+        }
+        let claims: Claims = serde_json::from_slice(&decode(body)?)
+            .map_err(|e| TokenError::BadClaims(e.to_string()))?;
+        check_actor(&claims.actor)?;
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> Claims {
+        Claims {
+            office: "district:long-xuyen".parse().unwrap(),
+            actor: "văn thư tiếp nhận".into(),
+            role: Role::Operator,
+            iat: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_the_public_key_and_keeps_its_claims() {
+        let signer = TokenSigner::generate();
+        let token = signer.sign(&claims()).unwrap();
+        let verifier = TokenVerifier::from_public_key(&signer.public_key()).unwrap();
+        assert_eq!(verifier.verify(&token).unwrap(), claims());
+    }
+
+    #[test]
+    fn a_token_from_another_key_is_refused() {
+        let token = TokenSigner::generate().sign(&claims()).unwrap();
+        let other = TokenVerifier::from_public_key(&TokenSigner::generate().public_key()).unwrap();
+        assert_eq!(other.verify(&token), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn changed_claims_break_the_signature() {
+        let signer = TokenSigner::generate();
+        let verifier = TokenVerifier::from_public_key(&signer.public_key()).unwrap();
+        let token = signer.sign(&claims()).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut forged = claims();
+        forged.office = Office::Province;
+        let body = B64.encode(serde_json::to_vec(&forged).unwrap());
+        let forged = format!("{}.{body}.{}", parts[0], parts[2]);
+        assert_eq!(verifier.verify(&forged), Err(TokenError::BadSignature));
+        assert_eq!(verifier.verify("abc"), Err(TokenError::Malformed));
+        assert_eq!(verifier.verify("a.b.c.d"), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn the_seed_round_trips() {
+        let signer = TokenSigner::generate();
+        let again = TokenSigner::from_seed(&signer.seed()).unwrap();
+        assert_eq!(again.public_key(), signer.public_key());
+        assert!(TokenSigner::from_seed("not a seed").is_err());
+    }
+}

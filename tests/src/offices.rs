@@ -1,0 +1,183 @@
+//! The multi-office topology of `coordctl offices` run for tests and benchmarks: start
+//! the hub and the offices from generated configurations, write as an office's own
+//! service user, read every site's event ids, wait for convergence.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
+use coord_log::{EventLog, ExpectedVersion};
+use coordctl::offices::{self, Site, Topology};
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::{ConfiguredNats, free_port};
+
+pub struct Running {
+    pub topology: Topology,
+    pub servers: Vec<ConfiguredNats>,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if std::thread::panicking() && std::env::var_os("KEEP_OFFICES").is_some() {
+            let kept = self.dir.path().to_path_buf();
+            std::mem::forget(std::mem::replace(
+                &mut self.dir,
+                tempfile::tempdir().unwrap(),
+            ));
+            eprintln!("kept {}", kept.display());
+        }
+    }
+}
+
+impl Running {
+    pub fn sites(&self) -> Vec<&Site> {
+        std::iter::once(&self.topology.hub)
+            .chain(self.topology.offices.iter())
+            .collect()
+    }
+}
+
+pub async fn start(units: &[&str]) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let offices: Vec<coord_domain::Office> = units.iter().map(|u| u.parse().unwrap()).collect();
+    let ports: Vec<u16> = (0..=units.len()).map(|_| free_port()).collect();
+    let topology = offices::generate(dir.path(), &offices, &ports, free_port()).unwrap();
+    let mut servers = vec![ConfiguredNats::start(
+        &topology.hub.config_file(),
+        topology.hub.port,
+    )];
+    for office in &topology.offices {
+        servers.push(ConfiguredNats::start(&office.config_file(), office.port));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match offices::ensure_streams(&topology).await {
+            Ok(()) => break,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("streams: {e:#}"),
+        }
+    }
+    Running {
+        topology,
+        servers,
+        dir,
+    }
+}
+
+/// The log of `site` as its inspection service's own user (not the admin).
+pub async fn service_log(site: &Site) -> JetStreamLog {
+    let seed =
+        std::fs::read_to_string(site.credentials().unwrap().seed_file("inspection")).unwrap();
+    let client = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+        .connect(site.url())
+        .await
+        .unwrap();
+    JetStreamLog::open(
+        client,
+        JetStreamConfig {
+            subject_prefix: offices::subject_prefix(&site.slug),
+            ..JetStreamConfig::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Appends `n` new inspection streams at `site`, 64 at a time.
+pub async fn write(site: &Site, n: usize) {
+    let log = std::sync::Arc::new(service_log(site).await);
+    let writers = n.clamp(1, 64);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let log = log.clone();
+        let slug = site.slug.clone();
+        let share = n / writers + usize::from(w < n % writers);
+        tasks.push(tokio::spawn(
+            async move { append(&log, &slug, share).await },
+        ));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn append(log: &JetStreamLog, slug: &str, n: usize) {
+    for i in 0..n {
+        let (stream, mut event) = crate::inspection_scheduled(i);
+        event.metadata.office = slug.to_owned();
+        log.append(&stream, ExpectedVersion::NoStream, vec![event])
+            .await
+            .unwrap();
+    }
+}
+
+/// How many commits `site`'s log holds (as its admin).
+pub async fn count(site: &Site) -> u64 {
+    let client = offices::admin_client(site).await.unwrap();
+    async_nats::jetstream::new(client)
+        .get_stream(offices::STREAM)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
+
+/// The event ids stored at `site` (as its admin).
+pub async fn event_ids(site: &Site) -> Vec<Uuid> {
+    let client = offices::admin_client(site).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let count = js
+        .get_stream(offices::STREAM)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages;
+    let log = JetStreamLog::open(client, JetStreamConfig::default())
+        .await
+        .unwrap();
+    let events = log.subscribe(None).await.unwrap();
+    events
+        .take(usize::try_from(count).unwrap())
+        .map(|e| e.unwrap().event_id)
+        .collect()
+        .await
+}
+
+/// Waits (at most `within`) until every site holds `expected` events, the same set
+/// everywhere, none twice.
+pub async fn converge(running: &Running, expected: usize, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let mut sets = Vec::new();
+        let mut all_there = true;
+        for site in running.sites() {
+            let ids = event_ids(site).await;
+            let set: BTreeSet<Uuid> = ids.iter().copied().collect();
+            assert_eq!(set.len(), ids.len(), "{} holds an event twice", site.slug);
+            all_there &= ids.len() == expected;
+            sets.push(set);
+        }
+        if all_there {
+            assert!(sets.windows(2).all(|w| w[0] == w[1]), "different events");
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "no convergence within {within:?}: counts {:?}",
+            sets.iter().map(BTreeSet::len).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -1,0 +1,189 @@
+//! The multi-office NATS topology that `coordctl offices init` generates, run with real
+//! nats-server processes on loopback: a hub and three offices as leaf nodes with their
+//! own JetStream domains. Each office writes its own log as its own (non-admin) user;
+//! every site converges to the same set of events; an office cut off from the hub keeps
+//! writing, and after the link is restored every site holds every event exactly once.
+//! An office's credentials cannot write the province's subjects nor touch the hub's
+//! streams.
+
+use std::time::Duration;
+
+use coordctl::offices::{self, Site};
+use serde_json::Value;
+use tests::offices::{converge, event_ids, start, write};
+use tests::{ConfiguredNats, ServiceProcess, free_port};
+
+/// A gateway on `site` (as its own NATS user), with a token it accepts.
+fn gateway(site: &Site) -> (ServiceProcess, String, String) {
+    let signer = coord_auth::TokenSigner::generate();
+    let token = signer
+        .sign(&coord_auth::TokenSigner::claims_now(
+            coord_domain::Office::Province,
+            "giám sát đồng bộ",
+            coord_auth::Role::Reader,
+        ))
+        .unwrap();
+    let port = free_port();
+    let creds = site.credentials().unwrap().seed_file("gateway");
+    let process = ServiceProcess::start(
+        "gateway",
+        &[],
+        &[
+            ("COORD_NATS_URL", &site.url()),
+            ("COORD_NATS_CREDS", &creds.display().to_string()),
+            (
+                "COORD_LOG_SUBJECT_PREFIX",
+                &offices::subject_prefix(&site.slug),
+            ),
+            ("COORD_TOKEN_PUBLIC_KEY", &signer.public_key()),
+            ("COORD_GATEWAY_ADDR", &format!("127.0.0.1:{port}")),
+        ],
+    );
+    (process, format!("http://127.0.0.1:{port}"), token)
+}
+
+/// Polls `GET /v1/sync` (at most 60 s) until the source from `from` has `link_up == up`.
+async fn wait_link(base: &str, token: &str, from: &str, up: bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(r) = http
+            .get(format!("{base}/v1/sync"))
+            .bearer_auth(token)
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            let sync: Value = r.json().await.unwrap();
+            let source = sync["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["from"] == from)
+                .cloned();
+            if let Some(source) = source
+                && source["link_up"] == up
+            {
+                return source;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{base}/v1/sync never showed {from} link_up={up}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offices_converge_keep_writing_when_cut_off_and_catch_up_exactly_once() {
+    let mut running = start(&["long-xuyen", "chau-doc", "tan-chau"]).await;
+    for site in running.sites() {
+        write(site, 5).await;
+    }
+    converge(&running, 20, Duration::from_secs(60)).await;
+    let cut = running.topology.offices[0].clone();
+    let (_hub_gateway, hub_url, hub_token) = gateway(&running.topology.hub);
+    let (_cut_gateway, cut_url, cut_token) = gateway(&cut);
+    let heard = wait_link(&hub_url, &hub_token, "long-xuyen", true).await;
+    assert!(heard["last_position"].as_u64().is_some(), "{heard}");
+
+    // Cut Long Xuyên off: its server restarts without the leaf remote, same store.
+    running.servers[1].stop();
+    running.servers[1] = ConfiguredNats::start(&cut.isolated_config_file(), cut.port);
+    write(&cut, 7).await; // it keeps working
+    write(&running.topology.hub, 3).await; // and so do the others
+    write(&running.topology.offices[1], 3).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        event_ids(&cut).await.len(),
+        27,
+        "the cut office has only its own news"
+    );
+    assert_eq!(
+        event_ids(&running.topology.hub).await.len(),
+        26,
+        "the hub has not heard from the cut office"
+    );
+
+    // Both sides see the outage.
+    let silent = wait_link(&hub_url, &hub_token, "long-xuyen", false).await;
+    assert!(
+        silent["last_heard_ms"].as_u64().unwrap_or(u64::MAX) >= 10_000,
+        "{silent}"
+    );
+    wait_link(&cut_url, &cut_token, "province", false).await;
+
+    // Restore the link.
+    running.servers[1].stop();
+    running.servers[1] = ConfiguredNats::start(&cut.config_file(), cut.port);
+    let took = converge(&running, 33, Duration::from_secs(120)).await;
+    eprintln!("converged {took:?} after the link was restored");
+    wait_link(&hub_url, &hub_token, "long-xuyen", true).await;
+    wait_link(&cut_url, &cut_token, "province", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offices_credentials_cannot_write_the_provinces_subjects_or_touch_hub_streams() {
+    let running = start(&["long-xuyen", "chau-doc"]).await;
+    let office = &running.topology.offices[0];
+    write(&running.topology.hub, 1).await;
+    let hub_before = event_ids(&running.topology.hub).await;
+
+    // Its service user at its own server: only its own subjects.
+    let seed =
+        std::fs::read_to_string(office.credentials().unwrap().seed_file("inspection")).unwrap();
+    let client = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+        .connect(office.url())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    let forged = tokio::time::timeout(Duration::from_secs(3), async {
+        js.publish("coord.log.province.inspection.forged", "{}".into())
+            .await?
+            .await
+    })
+    .await;
+    assert!(
+        !matches!(forged, Ok(Ok(_))),
+        "wrote a province subject: {forged:?}"
+    );
+    assert!(js.delete_stream(offices::STREAM).await.is_err());
+
+    // Its leaf user, used as a client of the hub.
+    let password = std::fs::read_to_string(
+        running
+            .topology
+            .hub
+            .dir
+            .join("credentials/leaf-long-xuyen.password"),
+    )
+    .unwrap();
+    let leaf = async_nats::ConnectOptions::with_user_and_password(
+        "leaf-long-xuyen".into(),
+        password.trim().into(),
+    )
+    .connect(running.topology.hub.url())
+    .await
+    .unwrap();
+    let hub_js = async_nats::jetstream::new(leaf);
+    let forged = tokio::time::timeout(Duration::from_secs(3), async {
+        hub_js
+            .publish("coord.log.province.inspection.forged", "{}".into())
+            .await?
+            .await
+    })
+    .await;
+    assert!(
+        !matches!(forged, Ok(Ok(_))),
+        "wrote into the hub: {forged:?}"
+    );
+    let deleted = tokio::time::timeout(
+        Duration::from_secs(3),
+        hub_js.delete_stream(offices::STREAM),
+    )
+    .await;
+    assert!(!matches!(deleted, Ok(Ok(_))), "deleted the hub's log");
+
+    assert_eq!(event_ids(&running.topology.hub).await, hub_before);
+}
