@@ -72,7 +72,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Au
         .unwrap_or_else(|| format!("coord/{}/{}", province.id, config.office));
     std::fs::create_dir_all(&config.data_dir)?;
     let signer = key::load_or_create(&config.data_dir.join("office.key"), &origin)?;
-    let client = coord_service::server::connect(&config.service.nats_url, "coord-auditor").await?;
+    let client = config.service.connect("coord-auditor").await?;
     let log = config.service.open_log(client.clone()).await?;
     let store = Store::open(&config.data_dir.join("audit.sqlite"))?;
     let auditor = Auditor::new(
