@@ -170,8 +170,8 @@ impl NatsServer {
         path
     }
 
-    /// As an operator does at first start: the admin creates the log stream, which the
-    /// services' users may not. (A thread of its own: callers may be inside a runtime.)
+    /// As an operator does at first start: the admin creates the log stream and the
+    /// idempotency bucket, which the services' users may not. (A thread of its own: callers may be inside a runtime.)
     fn create_log_stream(&self) {
         let (url, password) = (self.url(), self.credentials.admin_password.clone());
         std::thread::spawn(move || {
@@ -184,6 +184,10 @@ impl NatsServer {
                 coord_log::jetstream::JetStreamLog::open(client.clone(), Default::default())
                     .await
                     .expect("the admin creates the log stream");
+                let bucket = coord_auth::nats::LogSubjects::default().idempotency_bucket;
+                coord_service::JetStreamKeys::open(client.clone(), &bucket)
+                    .await
+                    .expect("the admin creates the idempotency bucket");
                 client.flush().await.expect("flushed");
             });
         })

@@ -189,8 +189,8 @@ pub(crate) async fn wait_ready(client: &Client, processes: &mut [Process]) -> an
     }
 }
 
-/// Creates (or finds) the log stream as the NATS admin: the services' own users may
-/// not create streams.
+/// Creates (or finds) the log stream and the idempotency bucket as the NATS admin: the
+/// services' own users may not create streams.
 async fn create_log_stream(port: u16, creds: &NatsCredentials) -> anyhow::Result<()> {
     let url = format!("nats://127.0.0.1:{port}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -213,7 +213,18 @@ async fn create_log_stream(port: u16, creds: &NatsCredentials) -> anyhow::Result
     coord_log::jetstream::JetStreamLog::open(client.clone(), Default::default())
         .await
         .context("cannot create the log stream")?;
+    create_idempotency_bucket(client.clone()).await?;
     client.flush().await.ok();
+    Ok(())
+}
+
+/// Creates (or finds) the bucket where command services claim idempotency keys, as
+/// the admin of the server `client` is connected to.
+pub(crate) async fn create_idempotency_bucket(client: async_nats::Client) -> anyhow::Result<()> {
+    let bucket = LogSubjects::default().idempotency_bucket;
+    coord_service::JetStreamKeys::open(client, &bucket)
+        .await
+        .with_context(|| format!("cannot create the idempotency bucket {bucket}"))?;
     Ok(())
 }
 

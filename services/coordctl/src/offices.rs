@@ -71,6 +71,7 @@ impl Site {
         LogSubjects {
             stream: STREAM.into(),
             prefix: subject_prefix(&self.slug),
+            ..LogSubjects::default()
         }
     }
     pub fn url(&self) -> String {
@@ -465,14 +466,17 @@ pub async fn admin_client(site: &Site) -> anyhow::Result<async_nats::Client> {
 }
 
 /// Creates (or updates) the log streams of the hub and every office, as their admins:
-/// first each stream on its own, then the durable sourcing consumers on the origins,
-/// then the sources.
+/// first each stream (and each server's idempotency bucket) on its own, then the
+/// durable sourcing consumers on the origins, then the sources.
 pub async fn ensure_streams(t: &Topology) -> anyhow::Result<()> {
-    let hub = async_nats::jetstream::new(admin_client(&t.hub).await?);
-    let mut office_js = Vec::new();
-    for office in &t.offices {
-        office_js.push(async_nats::jetstream::new(admin_client(office).await?));
+    let mut admins = Vec::new();
+    for site in t.sites() {
+        let client = admin_client(site).await?;
+        crate::launcher::create_idempotency_bucket(client.clone()).await?;
+        admins.push(async_nats::jetstream::new(client));
     }
+    let hub = admins.remove(0);
+    let office_js = admins;
     create_if_missing(&hub, log_stream(&t.hub.slug)).await?;
     for (office, js) in t.offices.iter().zip(&office_js) {
         create_if_missing(js, log_stream(&office.slug)).await?;

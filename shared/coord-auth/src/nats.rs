@@ -52,6 +52,9 @@ pub struct LogSubjects {
     pub stream: String,
     /// The subject prefix of its messages, e.g. `coord.log`.
     pub prefix: String,
+    /// The key-value bucket where command services claim idempotency keys, e.g.
+    /// `COORD_IDEMPOTENCY` (the admin creates it beside the log).
+    pub idempotency_bucket: String,
 }
 
 impl Default for LogSubjects {
@@ -59,6 +62,7 @@ impl Default for LogSubjects {
         Self {
             stream: "COORD_LOG".into(),
             prefix: "coord.log".into(),
+            idempotency_bucket: "COORD_IDEMPOTENCY".into(),
         }
     }
 }
@@ -98,6 +102,7 @@ impl NatsRole {
         match self {
             NatsRole::Command(service) => {
                 publish.push(format!("{}.>", log.prefix));
+                publish.extend(idempotency_keys(&log.idempotency_bucket));
                 subscribe.push(format!("coord.cmd.{service}.>"));
                 subscribe.push("$SRV.>".into());
             }
@@ -126,6 +131,18 @@ impl NatsRole {
             "allow_responses": true,
         })
     }
+}
+
+/// What a command service needs of the idempotency bucket: open it, read a key, claim
+/// a key (a publish that expects no previous value). Not create, purge or delete it.
+fn idempotency_keys(bucket: &str) -> [String; 4] {
+    let stream = format!("KV_{bucket}");
+    [
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.STREAM.MSG.GET.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}.>"),
+        format!("$KV.{bucket}.>"),
+    ]
 }
 
 /// The generated credentials of one NATS server, in a folder (owner-only): the admin
@@ -232,6 +249,11 @@ mod tests {
                 allow.contains(&"coord.log.>"),
                 matches!(role, NatsRole::Command(_)),
                 "{name}"
+            );
+            assert_eq!(
+                allow.contains(&"$KV.COORD_IDEMPOTENCY.>"),
+                matches!(role, NatsRole::Command(_)),
+                "{name}: only command services claim idempotency keys"
             );
         }
     }

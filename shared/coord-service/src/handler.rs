@@ -73,7 +73,7 @@ fn from_log(err: LogError) -> ErrorReply {
             match &err {
                 LogError::Corrupt { position, reason } => format!(
                     "the aggregate's stream holds an entry that is not a valid commit, at log \
-                     position {} (JetStream stream sequence), event {}: {reason}; the aggregate \
+                     position {} (on JetStream, the stream sequence), event {}: {reason}; the aggregate \
                      cannot be written until an operator deals with it (README, \"Log integrity\")",
                     position.commit, position.index
                 ),
@@ -184,18 +184,7 @@ impl<A: CommandApi> CommandHandler<A> {
             rules: Rulebook::standard(),
             references: &references,
         };
-        let fingerprint = Fingerprint::of(
-            request.office.trim(),
-            &format!("{}.{endpoint}", A::SERVICE),
-            stream.as_str(),
-            &request.payload,
-        );
-        let bound = self
-            .keys
-            .lookup(request.command_id)
-            .await
-            .map_err(from_keys)?;
-        check_same(request.command_id, &fingerprint, bound.as_ref())?;
+        let fingerprint = self.check_key(endpoint, &request, &stream).await?;
 
         for attempt in 1..=MAX_ATTEMPTS {
             let history = self.log.read_stream(&stream).await.map_err(from_log)?;
@@ -249,6 +238,29 @@ impl<A: CommandApi> CommandHandler<A> {
             "concurrent_modification",
             format!("the aggregate kept changing; gave up after {MAX_ATTEMPTS} attempts"),
         ))
+    }
+
+    /// Refuses a command id already bound to another request; returns this request's
+    /// fingerprint, to claim the key with before appending.
+    async fn check_key(
+        &self,
+        endpoint: &str,
+        request: &CommandRequest,
+        stream: &StreamId,
+    ) -> Result<Fingerprint, ErrorReply> {
+        let fingerprint = Fingerprint::of(
+            request.office.trim(),
+            &format!("{}.{endpoint}", A::SERVICE),
+            stream.as_str(),
+            &request.payload,
+        );
+        let bound = self
+            .keys
+            .lookup(request.command_id)
+            .await
+            .map_err(from_keys)?;
+        check_same(request.command_id, &fingerprint, bound.as_ref())?;
+        Ok(fingerprint)
     }
 
     /// Binds the command id to this request just before the append; a concurrent copy
