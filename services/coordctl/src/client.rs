@@ -129,8 +129,7 @@ impl Client {
     /// A GET whose answer is text (a checkpoint note, an NDJSON export).
     pub async fn get_text(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<String> {
         let response = self
-            .http
-            .get(format!("{}{path}", self.base))
+            .authorized(self.http.get(format!("{}{path}", self.base)), None)
             .query(query)
             .send()
             .await
