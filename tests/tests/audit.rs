@@ -391,7 +391,12 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
     // office actor, whatever the command said.
     let office = "district:long-xuyen";
     let logged = events(log);
-    let actor = logged.iter().find(|e| e.office == office).unwrap().actor.clone();
+    let actor = logged
+        .iter()
+        .find(|e| e.office == office)
+        .unwrap()
+        .actor
+        .clone();
     assert!(
         logged
             .iter()
