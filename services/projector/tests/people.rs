@@ -83,7 +83,11 @@ async fn project(log: &InMemoryLog) -> Store {
 #[tokio::test]
 async fn given_a_member_disciplined_twice_then_one_member_and_two_decisions() {
     let log = InMemoryLog::new();
-    let h = CommandHandler::<DisciplineCase>::new(Arc::new(log.clone()), Arc::new(InMemoryKeys::new()), Arc::new(province()));
+    let h = CommandHandler::<DisciplineCase>::new(
+        Arc::new(log.clone()),
+        Arc::new(InMemoryKeys::new()),
+        Arc::new(province()),
+    );
     // Given: ĐV-1 disciplined in Long Xuyên and in Châu Đốc, ĐV-2 in Long Xuyên, ĐV-3's
     // case open; the same organization name in two districts (two organizations), one
     // of them disciplined twice.

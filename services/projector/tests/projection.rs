@@ -26,9 +26,18 @@ fn province() -> Arc<Province> {
 
 async fn load_scenario(log: &InMemoryLog) {
     let log: Arc<dyn EventLog> = Arc::new(log.clone());
-    let inspection = CommandHandler::<Inspection>::new(log.clone(), Arc::new(InMemoryKeys::new()), province());
-    let exchange = CommandHandler::<InformationExchange>::new(log.clone(), Arc::new(InMemoryKeys::new()), province());
-    let discipline = CommandHandler::<DisciplineCase>::new(log.clone(), Arc::new(InMemoryKeys::new()), province());
+    let inspection =
+        CommandHandler::<Inspection>::new(log.clone(), Arc::new(InMemoryKeys::new()), province());
+    let exchange = CommandHandler::<InformationExchange>::new(
+        log.clone(),
+        Arc::new(InMemoryKeys::new()),
+        province(),
+    );
+    let discipline = CommandHandler::<DisciplineCase>::new(
+        log.clone(),
+        Arc::new(InMemoryKeys::new()),
+        province(),
+    );
     for line in SCENARIO.lines() {
         let cmd: ScriptedCommand = serde_json::from_str(line).unwrap();
         let route = coord_proto::route(&cmd.command).unwrap();

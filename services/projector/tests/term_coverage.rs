@@ -32,8 +32,11 @@ fn request(payload: serde_json::Value) -> CommandRequest {
 async fn inspect_an_phu(concluded_on: &str) -> Store {
     let log = InMemoryLog::new();
     let province = Province::from_toml_str(AN_GIANG_TOML).unwrap();
-    let handler =
-        CommandHandler::<Inspection>::new(Arc::new(log.clone()), Arc::new(InMemoryKeys::new()), Arc::new(province.clone()));
+    let handler = CommandHandler::<Inspection>::new(
+        Arc::new(log.clone()),
+        Arc::new(InMemoryKeys::new()),
+        Arc::new(province.clone()),
+    );
     let steps = [
         (
             "schedule",

@@ -86,8 +86,16 @@ mod tests {
     async fn the_handler_preloads_the_basis_inspection_from_the_log() {
         let log = InMemoryLog::new();
         let province = Arc::new(Province::from_toml_str(AN_GIANG_TOML).unwrap());
-        let cases = CommandHandler::<DisciplineCase>::new(Arc::new(log.clone()), Arc::new(InMemoryKeys::new()), province.clone());
-        let inspections = CommandHandler::<Inspection>::new(Arc::new(log.clone()), Arc::new(InMemoryKeys::new()), province);
+        let cases = CommandHandler::<DisciplineCase>::new(
+            Arc::new(log.clone()),
+            Arc::new(InMemoryKeys::new()),
+            province.clone(),
+        );
+        let inspections = CommandHandler::<Inspection>::new(
+            Arc::new(log.clone()),
+            Arc::new(InMemoryKeys::new()),
+            province,
+        );
         let open = || {
             request(json!({
                 "case_id": CASE, "term": "2020-2025", "unit": "chau-doc",
