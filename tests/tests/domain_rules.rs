@@ -15,6 +15,15 @@ struct Api {
 }
 
 impl Api {
+    /// The same gateway, with the operator token of office `slug` (each office acts
+    /// only as itself: a district body's decision is sent by that district's office).
+    fn as_office(&self, stack: &Stack, slug: &str) -> Api {
+        Api {
+            http: stack.http_with(&stack.token(slug)),
+            base: self.base.clone(),
+        }
+    }
+
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let r = self
             .http
@@ -76,7 +85,7 @@ async fn the_partys_rules_hold_through_http() {
     let stack = Stack::start();
     stack.wait_ready().await;
     let api = Api {
-        http: reqwest::Client::new(),
+        http: stack.http(),
         base: stack.gateway_url.clone(),
     };
 
@@ -140,7 +149,8 @@ async fn the_partys_rules_hold_through_http() {
         case(c1, "tri-ton", true, "2023-10-01", "2024-06-01"),
     )
     .await;
-    let problem = api
+    let tri_ton = api.as_office(&stack, "tri-ton");
+    let problem = tri_ton
         .refused(
             &format!("/v1/discipline-cases/{c1}/decision"),
             decision(
@@ -164,11 +174,12 @@ async fn the_partys_rules_hold_through_http() {
         decision("warning", "provincial_standing_committee", "2024-06-20"),
     )
     .await;
-    api.ok(
-        &format!("/v1/discipline-cases/{c1}/appeal"),
-        json!({"appealed_on": "2024-07-01", "grounds": "Đề nghị xem xét lại"}),
-    )
-    .await;
+    tri_ton
+        .ok(
+            &format!("/v1/discipline-cases/{c1}/appeal"),
+            json!({"appealed_on": "2024-07-01", "grounds": "Đề nghị xem xét lại"}),
+        )
+        .await;
     let resolve = |body: &str| {
         json!({"resolution": {"outcome": "upheld"}, "resolving_body": body,
             "resolved_on": "2024-08-01", "reference": "GQ-8 (giả định)"})
@@ -227,17 +238,18 @@ async fn the_partys_rules_hold_through_http() {
         "unit_not_in_existence",
     )
     .await;
-    api.refused(
-        "/v1/exchanges",
-        json!({
+    api.as_office(&stack, "thoai-son")
+        .refused(
+            "/v1/exchanges",
+            json!({
             "exchange_id": "0190a000-0000-7000-8000-00000000e2e3", "term": "2020-2025",
             "unit": "thoai-son", "from": "district_standing_committee:thoai-son",
             "to": "provincial_standing_committee", "topic": "plan",
             "subject": "Kế hoạch kiểm tra, giám sát năm 2025", "sent_on": "2025-07-02"}),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unit_not_in_existence",
-    )
-    .await;
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unit_not_in_existence",
+        )
+        .await;
 
     // Cross-reference: a case based on an inspection that is not in the log.
     let mut on_missing = case(

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tests::{ServiceProcess, Stack, free_port};
 
-/// Waits (at most 30 s) until the gateway at `base` answers `/healthz`.
+/// Waits (at most 30 s) until the gateway at `base` answers `/healthz` (no token).
 async fn wait_healthy(base: &str) {
     let http = reqwest::Client::new();
     for _ in 0..600 {
@@ -128,7 +128,7 @@ async fn the_gateway_bounds_bodies_methods_waits_and_streams() {
     let mut gateway = stack.spawn("gateway", &limits);
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
+    let http = stack.http();
 
     let first = post(
         &http,
@@ -260,7 +260,8 @@ async fn the_gateway_bounds_bodies_methods_waits_and_streams() {
     // default) still arrives when the setting is 12 s.
     let mut gateway = stack.spawn("gateway", &limits);
     stack.process("projector").terminate();
-    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    // Standing in for the projector, as its NATS user.
+    let nats = stack.nats.client_as("projector").await;
     let mut slow = nats.subscribe("coord.query.position").await.unwrap();
     let slow_nats = nats.clone();
     tokio::spawn(async move {
@@ -310,7 +311,7 @@ async fn one_record_reads_with_its_version_as_etag_and_takes_it_back_as_if_match
     let stack = Stack::start();
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
+    let http = stack.http();
     let accepted = post(
         &http,
         format!("{base}/v1/inspections"),
@@ -437,7 +438,7 @@ async fn one_record_reads_with_its_version_as_etag_and_takes_it_back_as_if_match
     assert!(doc["components"]["schemas"]["RecordView"].is_object());
 
     // `coordctl show` prints it with Vietnamese labels.
-    let client = coordctl::client::Client::new(&base).unwrap();
+    let client = stack.client();
     let record = client
         .record(coordctl::client::RecordKind::Inspection, &id)
         .await
@@ -475,7 +476,7 @@ async fn a_member_disciplined_in_two_cases_is_one_person_and_two_decisions() {
     let stack = Stack::start();
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
+    let http = stack.http();
 
     // Given ĐV-7 disciplined in Long Xuyên and in Châu Đốc, ĐV-8 in Long Xuyên, and
     // ĐV-9's case still open.
@@ -515,7 +516,7 @@ async fn a_member_disciplined_in_two_cases_is_one_person_and_two_decisions() {
     assert_eq!(district["discipline"]["member_decisions"], 2);
 
     // coordctl shows both figures.
-    let client = coordctl::client::Client::new(&base).unwrap();
+    let client = stack.client();
     let districts = client.districts(Some("2020-2025")).await.unwrap();
     let table = coordctl::render::summary(&s, &districts.districts);
     let row = |label: &str| {
@@ -537,7 +538,7 @@ async fn a_command_past_the_services_deadline_is_a_timeout_problem_and_appends_n
     let mut stack = Stack::start();
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
+    let http = stack.http();
     let h = head(&http, &base).await;
     // An inspection service whose deadline has passed before the log can even answer.
     stack.process("inspection").terminate();

@@ -18,17 +18,11 @@ fn exchange(subject: &str) -> Value {
         "sent_on": "2025-01-06"})
 }
 
-async fn post(
-    http: &reqwest::Client,
-    url: String,
-    key: &str,
-    office: &str,
-    body: &Value,
-) -> (StatusCode, Value) {
+/// POSTs with an idempotency key; `http` carries the token of the office sending.
+async fn post(http: &reqwest::Client, url: String, key: &str, body: &Value) -> (StatusCode, Value) {
     let r = http
         .post(url)
         .header("idempotency-key", key)
-        .header("x-office", office)
         .json(body)
         .send()
         .await
@@ -48,8 +42,10 @@ async fn a_reused_key_is_refused_a_replay_answers_once_and_a_corrupt_entry_is_na
     let stack = Stack::start();
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
-    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    // The office comes from the token: the province's and An Phú's operators.
+    let http = stack.http();
+    let an_phu = stack.http_with(&stack.token("an-phu"));
+    let nats = stack.nats.admin_client().await;
     let js = async_nats::jetstream::new(nats);
 
     // The first request under a key is applied.
@@ -57,7 +53,6 @@ async fn a_reused_key_is_refused_a_replay_answers_once_and_a_corrupt_entry_is_na
         &http,
         format!("{base}/v1/exchanges"),
         "plan-2025",
-        "province",
         &exchange("Kế hoạch 2025"),
     )
     .await;
@@ -71,7 +66,6 @@ async fn a_reused_key_is_refused_a_replay_answers_once_and_a_corrupt_entry_is_na
         &http,
         format!("{base}/v1/exchanges"),
         "plan-2025",
-        "province",
         &exchange("Kế hoạch 2025"),
     )
     .await;
@@ -86,7 +80,6 @@ async fn a_reused_key_is_refused_a_replay_answers_once_and_a_corrupt_entry_is_na
         &http,
         format!("{base}/v1/exchanges"),
         "plan-2025",
-        "province",
         &exchange("Kế hoạch 2026"),
     )
     .await;
@@ -100,7 +93,6 @@ async fn a_reused_key_is_refused_a_replay_answers_once_and_a_corrupt_entry_is_na
         &http,
         format!("{base}/v1/inspections"),
         "plan-2025",
-        "province",
         &json!({"term": "2020-2025", "unit": "an-phu", "kind": "inspection", "category": "compliance",
             "leading_body": "provincial_standing_committee", "coordinating_body": "district_standing_committee:an-phu",
             "target": "district_police:an-phu", "decision_ref": "x", "decided_on": "2024-06-01",
@@ -118,7 +110,6 @@ async fn a_reused_key_is_refused_a_replay_answers_once_and_a_corrupt_entry_is_na
         &http,
         format!("{base}/v1/exchanges"),
         "plan-2025",
-        "province",
         &elsewhere,
     )
     .await;
@@ -133,13 +124,16 @@ async fn a_reused_key_is_refused_a_replay_answers_once_and_a_corrupt_entry_is_na
         "no refused request appended anything"
     );
 
-    // Keys are scoped by office: another office's `plan-2025` is its own request.
+    // Keys are scoped by office: another office's `plan-2025` is its own request (An
+    // Phú sends as its own committee: an office acts only as itself).
+    let mut from_an_phu = exchange("Kế hoạch 2025");
+    from_an_phu["from"] = json!("district_standing_committee:an-phu");
+    from_an_phu["to"] = json!("provincial_standing_committee");
     let district = post(
-        &http,
+        &an_phu,
         format!("{base}/v1/exchanges"),
         "plan-2025",
-        "district:an-phu",
-        &exchange("Kế hoạch 2025"),
+        &from_an_phu,
     )
     .await;
     assert_eq!(district.0, StatusCode::CREATED, "{}", district.1);
@@ -147,7 +141,8 @@ async fn a_reused_key_is_refused_a_replay_answers_once_and_a_corrupt_entry_is_na
     let head = log_head(&js).await;
     assert_eq!(head, district.1["position"].as_u64().unwrap());
 
-    // Something that is not a commit lands on the exchange's subject: the next command
+    // Something that is not a commit lands on the exchange's subject (published by the
+    // NATS admin: no service user may write garbage there): the next command
     // on it is refused with `corrupt_stream`, naming the position, and appends nothing.
     let id = first.1["aggregate_id"].as_str().unwrap().to_owned();
     let poison = js
@@ -158,10 +153,9 @@ async fn a_reused_key_is_refused_a_replay_answers_once_and_a_corrupt_entry_is_na
         .unwrap()
         .sequence;
     let ack = post(
-        &http,
+        &an_phu,
         format!("{base}/v1/exchanges/{id}/acknowledge"),
         "ack-plan-2025",
-        "district:an-phu",
         &json!({"by": "district_standing_committee:an-phu", "acknowledged_on": "2025-01-07"}),
     )
     .await;
