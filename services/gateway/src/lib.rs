@@ -5,6 +5,7 @@
 //! [`build_app`] makes the router so that tests can serve it on port 0; [`run`] is the
 //! binary's whole life.
 
+pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod events;
@@ -95,6 +96,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/readyz", get(queries::readyz));
     Router::new()
         .merge(commands::router())
+        .merge(audit::router())
         .merge(records::router())
         .route("/v1/status/province", get(queries::province))
         .route("/v1/status/districts", get(queries::districts))

@@ -24,6 +24,9 @@ pub enum NatsRole {
     Gateway,
     /// Analytics: reads the log and nothing more.
     Reader,
+    /// The auditor: reads the log, serves `coord.audit.>` queries and publishes its
+    /// signed checkpoints (`coord.audit.<office>.published`); it never writes the log.
+    Auditor,
 }
 
 /// Every role a local system runs, with its user name.
@@ -34,6 +37,7 @@ pub const ROLES: &[(&str, NatsRole)] = &[
     ("projector", NatsRole::Projector),
     ("gateway", NatsRole::Gateway),
     ("reader", NatsRole::Reader),
+    ("auditor", NatsRole::Auditor),
 ];
 
 /// The role of process `name` (a workspace binary or `reader`).
@@ -111,7 +115,13 @@ impl NatsRole {
                 publish.push("coord.cmd.>".into());
                 publish.push("coord.query.>".into());
                 publish.push("coord.admin.>".into());
+                publish.push("coord.audit.>".into());
                 publish.push("$SRV.>".into());
+            }
+            NatsRole::Auditor => {
+                publish.push("coord.audit.*.published".into());
+                subscribe.push("coord.audit.>".into());
+                subscribe.push("$SRV.>".into());
             }
             NatsRole::Reader => {}
         }
@@ -246,6 +256,27 @@ mod tests {
                 "{name}: only command services claim idempotency keys"
             );
         }
+    }
+
+    #[test]
+    fn the_auditor_reads_the_log_and_serves_audit_queries_but_never_writes_the_log() {
+        let p = NatsRole::Auditor.permissions(&LogSubjects::default());
+        let list = |kind: &str| -> Vec<String> {
+            p[kind]["allow"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (publish, subscribe) = (list("publish"), list("subscribe"));
+        assert!(publish.contains(&"$JS.API.CONSUMER.CREATE.COORD_LOG.>".to_owned()));
+        assert!(publish.contains(&"coord.audit.*.published".to_owned()));
+        assert!(!publish.iter().any(|s| s.starts_with("coord.log")
+            || s.starts_with("coord.cmd")
+            || s.starts_with("$JS.API.STREAM.DELETE")));
+        assert!(subscribe.contains(&"coord.audit.>".to_owned()));
+        assert_eq!(role_of("auditor"), Some(NatsRole::Auditor));
     }
 
     #[test]
