@@ -9,8 +9,10 @@ use uuid::Uuid;
 
 const BUCKET: &str = "COORD_IDEMPOTENCY";
 
+/// Opens the bucket as a command service does, with its own NATS user (the admin
+/// created the bucket when the server started).
 async fn open(server: &NatsServer) -> JetStreamKeys {
-    let client = async_nats::connect(server.url()).await.unwrap();
+    let client = server.client_as("inspection").await;
     JetStreamKeys::open(client, BUCKET).await.unwrap()
 }
 

@@ -161,6 +161,15 @@ async fn http_callers_act_only_as_their_token_says_and_refusals_append_nothing()
     assert_eq!(read.status(), StatusCode::OK);
     let rebuild = post(&base, "/v1/admin/rebuild", Some(&reader), &[], json!({})).await;
     assert_problem(&rebuild, StatusCode::FORBIDDEN, "role_cannot_operate");
+    let redrive = post(
+        &base,
+        &format!("/v1/dead-letters/{head}:0/redrive"),
+        Some(&reader),
+        &[],
+        json!({}),
+    )
+    .await;
+    assert_problem(&redrive, StatusCode::FORBIDDEN, "role_cannot_operate");
 
     // Health stays open.
     let health = reqwest::get(format!("{base}/healthz")).await.unwrap();

@@ -20,8 +20,9 @@ async fn stack() -> (Stack, tests::ServiceProcess) {
     (stack, projector)
 }
 
+/// The log as the NATS admin sees it (the test sets it up and breaks it).
 async fn log(stack: &Stack) -> Arc<JetStreamLog> {
-    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    let nats = stack.nats.admin_client().await;
     Arc::new(
         JetStreamLog::open(nats, JetStreamConfig::default())
             .await
@@ -95,7 +96,7 @@ async fn a_projector_that_cannot_write_under_load_is_not_ready_skips_nothing_and
     // given a running stack, caught up with 200 events
     let (stack, _projector) = stack().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
+    let http = stack.http();
     let log = log(&stack).await;
     append(&log, 0, 200).await;
     let caught_up = log.head().await.unwrap().unwrap().commit;
@@ -155,9 +156,8 @@ async fn an_entry_that_is_not_a_commit_is_dead_lettered_with_its_position_and_ca
     // given a stack, and two messages put on log subjects by something else
     let (stack, _projector) = stack().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
-    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
-    let js = async_nats::jetstream::new(nats);
+    let http = stack.http();
+    let js = async_nats::jetstream::new(stack.nats.admin_client().await);
     let stream = uuid::Uuid::now_v7();
     let mut positions = Vec::new();
     for body in ["{not an envelope", r#"{"events":[]}"#] {
@@ -191,6 +191,16 @@ async fn an_entry_that_is_not_a_commit_is_dead_lettered_with_its_position_and_ca
             .unwrap_or_else(|| panic!("no dead letter at {position}: {letters}"));
         assert!(letter["reason"].as_str().unwrap().contains(why), "{letter}");
     }
+
+    // and a reader may not re-drive it (an operation, like a rebuild)
+    let reader = stack.sign("province", "thanh tra viên", coord_auth::Role::Reader);
+    let (status, problem) = post(
+        &stack.http_with(&reader),
+        format!("{base}/v1/dead-letters/{}/redrive", positions[0]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert_eq!(problem["code"], "role_cannot_operate");
 
     // and re-driving it says it still cannot be applied; an unknown one is 404
     let (status, problem) = post(
@@ -227,15 +237,14 @@ async fn a_log_deleted_and_created_again_stops_the_projector_until_a_rebuild() {
     // given a stack caught up with 5 events
     let (stack, _projector) = stack().await;
     let base = stack.gateway_url.clone();
-    let http = reqwest::Client::new();
+    let http = stack.http();
     let old = log(&stack).await;
     append(&old, 0, 5).await;
     let p = projector_until(&http, &base, "caught up", |p| p["position"] == 5).await;
     let identity = p["log_identity"].as_str().unwrap().to_owned();
 
     // when the log stream is deleted and created again, and 8 events are appended
-    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
-    async_nats::jetstream::new(nats)
+    async_nats::jetstream::new(stack.nats.admin_client().await)
         .delete_stream("COORD_LOG")
         .await
         .unwrap();

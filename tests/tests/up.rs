@@ -34,6 +34,28 @@ fn credentials_are_private_and_nats_refuses_strangers(data: &std::path::Path, na
     assert!(anonymous.is_err(), "an anonymous NATS client connected");
 }
 
+/// The auditor runs as its own NATS user: the gateway gathers its key, and a reader's
+/// route answers with the office token.
+fn the_auditor_answers(data: &std::path::Path, http_port: u16) {
+    let token = std::fs::read_to_string(data.join("credentials/province.token")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys: serde_json::Value = runtime.block_on(async {
+        let r = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{http_port}/v1/audit/keys"))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.json().await.unwrap()
+    });
+    assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
+    assert_eq!(keys[0]["office"], "province", "{keys}");
+}
+
 #[test]
 fn coordctl_up_runs_loads_once_and_stops_cleanly() {
     let data = tempfile::tempdir().unwrap();
@@ -42,6 +64,7 @@ fn coordctl_up_runs_loads_once_and_stops_cleanly() {
     let mut first = Up::start(data.path(), nats_port, http_port);
     first.wait_for("Nhấn Ctrl-C");
     credentials_are_private_and_nats_refuses_strangers(data.path(), nats_port);
+    the_auditor_answers(data.path(), http_port);
     let out = first.interrupt().join("\n");
     assert!(
         out.contains("nạp kịch bản tham chiếu"),
@@ -59,6 +82,10 @@ fn coordctl_up_runs_loads_once_and_stops_cleanly() {
     assert!(
         out.contains(&format!("http://127.0.0.1:{http_port}")),
         "prints the gateway URL"
+    );
+    assert!(
+        out.contains("đã dừng (stopped) auditor"),
+        "the auditor ran until asked to stop:\n{out}"
     );
     assert!(
         out.contains("đã dừng (stopped) nats-server"),

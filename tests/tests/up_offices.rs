@@ -49,7 +49,8 @@ async fn event_ids(url: &str, credentials: &std::path::Path, n: usize) -> BTreeS
     let client = coordctl::client::Client::new(url)
         .unwrap()
         .with_tokens(coordctl::tokens::TokenSet::load(None, credentials));
-    let events = client.events(None).await.unwrap();
+    // From the log's start (without `after` the stream gives new events only).
+    let events = client.events(Some(0)).await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), events.take(n).collect::<Vec<_>>())
         .await
         .expect("the event stream replays")

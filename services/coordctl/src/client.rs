@@ -126,6 +126,20 @@ impl Client {
         decode(response).await
     }
 
+    /// A GET whose answer is text (a checkpoint note, an NDJSON export).
+    pub async fn get_text(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<String> {
+        let response = self
+            .authorized(self.http.get(format!("{}{path}", self.base)), None)
+            .query(query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {}", self.base))?;
+        if !response.status().is_success() {
+            return decode::<Value>(response).await.map(|v| v.to_string());
+        }
+        Ok(response.text().await?)
+    }
+
     pub async fn post_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self
             .authorized(self.http.post(format!("{}{path}", self.base)), None)

@@ -302,6 +302,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             data.join("projector.sqlite").display().to_string(),
         ),
         ("COORD_GATEWAY_ADDR", args.listen.to_string()),
+        (
+            "COORD_AUDIT_DIR",
+            data.join("auditor").display().to_string(),
+        ),
         ("COORD_TOKEN_PUBLIC_KEY", token_key),
     ];
     for name in [
@@ -309,6 +313,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         "exchange",
         "discipline",
         "projector",
+        "auditor",
         "gateway",
     ] {
         let mut env = common.clone();

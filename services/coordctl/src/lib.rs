@@ -6,6 +6,7 @@
 
 #![allow(clippy::print_stdout)] // a CLI prints to stdout by design
 
+pub mod audit;
 pub mod client;
 pub mod feed;
 pub mod launcher;
@@ -135,6 +136,9 @@ pub enum Command {
         #[arg(long)]
         append: bool,
     },
+    /// The verifiable transparency log: verify, export, history, search, correlation.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Apply a dead letter's event again once its cause is fixed (no rebuild).
     Redrive {
         /// The dead letter's position, `commit:index` (see `dead-letters`).
@@ -280,6 +284,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Follow { after } => follow(&client, after, cli.json).await,
         Command::Rebuild => rebuild(&client, cli.json).await,
+        Command::Audit(command) => audit::run(&client, command, cli.json).await,
         Command::DeadLetters => {
             let letters: Value = client.get_json("/v1/dead-letters", &[]).await?;
             print_json(&letters);
@@ -345,7 +350,7 @@ async fn export_table(
     Ok(())
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).expect("values serialize")

@@ -54,6 +54,14 @@ impl Site {
     pub fn is_hub(&self) -> bool {
         self.domain == "hub"
     }
+    /// The office whose log this site's auditor keeps (`province`, `district:<unit>`).
+    pub fn audit_office(&self) -> String {
+        if self.is_hub() {
+            "province".into()
+        } else {
+            format!("district:{}", self.slug)
+        }
+    }
     /// Where its nats-server configuration is.
     pub fn config_file(&self) -> PathBuf {
         self.dir.join("nats-server.conf")
@@ -412,6 +420,11 @@ pub fn service_env(
             site.dir.join("projector.sqlite").display().to_string(),
         ),
         ("COORD_GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
+        (
+            "COORD_AUDIT_DIR",
+            site.dir.join("auditor").display().to_string(),
+        ),
+        ("COORD_AUDIT_OFFICE", site.audit_office()),
     ])
 }
 
@@ -518,4 +531,33 @@ async fn create_if_missing(
         js.create_stream(config).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sites_auditor_keeps_its_own_office_log_in_its_own_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = |slug: &str, domain: &str| Site {
+            slug: slug.into(),
+            domain: domain.into(),
+            port: 4222,
+            dir: dir.path().join(slug),
+        };
+        for (site, office) in [
+            (site("province", "hub"), "province"),
+            (site("long-xuyen", "long-xuyen"), "district:long-xuyen"),
+        ] {
+            let env = service_env(&site, "auditor", 8080).unwrap();
+            let get = |k: &str| env.iter().find(|(n, _)| *n == k).unwrap().1.clone();
+            assert_eq!(get("COORD_AUDIT_OFFICE"), office);
+            assert_eq!(
+                get("COORD_AUDIT_DIR"),
+                site.dir.join("auditor").display().to_string()
+            );
+            assert!(get("COORD_NATS_CREDS").ends_with("auditor.nk"));
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! binary's whole life.
 
 pub mod analytics;
+pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod events;
@@ -104,6 +105,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/readyz", get(queries::readyz));
     Router::new()
         .merge(commands::router())
+        .merge(audit::router())
         .merge(records::router())
         .route("/v1/status/province", get(queries::province))
         .route("/v1/status/districts", get(queries::districts))

@@ -132,6 +132,7 @@ fn bearer_security(doc: &mut utoipa::openapi::OpenApi) {
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(<crate::audit::AuditApi as OpenApi>::openapi());
     bearer_security(&mut doc);
     for route in ROUTES {
         let mut op = OperationBuilder::new()

@@ -147,16 +147,21 @@ pub async fn dead_letters(State(s): State<AppState>) -> Result<Json<Vec<DeadLett
     ))
 }
 
-/// Apply a dead letter's event again, once the cause is fixed, without a rebuild.
+/// Apply a dead letter's event again, once the cause is fixed, without a rebuild
+/// (an operation: operators only, like a rebuild).
 #[utoipa::path(post, path = "/v1/dead-letters/{position}/redrive", tag = "operations",
     params(("position" = String, Path, description = "the dead letter's `commit:index`")),
-    responses((status = 200, body = Redriven), (status = 400, body = Problem), (status = 404, body = Problem),
+    responses((status = 200, body = Redriven), (status = 400, body = Problem),
+              (status = 403, body = Problem, description = "the caller's role may not run operations"),
+              (status = 404, body = Problem),
               (status = 422, body = Problem, description = "the event still cannot be applied; the reason is updated"),
               (status = 503, body = Problem)))]
 pub async fn redrive(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
     Path(position): Path<String>,
 ) -> Result<Json<Redriven>, Problem> {
+    crate::auth::authorize_operation(&caller)?;
     let request = QueryRequest {
         position: Some(position),
         ..Default::default()

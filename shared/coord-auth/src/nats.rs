@@ -30,6 +30,9 @@ pub enum NatsRole {
     /// `POST /v1/admin/import`: reads and appends to the log (given to the gateway only
     /// for a migration).
     Importer,
+    /// The auditor: reads the log, serves `coord.audit.>` queries and publishes its
+    /// signed checkpoints (`coord.audit.<office>.published`); it never writes the log.
+    Auditor,
 }
 
 /// Every role a local system runs, with its user name.
@@ -42,6 +45,7 @@ pub const ROLES: &[(&str, NatsRole)] = &[
     ("reader", NatsRole::Reader),
     ("analytics", NatsRole::Analytics),
     ("importer", NatsRole::Importer),
+    ("auditor", NatsRole::Auditor),
 ];
 
 /// The role of process `name` (a workspace binary or `reader`).
@@ -122,9 +126,15 @@ impl NatsRole {
                 publish.push("coord.cmd.>".into());
                 publish.push("coord.query.>".into());
                 publish.push("coord.admin.>".into());
+                publish.push("coord.audit.>".into());
                 publish.push("$SRV.>".into());
             }
             NatsRole::Importer => publish.push(format!("{}.>", log.prefix)),
+            NatsRole::Auditor => {
+                publish.push("coord.audit.*.published".into());
+                subscribe.push("coord.audit.>".into());
+                subscribe.push("$SRV.>".into());
+            }
             NatsRole::Reader | NatsRole::Analytics => {}
         }
         json!({
@@ -304,6 +314,27 @@ mod tests {
                 .any(|s| s.contains("DIRECT.GET") || s.contains("MSG.GET"))
         );
         assert_eq!(p["subscribe"]["allow"], json!(["_INBOX.>"]));
+    }
+
+    #[test]
+    fn the_auditor_reads_the_log_and_serves_audit_queries_but_never_writes_the_log() {
+        let p = NatsRole::Auditor.permissions(&LogSubjects::default());
+        let list = |kind: &str| -> Vec<String> {
+            p[kind]["allow"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (publish, subscribe) = (list("publish"), list("subscribe"));
+        assert!(publish.contains(&"$JS.API.CONSUMER.CREATE.COORD_LOG.>".to_owned()));
+        assert!(publish.contains(&"coord.audit.*.published".to_owned()));
+        assert!(!publish.iter().any(|s| s.starts_with("coord.log")
+            || s.starts_with("coord.cmd")
+            || s.starts_with("$JS.API.STREAM.DELETE")));
+        assert!(subscribe.contains(&"coord.audit.>".to_owned()));
+        assert_eq!(role_of("auditor"), Some(NatsRole::Auditor));
     }
 
     #[test]

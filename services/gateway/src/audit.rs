@@ -1,0 +1,389 @@
+//! The audit routes (reader routes): verifier keys, signed checkpoints, inclusion and
+//! consistency proofs, the reviewer queries (answered by the office's auditor over
+//! NATS), and an NDJSON export that `coordctl audit verify` checks. The export's events
+//! are read from the log here, not from the auditor, so a verifier compares two
+//! independent sources: the log as stored and what the auditor signed.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use coord_audit::export::{Entry, Line, entry_line, leaves_lines};
+use coord_audit::wire::{
+    self, AuditEvent, AuditPage, AuditRequest, ConsistencyProofBody, EventFilter,
+    InclusionProofBody, LeavesBody, OfficeKey, StoredCheckpoint,
+};
+use coord_audit::{Hash, unb64};
+use coord_proto::read::QueryReply;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::nats::ask;
+use crate::problem::Problem;
+
+/// How long `/v1/audit/keys` gathers answers from the offices' auditors.
+const KEYS_WINDOW: Duration = Duration::from_millis(300);
+
+/// The audit routes.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/audit/keys", get(keys))
+        .route("/v1/audit/checkpoint", get(checkpoint))
+        .route("/v1/audit/checkpoints", get(checkpoints))
+        .route("/v1/audit/proof/inclusion", get(inclusion))
+        .route("/v1/audit/proof/consistency", get(consistency))
+        .route("/v1/audit/streams/{stream}", get(stream))
+        .route("/v1/audit/events", get(events))
+        .route("/v1/audit/correlations/{id}", get(correlation))
+        .route("/v1/audit/export", get(export))
+}
+
+/// Which office's log (default: the gateway's own office).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OfficeParam {
+    /// The office, e.g. `province` or `district:long-xuyen`.
+    pub office: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionParams {
+    pub event_id: Uuid,
+    /// Default: the latest checkpoint's size.
+    pub tree_size: Option<u64>,
+    pub office: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyParams {
+    pub from: u64,
+    /// Default: the latest checkpoint's size.
+    pub to: Option<u64>,
+    pub office: Option<String>,
+}
+
+fn params<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    q.map(|Query(p)| p)
+        .map_err(|e| Problem::malformed("bad_query", e.body_text()))
+}
+
+/// Asks `office`'s auditor.
+pub async fn ask_auditor<T: DeserializeOwned>(
+    s: &AppState,
+    office: Option<&str>,
+    endpoint: &str,
+    request: &AuditRequest,
+) -> Result<T, Problem> {
+    let subject = wire::subject(office, endpoint);
+    match ask::<_, QueryReply<T>>(&s.nats, subject, request, s.request_timeout).await? {
+        QueryReply::Ok(v) => Ok(v),
+        QueryReply::Error(e) => Err(e.into()),
+    }
+}
+
+/// Every office's note verifier key.
+#[utoipa::path(get, path = "/v1/audit/keys", tag = "audit",
+    responses((status = 200, body = Vec<OfficeKey>), (status = 503, body = Problem)))]
+pub async fn keys(State(s): State<AppState>) -> Result<Json<Vec<OfficeKey>>, Problem> {
+    let inbox = s.nats.new_inbox();
+    let mut answers = s
+        .nats
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| Problem::unavailable("nats_unavailable", e.to_string()))?;
+    s.nats
+        .publish_with_reply(wire::KEYS_SUBJECT, inbox, "".into())
+        .await
+        .map_err(|e| Problem::unavailable("nats_unavailable", e.to_string()))?;
+    let mut keys: Vec<OfficeKey> = Vec::new();
+    let deadline = tokio::time::Instant::now() + KEYS_WINDOW;
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, answers.next()).await {
+        if let Ok(key) = serde_json::from_slice::<OfficeKey>(&msg.payload) {
+            keys.push(key);
+        }
+    }
+    if keys.is_empty() {
+        return Err(Problem::unavailable(
+            "auditor_unavailable",
+            "no auditor answered",
+        ));
+    }
+    keys.sort_by(|a, b| a.office.cmp(&b.office));
+    Ok(Json(keys))
+}
+
+/// The latest signed checkpoint, as the note (C2SP signed-note, text/plain).
+#[utoipa::path(get, path = "/v1/audit/checkpoint", params(OfficeParam), tag = "audit",
+    responses((status = 200, body = String, content_type = "text/plain"), (status = 404, body = Problem), (status = 503, body = Problem)))]
+pub async fn checkpoint(
+    State(s): State<AppState>,
+    q: Result<Query<OfficeParam>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let p = params(q)?;
+    let cp: StoredCheckpoint = ask_auditor(
+        &s,
+        p.office.as_deref(),
+        "checkpoint",
+        &AuditRequest::default(),
+    )
+    .await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        cp.note,
+    )
+        .into_response())
+}
+
+/// Every checkpoint the office signed, oldest first.
+#[utoipa::path(get, path = "/v1/audit/checkpoints", params(OfficeParam), tag = "audit",
+    responses((status = 200, body = Vec<StoredCheckpoint>), (status = 503, body = Problem)))]
+pub async fn checkpoints(
+    State(s): State<AppState>,
+    q: Result<Query<OfficeParam>, QueryRejection>,
+) -> Result<Json<Vec<StoredCheckpoint>>, Problem> {
+    let p = params(q)?;
+    let request = AuditRequest::default();
+    Ok(Json(
+        ask_auditor(&s, p.office.as_deref(), "checkpoints", &request).await?,
+    ))
+}
+
+/// The proof that an event is in the office's tree of a given size.
+#[utoipa::path(get, path = "/v1/audit/proof/inclusion", params(InclusionParams), tag = "audit",
+    responses((status = 200, body = InclusionProofBody), (status = 400, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+pub async fn inclusion(
+    State(s): State<AppState>,
+    q: Result<Query<InclusionParams>, QueryRejection>,
+) -> Result<Json<InclusionProofBody>, Problem> {
+    let p = params(q)?;
+    let request = AuditRequest {
+        event_id: Some(p.event_id),
+        tree_size: p.tree_size,
+        ..Default::default()
+    };
+    Ok(Json(
+        ask_auditor(&s, p.office.as_deref(), "inclusion", &request).await?,
+    ))
+}
+
+/// The proof that the tree of size `from` is a prefix of the tree of size `to`.
+#[utoipa::path(get, path = "/v1/audit/proof/consistency", params(ConsistencyParams), tag = "audit",
+    responses((status = 200, body = ConsistencyProofBody), (status = 400, body = Problem), (status = 503, body = Problem)))]
+pub async fn consistency(
+    State(s): State<AppState>,
+    q: Result<Query<ConsistencyParams>, QueryRejection>,
+) -> Result<Json<ConsistencyProofBody>, Problem> {
+    let p = params(q)?;
+    let request = AuditRequest {
+        from: Some(p.from),
+        to: p.to,
+        ..Default::default()
+    };
+    Ok(Json(
+        ask_auditor(&s, p.office.as_deref(), "consistency", &request).await?,
+    ))
+}
+
+/// One aggregate's full history, oldest first.
+#[utoipa::path(get, path = "/v1/audit/streams/{stream}", params(("stream" = String, Path, description = "stream id, e.g. inspection-<uuid>"), OfficeParam), tag = "audit",
+    responses((status = 200, body = Vec<AuditEvent>), (status = 503, body = Problem)))]
+pub async fn stream(
+    State(s): State<AppState>,
+    Path(stream): Path<String>,
+    q: Result<Query<OfficeParam>, QueryRejection>,
+) -> Result<Json<Vec<AuditEvent>>, Problem> {
+    let p = params(q)?;
+    stream
+        .parse::<coord_log::StreamId>()
+        .map_err(|e| Problem::malformed("invalid_stream", e.to_string()))?;
+    let request = AuditRequest {
+        stream: Some(stream),
+        ..Default::default()
+    };
+    Ok(Json(
+        ask_auditor(&s, p.office.as_deref(), "stream", &request).await?,
+    ))
+}
+
+/// Everything one request caused, in log order.
+#[utoipa::path(get, path = "/v1/audit/correlations/{id}", params(("id" = Uuid, Path, description = "correlation id"), OfficeParam), tag = "audit",
+    responses((status = 200, body = Vec<AuditEvent>), (status = 400, body = Problem), (status = 503, body = Problem)))]
+pub async fn correlation(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<OfficeParam>, QueryRejection>,
+) -> Result<Json<Vec<AuditEvent>>, Problem> {
+    let p = params(q)?;
+    let id: Uuid = id.parse().map_err(|_| {
+        Problem::malformed("invalid_correlation_id", format!("`{id}` is not a UUID"))
+    })?;
+    let request = AuditRequest {
+        correlation_id: Some(id),
+        ..Default::default()
+    };
+    Ok(Json(
+        ask_auditor(&s, p.office.as_deref(), "correlation", &request).await?,
+    ))
+}
+
+/// Search over the whole log, paged by cursor.
+#[utoipa::path(get, path = "/v1/audit/events", params(EventFilter), tag = "audit",
+    responses((status = 200, body = AuditPage), (status = 400, body = Problem), (status = 503, body = Problem)))]
+pub async fn events(
+    State(s): State<AppState>,
+    q: Result<Query<EventFilter>, QueryRejection>,
+) -> Result<Json<AuditPage>, Problem> {
+    let filter = params(q)?;
+    for date in [&filter.from, &filter.to].into_iter().flatten() {
+        chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
+            Problem::malformed("invalid_date", format!("`{date}` is not a YYYY-MM-DD date"))
+        })?;
+    }
+    let request = AuditRequest {
+        filter: Some(filter),
+        ..Default::default()
+    };
+    Ok(Json(ask_auditor(&s, None, "events", &request).await?))
+}
+
+/// What the export needs from the auditor, fetched before the log is read so that
+/// every checkpoint covers only events the export holds.
+async fn auditor_side(
+    s: &AppState,
+    office: Option<&str>,
+) -> Result<(OfficeKey, Vec<StoredCheckpoint>, Vec<Hash>), Problem> {
+    let none = AuditRequest::default();
+    let key: OfficeKey = ask_auditor(s, office, "key", &none).await?;
+    let checkpoints: Vec<StoredCheckpoint> = ask_auditor(s, office, "checkpoints", &none).await?;
+    let mut leaves: Vec<Hash> = Vec::new();
+    loop {
+        let request = AuditRequest {
+            from: Some(leaves.len() as u64),
+            ..Default::default()
+        };
+        let page: LeavesBody = ask_auditor(s, office, "leaves", &request).await?;
+        if page.count == 0 {
+            break;
+        }
+        let bytes = unb64(&page.hashes).map_err(|e| {
+            Problem::new(
+                coord_proto::ErrorKind::Internal,
+                "bad_upstream_answer",
+                e.to_string(),
+            )
+        })?;
+        leaves.extend(bytes.chunks(32).filter_map(|c| <Hash>::try_from(c).ok()));
+    }
+    Ok((key, checkpoints, leaves))
+}
+
+fn ndjson(line: &Line) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(line).expect("export lines serialize");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// The office's log as stored, its signed checkpoints and recorded leaves, as NDJSON
+/// (the format `coordctl audit verify` reads).
+#[utoipa::path(get, path = "/v1/audit/export", params(OfficeParam), tag = "audit",
+    responses((status = 200, description = "NDJSON export lines", content_type = "application/x-ndjson"), (status = 503, body = Problem)))]
+pub async fn export(
+    State(s): State<AppState>,
+    q: Result<Query<OfficeParam>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let p = params(q)?;
+    let (key, checkpoints, leaves) = auditor_side(&s, p.office.as_deref()).await?;
+    let office = key.office.clone();
+    let head = s
+        .log
+        .head()
+        .await
+        .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
+    let mut head_lines: Vec<Line> = vec![Line::Key {
+        office: office.clone(),
+        key: key.key.clone(),
+    }];
+    head_lines.extend(checkpoints.into_iter().map(|c| Line::Checkpoint {
+        office: office.clone(),
+        note: c.note,
+    }));
+    head_lines.extend(leaves_lines(&office, 0, &leaves));
+    let first = futures::stream::iter(head_lines.iter().map(ndjson).collect::<Vec<_>>());
+    let entries = match head {
+        None => futures::stream::empty().boxed(),
+        Some(head) => {
+            let subscription = s
+                .log
+                .subscribe(None)
+                .await
+                .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
+            // Stops at the head seen above without waiting for the next event.
+            futures::stream::unfold((subscription, false), move |(mut sub, done)| {
+                let office = office.clone();
+                async move {
+                    if done {
+                        return None;
+                    }
+                    let (entry, done) = match sub.next().await? {
+                        Ok(e) => {
+                            let last = e.pos() >= head;
+                            (Entry::Event(e), last)
+                        }
+                        Err(coord_log::LogError::Corrupt { position, reason }) => {
+                            (Entry::Unreadable { position, reason }, position >= head)
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "export cut short");
+                            return None;
+                        }
+                    };
+                    Some((ndjson(&entry_line(&office, &entry)), (sub, done)))
+                }
+            })
+            .boxed()
+        }
+    };
+    let body = first
+        .chain(entries)
+        .map(|bytes| Ok::<_, std::io::Error>(axum::body::Bytes::from(bytes)));
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// The audit routes' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        keys,
+        checkpoint,
+        checkpoints,
+        inclusion,
+        consistency,
+        stream,
+        events,
+        correlation,
+        export
+    ),
+    components(schemas(
+        OfficeKey,
+        StoredCheckpoint,
+        InclusionProofBody,
+        ConsistencyProofBody,
+        AuditEvent,
+        AuditPage
+    ))
+)]
+pub struct AuditApi;

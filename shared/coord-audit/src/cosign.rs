@@ -1,0 +1,225 @@
+//! Witnessing: C2SP `tlog-cosignature` v1 (Ed25519, timestamped) and the hub's
+//! [`Witness`], which cosigns an office's new checkpoint only after checking, with a
+//! consistency proof, that it extends the last one it cosigned. An office that rewrites
+//! its history and re-signs is refused by the hub; a hub that cosigns two views is
+//! caught by the offices, which check the hub's cosignature on what they are shown.
+//!
+//! - key ID: SHA-256(name ‖ "\n" ‖ 0x04 ‖ public key)[:4];
+//! - signed message: `cosignature/v1\ntime <t>\n` followed by the checkpoint body;
+//! - signature line: `— name base64(key ID ‖ u64 t big endian ‖ Ed25519 signature)`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::note::{COSIGNATURE_V1, DASH, KeyParts, Note, NoteError, Verifier, check_name, key_id};
+use crate::tree::{Hash, verify_consistency};
+use crate::{b64, unb64};
+
+fn message(body: &str, timestamp: u64) -> String {
+    format!("cosignature/v1\ntime {timestamp}\n{body}")
+}
+
+/// A cosigner's private key.
+pub struct Cosigner {
+    name: String,
+    id: u32,
+    key: SigningKey,
+}
+
+impl Cosigner {
+    pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<Self, NoteError> {
+        check_name(name)?;
+        let key = SigningKey::from_bytes(&seed);
+        let id = key_id(name, COSIGNATURE_V1, key.verifying_key().as_bytes());
+        Ok(Self {
+            name: name.into(),
+            id,
+            key,
+        })
+    }
+
+    pub fn verifier(&self) -> CosignatureVerifier {
+        CosignatureVerifier {
+            name: self.name.clone(),
+            id: self.id,
+            key: self.key.verifying_key(),
+        }
+    }
+
+    /// The cosignature line for a checkpoint body at `timestamp`.
+    pub fn cosign(&self, body: &str, timestamp: u64) -> String {
+        let mut sig = self.id.to_be_bytes().to_vec();
+        sig.extend_from_slice(&timestamp.to_be_bytes());
+        sig.extend_from_slice(
+            &self
+                .key
+                .sign(message(body, timestamp).as_bytes())
+                .to_bytes(),
+        );
+        format!("{DASH}{} {}\n", self.name, b64(&sig))
+    }
+}
+
+/// A cosigner's public key, as a vkey `name+id+base64(0x04 ‖ key)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosignatureVerifier {
+    pub name: String,
+    pub id: u32,
+    key: VerifyingKey,
+}
+
+impl fmt::Display for CosignatureVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut key = vec![COSIGNATURE_V1];
+        key.extend_from_slice(self.key.as_bytes());
+        write!(f, "{}+{:08x}+{}", self.name, self.id, b64(&key))
+    }
+}
+
+impl FromStr for CosignatureVerifier {
+    type Err = NoteError;
+    fn from_str(text: &str) -> Result<Self, NoteError> {
+        let parts = KeyParts::parse(text)?;
+        if parts.alg != COSIGNATURE_V1 {
+            return Err(NoteError::BadKey(format!(
+                "`{}` is not a cosignature key",
+                parts.name
+            )));
+        }
+        let key = VerifyingKey::from_bytes(&parts.material)
+            .map_err(|e| NoteError::BadKey(format!("not an Ed25519 point: {e}")))?;
+        let id = key_id(&parts.name, COSIGNATURE_V1, key.as_bytes());
+        parts.check_id(id)?;
+        Ok(Self {
+            name: parts.name,
+            id,
+            key,
+        })
+    }
+}
+
+impl CosignatureVerifier {
+    /// The timestamp of this cosigner's valid cosignature on `note`, if there is one.
+    pub fn verify(&self, note: &str) -> Result<u64, NoteError> {
+        let note = Note::parse(note)?;
+        for sig in &note.signatures {
+            if sig.name != self.name || sig.hash != self.id || sig.signature.len() != 72 {
+                continue;
+            }
+            let timestamp = u64::from_be_bytes(sig.signature[..8].try_into().expect("8 bytes"));
+            let signature = Signature::from_slice(&sig.signature[8..])
+                .map_err(|_| NoteError::BadSignature(self.name.clone()))?;
+            return self
+                .key
+                .verify_strict(message(&note.text, timestamp).as_bytes(), &signature)
+                .map(|()| timestamp)
+                .map_err(|_| NoteError::BadSignature(self.name.clone()));
+        }
+        Err(NoteError::Unverified(format!(
+            "no cosignature by {}",
+            self.name
+        )))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WitnessError {
+    #[error("no office log with origin `{0}` is known to the witness")]
+    UnknownLog(String),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("`{origin}` went from {old} leaves to {new}: a log does not shrink")]
+    Shrunk { origin: String, old: u64, new: u64 },
+    #[error(
+        "`{origin}` at {new} leaves is not an extension of the {old} leaves cosigned before: its history was rewritten ({detail})"
+    )]
+    Inconsistent {
+        origin: String,
+        old: u64,
+        new: u64,
+        detail: String,
+    },
+}
+
+/// What the witness holds per office log: its key and the last checkpoint it cosigned.
+struct Watched {
+    verifier: Verifier,
+    last: Option<Checkpoint>,
+}
+
+/// The hub's witness over every office's log.
+pub struct Witness {
+    cosigner: Cosigner,
+    logs: BTreeMap<String, Watched>,
+}
+
+impl Witness {
+    pub fn new(cosigner: Cosigner) -> Self {
+        Self {
+            cosigner,
+            logs: BTreeMap::new(),
+        }
+    }
+
+    /// Watches the office log whose checkpoints `verifier` signs (origin = key name).
+    pub fn watch(&mut self, verifier: Verifier) {
+        self.logs.insert(
+            verifier.name.clone(),
+            Watched {
+                verifier,
+                last: None,
+            },
+        );
+    }
+
+    /// The last checkpoint cosigned for `origin`.
+    pub fn last(&self, origin: &str) -> Option<&Checkpoint> {
+        self.logs.get(origin).and_then(|w| w.last.as_ref())
+    }
+
+    /// Checks an office's new signed checkpoint against the last one cosigned (with
+    /// `proof`, the consistency proof from that size) and returns the note with the
+    /// witness's cosignature added. Nothing changes on refusal.
+    pub fn add(&mut self, note: &str, proof: &[Hash], now: u64) -> Result<String, WitnessError> {
+        let origin = Checkpoint::origin_of(note).unwrap_or_default().to_owned();
+        let watched = self
+            .logs
+            .get_mut(&origin)
+            .ok_or_else(|| WitnessError::UnknownLog(origin.clone()))?;
+        let new = Checkpoint::open(note, &origin, std::slice::from_ref(&watched.verifier))?;
+        if let Some(old) = &watched.last {
+            if new.size < old.size {
+                return Err(WitnessError::Shrunk {
+                    origin,
+                    old: old.size,
+                    new: new.size,
+                });
+            }
+            if old.size > 0 {
+                verify_consistency(old.size, &old.root, new.size, &new.root, proof).map_err(
+                    |e| WitnessError::Inconsistent {
+                        origin: origin.clone(),
+                        old: old.size,
+                        new: new.size,
+                        detail: e.to_string(),
+                    },
+                )?;
+            }
+        }
+        let line = self.cosigner.cosign(&new.to_text(), now);
+        watched.last = Some(new);
+        Ok(format!("{note}{line}"))
+    }
+}
+
+/// Decodes a list of base64 hashes (as proofs travel in JSON).
+pub fn decode_hashes(hashes: &[String]) -> Option<Vec<Hash>> {
+    hashes
+        .iter()
+        .map(|h| unb64(h).ok().and_then(|b| b.try_into().ok()))
+        .collect()
+}

@@ -1,0 +1,177 @@
+//! The auditor's query contract over NATS, shared by the auditor, the gateway and
+//! `coordctl`: subjects, requests and answers (JSON; answers wrapped in
+//! `coord_proto::read::QueryReply`).
+//!
+//! Each office's auditor answers on `coord.audit.{office token}.{endpoint}`, and the
+//! default office's also on `coord.audit._.{endpoint}`; every auditor answers
+//! `coord.audit.keys` (no queue group), so a caller gathers every office's key.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The subject every auditor answers with its key, for a scatter-gather.
+pub const KEYS_SUBJECT: &str = "coord.audit.keys";
+/// The office token of the default office.
+pub const DEFAULT_OFFICE: &str = "_";
+
+/// The subject token of an office: `district:long-xuyen` → `district_long-xuyen`.
+pub fn office_token(office: &str) -> String {
+    office
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The subject of `endpoint` at `office` (or the default office).
+pub fn subject(office: Option<&str>, endpoint: &str) -> String {
+    let token = office.map_or_else(|| DEFAULT_OFFICE.to_owned(), office_token);
+    format!("coord.audit.{token}.{endpoint}")
+}
+
+/// The endpoints every auditor serves.
+pub const ENDPOINTS: [&str; 9] = [
+    "key",
+    "checkpoint",
+    "checkpoints",
+    "inclusion",
+    "consistency",
+    "leaves",
+    "stream",
+    "events",
+    "correlation",
+];
+
+/// One query (fields used as each endpoint needs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<EventFilter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// The search filters of `/v1/audit/events`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct EventFilter {
+    /// Who issued the command.
+    pub actor: Option<String>,
+    /// The office the command came from, e.g. `province`.
+    pub office: Option<String>,
+    /// The event type, e.g. `DisciplineDecided`.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// The district unit named in the payload, e.g. `long-xuyen`.
+    pub unit: Option<String>,
+    /// Occurred on or after this date (YYYY-MM-DD).
+    pub from: Option<String>,
+    /// Occurred on or before this date (YYYY-MM-DD).
+    pub to: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<u64>,
+    /// Entries per page (1 to 1000, default 100).
+    pub limit: Option<u32>,
+}
+
+/// An office's verifier key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OfficeKey {
+    pub office: String,
+    /// The checkpoints' origin line (also the key's name).
+    pub origin: String,
+    /// The C2SP note verifier key, `name+hash+base64(0x01 ‖ key)`.
+    pub key: String,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub note: String,
+    pub published_at: String,
+}
+
+/// `GET /v1/audit/proof/inclusion`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InclusionProofBody {
+    pub office: String,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// Base64 of the canonical bytes (RFC 8785 JSON of the envelope).
+    pub leaf_data: String,
+    /// Base64 hashes of the audit path, leaf to root.
+    pub hashes: Vec<String>,
+}
+
+/// `GET /v1/audit/proof/consistency`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsistencyProofBody {
+    pub office: String,
+    pub from: u64,
+    pub to: u64,
+    pub hashes: Vec<String>,
+}
+
+/// Recorded leaf hashes from leaf `from` (base64 of the concatenated hashes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeavesBody {
+    pub from: u64,
+    pub count: u64,
+    pub hashes: String,
+}
+
+/// One event as a reviewer reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEvent {
+    pub leaf_index: u64,
+    /// The log position, `commit:index`.
+    pub position: String,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub office: String,
+    pub actor: String,
+    /// The actor's role, when the envelope records one (not yet: always null).
+    pub role: Option<String>,
+    pub unit: Option<String>,
+    pub occurred_at: String,
+    pub recorded_at: String,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub payload: serde_json::Value,
+}
+
+/// A page of search results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<u64>,
+}
