@@ -90,9 +90,78 @@ async fn scheduled(http: &reqwest::Client, base: &str, min_position: u64) -> Val
     s
 }
 
+/// How a test makes the read-model database unwritable, and undoes it.
+enum Unwritable {
+    /// Another process holds the write lock (`BEGIN IMMEDIATE`): SQLITE_BUSY.
+    Locked(rusqlite::Connection),
+    /// The files are made read-only with the immutable attribute (`chattr +i`), which
+    /// binds root too and applies to files already open, unlike permission bits (the
+    /// tests run as root). Writes fail with SQLITE_IOERR or SQLITE_READONLY.
+    ReadOnly(Vec<std::path::PathBuf>),
+}
+
+fn chattr(flag: &str, files: &[std::path::PathBuf]) {
+    let status = std::process::Command::new("chattr")
+        .arg(flag)
+        .args(files)
+        .status()
+        .expect("chattr (e2fsprogs) runs");
+    assert!(
+        status.success(),
+        "chattr {flag} failed: this test needs a filesystem with the immutable attribute (ext4, xfs, btrfs) under the temporary directory"
+    );
+}
+
+impl Unwritable {
+    fn lock(db: &std::path::Path) -> Self {
+        let blocker = rusqlite::Connection::open(db).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        Self::Locked(blocker)
+    }
+
+    fn read_only(db: &std::path::Path) -> Self {
+        let files: Vec<_> = ["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| std::path::PathBuf::from(format!("{}{suffix}", db.display())))
+            .filter(|f| f.exists())
+            .collect();
+        chattr("+i", &files);
+        Self::ReadOnly(files)
+    }
+
+    fn restore(self) {
+        match &self {
+            Self::Locked(blocker) => blocker.execute_batch("ROLLBACK").unwrap(),
+            Self::ReadOnly(files) => chattr("-i", files),
+        }
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        // A failed assertion must not leave undeletable files in the temporary folder.
+        if let Self::ReadOnly(files) = self {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .args(files.iter())
+                .status();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_projector_that_cannot_write_under_load_is_not_ready_skips_nothing_and_catches_up_exactly()
+async fn a_projector_whose_database_is_locked_under_load_is_not_ready_skips_nothing_and_catches_up_exactly()
  {
+    unwritable_under_load(Unwritable::lock, "SQLITE_BUSY").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_whose_database_is_made_read_only_under_load_is_not_ready_skips_nothing_and_catches_up_exactly()
+ {
+    unwritable_under_load(Unwritable::read_only, "SQLITE_").await;
+}
+
+async fn unwritable_under_load(make: fn(&std::path::Path) -> Unwritable, names: &str) {
     // given a running stack, caught up with 200 events
     let (stack, _projector) = stack().await;
     let base = stack.gateway_url.clone();
@@ -102,10 +171,9 @@ async fn a_projector_that_cannot_write_under_load_is_not_ready_skips_nothing_and
     let caught_up = log.head().await.unwrap().unwrap().commit;
     projector_until(&http, &base, "caught up", |p| p["position"] == caught_up).await;
 
-    // when another process holds the database's write lock while 400 more arrive
+    // when the database becomes unwritable while 400 more arrive
     let db = stack.data.path().join("projector.sqlite");
-    let blocker = rusqlite::Connection::open(&db).unwrap();
-    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let unwritable = make(&db);
     let load = tokio::spawn({
         let log = log.clone();
         async move { append(&log, 200, 400).await }
@@ -119,7 +187,7 @@ async fn a_projector_that_cannot_write_under_load_is_not_ready_skips_nothing_and
     assert!(
         stalled["fault"]["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("SQLITE_BUSY")),
+            .is_some_and(|d| d.contains(names)),
         "{stalled}"
     );
     let (status, problem) = get(&http, format!("{base}/readyz")).await;
@@ -136,8 +204,7 @@ async fn a_projector_that_cannot_write_under_load_is_not_ready_skips_nothing_and
     assert!(p["lag"].as_u64().unwrap() > 0);
 
     // and once the database is writable again it catches up, each event once
-    blocker.execute_batch("ROLLBACK").unwrap();
-    drop(blocker);
+    unwritable.restore();
     let head = log.head().await.unwrap().unwrap().commit;
     let s = scheduled(&http, &base, head).await;
     assert_eq!(s["position"], head);
