@@ -198,9 +198,16 @@ pub enum Cutoff {
     Recorded(DateTime<Utc>),
 }
 
+/// How far out of log order a `recorded_at` may be: writers stamp it with their own
+/// clock just before appending, so two offices appending at once may land in the log in
+/// the other order. A `Recorded` replay skips the events after its moment and stops at
+/// the first one later than the moment plus this.
+const RECORDED_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
 /// Replays into a scratch store the events before `cutoff`, in log order. The log is
-/// appended in recorded order, so a `Recorded` cutoff stops at the first event after
-/// it: either way the cost is proportional to the events before the cutoff.
+/// appended in recorded order (up to [`RECORDED_SKEW`]), so a `Recorded` cutoff stops
+/// soon after its moment: either way the cost is proportional to the events before the
+/// cutoff.
 fn replay(store: &Store, cutoff: &Cutoff) -> Result<Store, StoreError> {
     let mut scratch = Store::open_in_memory(store.province().clone())?;
     let (sql, arg) = match cutoff {
@@ -227,7 +234,10 @@ fn replay(store: &Store, cutoff: &Cutoff) -> Result<Store, StoreError> {
         if let Cutoff::Recorded(t) = cutoff
             && event.recorded_at > *t
         {
-            break;
+            if event.recorded_at > *t + RECORDED_SKEW {
+                break;
+            }
+            continue;
         }
         batch.push(Item::Event(event));
         if batch.len() == REPLAY_BATCH {
