@@ -1,5 +1,6 @@
 //! Analytics read models (issue 8): every applied event as a dated, classified fact,
-//! for counts by period and month, and the status as of a business date.
+//! for counts by period and month, and the status as of a business date, as recorded up
+//! to a moment, or restricted to a window of business dates.
 //!
 //! One table, `analytics_events`: a row per applied event with its term, unit,
 //! business date, month and *measure* (`inspection.concluded`, `supervision.started`,
@@ -8,9 +9,12 @@
 //! with the checkpoint and is rebuilt with them.
 //!
 //! - `from`/`to` and the monthly report are `GROUP BY` queries over the date index.
-//! - `as_of` replays the events dated up to that day (read through the date index, in
-//!   log order) into an in-memory store and asks it for the province summary: the cost
-//!   is proportional to the events before that day, not to the whole log.
+//! - `as_of_date` replays the events dated up to that day (read through the date index,
+//!   in log order) into an in-memory store and asks it for the status; `as_of` replays
+//!   the events recorded up to a moment (log order, stopping just after it): the cost is
+//!   proportional to the events before the cutoff, not to the whole log.
+//! - A status window is two such replays: the flow counts at the end of `to` minus those
+//!   at the end of the day before `from`.
 
 use std::collections::BTreeMap;
 
