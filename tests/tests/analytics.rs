@@ -4,6 +4,7 @@
 //! its position misses nothing and repeats nothing; re-importing the file into an empty
 //! log gives the same province summary.
 
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 use coord_proto::read::ProvinceSummary;
@@ -530,7 +531,7 @@ async fn periods_months_and_as_of_agree_with_the_events_of_the_reference_scenari
     let date = "2023-06-30";
     let a = get_json(
         &http,
-        format!("{base}/v1/analytics/province?{q}&as_of={date}"),
+        format!("{base}/v1/analytics/province?{q}&as_of_date={date}"),
     )
     .await;
     assert_eq!(
@@ -544,8 +545,12 @@ async fn periods_months_and_as_of_agree_with_the_events_of_the_reference_scenari
             + a["inspections"]["cancelled"].as_u64().unwrap(),
         count(&events, "vn.coord.inspection.scheduled", "0000-01-01", date)
     );
-    let same = get_json(&http, format!("{base}/v1/status/province?{q}&as_of={date}")).await;
-    assert_eq!(same, a, "the status route takes as_of too");
+    let same = get_json(
+        &http,
+        format!("{base}/v1/status/province?{q}&as_of_date={date}"),
+    )
+    .await;
+    assert_eq!(same, a, "the status route takes as_of_date too");
     let before = get_json(
         &http,
         format!("{base}/v1/analytics/province?{q}&as_of=2019-12-31"),
@@ -561,6 +566,9 @@ async fn periods_months_and_as_of_agree_with_the_events_of_the_reference_scenari
     let mut now_v = serde_json::to_value(&now).unwrap();
     now_v["position"] = end["position"].clone();
     assert_eq!(end, now_v, "as of after everything = the status now");
+
+    window_status(&http, &base, &q, &events).await;
+    as_of_recorded(&http, &base, &q, &events, &now).await;
 
     // The same as tables: Parquet with typed columns, CSV with a header.
     let parquet = |bytes: bytes::Bytes| {
@@ -645,4 +653,156 @@ fn column_type(
         .logical_type_ref()
         .map_or("-".to_owned(), |l| format!("{l:?}"));
     format!("{} {logical}", c.physical_type())
+}
+
+/// Events of `ce_type` (without version) recorded at or before `t`, from the export.
+fn count_recorded(events: &[Value], ce_type: &str, t: DateTime<Utc>) -> u64 {
+    events
+        .iter()
+        .filter(|e| {
+            e["type"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{ce_type}.v"))
+        })
+        .filter(|e| recorded(e) <= t)
+        .count() as u64
+}
+
+fn recorded(e: &Value) -> DateTime<Utc> {
+    e["time"].as_str().unwrap().parse().unwrap()
+}
+
+/// The status routes restricted to a window of business dates.
+async fn window_status(http: &reqwest::Client, base: &str, q: &str, events: &[Value]) {
+    let (from, to) = ("2022-06-01", "9999-12-31");
+    let concluded = count(events, "vn.coord.inspection.concluded", from, to);
+    let sent = count(events, "vn.coord.exchange.information_exchanged", from, to);
+    let w = get_json(http, format!("{base}/v1/status/province?{q}&from={from}")).await;
+    assert_eq!(w["window"], serde_json::json!({"from": from, "to": null}));
+    assert_eq!(w["inspections"]["concluded"], concluded);
+    assert_eq!(w["exchanges"]["sent"], sent);
+    let list = get_json(http, format!("{base}/v1/status/districts?{q}&from={from}")).await;
+    assert_eq!(list["window"], w["window"]);
+    let districts = list["districts"].as_array().unwrap();
+    let sum = |f: &dyn Fn(&Value) -> &Value| {
+        districts
+            .iter()
+            .map(|d| f(d).as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(sum(&|d| &d["inspections"]["concluded"]), concluded);
+    assert_eq!(sum(&|d| &d["exchanges"]["sent"]), sent);
+    let unit = districts[0]["unit"].as_str().unwrap();
+    let one = get_json(
+        http,
+        format!("{base}/v1/status/districts/{unit}?{q}&from={from}"),
+    )
+    .await;
+    assert_eq!(one["inspections"], districts[0]["inspections"]);
+    assert_eq!(one["window"], w["window"]);
+    // Everything in the reference scenario is dated from 06/2022 on, so split it at
+    // the date of its middle conclusion: the two windows add up to the whole.
+    let mut dates: Vec<&str> = events
+        .iter()
+        .filter(|e| {
+            e["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("vn.coord.inspection.concluded.v")
+        })
+        .map(|e| e["occurredon"].as_str().unwrap())
+        .collect();
+    dates.sort();
+    let mid = dates[dates.len() / 2];
+    let day_before = (mid.parse::<chrono::NaiveDate>().unwrap() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let late = get_json(http, format!("{base}/v1/status/province?{q}&from={mid}")).await;
+    let early = get_json(
+        http,
+        format!("{base}/v1/status/province?{q}&from=2020-01-01&to={day_before}"),
+    )
+    .await;
+    assert_eq!(
+        early["window"],
+        serde_json::json!({"from": "2020-01-01", "to": day_before})
+    );
+    let late_n = count(events, "vn.coord.inspection.concluded", mid, to);
+    assert_eq!(late["inspections"]["concluded"], late_n);
+    assert!(0 < late_n && late_n < concluded, "a real split");
+    assert_eq!(
+        early["inspections"]["concluded"].as_u64().unwrap() + late_n,
+        concluded
+    );
+    assert_eq!(
+        late["exchanges"]["sent"],
+        count(events, "vn.coord.exchange.information_exchanged", mid, to)
+    );
+    for (query, code, named) in [
+        ("from=2022-13-01", "invalid_date", "2022-13-01"),
+        ("to=June", "invalid_date", "June"),
+        ("from=2023-01-01&to=2022-01-01", "invalid_window", "from"),
+    ] {
+        let r = http
+            .get(format!("{base}/v1/status/province?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{query}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], code, "{query}");
+        assert!(p["detail"].as_str().unwrap().contains(named), "{p}");
+    }
+}
+
+/// The status as recorded up to a moment: only events recorded at or before it.
+async fn as_of_recorded(
+    http: &reqwest::Client,
+    base: &str,
+    q: &str,
+    events: &[Value],
+    now: &ProvinceSummary,
+) {
+    let conclusions: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("vn.coord.inspection.concluded.v")
+        })
+        .collect();
+    let known = recorded(conclusions[conclusions.len() / 2]);
+    let just_before = known - chrono::Duration::nanoseconds(1);
+    let at = |t: DateTime<Utc>| {
+        let t = t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        get_json(http, format!("{base}/v1/status/province?{q}&as_of={t}"))
+    };
+    let (a, b) = (at(known).await, at(just_before).await);
+    let concluded = count_recorded(events, "vn.coord.inspection.concluded", known);
+    assert_eq!(a["inspections"]["concluded"], concluded);
+    assert_eq!(
+        b["inspections"]["concluded"],
+        count_recorded(events, "vn.coord.inspection.concluded", just_before)
+    );
+    assert!(b["inspections"]["concluded"].as_u64().unwrap() < concluded);
+    assert!(concluded < now.inspections.concluded);
+    assert_eq!(
+        a["exchanges"]["sent"],
+        count_recorded(events, "vn.coord.exchange.information_exchanged", known)
+    );
+    let first = recorded(&events[0]) - chrono::Duration::nanoseconds(1);
+    let nothing = at(first).await;
+    assert_eq!(nothing["inspections"]["scheduled"], 0);
+    assert_eq!(nothing["districts_coordinated"], 0);
+    let last = at(recorded(events.last().unwrap())).await;
+    assert_eq!(
+        last["inspections"],
+        serde_json::to_value(now.inspections).unwrap()
+    );
+    assert_eq!(
+        last["exchanges"],
+        serde_json::to_value(now.exchanges).unwrap()
+    );
 }

@@ -25,8 +25,11 @@ pub struct AnalyticsParams {
     pub to: Option<String>,
     /// Only this unit.
     pub unit: Option<String>,
-    /// `/v1/analytics/province` only: the state at the end of this business date.
+    /// `/v1/analytics/province` only: the state as recorded up to this moment (RFC 3339,
+    /// or YYYY-MM-DD for the end of that day UTC).
     pub as_of: Option<String>,
+    /// `/v1/analytics/province` only: the state at the end of this business date.
+    pub as_of_date: Option<String>,
     /// Wait until the read model reflects this log position.
     pub min_position: Option<u64>,
     pub wait_ms: Option<u64>,
@@ -40,6 +43,7 @@ fn request(q: Result<Query<AnalyticsParams>, QueryRejection>) -> Result<QueryReq
         from: p.from,
         to: p.to,
         as_of: p.as_of,
+        as_of_date: p.as_of_date,
         min_position: p.min_position,
         wait_ms: p.wait_ms,
         ..Default::default()
@@ -68,8 +72,9 @@ pub async fn period(
     Ok(Json(query(&s, "period", request(q)?).await?))
 }
 
-/// The province summary as it stood at the end of `as_of` (events dated up to then).
-/// Cost: a replay of the events dated up to `as_of`, not of the whole log.
+/// The province summary as recorded up to `as_of` (events recorded up to then), or as
+/// it stood at the end of the business date `as_of_date` (events dated up to then).
+/// Cost: a replay of the events before the cutoff, not of the whole log.
 #[utoipa::path(get, path = "/v1/analytics/province", params(AnalyticsParams), tag = "analytics",
     responses((status = 200, body = ProvinceSummary), (status = 400, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
 pub async fn province_as_of(

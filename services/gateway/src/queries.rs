@@ -27,9 +27,18 @@ pub struct StatusParams {
     pub min_position: Option<u64>,
     /// How long to wait for `min_position`, in milliseconds (bounded).
     pub wait_ms: Option<u64>,
-    /// Province summary only: the state at the end of this business date (YYYY-MM-DD);
-    /// see `/v1/analytics/province`.
+    /// The state as recorded up to this moment: an RFC 3339 timestamp, or a date
+    /// (YYYY-MM-DD) meaning the end of that day UTC. Counts only events whose
+    /// `recorded_at` is at or before it. Not with `from`/`to`.
     pub as_of: Option<String>,
+    /// The state at the end of this business date (YYYY-MM-DD): events dated up to it.
+    pub as_of_date: Option<String>,
+    /// Counts restricted to business dates from this one (inclusive, YYYY-MM-DD):
+    /// inspections concluded or cancelled, exchanges sent and decisions dated in the
+    /// window; the answer names the window.
+    pub from: Option<String>,
+    /// Last business date of the window (inclusive, YYYY-MM-DD).
+    pub to: Option<String>,
 }
 
 /// Parameters of the timeline route.
@@ -52,6 +61,9 @@ impl StatusParams {
             min_position: self.min_position,
             wait_ms: self.wait_ms,
             as_of: self.as_of,
+            as_of_date: self.as_of_date,
+            from: self.from,
+            to: self.to,
             ..Default::default()
         }
     }
@@ -87,12 +99,7 @@ pub async fn province(
     q: Result<Query<StatusParams>, QueryRejection>,
 ) -> Result<Json<ProvinceSummary>, Problem> {
     let req = params(q)?.into_request(None);
-    let endpoint = if req.as_of.is_some() {
-        "province_as_of"
-    } else {
-        "province_summary"
-    };
-    Ok(Json(query(&s, endpoint, req).await?))
+    Ok(Json(query(&s, "province_summary", req).await?))
 }
 
 /// Every district's coordination status in a term.

@@ -18,7 +18,7 @@ use coord_domain::Province;
 use coord_domain::province::AN_GIANG_TOML;
 use coord_feed::CloudEvent;
 use coord_log::{EventPosition, RecordedEvent};
-use projector::analytics::{Window, monthly, period, province_as_of};
+use projector::analytics::{Cutoff, Window, monthly, period, province_as_of};
 use projector::store::{Item, Store};
 use serde_json::json;
 use uuid::Uuid;
@@ -104,7 +104,7 @@ fn main() {
         let date_s = date.format("%Y-%m-%d").to_string();
         let mut scheduled = 0;
         let ms = median_ms(|| {
-            let s = province_as_of(&store, term, &date_s).unwrap();
+            let s = province_as_of(&store, term, &Cutoff::Dated(date_s.clone())).unwrap();
             scheduled = s.inspections.scheduled;
         });
         println!("as_of {date_s}: {scheduled} events before it, {ms:.1} ms");

@@ -1,5 +1,6 @@
 //! Analytics read models (issue 8): every applied event as a dated, classified fact,
-//! for counts by period and month, and the status as of a business date.
+//! for counts by period and month, and the status as of a business date, as recorded up
+//! to a moment, or restricted to a window of business dates.
 //!
 //! One table, `analytics_events`: a row per applied event with its term, unit,
 //! business date, month and *measure* (`inspection.concluded`, `supervision.started`,
@@ -8,18 +9,25 @@
 //! with the checkpoint and is rebuilt with them.
 //!
 //! - `from`/`to` and the monthly report are `GROUP BY` queries over the date index.
-//! - `as_of` replays the events dated up to that day (read through the date index, in
-//!   log order) into an in-memory store and asks it for the province summary: the cost
-//!   is proportional to the events before that day, not to the whole log.
+//! - `as_of_date` replays the events dated up to that day (read through the date index,
+//!   in log order) into an in-memory store and asks it for the status; `as_of` replays
+//!   the events recorded up to a moment (log order, stopping just after it): the cost is
+//!   proportional to the events before the cutoff, not to the whole log.
+//! - A status window is two such replays: the flow counts at the end of `to` minus those
+//!   at the end of the day before `from`.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use coord_domain::discipline::DisciplineEvent;
 use coord_domain::{DomainEvent, TermId};
 use coord_log::RecordedEvent;
 use coord_proto::analytics::{MonthlyReport, MonthlyRow, PeriodCounts, PeriodSummary};
-use coord_proto::read::ProvinceSummary;
+use coord_proto::read::{DistrictStatus, ProvinceSummary, StatusWindow};
 use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::store::{Item, Store, StoreError};
 
@@ -184,35 +192,178 @@ pub fn period(store: &Store, term: TermId, w: &Window) -> Result<PeriodSummary, 
     })
 }
 
-/// The province summary as of the end of `date`: the events dated up to then,
-/// replayed in log order into a scratch store.
-pub fn province_as_of(
-    store: &Store,
-    term: TermId,
-    date: &str,
-) -> Result<ProvinceSummary, StoreError> {
+/// Where a replay stops: events dated up to the end of a business date, or events
+/// recorded up to a moment.
+#[derive(Debug, Clone)]
+pub enum Cutoff {
+    /// `occurred_on` at or before this date (YYYY-MM-DD).
+    Dated(String),
+    /// `recorded_at` at or before this moment.
+    Recorded(DateTime<Utc>),
+}
+
+/// How far out of log order a `recorded_at` may be: writers stamp it with their own
+/// clock just before appending, so two offices appending at once may land in the log in
+/// the other order. A `Recorded` replay skips the events after its moment and stops at
+/// the first one later than the moment plus this.
+const RECORDED_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
+/// Replays into a scratch store the events before `cutoff`, in log order. The log is
+/// appended in recorded order (up to [`RECORDED_SKEW`]), so a `Recorded` cutoff stops
+/// soon after its moment: either way the cost is proportional to the events before the
+/// cutoff.
+fn replay(store: &Store, cutoff: &Cutoff) -> Result<Store, StoreError> {
     let mut scratch = Store::open_in_memory(store.province().clone())?;
-    let mut stmt = store.connection().prepare(
-        "SELECT event FROM analytics_events WHERE occurred_on <= ?1 ORDER BY commit_pos, idx",
-    )?;
-    let mut rows = stmt.query([date])?;
+    let (sql, arg) = match cutoff {
+        Cutoff::Dated(d) => (
+            "SELECT event FROM analytics_events WHERE occurred_on <= ?1 ORDER BY commit_pos, idx",
+            Some(d.as_str()),
+        ),
+        Cutoff::Recorded(_) => (
+            "SELECT event FROM analytics_events ORDER BY commit_pos, idx",
+            None,
+        ),
+    };
+    let mut stmt = store.connection().prepare(sql)?;
+    let mut rows = match arg {
+        Some(a) => stmt.query([a])?,
+        None => stmt.query([])?,
+    };
     let mut batch = Vec::with_capacity(REPLAY_BATCH);
     while let Some(r) = rows.next()? {
         let text: String = r.get(0)?;
-        if let Ok(event) = serde_json::from_str::<RecordedEvent>(&text) {
-            batch.push(Item::Event(event));
+        let Ok(event) = serde_json::from_str::<RecordedEvent>(&text) else {
+            continue;
+        };
+        if let Cutoff::Recorded(t) = cutoff
+            && event.recorded_at > *t
+        {
+            if event.recorded_at > *t + RECORDED_SKEW {
+                break;
+            }
+            continue;
         }
+        batch.push(Item::Event(event));
         if batch.len() == REPLAY_BATCH {
             scratch.apply_batch(&batch)?;
             batch.clear();
         }
     }
     scratch.apply_batch(&batch)?;
-    let mut summary = scratch.province_summary(term)?;
+    Ok(scratch)
+}
+
+/// The province summary as of `cutoff`.
+pub fn province_as_of(
+    store: &Store,
+    term: TermId,
+    cutoff: &Cutoff,
+) -> Result<ProvinceSummary, StoreError> {
+    let mut summary = replay(store, cutoff)?.province_summary(term)?;
     summary.position = position(store)?;
     Ok(summary)
 }
 
-fn position(store: &Store) -> Result<u64, StoreError> {
+/// Every district's status as of `cutoff`.
+pub fn districts_as_of(
+    store: &Store,
+    term: TermId,
+    cutoff: &Cutoff,
+) -> Result<Vec<DistrictStatus>, StoreError> {
+    replay(store, cutoff)?.district_statuses(term)
+}
+
+/// Counts that accumulate (events happened), as JSON pointers into a province summary
+/// or a district status; the other counts are states, read at the end of the window.
+const FLOWS: [&str; 18] = [
+    "/inspections/concluded",
+    "/inspections/cancelled",
+    "/inspections_by_kind/inspection/concluded",
+    "/inspections_by_kind/inspection/cancelled",
+    "/inspections_by_kind/supervision/concluded",
+    "/inspections_by_kind/supervision/cancelled",
+    "/exchanges/sent",
+    "/exchanges/to_district",
+    "/exchanges/to_province",
+    "/discipline/organizations/reprimand",
+    "/discipline/organizations/warning",
+    "/discipline/organizations/dissolution",
+    "/discipline/members/reprimand",
+    "/discipline/members/warning",
+    "/discipline/members/removal_from_post",
+    "/discipline/members/expulsion",
+    "/discipline/organization_decisions",
+    "/discipline/member_decisions",
+];
+
+/// The state at the end of the window with each flow count replaced by its change
+/// over the window (at the end minus before the start).
+fn net<T: Serialize + DeserializeOwned>(end: T, before: &T) -> Result<T, StoreError> {
+    let mut end = serde_json::to_value(end).map_err(window_error)?;
+    let before = serde_json::to_value(before).map_err(window_error)?;
+    for p in FLOWS {
+        let b = before.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+        if let Some(v) = end.pointer_mut(p) {
+            *v = Value::from(v.as_u64().unwrap_or(0).saturating_sub(b));
+        }
+    }
+    serde_json::from_value(end).map_err(window_error)
+}
+
+fn window_error(e: serde_json::Error) -> StoreError {
+    StoreError::from(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// The two replays of a window: to the end of `to`, and to the day before `from`.
+fn window_cutoffs(w: &Window) -> (Cutoff, Option<Cutoff>) {
+    let end = Cutoff::Dated(w.to.clone().unwrap_or_else(|| "9999-12-31".into()));
+    let before = w
+        .from
+        .as_deref()
+        .and_then(|f| NaiveDate::parse_from_str(f, "%Y-%m-%d").ok())
+        .and_then(|d| d.pred_opt())
+        .map(|d| Cutoff::Dated(d.format("%Y-%m-%d").to_string()));
+    (end, before)
+}
+
+/// The province summary restricted to a window: concluded and cancelled inspections,
+/// exchanges and decisions in force dated in it; states as at its end.
+pub fn province_window(
+    store: &Store,
+    term: TermId,
+    w: &Window,
+) -> Result<ProvinceSummary, StoreError> {
+    let (end, before) = window_cutoffs(w);
+    let mut summary = province_as_of(store, term, &end)?;
+    if let Some(b) = before {
+        summary = net(summary, &province_as_of(store, term, &b)?)?;
+    }
+    summary.window = Some(StatusWindow {
+        from: w.from.clone(),
+        to: w.to.clone(),
+    });
+    Ok(summary)
+}
+
+/// Every district's status restricted to a window (see [`province_window`]).
+pub fn districts_window(
+    store: &Store,
+    term: TermId,
+    w: &Window,
+) -> Result<Vec<DistrictStatus>, StoreError> {
+    let (end, before) = window_cutoffs(w);
+    let districts = districts_as_of(store, term, &end)?;
+    let Some(b) = before else {
+        return Ok(districts);
+    };
+    let earlier = districts_as_of(store, term, &b)?;
+    districts
+        .into_iter()
+        .zip(&earlier)
+        .map(|(d, e)| net(d, e))
+        .collect()
+}
+
+pub fn position(store: &Store) -> Result<u64, StoreError> {
     Ok(store.checkpoint()?.map(|c| c.commit).unwrap_or(0))
 }

@@ -27,6 +27,10 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use chrono::{DateTime, Utc};
+use coord_proto::read::StatusWindow;
+
+use crate::analytics::{self, Cutoff, Window};
 use crate::runner::{Projector, RebuildError, RedriveError};
 use crate::store::{Redrive, Store, StoreError};
 
@@ -237,7 +241,12 @@ pub async fn answer(
             )));
         }
     }
+    let windowed =
+        q.from.is_some() || q.to.is_some() || q.as_of.is_some() || q.as_of_date.is_some();
     match endpoint {
+        "province_summary" | "districts" | "district" if windowed => {
+            analytics(p, endpoint, &q).await
+        }
         "province_summary" => {
             let term = match term_of(p, &q) {
                 Ok(t) => t,
@@ -257,6 +266,7 @@ pub async fn answer(
                         term: term.to_string(),
                         position,
                         districts: s.district_statuses(term)?,
+                        window: None,
                     })
                 })
                 .await,
@@ -274,7 +284,11 @@ pub async fn answer(
                         .district_statuses(term)?
                         .into_iter()
                         .find(|d| d.unit == unit.as_str());
-                    Ok(status.map(|status| DistrictReport { position, status }))
+                    Ok(status.map(|status| DistrictReport {
+                        position,
+                        status,
+                        window: None,
+                    }))
                 })
                 .await
                 .and_then(|d| {
@@ -343,43 +357,157 @@ fn date_param(name: &str, value: &Option<String>) -> Result<Option<String>, Erro
     }
 }
 
-/// The analytics queries (see [`crate::analytics`]).
+/// A recorded moment: RFC 3339, or a date meaning the end of that day UTC.
+fn moment_param(name: &str, v: &str) -> Result<DateTime<Utc>, ErrorReply> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 999_999_999))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            ErrorReply::new(
+                ErrorKind::Malformed,
+                "invalid_date",
+                format!("`{name}` must be an RFC 3339 timestamp or a date YYYY-MM-DD, not `{v}`"),
+            )
+        })
+}
+
+/// What an analytics or status query asked for, checked.
+struct Checked {
+    term: TermId,
+    window: Window,
+    cutoff: Option<Cutoff>,
+}
+
+fn check(p: &Projector, q: &QueryRequest) -> Result<Checked, ErrorReply> {
+    let term = term_of(p, q)?;
+    let unit = q.unit.as_ref().map(|_| unit_of(p, q)).transpose()?;
+    let window = Window {
+        from: date_param("from", &q.from)?,
+        to: date_param("to", &q.to)?,
+        unit: unit.map(|u| u.to_string()),
+    };
+    if let (Some(f), Some(t)) = (&window.from, &window.to)
+        && f > t
+    {
+        return Err(ErrorReply::new(
+            ErrorKind::Malformed,
+            "invalid_window",
+            format!("`from` ({f}) is after `to` ({t})"),
+        ));
+    }
+    let dated = date_param("as_of_date", &q.as_of_date)?.map(Cutoff::Dated);
+    let recorded = q
+        .as_of
+        .as_deref()
+        .map(|v| moment_param("as_of", v))
+        .transpose()?
+        .map(Cutoff::Recorded);
+    let cutoff = match (dated, recorded) {
+        (Some(_), Some(_)) => {
+            return Err(ErrorReply::new(
+                ErrorKind::Malformed,
+                "conflicting_as_of",
+                "give `as_of` or `as_of_date`, not both",
+            ));
+        }
+        (d, r) => d.or(r),
+    };
+    if cutoff.is_some() && (window.from.is_some() || window.to.is_some()) {
+        return Err(ErrorReply::new(
+            ErrorKind::Malformed,
+            "conflicting_window",
+            "`as_of` and `from`/`to` cannot be combined",
+        ));
+    }
+    Ok(Checked {
+        term,
+        window,
+        cutoff,
+    })
+}
+
+/// The analytics queries, and the status queries restricted to a window or a cutoff
+/// (see [`crate::analytics`]).
 async fn analytics(p: &Arc<Projector>, endpoint: &str, q: &QueryRequest) -> Vec<u8> {
-    let checked = (|| {
-        let term = term_of(p, q)?;
-        let unit = q.unit.as_ref().map(|_| unit_of(p, q)).transpose()?;
-        let window = crate::analytics::Window {
-            from: date_param("from", &q.from)?,
-            to: date_param("to", &q.to)?,
-            unit: unit.map(|u| u.to_string()),
-        };
-        let as_of = date_param("as_of", &q.as_of)?;
-        Ok::<_, ErrorReply>((term, window, as_of))
-    })();
-    let (term, window, as_of) = match checked {
+    let Checked {
+        term,
+        window,
+        cutoff,
+    } = match check(p, q) {
         Ok(c) => c,
         Err(e) => return reply::<()>(Err(e)),
     };
-    match (endpoint, as_of) {
+    let status_window = StatusWindow {
+        from: window.from.clone(),
+        to: window.to.clone(),
+    };
+    match (endpoint, cutoff) {
         ("monthly", _) => reply(
-            p.with_store(move |s| crate::analytics::monthly(s, term, &window))
+            p.with_store(move |s| analytics::monthly(s, term, &window))
                 .await
                 .map_err(internal),
         ),
         ("period", _) => reply(
-            p.with_store(move |s| crate::analytics::period(s, term, &window))
+            p.with_store(move |s| analytics::period(s, term, &window))
                 .await
                 .map_err(internal),
         ),
-        (_, Some(date)) => reply(
-            p.with_store(move |s| crate::analytics::province_as_of(s, term, &date))
+        ("province_summary" | "province_as_of", Some(c)) => reply(
+            p.with_store(move |s| analytics::province_as_of(s, term, &c))
                 .await
                 .map_err(internal),
         ),
-        (_, None) => reply::<()>(Err(ErrorReply::new(
+        ("province_summary", None) => reply(
+            p.with_store(move |s| analytics::province_window(s, term, &window))
+                .await
+                .map_err(internal),
+        ),
+        ("districts" | "district", c) => {
+            let unit = window.unit.clone();
+            let windowed = c.is_none();
+            let districts = p
+                .with_store(move |s| {
+                    let position = analytics::position(s)?;
+                    let list = match &c {
+                        Some(c) => analytics::districts_as_of(s, term, c)?,
+                        None => analytics::districts_window(s, term, &window)?,
+                    };
+                    Ok((position, list))
+                })
+                .await
+                .map_err(internal);
+            let window = windowed.then_some(status_window);
+            match (endpoint, districts) {
+                (_, Err(e)) => reply::<()>(Err(e)),
+                ("districts", Ok((position, districts))) => reply(Ok(DistrictList {
+                    term: term.to_string(),
+                    position,
+                    districts,
+                    window,
+                })),
+                (_, Ok((position, districts))) => reply(
+                    districts
+                        .into_iter()
+                        .find(|d| Some(&d.unit) == unit.as_ref())
+                        .map(|status| DistrictReport {
+                            position,
+                            status,
+                            window,
+                        })
+                        .ok_or_else(|| {
+                            ErrorReply::new(ErrorKind::NotFound, "unknown_unit", "no such unit")
+                        }),
+                ),
+            }
+        }
+        _ => reply::<()>(Err(ErrorReply::new(
             ErrorKind::Malformed,
             "missing_as_of",
-            "`as_of` is required",
+            "`as_of` or `as_of_date` is required",
         ))),
     }
 }

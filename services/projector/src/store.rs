@@ -718,6 +718,7 @@ impl Store {
             exchanges: Default::default(),
             discipline: Default::default(),
             dead_letters: self.dead_letter_count()?,
+            window: None,
         };
         fn add(total: &mut InspectionCounts, c: &InspectionCounts) {
             total.scheduled += c.scheduled;

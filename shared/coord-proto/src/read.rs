@@ -151,6 +151,17 @@ pub struct ProvinceSummary {
     pub discipline: DisciplineCounts,
     /// Events the projector could not apply (see the dead-letter list).
     pub dead_letters: u64,
+    /// Present when the counts are restricted to a `from`/`to` window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<StatusWindow>,
+}
+
+/// The window of business dates (inclusive) a status answer's counts are restricted to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatusWindow {
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 /// All districts' status in one term.
@@ -160,6 +171,9 @@ pub struct DistrictList {
     pub term: String,
     pub position: u64,
     pub districts: Vec<DistrictStatus>,
+    /// Present when the counts are restricted to a `from`/`to` window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<StatusWindow>,
 }
 
 /// One district's status, with the position it reflects.
@@ -169,6 +183,9 @@ pub struct DistrictReport {
     pub position: u64,
     #[serde(flatten)]
     pub status: DistrictStatus,
+    /// Present when the counts are restricted to a `from`/`to` window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<StatusWindow>,
 }
 
 /// One event in a district's timeline.
@@ -300,9 +317,13 @@ pub struct QueryRequest {
     /// Analytics: last business date of the window (inclusive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-    /// Status as of the end of this business date (YYYY-MM-DD).
+    /// Status as recorded up to this moment (RFC 3339, or YYYY-MM-DD for the end of
+    /// that day UTC): only events whose `recorded_at` is at or before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_of: Option<String>,
+    /// Status as of the end of this business date (YYYY-MM-DD): events dated up to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of_date: Option<String>,
     /// A log position `commit:index` (dead-letter re-drive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,
