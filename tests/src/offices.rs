@@ -181,3 +181,81 @@ pub async fn converge(running: &Running, expected: usize, within: Duration) -> D
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// One office's command services, projector and gateway as processes, on its own server
+/// and its own subjects, with an operator token for that office.
+pub struct OfficeStack {
+    pub url: String,
+    pub token: String,
+    _processes: Vec<crate::ServiceProcess>,
+}
+
+/// Starts [`OfficeStack`] at `site`; its gateway accepts tokens signed by `signer`.
+/// Waits (at most 30 s) until the gateway says ready.
+pub async fn office_stack(site: &Site, signer: &coord_auth::TokenSigner) -> OfficeStack {
+    let port = free_port();
+    let key = signer.public_key();
+    let mut processes = Vec::new();
+    for name in [
+        "inspection",
+        "exchange",
+        "discipline",
+        "projector",
+        "gateway",
+    ] {
+        let mut env = offices::service_env(site, name, port).unwrap();
+        env.push(("COORD_TOKEN_PUBLIC_KEY", key.clone()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        processes.push(crate::ServiceProcess::start(name, &[], &env));
+    }
+    let office: coord_domain::Office = site.slug.parse().unwrap();
+    let claims = coord_auth::TokenSigner::claims_now(office, "cán bộ", coord_auth::Role::Operator);
+    let stack = OfficeStack {
+        url: format!("http://127.0.0.1:{port}"),
+        token: signer.sign(&claims).unwrap(),
+        _processes: processes,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reqwest::get(format!("{}/readyz", stack.url))
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "{} not ready in 30 s", site.slug);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack
+}
+
+/// Polls `GET /v1/sync` at `base` (at most 60 s) until the source from `from` has
+/// `link_up == up`; returns that source.
+pub async fn wait_link(base: &str, token: &str, from: &str, up: bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(r) = http
+            .get(format!("{base}/v1/sync"))
+            .bearer_auth(token)
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            let sync: serde_json::Value = r.json().await.unwrap();
+            let source = sync["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["from"] == from)
+                .cloned();
+            if let Some(source) = source
+                && source["link_up"] == up
+            {
+                return source;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{base}/v1/sync never showed {from} link_up={up}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use coordctl::offices::{self, Site};
-use serde_json::Value;
-use tests::offices::{converge, event_ids, start, write};
+use tests::offices::{converge, event_ids, start, wait_link, write};
 use tests::{ConfiguredNats, ServiceProcess, free_port};
 
 /// A gateway on `site` (as its own NATS user), with a token it accepts.
@@ -40,39 +39,6 @@ fn gateway(site: &Site) -> (ServiceProcess, String, String) {
         ],
     );
     (process, format!("http://127.0.0.1:{port}"), token)
-}
-
-/// Polls `GET /v1/sync` (at most 60 s) until the source from `from` has `link_up == up`.
-async fn wait_link(base: &str, token: &str, from: &str, up: bool) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let http = reqwest::Client::new();
-    loop {
-        if let Ok(r) = http
-            .get(format!("{base}/v1/sync"))
-            .bearer_auth(token)
-            .send()
-            .await
-            && r.status().is_success()
-        {
-            let sync: Value = r.json().await.unwrap();
-            let source = sync["sources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["from"] == from)
-                .cloned();
-            if let Some(source) = source
-                && source["link_up"] == up
-            {
-                return source;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{base}/v1/sync never showed {from} link_up={up}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

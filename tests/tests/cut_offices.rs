@@ -1,0 +1,139 @@
+//! The full service set per office, cut off and restored: a hub and three offices, each
+//! with its own nats-server, command services, projector and gateway as processes. One
+//! office's leaf link is stopped (its server restarted without the remote, same store
+//! and port): it keeps accepting its own commands and answering queries, another office
+//! keeps working, and `GET /v1/sync` at both ends shows the outage. After the link is
+//! restored every office reports the same province figures and holds the same events,
+//! each exactly once.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tests::ConfiguredNats;
+use tests::offices::{OfficeStack, converge, office_stack, start, wait_link};
+
+async fn post(stack: &OfficeStack, path: &str, body: Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", stack.url))
+        .bearer_auth(&stack.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{path} at {}: {body}",
+        stack.url
+    );
+}
+
+/// A district's report to the province, sent from its own office.
+async fn report(stack: &OfficeStack, unit: &str, subject: &str) {
+    let body = json!({"term": "2020-2025", "unit": unit,
+        "from": format!("district_standing_committee:{unit}"),
+        "to": "provincial_standing_committee", "topic": "other",
+        "subject": subject, "sent_on": "2024-03-01"});
+    post(stack, "/v1/exchanges", body).await;
+}
+
+/// The province scheduling an inspection of `unit`.
+async fn schedule(stack: &OfficeStack, unit: &str) {
+    let body = json!({"term": "2020-2025", "unit": unit, "kind": "inspection",
+        "category": "compliance", "leading_body": "provincial_standing_committee",
+        "coordinating_body": format!("district_standing_committee:{unit}"),
+        "target": format!("district_police:{unit}"), "decision_ref": "QĐ (giả định)",
+        "decided_on": "2024-06-01", "planned_start": "2024-06-10", "planned_end": "2024-06-20"});
+    post(stack, "/v1/inspections", body).await;
+}
+
+/// The province's figures at `stack` (its local log position removed), if it answers.
+async fn summary(stack: &OfficeStack) -> Option<Value> {
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/status/province", stack.url))
+        .bearer_auth(&stack.token)
+        .send()
+        .await
+        .ok()?;
+    r.status().is_success().then_some(())?;
+    let mut v: Value = r.json().await.ok()?;
+    v.as_object_mut()?.remove("position");
+    Some(v)
+}
+
+/// Waits (at most 60 s) until `stack` shows `reports` reports to the province and
+/// `scheduled` inspections; returns its figures.
+async fn wait_figures(stack: &OfficeStack, reports: u64, scheduled: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = summary(stack).await;
+        if let Some(s) = &s
+            && s["exchanges"]["to_province"] == reports
+            && s["inspections"]["scheduled"] == scheduled
+        {
+            return s.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: never {reports} reports and {scheduled} scheduled: {s:?}",
+            stack.url
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_office_cut_off_keeps_working_and_every_office_converges_after_restore() {
+    let units = ["long-xuyen", "chau-doc", "tan-chau"];
+    let mut running = start(&units).await;
+    let signer = coord_auth::TokenSigner::generate();
+    let mut stacks = Vec::new();
+    for site in running.sites() {
+        stacks.push(office_stack(site, &signer).await);
+    }
+    let (hub, cut, other) = (&stacks[0], &stacks[1], &stacks[2]);
+    schedule(hub, "an-phu").await;
+    for (stack, unit) in stacks[1..].iter().zip(units) {
+        report(stack, unit, "Báo cáo quý I").await;
+    }
+    for stack in &stacks {
+        wait_figures(stack, 3, 1).await;
+    }
+    converge(&running, 4, Duration::from_secs(60)).await;
+    wait_link(&hub.url, &hub.token, "long-xuyen", true).await;
+
+    // Cut Long Xuyên off: its server restarts without the leaf remote, same store.
+    let site = running.topology.offices[0].clone();
+    running.servers[1].stop();
+    running.servers[1] = ConfiguredNats::start(&site.isolated_config_file(), site.port);
+    report(cut, "long-xuyen", "Báo cáo quý II").await; // it keeps working
+    report(cut, "long-xuyen", "Báo cáo quý III").await;
+    report(other, "chau-doc", "Báo cáo quý II").await; // and so do the others
+    schedule(hub, "chau-phu").await;
+    wait_figures(cut, 5, 1).await; // it answers queries, with its own news only
+    wait_figures(other, 4, 2).await;
+    wait_figures(hub, 4, 2).await;
+    wait_link(&hub.url, &hub.token, "long-xuyen", false).await;
+    wait_link(&cut.url, &cut.token, "province", false).await;
+
+    // Restore the link.
+    running.servers[1].stop();
+    let restored = Instant::now();
+    running.servers[1] = ConfiguredNats::start(&site.config_file(), site.port);
+    let mut figures = Vec::new();
+    for stack in &stacks {
+        figures.push(wait_figures(stack, 6, 2).await);
+    }
+    let figures_took = restored.elapsed();
+    converge(&running, 8, Duration::from_secs(60)).await;
+    eprintln!(
+        "restored: every office's figures equal after {figures_took:?}, event ids after {:?}",
+        restored.elapsed()
+    );
+    assert!(figures.windows(2).all(|w| w[0] == w[1]), "{figures:?}");
+    wait_link(&hub.url, &hub.token, "long-xuyen", true).await;
+    wait_link(&cut.url, &cut.token, "province", true).await;
+}
