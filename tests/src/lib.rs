@@ -651,20 +651,6 @@ impl Stack {
     }
 }
 
-const UNITS: [&str; 11] = [
-    "long-xuyen",
-    "chau-doc",
-    "tan-chau",
-    "tinh-bien",
-    "an-phu",
-    "chau-phu",
-    "chau-thanh",
-    "cho-moi",
-    "phu-tan",
-    "thoai-son",
-    "tri-ton",
-];
-
 /// A valid `InspectionScheduled` on a new stream, for filling a log in bulk
 /// (unit `n` modulo the eleven An Giang units).
 pub fn inspection_scheduled(n: usize) -> (coord_log::StreamId, coord_log::NewEvent) {
@@ -673,7 +659,8 @@ pub fn inspection_scheduled(n: usize) -> (coord_log::StreamId, coord_log::NewEve
     use coord_domain::inspection::{
         Category, InspectionEvent, InspectionKind, InspectionScheduled,
     };
-    let unit = UNITS[n % UNITS.len()];
+    let units = &coord_domain::province::an_giang().units;
+    let unit = units[n % units.len()].id.as_str();
     let event = InspectionEvent::InspectionScheduled(InspectionScheduled {
         inspection_id: coord_domain::InspectionId::from_uuid(id),
         term: "2020-2025".parse().unwrap(),

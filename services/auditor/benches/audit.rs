@@ -26,22 +26,9 @@ use coord_log::{EventPosition, RecordedEvent};
 use serde_json::json;
 use uuid::Uuid;
 
-const UNITS: [&str; 11] = [
-    "long-xuyen",
-    "chau-doc",
-    "tan-chau",
-    "tinh-bien",
-    "an-phu",
-    "chau-phu",
-    "chau-thanh",
-    "cho-moi",
-    "phu-tan",
-    "thoai-son",
-    "tri-ton",
-];
-
 fn event(i: u64) -> RecordedEvent {
     let stream = i / 4;
+    let units = &coord_domain::province::an_giang().units;
     RecordedEvent {
         event_id: Uuid::from_u64_pair(0x0190_0000_0000_7000, i),
         stream_id: format!("inspection-{}", Uuid::from_u64_pair(7, stream))
@@ -58,7 +45,7 @@ fn event(i: u64) -> RecordedEvent {
         correlation_id: Uuid::from_u64_pair(9, stream),
         causation_id: Uuid::from_u64_pair(10, i),
         payload: json!({
-            "unit": UNITS[(stream % 11) as usize],
+            "unit": units[stream as usize % units.len()].id.as_str(),
             "term": "2020-2025",
             "decision_ref": format!("{i}-QĐ/ĐUCA"),
             "decided_on": "2023-05-06",

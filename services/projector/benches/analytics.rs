@@ -24,23 +24,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 const EVENTS: usize = 50_000;
-const UNITS: [&str; 11] = [
-    "long-xuyen",
-    "chau-doc",
-    "tan-chau",
-    "tinh-bien",
-    "an-phu",
-    "chau-phu",
-    "chau-thanh",
-    "cho-moi",
-    "phu-tan",
-    "thoai-son",
-    "tri-ton",
-];
-
 fn event(i: usize, start: NaiveDate, days: i64) -> RecordedEvent {
     let id = Uuid::now_v7();
-    let unit = UNITS[i % UNITS.len()];
+    let units = &coord_domain::province::an_giang().units;
+    let unit = units[i % units.len()].id.as_str();
     let date = start + Duration::days(i as i64 * days / EVENTS as i64);
     RecordedEvent {
         event_id: Uuid::now_v7(),

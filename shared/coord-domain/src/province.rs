@@ -266,6 +266,14 @@ impl Province {
 /// The An Giang reference data shipped with the repository, for tests and defaults.
 pub const AN_GIANG_TOML: &str = include_str!("../../../deploy/provinces/an-giang.toml");
 
+/// The embedded reference province, parsed once (tests, benchmarks and defaults).
+pub fn an_giang() -> &'static Province {
+    static AN_GIANG: std::sync::LazyLock<Province> = std::sync::LazyLock::new(|| {
+        Province::from_toml_str(AN_GIANG_TOML).expect("the embedded province file is valid")
+    });
+    &AN_GIANG
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,6 @@
 //! Given / when / then helpers for the aggregates' unit tests.
 
-use std::sync::LazyLock;
-
-use crate::{Aggregate, Context, Date, Province, References, Rulebook, province::AN_GIANG_TOML};
-
-pub(crate) static AN_GIANG: LazyLock<Province> =
-    LazyLock::new(|| Province::from_toml_str(AN_GIANG_TOML).unwrap());
+use crate::{Aggregate, Context, Date, References, Rulebook};
 
 pub(crate) fn d(s: &str) -> Date {
     s.parse().expect("test dates are ISO dates")
@@ -29,7 +24,7 @@ pub(crate) fn given_refs_when<A: Aggregate>(
     state.handle(
         &command,
         &Context {
-            province: &AN_GIANG,
+            province: crate::province::an_giang(),
             rules: Rulebook::standard(),
             references,
         },
