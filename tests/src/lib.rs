@@ -651,6 +651,20 @@ impl Stack {
     }
 }
 
+/// The log's head commit as the gateway reports it (`GET /v1/projector`): tests compare
+/// it before and after a refused request to show that nothing was appended.
+pub async fn log_head(http: &reqwest::Client, base: &str) -> u64 {
+    let p: serde_json::Value = http
+        .get(format!("{base}/v1/projector"))
+        .send()
+        .await
+        .expect("the gateway answers")
+        .json()
+        .await
+        .expect("a JSON projector status");
+    p["head"].as_u64().expect("the projector status has a head")
+}
+
 /// A valid `InspectionScheduled` on a new stream, for filling a log in bulk
 /// (unit `n` modulo the eleven An Giang units).
 pub fn inspection_scheduled(n: usize) -> (coord_log::StreamId, coord_log::NewEvent) {

@@ -44,16 +44,7 @@ impl Api {
     }
 
     async fn head(&self) -> u64 {
-        let p: Value = self
-            .http
-            .get(format!("{}/v1/projector", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        p["head"].as_u64().unwrap()
+        tests::log_head(&self.http, &self.base).await
     }
 
     /// POSTs a command that must be refused with `status` and `code`, appending nothing.

@@ -37,18 +37,6 @@ async fn expect_problem(r: reqwest::Response, status: StatusCode, code: &str) ->
     p
 }
 
-async fn head(http: &reqwest::Client, base: &str) -> u64 {
-    let p: Value = http
-        .get(format!("{base}/v1/projector"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    p["head"].as_u64().unwrap()
-}
-
 fn inspection(unit: &str) -> Value {
     json!({
         "term": "2020-2025", "unit": unit, "kind": "supervision", "category": "thematic",
@@ -137,7 +125,7 @@ async fn the_gateway_bounds_bodies_methods_waits_and_streams() {
     )
     .await;
     let id = first["aggregate_id"].as_str().unwrap().to_owned();
-    let h = head(&http, &base).await;
+    let h = tests::log_head(&http, &base).await;
 
     // A body over the limit: 413, a problem, nothing appended.
     let mut big = inspection("tri-ton");
@@ -151,7 +139,7 @@ async fn the_gateway_bounds_bodies_methods_waits_and_streams() {
     let p = expect_problem(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     assert!(p["detail"].as_str().unwrap().contains("2048"), "{p}");
     assert_eq!(
-        head(&http, &base).await,
+        tests::log_head(&http, &base).await,
         h,
         "a refused body appends nothing"
     );
@@ -539,7 +527,7 @@ async fn a_command_past_the_services_deadline_is_a_timeout_problem_and_appends_n
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
     let http = stack.http();
-    let h = head(&http, &base).await;
+    let h = tests::log_head(&http, &base).await;
     // An inspection service whose deadline has passed before the log can even answer.
     stack.process("inspection").terminate();
     let _inspection = stack.spawn("inspection", &[("COORD_REQUEST_DEADLINE_MS", "0")]);
@@ -552,5 +540,5 @@ async fn a_command_past_the_services_deadline_is_a_timeout_problem_and_appends_n
         .unwrap();
     let p = expect_problem(r, StatusCode::GATEWAY_TIMEOUT, "command_timeout").await;
     assert_eq!(p["kind"], "timeout");
-    assert_eq!(head(&http, &base).await, h, "nothing appended");
+    assert_eq!(tests::log_head(&http, &base).await, h, "nothing appended");
 }
