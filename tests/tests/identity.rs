@@ -117,6 +117,26 @@ async fn http_callers_act_only_as_their_token_says_and_refusals_append_nothing()
     )
     .await;
     assert_problem(&forged, StatusCode::UNAUTHORIZED, "invalid_token");
+    // The stack's own key, but expired a second ago: 401 token_expired.
+    let signer = coordctl::tokens::signer(&stack.credentials_dir()).unwrap();
+    let mut claims = coord_auth::TokenSigner::claims_now(
+        coord_domain::Office::Province,
+        "hết hạn",
+        Role::Operator,
+    );
+    claims.iat -= 3601;
+    let expired = signer
+        .sign(&claims.valid_for(Duration::from_secs(3600)))
+        .unwrap();
+    let late = post(
+        &base,
+        "/v1/inspections",
+        Some(&expired),
+        &[],
+        schedule("an-phu"),
+    )
+    .await;
+    assert_problem(&late, StatusCode::UNAUTHORIZED, "token_expired");
 
     // A district scheduling as the provincial standing committee: 403.
     let as_province = post(

@@ -1,7 +1,10 @@
 //! Bearer tokens on the operator's side: `coordctl token create`, the tokens the
 //! launcher writes for every office it runs (`<data-dir>/credentials/<office>.token`,
 //! owner-only), and which token a request uses: `--token`, else the file of the
-//! command's office, else the province's.
+//! command's office, else the province's. Every token made here expires: a person's
+//! after `--valid-for` (default 12 h), the launcher's office tokens after 30 days, and the
+//! launcher writes a new one on a start that finds its token expired or signed by
+//! another key.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,10 @@ use coord_domain::{Office, Province};
 
 /// The signing key's file in a credentials folder.
 pub const SIGNING_KEY_FILE: &str = "token-signing.nk";
+
+/// How long the launcher's office tokens are valid.
+pub const OFFICE_TOKEN_VALIDITY: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// `coordctl token …`.
 #[derive(Debug, clap::Subcommand)]
@@ -28,6 +35,9 @@ pub enum TokenCommand {
         /// `operator` (sends commands for its office) or `reader` (queries only).
         #[arg(long, default_value = "operator")]
         role: Role,
+        /// How long it is valid, e.g. `8h`, `30d`, `90min`.
+        #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+        valid_for: std::time::Duration,
         /// Also write it to this file (owner-only).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -71,11 +81,13 @@ pub fn run(command: TokenCommand, credentials: &Path) -> anyhow::Result<String> 
             office,
             actor,
             role,
+            valid_for,
             out,
         } => {
             let province = Province::from_toml_str(coord_domain::province::AN_GIANG_TOML)?;
             let office = office_of(&province, &office)?;
-            let token = signer.sign(&TokenSigner::claims_now(office, &actor, role))?;
+            let claims = TokenSigner::claims_now(office, &actor, role).valid_for(valid_for);
+            let token = signer.sign(&claims)?;
             if let Some(path) = out {
                 secret::write_private(&path, &token)?;
             }
@@ -98,24 +110,29 @@ fn office_actor(province: &Province, office: &Office) -> String {
     }
 }
 
-/// Writes an operator token for each of `offices` that has none yet, as
-/// `<credentials>/<slug>.token`.
+/// Writes an operator token for each of `offices` as `<credentials>/<slug>.token`,
+/// keeping one that still verifies and replacing one that has expired (or that another
+/// key signed).
 pub fn ensure_office_tokens(
     credentials: &Path,
     province: &Province,
     offices: &[Office],
 ) -> anyhow::Result<()> {
     let signer = signer(credentials)?;
+    let verifier = coord_auth::TokenVerifier::from_public_key(&signer.public_key())?;
     for office in offices {
         let path = credentials.join(format!("{}.token", office.slug()));
-        secret::read_or_create(&path, || {
-            let claims = TokenSigner::claims_now(
-                office.clone(),
-                &office_actor(province, office),
-                Role::Operator,
-            );
-            signer.sign(&claims).expect("the office actor is valid")
-        })?;
+        let current = std::fs::read_to_string(&path).ok();
+        if current.is_some_and(|t| verifier.verify(&t).is_ok()) {
+            continue;
+        }
+        let claims = TokenSigner::claims_now(
+            office.clone(),
+            &office_actor(province, office),
+            Role::Operator,
+        )
+        .valid_for(OFFICE_TOKEN_VALIDITY);
+        secret::write_private(&path, &signer.sign(&claims)?)?;
     }
     Ok(())
 }
@@ -212,6 +229,27 @@ mod tests {
                 .unwrap();
         let claims = verifier.verify(set.for_office(None).unwrap()).unwrap();
         assert_eq!(claims.office, Office::Province);
+        assert!(claims.exp.is_some(), "office tokens expire");
         assert!(office_of(&province, "district:nowhere").is_err());
+    }
+
+    #[test]
+    fn an_expired_office_token_is_replaced_on_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let province = Province::from_toml_str(coord_domain::province::AN_GIANG_TOML).unwrap();
+        let signer = signer(dir.path()).unwrap();
+        let mut stale = TokenSigner::claims_now(Office::Province, "cũ", Role::Operator);
+        stale.iat -= 7200;
+        let stale = signer
+            .sign(&stale.valid_for(std::time::Duration::from_secs(3600)))
+            .unwrap();
+        let path = dir.path().join("province.token");
+        secret::write_private(&path, &stale).unwrap();
+        ensure_office_tokens(dir.path(), &province, &[Office::Province]).unwrap();
+        let fresh = std::fs::read_to_string(&path).unwrap();
+        assert_ne!(fresh, stale);
+        let verifier = coord_auth::TokenVerifier::from_public_key(&signer.public_key()).unwrap();
+        assert!(verifier.verify(&stale).is_err());
+        assert_eq!(verifier.verify(&fresh).unwrap().office, Office::Province);
     }
 }

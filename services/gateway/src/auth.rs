@@ -56,6 +56,9 @@ pub async fn require_token(
             request.extensions_mut().insert(Caller(claims));
             next.run(request).await
         }
+        Err(e @ coord_auth::TokenError::Expired { .. }) => {
+            unauthorized("token_expired", e.to_string())
+        }
         Err(e) => unauthorized("invalid_token", e.to_string()),
     }
 }

@@ -1,6 +1,7 @@
 //! Bearer tokens: compact JWS (RFC 7515) with `alg: EdDSA` (RFC 8037), claims `office`,
-//! `sub` (the actor), `role` and `iat`. The signing key is an nkey seed (Ed25519);
-//! the verifying side needs only its public key.
+//! `sub` (the actor), `role`, `iat` and `exp` (RFC 7519; a token is refused from `exp`
+//! on). The signing key is an nkey seed (Ed25519); the verifying side needs only its
+//! public key.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -51,6 +52,24 @@ pub struct Claims {
     pub role: Role,
     /// Issued at (seconds since the Unix epoch).
     pub iat: i64,
+    /// Expires at (seconds since the Unix epoch); a token without it never expires
+    /// (only tokens made before expiry existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+}
+
+impl Claims {
+    /// The same claims, valid for `ttl` from their issue time.
+    pub fn valid_for(mut self, ttl: std::time::Duration) -> Self {
+        let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        self.exp = Some(self.iat.saturating_add(secs));
+        self
+    }
+
+    /// Has this token expired at `now` (seconds since the epoch)?
+    pub fn expired_at(&self, now: i64) -> bool {
+        self.exp.is_some_and(|exp| now >= exp)
+    }
 }
 
 /// Why a token was refused.
@@ -64,6 +83,8 @@ pub enum TokenError {
     BadSignature,
     #[error("the token's claims are not valid: {0}")]
     BadClaims(String),
+    #[error("the token expired at {expired_at} (seconds since the epoch); ask for a new one")]
+    Expired { expired_at: i64 },
     #[error("the actor must be 1 to 200 characters")]
     BadActor,
     #[error("not a usable key: {0}")]
@@ -133,6 +154,7 @@ impl TokenSigner {
             actor: actor.trim().to_owned(),
             role,
             iat: chrono::Utc::now().timestamp(),
+            exp: None,
         }
     }
 }
@@ -167,8 +189,13 @@ impl TokenVerifier {
             .map_err(|e| TokenError::BadKey(e.to_string()))
     }
 
-    /// The claims of a token this key signed.
+    /// The claims of a token this key signed that has not expired.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_at(token, chrono::Utc::now().timestamp())
+    }
+
+    /// [`TokenVerifier::verify`] at the time `now` (seconds since the epoch).
+    pub fn verify_at(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let mut parts = token.trim().split('.');
         let (Some(head), Some(body), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -189,7 +216,10 @@ impl TokenVerifier {
         let claims: Claims = serde_json::from_slice(&decode(body)?)
             .map_err(|e| TokenError::BadClaims(e.to_string()))?;
         check_actor(&claims.actor)?;
-        Ok(claims)
+        match claims.exp {
+            Some(expired_at) if claims.expired_at(now) => Err(TokenError::Expired { expired_at }),
+            _ => Ok(claims),
+        }
     }
 }
 
@@ -203,7 +233,36 @@ mod tests {
             actor: "văn thư tiếp nhận".into(),
             role: Role::Operator,
             iat: 1_700_000_000,
+            exp: None,
         }
+    }
+
+    #[test]
+    fn a_token_is_refused_from_its_expiry_on_and_its_expiry_is_signed() {
+        let signer = TokenSigner::generate();
+        let verifier = TokenVerifier::from_public_key(&signer.public_key()).unwrap();
+        let claims = claims().valid_for(std::time::Duration::from_secs(3600));
+        assert_eq!(claims.exp, Some(1_700_003_600));
+        let token = signer.sign(&claims).unwrap();
+        assert_eq!(verifier.verify_at(&token, 1_700_003_599).unwrap(), claims);
+        assert_eq!(
+            verifier.verify_at(&token, 1_700_003_600),
+            Err(TokenError::Expired {
+                expired_at: 1_700_003_600
+            })
+        );
+        // Stretching the expiry breaks the signature.
+        let parts: Vec<&str> = token.split('.').collect();
+        let longer = claims.valid_for(std::time::Duration::from_secs(7200));
+        let body = B64.encode(serde_json::to_vec(&longer).unwrap());
+        let forged = format!("{}.{body}.{}", parts[0], parts[2]);
+        assert_eq!(
+            verifier.verify_at(&forged, 1_700_003_600),
+            Err(TokenError::BadSignature)
+        );
+        // A token made before expiry existed has no `exp` and stays valid.
+        let old = signer.sign(&self::claims()).unwrap();
+        assert!(verifier.verify_at(&old, i64::MAX).is_ok());
     }
 
     #[test]
