@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note         TEXT NOT NULL,
     published_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cosigned (
+    size INTEGER PRIMARY KEY,
+    note TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS unreadable (
     commit_seq   INTEGER NOT NULL,
     commit_index INTEGER NOT NULL,
@@ -159,6 +163,27 @@ impl Store {
             params![size as i64, note, at],
         )?;
         Ok(())
+    }
+
+    /// Keeps the hub's cosigned note of the checkpoint of `size` leaves.
+    pub fn add_cosigned(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO cosigned VALUES (?1, ?2) ON CONFLICT (size) DO UPDATE SET note = ?2",
+            params![size as i64, note],
+        )?;
+        Ok(())
+    }
+
+    /// The hub's cosigned note of the checkpoint of `size` leaves, if it came.
+    pub fn cosigned(&self, size: u64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT note FROM cosigned WHERE size = ?1",
+                [size as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     pub fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {

@@ -54,6 +54,10 @@ pub struct JetStreamConfig {
     /// How long JetStream remembers message ids to drop retried publishes.
     pub duplicate_window: Duration,
     pub replicas: usize,
+    /// `subscribe` follows only this writer's subjects (`{prefix}.>`), not what other
+    /// offices' logs sourced into the stream: an office's auditor keeps the tree of
+    /// what that office wrote.
+    pub own_subjects_only: bool,
 }
 
 impl Default for JetStreamConfig {
@@ -63,6 +67,7 @@ impl Default for JetStreamConfig {
             subject_prefix: "coord.log".into(),
             duplicate_window: Duration::from_secs(3600),
             replicas: 1,
+            own_subjects_only: false,
         }
     }
 }
@@ -316,8 +321,13 @@ impl EventLog for JetStreamLog {
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
                 // The whole stream: besides this writer's subjects it may hold what
-                // other offices' logs sourced into it (multi-office topology).
-                filter_subject: String::new(),
+                // other offices' logs sourced into it (multi-office topology), unless
+                // only this writer's own subjects are wanted.
+                filter_subject: if self.config.own_subjects_only {
+                    format!("{}.>", self.config.subject_prefix)
+                } else {
+                    String::new()
+                },
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence },
                 ..Default::default()
             })
