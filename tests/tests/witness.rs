@@ -223,6 +223,19 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
     // The honest office goes on being cosigned.
     assert_cosigned(office(&status, CD), 10, &hub_key, cd);
 
+    // The witness's state is persisted: restarted, it still holds Long Xuyên at 8 and
+    // refuses the rewritten history it is sent again (an office re-sends its latest
+    // checkpoint every 2 s until cosigned); without it, it would cosign it afresh.
+    assert!(auditors[0].terminate(), "the hub's auditor stops cleanly");
+    auditors[0] = auditor(hub_site);
+    write(cd, 2).await;
+    wait_witness(&hub, "Châu Đốc cosigned after the restart", cosigned_at_least(CD, 12)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let status = wait_witness(&hub, "the restarted witness", |_| true).await;
+    assert_cosigned(office(&status, LX), 8, &hub_key, lx);
+    assert_cosigned(office(&status, CD), 12, &hub_key, cd);
+    assert!(!status.alarms.is_empty());
+
     // The same over HTTP at the province's gateway.
     let (_gateway, base, token) = hub_gateway(hub_site);
     let http: WitnessStatus = reqwest::Client::new()

@@ -517,3 +517,58 @@ pub fn read_watched(path: &Path) -> anyhow::Result<Vec<(String, Verifier)>> {
         .map_err(|e| anyhow::anyhow!("cannot read the witness keys {}: {e}", path.display()))?;
     Ok(coord_audit::cosign::parse_watched(&text)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(size: u64, root: u8) -> Checkpoint {
+        Checkpoint {
+            origin: "coord/x/district:a".into(),
+            size,
+            root: [root; 32],
+        }
+    }
+
+    #[test]
+    fn given_a_cosigned_checkpoint_when_the_store_is_reopened_then_it_is_the_last_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("witness.sqlite");
+        let store = WitnessStore::open(&path).unwrap();
+        store
+            .record_cosigned("district:a", &checkpoint(3, 1), "n3", "t1")
+            .unwrap();
+        store
+            .record_cosigned("district:a", &checkpoint(5, 2), "n5", "t2")
+            .unwrap();
+        drop(store);
+        let store = WitnessStore::open(&path).unwrap();
+        let (last, note, at) = store.last("coord/x/district:a").unwrap().unwrap();
+        assert_eq!((last, note.as_str(), at.as_str()), (checkpoint(5, 2), "n5", "t2"));
+        assert!(store.last("coord/x/district:b").unwrap().is_none());
+    }
+
+    #[test]
+    fn given_the_same_refused_note_sent_again_then_one_alarm_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = WitnessStore::open(&dir.path().join("w.sqlite")).unwrap();
+        let (old, new) = (checkpoint(8, 1), checkpoint(11, 9));
+        let refusal = |note: &'static str| Refusal {
+            office: "district:a",
+            origin: "coord/x/district:a",
+            old: Some(&old),
+            new: Some(&new),
+            reason: "rewritten".into(),
+            note,
+        };
+        store.record_alarm(&refusal("bad"), "t1").unwrap();
+        store.record_alarm(&refusal("bad"), "t2").unwrap();
+        store.record_alarm(&refusal("worse"), "t3").unwrap();
+        let alarms = store.alarms().unwrap();
+        assert_eq!(alarms.len(), 2);
+        assert_eq!(alarms[0].old_size, Some(8));
+        assert_eq!(alarms[0].new_size, Some(11));
+        assert_eq!(alarms[0].new_root.as_deref(), Some(b64(&[9; 32]).as_str()));
+        assert_eq!(alarms[1].note, "worse");
+    }
+}
