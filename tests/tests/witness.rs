@@ -229,7 +229,12 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
     assert!(auditors[0].terminate(), "the hub's auditor stops cleanly");
     auditors[0] = auditor(hub_site);
     write(cd, 2).await;
-    wait_witness(&hub, "Châu Đốc cosigned after the restart", cosigned_at_least(CD, 12)).await;
+    wait_witness(
+        &hub,
+        "Châu Đốc cosigned after the restart",
+        cosigned_at_least(CD, 12),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let status = wait_witness(&hub, "the restarted witness", |_| true).await;
     assert_cosigned(office(&status, LX), 8, &hub_key, lx);

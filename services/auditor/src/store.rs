@@ -301,6 +301,9 @@ fn insert_leaf(
     Ok(hash)
 }
 
+/// The role shown for an event whose envelope has none.
+const DEFAULT_ROLE: &str = "operator";
+
 fn uuid_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
     let text: String = r.get(i)?;
     text.parse().map_err(|e| {
@@ -310,10 +313,17 @@ fn uuid_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
 
 fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
     let data: Vec<u8> = r.get(15)?;
-    let payload = serde_json::from_slice::<serde_json::Value>(&data)
-        .ok()
-        .and_then(|mut v| v.get_mut("payload").map(serde_json::Value::take))
+    let mut envelope = serde_json::from_slice::<serde_json::Value>(&data).unwrap_or_default();
+    let payload = envelope
+        .get_mut("payload")
+        .map(serde_json::Value::take)
         .unwrap_or_default();
+    // Events recorded before roles were carry none: only operators send commands.
+    let role = envelope
+        .get("role")
+        .and_then(|r| r.as_str())
+        .unwrap_or(DEFAULT_ROLE)
+        .to_owned();
     Ok(AuditEvent {
         leaf_index: r.get::<_, i64>(0)? as u64,
         position: format!("{}:{}", r.get::<_, i64>(1)?, r.get::<_, i64>(2)?),
@@ -324,7 +334,7 @@ fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
         schema_version: r.get(7)?,
         office: r.get(8)?,
         actor: r.get(9)?,
-        role: None,
+        role: Some(role),
         unit: r.get(10)?,
         occurred_at: r.get(11)?,
         recorded_at: r.get(12)?,
@@ -341,6 +351,7 @@ mod tests {
 
     fn event(i: u64) -> RecordedEvent {
         RecordedEvent {
+            role: None,
             event_id: Uuid::from_u128(100 + u128::from(i)),
             stream_id: "inspection-abc".parse().unwrap(),
             stream_version: i + 1,

@@ -544,7 +544,10 @@ mod tests {
         drop(store);
         let store = WitnessStore::open(&path).unwrap();
         let (last, note, at) = store.last("coord/x/district:a").unwrap().unwrap();
-        assert_eq!((last, note.as_str(), at.as_str()), (checkpoint(5, 2), "n5", "t2"));
+        assert_eq!(
+            (last, note.as_str(), at.as_str()),
+            (checkpoint(5, 2), "n5", "t2")
+        );
         assert!(store.last("coord/x/district:b").unwrap().is_none());
     }
 

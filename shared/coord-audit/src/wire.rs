@@ -180,7 +180,8 @@ pub struct AuditEvent {
     pub schema_version: u32,
     pub office: String,
     pub actor: String,
-    /// The actor's role, when the envelope records one (not yet: always null).
+    /// The caller's role from its token (`operator`); events recorded before roles
+    /// were show `operator`, since only operators send commands.
     pub role: Option<String>,
     pub unit: Option<String>,
     pub occurred_at: String,
