@@ -256,6 +256,19 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
         .unwrap();
     assert_eq!(http.alarms, status.alarms);
     assert_eq!(office(&http, LX).size, Some(8));
+
+    // `coordctl audit witness`: a table with Vietnamese labels, failing on an alarm.
+    let out = std::process::Command::new(tests::workspace_bin("coordctl"))
+        .args(["--gateway", &base, "audit", "witness"])
+        .env("COORD_TOKEN", &token)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("CẢNH BÁO (alarms)"), "{text}");
+    assert!(text.contains("Đã đồng ký đến"), "{text}");
+    assert!(text.contains("8 · "), "{text}");
 }
 
 /// The province's gateway (as its own NATS user), ready, with a reader token.

@@ -139,8 +139,8 @@ impl WitnessStore {
     }
 
     /// Records a refusal, unless the office's last alarm is about the same note (an
-    /// office sends a checkpoint again until it is cosigned).
-    pub fn record_alarm(&self, r: &Refusal<'_>, at: &str) -> Result<(), StoreError> {
+    /// office sends a checkpoint again until it is cosigned); whether it recorded one.
+    pub fn record_alarm(&self, r: &Refusal<'_>, at: &str) -> Result<bool, StoreError> {
         let last: Option<String> = self
             .conn
             .query_row(
@@ -150,7 +150,7 @@ impl WitnessStore {
             )
             .optional()?;
         if last.as_deref() == Some(r.note) {
-            return Ok(());
+            return Ok(false);
         }
         self.conn.execute(
             "INSERT INTO alarms (office, origin, old_size, old_root, new_size, new_root, reason, note, at)
@@ -167,7 +167,7 @@ impl WitnessStore {
                 at
             ],
         )?;
-        Ok(())
+        Ok(true)
     }
 
     pub fn alarms(&self) -> Result<Vec<WitnessAlarm>, StoreError> {
@@ -381,21 +381,18 @@ impl HubWitness {
                     .await;
             }
             Err(reason) => {
-                tracing::error!(office = %watched.office, %reason, "witness alarm: checkpoint refused");
-                self.store
-                    .lock()
-                    .expect("witness store lock")
-                    .record_alarm(
-                        &Refusal {
-                            office: &watched.office,
-                            origin: &origin,
-                            old: last.as_ref(),
-                            new: new.as_ref(),
-                            reason,
-                            note,
-                        },
-                        &at,
-                    )?;
+                let refusal = Refusal {
+                    office: &watched.office,
+                    origin: &origin,
+                    old: last.as_ref(),
+                    new: new.as_ref(),
+                    reason,
+                    note,
+                };
+                let store = self.store.lock().expect("witness store lock");
+                if store.record_alarm(&refusal, &at)? {
+                    tracing::error!(office = %watched.office, reason = %refusal.reason, "witness alarm: checkpoint refused");
+                }
             }
         }
         Ok(())
