@@ -223,6 +223,27 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
     // The honest office goes on being cosigned.
     assert_cosigned(office(&status, CD), 10, &hub_key, cd);
 
+    // The office keeps only cosignatures that verify with the hub's key: one made with
+    // another key under the hub's name, sent on its subject, is ignored.
+    let latest: StoredCheckpoint = ask(&at_office, wire::subject(Some(LX), "checkpoint"))
+        .await
+        .unwrap();
+    assert_eq!(latest.size, 11);
+    let body = coord_audit::note::Note::parse(&latest.note).unwrap().text;
+    let impostor = Cosigner::from_seed(&hub_key.name, [7; 32]).unwrap();
+    let forged = format!("{}{}", latest.note, impostor.cosign(&body, 1_700_000_000));
+    let sender = client_as(lx, "auditor").await;
+    sender
+        .publish(wire::cosigned_subject(LX), forged.into())
+        .await
+        .unwrap();
+    sender.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after: StoredCheckpoint = ask(&at_office, wire::subject(Some(LX), "checkpoint"))
+        .await
+        .unwrap();
+    assert_eq!(after.note, latest.note, "a forged cosignature was kept");
+
     // The witness's state is persisted: restarted, it still holds Long Xuyên at 8 and
     // refuses the rewritten history it is sent again (an office re-sends its latest
     // checkpoint every 2 s until cosigned); without it, it would cosign it afresh.
