@@ -658,4 +658,70 @@ mod tests {
             assert!(get("COORD_NATS_CREDS").ends_with("auditor.nk"));
         }
     }
+
+    #[test]
+    fn given_init_then_the_hub_is_given_each_offices_key_and_each_office_the_hubs() {
+        let dir = tempfile::tempdir().unwrap();
+        let offices: Vec<Office> = ["long-xuyen", "chau-doc"]
+            .iter()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        let t = generate(dir.path(), &offices, &[4222, 4223, 4224], 7422).unwrap();
+        let watched = coord_audit::cosign::parse_watched(
+            &std::fs::read_to_string(t.hub.witnessed_keys_file()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(watched.len(), 2);
+        for (site, (office, key)) in t.offices.iter().zip(&watched) {
+            assert_eq!(office, &site.audit_office());
+            let own = std::fs::read_to_string(site.auditor_dir().join("office.key")).unwrap();
+            assert_eq!(Signer::from_key_text(&own).unwrap().verifier(), key);
+            assert_eq!(key.name, format!("coord/an-giang/{office}"));
+            let env = service_env(site, "auditor", 8081).unwrap();
+            let hub_key = Cosigner::from_key_text(
+                &std::fs::read_to_string(t.hub.auditor_dir().join("witness.key")).unwrap(),
+            )
+            .unwrap()
+            .verifier()
+            .to_string();
+            assert!(env.contains(&("COORD_WITNESS_VKEY", hub_key)));
+        }
+        let hub_env = service_env(&t.hub, "auditor", 8080).unwrap();
+        assert!(hub_env.iter().any(|(k, _)| *k == "COORD_WITNESS_KEYS"));
+        // Generated again, the keys stay.
+        let again = generate(dir.path(), &offices, &[4222, 4223, 4224], 7422).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(again.hub.witnessed_keys_file()).unwrap(),
+            coord_audit::cosign::format_watched(&watched)
+        );
+    }
+
+    #[test]
+    fn an_offices_leaf_user_carries_only_its_own_audit_subjects() {
+        let p = leaf_permissions("long-xuyen");
+        let list = |kind: &str| -> Vec<String> {
+            p[kind]["allow"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let audit = |l: Vec<String>| -> Vec<String> {
+            l.into_iter()
+                .filter(|s| s.starts_with("coord.audit"))
+                .collect()
+        };
+        assert_eq!(
+            audit(list("publish")),
+            ["coord.audit.district_long-xuyen.published"]
+        );
+        assert_eq!(
+            audit(list("subscribe")),
+            [
+                "coord.audit.district_long-xuyen.consistency",
+                "coord.audit.district_long-xuyen.cosigned"
+            ]
+        );
+    }
 }
