@@ -263,7 +263,7 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
     assert!(!status.alarms.is_empty());
 
     // The same over HTTP at the province's gateway.
-    let (_gateway, base, token) = hub_gateway(hub_site);
+    let (_gateway, base, token) = gateway(hub_site);
     let http: WitnessStatus = reqwest::Client::new()
         .get(format!("{base}/v1/audit/witness"))
         .bearer_auth(&token)
@@ -290,10 +290,31 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
     assert!(text.contains("CẢNH BÁO (alarms)"), "{text}");
     assert!(text.contains("Đã đồng ký đến"), "{text}");
     assert!(text.contains("8 · "), "{text}");
+
+    // At each office, `coordctl audit verify` checks the office's own log (its stream
+    // also holds what it sourced in, which is not in its tree): Châu Đốc's is intact,
+    // Long Xuyên's is broken from its re-signed checkpoint on.
+    for (site, intact) in [(cd, true), (lx, false)] {
+        let (_gateway, base, token) = gateway(site);
+        let out = std::process::Command::new(tests::workspace_bin("coordctl"))
+            .args(["--gateway", &base, "audit", "verify"])
+            .env("COORD_TOKEN", &token)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), intact, "{}: {text}", site.slug);
+        if !intact {
+            // The checkpoints signed before the rewrite still match the log; the one
+            // re-signed over the rewritten tree does not.
+            assert!(text.contains("BỊ PHÁ VỠ (broken)"), "{text}");
+            assert!(text.contains("(size 11) does not match the log"), "{text}");
+        }
+    }
 }
 
-/// The province's gateway (as its own NATS user), ready, with a reader token.
-fn hub_gateway(site: &Site) -> (ServiceProcess, String, String) {
+/// A site's gateway (as its own NATS user), listening, with a reader token.
+fn gateway(site: &Site) -> (ServiceProcess, String, String) {
     let signer = coord_auth::TokenSigner::generate();
     let token = signer
         .sign(&coord_auth::TokenSigner::claims_now(

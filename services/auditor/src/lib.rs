@@ -84,7 +84,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Au
     std::fs::create_dir_all(&config.data_dir)?;
     let signer = key::load_or_create(&config.data_dir.join("office.key"), &origin)?;
     let client = config.service.connect("coord-auditor").await?;
-    let log = own_log(&config.service, client.clone()).await?;
+    let log = config.service.open_own_log(client.clone()).await?;
     let store = Store::open(&config.data_dir.join("audit.sqlite"))?;
     let auditor = Auditor::new(
         config.office.clone(),
@@ -96,30 +96,6 @@ pub async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Au
         Some(client.clone()),
     )?;
     Ok((client, auditor))
-}
-
-/// The office's own log: on JetStream only its own subjects (what it wrote), not what
-/// other offices' logs sourced into its stream; each office's tree is its own history.
-async fn own_log(
-    service: &ServiceConfig,
-    client: async_nats::Client,
-) -> anyhow::Result<Arc<dyn coord_log::EventLog>> {
-    use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
-    Ok(match service.log_backend {
-        coord_service::config::LogBackend::Jetstream => Arc::new(
-            JetStreamLog::open(
-                client,
-                JetStreamConfig {
-                    stream_name: service.log_stream.clone(),
-                    subject_prefix: service.log_subject_prefix.clone(),
-                    own_subjects_only: true,
-                    ..JetStreamConfig::default()
-                },
-            )
-            .await?,
-        ),
-        _ => service.open_log(client).await?,
-    })
 }
 
 /// The hub's witness, when this auditor is given the offices' keys.

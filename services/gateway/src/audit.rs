@@ -2,7 +2,8 @@
 //! consistency proofs, the reviewer queries (answered by the office's auditor over
 //! NATS), and an NDJSON export that `coordctl audit verify` checks. The export's events
 //! are read from the log here, not from the auditor, so a verifier compares two
-//! independent sources: the log as stored and what the auditor signed.
+//! independent sources: the log as stored and what the auditor signed. Like the
+//! auditor's tree, the export covers this office's own subjects only.
 
 use std::time::Duration;
 
@@ -307,7 +308,7 @@ pub async fn export(
     let (key, checkpoints, leaves) = auditor_side(&s, p.office.as_deref()).await?;
     let office = key.office.clone();
     let head = s
-        .log
+        .audit_log
         .head()
         .await
         .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
@@ -325,7 +326,7 @@ pub async fn export(
         None => futures::stream::empty().boxed(),
         Some(head) => {
             let subscription = s
-                .log
+                .audit_log
                 .subscribe(None)
                 .await
                 .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
