@@ -381,3 +381,49 @@ async fn an_offices_credentials_cannot_publish_another_offices_checkpoint_into_t
         "another office's checkpoint subject got through: {forged:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_an_office_cut_off_from_the_hub_when_the_link_is_back_then_its_latest_checkpoint_is_cosigned()
+ {
+    let mut running = start(&["long-xuyen"]).await;
+    let (hub_site, lx) = (
+        running.topology.hub.clone(),
+        running.topology.offices[0].clone(),
+    );
+    let _auditors: Vec<ServiceProcess> = running.sites().into_iter().map(auditor).collect();
+    let hub = client_as(&hub_site, "gateway").await;
+    const LX: &str = "district:long-xuyen";
+    write(&lx, 3).await;
+    wait_witness(&hub, "Long Xuyên cosigned", cosigned_at_least(LX, 3)).await;
+
+    // Cut: the office's server without its leaf remote. It keeps writing and signing.
+    running.servers[1].stop();
+    running.servers[1] = tests::ConfiguredNats::start(&lx.isolated_config_file(), lx.port);
+    write(&lx, 4).await;
+    let at_office = client_as(&lx, "gateway").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ask::<StoredCheckpoint>(&at_office, wire::subject(Some(LX), "checkpoint"))
+        .await
+        .is_none_or(|c| c.size < 7)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cut office never signed 7 leaves"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = wait_witness(&hub, "the hub during the cut", |_| true).await;
+    assert_eq!(office(&status, LX).size, Some(3), "nothing crossed the cut");
+
+    // Restored: the office sends its latest checkpoint again until the hub cosigns it.
+    running.servers[1].stop();
+    running.servers[1] = tests::ConfiguredNats::start(&lx.config_file(), lx.port);
+    let status = wait_witness(
+        &hub,
+        "Long Xuyên cosigned after the cut",
+        cosigned_at_least(LX, 7),
+    )
+    .await;
+    assert_cosigned(office(&status, LX), 7, &hub_key(&running), &lx);
+    assert!(status.alarms.is_empty(), "{:#?}", status.alarms);
+}
