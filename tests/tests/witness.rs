@@ -311,6 +311,25 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
             assert!(text.contains("(size 11) does not match the log"), "{text}");
         }
     }
+
+    // An office cannot pass another office's checkpoint off as its own (nor frame it):
+    // Châu Đốc's valid note sent on Long Xuyên's subject is refused, under Long Xuyên.
+    let cd_note = office(&status, CD).cosigned.clone().unwrap();
+    let sender = client_as(lx, "auditor").await;
+    sender
+        .publish(wire::published_subject(LX), cd_note.into())
+        .await
+        .unwrap();
+    sender.flush().await.unwrap();
+    let status = wait_witness(&hub, "a second alarm", |s| s.alarms.len() == 2).await;
+    let alarm = &status.alarms[1];
+    assert_eq!(alarm.office, LX);
+    assert!(
+        alarm.reason.contains("not this office's"),
+        "{}",
+        alarm.reason
+    );
+    assert_cosigned(office(&status, CD), 12, &hub_key, cd);
 }
 
 /// A site's gateway (as its own NATS user), listening, with a reader token.

@@ -321,7 +321,6 @@ impl HubWitness {
             // The hub's own checkpoints, or an office this witness is not given.
             return Ok(());
         };
-        let origin = watched.key.name.clone();
         let new = Note::parse(note)
             .ok()
             .and_then(|n| Checkpoint::parse(&n.text).ok());
@@ -329,71 +328,98 @@ impl HubWitness {
             .witness
             .lock()
             .expect("witness lock")
-            .last(&origin)
+            .last(&watched.key.name)
             .cloned();
-        let proof = match (&last, &new) {
+        let Some(proof) = self.proof_for(watched, last.as_ref(), new.as_ref()).await else {
+            return Ok(());
+        };
+        match self.decide(watched, note, new.as_ref(), &proof) {
+            Ok((cp, cosigned)) => self.accept(watched, cp, cosigned).await,
+            Err(reason) => self.refuse(&Refusal {
+                office: &watched.office,
+                origin: &watched.key.name,
+                old: last.as_ref(),
+                new: new.as_ref(),
+                reason,
+                note,
+            }),
+        }
+    }
+
+    /// The consistency proof the check needs: from the last cosigned size to the new
+    /// one, asked of the office (empty when none is needed); `None` when the office
+    /// did not answer (the checkpoint waits for the next one: not an alarm).
+    async fn proof_for(
+        &self,
+        watched: &Watched,
+        last: Option<&Checkpoint>,
+        new: Option<&Checkpoint>,
+    ) -> Option<Vec<Hash>> {
+        match (last, new) {
             (Some(old), Some(new))
-                if old.size > 0 && new.size > old.size && new.origin == origin =>
+                if old.size > 0 && new.size > old.size && new.origin == watched.key.name =>
             {
                 match self.ask_proof(&watched.office, old.size, new.size).await {
-                    Ok(proof) => proof,
+                    Ok(proof) => Some(proof),
                     Err(e) => {
                         tracing::warn!(office = %watched.office, error = %e, "no consistency proof; the checkpoint waits for the next one");
-                        return Ok(());
+                        None
                     }
                 }
             }
-            _ => Vec::new(),
-        };
-        let decision = {
-            let witness = self.witness.lock().expect("witness lock");
-            let checked = match &new {
-                Some(cp) if cp.origin != origin => Err(format!(
-                    "the checkpoint names origin `{}`, not this office's `{origin}`",
-                    cp.origin
-                )),
-                _ => witness.check(note, &proof).map_err(|e| e.to_string()),
-            };
-            checked.map(|cp| {
-                let now = chrono::Utc::now().timestamp().max(0) as u64;
-                let cosigned = witness.cosign(note, &cp, now);
-                (cp, cosigned)
-            })
-        };
-        let at = now_text();
-        match decision {
-            Ok((cp, cosigned)) => {
-                self.store
-                    .lock()
-                    .expect("witness store lock")
-                    .record_cosigned(&watched.office, &cp, &cosigned, &at)?;
-                self.witness
-                    .lock()
-                    .expect("witness lock")
-                    .resume(cp.clone());
-                tracing::info!(office = %watched.office, size = cp.size, "cosigned");
-                let _ = self
-                    .client
-                    .publish(
-                        wire::cosigned_subject(&watched.office),
-                        cosigned.into_bytes().into(),
-                    )
-                    .await;
-            }
-            Err(reason) => {
-                let refusal = Refusal {
-                    office: &watched.office,
-                    origin: &origin,
-                    old: last.as_ref(),
-                    new: new.as_ref(),
-                    reason,
-                    note,
-                };
-                let store = self.store.lock().expect("witness store lock");
-                if store.record_alarm(&refusal, &at)? {
-                    tracing::error!(office = %watched.office, reason = %refusal.reason, "witness alarm: checkpoint refused");
-                }
-            }
+            _ => Some(Vec::new()),
+        }
+    }
+
+    /// Checks `note` (as `new`) from `watched`'s subject: its origin must be that
+    /// office's, then the witness's check; the cosigned note, or why not.
+    fn decide(
+        &self,
+        watched: &Watched,
+        note: &str,
+        new: Option<&Checkpoint>,
+        proof: &[Hash],
+    ) -> Result<(Checkpoint, String), String> {
+        let origin = &watched.key.name;
+        if let Some(cp) = new.filter(|cp| &cp.origin != origin) {
+            return Err(format!(
+                "the checkpoint names origin `{}`, not this office's `{origin}`",
+                cp.origin
+            ));
+        }
+        let witness = self.witness.lock().expect("witness lock");
+        let cp = witness.check(note, proof).map_err(|e| e.to_string())?;
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        let cosigned = witness.cosign(note, &cp, now);
+        Ok((cp, cosigned))
+    }
+
+    /// Stores the cosigned checkpoint, then moves the witness on and sends it back.
+    async fn accept(
+        &self,
+        watched: &Watched,
+        cp: Checkpoint,
+        cosigned: String,
+    ) -> anyhow::Result<()> {
+        self.store
+            .lock()
+            .expect("witness store lock")
+            .record_cosigned(&watched.office, &cp, &cosigned, &now_text())?;
+        tracing::info!(office = %watched.office, size = cp.size, "cosigned");
+        self.witness.lock().expect("witness lock").resume(cp);
+        let subject = wire::cosigned_subject(&watched.office);
+        let _ = self
+            .client
+            .publish(subject, cosigned.into_bytes().into())
+            .await;
+        Ok(())
+    }
+
+    /// Records an alarm; nothing is cosigned.
+    fn refuse(&self, refusal: &Refusal<'_>) -> anyhow::Result<()> {
+        let store = self.store.lock().expect("witness store lock");
+        if store.record_alarm(refusal, &now_text())? {
+            tracing::error!(office = %refusal.office, reason = %refusal.reason, "witness alarm: checkpoint refused");
         }
         Ok(())
     }
