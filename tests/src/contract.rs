@@ -21,6 +21,7 @@ pub fn event(ty: &str, n: u64) -> NewEvent {
         occurred_at: "2022-06-15".parse().unwrap(),
         payload: serde_json::json!({ "n": n }),
         metadata: Metadata {
+            role: None,
             office: "province".into(),
             actor: "contract-test".into(),
             correlation_id: Uuid::now_v7(),

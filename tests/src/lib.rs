@@ -483,6 +483,7 @@ pub async fn send_raw(
 /// A command request from the province office with a fresh command id.
 pub fn request(payload: serde_json::Value) -> coord_proto::CommandRequest {
     coord_proto::CommandRequest {
+        role: None,
         command_id: uuid::Uuid::now_v7(),
         correlation_id: None,
         office: "province".into(),
@@ -699,6 +700,7 @@ pub fn inspection_scheduled(n: usize) -> (coord_log::StreamId, coord_log::NewEve
         occurred_at: event.occurred_on(),
         payload,
         metadata: coord_log::Metadata {
+            role: None,
             office: "province".into(),
             actor: "load".into(),
             correlation_id: id,

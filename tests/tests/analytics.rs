@@ -258,6 +258,7 @@ async fn a_stored_version_1_event_is_upcast_by_the_projector_and_the_feed() {
                 occurred_at: "2021-03-01".parse().unwrap(),
                 payload: v1,
                 metadata: Metadata {
+                    role: None,
                     office: "province".into(),
                     actor: "legacy".into(),
                     correlation_id: uuid::Uuid::now_v7(),

@@ -370,6 +370,24 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
     assert_eq!(history.len(), expected);
     assert_eq!(history[0].event_type, "InspectionScheduled");
     assert_eq!(history[0].actor, "văn phòng Đảng ủy Công an tỉnh");
+    // The role comes from the caller's token and is part of the signed leaf.
+    assert!(
+        history
+            .iter()
+            .all(|e| e.role.as_deref() == Some("operator"))
+    );
+    let proof: Value = get(
+        &http,
+        &format!(
+            "{base}/v1/audit/proof/inclusion?event_id={}",
+            history[0].event_id
+        ),
+    )
+    .await;
+    let leaf: Value =
+        serde_json::from_slice(&coord_audit::unb64(proof["leaf_data"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(leaf["role"], "operator", "{leaf}");
     assert!(
         history
             .iter()

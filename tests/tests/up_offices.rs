@@ -2,7 +2,8 @@
 //! with its own nats-server, command services, projector and gateway, as processes.
 //! Each office sends its own commands through its own gateway with its own token; every
 //! office's read model ends with the same province figures and the same event ids; a
-//! district acting as the province is refused.
+//! district acting as the province is refused; the hub's witness cosigns every office's
+//! own log.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -149,6 +150,33 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     }
     assert_eq!(sets[0].len(), 4);
     assert!(sets.windows(2).all(|w| w[0] == w[1]), "{sets:?}");
+
+    // Each office's auditor signs its own log (one event each); the hub's witness
+    // cosigns it, with no alarm.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = reqwest::Client::new()
+            .get(format!("{}/v1/audit/witness", urls[0]))
+            .bearer_auth(token("province"))
+            .send()
+            .await
+            .unwrap();
+        let w: Value = if r.status().is_success() {
+            r.json().await.unwrap()
+        } else {
+            Value::Null
+        };
+        let offices = w["offices"].as_array().cloned().unwrap_or_default();
+        if offices.len() == 3 && offices.iter().all(|o| o["size"] == 1) {
+            assert_eq!(w["alarms"], json!([]), "{w}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the witness never cosigned every office: {w}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     let out = tokio::task::block_in_place(|| up.interrupt()).join("\n");
     assert!(

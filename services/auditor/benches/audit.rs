@@ -30,6 +30,7 @@ fn event(i: u64) -> RecordedEvent {
     let stream = i / 4;
     let units = &coord_domain::province::an_giang().units;
     RecordedEvent {
+        role: None,
         event_id: Uuid::from_u64_pair(0x0190_0000_0000_7000, i),
         stream_id: format!("inspection-{}", Uuid::from_u64_pair(7, stream))
             .parse()

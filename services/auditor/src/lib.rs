@@ -6,12 +6,15 @@
 //! - [`store`]: the SQLite schema and queries (no network I/O);
 //! - [`runner`]: catch-up-then-live consumption and checkpoint signing;
 //! - [`queries`]: the NATS request/reply API;
-//! - [`key`]: the office's signing key, created on first start.
+//! - [`key`]: the office's signing key, created on first start;
+//! - [`witness`]: the hub's witness over the offices' checkpoints, and the office side
+//!   that keeps the hub's cosignatures.
 
 pub mod key;
 pub mod queries;
 pub mod runner;
 pub mod store;
+pub mod witness;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -47,6 +50,14 @@ pub struct Config {
     /// Events applied per transaction at most.
     #[arg(long, env = "COORD_AUDIT_BATCH", default_value_t = 512)]
     pub batch_size: usize,
+    /// Hub only: the offices' verifier keys (`<office> <vkey>` per line, from `coordctl
+    /// offices init`); given, this auditor is the hub's witness over those offices.
+    #[arg(long, env = "COORD_WITNESS_KEYS")]
+    pub witness_keys: Option<PathBuf>,
+    /// Office only: the hub witness's cosignature verifier key; given, the office keeps
+    /// the hub's cosignatures of its checkpoints that verify with it.
+    #[arg(long, env = "COORD_WITNESS_VKEY")]
+    pub witness_vkey: Option<String>,
     /// Also answer for the default office (`coord.audit._.*`).
     #[arg(long, env = "COORD_AUDIT_DEFAULT", default_value_t = true, action = clap::ArgAction::Set)]
     pub default_office: bool,
@@ -69,11 +80,11 @@ pub async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Au
     let origin = config
         .origin
         .clone()
-        .unwrap_or_else(|| format!("coord/{}/{}", province.id, config.office));
+        .unwrap_or_else(|| coord_audit::wire::default_origin(&province.id, &config.office));
     std::fs::create_dir_all(&config.data_dir)?;
     let signer = key::load_or_create(&config.data_dir.join("office.key"), &origin)?;
     let client = config.service.connect("coord-auditor").await?;
-    let log = config.service.open_log(client.clone()).await?;
+    let log = config.service.open_own_log(client.clone()).await?;
     let store = Store::open(&config.data_dir.join("audit.sqlite"))?;
     let auditor = Auditor::new(
         config.office.clone(),
@@ -85,6 +96,28 @@ pub async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Au
         Some(client.clone()),
     )?;
     Ok((client, auditor))
+}
+
+/// The hub's witness, when this auditor is given the offices' keys.
+fn hub_witness(
+    config: &Config,
+    client: &async_nats::Client,
+) -> anyhow::Result<Option<Arc<witness::HubWitness>>> {
+    let Some(keys) = &config.witness_keys else {
+        return Ok(None);
+    };
+    let province = config.service.province()?;
+    let cosigner = key::load_or_create(
+        &config.data_dir.join("witness.key"),
+        &coord_audit::wire::default_witness_name(&province.id),
+    )?;
+    let store = witness::WitnessStore::open(&config.data_dir.join("witness.sqlite"))?;
+    Ok(Some(witness::HubWitness::new(
+        cosigner,
+        witness::read_watched(keys)?,
+        store,
+        client.clone(),
+    )?))
 }
 
 /// Runs the auditor until `shutdown` resolves.
@@ -100,6 +133,21 @@ pub async fn run(
             .clone()
             .run(Duration::from_millis(config.checkpoint_ms), stop_rx.clone()),
     );
+    let mut side_tasks = tokio::task::JoinSet::new();
+    if let Some(hub) = hub_witness(&config, &client)? {
+        side_tasks.spawn(hub.run(stop_rx.clone()));
+    }
+    if let Some(vkey) = &config.witness_vkey {
+        let hub = vkey
+            .parse()
+            .map_err(|e| anyhow::anyhow!("COORD_WITNESS_VKEY: {e}"))?;
+        side_tasks.spawn(witness::keep_cosignatures(
+            client.clone(),
+            auditor.clone(),
+            hub,
+            stop_rx.clone(),
+        ));
+    }
     let mut stop_queries = stop_rx.clone();
     let queries = tokio::spawn(queries::serve(
         client.clone(),
@@ -121,6 +169,11 @@ pub async fn run(
         let _ = following.await;
     }
     let _ = queries.await;
+    while let Some(r) = side_tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "witness task ended with an error");
+        }
+    }
     client.flush().await.ok();
     tracing::info!(leaves = auditor.leaf_count(), "auditor stopped");
     result

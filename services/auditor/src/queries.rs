@@ -164,13 +164,18 @@ pub async fn answer(a: &Arc<Auditor>, endpoint: &str, body: &[u8]) -> Vec<u8> {
         "checkpoint" => {
             on_state(a, |s| {
                 let cps = s.store.checkpoints().map_err(internal)?;
-                json(cps.into_iter().last().ok_or_else(|| {
+                let mut latest = cps.into_iter().last().ok_or_else(|| {
                     err(
                         ErrorKind::NotFound,
                         "no_checkpoint",
                         "no checkpoint signed yet",
                     )
-                }))
+                })?;
+                // With the hub's cosignature once it came (still the office's valid note).
+                if let Some(cosigned) = s.store.cosigned(latest.size).map_err(internal)? {
+                    latest.note = cosigned;
+                }
+                json(Ok(latest))
             })
             .await
         }

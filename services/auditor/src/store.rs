@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note         TEXT NOT NULL,
     published_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cosigned (
+    size INTEGER PRIMARY KEY,
+    note TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS unreadable (
     commit_seq   INTEGER NOT NULL,
     commit_index INTEGER NOT NULL,
@@ -159,6 +163,27 @@ impl Store {
             params![size as i64, note, at],
         )?;
         Ok(())
+    }
+
+    /// Keeps the hub's cosigned note of the checkpoint of `size` leaves.
+    pub fn add_cosigned(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO cosigned VALUES (?1, ?2) ON CONFLICT (size) DO UPDATE SET note = ?2",
+            params![size as i64, note],
+        )?;
+        Ok(())
+    }
+
+    /// The hub's cosigned note of the checkpoint of `size` leaves, if it came.
+    pub fn cosigned(&self, size: u64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT note FROM cosigned WHERE size = ?1",
+                [size as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     pub fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
@@ -276,6 +301,9 @@ fn insert_leaf(
     Ok(hash)
 }
 
+/// The role shown for an event whose envelope has none.
+const DEFAULT_ROLE: &str = "operator";
+
 fn uuid_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
     let text: String = r.get(i)?;
     text.parse().map_err(|e| {
@@ -285,10 +313,17 @@ fn uuid_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
 
 fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
     let data: Vec<u8> = r.get(15)?;
-    let payload = serde_json::from_slice::<serde_json::Value>(&data)
-        .ok()
-        .and_then(|mut v| v.get_mut("payload").map(serde_json::Value::take))
+    let mut envelope = serde_json::from_slice::<serde_json::Value>(&data).unwrap_or_default();
+    let payload = envelope
+        .get_mut("payload")
+        .map(serde_json::Value::take)
         .unwrap_or_default();
+    // Events recorded before roles were carry none: only operators send commands.
+    let role = envelope
+        .get("role")
+        .and_then(|r| r.as_str())
+        .unwrap_or(DEFAULT_ROLE)
+        .to_owned();
     Ok(AuditEvent {
         leaf_index: r.get::<_, i64>(0)? as u64,
         position: format!("{}:{}", r.get::<_, i64>(1)?, r.get::<_, i64>(2)?),
@@ -299,7 +334,7 @@ fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
         schema_version: r.get(7)?,
         office: r.get(8)?,
         actor: r.get(9)?,
-        role: None,
+        role: Some(role),
         unit: r.get(10)?,
         occurred_at: r.get(11)?,
         recorded_at: r.get(12)?,
@@ -316,6 +351,7 @@ mod tests {
 
     fn event(i: u64) -> RecordedEvent {
         RecordedEvent {
+            role: None,
             event_id: Uuid::from_u128(100 + u128::from(i)),
             stream_id: "inspection-abc".parse().unwrap(),
             stream_version: i + 1,

@@ -10,7 +10,7 @@ use comfy_table::{ContentArrangement, Table};
 use coord_audit::Verifier;
 use coord_audit::export::Export;
 use coord_audit::verify::{Report, verify_all};
-use coord_audit::wire::{AuditEvent, AuditPage, OfficeKey};
+use coord_audit::wire::{AuditEvent, AuditPage, OfficeKey, WitnessStatus};
 
 use crate::client::Client;
 use crate::print_json;
@@ -76,6 +76,9 @@ pub enum AuditCommand {
     },
     /// Everything one request caused, in order.
     Correlation { id: String },
+    /// The hub's witness: each office's last cosigned checkpoint, and every checkpoint
+    /// it refused (an error when there is any).
+    Witness,
 }
 
 fn office_query(office: &Option<String>) -> Vec<(&'static str, String)> {
@@ -218,6 +221,7 @@ pub fn events_table(events: &[AuditEvent]) -> String {
         "Luồng (stream) · phiên bản",
         "Văn phòng (office)",
         "Người thực hiện (actor)",
+        "Vai trò (role)",
         "Tương quan / Nguyên nhân (correlation / causation)",
     ]);
     for e in events {
@@ -229,10 +233,67 @@ pub fn events_table(events: &[AuditEvent]) -> String {
             format!("{} · v{}", e.stream_id, e.stream_version),
             e.office.clone(),
             e.actor.clone(),
+            e.role.clone().unwrap_or_default(),
             format!("{} / {}", e.correlation_id, e.causation_id),
         ]);
     }
     t.to_string()
+}
+
+fn condensed(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    t
+}
+
+/// The witness's state, for people.
+pub fn witness_tables(w: &WitnessStatus) -> String {
+    let mut offices = condensed(&[
+        "Văn phòng (office)",
+        "Đã đồng ký đến (cosigned up to leaf count)",
+        "Gốc (root)",
+        "Lúc (at)",
+    ]);
+    for o in &w.offices {
+        offices.add_row(vec![
+            o.office.clone(),
+            o.size
+                .map_or("chưa có (none yet)".into(), |s| s.to_string()),
+            o.root.clone().unwrap_or_default(),
+            o.cosigned_at.clone().unwrap_or_default(),
+        ]);
+    }
+    let mut out = format!("Nhân chứng (witness) {}\n{offices}\n", w.witness_key);
+    if w.alarms.is_empty() {
+        out.push_str("KHÔNG CÓ CẢNH BÁO (no alarms)");
+        return out;
+    }
+    let mut alarms = condensed(&[
+        "Cảnh báo (alarm)",
+        "Văn phòng (office)",
+        "Đã đồng ký (cosigned) cũ",
+        "Điểm kiểm bị từ chối (refused) mới",
+        "Lý do (reason)",
+        "Lúc (at)",
+    ]);
+    let sized = |size: Option<u64>, root: &Option<String>| match size {
+        Some(s) => format!("{s} · {}", root.as_deref().unwrap_or("")),
+        None => "—".into(),
+    };
+    for a in &w.alarms {
+        alarms.add_row(vec![
+            a.id.to_string(),
+            a.office.clone(),
+            sized(a.old_size, &a.old_root),
+            sized(a.new_size, &a.new_root),
+            a.reason.clone(),
+            a.at.clone(),
+        ]);
+    }
+    out.push_str(&format!("CẢNH BÁO (alarms):\n{alarms}"));
+    out
 }
 
 /// Runs one `coordctl audit` command.
@@ -281,6 +342,20 @@ pub async fn run(client: &Client, command: AuditCommand, json: bool) -> anyhow::
                 .get_json(&format!("/v1/audit/streams/{stream}"), &[])
                 .await?;
             show(&events, json);
+            Ok(())
+        }
+        AuditCommand::Witness => {
+            let status: WitnessStatus = client.get_json("/v1/audit/witness", &[]).await?;
+            if json {
+                print_json(&status);
+            } else {
+                println!("{}", witness_tables(&status));
+            }
+            anyhow::ensure!(
+                status.alarms.is_empty(),
+                "the witness refused {} checkpoint(s)",
+                status.alarms.len()
+            );
             Ok(())
         }
         AuditCommand::Correlation { id } => {

@@ -19,6 +19,15 @@
 //!   control, replies): it cannot publish on the province's or another office's
 //!   subjects, nor reach the hub's stream API.
 //!
+//! - The transparency log across offices (issue 7): every site's auditor keeps the
+//!   tree of its own office's subjects. `init` creates each auditor's signing key and
+//!   the hub witness's cosigner key beforehand, gives the hub the offices' verifier
+//!   keys (`province/auditor/witnessed.keys`) and each office the hub's
+//!   (`<office>/auditor/witness.vkey`). An office's leaf user may also publish its
+//!   own checkpoints (`coord.audit.<office>.published`) and answer the witness's
+//!   consistency-proof requests and receive its cosignatures (`coord.audit.<office>.
+//!   {consistency,cosigned}`), for its own office only.
+//!
 //! Everything is written under one folder, owner-only, never committed.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +36,9 @@ use async_nats::jetstream::consumer::{AckPolicy, push};
 use async_nats::jetstream::stream::{
     self, External, Source, StreamConsumerSource, SubjectTransform,
 };
+use coord_audit::Signer;
+use coord_audit::cosign::Cosigner;
+use coord_audit::wire;
 use coord_auth::nats::{LogSubjects, NatsCredentials};
 use coord_auth::secret;
 use coord_domain::Office;
@@ -56,11 +68,7 @@ impl Site {
     }
     /// The office whose log this site's auditor keeps (`province`, `district:<unit>`).
     pub fn audit_office(&self) -> String {
-        if self.is_hub() {
-            "province".into()
-        } else {
-            format!("district:{}", self.slug)
-        }
+        audit_office(&self.slug, self.is_hub())
     }
     /// Where its nats-server configuration is.
     pub fn config_file(&self) -> PathBuf {
@@ -84,6 +92,27 @@ impl Site {
     }
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+    /// Its auditor's data folder (signing key, tree, checkpoints).
+    pub fn auditor_dir(&self) -> PathBuf {
+        self.dir.join("auditor")
+    }
+    /// Hub: the offices' verifier keys its witness is given.
+    pub fn witnessed_keys_file(&self) -> PathBuf {
+        self.auditor_dir().join("witnessed.keys")
+    }
+    /// Office: the hub witness's cosignature verifier key.
+    pub fn witness_vkey_file(&self) -> PathBuf {
+        self.auditor_dir().join("witness.vkey")
+    }
+}
+
+/// The office a site's auditor keeps the log of (`province`, `district:<unit>`).
+fn audit_office(slug: &str, hub: bool) -> String {
+    if hub {
+        "province".into()
+    } else {
+        format!("district:{slug}")
     }
 }
 
@@ -127,15 +156,19 @@ fn from_hub(slug: &str) -> String {
 /// office into the hub, subscribe = from the hub down to the office).
 fn leaf_permissions(slug: &str) -> Value {
     let to_office = to_office(slug);
+    let office = audit_office(slug, false);
     json!({
         "publish": { "allow": [
             format!("{}.>", to_hub(slug)),
+            wire::published_subject(&office),
             format!("$JS.hub.API.CONSUMER.INFO.{STREAM}.{to_office}"),
             format!("$JS.hub.API.CONSUMER.RESET.{STREAM}.{to_office}"),
             "$JS.FC.>", "_INBOX.>", "$JSC.>"
         ]},
         "subscribe": { "allow": [
             format!("{}.>", from_hub(slug)),
+            wire::subject(Some(&office), "consistency"),
+            wire::cosigned_subject(&office),
             format!("$JS.{slug}.API.CONSUMER.INFO.{STREAM}.{TO_HUB}"),
             format!("$JS.{slug}.API.CONSUMER.RESET.{STREAM}.{TO_HUB}"),
             "$JS.FC.>", "_INBOX.>", "$JSC.>"
@@ -162,10 +195,23 @@ fn server_config(site: &Site, users: Vec<Value>, leafnodes: Value) -> Value {
     })
 }
 
-/// Writes configurations and credentials for the hub (client port `ports[0]`) and
-/// `offices` (`ports[1..]`), the hub's leaf port `leaf_port`, under `dir`. Existing
-/// credentials are kept.
+/// [`generate_for`] the embedded province (An Giang).
 pub fn generate(
+    dir: &Path,
+    offices: &[Office],
+    ports: &[u16],
+    leaf_port: u16,
+) -> anyhow::Result<Topology> {
+    let province = coord_domain::Province::from_toml_str(coord_domain::province::AN_GIANG_TOML)?;
+    generate_for(&province.id, dir, offices, ports, leaf_port)
+}
+
+/// Writes configurations and credentials for the hub (client port `ports[0]`) and
+/// `offices` (`ports[1..]`), the hub's leaf port `leaf_port`, under `dir`, and the
+/// audit keys of province `province` ([`write_audit_keys`]). Existing credentials and
+/// keys are kept.
+pub fn generate_for(
+    province: &str,
     dir: &Path,
     offices: &[Office],
     ports: &[u16],
@@ -198,7 +244,50 @@ pub fn generate(
     for office in &topology.offices {
         write_office(&topology, office)?;
     }
+    write_audit_keys(&topology, province)?;
     Ok(topology)
+}
+
+/// 32 random bytes for a key seed.
+fn random_seed() -> [u8; 32] {
+    let hex = secret::random_secret();
+    std::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex digits"))
+}
+
+/// Creates (or keeps) every site's auditor signing key, the hub witness's cosigner
+/// key, and writes what each side must be given: the hub the offices' verifier keys,
+/// each office the hub's cosignature key. The witness is given keys, never learns them
+/// from the offices (trust on first use would let a history rewritten before the hub
+/// first saw it pass).
+pub fn write_audit_keys(t: &Topology, province: &str) -> anyhow::Result<()> {
+    let mut watched = Vec::new();
+    for site in t.sites() {
+        let origin = wire::default_origin(province, &site.audit_office());
+        let text = secret::read_or_create(&site.auditor_dir().join("office.key"), || {
+            Signer::from_seed(&origin, random_seed())
+                .expect("origins are valid key names")
+                .to_key_text()
+        })?;
+        let signer = Signer::from_key_text(&text)?;
+        if !site.is_hub() {
+            watched.push((site.audit_office(), signer.verifier().clone()));
+        }
+    }
+    let name = wire::default_witness_name(province);
+    let text = secret::read_or_create(&t.hub.auditor_dir().join("witness.key"), || {
+        Cosigner::from_seed(&name, random_seed())
+            .expect("the witness name is a valid key name")
+            .to_key_text()
+    })?;
+    let hub_key = Cosigner::from_key_text(&text)?.verifier().to_string();
+    secret::write_private(
+        &t.hub.witnessed_keys_file(),
+        &coord_audit::cosign::format_watched(&watched),
+    )?;
+    for office in &t.offices {
+        secret::write_private(&office.witness_vkey_file(), &hub_key)?;
+    }
+    Ok(())
 }
 
 fn write_hub(t: &Topology) -> anyhow::Result<()> {
@@ -396,7 +485,7 @@ impl OfficesArgs {
         let ports: Vec<u16> = (0..=offices.len())
             .map(|i| u16::try_from(i).map(|i| self.base_port + i))
             .collect::<Result<_, _>>()?;
-        generate(&self.out, &offices, &ports, self.leaf_port)
+        generate_for(&province.id, &self.out, &offices, &ports, self.leaf_port)
     }
 }
 
@@ -407,7 +496,7 @@ pub fn service_env(
     gateway_port: u16,
 ) -> anyhow::Result<Vec<(&'static str, String)>> {
     let creds = site.credentials()?;
-    Ok(vec![
+    let mut env = vec![
         ("COORD_NATS_URL", site.url()),
         (
             "COORD_NATS_CREDS",
@@ -425,7 +514,16 @@ pub fn service_env(
             site.dir.join("auditor").display().to_string(),
         ),
         ("COORD_AUDIT_OFFICE", site.audit_office()),
-    ])
+    ];
+    if name == "auditor" {
+        if site.is_hub() {
+            let keys = site.witnessed_keys_file().display().to_string();
+            env.push(("COORD_WITNESS_KEYS", keys));
+        } else if let Ok(vkey) = std::fs::read_to_string(site.witness_vkey_file()) {
+            env.push(("COORD_WITNESS_VKEY", vkey.trim().to_owned()));
+        }
+    }
+    Ok(env)
 }
 
 /// Runs `coordctl offices …`; returns what to print.
@@ -559,5 +657,71 @@ mod tests {
             );
             assert!(get("COORD_NATS_CREDS").ends_with("auditor.nk"));
         }
+    }
+
+    #[test]
+    fn given_init_then_the_hub_is_given_each_offices_key_and_each_office_the_hubs() {
+        let dir = tempfile::tempdir().unwrap();
+        let offices: Vec<Office> = ["long-xuyen", "chau-doc"]
+            .iter()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        let t = generate(dir.path(), &offices, &[4222, 4223, 4224], 7422).unwrap();
+        let watched = coord_audit::cosign::parse_watched(
+            &std::fs::read_to_string(t.hub.witnessed_keys_file()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(watched.len(), 2);
+        for (site, (office, key)) in t.offices.iter().zip(&watched) {
+            assert_eq!(office, &site.audit_office());
+            let own = std::fs::read_to_string(site.auditor_dir().join("office.key")).unwrap();
+            assert_eq!(Signer::from_key_text(&own).unwrap().verifier(), key);
+            assert_eq!(key.name, format!("coord/an-giang/{office}"));
+            let env = service_env(site, "auditor", 8081).unwrap();
+            let hub_key = Cosigner::from_key_text(
+                &std::fs::read_to_string(t.hub.auditor_dir().join("witness.key")).unwrap(),
+            )
+            .unwrap()
+            .verifier()
+            .to_string();
+            assert!(env.contains(&("COORD_WITNESS_VKEY", hub_key)));
+        }
+        let hub_env = service_env(&t.hub, "auditor", 8080).unwrap();
+        assert!(hub_env.iter().any(|(k, _)| *k == "COORD_WITNESS_KEYS"));
+        // Generated again, the keys stay.
+        let again = generate(dir.path(), &offices, &[4222, 4223, 4224], 7422).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(again.hub.witnessed_keys_file()).unwrap(),
+            coord_audit::cosign::format_watched(&watched)
+        );
+    }
+
+    #[test]
+    fn an_offices_leaf_user_carries_only_its_own_audit_subjects() {
+        let p = leaf_permissions("long-xuyen");
+        let list = |kind: &str| -> Vec<String> {
+            p[kind]["allow"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let audit = |l: Vec<String>| -> Vec<String> {
+            l.into_iter()
+                .filter(|s| s.starts_with("coord.audit"))
+                .collect()
+        };
+        assert_eq!(
+            audit(list("publish")),
+            ["coord.audit.district_long-xuyen.published"]
+        );
+        assert_eq!(
+            audit(list("subscribe")),
+            [
+                "coord.audit.district_long-xuyen.consistency",
+                "coord.audit.district_long-xuyen.cosigned"
+            ]
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! consistency proofs, the reviewer queries (answered by the office's auditor over
 //! NATS), and an NDJSON export that `coordctl audit verify` checks. The export's events
 //! are read from the log here, not from the auditor, so a verifier compares two
-//! independent sources: the log as stored and what the auditor signed.
+//! independent sources: the log as stored and what the auditor signed. Like the
+//! auditor's tree, the export covers this office's own subjects only.
 
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ use axum::routing::get;
 use coord_audit::export::{Entry, Line, entry_line, leaves_lines};
 use coord_audit::wire::{
     self, AuditEvent, AuditPage, AuditRequest, ConsistencyProofBody, EventFilter,
-    InclusionProofBody, LeavesBody, OfficeKey, StoredCheckpoint,
+    InclusionProofBody, LeavesBody, OfficeKey, StoredCheckpoint, WitnessAlarm, WitnessStatus,
+    WitnessedOffice,
 };
 use coord_audit::{Hash, unb64};
 use coord_proto::read::QueryReply;
@@ -44,6 +46,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/v1/audit/events", get(events))
         .route("/v1/audit/correlations/{id}", get(correlation))
         .route("/v1/audit/export", get(export))
+        .route("/v1/audit/witness", get(witness))
 }
 
 /// Which office's log (default: the gateway's own office).
@@ -305,7 +308,7 @@ pub async fn export(
     let (key, checkpoints, leaves) = auditor_side(&s, p.office.as_deref()).await?;
     let office = key.office.clone();
     let head = s
-        .log
+        .audit_log
         .head()
         .await
         .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
@@ -323,7 +326,7 @@ pub async fn export(
         None => futures::stream::empty().boxed(),
         Some(head) => {
             let subscription = s
-                .log
+                .audit_log
                 .subscribe(None)
                 .await
                 .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
@@ -363,6 +366,19 @@ pub async fn export(
         .into_response())
 }
 
+/// The hub's witness: per office the last checkpoint it cosigned (the office's note
+/// with the witness's cosignature), and every checkpoint it refused, with why. Served
+/// where the hub's auditor is reachable (the province's gateway).
+#[utoipa::path(get, path = "/v1/audit/witness", tag = "audit",
+    responses((status = 200, body = WitnessStatus), (status = 503, body = Problem)))]
+pub async fn witness(State(s): State<AppState>) -> Result<Json<WitnessStatus>, Problem> {
+    let subject = wire::WITNESS_SUBJECT.to_owned();
+    match ask::<_, QueryReply<WitnessStatus>>(&s.nats, subject, &(), s.request_timeout).await? {
+        QueryReply::Ok(v) => Ok(Json(v)),
+        QueryReply::Error(e) => Err(e.into()),
+    }
+}
+
 /// The audit routes' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -375,7 +391,8 @@ pub async fn export(
         stream,
         events,
         correlation,
-        export
+        export,
+        witness
     ),
     components(schemas(
         OfficeKey,
@@ -383,7 +400,10 @@ pub async fn export(
         InclusionProofBody,
         ConsistencyProofBody,
         AuditEvent,
-        AuditPage
+        AuditPage,
+        WitnessStatus,
+        WitnessedOffice,
+        WitnessAlarm
     ))
 )]
 pub struct AuditApi;

@@ -138,6 +138,7 @@ pub async fn handle(
         correlation_id: None,
         office: caller.0.office.to_string(),
         actor: caller.0.actor.clone(),
+        role: Some(caller.0.role.to_string()),
         expected_version: expected_version(&headers)?,
         payload,
     };

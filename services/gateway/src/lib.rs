@@ -81,6 +81,9 @@ pub struct Cli {
 pub struct AppState {
     pub nats: async_nats::Client,
     pub log: Arc<dyn EventLog>,
+    /// This office's own subjects of the log: what its auditor's tree covers, read by
+    /// the audit export.
+    pub audit_log: Arc<dyn EventLog>,
     /// The log as the `importer` NATS user, if configured (see [`Config::import_nats_creds`]).
     pub import_log: Option<Arc<dyn EventLog>>,
     pub province: Arc<Province>,
@@ -160,6 +163,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         .map_err(|e| anyhow::anyhow!("--token-public-key: {e}"))?;
     let nats = config.service.connect("coord-gateway").await?;
     let log = config.service.open_log(nats.clone()).await?;
+    let audit_log = config.service.open_own_log(nats.clone()).await?;
     let import_log = match &config.import_nats_creds {
         Some(creds) => {
             let client = coord_service::server::connect(
@@ -175,6 +179,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
     Ok(AppState {
         nats,
         log,
+        audit_log,
         import_log,
         province,
         request_timeout: Duration::from_millis(config.request_timeout_ms),

@@ -30,6 +30,7 @@ fn event(i: usize, start: NaiveDate, days: i64) -> RecordedEvent {
     let unit = units[i % units.len()].id.as_str();
     let date = start + Duration::days(i as i64 * days / EVENTS as i64);
     RecordedEvent {
+        role: None,
         event_id: Uuid::now_v7(),
         stream_id: format!("inspection-{id}").parse().unwrap(),
         stream_version: 1,

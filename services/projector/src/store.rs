@@ -1226,6 +1226,7 @@ mod tests {
         });
         let (event_type, payload) = event.encode();
         Item::Event(RecordedEvent {
+            role: None,
             event_id: Uuid::now_v7(),
             stream_id: StreamId::new("inspection", id).unwrap(),
             stream_version: 1,

@@ -60,6 +60,7 @@ async fn schedule(log: &dyn EventLog, n: usize) -> Uuid {
         occurred_at: event.occurred_on(),
         payload,
         metadata: Metadata {
+            role: None,
             office: "province".into(),
             actor: "test".into(),
             correlation_id: id,

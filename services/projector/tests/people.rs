@@ -22,6 +22,7 @@ fn province() -> Province {
 
 async fn send(h: &CommandHandler<DisciplineCase>, endpoint: &str, payload: serde_json::Value) {
     let request = CommandRequest {
+        role: None,
         command_id: Uuid::now_v7(),
         correlation_id: None,
         office: "province".into(),

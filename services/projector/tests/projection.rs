@@ -42,6 +42,7 @@ async fn load_scenario(log: &InMemoryLog) {
         let cmd: ScriptedCommand = serde_json::from_str(line).unwrap();
         let route = coord_proto::route(&cmd.command).unwrap();
         let request = CommandRequest {
+            role: None,
             command_id: cmd.command_id,
             correlation_id: None,
             office: cmd.office,
@@ -167,6 +168,7 @@ fn raw_event(event_type: &str, schema_version: u32, payload: serde_json::Value) 
         occurred_at: "2023-01-01".parse().unwrap(),
         payload,
         metadata: Metadata {
+            role: None,
             office: "province".into(),
             actor: "someone".into(),
             correlation_id: Uuid::now_v7(),

@@ -20,6 +20,7 @@ const ID: &str = "0190a000-0000-7000-8000-00000000a001";
 
 fn request(payload: serde_json::Value) -> CommandRequest {
     CommandRequest {
+        role: None,
         command_id: Uuid::now_v7(),
         correlation_id: None,
         office: "province".into(),

@@ -42,6 +42,36 @@ impl Cosigner {
         })
     }
 
+    /// The cosigner key text, `PRIVATE+KEY+name+id+base64(0x04 ‖ seed)` (as a note
+    /// signer key, with the cosignature type byte).
+    pub fn to_key_text(&self) -> String {
+        let mut seed = vec![COSIGNATURE_V1];
+        seed.extend_from_slice(&self.key.to_bytes());
+        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.id, b64(&seed))
+    }
+
+    /// Reads a cosigner key text.
+    pub fn from_key_text(text: &str) -> Result<Self, NoteError> {
+        let rest = text
+            .trim()
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| NoteError::BadKey("a cosigner key starts with PRIVATE+KEY+".into()))?;
+        let parts = KeyParts::parse(rest)?;
+        if parts.alg != COSIGNATURE_V1 {
+            return Err(NoteError::BadKey(format!(
+                "`{}` is not a cosigner key",
+                parts.name
+            )));
+        }
+        let cosigner = Self::from_seed(&parts.name, parts.material)?;
+        parts.check_id(cosigner.id)?;
+        Ok(cosigner)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn verifier(&self) -> CosignatureVerifier {
         CosignatureVerifier {
             name: self.name.clone(),
@@ -176,6 +206,24 @@ impl Witness {
         );
     }
 
+    /// Resumes from a persisted state: `checkpoint` is the last one cosigned for its
+    /// origin (which must be watched; otherwise nothing changes).
+    pub fn resume(&mut self, checkpoint: Checkpoint) {
+        if let Some(w) = self.logs.get_mut(&checkpoint.origin) {
+            w.last = Some(checkpoint);
+        }
+    }
+
+    /// The origins watched, in order.
+    pub fn origins(&self) -> impl Iterator<Item = &str> {
+        self.logs.keys().map(String::as_str)
+    }
+
+    /// The cosigner's public key.
+    pub fn verifier(&self) -> CosignatureVerifier {
+        self.cosigner.verifier()
+    }
+
     /// The last checkpoint cosigned for `origin`.
     pub fn last(&self, origin: &str) -> Option<&Checkpoint> {
         self.logs.get(origin).and_then(|w| w.last.as_ref())
@@ -185,10 +233,21 @@ impl Witness {
     /// `proof`, the consistency proof from that size) and returns the note with the
     /// witness's cosignature added. Nothing changes on refusal.
     pub fn add(&mut self, note: &str, proof: &[Hash], now: u64) -> Result<String, WitnessError> {
+        let checkpoint = self.check(note, proof)?;
+        let cosigned = self.cosign(note, &checkpoint, now);
+        self.resume(checkpoint);
+        Ok(cosigned)
+    }
+
+    /// Checks, without changing anything, that `note` is its office's valid signed
+    /// checkpoint and extends the last one cosigned (`proof`: the consistency proof
+    /// from that size). A caller that persists the outcome calls [`Witness::cosign`],
+    /// stores it, then [`Witness::resume`].
+    pub fn check(&self, note: &str, proof: &[Hash]) -> Result<Checkpoint, WitnessError> {
         let origin = Checkpoint::origin_of(note).unwrap_or_default().to_owned();
         let watched = self
             .logs
-            .get_mut(&origin)
+            .get(&origin)
             .ok_or_else(|| WitnessError::UnknownLog(origin.clone()))?;
         let new = Checkpoint::open(note, &origin, std::slice::from_ref(&watched.verifier))?;
         if let Some(old) = &watched.last {
@@ -210,9 +269,12 @@ impl Witness {
                 )?;
             }
         }
-        let line = self.cosigner.cosign(&new.to_text(), now);
-        watched.last = Some(new);
-        Ok(format!("{note}{line}"))
+        Ok(new)
+    }
+
+    /// `note` (already checked into `checkpoint`) with the witness's cosignature line.
+    pub fn cosign(&self, note: &str, checkpoint: &Checkpoint, now: u64) -> String {
+        format!("{note}{}", self.cosigner.cosign(&checkpoint.to_text(), now))
     }
 }
 
@@ -221,5 +283,27 @@ pub fn decode_hashes(hashes: &[String]) -> Option<Vec<Hash>> {
     hashes
         .iter()
         .map(|h| unb64(h).ok().and_then(|b| b.try_into().ok()))
+        .collect()
+}
+
+/// The file the hub's witness is given (one line per office: `<office> <vkey>`), as
+/// `coordctl offices init` writes it from each office's generated key. A witness does
+/// not learn keys from the offices themselves (trust on first use would let an office
+/// that rewrote its history before the hub first saw it go unnoticed).
+pub fn format_watched(offices: &[(String, Verifier)]) -> String {
+    offices.iter().map(|(o, v)| format!("{o} {v}\n")).collect()
+}
+
+/// Reads a [`format_watched`] file; blank lines and `#` comments are skipped.
+pub fn parse_watched(text: &str) -> Result<Vec<(String, Verifier)>, NoteError> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let (office, key) = line.split_once(' ').ok_or_else(|| {
+                NoteError::BadKey(format!("`{line}` is not `<office> <verifier key>`"))
+            })?;
+            Ok((office.to_owned(), key.trim().parse()?))
+        })
         .collect()
 }

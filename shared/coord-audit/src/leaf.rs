@@ -32,6 +32,7 @@ mod tests {
 
     pub(crate) fn event() -> RecordedEvent {
         RecordedEvent {
+            role: None,
             event_id: Uuid::from_u128(7),
             stream_id: "inspection-abc".parse().unwrap(),
             stream_version: 1,
@@ -70,5 +71,23 @@ mod tests {
         assert_eq!(leaf_hash_of(&event()), leaf_hash_of(&moved));
         moved.payload["z"] = json!(2);
         assert_ne!(leaf_hash_of(&event()), leaf_hash_of(&moved));
+    }
+
+    #[test]
+    fn given_an_event_stored_before_roles_then_its_leaf_is_unchanged_and_a_role_is_a_leaf_field() {
+        let old = leaf_data(&event());
+        // Read back from the bytes an older writer stored (no `role`), it hashes the same.
+        let stored: RecordedEvent = serde_json::from_slice(&old).unwrap();
+        assert_eq!(stored.role, None);
+        assert_eq!(leaf_data(&stored), old);
+        let mut with_role = event();
+        with_role.role = Some("operator".into());
+        let text = String::from_utf8(leaf_data(&with_role)).unwrap();
+        assert!(
+            text.contains(
+                r#""recorded_at":"2024-01-02T03:04:05Z","role":"operator","schema_version":1"#
+            ),
+            "{text}"
+        );
     }
 }

@@ -34,6 +34,30 @@ pub fn subject(office: Option<&str>, endpoint: &str) -> String {
     format!("coord.audit.{token}.{endpoint}")
 }
 
+/// The hub witness's status query (answered by the hub's auditor).
+pub const WITNESS_SUBJECT: &str = "coord.audit.witness";
+
+/// Where office `office`'s auditor publishes each checkpoint it signs (the hub's
+/// witness listens; an office's leaf user may publish only its own).
+pub fn published_subject(office: &str) -> String {
+    subject(Some(office), "published")
+}
+
+/// Where the hub's witness sends office `office` its cosigned checkpoints.
+pub fn cosigned_subject(office: &str) -> String {
+    subject(Some(office), "cosigned")
+}
+
+/// The default origin (and key name) of office `office`'s log in province `province`.
+pub fn default_origin(province: &str, office: &str) -> String {
+    format!("coord/{province}/{office}")
+}
+
+/// The default name of the hub witness's cosigner key in province `province`.
+pub fn default_witness_name(province: &str) -> String {
+    format!("coord/{province}/witness")
+}
+
 /// The endpoints every auditor serves.
 pub const ENDPOINTS: [&str; 9] = [
     "key",
@@ -156,7 +180,8 @@ pub struct AuditEvent {
     pub schema_version: u32,
     pub office: String,
     pub actor: String,
-    /// The actor's role, when the envelope records one (not yet: always null).
+    /// The caller's role from its token (`operator`); events recorded before roles
+    /// were show `operator`, since only operators send commands.
     pub role: Option<String>,
     pub unit: Option<String>,
     pub occurred_at: String,
@@ -174,4 +199,51 @@ pub struct AuditPage {
     pub events: Vec<AuditEvent>,
     /// Pass as `cursor` for the next page; absent on the last.
     pub next_cursor: Option<u64>,
+}
+
+/// `GET /v1/audit/witness`: what the hub's witness holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WitnessStatus {
+    /// The witness's cosignature verifier key (C2SP `tlog-cosignature`).
+    pub witness_key: String,
+    pub offices: Vec<WitnessedOffice>,
+    /// Every refused checkpoint, oldest first.
+    pub alarms: Vec<WitnessAlarm>,
+}
+
+/// One watched office log and the last checkpoint the witness cosigned for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WitnessedOffice {
+    pub office: String,
+    pub origin: String,
+    /// The office's note verifier key the witness was given.
+    pub key: String,
+    /// Size and root (base64) of the last cosigned checkpoint; absent before the first.
+    pub size: Option<u64>,
+    pub root: Option<String>,
+    /// The office's note with the witness's cosignature.
+    pub cosigned: Option<String>,
+    pub cosigned_at: Option<String>,
+}
+
+/// A checkpoint the witness refused to cosign, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WitnessAlarm {
+    pub id: u64,
+    /// The office whose subject carried the checkpoint.
+    pub office: String,
+    pub origin: String,
+    /// The last cosigned size and root, if any.
+    pub old_size: Option<u64>,
+    pub old_root: Option<String>,
+    /// The refused checkpoint's size and root, when it could be read.
+    pub new_size: Option<u64>,
+    pub new_root: Option<String>,
+    pub reason: String,
+    /// The refused note as received.
+    pub note: String,
+    pub at: String,
 }

@@ -15,6 +15,7 @@ const ORIGIN: &str = "coord/an-giang/province";
 fn event(i: u64) -> RecordedEvent {
     let stream = i % 4;
     RecordedEvent {
+        role: None,
         event_id: Uuid::from_u128(1000 + i as u128),
         stream_id: format!("inspection-s{stream}").parse().unwrap(),
         stream_version: i / 4 + 1,

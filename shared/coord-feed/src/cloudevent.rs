@@ -12,8 +12,8 @@
 //! Extension attributes (lowercase alphanumeric, as CloudEvents requires):
 //! `position` the log position `commit:index` (resume after it with `after=<commit>`);
 //! `streamversion` the event's version in its stream (1 for the first); `occurredon`
-//! the business date (ISO 8601); `correlationid`, `causationid` (the command id) and
-//! `actor`.
+//! the business date (ISO 8601); `correlationid`, `causationid` (the command id),
+//! `actor` and `role` (absent on events recorded before roles were).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use coord_domain::DecodeError;
@@ -46,6 +46,9 @@ pub struct CloudEvent {
     pub correlationid: String,
     pub causationid: String,
     pub actor: String,
+    /// The caller's role; absent on events recorded before roles were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// Why an event could not become a CloudEvent, or a CloudEvent an event.
@@ -102,6 +105,7 @@ impl CloudEvent {
             correlationid: event.correlation_id.to_string(),
             causationid: event.causation_id.to_string(),
             actor: event.actor.clone(),
+            role: event.role.clone(),
         })
     }
 
@@ -142,6 +146,7 @@ impl CloudEvent {
                     actor: self.actor.clone(),
                     correlation_id: uuid("correlationid", &self.correlationid)?,
                     causation_id: uuid("causationid", &self.causationid)?,
+                    role: self.role.clone(),
                 },
             },
         })

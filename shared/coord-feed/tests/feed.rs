@@ -76,6 +76,7 @@ fn every_published_version_is_still_served() {
 
 fn stored_v1_exchange() -> RecordedEvent {
     RecordedEvent {
+        role: None,
         event_id: Uuid::now_v7(),
         stream_id: "exchange-0190a000-0000-7000-8000-0000000000e1"
             .parse()

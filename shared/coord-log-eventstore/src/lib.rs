@@ -43,6 +43,8 @@ pub struct EnvelopeMetadata {
     pub correlation_id: Uuid,
     #[serde(rename = "$causationId")]
     pub causation_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// Expected version (events in the stream) → expected revision (last event's number).
@@ -100,6 +102,7 @@ pub fn encode(event: &NewEvent) -> Result<EncodedEvent, LogError> {
         actor: event.metadata.actor.clone(),
         correlation_id: event.metadata.correlation_id,
         causation_id: event.metadata.causation_id,
+        role: event.metadata.role.clone(),
     };
     let invalid =
         |e: serde_json::Error| LogError::InvalidInput(format!("event does not serialize: {e}"));
@@ -157,6 +160,7 @@ pub fn from_recorded(e: &eventstore::RecordedEvent) -> Result<RecordedEvent, Log
         actor: meta.actor,
         correlation_id: meta.correlation_id,
         causation_id: meta.causation_id,
+        role: meta.role,
         payload,
         position: Some(position),
     })
@@ -336,6 +340,7 @@ mod tests {
             occurred_at: "2022-07-01".parse().unwrap(),
             payload: serde_json::json!({"inspection_id": "x", "started_on": "2022-07-01"}),
             metadata: coord_log::Metadata {
+                role: None,
                 office: "district:chau-doc".into(),
                 actor: "văn thư".into(),
                 correlation_id: Uuid::now_v7(),
@@ -434,6 +439,7 @@ mod tests {
         };
         let back = from_recorded(&stored(&encoded, 2, position)).unwrap();
         let expected = RecordedEvent {
+            role: None,
             event_id: new.event_id,
             stream_id: "inspection-0190a000-0000-7000-8000-000000000001"
                 .parse()

@@ -132,6 +132,11 @@ pub struct Metadata {
     pub correlation_id: Uuid,
     /// The id of the command that produced the event.
     pub causation_id: Uuid,
+    /// The role of the caller's token (`operator`); absent on events recorded before
+    /// roles were: omitted when absent, so their stored bytes (and audit leaves) stay
+    /// as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// An event about to be appended.
@@ -164,6 +169,9 @@ pub struct RecordedEvent {
     pub actor: String,
     pub correlation_id: Uuid,
     pub causation_id: Uuid,
+    /// The caller's role (see [`Metadata::role`]); absent on older events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     pub payload: Value,
     /// Not part of the stored envelope: the log assigns it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +227,7 @@ impl RecordedEvent {
             actor: event.metadata.actor,
             correlation_id: event.metadata.correlation_id,
             causation_id: event.metadata.causation_id,
+            role: event.metadata.role,
             payload: event.payload,
             position: None,
         }

@@ -54,6 +54,10 @@ pub struct JetStreamConfig {
     /// How long JetStream remembers message ids to drop retried publishes.
     pub duplicate_window: Duration,
     pub replicas: usize,
+    /// `subscribe` and `head` see only this writer's subjects (`{prefix}.>`), not what
+    /// other offices' logs sourced into the stream: an office's auditor keeps the tree
+    /// of what that office wrote, and its audit export is the same log.
+    pub own_subjects_only: bool,
 }
 
 impl Default for JetStreamConfig {
@@ -63,6 +67,7 @@ impl Default for JetStreamConfig {
             subject_prefix: "coord.log".into(),
             duplicate_window: Duration::from_secs(3600),
             replicas: 1,
+            own_subjects_only: false,
         }
     }
 }
@@ -316,8 +321,13 @@ impl EventLog for JetStreamLog {
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
                 // The whole stream: besides this writer's subjects it may hold what
-                // other offices' logs sourced into it (multi-office topology).
-                filter_subject: String::new(),
+                // other offices' logs sourced into it (multi-office topology), unless
+                // only this writer's own subjects are wanted.
+                filter_subject: if self.config.own_subjects_only {
+                    format!("{}.>", self.config.subject_prefix)
+                } else {
+                    String::new()
+                },
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence },
                 ..Default::default()
             })
@@ -364,20 +374,32 @@ impl EventLog for JetStreamLog {
     }
 
     async fn head(&self) -> Result<Option<EventPosition>, LogError> {
+        let unavailable = |e| LogError::unavailable("cannot read the log head", e);
         let mut stream = self.stream.clone();
-        let info = stream
-            .info()
-            .await
-            .map_err(|e| LogError::unavailable("cannot read the log head", e))?;
-        let last = info.state.last_sequence;
-        if last == 0 {
-            return Ok(None);
-        }
-        let msg = self
-            .stream
-            .get_raw_message(last)
-            .await
-            .map_err(|e| LogError::unavailable("cannot read the log head", e))?;
+        let info = stream.info().await.map_err(unavailable)?;
+        let sourced = info.config.sources.as_ref().is_some_and(|s| !s.is_empty());
+        let msg = if self.config.own_subjects_only && sourced {
+            // The last commit on this writer's own subjects (a wildcard last-by-subject;
+            // only a multi-office stream, nats-server 2.14+, sources others in).
+            let own = format!("{}.>", self.config.subject_prefix);
+            match self.stream.get_last_raw_message_by_subject(&own).await {
+                Ok(msg) => msg,
+                Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(LogError::unavailable("cannot read the log head", e)),
+            }
+        } else {
+            let last = info.state.last_sequence;
+            if last == 0 {
+                return Ok(None);
+            }
+            self.stream
+                .get_raw_message(last)
+                .await
+                .map_err(|e| LogError::unavailable("cannot read the log head", e))?
+        };
+        let last = msg.sequence;
         let count: u64 = msg
             .headers
             .get(COUNT_HEADER)

@@ -49,6 +49,10 @@ pub struct CommandRequest {
     pub office: String,
     /// The person or system issuing it.
     pub actor: String,
+    /// The role of the caller's token, recorded on the events; absent from older
+    /// senders, taken as `operator` (only operators may send commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     /// If set, the command applies only if the aggregate is at this version; otherwise
     /// the service decides against the latest state (and retries a lost race itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -139,4 +139,28 @@ impl ServiceConfig {
             )?),
         })
     }
+
+    /// Opens the log of this office's own subjects only (on JetStream; another backend
+    /// holds one office's log anyway): what its transparency log covers, not what
+    /// other offices' logs sourced into its stream.
+    pub async fn open_own_log(
+        &self,
+        client: async_nats::Client,
+    ) -> Result<Arc<dyn EventLog>, coord_log::LogError> {
+        Ok(match self.log_backend {
+            LogBackend::Jetstream => Arc::new(
+                JetStreamLog::open(
+                    client,
+                    JetStreamConfig {
+                        stream_name: self.log_stream.clone(),
+                        subject_prefix: self.log_subject_prefix.clone(),
+                        own_subjects_only: true,
+                        ..JetStreamConfig::default()
+                    },
+                )
+                .await?,
+            ),
+            LogBackend::Eventstore => self.open_log(client).await?,
+        })
+    }
 }

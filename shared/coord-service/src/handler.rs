@@ -332,6 +332,7 @@ fn to_new_events<A: Aggregate>(
         actor: request.actor.trim().to_owned(),
         correlation_id: request.correlation_id.unwrap_or(request.command_id),
         causation_id: request.command_id,
+        role: Some(request.role.clone().unwrap_or_else(|| "operator".into())),
     };
     events
         .iter()
@@ -427,6 +428,7 @@ mod tests {
 
     fn schedule(command_id: Uuid) -> CommandRequest {
         CommandRequest {
+            role: None,
             command_id,
             correlation_id: None,
             office: "province".into(),

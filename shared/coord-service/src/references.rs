@@ -64,6 +64,7 @@ mod tests {
 
     fn request(payload: Value) -> CommandRequest {
         CommandRequest {
+            role: None,
             command_id: Uuid::now_v7(),
             correlation_id: None,
             office: "province".into(),

@@ -1,0 +1,448 @@
+//! The hub's witness across offices, over NATS (issue 7), with real nats-server
+//! processes (a hub and two offices as leaf nodes, as `coordctl offices init` writes
+//! them) and the auditors as processes: each office's auditor keeps the tree of its own
+//! subjects and publishes its signed checkpoints; the hub's auditor cosigns each one
+//! that a consistency proof joins to the last it cosigned. An office that rewrites one
+//! old event and re-signs with its own key is refused, with an alarm naming it, while
+//! the other office keeps being cosigned. An office's NATS credentials cannot publish
+//! another office's checkpoint subject into the hub.
+
+use std::time::{Duration, Instant};
+
+use coord_audit::cosign::{CosignatureVerifier, Cosigner};
+use coord_audit::wire::{self, StoredCheckpoint, WitnessStatus, WitnessedOffice};
+use coord_audit::{Checkpoint, Signer};
+use coord_proto::read::QueryReply;
+use coordctl::offices::{self, Site};
+use futures::StreamExt;
+use tests::offices::{Running, start, write};
+use tests::{ServiceProcess, free_port};
+
+/// The auditor of `site`, as `coordctl up --offices` starts it, signing every 200 ms.
+fn auditor(site: &Site) -> ServiceProcess {
+    let mut env = offices::service_env(site, "auditor", 0).unwrap();
+    env.push(("COORD_AUDIT_CHECKPOINT_MS", "200".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    ServiceProcess::start("auditor", &[], &env)
+}
+
+/// A client of `site` as its process `name`'s own NATS user.
+async fn client_as(site: &Site, name: &str) -> async_nats::Client {
+    let seed = std::fs::read_to_string(site.credentials().unwrap().seed_file(name)).unwrap();
+    async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+        .connect(site.url())
+        .await
+        .unwrap()
+}
+
+async fn ask<T: serde::de::DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: String,
+) -> Option<T> {
+    let answer = tokio::time::timeout(Duration::from_secs(2), client.request(subject, "{}".into()))
+        .await
+        .ok()?
+        .ok()?;
+    match serde_json::from_slice(&answer.payload).ok()? {
+        QueryReply::Ok(v) => Some(v),
+        QueryReply::Error(_) => None,
+    }
+}
+
+/// Polls the hub's witness (at most 60 s) until `done` holds; returns that status.
+async fn wait_witness(
+    hub: &async_nats::Client,
+    what: &str,
+    done: impl Fn(&WitnessStatus) -> bool,
+) -> WitnessStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = None;
+    loop {
+        if let Some(status) = ask::<WitnessStatus>(hub, wire::WITNESS_SUBJECT.into()).await {
+            if done(&status) {
+                return status;
+            }
+            last = Some(status);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the witness never showed {what}: {last:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn office<'a>(status: &'a WitnessStatus, id: &str) -> &'a WitnessedOffice {
+    status.offices.iter().find(|o| o.office == id).unwrap()
+}
+
+fn cosigned_at_least(id: &'static str, size: u64) -> impl Fn(&WitnessStatus) -> bool {
+    move |s| office(s, id).size.is_some_and(|n| n >= size)
+}
+
+/// The hub witness's key, from the file `coordctl offices init` wrote at the hub.
+fn hub_key(running: &Running) -> CosignatureVerifier {
+    let text =
+        std::fs::read_to_string(running.topology.hub.auditor_dir().join("witness.key")).unwrap();
+    Cosigner::from_key_text(&text).unwrap().verifier()
+}
+
+/// The office's own verifier key, from its generated signing key.
+fn office_key(site: &Site) -> coord_audit::Verifier {
+    let text = std::fs::read_to_string(site.auditor_dir().join("office.key")).unwrap();
+    Signer::from_key_text(&text).unwrap().verifier().clone()
+}
+
+/// Checks the witnessed office's cosigned note: both signatures verify, at `size`.
+fn assert_cosigned(o: &WitnessedOffice, size: u64, hub: &CosignatureVerifier, site: &Site) {
+    assert_eq!(
+        o.size,
+        Some(size),
+        "{}: only its own subjects are its tree",
+        o.office
+    );
+    let note = o.cosigned.as_deref().unwrap();
+    hub.verify(note).expect("the hub's cosignature verifies");
+    let cp = Checkpoint::open(note, &o.origin, &[office_key(site)]).unwrap();
+    assert_eq!(cp.size, size);
+}
+
+/// What a dishonest operator with the office's key and store can do: stop its
+/// auditor, change one old event's payload in its store (leaf data and hash), and
+/// start it again, so that it signs, with the same key, a history that was rewritten.
+fn rewrite_old_event(site: &Site, leaf_index: i64) {
+    let db = rusqlite::Connection::open(site.auditor_dir().join("audit.sqlite")).unwrap();
+    let data: Vec<u8> = db
+        .query_row(
+            "SELECT leaf_data FROM leaves WHERE leaf_index = ?1",
+            [leaf_index],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut event: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    event["payload"]["decision_ref"] = "rewritten-QĐ".into();
+    let data = serde_json::to_vec(&event).unwrap();
+    let hash = coord_audit::tree::leaf_hash(&data);
+    let changed = db
+        .execute(
+            "UPDATE leaves SET leaf_data = ?1, hash = ?2 WHERE leaf_index = ?3",
+            rusqlite::params![data, hash.as_slice(), leaf_index],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_hub_witness_refuses_it()
+ {
+    let running = start(&["long-xuyen", "chau-doc"]).await;
+    let (hub_site, lx, cd) = (
+        &running.topology.hub,
+        &running.topology.offices[0],
+        &running.topology.offices[1],
+    );
+    let mut auditors: Vec<ServiceProcess> = running.sites().into_iter().map(auditor).collect();
+    let hub = client_as(hub_site, "gateway").await;
+    let hub_key = hub_key(&running);
+    const LX: &str = "district:long-xuyen";
+    const CD: &str = "district:chau-doc";
+
+    // Round 1 and 2: honest writes at both offices (and the province's own).
+    write(hub_site, 2).await;
+    write(lx, 5).await;
+    write(cd, 4).await;
+    let status = wait_witness(&hub, "both offices cosigned", |s| {
+        cosigned_at_least(LX, 5)(s) && cosigned_at_least(CD, 4)(s)
+    })
+    .await;
+    assert_eq!(status.witness_key, hub_key.to_string());
+    assert_cosigned(office(&status, LX), 5, &hub_key, lx);
+    assert_cosigned(office(&status, CD), 4, &hub_key, cd);
+    write(lx, 3).await;
+    write(cd, 3).await;
+    let status = wait_witness(&hub, "round 2 cosigned", |s| {
+        cosigned_at_least(LX, 8)(s) && cosigned_at_least(CD, 7)(s)
+    })
+    .await;
+    assert_cosigned(office(&status, LX), 8, &hub_key, lx);
+    assert_cosigned(office(&status, CD), 7, &hub_key, cd);
+    assert!(status.alarms.is_empty(), "{:#?}", status.alarms);
+
+    // The office serves its checkpoint with the hub's cosignature, which it checked.
+    let at_office = client_as(lx, "gateway").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let cp: Option<StoredCheckpoint> =
+            ask(&at_office, wire::subject(Some(LX), "checkpoint")).await;
+        if let Some(cp) = cp.filter(|c| c.size == 8 && hub_key.verify(&c.note).is_ok()) {
+            Checkpoint::open(&cp.note, &office(&status, LX).origin, &[office_key(lx)]).unwrap();
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the office never kept its cosigned checkpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Long Xuyên's operator rewrites its event at leaf 1 and re-signs with its own key.
+    assert!(
+        auditors[1].terminate(),
+        "the office's auditor stops cleanly"
+    );
+    rewrite_old_event(lx, 1);
+    auditors[1] = auditor(lx);
+    write(lx, 3).await;
+    write(cd, 3).await;
+    let status = wait_witness(
+        &hub,
+        "an alarm for Long Xuyên and Châu Đốc cosigned",
+        |s| !s.alarms.is_empty() && cosigned_at_least(CD, 10)(s),
+    )
+    .await;
+
+    // Refused: nothing cosigned past 8 for Long Xuyên, and the alarm says why.
+    assert_cosigned(office(&status, LX), 8, &hub_key, lx);
+    assert_eq!(status.alarms.len(), 1, "{:#?}", status.alarms);
+    let alarm = &status.alarms[0];
+    assert_eq!(alarm.office, LX);
+    assert_eq!(alarm.old_size, Some(8));
+    assert_eq!(alarm.old_root, office(&status, LX).root);
+    assert_eq!(alarm.new_size, Some(11));
+    assert!(
+        alarm
+            .reason
+            .contains("is not an extension of the 8 leaves cosigned before"),
+        "{}",
+        alarm.reason
+    );
+    // The refused checkpoint is validly signed by the office: only the witness caught it.
+    let refused = Checkpoint::open(&alarm.note, &alarm.origin, &[office_key(lx)]).unwrap();
+    assert_eq!(refused.size, 11);
+    assert!(hub_key.verify(&alarm.note).is_err());
+    // The honest office goes on being cosigned.
+    assert_cosigned(office(&status, CD), 10, &hub_key, cd);
+
+    // The office keeps only cosignatures that verify with the hub's key: one made with
+    // another key under the hub's name, sent on its subject, is ignored.
+    let latest: StoredCheckpoint = ask(&at_office, wire::subject(Some(LX), "checkpoint"))
+        .await
+        .unwrap();
+    assert_eq!(latest.size, 11);
+    let body = coord_audit::note::Note::parse(&latest.note).unwrap().text;
+    let impostor = Cosigner::from_seed(&hub_key.name, [7; 32]).unwrap();
+    let forged = format!("{}{}", latest.note, impostor.cosign(&body, 1_700_000_000));
+    let sender = client_as(lx, "auditor").await;
+    sender
+        .publish(wire::cosigned_subject(LX), forged.into())
+        .await
+        .unwrap();
+    sender.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after: StoredCheckpoint = ask(&at_office, wire::subject(Some(LX), "checkpoint"))
+        .await
+        .unwrap();
+    assert_eq!(after.note, latest.note, "a forged cosignature was kept");
+
+    // The witness's state is persisted: restarted, it still holds Long Xuyên at 8 and
+    // refuses the rewritten history it is sent again (an office re-sends its latest
+    // checkpoint every 2 s until cosigned); without it, it would cosign it afresh.
+    assert!(auditors[0].terminate(), "the hub's auditor stops cleanly");
+    auditors[0] = auditor(hub_site);
+    write(cd, 2).await;
+    wait_witness(
+        &hub,
+        "Châu Đốc cosigned after the restart",
+        cosigned_at_least(CD, 12),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let status = wait_witness(&hub, "the restarted witness", |_| true).await;
+    assert_cosigned(office(&status, LX), 8, &hub_key, lx);
+    assert_cosigned(office(&status, CD), 12, &hub_key, cd);
+    assert!(!status.alarms.is_empty());
+
+    // The same over HTTP at the province's gateway.
+    let (_gateway, base, token) = gateway(hub_site);
+    let http: WitnessStatus = reqwest::Client::new()
+        .get(format!("{base}/v1/audit/witness"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(http.alarms, status.alarms);
+    assert_eq!(office(&http, LX).size, Some(8));
+
+    // `coordctl audit witness`: a table with Vietnamese labels, failing on an alarm.
+    let out = std::process::Command::new(tests::workspace_bin("coordctl"))
+        .args(["--gateway", &base, "audit", "witness"])
+        .env("COORD_TOKEN", &token)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("CẢNH BÁO (alarms)"), "{text}");
+    assert!(text.contains("Đã đồng ký đến"), "{text}");
+    assert!(text.contains("8 · "), "{text}");
+
+    // At each office, `coordctl audit verify` checks the office's own log (its stream
+    // also holds what it sourced in, which is not in its tree): Châu Đốc's is intact,
+    // Long Xuyên's is broken from its re-signed checkpoint on.
+    for (site, intact) in [(cd, true), (lx, false)] {
+        let (_gateway, base, token) = gateway(site);
+        let out = std::process::Command::new(tests::workspace_bin("coordctl"))
+            .args(["--gateway", &base, "audit", "verify"])
+            .env("COORD_TOKEN", &token)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), intact, "{}: {text}", site.slug);
+        if !intact {
+            // The checkpoints signed before the rewrite still match the log; the one
+            // re-signed over the rewritten tree does not.
+            assert!(text.contains("BỊ PHÁ VỠ (broken)"), "{text}");
+            assert!(text.contains("(size 11) does not match the log"), "{text}");
+        }
+    }
+
+    // An office cannot pass another office's checkpoint off as its own (nor frame it):
+    // Châu Đốc's valid note sent on Long Xuyên's subject is refused, under Long Xuyên.
+    let cd_note = office(&status, CD).cosigned.clone().unwrap();
+    let sender = client_as(lx, "auditor").await;
+    sender
+        .publish(wire::published_subject(LX), cd_note.into())
+        .await
+        .unwrap();
+    sender.flush().await.unwrap();
+    let status = wait_witness(&hub, "a second alarm", |s| s.alarms.len() == 2).await;
+    let alarm = &status.alarms[1];
+    assert_eq!(alarm.office, LX);
+    assert!(
+        alarm.reason.contains("not this office's"),
+        "{}",
+        alarm.reason
+    );
+    assert_cosigned(office(&status, CD), 12, &hub_key, cd);
+}
+
+/// A site's gateway (as its own NATS user), listening, with a reader token.
+fn gateway(site: &Site) -> (ServiceProcess, String, String) {
+    let signer = coord_auth::TokenSigner::generate();
+    let token = signer
+        .sign(&coord_auth::TokenSigner::claims_now(
+            coord_domain::Office::Province,
+            "thanh tra",
+            coord_auth::Role::Reader,
+        ))
+        .unwrap();
+    let port = free_port();
+    let mut env = offices::service_env(site, "gateway", port).unwrap();
+    env.push(("COORD_TOKEN_PUBLIC_KEY", signer.public_key()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut process = ServiceProcess::start("gateway", &[], &env);
+    assert_eq!(process.wait_listening(), port);
+    (process, format!("http://127.0.0.1:{port}"), token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offices_credentials_cannot_publish_another_offices_checkpoint_into_the_hub() {
+    let running = start(&["long-xuyen", "chau-doc"]).await;
+    let (hub_site, lx) = (&running.topology.hub, &running.topology.offices[0]);
+    let at_hub = client_as(hub_site, "auditor").await;
+    let own = wire::published_subject("district:long-xuyen");
+    let other = wire::published_subject("district:chau-doc");
+    let mut heard_own = at_hub.subscribe(own.clone()).await.unwrap();
+    let mut heard_other = at_hub.subscribe(other.clone()).await.unwrap();
+    let office = client_as(lx, "auditor").await;
+
+    // Once the hub's interest reached the office, its own subject comes through...
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        office.publish(own.clone(), "probe".into()).await.unwrap();
+        office.flush().await.unwrap();
+        if let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(300), heard_own.next()).await
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the office's own checkpoints never reach the hub"
+        );
+    }
+    while tokio::time::timeout(Duration::from_millis(300), heard_own.next())
+        .await
+        .is_ok()
+    {}
+    // ...and another office's does not: sent first on the same connection, it would
+    // arrive before the marker.
+    office
+        .publish(other.clone(), "forged".into())
+        .await
+        .unwrap();
+    office.publish(own.clone(), "marker".into()).await.unwrap();
+    office.flush().await.unwrap();
+    let marker = tokio::time::timeout(Duration::from_secs(10), heard_own.next())
+        .await
+        .expect("the marker arrives")
+        .unwrap();
+    assert_eq!(&marker.payload[..], b"marker");
+    let forged = tokio::time::timeout(Duration::from_millis(500), heard_other.next()).await;
+    assert!(
+        forged.is_err(),
+        "another office's checkpoint subject got through: {forged:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_an_office_cut_off_from_the_hub_when_the_link_is_back_then_its_latest_checkpoint_is_cosigned()
+ {
+    let mut running = start(&["long-xuyen"]).await;
+    let (hub_site, lx) = (
+        running.topology.hub.clone(),
+        running.topology.offices[0].clone(),
+    );
+    let _auditors: Vec<ServiceProcess> = running.sites().into_iter().map(auditor).collect();
+    let hub = client_as(&hub_site, "gateway").await;
+    const LX: &str = "district:long-xuyen";
+    write(&lx, 3).await;
+    wait_witness(&hub, "Long Xuyên cosigned", cosigned_at_least(LX, 3)).await;
+
+    // Cut: the office's server without its leaf remote. It keeps writing and signing.
+    running.servers[1].stop();
+    running.servers[1] = tests::ConfiguredNats::start(&lx.isolated_config_file(), lx.port);
+    write(&lx, 4).await;
+    let at_office = client_as(&lx, "gateway").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ask::<StoredCheckpoint>(&at_office, wire::subject(Some(LX), "checkpoint"))
+        .await
+        .is_none_or(|c| c.size < 7)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cut office never signed 7 leaves"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = wait_witness(&hub, "the hub during the cut", |_| true).await;
+    assert_eq!(office(&status, LX).size, Some(3), "nothing crossed the cut");
+
+    // Restored: the office sends its latest checkpoint again until the hub cosigns it.
+    running.servers[1].stop();
+    running.servers[1] = tests::ConfiguredNats::start(&lx.config_file(), lx.port);
+    let status = wait_witness(
+        &hub,
+        "Long Xuyên cosigned after the cut",
+        cosigned_at_least(LX, 7),
+    )
+    .await;
+    assert_cosigned(office(&status, LX), 7, &hub_key(&running), &lx);
+    assert!(status.alarms.is_empty(), "{:#?}", status.alarms);
+}
