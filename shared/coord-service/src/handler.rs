@@ -141,6 +141,15 @@ impl<A: CommandApi> CommandHandler<A> {
         }
     }
 
+    /// A handler of another aggregate on the same log, key store and province.
+    pub fn sharing<B: CommandApi>(other: &CommandHandler<B>) -> Self {
+        Self::new(
+            other.log.clone(),
+            other.keys.clone(),
+            other.province.clone(),
+        )
+    }
+
     /// Handles one raw request on `endpoint`.
     pub async fn handle_raw(&self, endpoint: &str, body: &[u8]) -> CommandReply {
         let request: CommandRequest = match serde_json::from_slice(body) {

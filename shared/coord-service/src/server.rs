@@ -82,12 +82,38 @@ pub async fn run<A: CommandApi>(
     config: ServiceConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (client, handler) = open::<A>(&config).await?;
+    serve(client, handler, config.limits(), shutdown).await
+}
+
+/// Runs the command services of aggregates `A` and `B` in one process, over one
+/// connection, log and key store, until `shutdown` resolves (the exchange service
+/// serves exchanges and their receipts). Each has its own endpoints; both drain.
+pub async fn run_pair<A: CommandApi, B: CommandApi>(
+    config: ServiceConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use futures::FutureExt;
+    let (client, first) = open::<A>(&config).await?;
+    let second = CommandHandler::<B>::sharing(&first);
+    let shutdown = shutdown.shared();
+    let limits = config.limits();
+    tokio::try_join!(
+        serve(client.clone(), first, limits, shutdown.clone()),
+        serve(client, second, limits, shutdown),
+    )?;
+    Ok(())
+}
+
+/// Connects and opens what a command service needs.
+async fn open<A: CommandApi>(
+    config: &ServiceConfig,
+) -> anyhow::Result<(async_nats::Client, CommandHandler<A>)> {
     let province = Arc::new(config.province()?);
     let client = config.connect(&format!("coord-{}", A::SERVICE)).await?;
     let log = config.open_log(client.clone()).await?;
     let keys = config.open_keys(client.clone()).await?;
-    let handler = CommandHandler::<A>::new(log, keys, province);
-    serve(client, handler, config.limits(), shutdown).await
+    Ok((client, CommandHandler::<A>::new(log, keys, province)))
 }
 
 /// Runs a command's handling within `deadline`; past it, the answer is a timeout error.
