@@ -8,7 +8,9 @@
 //! Xuyên at the hub; Long Xuyên acknowledges it at its own office, with its own token,
 //! as its own receipt stream (it cannot write the province's exchange stream); every
 //! office then shows it acknowledged (and the province's receipt of Tân Châu's report). Acknowledging for another district (403), an
-//! exchange this office has not received (422) or twice (409) appends nothing.
+//! exchange this office has not received (422) or twice (409) appends nothing. A command
+//! to a stream another office owns (an appeal on the province's case, sent at the
+//! district) is refused as such (403 `stream_of_another_office`), not as "not found".
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -206,6 +208,37 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     )
     .await;
 
+    // A case the province opens: Long Xuyên cannot append to it at its own office.
+    let case = Uuid::now_v7();
+    let open = json!({"case_id": case, "term": "2020-2025", "unit": "long-xuyen",
+        "subject": {"kind": "member", "member": "ĐV-0042", "membership": "full", "holds_post": false},
+        "basis": {"kind": "central_conclusion", "body": "central_inspection_commission", "reference": "KL-01 (giả định)"},
+        "violation": {"committed_on": "2024-01-10"}, "opened_on": "2024-03-01"});
+    let (status, body) = post(
+        format!("{}/v1/discipline-cases", urls[0]),
+        &token("province"),
+        open,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let appeal = json!({"appealed_on": "2024-03-06", "grounds": "Không đồng ý"});
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = post(
+            format!("{}/v1/discipline-cases/{case}/appeal", urls[1]),
+            &token("long-xuyen"),
+            appeal.clone(),
+        )
+        .await;
+        if status == StatusCode::FORBIDDEN {
+            assert_eq!(body["code"], "stream_of_another_office", "{body}");
+            break;
+        }
+        assert_eq!(body["code"], "case_not_found", "{body}");
+        assert!(Instant::now() < deadline, "never replicated: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // A district scheduling as the province at its own office: refused.
     let (status, body) = post(
         format!("{}/v1/inspections", urls[1]),
@@ -228,6 +261,7 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
                     && s["exchanges"]["to_district"] == 1
                     && s["exchanges"]["unacknowledged"] == 2
                     && s["inspections"]["scheduled"] == 1
+                    && s["discipline"]["open_cases"] == 1
             })
         });
         if done {
@@ -239,9 +273,9 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     assert!(summaries.windows(2).all(|w| w[0] == w[1]), "{summaries:?}");
     let mut sets = Vec::new();
     for url in &urls {
-        sets.push(event_ids(url, &credentials, 7).await);
+        sets.push(event_ids(url, &credentials, 8).await);
     }
-    assert_eq!(sets[0].len(), 7);
+    assert_eq!(sets[0].len(), 8);
     assert!(sets.windows(2).all(|w| w[0] == w[1]), "{sets:?}");
 
     // Every office's one-record read shows the acknowledgement with the exchange.
