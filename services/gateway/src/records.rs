@@ -284,3 +284,103 @@ pub fn router() -> axum::Router<AppState> {
         .route("/v1/exchanges/{id}", get(exchange))
         .route("/v1/discipline-cases/{id}", get(discipline_case))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coord_domain::exchange::{Channel, ExchangeEvent, InformationExchanged, Topic};
+    use coord_domain::receipt::Acknowledgement;
+    use coord_log::EventPosition;
+
+    fn recorded<E: DomainEvent>(
+        stream: StreamId,
+        event: &E,
+        version: u64,
+        commit: u64,
+    ) -> RecordedEvent {
+        let (event_type, payload) = event.encode();
+        RecordedEvent {
+            event_id: Uuid::now_v7(),
+            stream_id: stream,
+            stream_version: version,
+            event_type: event_type.into(),
+            schema_version: E::SCHEMA_VERSION,
+            occurred_at: event.occurred_on(),
+            recorded_at: chrono::Utc::now(),
+            office: "province".into(),
+            actor: "tester".into(),
+            correlation_id: Uuid::now_v7(),
+            causation_id: Uuid::now_v7(),
+            payload,
+            position: Some(EventPosition { commit, index: 0 }),
+        }
+    }
+
+    // Issue 10: an exchange's one-record read shows its acknowledgement, which the
+    // recipient's office wrote on its own receipt stream; older logs' acknowledgements
+    // on the exchange stream still show.
+    #[test]
+    fn an_exchange_is_read_with_its_receipt_or_its_old_acknowledgement() {
+        let id = Uuid::now_v7();
+        let exchange_id = coord_domain::ExchangeId::from_uuid(id);
+        let to: coord_domain::Body = "district_standing_committee:long-xuyen".parse().unwrap();
+        let sent = ExchangeEvent::InformationExchanged(InformationExchanged {
+            exchange_id,
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            from: coord_domain::Body::ProvincialStandingCommittee,
+            to: to.clone(),
+            topic: Topic::Plan,
+            subject: "Kế hoạch".parse().unwrap(),
+            sent_on: "2024-03-01".parse().unwrap(),
+            link: None,
+            channel: Channel::Document,
+        });
+        let history = [recorded(
+            StreamId::new("exchange", id).unwrap(),
+            &sent,
+            1,
+            1,
+        )];
+        let receipt = ReceiptEvent::InformationAcknowledged(Acknowledgement {
+            exchange_id,
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            by: to.clone(),
+            acknowledged_on: "2024-03-04".parse().unwrap(),
+        });
+        let companion = [recorded(
+            InformationExchange::companion(id).unwrap(),
+            &receipt,
+            1,
+            2,
+        )];
+
+        let alone = fold::<InformationExchange>(id, &history, &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(alone.status, "sent");
+        let view = fold::<InformationExchange>(id, &history, &companion)
+            .unwrap()
+            .unwrap();
+        assert_eq!(view.status, "acknowledged");
+        assert_eq!(
+            view.version, 1,
+            "the ETag stays the exchange stream's version"
+        );
+        assert_eq!(view.fields["acknowledged_on"], "2024-03-04");
+        assert_eq!(view.history.len(), 2);
+
+        let old = ExchangeEvent::InformationAcknowledged(InformationAcknowledged {
+            exchange_id,
+            by: to,
+            acknowledged_on: "2024-03-04".parse().unwrap(),
+        });
+        let stream = StreamId::new("exchange", id).unwrap();
+        let old_log = [history[0].clone(), recorded(stream, &old, 2, 2)];
+        let view = fold::<InformationExchange>(id, &old_log, &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!((view.status.as_str(), view.version), ("acknowledged", 2));
+    }
+}

@@ -443,7 +443,7 @@ pub const ROUTES: &[Route] = &[
         "/v1/exchanges/{id}/acknowledge",
         "exchange_id",
         true,
-        "The receiving body acknowledges it (recorded by its own office as the exchange's receipt)"
+        "The receiving body acknowledges it: its own office records the exchange's receipt (If-Match pins the receipt's version, 0 before any acknowledgement)"
     ),
     route!(
         "discipline",
