@@ -1391,6 +1391,29 @@ mod tests {
             ]
         );
         assert_eq!(reversed.dead_letter_count().unwrap(), 0);
+
+        // and an older log, with the acknowledgement on the exchange's own stream,
+        // shows the same figures
+        let old = ExchangeEvent::InformationAcknowledged(
+            coord_domain::exchange::InformationAcknowledged {
+                exchange_id,
+                by: "district_standing_committee:long-xuyen".parse().unwrap(),
+                acknowledged_on: "2024-03-04".parse().unwrap(),
+            },
+        );
+        let mut older = Store::open_in_memory(province()).unwrap();
+        let old_at = recorded(
+            "exchange",
+            exchange_id.as_uuid(),
+            &old,
+            2,
+            "district:long-xuyen",
+        );
+        assert_eq!(
+            older.apply_batch(&[exchange_at(1), old_at]).unwrap(),
+            (2, 0)
+        );
+        assert_eq!(exchange_view(&older), view);
     }
 
     fn sqlite_error(code: i32) -> rusqlite::Error {
