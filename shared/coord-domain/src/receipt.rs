@@ -92,11 +92,12 @@ impl Aggregate for Receipt {
         if self.acknowledged.is_some() {
             return Err(ExchangeRejection::AlreadyAcknowledged(c.exchange_id));
         }
+        // Not in this office's log: an exchange never sent, which the check refuses.
+        let unseen = InformationExchange::default();
         let exchange = ctx
             .references
             .exchange(c.exchange_id.as_uuid())
-            .cloned()
-            .unwrap_or_else(InformationExchange::default);
+            .unwrap_or(&unseen);
         let sent = exchange.check_acknowledgement(c, ctx)?;
         Ok(vec![ReceiptEvent::InformationAcknowledged(
             Acknowledgement {

@@ -98,6 +98,11 @@ fn from_keys(err: KeyStoreError) -> ErrorReply {
     }
 }
 
+/// The reply to a domain rejection.
+fn rejected<R: Rejection>(r: &R) -> ErrorReply {
+    ErrorReply::new(ErrorKind::from(r.kind()), r.code(), r.to_string())
+}
+
 /// Refuses a command id already bound to another request.
 fn check_same(
     command_id: Uuid,
@@ -218,13 +223,7 @@ impl<A: CommandApi> CommandHandler<A> {
                 Err(r) if r.kind() == RejectionKind::NotFound && history.is_empty() => {
                     return Err(self.owned_elsewhere(&stream, &r).await);
                 }
-                Err(r) => {
-                    return Err(ErrorReply::new(
-                        ErrorKind::from(r.kind()),
-                        r.code(),
-                        r.to_string(),
-                    ));
-                }
+                Err(r) => return Err(rejected(&r)),
             };
             let new_events = to_new_events::<A>(&decided, &request, &stream);
             self.claim(request.command_id, &fingerprint).await?;
@@ -264,11 +263,7 @@ impl<A: CommandApi> CommandHandler<A> {
     /// is that office's to append to (ARCHITECTURE.md, Ownership), and the caller is
     /// told so (403 `stream_of_another_office`) rather than that it does not exist.
     async fn owned_elsewhere(&self, stream: &StreamId, rejection: &A::Rejection) -> ErrorReply {
-        let not_found = ErrorReply::new(
-            ErrorKind::from(rejection.kind()),
-            rejection.code(),
-            rejection.to_string(),
-        );
+        let not_found = rejected(rejection);
         match self.log.read_reference(stream).await {
             Ok(elsewhere) => match elsewhere.first() {
                 Some(first) => ErrorReply::new(
