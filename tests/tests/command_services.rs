@@ -146,11 +146,17 @@ async fn commands_flow_through_all_three_services_into_the_log() {
         .read_stream(&stream("exchange", exch))
         .await
         .unwrap();
-    assert_eq!(
-        types(exchange_events.clone()),
-        ["InformationExchanged", "InformationAcknowledged"]
-    );
-    assert_eq!(exchange_events[1].office, "district:cho-moi");
+    assert_eq!(types(exchange_events), ["InformationExchanged"]);
+    // The acknowledgement is the district's own stream, one per exchange.
+    let receipt = coord_proto::ids::receipt_id(exch);
+    let receipt_events = sys
+        .log
+        .read_stream(&stream("receipt", receipt))
+        .await
+        .unwrap();
+    assert_eq!(types(receipt_events.clone()), ["InformationAcknowledged"]);
+    assert_eq!(receipt_events[0].office, "district:cho-moi");
+    assert_eq!(receipt_events[0].payload["unit"], "cho-moi");
     let discipline_events = sys
         .log
         .read_stream(&stream("discipline", case))

@@ -5,6 +5,11 @@
 //! keeps working, and `GET /v1/sync` at both ends shows the outage. After the link is
 //! restored every office reports the same province figures and holds the same events,
 //! each exactly once.
+//!
+//! Cross-office work across the cut (issue 10, Ownership): the province informs the cut
+//! office; acknowledging it there is refused as not received yet (422
+//! `exchange_not_found`, nothing appended) until the link is back, then succeeds as the
+//! office's own receipt, and every office shows it acknowledged.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +18,7 @@ use serde_json::{Value, json};
 use tests::ConfiguredNats;
 use tests::offices::{OfficeStack, converge, office_stack, start, wait_link};
 
-async fn post(stack: &OfficeStack, path: &str, body: Value) {
+async fn post_for(stack: &OfficeStack, path: &str, body: Value) -> (StatusCode, Value) {
     let r = reqwest::Client::new()
         .post(format!("{}{path}", stack.url))
         .bearer_auth(&stack.token)
@@ -22,13 +27,49 @@ async fn post(stack: &OfficeStack, path: &str, body: Value) {
         .await
         .unwrap();
     let status = r.status();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(stack: &OfficeStack, path: &str, body: Value) -> Value {
+    let (status, body) = post_for(stack, path, body).await;
     assert_eq!(
         status,
         StatusCode::CREATED,
         "{path} at {}: {body}",
         stack.url
     );
+    body
+}
+
+/// The office's log head, as its gateway reports it.
+async fn head(stack: &OfficeStack) -> u64 {
+    let http = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", stack.token).parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    tests::log_head(&http, &stack.url).await
+}
+
+/// Waits (at most 60 s) until `stack` shows `unacknowledged` exchanges unacknowledged.
+async fn wait_unacknowledged(stack: &OfficeStack, unacknowledged: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = summary(stack).await;
+        if s.as_ref()
+            .is_some_and(|s| s["exchanges"]["unacknowledged"] == unacknowledged)
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{}: {s:?}", stack.url);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A district's report to the province, sent from its own office.
@@ -119,16 +160,50 @@ async fn an_office_cut_off_keeps_working_and_every_office_converges_after_restor
     wait_link(&hub.url, &hub.token, "long-xuyen", false).await;
     wait_link(&cut.url, &cut.token, "province", false).await;
 
+    // The province informs Long Xuyên meanwhile: not received there, so not acknowledged.
+    let notice = json!({"term": "2020-2025", "unit": "long-xuyen",
+        "from": "provincial_standing_committee", "to": "district_standing_committee:long-xuyen",
+        "topic": "plan", "subject": "Kế hoạch kiểm tra", "sent_on": "2024-03-02"});
+    let sent = post(hub, "/v1/exchanges", notice).await;
+    let ack_path = format!(
+        "/v1/exchanges/{}/acknowledge",
+        sent["aggregate_id"].as_str().unwrap()
+    );
+    let ack =
+        json!({"by": "district_standing_committee:long-xuyen", "acknowledged_on": "2024-03-05"});
+    let before = head(cut).await;
+    let (status, body) = post_for(cut, &ack_path, ack.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "exchange_not_found", "{body}");
+    assert_eq!(head(cut).await, before, "nothing appended");
+
     // Restore the link.
     running.servers[1].stop();
     let restored = Instant::now();
     running.servers[1] = ConfiguredNats::start(&site.config_file(), site.port);
+    // Once the notice has arrived, Long Xuyên acknowledges it at its own office.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = post_for(cut, &ack_path, ack.clone()).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(body["code"], "exchange_not_found", "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the notice never arrived: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for stack in &stacks {
+        wait_unacknowledged(stack, 6).await; // the six reports, not the notice
+    }
     let mut figures = Vec::new();
     for stack in &stacks {
         figures.push(wait_figures(stack, 6, 2).await);
     }
     let figures_took = restored.elapsed();
-    converge(&running, 8, Duration::from_secs(60)).await;
+    converge(&running, 10, Duration::from_secs(60)).await;
     eprintln!(
         "restored: every office's figures equal after {figures_took:?}, event ids after {:?}",
         restored.elapsed()

@@ -218,11 +218,17 @@ async fn http_callers_act_only_as_their_token_says_and_refusals_append_nothing()
         .read_stream(&StreamId::new("exchange", exchange).unwrap())
         .await
         .unwrap();
-    let last = events.last().unwrap();
+    assert_eq!(events.len(), 1, "the province's stream has one writer");
+    assert_eq!(events[0].office, "province");
+    let receipt = coord_proto::ids::receipt_id(exchange.parse().unwrap());
+    let receipts = log
+        .read_stream(&StreamId::new("receipt", receipt).unwrap())
+        .await
+        .unwrap();
+    let last = receipts.last().unwrap();
     assert_eq!(last.event_type, "InformationAcknowledged");
     assert_eq!(last.office, "district:chau-doc");
     assert_eq!(last.actor, "văn phòng cấp ủy Châu Đốc");
-    assert_eq!(events[0].office, "province");
 }
 
 #[tokio::test]

@@ -135,3 +135,71 @@ async fn jetstream_subscription_reports_a_corrupt_entry_and_goes_on() {
         .unwrap();
     assert_eq!(second.stream_id, s);
 }
+
+// Issue 10, Ownership: a command's references are read wherever the referenced stream
+// was written, while the aggregate itself is loaded only under the office's own
+// subjects. One stream holds two offices' subjects, as an office's log holds its own
+// and what it sourced from the hub.
+#[tokio::test]
+async fn a_reference_is_read_under_any_offices_subjects_and_an_aggregate_only_under_its_own() {
+    let server = NatsServer::start();
+    let client = server.admin_client().await;
+    let at = |office: &str, reference_prefix: Option<&str>| JetStreamConfig {
+        subject_prefix: format!("coord.log.{office}"),
+        reference_prefix: reference_prefix.map(str::to_owned),
+        ..JetStreamConfig::default()
+    };
+    // given a stream on every office's subjects, the province's exchange in it, written
+    // in two commits with another office's commit in between
+    JetStreamLog::open(client.clone(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    let province = JetStreamLog::open(client.clone(), at("province", None))
+        .await
+        .unwrap();
+    let district = JetStreamLog::open(client.clone(), at("long-xuyen", Some("coord.log.*")))
+        .await
+        .unwrap();
+    let exchange = contract::stream("exchange");
+    let first = province
+        .append(
+            &exchange,
+            ExpectedVersion::NoStream,
+            vec![contract::event("A", 1)],
+        )
+        .await
+        .unwrap();
+    district
+        .append(
+            &contract::stream("receipt"),
+            ExpectedVersion::NoStream,
+            vec![contract::event("R", 1)],
+        )
+        .await
+        .unwrap();
+    province
+        .append(
+            &exchange,
+            ExpectedVersion::Exact(1),
+            vec![contract::event("B", 2)],
+        )
+        .await
+        .unwrap();
+
+    // when the district reads it as a reference, then it finds both commits in order
+    let seen = district.read_reference(&exchange).await.unwrap();
+    let types: Vec<_> = seen.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["A", "B"]);
+    assert_eq!(seen[0].pos(), first.position);
+    // and as its own aggregate it finds nothing: it is not the district's to write
+    assert!(district.read_stream(&exchange).await.unwrap().is_empty());
+    // and without a reference prefix a reference is read under the own subjects only
+    assert!(province.read_reference(&exchange).await.unwrap().len() == 2);
+    let plain = JetStreamLog::open(client, at("long-xuyen", None))
+        .await
+        .unwrap();
+    assert!(plain.read_reference(&exchange).await.unwrap().is_empty());
+    // and a stream written nowhere is empty, not an error
+    let nowhere = contract::stream("exchange");
+    assert!(district.read_reference(&nowhere).await.unwrap().is_empty());
+}

@@ -121,6 +121,19 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
         (10, 10)
     );
     assert_eq!(s.discipline.open_cases, 0);
+    // Its acknowledgements are the districts' receipts, joined to the exchanges.
+    let count = |command: &str| {
+        SCENARIO
+            .lines()
+            .filter(|l| serde_json::from_str::<Value>(l).unwrap()["command"] == command)
+            .count() as u64
+    };
+    assert_eq!(s.exchanges.sent, count("exchange.send"));
+    assert_eq!(
+        s.exchanges.unacknowledged,
+        count("exchange.send") - count("exchange.acknowledge")
+    );
+    assert!(count("exchange.acknowledge") > 0);
     assert_eq!(s.dead_letters, 1, "the poison entry is dead-lettered");
     let raw: Value = get(&http, format!("{base}/v1/status/province?term=2020-2025")).await;
     for field in [

@@ -4,6 +4,15 @@
 //! office's read model ends with the same province figures and the same event ids; a
 //! district acting as the province is refused; the hub's witness cosigns every office's
 //! own log.
+//!
+//! Cross-office work (issue 10, Ownership): the province sends information to Long
+//! Xuyên at the hub; Long Xuyên acknowledges it at its own office, with its own token,
+//! as its own receipt stream (it cannot write the province's exchange stream); every
+//! office then shows it acknowledged (and the province's receipt of Tân Châu's report).
+//! Acknowledging for another district (403), an exchange this office has not received
+//! (422) or twice (409) appends nothing. A command
+//! to a stream another office owns (an appeal on the province's case, sent at the
+//! district) is refused as such (403 `stream_of_another_office`), not as "not found".
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -12,7 +21,8 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tests::up::Up;
-use tests::{free_port, free_ports};
+use tests::{free_port, free_ports, log_head};
+use uuid::Uuid;
 
 const OFFICES: [&str; 4] = ["province", "long-xuyen", "chau-doc", "tan-chau"];
 
@@ -44,6 +54,54 @@ async fn province_summary(url: &str, token: &str) -> Option<Value> {
     let mut v: Value = r.json().await.ok()?;
     v.as_object_mut()?.remove("position"); // a local log position, not a figure
     Some(v)
+}
+
+/// An HTTP client that sends `token` with every request.
+fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+fn acknowledgement(unit: &str) -> Value {
+    json!({"by": format!("district_standing_committee:{unit}"), "acknowledged_on": "2024-03-05"})
+}
+
+/// `body` acknowledges `exchange` at the office at `url` as soon as the exchange has
+/// reached it: until then the answer is `exchange_not_found` (422, nothing appended).
+async fn acknowledge_once_replicated(url: &str, token: &str, exchange: &str, body: Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = post(
+            format!("{url}/v1/exchanges/{exchange}/acknowledge"),
+            token,
+            body.clone(),
+        )
+        .await;
+        if status == StatusCode::OK {
+            return body;
+        }
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["code"], "exchange_not_found", "{body}");
+        assert!(Instant::now() < deadline, "never replicated: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every office's log head, as each gateway reports it.
+async fn heads(urls: &[String], token: &str) -> Vec<u64> {
+    let http = client_with(token);
+    let mut all = Vec::new();
+    for url in urls {
+        all.push(log_head(&http, url).await);
+    }
+    all
 }
 
 async fn event_ids(url: &str, credentials: &std::path::Path, n: usize) -> BTreeSet<String> {
@@ -107,6 +165,7 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut reports = Vec::new();
     for (i, unit) in OFFICES.iter().enumerate().skip(1) {
         let (status, body) = post(
             format!("{}/v1/exchanges", urls[i]),
@@ -115,7 +174,73 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{unit}: {body}");
+        reports.push(body["aggregate_id"].as_str().unwrap().to_owned());
     }
+    // The province informs Long Xuyên at the hub; Long Xuyên acknowledges at its office.
+    let exchange = Uuid::now_v7();
+    let notice = json!({"exchange_id": exchange, "term": "2020-2025", "unit": "long-xuyen",
+        "from": "provincial_standing_committee", "to": "district_standing_committee:long-xuyen",
+        "topic": "plan", "subject": "Kế hoạch kiểm tra năm 2024", "sent_on": "2024-03-02"});
+    let (status, body) = post(
+        format!("{}/v1/exchanges", urls[0]),
+        &token("province"),
+        notice,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let receipt = acknowledge_once_replicated(
+        &urls[1],
+        &token("long-xuyen"),
+        &exchange.to_string(),
+        acknowledgement("long-xuyen"),
+    )
+    .await;
+    assert!(
+        receipt["stream_id"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("receipt-")),
+        "{receipt}"
+    );
+    // And the province acknowledges Tân Châu's report at the hub.
+    acknowledge_once_replicated(
+        &urls[0],
+        &token("province"),
+        &reports[2],
+        json!({"by": "provincial_standing_committee", "acknowledged_on": "2024-03-05"}),
+    )
+    .await;
+
+    // A case the province opens: Long Xuyên cannot append to it at its own office.
+    let case = Uuid::now_v7();
+    let open = json!({"case_id": case, "term": "2020-2025", "unit": "long-xuyen",
+        "subject": {"kind": "member", "member": "ĐV-0042", "membership": "full", "holds_post": false},
+        "basis": {"kind": "central_conclusion", "body": "central_inspection_commission", "reference": "KL-01 (giả định)"},
+        "violation": {"committed_on": "2024-01-10"}, "opened_on": "2024-03-01"});
+    let (status, body) = post(
+        format!("{}/v1/discipline-cases", urls[0]),
+        &token("province"),
+        open,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let appeal = json!({"appealed_on": "2024-03-06", "grounds": "Không đồng ý"});
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = post(
+            format!("{}/v1/discipline-cases/{case}/appeal", urls[1]),
+            &token("long-xuyen"),
+            appeal.clone(),
+        )
+        .await;
+        if status == StatusCode::FORBIDDEN {
+            assert_eq!(body["code"], "stream_of_another_office", "{body}");
+            break;
+        }
+        assert_eq!(body["code"], "case_not_found", "{body}");
+        assert!(Instant::now() < deadline, "never replicated: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // A district scheduling as the province at its own office: refused.
     let (status, body) = post(
         format!("{}/v1/inspections", urls[1]),
@@ -134,7 +259,11 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         }
         let done = all.iter().all(|s| {
             s.as_ref().is_some_and(|s| {
-                s["exchanges"]["to_province"] == 3 && s["inspections"]["scheduled"] == 1
+                s["exchanges"]["to_province"] == 3
+                    && s["exchanges"]["to_district"] == 1
+                    && s["exchanges"]["unacknowledged"] == 2
+                    && s["inspections"]["scheduled"] == 1
+                    && s["discipline"]["open_cases"] == 1
             })
         });
         if done {
@@ -146,13 +275,65 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     assert!(summaries.windows(2).all(|w| w[0] == w[1]), "{summaries:?}");
     let mut sets = Vec::new();
     for url in &urls {
-        sets.push(event_ids(url, &credentials, 4).await);
+        sets.push(event_ids(url, &credentials, 8).await);
     }
-    assert_eq!(sets[0].len(), 4);
+    assert_eq!(sets[0].len(), 8);
     assert!(sets.windows(2).all(|w| w[0] == w[1]), "{sets:?}");
 
-    // Each office's auditor signs its own log (one event each); the hub's witness
-    // cosigns it, with no alarm.
+    // Every office's one-record read shows the acknowledgement with the exchange.
+    for url in &urls {
+        let record: Value = client_with(&token("province"))
+            .get(format!("{url}/v1/exchanges/{exchange}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(record["status"], "acknowledged", "{url}: {record}");
+        assert_eq!(
+            record["history"][1]["office"], "district:long-xuyen",
+            "{record}"
+        );
+    }
+
+    // Refusals append nothing anywhere: Châu Đốc acknowledging for Long Xuyên (403),
+    // Long Xuyên acknowledging what it never received (422) or again (409).
+    let before = heads(&urls, &token("province")).await;
+    let ack_path = |url: &str, id: Uuid| format!("{url}/v1/exchanges/{id}/acknowledge");
+    let (status, body) = post(
+        ack_path(&urls[2], exchange),
+        &token("chau-doc"),
+        acknowledgement("long-xuyen"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "acting_for_another_office", "{body}");
+    let (status, body) = post(
+        ack_path(&urls[1], Uuid::now_v7()),
+        &token("long-xuyen"),
+        acknowledgement("long-xuyen"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "exchange_not_found", "{body}");
+    let (status, body) = post(
+        ack_path(&urls[1], exchange),
+        &token("long-xuyen"),
+        acknowledgement("long-xuyen"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "already_acknowledged", "{body}");
+    assert_eq!(
+        heads(&urls, &token("province")).await,
+        before,
+        "nothing appended"
+    );
+
+    // Each office's auditor signs its own log (Long Xuyên: its report and its receipt;
+    // the others their report); the hub's witness cosigns it, with no alarm.
+    let own_events = |office: &str| if office == "district:long-xuyen" { 2 } else { 1 };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = reqwest::Client::new()
@@ -167,7 +348,9 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
             Value::Null
         };
         let offices = w["offices"].as_array().cloned().unwrap_or_default();
-        if offices.len() == 3 && offices.iter().all(|o| o["size"] == 1) {
+        if offices.len() == 3 && offices
+                .iter()
+                .all(|o| o["size"] == own_events(o["office"].as_str().unwrap_or(""))) {
             assert_eq!(w["alarms"], json!([]), "{w}");
             break;
         }

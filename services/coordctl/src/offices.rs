@@ -504,6 +504,9 @@ pub fn service_env(
         ),
         ("COORD_LOG_STREAM", STREAM.to_owned()),
         ("COORD_LOG_SUBJECT_PREFIX", subject_prefix(&site.slug)),
+        // Cross-references (the province's exchange a district acknowledges) may have
+        // been written by any office: read them under every office's prefix.
+        ("COORD_LOG_REFERENCE_PREFIX", subject_prefix("*")),
         (
             "COORD_PROJECTOR_DB",
             site.dir.join("projector.sqlite").display().to_string(),

@@ -6,9 +6,11 @@
 //! offices, in the order given; one line `office <id> <url>` each. Every office acts
 //! through its own operator token (`<data-dir>/credentials/<office>.token`).
 //!
-//! Nothing is loaded: the reference scenario has districts acknowledging the province's
-//! information, which in this mode needs acknowledgements recorded as the district's
-//! own aggregate (see ARCHITECTURE.md, Ownership), not built yet.
+//! Nothing is loaded. A district's acknowledgements work here (its own receipt streams,
+//! see ARCHITECTURE.md, Ownership), but the reference scenario also has a district
+//! appealing a case the province owns, which in this mode still needs its own aggregate,
+//! and loading would have to send each command at its office and wait for what it
+//! refers to.
 
 use std::time::Duration;
 

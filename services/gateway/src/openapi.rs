@@ -184,7 +184,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
             ("401", "no bearer token, or one that does not verify"),
             (
                 "403",
-                "a reader token, or a command acting for another office",
+                "a reader token, a command acting for another office, or one addressed to a \
+                 stream another office writes",
             ),
             ("404", "unknown id"),
             ("409", "conflict or invalid state transition"),

@@ -7,17 +7,26 @@
 //! holds, not read from the projector: it is exact and always current (a command's
 //! answer and a read of its record right after agree), and the lifecycle status comes
 //! from the domain's own `apply`, so it cannot drift from what the command services
-//! decide.
+//! decide. Streams are read under any office's subjects ([`EventLog::read_reference`]):
+//! a district's gateway shows the province's exchange sourced into its log.
+//!
+//! An exchange also folds its receipt (the recipient office's own stream, id derived
+//! from the exchange's, `coord_proto::ids::receipt_id`): the view shows the
+//! acknowledgement, its fields and its event in `history`, whichever office wrote it.
+//! The version and `ETag` stay the exchange stream's own (what `If-Match` on the
+//! exchange means).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use coord_domain::discipline::{CaseStatus, DisciplineCase};
+use coord_domain::exchange::InformationAcknowledged;
 use coord_domain::exchange::InformationExchange;
 use coord_domain::inspection::{Inspection, InspectionStatus};
+use coord_domain::receipt::{Receipt, ReceiptEvent};
 use coord_domain::{Aggregate, DomainEvent};
-use coord_log::{RecordedEvent, StreamId};
+use coord_log::{EventLog, RecordedEvent, StreamId};
 use coord_proto::ErrorKind;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -73,6 +82,14 @@ trait Readable: Aggregate {
     fn status(&self) -> (&'static str, &'static str);
     /// Fields the domain derives, beyond what the events say.
     fn derived(&self, _fields: &mut Map<String, Value>) {}
+    /// Another office's stream that completes this record (an exchange's receipt).
+    fn companion(_id: Uuid) -> Option<StreamId> {
+        None
+    }
+    /// Folds the companion's events into the state (see [`Readable::companion`]).
+    fn apply_companion(&mut self, _e: &RecordedEvent) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl Readable for Inspection {
@@ -97,6 +114,20 @@ impl Readable for InformationExchange {
         } else {
             ("sent", "đã gửi, chưa tiếp nhận")
         }
+    }
+    fn companion(id: Uuid) -> Option<StreamId> {
+        StreamId::new(Receipt::CATEGORY, coord_proto::ids::receipt_id(id)).ok()
+    }
+    fn apply_companion(&mut self, e: &RecordedEvent) -> Result<(), String> {
+        let ReceiptEvent::InformationAcknowledged(a) =
+            ReceiptEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
+                .map_err(|err| err.to_string())?;
+        self.acknowledged = Some(InformationAcknowledged {
+            exchange_id: a.exchange_id,
+            by: a.by,
+            acknowledged_on: a.acknowledged_on,
+        });
+        Ok(())
     }
 }
 
@@ -131,8 +162,13 @@ fn corrupt(e: &RecordedEvent, reason: impl std::fmt::Display) -> Problem {
     )
 }
 
-/// Folds a stream's history into the record view; `None` for an empty stream.
-fn fold<A: Readable>(id: Uuid, history: &[RecordedEvent]) -> Result<Option<RecordView>, Problem> {
+/// Folds a stream's history, then its companion's, into the record view; `None` for
+/// an empty stream.
+fn fold<A: Readable>(
+    id: Uuid,
+    history: &[RecordedEvent],
+    companion: &[RecordedEvent],
+) -> Result<Option<RecordView>, Problem> {
     let Some(last) = history.last() else {
         return Ok(None);
     };
@@ -142,6 +178,12 @@ fn fold<A: Readable>(id: Uuid, history: &[RecordedEvent]) -> Result<Option<Recor
         let event = A::Event::decode(&e.event_type, e.schema_version, e.payload.clone())
             .map_err(|err| corrupt(e, err))?;
         state.apply(&event);
+        if let Value::Object(payload) = &e.payload {
+            fields.extend(payload.clone());
+        }
+    }
+    for e in companion {
+        state.apply_companion(e).map_err(|err| corrupt(e, err))?;
         if let Value::Object(payload) = &e.payload {
             fields.extend(payload.clone());
         }
@@ -157,7 +199,7 @@ fn fold<A: Readable>(id: Uuid, history: &[RecordedEvent]) -> Result<Option<Recor
         status: status.to_owned(),
         status_vi: status_vi.to_owned(),
         fields,
-        history: history.iter().map(step).collect(),
+        history: history.iter().chain(companion).map(step).collect(),
     }))
 }
 
@@ -179,12 +221,12 @@ async fn read<A: Readable>(state: &AppState, raw_id: &str) -> Result<Response, P
     })?;
     let stream =
         StreamId::new(A::CATEGORY, id).map_err(|e| Problem::malformed("bad_id", e.to_string()))?;
-    let history = state
-        .log
-        .read_stream(&stream)
-        .await
-        .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
-    let view = fold::<A>(id, &history)?.ok_or_else(|| {
+    let history = read_any(state.log.as_ref(), &stream).await?;
+    let companion = match A::companion(id) {
+        Some(other) => read_any(state.log.as_ref(), &other).await?,
+        None => Vec::new(),
+    };
+    let view = fold::<A>(id, &history, &companion)?.ok_or_else(|| {
         Problem::new(
             ErrorKind::NotFound,
             A::NOT_FOUND,
@@ -195,6 +237,13 @@ async fn read<A: Readable>(state: &AppState, raw_id: &str) -> Result<Response, P
     let mut response = Json(view).into_response();
     response.headers_mut().insert(header::ETAG, etag);
     Ok(response)
+}
+
+/// A stream, under whichever office's subjects it was written.
+async fn read_any(log: &dyn EventLog, stream: &StreamId) -> Result<Vec<RecordedEvent>, Problem> {
+    log.read_reference(stream)
+        .await
+        .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))
 }
 
 /// One inspection or supervision, as it stands now.
@@ -234,4 +283,104 @@ pub fn router() -> axum::Router<AppState> {
         .route("/v1/inspections/{id}", get(inspection))
         .route("/v1/exchanges/{id}", get(exchange))
         .route("/v1/discipline-cases/{id}", get(discipline_case))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coord_domain::exchange::{Channel, ExchangeEvent, InformationExchanged, Topic};
+    use coord_domain::receipt::Acknowledgement;
+    use coord_log::EventPosition;
+
+    fn recorded<E: DomainEvent>(
+        stream: StreamId,
+        event: &E,
+        version: u64,
+        commit: u64,
+    ) -> RecordedEvent {
+        let (event_type, payload) = event.encode();
+        RecordedEvent {
+            event_id: Uuid::now_v7(),
+            stream_id: stream,
+            stream_version: version,
+            event_type: event_type.into(),
+            schema_version: E::SCHEMA_VERSION,
+            occurred_at: event.occurred_on(),
+            recorded_at: chrono::Utc::now(),
+            office: "province".into(),
+            actor: "tester".into(),
+            correlation_id: Uuid::now_v7(),
+            causation_id: Uuid::now_v7(),
+            payload,
+            position: Some(EventPosition { commit, index: 0 }),
+        }
+    }
+
+    // Issue 10: an exchange's one-record read shows its acknowledgement, which the
+    // recipient's office wrote on its own receipt stream; older logs' acknowledgements
+    // on the exchange stream still show.
+    #[test]
+    fn an_exchange_is_read_with_its_receipt_or_its_old_acknowledgement() {
+        let id = Uuid::now_v7();
+        let exchange_id = coord_domain::ExchangeId::from_uuid(id);
+        let to: coord_domain::Body = "district_standing_committee:long-xuyen".parse().unwrap();
+        let sent = ExchangeEvent::InformationExchanged(InformationExchanged {
+            exchange_id,
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            from: coord_domain::Body::ProvincialStandingCommittee,
+            to: to.clone(),
+            topic: Topic::Plan,
+            subject: "Kế hoạch".parse().unwrap(),
+            sent_on: "2024-03-01".parse().unwrap(),
+            link: None,
+            channel: Channel::Document,
+        });
+        let history = [recorded(
+            StreamId::new("exchange", id).unwrap(),
+            &sent,
+            1,
+            1,
+        )];
+        let receipt = ReceiptEvent::InformationAcknowledged(Acknowledgement {
+            exchange_id,
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            by: to.clone(),
+            acknowledged_on: "2024-03-04".parse().unwrap(),
+        });
+        let companion = [recorded(
+            InformationExchange::companion(id).unwrap(),
+            &receipt,
+            1,
+            2,
+        )];
+
+        let alone = fold::<InformationExchange>(id, &history, &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(alone.status, "sent");
+        let view = fold::<InformationExchange>(id, &history, &companion)
+            .unwrap()
+            .unwrap();
+        assert_eq!(view.status, "acknowledged");
+        assert_eq!(
+            view.version, 1,
+            "the ETag stays the exchange stream's version"
+        );
+        assert_eq!(view.fields["acknowledged_on"], "2024-03-04");
+        assert_eq!(view.history.len(), 2);
+
+        let old = ExchangeEvent::InformationAcknowledged(InformationAcknowledged {
+            exchange_id,
+            by: to,
+            acknowledged_on: "2024-03-04".parse().unwrap(),
+        });
+        let stream = StreamId::new("exchange", id).unwrap();
+        let old_log = [history[0].clone(), recorded(stream, &old, 2, 2)];
+        let view = fold::<InformationExchange>(id, &old_log, &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!((view.status.as_str(), view.version), ("acknowledged", 2));
+    }
 }

@@ -55,6 +55,7 @@ pub fn record(conn: &Connection, e: &RecordedEvent, unit: &str) -> rusqlite::Res
     let (table, key, extra) = match e.stream_id.category() {
         "inspection" => ("inspections", "inspection_id", "kind"),
         "exchange" => ("exchanges", "exchange_id", "'exchange'"),
+        "receipt" => ("receipts", "receipt_id", "'exchange'"),
         "discipline" => ("discipline_cases", "case_id", "subject_kind"),
         _ => return Ok(()),
     };

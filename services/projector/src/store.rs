@@ -11,6 +11,12 @@
 //! the event's fault: the whole batch rolls back, the checkpoint stays, and the caller
 //! retries (see [`StoreError`] and [`is_content_error`]).
 //!
+//! Work that crosses offices is joined here, whatever order it arrives in: a receipt
+//! (the recipient office's acknowledgement of an exchange) is kept in `receipts` and
+//! sets the exchange's `acknowledged_on` if the exchange is there; an exchange inserted
+//! later takes the date from a receipt already waiting. Both orders give the same rows,
+//! so an event referring to something not received yet is neither lost nor a dead letter.
+//!
 //! This module does no network I/O and has no async code.
 
 use std::collections::BTreeMap;
@@ -21,6 +27,7 @@ use chrono::NaiveDate;
 use coord_domain::discipline::{AppealResolution, DisciplineEvent, Subject};
 use coord_domain::exchange::ExchangeEvent;
 use coord_domain::inspection::{InspectionEvent, InspectionKind, InspectionStatus};
+use coord_domain::receipt::ReceiptEvent;
 use coord_domain::{Body, DomainEvent, Province, TermId, UnitId};
 use coord_log::{EventPosition, RecordedEvent};
 use coord_proto::read::{
@@ -48,6 +55,10 @@ CREATE TABLE IF NOT EXISTS exchanges (
     direction TEXT NOT NULL, topic TEXT NOT NULL, sent_on TEXT NOT NULL, acknowledged_on TEXT
 );
 CREATE INDEX IF NOT EXISTS exchanges_term_unit ON exchanges(term, unit);
+CREATE TABLE IF NOT EXISTS receipts (
+    exchange_id TEXT PRIMARY KEY, receipt_id TEXT NOT NULL UNIQUE,
+    term TEXT NOT NULL, unit TEXT NOT NULL, by_body TEXT NOT NULL, acknowledged_on TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS discipline_cases (
     case_id TEXT PRIMARY KEY,
     term TEXT NOT NULL, unit TEXT NOT NULL, subject_kind TEXT NOT NULL, status TEXT NOT NULL,
@@ -101,11 +112,12 @@ fn people(counts: &mut DisciplineCounts, subject_kind: &str, decisions: i64, sub
     }
 }
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "checkpoint",
     "log_identity",
     "inspections",
     "exchanges",
+    "receipts",
     "discipline_cases",
     "timeline",
     "dead_letters",
@@ -1029,9 +1041,11 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 } else {
                     "to_district"
                 };
+                // A receipt written at the recipient's office may have arrived first.
                 conn.execute(
-                    "INSERT INTO exchanges (exchange_id, term, unit, from_body, to_body, direction, topic, sent_on)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO exchanges (exchange_id, term, unit, from_body, to_body, direction, topic, sent_on, acknowledged_on)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
+                             (SELECT acknowledged_on FROM receipts WHERE exchange_id = ?1))",
                     params![id, s.term.to_string(), s.unit.as_str(), s.from.to_string(), s.to.to_string(),
                             direction, json_name(&s.topic), fmt_date(s.sent_on)],
                 )
@@ -1056,6 +1070,28 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 expect_one(changed, "unacknowledged exchange", &id)?;
                 (
                     unit_of(conn, "exchanges", "exchange_id", &id)?,
+                    format!("{} xác nhận đã nhận thông tin", body_vi(&s.by)),
+                )
+            }
+        },
+        "receipt" => match decode::<ReceiptEvent>(e)? {
+            ReceiptEvent::InformationAcknowledged(s) => {
+                let id = s.exchange_id.to_string();
+                conn.execute(
+                    "INSERT INTO receipts (exchange_id, receipt_id, term, unit, by_body, acknowledged_on)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, e.stream_id.id().to_string(), s.term.to_string(), s.unit.as_str(),
+                            s.by.to_string(), fmt_date(s.acknowledged_on)],
+                )
+                .map_err(|err| Skip::writing(format!("receipt of exchange {id} cannot be inserted"), err))?;
+                // The exchange may not have arrived yet (it was written at another
+                // office): then its insert picks the receipt up.
+                conn.execute(
+                    "UPDATE exchanges SET acknowledged_on = ?2 WHERE exchange_id = ?1 AND acknowledged_on IS NULL",
+                    params![id, fmt_date(s.acknowledged_on)],
+                )?;
+                (
+                    s.unit.to_string(),
                     format!("{} xác nhận đã nhận thông tin", body_vi(&s.by)),
                 )
             }
@@ -1241,6 +1277,144 @@ mod tests {
             payload,
             position: Some(EventPosition { commit, index: 0 }),
         })
+    }
+
+    /// `event` recorded on stream `{category}-{id}` at commit `commit`, by `office`.
+    fn recorded<E: DomainEvent>(
+        category: &str,
+        id: Uuid,
+        event: &E,
+        commit: u64,
+        office: &str,
+    ) -> Item {
+        let (event_type, payload) = event.encode();
+        Item::Event(RecordedEvent {
+            event_id: Uuid::now_v7(),
+            stream_id: StreamId::new(category, id).unwrap(),
+            stream_version: 1,
+            event_type: event_type.into(),
+            schema_version: E::SCHEMA_VERSION,
+            occurred_at: event.occurred_on(),
+            recorded_at: chrono::Utc::now(),
+            office: office.into(),
+            actor: "tester".into(),
+            correlation_id: id,
+            causation_id: id,
+            payload,
+            position: Some(EventPosition { commit, index: 0 }),
+        })
+    }
+
+    /// What a store shows of exchanges: their rows, the province's summary, and the
+    /// analytics measures recorded.
+    fn exchange_view(store: &Store) -> (Vec<String>, String, Vec<String>) {
+        let rows = |sql: &str| -> Vec<String> {
+            let mut stmt = store.conn.prepare(sql).unwrap();
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let summary = store
+            .province_summary("2020-2025".parse().unwrap())
+            .unwrap();
+        (
+            rows(
+                "SELECT exchange_id || '|' || unit || '|' || sent_on || '|' || IFNULL(acknowledged_on, '-') FROM exchanges",
+            ),
+            serde_json::to_string(&summary).unwrap(),
+            rows(
+                "SELECT unit || '|' || term || '|' || occurred_on || '|' || measure FROM analytics_events ORDER BY measure",
+            ),
+        )
+    }
+
+    // Issue 10, Ownership: the province writes the exchange, the district its receipt;
+    // at a third office either may arrive first.
+    #[test]
+    fn an_exchange_and_its_receipt_give_the_same_model_in_either_order() {
+        use coord_domain::exchange::{Channel, InformationExchanged, Topic};
+        use coord_domain::receipt::Acknowledgement;
+        // given information the province sent to Long Xuyên, and Long Xuyên's receipt
+        let exchange_id = coord_domain::ExchangeId::from_uuid(Uuid::now_v7());
+        let to: Body = "district_standing_committee:long-xuyen".parse().unwrap();
+        let sent = ExchangeEvent::InformationExchanged(InformationExchanged {
+            exchange_id,
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            from: Body::ProvincialStandingCommittee,
+            to: to.clone(),
+            topic: Topic::Plan,
+            subject: "Kế hoạch kiểm tra".parse().unwrap(),
+            sent_on: "2024-03-01".parse().unwrap(),
+            link: None,
+            channel: Channel::Document,
+        });
+        let received = ReceiptEvent::InformationAcknowledged(Acknowledgement {
+            exchange_id,
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            by: to,
+            acknowledged_on: "2024-03-04".parse().unwrap(),
+        });
+        let receipt_id = coord_proto::ids::receipt_id(exchange_id.as_uuid());
+        let exchange_at = |c| recorded("exchange", exchange_id.as_uuid(), &sent, c, "province");
+        let receipt_at = |c| recorded("receipt", receipt_id, &received, c, "district:long-xuyen");
+
+        // when one office receives the exchange first and another the receipt first
+        let mut in_order = Store::open_in_memory(province()).unwrap();
+        assert_eq!(
+            in_order
+                .apply_batch(&[exchange_at(1), receipt_at(2)])
+                .unwrap(),
+            (2, 0)
+        );
+        let mut reversed = Store::open_in_memory(province()).unwrap();
+        assert_eq!(reversed.apply_batch(&[receipt_at(1)]).unwrap(), (1, 0));
+        assert_eq!(reversed.apply_batch(&[exchange_at(2)]).unwrap(), (1, 0));
+
+        // then both show it acknowledged, with the same rows, summary and measures
+        let view = exchange_view(&in_order);
+        assert_eq!(view, exchange_view(&reversed));
+        assert!(view.0[0].ends_with("|2024-03-04"), "{:?}", view.0);
+        let summary = in_order
+            .province_summary("2020-2025".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            (summary.exchanges.sent, summary.exchanges.unacknowledged),
+            (1, 0)
+        );
+        assert_eq!(
+            view.2,
+            vec![
+                "long-xuyen|2020-2025|2024-03-04|exchange.acknowledged",
+                "long-xuyen|2020-2025|2024-03-01|exchange.sent"
+            ]
+        );
+        assert_eq!(reversed.dead_letter_count().unwrap(), 0);
+
+        // and an older log, with the acknowledgement on the exchange's own stream,
+        // shows the same figures
+        let old = ExchangeEvent::InformationAcknowledged(
+            coord_domain::exchange::InformationAcknowledged {
+                exchange_id,
+                by: "district_standing_committee:long-xuyen".parse().unwrap(),
+                acknowledged_on: "2024-03-04".parse().unwrap(),
+            },
+        );
+        let mut older = Store::open_in_memory(province()).unwrap();
+        let old_at = recorded(
+            "exchange",
+            exchange_id.as_uuid(),
+            &old,
+            2,
+            "district:long-xuyen",
+        );
+        assert_eq!(
+            older.apply_batch(&[exchange_at(1), old_at]).unwrap(),
+            (2, 0)
+        );
+        assert_eq!(exchange_view(&older), view);
     }
 
     fn sqlite_error(code: i32) -> rusqlite::Error {

@@ -10,6 +10,7 @@ use coord_domain::discipline::DisciplineCase;
 use coord_domain::exchange::InformationExchange;
 use coord_domain::inspection::Inspection;
 use coord_domain::province::AN_GIANG_TOML;
+use coord_domain::receipt::Receipt;
 use coord_log::memory::InMemoryLog;
 use coord_log::{EventLog, ExpectedVersion, Metadata, NewEvent, StreamId};
 use coord_proto::{CommandReply, CommandRequest, ScriptedCommand};
@@ -33,6 +34,7 @@ async fn load_scenario(log: &InMemoryLog) {
         Arc::new(InMemoryKeys::new()),
         province(),
     );
+    let receipt = CommandHandler::<Receipt>::sharing(&exchange);
     let discipline = CommandHandler::<DisciplineCase>::new(
         log.clone(),
         Arc::new(InMemoryKeys::new()),
@@ -52,6 +54,9 @@ async fn load_scenario(log: &InMemoryLog) {
         };
         let reply = match route.service {
             "inspection" => inspection.handle(route.endpoint, request).await,
+            "exchange" if route.endpoint == "acknowledge" => {
+                receipt.handle(route.endpoint, request).await
+            }
             "exchange" => exchange.handle(route.endpoint, request).await,
             _ => discipline.handle(route.endpoint, request).await,
         };

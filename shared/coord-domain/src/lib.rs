@@ -8,7 +8,8 @@
 //!
 //! The three aggregates are [`inspection::Inspection`] (kiểm tra and giám sát),
 //! [`exchange::InformationExchange`] (trao đổi thông tin) and
-//! [`discipline::DisciplineCase`] (kỷ luật Đảng, Quy định 69-QĐ/TW).
+//! [`discipline::DisciplineCase`] (kỷ luật Đảng, Quy định 69-QĐ/TW); an exchange's
+//! acknowledgement is a [`receipt::Receipt`], written by the receiving office.
 
 pub mod aggregate;
 pub mod body;
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod inspection;
 pub mod office;
 pub mod province;
+pub mod receipt;
 pub mod references;
 pub mod rulebook;
 mod rules;

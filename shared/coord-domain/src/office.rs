@@ -12,8 +12,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::discipline::{DisciplineCase, DisciplineCommand};
+use crate::exchange::AcknowledgeInformation;
 use crate::exchange::{ExchangeCommand, InformationExchange};
 use crate::inspection::{Inspection, InspectionCommand};
+use crate::receipt::Receipt;
 use crate::{Aggregate, Body, ParseIdError, UnitId};
 
 /// An office that sends commands.
@@ -111,12 +113,18 @@ impl ActingOffice for Inspection {
 }
 
 impl ActingOffice for InformationExchange {
-    /// The sender sends; the recipient acknowledges.
+    /// The sender sends.
     fn acting_office(&self, command: &ExchangeCommand) -> Option<Office> {
         Some(match command {
             ExchangeCommand::Send(c) => c.from.office(),
-            ExchangeCommand::Acknowledge(c) => c.by.office(),
         })
+    }
+}
+
+impl ActingOffice for Receipt {
+    /// The recipient acknowledges, through its own office.
+    fn acting_office(&self, command: &AcknowledgeInformation) -> Option<Office> {
+        Some(command.by.office())
     }
 }
 
@@ -141,7 +149,6 @@ impl ActingOffice for DisciplineCase {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::AcknowledgeInformation;
 
     fn body(s: &str) -> Body {
         s.parse().unwrap()
@@ -179,13 +186,13 @@ mod tests {
 
     #[test]
     fn an_acknowledgement_acts_as_the_acknowledging_district() {
-        let command = ExchangeCommand::Acknowledge(AcknowledgeInformation {
+        let command = AcknowledgeInformation {
             exchange_id: crate::ExchangeId::from_uuid(uuid::Uuid::nil()),
             by: body("district_standing_committee:chau-doc"),
             acknowledged_on: "2024-01-02".parse().unwrap(),
-        });
+        };
         assert_eq!(
-            InformationExchange::default().acting_office(&command),
+            Receipt::default().acting_office(&command),
             Some(Office::District("chau-doc".parse().unwrap()))
         );
     }

@@ -4,10 +4,11 @@
 //! the command handler reads them from the log and folds them here, and the decision
 //! sees them in [`crate::Context::references`].
 //!
-//! What is not visible is absent. The handler reads the office's own log: an aggregate
-//! created at another office and not yet replicated into it is not found, and the
-//! command is refused (422, nothing appended); sending it again once the reference has
-//! arrived succeeds.
+//! What is not visible is absent. The handler reads the office's own log, where a
+//! referenced stream may have been written by any office (the province's exchange,
+//! sourced into a district's log): an aggregate created at another office and not yet
+//! replicated into it is not found, and the command is refused (422, nothing appended);
+//! sending it again once the reference has arrived succeeds.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +38,12 @@ impl StreamRef {
     pub fn discipline_case(id: Uuid) -> Self {
         Self {
             category: DisciplineCase::CATEGORY,
+            id,
+        }
+    }
+    pub fn exchange(id: Uuid) -> Self {
+        Self {
+            category: InformationExchange::CATEGORY,
             id,
         }
     }
@@ -96,6 +103,11 @@ impl References {
     /// For tests: a reference known with this state.
     pub fn with_inspection(mut self, id: Uuid, state: Inspection) -> Self {
         self.inspections.insert(id, state);
+        self
+    }
+    /// For tests: a reference known with this state.
+    pub fn with_exchange(mut self, id: Uuid, state: InformationExchange) -> Self {
+        self.exchanges.insert(id, state);
         self
     }
     /// For tests: a reference known with this state.

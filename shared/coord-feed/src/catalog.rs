@@ -1,7 +1,7 @@
 //! The event types the feed knows, their CloudEvents names and their JSON Schemas.
 //!
 //! Naming: `vn.coord.<category>.<event>.v<N>`, where `<category>` is the stream
-//! category (`inspection`, `exchange`, `discipline`), `<event>` is the domain event
+//! category (`inspection`, `exchange`, `receipt`, `discipline`), `<event>` is the domain event
 //! type in snake_case without a leading `<category>_` (`InspectionScheduled` →
 //! `scheduled`, `InformationExchanged` → `information_exchanged`), and `N` is the
 //! schema version. The schema of `T.vN` is served at `/v1/schemas/T/vN`.
@@ -16,6 +16,7 @@ use std::sync::LazyLock;
 use coord_domain::discipline::DisciplineEvent;
 use coord_domain::exchange::ExchangeEvent;
 use coord_domain::inspection::InspectionEvent;
+use coord_domain::receipt::ReceiptEvent;
 use coord_domain::{DecodeError, DomainEvent};
 use serde_json::{Map, Value, json};
 
@@ -51,6 +52,7 @@ pub fn catalog() -> &'static [EventTypeInfo] {
     static CATALOG: LazyLock<Vec<EventTypeInfo>> = LazyLock::new(|| {
         let mut all = entries::<InspectionEvent>("inspection");
         all.extend(entries::<ExchangeEvent>("exchange"));
+        all.extend(entries::<ReceiptEvent>("receipt"));
         all.extend(entries::<DisciplineEvent>("discipline"));
         all
     });
@@ -131,6 +133,7 @@ pub fn current_payload(
     match category {
         "inspection" => via::<InspectionEvent>(event_type, schema_version, payload),
         "exchange" => via::<ExchangeEvent>(event_type, schema_version, payload),
+        "receipt" => via::<ReceiptEvent>(event_type, schema_version, payload),
         "discipline" => via::<DisciplineEvent>(event_type, schema_version, payload),
         _ => Err(DecodeError::UnknownEventType(event_type.to_owned())),
     }
@@ -267,6 +270,8 @@ mod tests {
         assert!(names.len() >= 11, "{names:?}");
         assert!(names.contains(&"vn.coord.inspection.scheduled"));
         assert!(names.contains(&"vn.coord.discipline.decided"));
+        assert!(names.contains(&"vn.coord.receipt.information_acknowledged"));
+        assert!(names.contains(&"vn.coord.exchange.information_acknowledged"));
         let (info, v) = lookup_ce_type("vn.coord.inspection.started.v1").unwrap();
         assert_eq!((info.event_type.as_str(), v), ("InspectionStarted", 1));
         assert!(lookup_ce_type("vn.coord.inspection.started.v0").is_none());

@@ -51,6 +51,10 @@ pub struct JetStreamConfig {
     pub stream_name: String,
     /// Subjects are `{prefix}.{category}.{id}`.
     pub subject_prefix: String,
+    /// Where references are read ([`EventLog::read_reference`]): `{prefix}.{category}.{id}`
+    /// with this prefix, which may hold a wildcard (`coord.log.*` with several offices,
+    /// each writing under `coord.log.<office>`). `None`: under `subject_prefix`.
+    pub reference_prefix: Option<String>,
     /// How long JetStream remembers message ids to drop retried publishes.
     pub duplicate_window: Duration,
     pub replicas: usize,
@@ -65,6 +69,7 @@ impl Default for JetStreamConfig {
         Self {
             stream_name: "COORD_LOG".into(),
             subject_prefix: "coord.log".into(),
+            reference_prefix: None,
             duplicate_window: Duration::from_secs(3600),
             replicas: 1,
             own_subjects_only: false,
@@ -313,6 +318,35 @@ impl EventLog for JetStreamLog {
             next = msg.sequence + 1;
         }
         Ok(events)
+    }
+
+    async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+        let Some(prefix) = &self.config.reference_prefix else {
+            return self.read_stream(stream).await;
+        };
+        // A wildcard subject has no "last message" to bound the read: read forward
+        // from the first sequence until there is no next message on the subject. One
+        // stream id is written under one office's subjects only (ids are UUIDs), so the
+        // wildcard matches that one stream.
+        let subject = format!("{prefix}.{}.{}", stream.category(), stream.id());
+        let mut events = Vec::new();
+        let mut next = 1;
+        loop {
+            match self
+                .stream
+                .direct_get_next_for_subject(subject.as_str(), Some(next))
+                .await
+            {
+                Ok(msg) => {
+                    events.extend(decode_commit(&msg.payload, msg.sequence)?);
+                    next = msg.sequence + 1;
+                }
+                Err(e) if matches!(e.kind(), stream::DirectGetErrorKind::NotFound) => {
+                    return Ok(events);
+                }
+                Err(e) => return Err(LogError::unavailable("cannot read a referenced stream", e)),
+            }
+        }
     }
 
     async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError> {

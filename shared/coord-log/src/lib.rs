@@ -51,6 +51,16 @@ pub trait EventLog: Send + Sync + 'static {
     /// Reads a whole stream, oldest first. A stream that was never written is empty.
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError>;
 
+    /// Reads a stream that a command refers to (an exchange a receipt acknowledges, an
+    /// inspection a case is based on), wherever it was written: with several offices the
+    /// referenced stream may be another office's, sourced into this log under that
+    /// office's subjects. Only for references: an aggregate is loaded for writing with
+    /// [`EventLog::read_stream`], under this office's own subjects (ownership). The
+    /// default is `read_stream` (one office's subjects, or one server for all).
+    async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+        self.read_stream(stream).await
+    }
+
     /// Follows the whole log from just after `after` (from the start if `None`): first
     /// what is stored, then new events as they are appended.
     async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError>;

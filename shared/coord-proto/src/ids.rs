@@ -17,6 +17,8 @@ const KEY_NAMESPACE: Uuid = Uuid::from_u128(0x8c3e_51d2_6a4f_4b7e_9d10_c0a1_7f3e
 /// Namespace of the ids of aggregates created without a client-chosen id. (It is the
 /// same value the gateway has always used, so aggregates created before keep theirs.)
 const AGGREGATE_NAMESPACE: Uuid = KEY_NAMESPACE;
+/// Namespace of receipt ids (one receipt per exchange).
+const RECEIPT_NAMESPACE: Uuid = Uuid::from_u128(0x2d7a_c4e9_81b3_4f06_a5d2_6e1f_93b8_0c47);
 /// Namespace of event ids.
 const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x4f1b_9a77_03c2_4d5e_8e61_2b90_d4a3_c718);
 
@@ -38,6 +40,13 @@ pub fn command_id_from_key(office: &str, key: &str) -> Uuid {
 /// command addresses the same aggregate.
 pub fn new_aggregate_id(command_id: Uuid) -> Uuid {
     Uuid::new_v5(&AGGREGATE_NAMESPACE, command_id.as_bytes())
+}
+
+/// The id of the receipt (`coord_domain::receipt::Receipt`) of exchange `exchange_id`:
+/// one per exchange, whoever acknowledges and under whatever key, so a second
+/// acknowledgement meets the stream the first one wrote.
+pub fn receipt_id(exchange_id: Uuid) -> Uuid {
+    Uuid::new_v5(&RECEIPT_NAMESPACE, exchange_id.as_bytes())
 }
 
 /// The id of the `index`-th event (0-based) that command `command_id` appends to
@@ -90,6 +99,16 @@ mod tests {
             command_id_from_key("district:an-phu", &uuid.to_string()),
             uuid
         );
+    }
+
+    #[test]
+    fn one_receipt_per_exchange() {
+        let exchange = Uuid::now_v7();
+        assert_eq!(receipt_id(exchange), receipt_id(exchange));
+        assert_ne!(receipt_id(exchange), receipt_id(Uuid::now_v7()));
+        assert_ne!(receipt_id(exchange), exchange);
+        assert_ne!(receipt_id(exchange), new_aggregate_id(exchange));
+        assert_eq!(receipt_id(exchange).get_version_num(), 5);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use coord_domain::inspection::{
     CancelInspection, ConcludeInspection, Inspection, InspectionCommand, ScheduleInspection,
     StartInspection,
 };
+use coord_domain::receipt::Receipt;
 pub mod analytics;
 pub mod ids;
 pub mod read;
@@ -211,18 +212,31 @@ impl CommandApi for Inspection {
 
 impl CommandApi for InformationExchange {
     const SERVICE: &'static str = "exchange";
-    const ENDPOINTS: &'static [&'static str] = &["send", "acknowledge"];
+    const ENDPOINTS: &'static [&'static str] = &["send"];
     fn parse(endpoint: &str, payload: Value) -> Result<ExchangeCommand, String> {
         Ok(match endpoint {
             "send" => ExchangeCommand::Send(decode::<SendInformation>(payload)?),
-            "acknowledge" => {
-                ExchangeCommand::Acknowledge(decode::<AcknowledgeInformation>(payload)?)
-            }
             other => return Err(unknown(other)),
         })
     }
     fn aggregate_id(command: &ExchangeCommand) -> Uuid {
         command.exchange_id().as_uuid()
+    }
+}
+
+/// An acknowledgement is served by the exchange service, on the subject it always had
+/// (`coord.cmd.exchange.acknowledge`), but writes the receiving office's receipt.
+impl CommandApi for Receipt {
+    const SERVICE: &'static str = "exchange";
+    const ENDPOINTS: &'static [&'static str] = &["acknowledge"];
+    fn parse(endpoint: &str, payload: Value) -> Result<AcknowledgeInformation, String> {
+        match endpoint {
+            "acknowledge" => decode::<AcknowledgeInformation>(payload),
+            other => Err(unknown(other)),
+        }
+    }
+    fn aggregate_id(command: &AcknowledgeInformation) -> Uuid {
+        ids::receipt_id(command.exchange_id.as_uuid())
     }
 }
 
@@ -275,7 +289,7 @@ mod tests {
             )
             .is_err()
         );
-        assert!(InformationExchange::parse("acknowledge", serde_json::json!({"exchange_id": "0190a000-0000-7000-8000-000000000001", "by": "provincial_standing_committee", "acknowledged_on": "2022-07-01", "extra": 1})).is_err());
+        assert!(Receipt::parse("acknowledge", serde_json::json!({"exchange_id": "0190a000-0000-7000-8000-000000000001", "by": "provincial_standing_committee", "acknowledged_on": "2022-07-01", "extra": 1})).is_err());
     }
 
     // Issue 6: date and field errors name the field and the value; only YYYY-MM-DD.
@@ -328,9 +342,11 @@ mod tests {
         }
         check::<Inspection>();
         check::<InformationExchange>();
+        check::<Receipt>();
         check::<DisciplineCase>();
         let endpoints = Inspection::ENDPOINTS.len()
             + InformationExchange::ENDPOINTS.len()
+            + Receipt::ENDPOINTS.len()
             + DisciplineCase::ENDPOINTS.len();
         assert_eq!(ROUTES.len(), endpoints, "no route without an endpoint");
     }
@@ -431,7 +447,7 @@ pub const ROUTES: &[Route] = &[
         "/v1/exchanges/{id}/acknowledge",
         "exchange_id",
         true,
-        "The receiving body acknowledges it"
+        "The receiving body acknowledges it: its own office records the exchange's receipt (If-Match pins the receipt's version, 0 before any acknowledgement)"
     ),
     route!(
         "discipline",

@@ -11,6 +11,7 @@
 use coord_domain::discipline::{DisciplineCase, DisciplineEvent};
 use coord_domain::exchange::{ExchangeEvent, InformationExchange};
 use coord_domain::inspection::{Inspection, InspectionEvent};
+use coord_domain::receipt::{Receipt, ReceiptEvent};
 use coord_domain::{DecodeError, DomainEvent};
 use coord_log::LogError;
 use coord_proto::{CommandApi, ROUTES};
@@ -52,6 +53,7 @@ fn scenario() -> Vec<(String, Value)> {
 fn parse(service: &str, endpoint: &str, payload: Value) -> Result<(), String> {
     match service {
         "inspection" => Inspection::parse(endpoint, payload).map(|_| ()),
+        "exchange" if endpoint == "acknowledge" => Receipt::parse(endpoint, payload).map(|_| ()),
         "exchange" => InformationExchange::parse(endpoint, payload).map(|_| ()),
         "discipline" => DisciplineCase::parse(endpoint, payload).map(|_| ()),
         other => panic!("unknown service {other}"),
@@ -168,6 +170,7 @@ fn decode_everywhere(event_type: &str, schema_version: u32, payload: &Value) {
     }
     check::<InspectionEvent>(event_type, schema_version, payload);
     check::<ExchangeEvent>(event_type, schema_version, payload);
+    check::<ReceiptEvent>(event_type, schema_version, payload);
     check::<DisciplineEvent>(event_type, schema_version, payload);
 }
 

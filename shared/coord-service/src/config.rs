@@ -47,6 +47,11 @@ pub struct ServiceConfig {
     /// Subject prefix of the log.
     #[arg(long, env = "COORD_LOG_SUBJECT_PREFIX", default_value = "coord.log")]
     pub log_subject_prefix: String,
+    /// Subject prefix under which cross-references are read, e.g. `coord.log.*` when
+    /// each office writes under `coord.log.<office>`: a command may refer to a stream
+    /// another office wrote. Defaults to the log's own subject prefix.
+    #[arg(long, env = "COORD_LOG_REFERENCE_PREFIX")]
+    pub log_reference_prefix: Option<String>,
     /// JetStream key-value bucket that binds idempotency keys (command ids) to requests.
     #[arg(
         long,
@@ -129,6 +134,7 @@ impl ServiceConfig {
                     JetStreamConfig {
                         stream_name: self.log_stream.clone(),
                         subject_prefix: self.log_subject_prefix.clone(),
+                        reference_prefix: self.log_reference_prefix.clone(),
                         ..JetStreamConfig::default()
                     },
                 )

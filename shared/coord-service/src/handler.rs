@@ -17,7 +17,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use coord_domain::{Aggregate, Context, DomainEvent, Province, Rejection, Rulebook};
+use coord_domain::{Aggregate, Context, DomainEvent, Province, Rejection, RejectionKind, Rulebook};
 use coord_log::{
     EventLog, ExpectedVersion, LogError, LogErrorKind, Metadata, NewEvent, RecordedEvent, StreamId,
 };
@@ -98,6 +98,11 @@ fn from_keys(err: KeyStoreError) -> ErrorReply {
     }
 }
 
+/// The reply to a domain rejection.
+fn rejected<R: Rejection>(r: &R) -> ErrorReply {
+    ErrorReply::new(ErrorKind::from(r.kind()), r.code(), r.to_string())
+}
+
 /// Refuses a command id already bound to another request.
 fn check_same(
     command_id: Uuid,
@@ -139,6 +144,15 @@ impl<A: CommandApi> CommandHandler<A> {
             province,
             _aggregate: PhantomData,
         }
+    }
+
+    /// A handler of another aggregate on the same log, key store and province.
+    pub fn sharing<B: CommandApi>(other: &CommandHandler<B>) -> Self {
+        Self::new(
+            other.log.clone(),
+            other.keys.clone(),
+            other.province.clone(),
+        )
     }
 
     /// Handles one raw request on `endpoint`.
@@ -204,9 +218,13 @@ impl<A: CommandApi> CommandHandler<A> {
             let events = decode_history::<A>(&history)?;
             let state = A::from_history(&events);
             crate::acting::check_office(&state, &command, &request.office)?;
-            let decided = state
-                .handle(&command, &ctx)
-                .map_err(|r| ErrorReply::new(ErrorKind::from(r.kind()), r.code(), r.to_string()))?;
+            let decided = match state.handle(&command, &ctx) {
+                Ok(decided) => decided,
+                Err(r) if r.kind() == RejectionKind::NotFound && history.is_empty() => {
+                    return Err(self.owned_elsewhere(&stream, &r).await);
+                }
+                Err(r) => return Err(rejected(&r)),
+            };
             let new_events = to_new_events::<A>(&decided, &request, &stream);
             self.claim(request.command_id, &fingerprint).await?;
             let expected = if version == 0 {
@@ -238,6 +256,28 @@ impl<A: CommandApi> CommandHandler<A> {
             "concurrent_modification",
             format!("the aggregate kept changing; gave up after {MAX_ATTEMPTS} attempts"),
         ))
+    }
+
+    /// The answer to a command that found no aggregate here: "not found", unless the
+    /// stream exists under another office's subjects (sourced into this log): then it
+    /// is that office's to append to (ARCHITECTURE.md, Ownership), and the caller is
+    /// told so (403 `stream_of_another_office`) rather than that it does not exist.
+    async fn owned_elsewhere(&self, stream: &StreamId, rejection: &A::Rejection) -> ErrorReply {
+        let not_found = rejected(rejection);
+        match self.log.read_reference(stream).await {
+            Ok(elsewhere) => match elsewhere.first() {
+                Some(first) => ErrorReply::new(
+                    ErrorKind::Forbidden,
+                    "stream_of_another_office",
+                    format!(
+                        "{stream} was written by office {}; only that office appends to it",
+                        first.office
+                    ),
+                ),
+                None => not_found,
+            },
+            Err(_) => not_found,
+        }
     }
 
     /// Refuses a command id already bound to another request; returns this request's
@@ -422,6 +462,70 @@ mod tests {
         async fn head(&self) -> Result<Option<EventPosition>, LogError> {
             self.inner.head().await
         }
+    }
+
+    /// The log of an office into which another office's streams were sourced: they are
+    /// not under this office's subjects (`read_stream` finds nothing) but can be read as
+    /// references.
+    struct Elsewhere(InMemoryLog);
+
+    #[async_trait]
+    impl EventLog for Elsewhere {
+        async fn append(
+            &self,
+            stream: &StreamId,
+            expected: ExpectedVersion,
+            events: Vec<NewEvent>,
+        ) -> Result<AppendOutcome, LogError> {
+            self.0.append(stream, expected, events).await
+        }
+        async fn read_stream(&self, _stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+            Ok(Vec::new())
+        }
+        async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+            self.0.read_stream(stream).await
+        }
+        async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError> {
+            self.0.subscribe(after).await
+        }
+        async fn head(&self) -> Result<Option<EventPosition>, LogError> {
+            self.0.head().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_to_a_stream_another_office_wrote_is_refused_as_such() {
+        // given an inspection the province wrote, seen here only as sourced from it
+        let log = InMemoryLog::new();
+        accepted(
+            on(Arc::new(log.clone()))
+                .handle("schedule", schedule(Uuid::now_v7()))
+                .await,
+        );
+        let here = on(Arc::new(Elsewhere(log.clone())));
+        // when this office sends a command to it
+        let start = CommandRequest {
+            payload: json!({"inspection_id": ID, "started_on": "2022-07-01"}),
+            ..schedule(Uuid::now_v7())
+        };
+        let e = error(here.handle("start", start).await);
+        // then it is told whose stream it is, not that it does not exist; nothing appended
+        assert_eq!(
+            (e.kind, e.code.as_str()),
+            (ErrorKind::Forbidden, "stream_of_another_office"),
+            "{e:?}"
+        );
+        assert!(e.message.contains("office province"), "{}", e.message);
+        assert_eq!(log.head().await.unwrap().unwrap().commit, 1);
+        // and a stream that exists nowhere is still not found
+        let other = CommandRequest {
+            payload: json!({"inspection_id": "0190a000-0000-7000-8000-000000000009", "started_on": "2022-07-01"}),
+            ..schedule(Uuid::now_v7())
+        };
+        assert_eq!(
+            error(here.handle("start", other).await).kind,
+            ErrorKind::NotFound
+        );
     }
 
     const ID: &str = "0190a000-0000-7000-8000-000000000001";

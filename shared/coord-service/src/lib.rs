@@ -19,5 +19,5 @@ pub use bounded::{Bounded, Limits};
 pub use config::{LogBackend, LogFormat, ServiceConfig};
 pub use handler::CommandHandler;
 pub use idempotency::{InMemoryKeys, JetStreamKeys, KeyStore};
-pub use server::run;
+pub use server::{run, run_pair};
 pub use telemetry::{init_tracing, shutdown_signal};

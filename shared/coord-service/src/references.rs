@@ -2,8 +2,11 @@
 //! exchange's linked record) from the log, so the pure domain can check them through
 //! `Context::references`.
 //!
-//! It reads this office's log only. A referenced aggregate written at another office
-//! and not yet replicated here reads as an empty stream, so the domain refuses the
+//! It reads this office's log only, but under any office's subjects
+//! ([`EventLog::read_reference`]): the province's exchange that a district acknowledges
+//! was written by the province and sourced into the district's log. A referenced
+//! aggregate written at another office and not yet replicated here reads as an empty
+//! stream, so the domain refuses the
 //! command as referring to a record it cannot find (422, nothing appended); the caller
 //! sends it again once the reference has arrived. References are read once per command,
 //! before deciding: a referenced aggregate that changes between that read and the append
@@ -25,7 +28,7 @@ pub async fn load<A: Aggregate>(
     for reference in A::references(command) {
         let stream = StreamId::new(reference.category, reference.id)
             .map_err(|e| ErrorReply::new(ErrorKind::Internal, "bad_stream_id", e.to_string()))?;
-        let history = log.read_stream(&stream).await.map_err(from_log)?;
+        let history = log.read_reference(&stream).await.map_err(from_log)?;
         let events = history
             .iter()
             .map(|e| (e.event_type.as_str(), e.schema_version, e.payload.clone()))

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_nats::service::ServiceExt;
 use coord_proto::{COMMAND_PREFIX, CommandApi, CommandReply, ErrorKind, ErrorReply, QUEUE_GROUP};
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -82,12 +83,40 @@ pub async fn run<A: CommandApi>(
     config: ServiceConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (client, handler) = open::<A>(&config).await?;
+    serve(client, handler, config.limits(), shutdown).await
+}
+
+/// Runs the commands of aggregates `A` and `B` as one NATS service (`A::SERVICE`, which
+/// must be `B::SERVICE` too), over one connection, log and key store, until `shutdown`
+/// resolves: the exchange service serves exchanges and their receipts. One service, so
+/// `$SRV.PING.<name>` has one answer per process.
+pub async fn run_pair<A: CommandApi, B: CommandApi>(
+    config: ServiceConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        A::SERVICE == B::SERVICE,
+        "one service cannot be named both {} and {}",
+        A::SERVICE,
+        B::SERVICE
+    );
+    let (client, first) = open::<A>(&config).await?;
+    let second = CommandHandler::<B>::sharing(&first);
+    let mut all = endpoints(first);
+    all.extend(endpoints(second));
+    serve_endpoints(client, A::SERVICE, all, config.limits(), shutdown).await
+}
+
+/// Connects and opens what a command service needs.
+async fn open<A: CommandApi>(
+    config: &ServiceConfig,
+) -> anyhow::Result<(async_nats::Client, CommandHandler<A>)> {
     let province = Arc::new(config.province()?);
     let client = config.connect(&format!("coord-{}", A::SERVICE)).await?;
     let log = config.open_log(client.clone()).await?;
     let keys = config.open_keys(client.clone()).await?;
-    let handler = CommandHandler::<A>::new(log, keys, province);
-    serve(client, handler, config.limits(), shutdown).await
+    Ok((client, CommandHandler::<A>::new(log, keys, province)))
 }
 
 /// Runs a command's handling within `deadline`; past it, the answer is a timeout error.
@@ -105,6 +134,24 @@ async fn within(deadline: Duration, work: impl Future<Output = CommandReply>) ->
     }
 }
 
+/// Answers one command endpoint's raw requests.
+type Dispatch = Arc<dyn Fn(bytes::Bytes) -> BoxFuture<'static, CommandReply> + Send + Sync>;
+
+/// `A`'s endpoints, each with its handler.
+fn endpoints<A: CommandApi>(handler: CommandHandler<A>) -> Vec<(&'static str, Dispatch)> {
+    A::ENDPOINTS
+        .iter()
+        .map(|&name| {
+            let handler = handler.clone();
+            let dispatch: Dispatch = Arc::new(move |body: bytes::Bytes| {
+                let handler = handler.clone();
+                Box::pin(async move { handler.handle_raw(name, &body).await })
+            });
+            (name, dispatch)
+        })
+        .collect()
+}
+
 /// Serves `handler` over NATS until `shutdown` resolves, then drains.
 pub async fn serve<A: CommandApi>(
     client: async_nats::Client,
@@ -112,41 +159,52 @@ pub async fn serve<A: CommandApi>(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_endpoints(client, A::SERVICE, endpoints(handler), limits, shutdown).await
+}
+
+/// Serves `endpoints` as NATS service `service` until `shutdown` resolves, then drains.
+async fn serve_endpoints(
+    client: async_nats::Client,
+    service_name: &'static str,
+    endpoints: Vec<(&'static str, Dispatch)>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let service = client
         .service_builder()
-        .description(format!("coordination commands: {}", A::SERVICE))
+        .description(format!("coordination commands: {service_name}"))
         .queue_group(QUEUE_GROUP)
-        .start(A::SERVICE, env!("CARGO_PKG_VERSION"))
+        .start(service_name, env!("CARGO_PKG_VERSION"))
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the NATS service: {e}"))?;
-    let group = service.group(format!("{COMMAND_PREFIX}.{}", A::SERVICE));
+    let group = service.group(format!("{COMMAND_PREFIX}.{service_name}"));
     let (stop_tx, stop_rx) = watch::channel(false);
     let in_flight = Bounded::new(limits.max_in_flight);
     let mut loops = JoinSet::new();
+    let names: Vec<&str> = endpoints.iter().map(|(name, _)| *name).collect();
 
-    for &name in A::ENDPOINTS {
+    for (name, handle) in endpoints {
         let mut endpoint = group
             .endpoint(name)
             .await
             .map_err(|e| anyhow::anyhow!("cannot add endpoint {name}: {e}"))?;
         let mut stop_rx = stop_rx.clone();
-        let handler = handler.clone();
         let in_flight = in_flight.clone();
         loops.spawn(async move {
             // Waits for a permit before spawning: the next request stays in NATS meanwhile.
             let dispatch = |request: async_nats::service::Request| {
-                let handler = handler.clone();
+                let handle = handle.clone();
                 in_flight.spawn(async move {
-                    let work = handler.handle_raw(name, &request.message.payload);
+                    let work = handle(request.message.payload.clone());
                     let reply = within(limits.deadline, work).await;
                     match &reply {
                         CommandReply::Accepted(a) => tracing::info!(
-                            service = A::SERVICE, endpoint = name, stream = %a.stream_id,
+                            service = service_name, endpoint = name, stream = %a.stream_id,
                             version = a.stream_version, position = a.position, duplicate = a.duplicate,
                             "command accepted"
                         ),
                         CommandReply::Error(e) => tracing::info!(
-                            service = A::SERVICE, endpoint = name, kind = ?e.kind, code = %e.code,
+                            service = service_name, endpoint = name, kind = ?e.kind, code = %e.code,
                             message = %e.message, "command refused"
                         ),
                     }
@@ -173,16 +231,16 @@ pub async fn serve<A: CommandApi>(
             }
         });
     }
-    tracing::info!(service = A::SERVICE, endpoints = ?A::ENDPOINTS, "command service ready");
+    tracing::info!(service = service_name, endpoints = ?names, "command service ready");
 
     shutdown.await;
-    tracing::info!(service = A::SERVICE, "draining in-flight commands");
+    tracing::info!(service = service_name, "draining in-flight commands");
     let _ = stop_tx.send(true);
     while loops.join_next().await.is_some() {}
     in_flight.drain().await;
     let _ = service.stop().await;
     client.flush().await.ok();
-    tracing::info!(service = A::SERVICE, "stopped");
+    tracing::info!(service = service_name, "stopped");
     Ok(())
 }
 
