@@ -333,7 +333,13 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
 
     // Each office's auditor signs its own log (Long Xuyên: its report and its receipt;
     // the others their report); the hub's witness cosigns it, with no alarm.
-    let own_events = |office: &str| if office == "district:long-xuyen" { 2 } else { 1 };
+    let own_events = |office: &str| {
+        if office == "district:long-xuyen" {
+            2
+        } else {
+            1
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = reqwest::Client::new()
@@ -348,9 +354,11 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
             Value::Null
         };
         let offices = w["offices"].as_array().cloned().unwrap_or_default();
-        if offices.len() == 3 && offices
+        if offices.len() == 3
+            && offices
                 .iter()
-                .all(|o| o["size"] == own_events(o["office"].as_str().unwrap_or(""))) {
+                .all(|o| o["size"] == own_events(o["office"].as_str().unwrap_or("")))
+        {
             assert_eq!(w["alarms"], json!([]), "{w}");
             break;
         }

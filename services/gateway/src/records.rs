@@ -309,6 +309,7 @@ mod tests {
             recorded_at: chrono::Utc::now(),
             office: "province".into(),
             actor: "tester".into(),
+            role: None,
             correlation_id: Uuid::now_v7(),
             causation_id: Uuid::now_v7(),
             payload,

@@ -1298,6 +1298,7 @@ mod tests {
             recorded_at: chrono::Utc::now(),
             office: office.into(),
             actor: "tester".into(),
+            role: None,
             correlation_id: id,
             causation_id: id,
             payload,
