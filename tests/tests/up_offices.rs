@@ -382,7 +382,10 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     for url in &urls {
         let case = record(url, &token("province"), &case).await;
         assert_eq!(case["status"], "appeal_resolved", "{url}: {case}");
-        assert_eq!(case["fields"]["form_in_force"], "reprimand", "{url}: {case}");
+        assert_eq!(
+            case["fields"]["form_in_force"], "reprimand",
+            "{url}: {case}"
+        );
         let offices: Vec<&str> = case["history"]
             .as_array()
             .unwrap()

@@ -1,8 +1,9 @@
 //! An office acts only as itself: the office a request carries (from the caller's
 //! token, set by the gateway) must be the one the domain says acts for the command on
 //! this aggregate ([`coord_domain::ActingOffice`]). Checked after loading the
-//! aggregate (an appeal's office is the case's unit) and before deciding, so a refusal
-//! appends nothing.
+//! aggregate and what the command refers to (an appeal's office is the one of its
+//! case's unit, as the referenced case is found here) and before deciding, so a
+//! refusal appends nothing.
 
 use coord_domain::{ActingOffice, Office, References};
 use coord_proto::{ErrorKind, ErrorReply};
