@@ -1492,6 +1492,21 @@ mod tests {
             "{:?}",
             in_order.2
         );
+
+        // and an older log, with the appeal on the case's own stream, gives the same
+        let old =
+            DisciplineEvent::DisciplineAppealed(coord_domain::discipline::DisciplineAppealed {
+                case_id,
+                appealed_on: "2024-03-06".parse().unwrap(),
+                grounds: "Không đồng ý".parse().unwrap(),
+            });
+        let older = build(vec![
+            case(&opened, 1),
+            case(&decided, 2),
+            case(&old, 3),
+            case(&resolved, 4),
+        ]);
+        assert_eq!(in_order, older);
     }
 
     // Issue 10, Ownership: the province writes the exchange, the district its receipt;
