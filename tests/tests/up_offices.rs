@@ -11,8 +11,13 @@
 //! office then shows it acknowledged (and the province's receipt of Tân Châu's report).
 //! Acknowledging for another district (403), an exchange this office has not received
 //! (422) or twice (409) appends nothing. A command
-//! to a stream another office owns (an appeal on the province's case, sent at the
+//! to a stream another office owns (a decision on the province's case, sent at the
 //! district) is refused as such (403 `stream_of_another_office`), not as "not found".
+//! The province decides a case of Long Xuyên at the hub; Long Xuyên appeals at its own
+//! office, as its own appeal stream; the province resolves the appeal at the hub once it
+//! has arrived (before, `appeal_not_found`, 422, nothing appended); every office shows
+//! the case resolved with the appeal in its history. Appealing for another district's
+//! case (403) or twice (409) appends nothing.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -92,6 +97,18 @@ async fn acknowledge_once_replicated(url: &str, token: &str, exchange: &str, bod
         assert!(Instant::now() < deadline, "never replicated: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The one-record read of discipline case `case` at the office at `url`.
+async fn record(url: &str, token: &str, case: &Uuid) -> Value {
+    client_with(token)
+        .get(format!("{url}/v1/discipline-cases/{case}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Every office's log head, as each gateway reports it.
@@ -210,7 +227,7 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     )
     .await;
 
-    // A case the province opens: Long Xuyên cannot append to it at its own office.
+    // A case the province opens and decides at the hub.
     let case = Uuid::now_v7();
     let open = json!({"case_id": case, "term": "2020-2025", "unit": "long-xuyen",
         "subject": {"kind": "member", "member": "ĐV-0042", "membership": "full", "holds_post": false},
@@ -223,13 +240,40 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let appeal = json!({"appealed_on": "2024-03-06", "grounds": "Không đồng ý"});
+    let (status, body) = post(
+        format!("{}/v1/discipline-cases/{case}/decision", urls[0]),
+        &token("province"),
+        json!({"form": "warning", "deciding_body": "provincial_standing_committee",
+            "decided_on": "2024-03-05", "decision_ref": "QĐ-KL-01 (giả định)"}),
+    )
+    .await;
+    assert!(status.is_success(), "{body}");
+    // Nothing to resolve at the hub before an appeal has arrived: 422, nothing appended.
+    let province_token = token("province");
+    let resolve_at_hub = || {
+        post(
+            format!("{}/v1/discipline-cases/{case}/appeal-resolution", urls[0]),
+            &province_token,
+            json!({"resolution": {"outcome": "changed_to", "form": "reprimand"},
+                "resolving_body": "central_public_security_standing_committee",
+                "resolved_on": "2024-04-01", "reference": "GQ-KN-01 (giả định)"}),
+        )
+    };
+    let hub_before = heads(&urls[..1], &token("province")).await;
+    let (status, body) = resolve_at_hub().await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "appeal_not_found", "{body}");
+    assert_eq!(heads(&urls[..1], &token("province")).await, hub_before);
+
+    // Long Xuyên cannot append to the province's case at its own office: told whose
+    // stream it is once it has arrived (until then, not found).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, body) = post(
-            format!("{}/v1/discipline-cases/{case}/appeal", urls[1]),
+            format!("{}/v1/discipline-cases/{case}/decision", urls[1]),
             &token("long-xuyen"),
-            appeal.clone(),
+            json!({"form": "reprimand", "deciding_body": "district_standing_committee:long-xuyen",
+                "decided_on": "2024-03-06", "decision_ref": "QĐ (giả định)"}),
         )
         .await;
         if status == StatusCode::FORBIDDEN {
@@ -238,6 +282,41 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         }
         assert_eq!(body["code"], "case_not_found", "{body}");
         assert!(Instant::now() < deadline, "never replicated: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Long Xuyên appeals at its own office, once the decision has reached it: its own
+    // appeal stream.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while record(&urls[1], &token("long-xuyen"), &case).await["status"] != "decided" {
+        assert!(
+            Instant::now() < deadline,
+            "the decision never reached Long Xuyên"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let appeal_path = |url: &str| format!("{url}/v1/discipline-cases/{case}/appeal");
+    let appeal = json!({"appealed_on": "2024-03-06", "grounds": "Không đồng ý"});
+    let (status, body) = post(appeal_path(&urls[1]), &token("long-xuyen"), appeal.clone()).await;
+    assert!(status.is_success(), "{body}");
+    assert!(
+        body["stream_id"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("appeal-")),
+        "{body}"
+    );
+    // The province resolves it at the hub as soon as the appeal has arrived there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = resolve_at_hub().await;
+        if status.is_success() {
+            break;
+        }
+        assert_eq!(body["code"], "appeal_not_found", "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the appeal never reached the hub"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -263,7 +342,9 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
                     && s["exchanges"]["to_district"] == 1
                     && s["exchanges"]["unacknowledged"] == 2
                     && s["inspections"]["scheduled"] == 1
-                    && s["discipline"]["open_cases"] == 1
+                    && s["discipline"]["open_cases"] == 0
+                    && s["discipline"]["appeals_pending"] == 0
+                    && s["discipline"]["members"]["reprimand"] == 1
             })
         });
         if done {
@@ -275,9 +356,9 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     assert!(summaries.windows(2).all(|w| w[0] == w[1]), "{summaries:?}");
     let mut sets = Vec::new();
     for url in &urls {
-        sets.push(event_ids(url, &credentials, 8).await);
+        sets.push(event_ids(url, &credentials, 11).await);
     }
-    assert_eq!(sets[0].len(), 8);
+    assert_eq!(sets[0].len(), 11);
     assert!(sets.windows(2).all(|w| w[0] == w[1]), "{sets:?}");
 
     // Every office's one-record read shows the acknowledgement with the exchange.
@@ -297,9 +378,37 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         );
     }
 
-    // Refusals append nothing anywhere: Châu Đốc acknowledging for Long Xuyên (403),
+    // Every office's one-record read shows the case resolved, with Long Xuyên's appeal.
+    for url in &urls {
+        let case = record(url, &token("province"), &case).await;
+        assert_eq!(case["status"], "appeal_resolved", "{url}: {case}");
+        assert_eq!(
+            case["fields"]["form_in_force"], "reprimand",
+            "{url}: {case}"
+        );
+        let offices: Vec<&str> = case["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["office"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            offices,
+            ["province", "province", "province", "district:long-xuyen"],
+            "{case}"
+        );
+    }
+
+    // Refusals append nothing anywhere: Châu Đốc appealing Long Xuyên's case (403),
+    // Long Xuyên appealing again (409), Châu Đốc acknowledging for Long Xuyên (403),
     // Long Xuyên acknowledging what it never received (422) or again (409).
     let before = heads(&urls, &token("province")).await;
+    let (status, body) = post(appeal_path(&urls[2]), &token("chau-doc"), appeal.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "acting_for_another_office", "{body}");
+    let (status, body) = post(appeal_path(&urls[1]), &token("long-xuyen"), appeal).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "invalid_transition", "{body}");
     let ack_path = |url: &str, id: Uuid| format!("{url}/v1/exchanges/{id}/acknowledge");
     let (status, body) = post(
         ack_path(&urls[2], exchange),
@@ -331,11 +440,11 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         "nothing appended"
     );
 
-    // Each office's auditor signs its own log (Long Xuyên: its report and its receipt;
-    // the others their report); the hub's witness cosigns it, with no alarm.
+    // Each office's auditor signs its own log (Long Xuyên: its report, its receipt and
+    // its appeal; the others their report); the hub's witness cosigns it, with no alarm.
     let own_events = |office: &str| {
         if office == "district:long-xuyen" {
-            2
+            3
         } else {
             1
         }

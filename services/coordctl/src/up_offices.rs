@@ -6,11 +6,10 @@
 //! offices, in the order given; one line `office <id> <url>` each. Every office acts
 //! through its own operator token (`<data-dir>/credentials/<office>.token`).
 //!
-//! Nothing is loaded. A district's acknowledgements work here (its own receipt streams,
-//! see ARCHITECTURE.md, Ownership), but the reference scenario also has a district
-//! appealing a case the province owns, which in this mode still needs its own aggregate,
-//! and loading would have to send each command at its office and wait for what it
-//! refers to.
+//! Nothing is loaded. A district's acknowledgements and appeals work here (its own
+//! receipt and appeal streams, see ARCHITECTURE.md, Ownership), but loading the
+//! reference scenario would have to send each command at its office and wait for what
+//! it refers to (an appeal for its decision, a resolution for its appeal).
 
 use std::time::Duration;
 

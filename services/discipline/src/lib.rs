@@ -2,10 +2,13 @@
 //!
 //! All of the work is in `coord-service` (load, decide, append, reply) and in
 //! `coord-domain` (the rules); this crate names the aggregate and exposes `run` so
-//! that tests can start the service in-process as well as as a binary.
+//! that tests can start the service in-process as well as as a binary. It serves two:
+//! the case (on the province's stream) and its appeal (`appeal`, on the stream of the
+//! office of the case's unit).
 
 use std::future::Future;
 
+use coord_domain::appeal::Appeal;
 use coord_domain::discipline::DisciplineCase;
 pub use coord_service::ServiceConfig as Config;
 
@@ -26,5 +29,5 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    coord_service::run::<DisciplineCase>(config, shutdown).await
+    coord_service::run_pair::<DisciplineCase, Appeal>(config, shutdown).await
 }

@@ -14,12 +14,15 @@
 //! from the exchange's, `coord_proto::ids::receipt_id`): the view shows the
 //! acknowledgement, its fields and its event in `history`, whichever office wrote it.
 //! The version and `ETag` stay the exchange stream's own (what `If-Match` on the
-//! exchange means).
+//! exchange means). A discipline case folds its appeal the same way (the appealing
+//! unit's office's stream, `coord_proto::ids::appeal_id`): `appeal_pending` with the
+//! appeal's fields once it is there, unless the case has already resolved it.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use coord_domain::appeal::{Appeal, AppealEvent};
 use coord_domain::discipline::{CaseStatus, DisciplineCase};
 use coord_domain::exchange::InformationAcknowledged;
 use coord_domain::exchange::InformationExchange;
@@ -142,6 +145,19 @@ impl Readable for DisciplineCase {
             Some(CaseStatus::AppealPending) => ("appeal_pending", "đang khiếu nại"),
             Some(CaseStatus::AppealResolved) => ("appeal_resolved", "đã giải quyết khiếu nại"),
         }
+    }
+    fn companion(id: Uuid) -> Option<StreamId> {
+        StreamId::new(Appeal::CATEGORY, coord_proto::ids::appeal_id(id)).ok()
+    }
+    fn apply_companion(&mut self, e: &RecordedEvent) -> Result<(), String> {
+        let AppealEvent::DisciplineAppealed(a) =
+            AppealEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
+                .map_err(|err| err.to_string())?;
+        self.appealed_on = Some(a.appealed_on);
+        if self.status == Some(CaseStatus::Decided) {
+            self.status = Some(CaseStatus::AppealPending);
+        }
+        Ok(())
     }
     fn derived(&self, fields: &mut Map<String, Value>) {
         let form = self.in_force.map(|f| Value::String(f.as_str().to_owned()));
@@ -309,6 +325,7 @@ mod tests {
             recorded_at: chrono::Utc::now(),
             office: "province".into(),
             actor: "tester".into(),
+            role: None,
             correlation_id: Uuid::now_v7(),
             causation_id: Uuid::now_v7(),
             payload,
@@ -382,5 +399,83 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((view.status.as_str(), view.version), ("acknowledged", 2));
+    }
+
+    // Issue 10: a case's one-record read shows the appeal the unit's office wrote on
+    // its own appeal stream; once resolved, the resolution's status stands.
+    #[test]
+    fn a_case_is_read_with_its_appeal() {
+        use coord_domain::appeal::Appealed;
+        use coord_domain::discipline::{
+            AppealResolution, AppealResolved, Basis, DisciplineCaseOpened, DisciplineDecided,
+            DisciplineEvent, DisciplineForm,
+        };
+        let id = Uuid::now_v7();
+        let case_id = coord_domain::CaseId::from_uuid(id);
+        let stream = StreamId::new("discipline", id).unwrap();
+        let opened = DisciplineEvent::DisciplineCaseOpened(DisciplineCaseOpened {
+            case_id,
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            subject: serde_json::from_value(serde_json::json!({
+                "kind": "member", "member": "ĐV-1", "membership": "full", "holds_post": false
+            }))
+            .unwrap(),
+            basis: Basis::CentralConclusion {
+                body: coord_domain::Body::CentralInspectionCommission,
+                reference: "KL-01".parse().unwrap(),
+            },
+            violation: None,
+            opened_on: "2024-03-01".parse().unwrap(),
+        });
+        let decided = DisciplineEvent::DisciplineDecided(DisciplineDecided {
+            case_id,
+            form: DisciplineForm::Warning,
+            deciding_body: coord_domain::Body::ProvincialStandingCommittee,
+            decided_on: "2024-03-05".parse().unwrap(),
+            decision_ref: "QĐ-1".parse().unwrap(),
+        });
+        let history = [
+            recorded(stream.clone(), &opened, 1, 1),
+            recorded(stream.clone(), &decided, 2, 2),
+        ];
+        let appealed = AppealEvent::DisciplineAppealed(Appealed {
+            case_id,
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            appealed_on: "2024-03-06".parse().unwrap(),
+            grounds: "Không đồng ý".parse().unwrap(),
+        });
+        let companion = [recorded(
+            DisciplineCase::companion(id).unwrap(),
+            &appealed,
+            1,
+            3,
+        )];
+
+        let alone = fold::<DisciplineCase>(id, &history, &[]).unwrap().unwrap();
+        assert_eq!(alone.status, "decided");
+        let view = fold::<DisciplineCase>(id, &history, &companion)
+            .unwrap()
+            .unwrap();
+        assert_eq!((view.status.as_str(), view.version), ("appeal_pending", 2));
+        assert_eq!(view.fields["appealed_on"], "2024-03-06");
+        assert_eq!(view.fields["form_in_force"], "warning");
+        assert_eq!(view.history.len(), 3);
+
+        let resolved = DisciplineEvent::AppealResolved(AppealResolved {
+            case_id,
+            resolution: AppealResolution::Annulled,
+            resolving_body: coord_domain::Body::CentralPublicSecurityStandingCommittee,
+            resolved_on: "2024-04-01".parse().unwrap(),
+            reference: "GQ-1".parse().unwrap(),
+        });
+        let mut all = history.to_vec();
+        all.push(recorded(stream, &resolved, 3, 4));
+        let view = fold::<DisciplineCase>(id, &all, &companion)
+            .unwrap()
+            .unwrap();
+        assert_eq!((view.status.as_str(), view.version), ("appeal_resolved", 3));
+        assert_eq!(view.fields["form_in_force"], Value::Null);
     }
 }

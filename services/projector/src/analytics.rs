@@ -56,6 +56,7 @@ pub fn record(conn: &Connection, e: &RecordedEvent, unit: &str) -> rusqlite::Res
         "inspection" => ("inspections", "inspection_id", "kind"),
         "exchange" => ("exchanges", "exchange_id", "'exchange'"),
         "receipt" => ("receipts", "receipt_id", "'exchange'"),
+        "appeal" => ("appeals", "appeal_id", "'appeal'"),
         "discipline" => ("discipline_cases", "case_id", "subject_kind"),
         _ => return Ok(()),
     };

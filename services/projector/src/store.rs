@@ -16,6 +16,10 @@
 //! sets the exchange's `acknowledged_on` if the exchange is there; an exchange inserted
 //! later takes the date from a receipt already waiting. Both orders give the same rows,
 //! so an event referring to something not received yet is neither lost nor a dead letter.
+//! An appeal (the case unit's office's own stream) is kept the same way in `appeals`: a
+//! case's status is derived from what is held (decision, appeal, resolution), so an
+//! appeal arriving before its case, or a resolution before its appeal, gives the same
+//! rows as the order they were decided in.
 //!
 //! This module does no network I/O and has no async code.
 
@@ -24,6 +28,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use coord_domain::appeal::AppealEvent;
 use coord_domain::discipline::{AppealResolution, DisciplineEvent, Subject};
 use coord_domain::exchange::ExchangeEvent;
 use coord_domain::inspection::{InspectionEvent, InspectionKind, InspectionStatus};
@@ -58,6 +63,10 @@ CREATE INDEX IF NOT EXISTS exchanges_term_unit ON exchanges(term, unit);
 CREATE TABLE IF NOT EXISTS receipts (
     exchange_id TEXT PRIMARY KEY, receipt_id TEXT NOT NULL UNIQUE,
     term TEXT NOT NULL, unit TEXT NOT NULL, by_body TEXT NOT NULL, acknowledged_on TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS appeals (
+    case_id TEXT PRIMARY KEY, appeal_id TEXT NOT NULL UNIQUE,
+    term TEXT NOT NULL, unit TEXT NOT NULL, appealed_on TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS discipline_cases (
     case_id TEXT PRIMARY KEY,
@@ -112,12 +121,13 @@ fn people(counts: &mut DisciplineCounts, subject_kind: &str, decisions: i64, sub
     }
 }
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "checkpoint",
     "log_identity",
     "inspections",
     "exchanges",
     "receipts",
+    "appeals",
     "discipline_cases",
     "timeline",
     "dead_letters",
@@ -1096,6 +1106,24 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 )
             }
         },
+        "appeal" => match decode::<AppealEvent>(e)? {
+            AppealEvent::DisciplineAppealed(s) => {
+                let id = s.case_id.to_string();
+                conn.execute(
+                    "INSERT INTO appeals (case_id, appeal_id, term, unit, appealed_on) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, e.stream_id.id().to_string(), s.term.to_string(), s.unit.as_str(),
+                            fmt_date(s.appealed_on)],
+                )
+                .map_err(|err| Skip::writing(format!("appeal against case {id} cannot be inserted"), err))?;
+                // The case may not have arrived, or not be decided here yet: its decision
+                // then finds the appeal. A resolution that arrived first stays.
+                conn.execute(
+                    "UPDATE discipline_cases SET status = 'appeal_pending' WHERE case_id = ?1 AND status = 'decided'",
+                    [&id],
+                )?;
+                (s.unit.to_string(), "Khiếu nại quyết định kỷ luật".into())
+            }
+        },
         "discipline" => match decode::<DisciplineEvent>(e)? {
             DisciplineEvent::DisciplineCaseOpened(s) => {
                 let id = s.case_id.to_string();
@@ -1123,8 +1151,11 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
             }
             DisciplineEvent::DisciplineDecided(s) => {
                 let id = s.case_id.to_string();
+                // The appeal, written at the unit's office, may have arrived first.
                 let changed = conn.execute(
-                    "UPDATE discipline_cases SET status = 'decided', form_in_force = ?2, decided_on = ?3
+                    "UPDATE discipline_cases SET form_in_force = ?2, decided_on = ?3,
+                         status = CASE WHEN EXISTS (SELECT 1 FROM appeals WHERE case_id = ?1)
+                                  THEN 'appeal_pending' ELSE 'decided' END
                      WHERE case_id = ?1 AND status = 'open'",
                     params![id, s.form.as_str(), fmt_date(s.decided_on)],
                 )?;
@@ -1178,7 +1209,7 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 let changed = conn.execute(
                     "UPDATE discipline_cases SET status = 'appeal_resolved',
                          form_in_force = CASE ?2 WHEN 'upheld' THEN form_in_force WHEN 'changed' THEN ?3 ELSE NULL END
-                     WHERE case_id = ?1 AND status = 'appeal_pending'",
+                     WHERE case_id = ?1 AND status IN ('appeal_pending', 'decided')",
                     params![id, outcome, form],
                 )?;
                 expect_one(changed, "case under appeal", &id)?;
@@ -1298,6 +1329,7 @@ mod tests {
             recorded_at: chrono::Utc::now(),
             office: office.into(),
             actor: "tester".into(),
+            role: None,
             correlation_id: id,
             causation_id: id,
             payload,
@@ -1327,6 +1359,154 @@ mod tests {
                 "SELECT unit || '|' || term || '|' || occurred_on || '|' || measure FROM analytics_events ORDER BY measure",
             ),
         )
+    }
+
+    /// What a store shows of discipline: case rows, the province's summary, measures.
+    fn case_view(store: &Store) -> (Vec<String>, String, Vec<String>) {
+        let rows = |sql: &str| -> Vec<String> {
+            let mut stmt = store.conn.prepare(sql).unwrap();
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let summary = store
+            .province_summary("2020-2025".parse().unwrap())
+            .unwrap();
+        (
+            rows(
+                "SELECT case_id || '|' || unit || '|' || status || '|' || IFNULL(form_in_force, '-') FROM discipline_cases",
+            ),
+            serde_json::to_string(&summary.discipline).unwrap(),
+            rows(
+                "SELECT unit || '|' || occurred_on || '|' || measure FROM analytics_events ORDER BY measure",
+            ),
+        )
+    }
+
+    // Issue 10, Ownership: the province writes the case and its resolution, the
+    // district its appeal; at a third office the appeal may come before the case, or
+    // after the resolution.
+    #[test]
+    fn a_case_and_its_appeal_give_the_same_model_in_any_order() {
+        use coord_domain::appeal::Appealed;
+        use coord_domain::discipline::{
+            AppealResolved, Basis, DisciplineCaseOpened, DisciplineDecided, DisciplineForm,
+        };
+        // given a case the province opened, decided and resolved, and Long Xuyên's appeal
+        let case_id = coord_domain::CaseId::from_uuid(Uuid::now_v7());
+        let opened = DisciplineEvent::DisciplineCaseOpened(DisciplineCaseOpened {
+            case_id,
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            subject: serde_json::from_value(serde_json::json!({
+                "kind": "member", "member": "ĐV-0042", "membership": "full", "holds_post": false
+            }))
+            .unwrap(),
+            basis: Basis::CentralConclusion {
+                body: Body::CentralInspectionCommission,
+                reference: "KL-01".parse().unwrap(),
+            },
+            violation: None,
+            opened_on: "2024-03-01".parse().unwrap(),
+        });
+        let decided = DisciplineEvent::DisciplineDecided(DisciplineDecided {
+            case_id,
+            form: DisciplineForm::Warning,
+            deciding_body: Body::ProvincialStandingCommittee,
+            decided_on: "2024-03-05".parse().unwrap(),
+            decision_ref: "QĐ-1".parse().unwrap(),
+        });
+        let resolved = DisciplineEvent::AppealResolved(AppealResolved {
+            case_id,
+            resolution: AppealResolution::ChangedTo {
+                form: DisciplineForm::Reprimand,
+            },
+            resolving_body: Body::CentralPublicSecurityStandingCommittee,
+            resolved_on: "2024-04-01".parse().unwrap(),
+            reference: "GQ-1".parse().unwrap(),
+        });
+        let appealed = AppealEvent::DisciplineAppealed(Appealed {
+            case_id,
+            term: "2020-2025".parse().unwrap(),
+            unit: "long-xuyen".parse().unwrap(),
+            appealed_on: "2024-03-06".parse().unwrap(),
+            grounds: "Không đồng ý".parse().unwrap(),
+        });
+        let appeal_id = coord_proto::ids::appeal_id(case_id.as_uuid());
+        let case =
+            |e: &DisciplineEvent, c| recorded("discipline", case_id.as_uuid(), e, c, "province");
+        let appeal = |c| recorded("appeal", appeal_id, &appealed, c, "district:long-xuyen");
+        let build = |items: Vec<Item>| {
+            let mut store = Store::open_in_memory(province()).unwrap();
+            for item in items {
+                assert_eq!(store.apply_batch(&[item]).unwrap(), (1, 0));
+            }
+            assert_eq!(store.dead_letter_count().unwrap(), 0);
+            case_view(&store)
+        };
+
+        // when offices receive them in different orders (pending, then resolved)
+        let pending = build(vec![case(&opened, 1), case(&decided, 2), appeal(3)]);
+        let pending_appeal_first = build(vec![appeal(1), case(&opened, 2), case(&decided, 3)]);
+        let pending_before_decision = build(vec![case(&opened, 1), appeal(2), case(&decided, 3)]);
+        let in_order = build(vec![
+            case(&opened, 1),
+            case(&decided, 2),
+            appeal(3),
+            case(&resolved, 4),
+        ]);
+        let resolution_first = build(vec![
+            case(&opened, 1),
+            case(&decided, 2),
+            case(&resolved, 3),
+            appeal(4),
+        ]);
+        let appeal_first = build(vec![
+            appeal(1),
+            case(&opened, 2),
+            case(&decided, 3),
+            case(&resolved, 4),
+        ]);
+
+        // then the same rows, figures and measures
+        assert_eq!(pending, pending_appeal_first);
+        assert_eq!(pending, pending_before_decision);
+        assert!(
+            pending.0[0].ends_with("|long-xuyen|appeal_pending|warning"),
+            "{:?}",
+            pending.0
+        );
+        assert!(pending.1.contains("\"appeals_pending\":1"), "{}", pending.1);
+        assert_eq!(in_order, resolution_first);
+        assert_eq!(in_order, appeal_first);
+        assert!(
+            in_order.0[0].ends_with("|appeal_resolved|reprimand"),
+            "{:?}",
+            in_order.0
+        );
+        assert!(
+            in_order
+                .2
+                .contains(&"long-xuyen|2024-03-06|other.DisciplineAppealed".to_owned()),
+            "{:?}",
+            in_order.2
+        );
+
+        // and an older log, with the appeal on the case's own stream, gives the same
+        let old =
+            DisciplineEvent::DisciplineAppealed(coord_domain::discipline::DisciplineAppealed {
+                case_id,
+                appealed_on: "2024-03-06".parse().unwrap(),
+                grounds: "Không đồng ý".parse().unwrap(),
+            });
+        let older = build(vec![
+            case(&opened, 1),
+            case(&decided, 2),
+            case(&old, 3),
+            case(&resolved, 4),
+        ]);
+        assert_eq!(in_order, older);
     }
 
     // Issue 10, Ownership: the province writes the exchange, the district its receipt;

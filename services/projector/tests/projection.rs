@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use coord_domain::Province;
+use coord_domain::appeal::Appeal;
 use coord_domain::discipline::DisciplineCase;
 use coord_domain::exchange::InformationExchange;
 use coord_domain::inspection::Inspection;
@@ -40,6 +41,7 @@ async fn load_scenario(log: &InMemoryLog) {
         Arc::new(InMemoryKeys::new()),
         province(),
     );
+    let appeal = CommandHandler::<Appeal>::sharing(&discipline);
     for line in SCENARIO.lines() {
         let cmd: ScriptedCommand = serde_json::from_str(line).unwrap();
         let route = coord_proto::route(&cmd.command).unwrap();
@@ -58,6 +60,9 @@ async fn load_scenario(log: &InMemoryLog) {
                 receipt.handle(route.endpoint, request).await
             }
             "exchange" => exchange.handle(route.endpoint, request).await,
+            "discipline" if route.endpoint == "appeal" => {
+                appeal.handle(route.endpoint, request).await
+            }
             _ => discipline.handle(route.endpoint, request).await,
         };
         assert!(

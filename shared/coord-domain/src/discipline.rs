@@ -8,7 +8,11 @@
 //!   post), expulsion; probationary members: reprimand, warning;
 //! - one decision per case; only an appeal's resolution can change it;
 //! - an appeal is filed within one month of the decision, once; the decision stands
-//!   while the appeal is pending.
+//!   while the appeal is pending. The appeal is the appealing office's own record
+//!   ([`crate::appeal::Appeal`], checked here by [`DisciplineCase::check_appeal`]); the
+//!   case's resolution refers to it and resolves only an appeal this office has
+//!   received (`appeal_not_found`). Appeals written on the case's stream before (older
+//!   logs) are still read.
 //! - authority: the deciding body must hold the authority for that form and subject in
 //!   the rulebook's table (Điều lệ Đảng art. 36, 38; Quy định 22-QĐ/TW art. 11, 12),
 //!   code `deciding_body_without_authority`;
@@ -268,12 +272,14 @@ pub struct ResolveAppeal {
     pub reference: Reference,
 }
 
+/// The commands the case's own stream takes. An appeal is not one of them: the office
+/// of the case's unit records it in its own stream ([`crate::appeal::Appeal`]), so the
+/// province's case stream has one writer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DisciplineCommand {
     Open(OpenCase),
     Decide(DecideDiscipline),
     Close(CloseCase),
-    Appeal(AppealDecision),
     ResolveAppeal(ResolveAppeal),
 }
 
@@ -283,7 +289,6 @@ impl DisciplineCommand {
             DisciplineCommand::Open(c) => c.case_id,
             DisciplineCommand::Decide(c) => c.case_id,
             DisciplineCommand::Close(c) => c.case_id,
-            DisciplineCommand::Appeal(c) => c.case_id,
             DisciplineCommand::ResolveAppeal(c) => c.case_id,
         }
     }
@@ -292,7 +297,6 @@ impl DisciplineCommand {
             DisciplineCommand::Open(_) => "open",
             DisciplineCommand::Decide(_) => "decide",
             DisciplineCommand::Close(_) => "close",
-            DisciplineCommand::Appeal(_) => "appeal",
             DisciplineCommand::ResolveAppeal(_) => "resolve_appeal",
         }
     }
@@ -333,6 +337,9 @@ pub struct DisciplineCaseClosed {
     pub reason: Text,
 }
 
+// An appeal written on the case's own stream, as it was before appeals became
+// `crate::appeal::Appeal`s: still read (old logs replay), never written any more. (A
+// plain comment: a doc comment would change its published JSON Schema.)
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DisciplineAppealed {
@@ -462,6 +469,14 @@ pub enum DisciplineRejection {
     AppealOutOfTime { decided_on: Date, deadline: Date },
     #[error("the changed form is the same as the decision under appeal")]
     ChangedToSameForm,
+    #[error(
+        "discipline case {0} was not found in this office's log (it may not have arrived yet from another office)"
+    )]
+    AppealedCaseNotFound(CaseId),
+    #[error(
+        "no appeal against discipline case {0} was found in this office's log (none was lodged, or it has not arrived yet from the appealing office)"
+    )]
+    AppealNotFound(CaseId),
     #[error("dates out of order: {0}")]
     DatesOutOfOrder(&'static str),
 }
@@ -504,6 +519,8 @@ impl Rejection for DisciplineRejection {
             }
             DisciplineRejection::AppealOutOfTime { .. } => "appeal_out_of_time",
             DisciplineRejection::ChangedToSameForm => "changed_to_same_form",
+            DisciplineRejection::AppealedCaseNotFound(_) => "case_not_found",
+            DisciplineRejection::AppealNotFound(_) => "appeal_not_found",
             DisciplineRejection::DatesOutOfOrder(_) => "dates_out_of_order",
         }
     }
@@ -612,6 +629,7 @@ impl Aggregate for DisciplineCase {
                 basis: Basis::Inspection { inspection_id },
                 ..
             }) => vec![StreamRef::inspection(inspection_id.as_uuid())],
+            DisciplineCommand::ResolveAppeal(c) => vec![StreamRef::appeal_of(c.case_id)],
             _ => Vec::new(),
         }
     }
@@ -720,8 +738,11 @@ impl DisciplineCase {
             DisciplineCommand::Decide(_) | DisciplineCommand::Close(_) => {
                 status == CaseStatus::Open
             }
-            DisciplineCommand::Appeal(_) => status == CaseStatus::Decided,
-            DisciplineCommand::ResolveAppeal(_) => status == CaseStatus::AppealPending,
+            // Decided: the appeal is another office's stream (read below); pending: an
+            // appeal on this stream, from an older log.
+            DisciplineCommand::ResolveAppeal(_) => {
+                matches!(status, CaseStatus::Decided | CaseStatus::AppealPending)
+            }
         };
         if !allowed {
             return Err(DisciplineRejection::InvalidTransition {
@@ -769,28 +790,6 @@ impl DisciplineCase {
                     reason: c.reason.clone(),
                 })
             }
-            DisciplineCommand::Appeal(c) => {
-                let decided_on = self
-                    .decision
-                    .as_ref()
-                    .expect("a decided case has a decision")
-                    .decided_on;
-                not_before_last(c.appealed_on, "appealed_on is before decided_on")?;
-                let deadline = decided_on
-                    .checked_add_months(Months::new(1))
-                    .unwrap_or(Date::MAX);
-                if c.appealed_on > deadline {
-                    return Err(DisciplineRejection::AppealOutOfTime {
-                        decided_on,
-                        deadline,
-                    });
-                }
-                DisciplineEvent::DisciplineAppealed(DisciplineAppealed {
-                    case_id: c.case_id,
-                    appealed_on: c.appealed_on,
-                    grounds: c.grounds.clone(),
-                })
-            }
             DisciplineCommand::ResolveAppeal(c) => {
                 let decision = self
                     .decision
@@ -819,7 +818,13 @@ impl DisciplineCase {
                     opened.subject.allows(form)?;
                     check_authority(ctx, &c.resolving_body, &opened.subject, form, c.resolved_on)?;
                 }
-                not_before_last(c.resolved_on, "resolved_on is before appealed_on")?;
+                let appealed_on = self.appeal_received(c.case_id, ctx)?;
+                if c.resolved_on < appealed_on {
+                    return Err(DisciplineRejection::DatesOutOfOrder(
+                        "resolved_on is before appealed_on",
+                    ));
+                }
+                not_before_last(c.resolved_on, "resolved_on is before the case's last event")?;
                 DisciplineEvent::AppealResolved(AppealResolved {
                     case_id: c.case_id,
                     resolution: c.resolution,
@@ -831,12 +836,71 @@ impl DisciplineCase {
         };
         Ok(vec![event])
     }
+
+    /// The date of the appeal against this case as this office has received it: the
+    /// appealing office's [`crate::appeal::Appeal`] (a reference), or one written on
+    /// this stream by an older version. None received: `appeal_not_found`.
+    fn appeal_received(
+        &self,
+        case_id: CaseId,
+        ctx: &Context<'_>,
+    ) -> Result<Date, DisciplineRejection> {
+        let referenced = ctx
+            .references
+            .appeal_of(case_id)
+            .and_then(|a| a.lodged.as_ref())
+            .map(|a| a.appealed_on);
+        self.appealed_on
+            .or(referenced)
+            .ok_or(DisciplineRejection::AppealNotFound(case_id))
+    }
+
+    /// What an appeal against this case's decision must respect, checked against the
+    /// case as the appealing office found it: the case is there (else `case_not_found`,
+    /// 422: not visible here yet), decided and neither appealed nor resolved, and the
+    /// appeal comes on or after the decision and within one month of it. Returns what
+    /// the case was opened with.
+    pub fn check_appeal(
+        &self,
+        c: &AppealDecision,
+    ) -> Result<&DisciplineCaseOpened, DisciplineRejection> {
+        let (Some(status), Some(opened)) = (self.status, self.opened.as_ref()) else {
+            return Err(DisciplineRejection::AppealedCaseNotFound(c.case_id));
+        };
+        if status != CaseStatus::Decided {
+            return Err(DisciplineRejection::InvalidTransition {
+                command: "appeal",
+                status,
+            });
+        }
+        let decided_on = self
+            .decision
+            .as_ref()
+            .expect("a decided case has a decision")
+            .decided_on;
+        if self.last_date.is_some_and(|last| c.appealed_on < last) {
+            return Err(DisciplineRejection::DatesOutOfOrder(
+                "appealed_on is before decided_on",
+            ));
+        }
+        let deadline = decided_on
+            .checked_add_months(Months::new(1))
+            .unwrap_or(Date::MAX);
+        if c.appealed_on > deadline {
+            return Err(DisciplineRejection::AppealOutOfTime {
+                decided_on,
+                deadline,
+            });
+        }
+        Ok(opened)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::References;
+    use crate::appeal::{Appeal, AppealEvent};
     use crate::testing::{assert_round_trips, d, given_refs_when, given_when, inspection_state};
 
     fn id() -> CaseId {
@@ -895,12 +959,41 @@ mod tests {
             .remove(0);
         vec![first, second]
     }
-    fn appeal(on: &str) -> DisciplineCommand {
-        DisciplineCommand::Appeal(AppealDecision {
+    fn appeal(on: &str) -> AppealDecision {
+        AppealDecision {
             case_id: id(),
             appealed_on: d(on),
             grounds: "Khiếu nại về hình thức kỷ luật".parse().unwrap(),
-        })
+        }
+    }
+    /// The log as the appealing office sees it: the case's stream holds `history`.
+    fn case_seen(history: &[DisciplineEvent]) -> References {
+        References::default().with_case(id().as_uuid(), DisciplineCase::from_history(history))
+    }
+    /// The appeal against the case holding `history`, lodged at the unit's office.
+    fn lodge(
+        history: &[DisciplineEvent],
+        on: &str,
+    ) -> Result<Vec<AppealEvent>, DisciplineRejection> {
+        given_refs_when::<Appeal>(&case_seen(history), &[], appeal(on))
+    }
+    fn appeal_code(history: &[DisciplineEvent], on: &str) -> &'static str {
+        lodge(history, on).unwrap_err().code()
+    }
+    /// The log as the province sees it once the appeal lodged on 2023-02-10 arrived.
+    fn appeal_received(history: &[DisciplineEvent]) -> References {
+        let lodged = lodge(history, "2023-02-10").unwrap();
+        References::default().with_appeal_of(id(), Appeal::from_history(&lodged))
+    }
+    /// `cmd` decided by the province with the appeal received.
+    fn on_appeal(
+        history: &[DisciplineEvent],
+        cmd: DisciplineCommand,
+    ) -> Result<Vec<DisciplineEvent>, DisciplineRejection> {
+        given_refs_when::<DisciplineCase>(&appeal_received(history), history, cmd)
+    }
+    fn code_on_appeal(history: &[DisciplineEvent], cmd: DisciplineCommand) -> &'static str {
+        on_appeal(history, cmd).unwrap_err().code()
     }
     fn resolve(resolution: AppealResolution) -> DisciplineCommand {
         DisciplineCommand::ResolveAppeal(ResolveAppeal {
@@ -1023,10 +1116,7 @@ mod tests {
             code_of(&history, decide(DisciplineForm::Reprimand)),
             "invalid_transition"
         );
-        assert_eq!(
-            code_of(&history, appeal("2023-01-25")),
-            "invalid_transition"
-        );
+        assert_eq!(appeal_code(&history, "2023-01-25"), "invalid_transition");
     }
 
     #[test]
@@ -1214,7 +1304,6 @@ mod tests {
             )
             .unwrap(),
         );
-        history.extend(given_when::<DisciplineCase>(&history, appeal("2023-02-10")).unwrap());
         history
     }
 
@@ -1236,31 +1325,19 @@ mod tests {
     #[test]
     fn an_appeal_is_resolved_only_by_a_superior_body() {
         let by_commission = appealed("provincial_inspection_commission");
-        assert!(
-            given_when::<DisciplineCase>(
-                &by_commission,
-                resolve_by("provincial_standing_committee")
-            )
-            .is_ok()
-        );
-        assert!(
-            given_when::<DisciplineCase>(
-                &by_commission,
-                resolve_by("central_inspection_commission")
-            )
-            .is_ok()
-        );
+        assert!(on_appeal(&by_commission, resolve_by("provincial_standing_committee")).is_ok());
+        assert!(on_appeal(&by_commission, resolve_by("central_inspection_commission")).is_ok());
         let by_committee = appealed("provincial_standing_committee");
         for body in [
             "provincial_inspection_commission",
             "district_standing_committee:an-phu",
         ] {
-            let err = given_when::<DisciplineCase>(&by_committee, resolve_by(body)).unwrap_err();
+            let err = on_appeal(&by_committee, resolve_by(body)).unwrap_err();
             assert_eq!(err.code(), "resolving_body_not_superior", "{body}");
             assert!(err.to_string().contains("art. 22"), "{err}");
         }
         assert!(
-            given_when::<DisciplineCase>(
+            on_appeal(
                 &by_committee,
                 resolve_by("central_public_security_standing_committee")
             )
@@ -1450,8 +1527,8 @@ mod tests {
     #[test]
     fn appeal_within_one_month_is_accepted_and_later_is_refused() {
         let history = decided(member(Membership::Full, true), DisciplineForm::Warning);
-        assert!(given_when::<DisciplineCase>(&history, appeal("2023-03-01")).is_ok()); // decided 2023-02-01
-        let err = given_when::<DisciplineCase>(&history, appeal("2023-03-02")).unwrap_err();
+        assert!(lodge(&history, "2023-03-01").is_ok()); // decided 2023-02-01
+        let err = lodge(&history, "2023-03-02").unwrap_err();
         assert_eq!(
             err,
             DisciplineRejection::AppealOutOfTime {
@@ -1460,36 +1537,101 @@ mod tests {
             }
         );
         assert_eq!(
-            code_of(&[opened(organization())], appeal("2023-01-20")),
+            appeal_code(&[opened(organization())], "2023-01-20"),
             "invalid_transition"
         );
+        assert_eq!(appeal_code(&history, "2023-01-31"), "dates_out_of_order");
+    }
+
+    // Issue 10, Ownership: the appeal is the unit's office's own stream, referring to
+    // the province's case.
+    #[test]
+    fn an_appeal_is_the_units_own_record_of_the_case_it_refers_to() {
+        // given a decided case, as the district's office found it
+        let history = decided(member(Membership::Full, true), DisciplineForm::Warning);
+        // when the district appeals
+        let events = lodge(&history, "2023-02-10").unwrap();
+        // then its appeal carries where the case belongs, under the old event's name
+        let AppealEvent::DisciplineAppealed(a) = &events[0];
+        assert_eq!((a.case_id, a.unit.as_str()), (id(), "an-phu"));
+        assert_eq!(a.term.to_string(), "2020-2025");
+        assert_eq!(events[0].event_type(), "DisciplineAppealed");
+        assert_round_trips::<Appeal>(&events);
+        assert_eq!(
+            Appeal::references(&appeal("2023-02-10")),
+            vec![StreamRef::discipline_case(id().as_uuid())]
+        );
+        assert_eq!(
+            DisciplineCase::references(&resolve(AppealResolution::Upheld)),
+            vec![StreamRef::appeal_of(id())]
+        );
+    }
+
+    #[test]
+    fn a_case_not_in_this_offices_log_is_not_found_and_refused() {
+        let err = given_refs_when::<Appeal>(&References::default(), &[], appeal("2023-02-10"))
+            .unwrap_err();
+        assert_eq!(err.code(), "case_not_found");
+        assert_eq!(err.kind(), RejectionKind::RuleViolation);
     }
 
     #[test]
     fn appeal_is_filed_once_and_the_decision_stands_while_pending() {
-        let mut history = decided(member(Membership::Full, true), DisciplineForm::Warning);
-        history.push(
-            given_when::<DisciplineCase>(&history, appeal("2023-02-10"))
-                .unwrap()
-                .remove(0),
-        );
+        let history = decided(member(Membership::Full, true), DisciplineForm::Warning);
+        let first = lodge(&history, "2023-02-10").unwrap();
+        // the case is not written by the appeal: its decision stands
         let state = DisciplineCase::from_history(&history);
         assert_eq!(state.in_force, Some(DisciplineForm::Warning));
+        let again = given_refs_when::<Appeal>(&case_seen(&history), &first, appeal("2023-02-11"))
+            .unwrap_err();
+        assert_eq!(again.code(), "invalid_transition");
+        assert_eq!(again.kind(), RejectionKind::InvalidTransition);
+    }
+
+    #[test]
+    fn the_province_resolves_only_an_appeal_it_has_received() {
+        // given a decided case whose appeal has not arrived at the province
+        let history = decided(member(Membership::Full, true), DisciplineForm::Warning);
+        // when it resolves
+        let err =
+            given_when::<DisciplineCase>(&history, resolve(AppealResolution::Upheld)).unwrap_err();
+        // then there is nothing to resolve yet
+        assert_eq!(err, DisciplineRejection::AppealNotFound(id()));
+        assert_eq!(err.kind(), RejectionKind::RuleViolation);
+        // and once it has arrived, it resolves, not before the appeal's date
+        assert!(on_appeal(&history, resolve(AppealResolution::Upheld)).is_ok());
+        let early = match resolve(AppealResolution::Upheld) {
+            DisciplineCommand::ResolveAppeal(c) => {
+                DisciplineCommand::ResolveAppeal(ResolveAppeal {
+                    resolved_on: d("2023-02-09"),
+                    ..c
+                })
+            }
+            _ => unreachable!(),
+        };
+        assert_eq!(code_on_appeal(&history, early), "dates_out_of_order");
+    }
+
+    #[test]
+    fn an_appeal_on_the_cases_stream_from_an_older_log_is_still_resolved() {
+        // given an old log: the appeal on the case's own stream
+        let mut history = decided(member(Membership::Full, true), DisciplineForm::Warning);
+        history.push(DisciplineEvent::DisciplineAppealed(DisciplineAppealed {
+            case_id: id(),
+            appealed_on: d("2023-02-10"),
+            grounds: "Khiếu nại".parse().unwrap(),
+        }));
+        assert_round_trips::<DisciplineCase>(&history);
+        let state = DisciplineCase::from_history(&history);
         assert_eq!(state.status, Some(CaseStatus::AppealPending));
-        assert_eq!(
-            code_of(&history, appeal("2023-02-11")),
-            "invalid_transition"
-        );
+        // then it is resolved without an appeal stream, and not appealed again
+        assert!(given_when::<DisciplineCase>(&history, resolve(AppealResolution::Upheld)).is_ok());
+        assert_eq!(appeal_code(&history, "2023-02-11"), "invalid_transition");
     }
 
     #[test]
     fn appeal_resolution_upholds_changes_or_annuls() {
-        let mut history = decided(member(Membership::Full, true), DisciplineForm::Warning);
-        history.push(
-            given_when::<DisciplineCase>(&history, appeal("2023-02-10"))
-                .unwrap()
-                .remove(0),
-        );
+        let history = decided(member(Membership::Full, true), DisciplineForm::Warning);
         let cases = [
             (AppealResolution::Upheld, Some(DisciplineForm::Warning)),
             (
@@ -1501,13 +1643,19 @@ mod tests {
             (AppealResolution::Annulled, None),
         ];
         for (resolution, in_force) in cases {
-            let events = given_when::<DisciplineCase>(&history, resolve(resolution)).unwrap();
+            let events = on_appeal(&history, resolve(resolution)).unwrap();
             let mut all = history.clone();
             all.extend(events);
             let state = DisciplineCase::from_history(&all);
             assert_eq!(state.in_force, in_force, "{resolution:?}");
             assert_eq!(state.status, Some(CaseStatus::AppealResolved));
-            assert_eq!(code_of(&all, appeal("2023-03-16")), "invalid_transition");
+            assert_eq!(appeal_code(&all, "2023-03-16"), "invalid_transition");
+            let again = given_refs_when::<DisciplineCase>(
+                &appeal_received(&history),
+                &all,
+                resolve(AppealResolution::Upheld),
+            );
+            assert_eq!(again.unwrap_err().code(), "invalid_transition");
             assert_eq!(
                 code_of(&all, decide(DisciplineForm::Reprimand)),
                 "invalid_transition"
@@ -1518,22 +1666,17 @@ mod tests {
 
     #[test]
     fn appeal_resolution_keeps_the_form_rules_and_a_different_body() {
-        let mut history = decided(
+        let history = decided(
             member(Membership::Probationary, false),
             DisciplineForm::Warning,
         );
-        history.push(
-            given_when::<DisciplineCase>(&history, appeal("2023-02-10"))
-                .unwrap()
-                .remove(0),
-        );
         let to = |form| resolve(AppealResolution::ChangedTo { form });
         assert_eq!(
-            code_of(&history, to(DisciplineForm::Expulsion)),
+            code_on_appeal(&history, to(DisciplineForm::Expulsion)),
             "form_not_for_probationary_members"
         );
         assert_eq!(
-            code_of(&history, to(DisciplineForm::Warning)),
+            code_on_appeal(&history, to(DisciplineForm::Warning)),
             "changed_to_same_form"
         );
         let mut same_body = match resolve(AppealResolution::Upheld) {
@@ -1542,14 +1685,11 @@ mod tests {
         };
         same_body.resolving_body = Body::ProvincialStandingCommittee;
         assert_eq!(
-            code_of(&history, DisciplineCommand::ResolveAppeal(same_body)),
+            code_on_appeal(&history, DisciplineCommand::ResolveAppeal(same_body)),
             "resolved_by_deciding_body"
         );
         assert_eq!(
-            code_of(
-                &decided(organization(), DisciplineForm::Reprimand),
-                resolve(AppealResolution::Upheld)
-            ),
+            code_of(&[opened(organization())], resolve(AppealResolution::Upheld)),
             "invalid_transition"
         );
     }

@@ -9,9 +9,11 @@
 //! The three aggregates are [`inspection::Inspection`] (kiểm tra and giám sát),
 //! [`exchange::InformationExchange`] (trao đổi thông tin) and
 //! [`discipline::DisciplineCase`] (kỷ luật Đảng, Quy định 69-QĐ/TW); an exchange's
-//! acknowledgement is a [`receipt::Receipt`], written by the receiving office.
+//! acknowledgement is a [`receipt::Receipt`], written by the receiving office, and an
+//! appeal against a case's decision an [`appeal::Appeal`], written by the case unit's office.
 
 pub mod aggregate;
+pub mod appeal;
 pub mod body;
 pub mod date;
 pub mod discipline;

@@ -11,12 +11,13 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::discipline::{DisciplineCase, DisciplineCommand};
+use crate::appeal::Appeal;
+use crate::discipline::{AppealDecision, DisciplineCase, DisciplineCommand};
 use crate::exchange::AcknowledgeInformation;
 use crate::exchange::{ExchangeCommand, InformationExchange};
 use crate::inspection::{Inspection, InspectionCommand};
 use crate::receipt::Receipt;
-use crate::{Aggregate, Body, ParseIdError, UnitId};
+use crate::{Aggregate, Body, ParseIdError, References, UnitId};
 
 /// An office that sends commands.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,6 +98,16 @@ pub trait ActingOffice: Aggregate {
     /// The one office that may send `command` to this aggregate; `None` when none can
     /// yet (the aggregate a command needs does not exist: the domain refuses it).
     fn acting_office(&self, command: &Self::Command) -> Option<Office>;
+
+    /// The same, when the acting office depends on a referenced aggregate as this
+    /// office's log holds it (an appeal acts through the office of its case's unit).
+    fn acting_office_given(
+        &self,
+        command: &Self::Command,
+        _references: &References,
+    ) -> Option<Office> {
+        self.acting_office(command)
+    }
 }
 
 impl ActingOffice for Inspection {
@@ -131,18 +142,33 @@ impl ActingOffice for Receipt {
 impl ActingOffice for DisciplineCase {
     /// Discipline of a district police Party organization or member is the province's
     /// work: it opens and closes cases and records decisions and resolutions (its own,
-    /// or central bodies'); one naming a district body is that district's. An appeal
-    /// is lodged through the office of the case's unit.
+    /// or central bodies'); one naming a district body is that district's. (An appeal
+    /// is not the case's command: see [`Appeal`].)
     fn acting_office(&self, command: &DisciplineCommand) -> Option<Office> {
         match command {
             DisciplineCommand::Decide(c) => Some(c.deciding_body.office()),
             DisciplineCommand::ResolveAppeal(c) => Some(c.resolving_body.office()),
             DisciplineCommand::Open(_) | DisciplineCommand::Close(_) => Some(Office::Province),
-            DisciplineCommand::Appeal(_) => self
-                .opened
-                .as_ref()
-                .map(|o| Office::District(o.unit.clone())),
         }
+    }
+}
+
+impl ActingOffice for Appeal {
+    /// Known only from the case: see [`ActingOffice::acting_office_given`].
+    fn acting_office(&self, _command: &AppealDecision) -> Option<Office> {
+        None
+    }
+    /// An appeal is lodged through the office of the case's unit, as the case is found
+    /// here; a case not found is left to the domain to refuse.
+    fn acting_office_given(
+        &self,
+        command: &AppealDecision,
+        references: &References,
+    ) -> Option<Office> {
+        references
+            .discipline_case(command.case_id.as_uuid())
+            .and_then(|case| case.opened.as_ref())
+            .map(|o| Office::District(o.unit.clone()))
     }
 }
 
@@ -199,12 +225,16 @@ mod tests {
 
     #[test]
     fn an_appeal_acts_as_the_office_of_the_cases_unit_once_the_case_exists() {
-        let appeal = DisciplineCommand::Appeal(crate::discipline::AppealDecision {
+        let appeal = AppealDecision {
             case_id: crate::CaseId::from_uuid(uuid::Uuid::nil()),
             appealed_on: "2024-01-02".parse().unwrap(),
             grounds: "x".parse().unwrap(),
-        });
-        assert_eq!(DisciplineCase::default().acting_office(&appeal), None);
+        };
+        let unseen = References::default();
+        assert_eq!(
+            Appeal::default().acting_office_given(&appeal, &unseen),
+            None
+        );
         let case = DisciplineCase {
             opened: Some(crate::discipline::DisciplineCaseOpened {
                 case_id: crate::CaseId::from_uuid(uuid::Uuid::nil()),
@@ -222,8 +252,9 @@ mod tests {
             }),
             ..DisciplineCase::default()
         };
+        let seen = References::default().with_case(uuid::Uuid::nil(), case);
         assert_eq!(
-            case.acting_office(&appeal),
+            Appeal::default().acting_office_given(&appeal, &seen),
             Some(Office::District("thoai-son".parse().unwrap()))
         );
     }

@@ -15,10 +15,11 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::appeal::{Appeal, appeal_id};
 use crate::discipline::DisciplineCase;
 use crate::exchange::InformationExchange;
 use crate::inspection::Inspection;
-use crate::{Aggregate, DecodeError, DomainEvent};
+use crate::{Aggregate, CaseId, DecodeError, DomainEvent};
 
 /// A stream another aggregate's command names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,6 +48,13 @@ impl StreamRef {
             id,
         }
     }
+    /// The appeal against case `case_id` (its stream id derived from the case's).
+    pub fn appeal_of(case_id: CaseId) -> Self {
+        Self {
+            category: Appeal::CATEGORY,
+            id: appeal_id(case_id.as_uuid()),
+        }
+    }
 }
 
 /// The referenced aggregates' current state.
@@ -55,6 +63,7 @@ pub struct References {
     inspections: BTreeMap<Uuid, Inspection>,
     cases: BTreeMap<Uuid, DisciplineCase>,
     exchanges: BTreeMap<Uuid, InformationExchange>,
+    appeals: BTreeMap<Uuid, Appeal>,
 }
 
 /// One raw event of a referenced stream: `(event_type, schema_version, payload)`.
@@ -95,6 +104,11 @@ impl References {
                     self.exchanges.insert(reference.id, s);
                 }
             }
+            c if c == Appeal::CATEGORY => {
+                if let Some(s) = fold::<Appeal>(events)? {
+                    self.appeals.insert(reference.id, s);
+                }
+            }
             other => return Err(DecodeError::UnknownEventType(format!("category {other}"))),
         }
         Ok(())
@@ -116,6 +130,12 @@ impl References {
         self
     }
 
+    /// For tests: the appeal against `case_id` known with this state.
+    pub fn with_appeal_of(mut self, case_id: CaseId, state: Appeal) -> Self {
+        self.appeals.insert(appeal_id(case_id.as_uuid()), state);
+        self
+    }
+
     pub fn inspection(&self, id: Uuid) -> Option<&Inspection> {
         self.inspections.get(&id)
     }
@@ -124,5 +144,9 @@ impl References {
     }
     pub fn exchange(&self, id: Uuid) -> Option<&InformationExchange> {
         self.exchanges.get(&id)
+    }
+    /// The appeal against case `case_id`, if this office has received it.
+    pub fn appeal_of(&self, case_id: CaseId) -> Option<&Appeal> {
+        self.appeals.get(&appeal_id(case_id.as_uuid()))
     }
 }

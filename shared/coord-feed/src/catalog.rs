@@ -1,7 +1,7 @@
 //! The event types the feed knows, their CloudEvents names and their JSON Schemas.
 //!
 //! Naming: `vn.coord.<category>.<event>.v<N>`, where `<category>` is the stream
-//! category (`inspection`, `exchange`, `receipt`, `discipline`), `<event>` is the domain event
+//! category (`inspection`, `exchange`, `receipt`, `discipline`, `appeal`), `<event>` is the domain event
 //! type in snake_case without a leading `<category>_` (`InspectionScheduled` →
 //! `scheduled`, `InformationExchanged` → `information_exchanged`), and `N` is the
 //! schema version. The schema of `T.vN` is served at `/v1/schemas/T/vN`.
@@ -13,6 +13,7 @@
 
 use std::sync::LazyLock;
 
+use coord_domain::appeal::AppealEvent;
 use coord_domain::discipline::DisciplineEvent;
 use coord_domain::exchange::ExchangeEvent;
 use coord_domain::inspection::InspectionEvent;
@@ -54,6 +55,7 @@ pub fn catalog() -> &'static [EventTypeInfo] {
         all.extend(entries::<ExchangeEvent>("exchange"));
         all.extend(entries::<ReceiptEvent>("receipt"));
         all.extend(entries::<DisciplineEvent>("discipline"));
+        all.extend(entries::<AppealEvent>("appeal"));
         all
     });
     &CATALOG
@@ -135,6 +137,7 @@ pub fn current_payload(
         "exchange" => via::<ExchangeEvent>(event_type, schema_version, payload),
         "receipt" => via::<ReceiptEvent>(event_type, schema_version, payload),
         "discipline" => via::<DisciplineEvent>(event_type, schema_version, payload),
+        "appeal" => via::<AppealEvent>(event_type, schema_version, payload),
         _ => Err(DecodeError::UnknownEventType(event_type.to_owned())),
     }
 }
@@ -271,6 +274,7 @@ mod tests {
         assert!(names.contains(&"vn.coord.inspection.scheduled"));
         assert!(names.contains(&"vn.coord.discipline.decided"));
         assert!(names.contains(&"vn.coord.receipt.information_acknowledged"));
+        assert!(names.contains(&"vn.coord.appeal.discipline_appealed"));
         assert!(names.contains(&"vn.coord.exchange.information_acknowledged"));
         let (info, v) = lookup_ce_type("vn.coord.inspection.started.v1").unwrap();
         assert_eq!((info.event_type.as_str(), v), ("InspectionStarted", 1));

@@ -49,6 +49,11 @@ pub fn receipt_id(exchange_id: Uuid) -> Uuid {
     Uuid::new_v5(&RECEIPT_NAMESPACE, exchange_id.as_bytes())
 }
 
+/// The id of the appeal (`coord_domain::appeal::Appeal`) against case `case_id`: one
+/// per case. Derived in the domain, which a case's resolution needs it in, and named
+/// here with the other derivations.
+pub use coord_domain::appeal::appeal_id;
+
 /// The id of the `index`-th event (0-based) that command `command_id` appends to
 /// `stream`. A retried append carries the same ids, so JetStream drops a retried
 /// publish by `Nats-Msg-Id` and a lookup by event id finds the original. The stream is
@@ -109,6 +114,17 @@ mod tests {
         assert_ne!(receipt_id(exchange), exchange);
         assert_ne!(receipt_id(exchange), new_aggregate_id(exchange));
         assert_eq!(receipt_id(exchange).get_version_num(), 5);
+    }
+
+    #[test]
+    fn one_appeal_per_case() {
+        let case = Uuid::now_v7();
+        assert_eq!(appeal_id(case), appeal_id(case));
+        assert_ne!(appeal_id(case), appeal_id(Uuid::now_v7()));
+        assert_ne!(appeal_id(case), case);
+        assert_ne!(appeal_id(case), receipt_id(case));
+        assert_ne!(appeal_id(case), new_aggregate_id(case));
+        assert_eq!(appeal_id(case).get_version_num(), 5);
     }
 
     #[test]

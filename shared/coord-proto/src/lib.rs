@@ -6,6 +6,7 @@
 //! queue group `coord`), e.g. `coord.cmd.discipline.decide`, with a [`CommandRequest`]
 //! body. The reply is always a JSON [`CommandReply`].
 
+use coord_domain::appeal::Appeal;
 use coord_domain::discipline::{
     AppealDecision, CloseCase, DecideDiscipline, DisciplineCase, DisciplineCommand, OpenCase,
     ResolveAppeal,
@@ -242,20 +243,34 @@ impl CommandApi for Receipt {
 
 impl CommandApi for DisciplineCase {
     const SERVICE: &'static str = "discipline";
-    const ENDPOINTS: &'static [&'static str] =
-        &["open", "decide", "close", "appeal", "resolve_appeal"];
+    const ENDPOINTS: &'static [&'static str] = &["open", "decide", "close", "resolve_appeal"];
     fn parse(endpoint: &str, payload: Value) -> Result<DisciplineCommand, String> {
         Ok(match endpoint {
             "open" => DisciplineCommand::Open(decode::<OpenCase>(payload)?),
             "decide" => DisciplineCommand::Decide(decode::<DecideDiscipline>(payload)?),
             "close" => DisciplineCommand::Close(decode::<CloseCase>(payload)?),
-            "appeal" => DisciplineCommand::Appeal(decode::<AppealDecision>(payload)?),
             "resolve_appeal" => DisciplineCommand::ResolveAppeal(decode::<ResolveAppeal>(payload)?),
             other => return Err(unknown(other)),
         })
     }
     fn aggregate_id(command: &DisciplineCommand) -> Uuid {
         command.case_id().as_uuid()
+    }
+}
+
+/// An appeal is served by the discipline service, on the subject it always had
+/// (`coord.cmd.discipline.appeal`), but writes the appealing office's own appeal stream.
+impl CommandApi for Appeal {
+    const SERVICE: &'static str = "discipline";
+    const ENDPOINTS: &'static [&'static str] = &["appeal"];
+    fn parse(endpoint: &str, payload: Value) -> Result<AppealDecision, String> {
+        match endpoint {
+            "appeal" => decode::<AppealDecision>(payload),
+            other => Err(unknown(other)),
+        }
+    }
+    fn aggregate_id(command: &AppealDecision) -> Uuid {
+        ids::appeal_id(command.case_id.as_uuid())
     }
 }
 
@@ -344,10 +359,12 @@ mod tests {
         check::<InformationExchange>();
         check::<Receipt>();
         check::<DisciplineCase>();
+        check::<Appeal>();
         let endpoints = Inspection::ENDPOINTS.len()
             + InformationExchange::ENDPOINTS.len()
             + Receipt::ENDPOINTS.len()
-            + DisciplineCase::ENDPOINTS.len();
+            + DisciplineCase::ENDPOINTS.len()
+            + Appeal::ENDPOINTS.len();
         assert_eq!(ROUTES.len(), endpoints, "no route without an endpoint");
     }
 
@@ -479,7 +496,7 @@ pub const ROUTES: &[Route] = &[
         "/v1/discipline-cases/{id}/appeal",
         "case_id",
         true,
-        "File an appeal within one month (khiếu nại)"
+        "File an appeal within one month (khiếu nại): the office of the case's unit records it in its own appeal stream (If-Match pins the appeal's version, 0 before any appeal)"
     ),
     route!(
         "discipline",

@@ -8,6 +8,7 @@
 //! scenario with one field replaced by arbitrary JSON or a date-like string (the shapes
 //! most likely to reach deep into the decoders).
 
+use coord_domain::appeal::{Appeal, AppealEvent};
 use coord_domain::discipline::{DisciplineCase, DisciplineEvent};
 use coord_domain::exchange::{ExchangeEvent, InformationExchange};
 use coord_domain::inspection::{Inspection, InspectionEvent};
@@ -55,6 +56,7 @@ fn parse(service: &str, endpoint: &str, payload: Value) -> Result<(), String> {
         "inspection" => Inspection::parse(endpoint, payload).map(|_| ()),
         "exchange" if endpoint == "acknowledge" => Receipt::parse(endpoint, payload).map(|_| ()),
         "exchange" => InformationExchange::parse(endpoint, payload).map(|_| ()),
+        "discipline" if endpoint == "appeal" => Appeal::parse(endpoint, payload).map(|_| ()),
         "discipline" => DisciplineCase::parse(endpoint, payload).map(|_| ()),
         other => panic!("unknown service {other}"),
     }
@@ -172,6 +174,7 @@ fn decode_everywhere(event_type: &str, schema_version: u32, payload: &Value) {
     check::<ExchangeEvent>(event_type, schema_version, payload);
     check::<ReceiptEvent>(event_type, schema_version, payload);
     check::<DisciplineEvent>(event_type, schema_version, payload);
+    check::<AppealEvent>(event_type, schema_version, payload);
 }
 
 fn event_type() -> impl Strategy<Value = String> {

@@ -217,7 +217,7 @@ impl<A: CommandApi> CommandHandler<A> {
             }
             let events = decode_history::<A>(&history)?;
             let state = A::from_history(&events);
-            crate::acting::check_office(&state, &command, &request.office)?;
+            crate::acting::check_office(&state, &command, &references, &request.office)?;
             let decided = match state.handle(&command, &ctx) {
                 Ok(decided) => decided,
                 Err(r) if r.kind() == RejectionKind::NotFound && history.is_empty() => {
