@@ -4,8 +4,11 @@
 //! subjects and publishes its signed checkpoints; the hub's auditor cosigns each one
 //! that a consistency proof joins to the last it cosigned. An office that rewrites one
 //! old event and re-signs with its own key is refused, with an alarm naming it, while
-//! the other office keeps being cosigned. An office's NATS credentials cannot publish
-//! another office's checkpoint subject into the hub.
+//! the other office keeps being cosigned. The other way, every office's auditor
+//! witnesses the province's log: a hub that rewrites one old event and re-signs is
+//! refused by both offices. An office's NATS credentials cannot publish another
+//! office's or the province's checkpoint subject, nor another office's cosignature of
+//! the province's log, into the hub.
 
 use std::time::{Duration, Instant};
 
@@ -491,9 +494,18 @@ async fn an_offices_credentials_cannot_publish_another_offices_checkpoint_into_t
     let (hub_site, lx) = (&running.topology.hub, &running.topology.offices[0]);
     let at_hub = client_as(hub_site, "auditor").await;
     let own = wire::published_subject("district:long-xuyen");
-    let other = wire::published_subject("district:chau-doc");
+    // Another office's checkpoints, the province's (the offices witness them, they
+    // must not forge them), and another office's cosignature of the province's log.
+    let forged_subjects = [
+        wire::published_subject("district:chau-doc"),
+        wire::published_subject("province"),
+        wire::cosigned_subject("province", "district:chau-doc"),
+    ];
     let mut heard_own = at_hub.subscribe(own.clone()).await.unwrap();
-    let mut heard_other = at_hub.subscribe(other.clone()).await.unwrap();
+    let mut heard_forged = Vec::new();
+    for subject in &forged_subjects {
+        heard_forged.push(at_hub.subscribe(subject.clone()).await.unwrap());
+    }
     let office = client_as(lx, "auditor").await;
 
     // Once the hub's interest reached the office, its own subject comes through...
@@ -515,24 +527,23 @@ async fn an_offices_credentials_cannot_publish_another_offices_checkpoint_into_t
         .await
         .is_ok()
     {}
-    // ...and another office's does not: sent first on the same connection, it would
-    // arrive before the marker.
-    office
-        .publish(other.clone(), "forged".into())
-        .await
-        .unwrap();
-    office.publish(own.clone(), "marker".into()).await.unwrap();
-    office.flush().await.unwrap();
-    let marker = tokio::time::timeout(Duration::from_secs(10), heard_own.next())
-        .await
-        .expect("the marker arrives")
-        .unwrap();
-    assert_eq!(&marker.payload[..], b"marker");
-    let forged = tokio::time::timeout(Duration::from_millis(500), heard_other.next()).await;
-    assert!(
-        forged.is_err(),
-        "another office's checkpoint subject got through: {forged:?}"
-    );
+    // ...and the others do not: sent first on the same connection, each would arrive
+    // before the marker.
+    for (subject, heard) in forged_subjects.iter().zip(&mut heard_forged) {
+        office
+            .publish(subject.clone(), "forged".into())
+            .await
+            .unwrap();
+        office.publish(own.clone(), "marker".into()).await.unwrap();
+        office.flush().await.unwrap();
+        let marker = tokio::time::timeout(Duration::from_secs(10), heard_own.next())
+            .await
+            .expect("the marker arrives")
+            .unwrap();
+        assert_eq!(&marker.payload[..], b"marker");
+        let forged = tokio::time::timeout(Duration::from_millis(500), heard.next()).await;
+        assert!(forged.is_err(), "{subject} got through: {forged:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
