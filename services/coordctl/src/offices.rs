@@ -26,7 +26,13 @@
 //!   (`<office>/auditor/witness.vkey`). An office's leaf user may also publish its
 //!   own checkpoints (`coord.audit.<office>.published`) and answer the witness's
 //!   consistency-proof requests and receive its cosignatures (`coord.audit.<office>.
-//!   {consistency,cosigned}`), for its own office only.
+//!   {consistency,cosigned.province}`), for its own office only.
+//! - The other way, each office's auditor witnesses the province's log: `init` also
+//!   creates each office's witness key and gives it the province's verifier key (its
+//!   `witnessed.keys`) and the hub every office's witness key (`witnesses.keys`). The
+//!   leaf user may receive `coord.audit.province.published`, ask
+//!   `coord.audit.province.consistency` and publish only its own cosignature,
+//!   `coord.audit.province.cosigned.<its office>`.
 //!
 //! Everything is written under one folder, owner-only, never committed.
 
