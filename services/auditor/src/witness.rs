@@ -494,14 +494,14 @@ pub async fn keep_cosignatures(
         };
         let note = String::from_utf8_lossy(&msg.payload).into_owned();
         if !keep_cosigned(&auditor, note, witness).await? {
-            tracing::warn!(subject = %msg.subject, "a cosignature that does not verify with its witness's key over a checkpoint this auditor signed, or one already kept: ignored");
+            tracing::warn!(subject = %msg.subject, "a cosignature that does not verify with its witness's key over a checkpoint this auditor signed: ignored");
         }
     }
 }
 
 /// Adds `witness`'s cosignature in `note` to what is kept of the checkpoint it
 /// cosigns, if this auditor signed that checkpoint, body for body, and the
-/// cosignature verifies; whether it added it.
+/// cosignature verifies; whether that witness's cosignature is now kept.
 async fn keep_cosigned(
     auditor: &Arc<Auditor>,
     note: String,
@@ -524,6 +524,10 @@ async fn keep_cosigned(
                 return Ok(false);
             };
             let kept = s.store.cosigned(cp.size)?.unwrap_or(ours.note);
+            if witness.verify(&kept).is_ok() {
+                // Already kept (the witness cosigned it again when it was re-sent).
+                return Ok(true);
+            }
             match coord_audit::cosign::merge_cosignature(&kept, &note, &witness) {
                 Some(merged) => {
                     s.store.add_cosigned(cp.size, &merged)?;
