@@ -63,7 +63,7 @@ async fn round_trips() -> serde_json::Value {
         .await
         .unwrap();
     let mut cosigned = client
-        .subscribe(wire::cosigned_subject(office))
+        .subscribe(wire::cosigned_subject(office, "province"))
         .await
         .unwrap();
     // Warm-up: the first checkpoint is cosigned once the hub's interest is in place.

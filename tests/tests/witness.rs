@@ -4,8 +4,11 @@
 //! subjects and publishes its signed checkpoints; the hub's auditor cosigns each one
 //! that a consistency proof joins to the last it cosigned. An office that rewrites one
 //! old event and re-signs with its own key is refused, with an alarm naming it, while
-//! the other office keeps being cosigned. An office's NATS credentials cannot publish
-//! another office's checkpoint subject into the hub.
+//! the other office keeps being cosigned. The other way, every office's auditor
+//! witnesses the province's log: a hub that rewrites one old event and re-signs is
+//! refused by both offices. An office's NATS credentials cannot publish another
+//! office's or the province's checkpoint subject, nor another office's cosignature of
+//! the province's log, into the hub.
 
 use std::time::{Duration, Instant};
 
@@ -234,7 +237,7 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
     let forged = format!("{}{}", latest.note, impostor.cosign(&body, 1_700_000_000));
     let sender = client_as(lx, "auditor").await;
     sender
-        .publish(wire::cosigned_subject(LX), forged.into())
+        .publish(wire::cosigned_subject(LX, "province"), forged.into())
         .await
         .unwrap();
     sender.flush().await.unwrap();
@@ -332,6 +335,140 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
     assert_cosigned(office(&status, CD), 12, &hub_key, cd);
 }
 
+/// An office's witness key, from the file `coordctl offices init` wrote there.
+fn office_witness_key(site: &Site) -> CosignatureVerifier {
+    let text = std::fs::read_to_string(site.auditor_dir().join("witness.key")).unwrap();
+    Cosigner::from_key_text(&text).unwrap().verifier()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn given_two_offices_witnessing_the_hub_when_the_hub_rewrites_an_old_event_and_resigns_then_every_office_refuses_it()
+ {
+    let running = start(&["long-xuyen", "chau-doc"]).await;
+    let (hub_site, lx, cd) = (
+        &running.topology.hub,
+        &running.topology.offices[0],
+        &running.topology.offices[1],
+    );
+    let mut auditors: Vec<ServiceProcess> = running.sites().into_iter().map(auditor).collect();
+    let hub = client_as(hub_site, "gateway").await;
+    let mut offices = Vec::new();
+    for site in [lx, cd] {
+        offices.push((
+            site,
+            client_as(site, "gateway").await,
+            office_witness_key(site),
+        ));
+    }
+    const P: &str = "province";
+
+    // Honest rounds: every office's witness cosigns the province's checkpoints.
+    write(hub_site, 4).await;
+    write(lx, 2).await;
+    for (site, client, key) in &offices {
+        let status = wait_witness(client, "the province cosigned", cosigned_at_least(P, 4)).await;
+        assert_eq!(status.witness_key, key.to_string(), "{}", site.slug);
+        assert_eq!(
+            status.offices.len(),
+            1,
+            "an office witnesses the province only"
+        );
+        assert_cosigned(office(&status, P), 4, key, hub_site);
+    }
+    write(hub_site, 3).await;
+    for (_, client, key) in &offices {
+        let status = wait_witness(client, "round 2 cosigned", cosigned_at_least(P, 7)).await;
+        assert_cosigned(office(&status, P), 7, key, hub_site);
+        assert!(status.alarms.is_empty(), "{:#?}", status.alarms);
+    }
+
+    // The province serves its checkpoint with both offices' cosignatures appended
+    // (C2SP: one signature line each), still the province's valid note.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let served = loop {
+        let cp: Option<StoredCheckpoint> = ask(&hub, wire::subject(Some(P), "checkpoint")).await;
+        if let Some(cp) =
+            cp.filter(|c| c.size == 7 && offices.iter().all(|(_, _, k)| k.verify(&c.note).is_ok()))
+        {
+            break cp;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the province never kept both offices' cosignatures"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let origin = wire::default_origin("an-giang", P);
+    Checkpoint::open(&served.note, &origin, &[office_key(hub_site)]).unwrap();
+
+    // The hub's operator rewrites the province's event at leaf 1 and re-signs.
+    assert!(auditors[0].terminate(), "the hub's auditor stops cleanly");
+    rewrite_old_event(hub_site, 1);
+    auditors[0] = auditor(hub_site);
+    write(hub_site, 3).await;
+
+    // Every office's witness refuses it and records an alarm naming the province.
+    for (site, client, key) in &offices {
+        let status = wait_witness(client, "an alarm about the province", |s| {
+            !s.alarms.is_empty()
+        })
+        .await;
+        assert_cosigned(office(&status, P), 7, key, hub_site);
+        assert_eq!(
+            status.alarms.len(),
+            1,
+            "{}: {:#?}",
+            site.slug,
+            status.alarms
+        );
+        let alarm = &status.alarms[0];
+        assert_eq!(alarm.office, P);
+        assert_eq!(alarm.origin, origin);
+        assert_eq!((alarm.old_size, alarm.new_size), (Some(7), Some(10)));
+        assert_eq!(alarm.old_root, office(&status, P).root);
+        assert!(
+            alarm
+                .reason
+                .contains("is not an extension of the 7 leaves cosigned before"),
+            "{}",
+            alarm.reason
+        );
+        // Validly signed by the province: only the witnesses caught it.
+        let refused = Checkpoint::open(&alarm.note, &origin, &[office_key(hub_site)]).unwrap();
+        assert_eq!(refused.size, 10);
+        assert!(key.verify(&alarm.note).is_err());
+    }
+
+    // The office's witness state is persisted: restarted, Long Xuyên's still holds the
+    // province at 7 and one alarm, though the province re-sends its checkpoint every
+    // 2 s until cosigned (without the store it would cosign the rewritten history).
+    assert!(
+        auditors[1].terminate(),
+        "Long Xuyên's auditor stops cleanly"
+    );
+    auditors[1] = auditor(lx);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let status = wait_witness(&offices[0].1, "the restarted witness", |_| true).await;
+    assert_cosigned(office(&status, P), 7, &offices[0].2, hub_site);
+    assert_eq!(status.alarms.len(), 1, "{:#?}", status.alarms);
+
+    // Over HTTP at the office's gateway (503 before offices witnessed the hub).
+    let (_gateway, base, token) = gateway(lx);
+    let http: WitnessStatus = reqwest::Client::new()
+        .get(format!("{base}/v1/audit/witness"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(http.alarms, status.alarms);
+    assert_eq!(office(&http, P).size, Some(7));
+}
+
 /// A site's gateway (as its own NATS user), listening, with a reader token.
 fn gateway(site: &Site) -> (ServiceProcess, String, String) {
     let signer = coord_auth::TokenSigner::generate();
@@ -357,9 +494,18 @@ async fn an_offices_credentials_cannot_publish_another_offices_checkpoint_into_t
     let (hub_site, lx) = (&running.topology.hub, &running.topology.offices[0]);
     let at_hub = client_as(hub_site, "auditor").await;
     let own = wire::published_subject("district:long-xuyen");
-    let other = wire::published_subject("district:chau-doc");
+    // Another office's checkpoints, the province's (the offices witness them, they
+    // must not forge them), and another office's cosignature of the province's log.
+    let forged_subjects = [
+        wire::published_subject("district:chau-doc"),
+        wire::published_subject("province"),
+        wire::cosigned_subject("province", "district:chau-doc"),
+    ];
     let mut heard_own = at_hub.subscribe(own.clone()).await.unwrap();
-    let mut heard_other = at_hub.subscribe(other.clone()).await.unwrap();
+    let mut heard_forged = Vec::new();
+    for subject in &forged_subjects {
+        heard_forged.push(at_hub.subscribe(subject.clone()).await.unwrap());
+    }
     let office = client_as(lx, "auditor").await;
 
     // Once the hub's interest reached the office, its own subject comes through...
@@ -381,24 +527,23 @@ async fn an_offices_credentials_cannot_publish_another_offices_checkpoint_into_t
         .await
         .is_ok()
     {}
-    // ...and another office's does not: sent first on the same connection, it would
-    // arrive before the marker.
-    office
-        .publish(other.clone(), "forged".into())
-        .await
-        .unwrap();
-    office.publish(own.clone(), "marker".into()).await.unwrap();
-    office.flush().await.unwrap();
-    let marker = tokio::time::timeout(Duration::from_secs(10), heard_own.next())
-        .await
-        .expect("the marker arrives")
-        .unwrap();
-    assert_eq!(&marker.payload[..], b"marker");
-    let forged = tokio::time::timeout(Duration::from_millis(500), heard_other.next()).await;
-    assert!(
-        forged.is_err(),
-        "another office's checkpoint subject got through: {forged:?}"
-    );
+    // ...and the others do not: sent first on the same connection, each would arrive
+    // before the marker.
+    for (subject, heard) in forged_subjects.iter().zip(&mut heard_forged) {
+        office
+            .publish(subject.clone(), "forged".into())
+            .await
+            .unwrap();
+        office.publish(own.clone(), "marker".into()).await.unwrap();
+        office.flush().await.unwrap();
+        let marker = tokio::time::timeout(Duration::from_secs(10), heard_own.next())
+            .await
+            .expect("the marker arrives")
+            .unwrap();
+        assert_eq!(&marker.payload[..], b"marker");
+        let forged = tokio::time::timeout(Duration::from_millis(500), heard.next()).await;
+        assert!(forged.is_err(), "{subject} got through: {forged:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

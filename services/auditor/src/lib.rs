@@ -7,8 +7,8 @@
 //! - [`runner`]: catch-up-then-live consumption and checkpoint signing;
 //! - [`queries`]: the NATS request/reply API;
 //! - [`key`]: the office's signing key, created on first start;
-//! - [`witness`]: the hub's witness over the offices' checkpoints, and the office side
-//!   that keeps the hub's cosignatures.
+//! - [`witness`]: witnessing both ways (the hub over the offices' checkpoints, each
+//!   office over the province's), and the watched side that keeps the cosignatures.
 
 pub mod key;
 pub mod queries;
@@ -50,14 +50,20 @@ pub struct Config {
     /// Events applied per transaction at most.
     #[arg(long, env = "COORD_AUDIT_BATCH", default_value_t = 512)]
     pub batch_size: usize,
-    /// Hub only: the offices' verifier keys (`<office> <vkey>` per line, from `coordctl
-    /// offices init`); given, this auditor is the hub's witness over those offices.
+    /// The verifier keys of the logs this auditor witnesses (`<office> <vkey>` per
+    /// line, from `coordctl offices init`): at the hub the offices', at an office the
+    /// province's. Given, this auditor is a witness over those logs.
     #[arg(long, env = "COORD_WITNESS_KEYS")]
     pub witness_keys: Option<PathBuf>,
     /// Office only: the hub witness's cosignature verifier key; given, the office keeps
     /// the hub's cosignatures of its checkpoints that verify with it.
     #[arg(long, env = "COORD_WITNESS_VKEY")]
     pub witness_vkey: Option<String>,
+    /// Hub only: the offices' witness cosignature keys (`<office> <vkey>` per line,
+    /// from `coordctl offices init`); given, the province keeps every office's
+    /// cosignature of its checkpoints that verifies with that office's key.
+    #[arg(long, env = "COORD_WITNESSES")]
+    pub witnesses: Option<PathBuf>,
     /// Also answer for the default office (`coord.audit._.*`).
     #[arg(long, env = "COORD_AUDIT_DEFAULT", default_value_t = true, action = clap::ArgAction::Set)]
     pub default_office: bool,
@@ -98,26 +104,46 @@ pub async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Au
     Ok((client, auditor))
 }
 
-/// The hub's witness, when this auditor is given the offices' keys.
-fn hub_witness(
+/// This auditor's witness over other logs, when it is given their keys; it cosigns
+/// with the office's witness key (`witness.key`, written by `coordctl offices init`).
+fn witnessing(
     config: &Config,
     client: &async_nats::Client,
-) -> anyhow::Result<Option<Arc<witness::HubWitness>>> {
+) -> anyhow::Result<Option<Arc<witness::Witnessing>>> {
     let Some(keys) = &config.witness_keys else {
         return Ok(None);
     };
     let province = config.service.province()?;
     let cosigner = key::load_or_create(
         &config.data_dir.join("witness.key"),
-        &coord_audit::wire::default_witness_name(&province.id),
+        &coord_audit::wire::witness_name(&province.id, &config.office),
     )?;
     let store = witness::WitnessStore::open(&config.data_dir.join("witness.sqlite"))?;
-    Ok(Some(witness::HubWitness::new(
+    Ok(Some(witness::Witnessing::new(
+        config.office.clone(),
         cosigner,
         witness::read_watched(keys)?,
         store,
         client.clone(),
     )?))
+}
+
+/// The witnesses whose cosignatures of this auditor's checkpoints it keeps: the hub's
+/// (`COORD_WITNESS_VKEY`, as office `province`) and the offices' (`COORD_WITNESSES`).
+fn witnesses(
+    config: &Config,
+) -> anyhow::Result<Vec<(String, coord_audit::cosign::CosignatureVerifier)>> {
+    let mut all = Vec::new();
+    if let Some(vkey) = &config.witness_vkey {
+        let hub = vkey
+            .parse()
+            .map_err(|e| anyhow::anyhow!("COORD_WITNESS_VKEY: {e}"))?;
+        all.push(("province".to_owned(), hub));
+    }
+    if let Some(path) = &config.witnesses {
+        all.extend(witness::read_witnesses(path)?);
+    }
+    Ok(all)
 }
 
 /// Runs the auditor until `shutdown` resolves.
@@ -134,17 +160,15 @@ pub async fn run(
             .run(Duration::from_millis(config.checkpoint_ms), stop_rx.clone()),
     );
     let mut side_tasks = tokio::task::JoinSet::new();
-    if let Some(hub) = hub_witness(&config, &client)? {
-        side_tasks.spawn(hub.run(stop_rx.clone()));
+    if let Some(witnessing) = witnessing(&config, &client)? {
+        side_tasks.spawn(witnessing.run(stop_rx.clone()));
     }
-    if let Some(vkey) = &config.witness_vkey {
-        let hub = vkey
-            .parse()
-            .map_err(|e| anyhow::anyhow!("COORD_WITNESS_VKEY: {e}"))?;
+    let witnesses = witnesses(&config)?;
+    if !witnesses.is_empty() {
         side_tasks.spawn(witness::keep_cosignatures(
             client.clone(),
             auditor.clone(),
-            hub,
+            witnesses,
             stop_rx.clone(),
         ));
     }

@@ -1,19 +1,21 @@
-//! The hub's witness over the offices' logs (issue 7), run by the hub's auditor when it
-//! is given the offices' verifier keys (`COORD_WITNESS_KEYS`, written by `coordctl
-//! offices init`; never learnt from the offices themselves).
+//! Witnessing across offices (issue 7), both ways: the hub's auditor witnesses every
+//! office's log, and every office's auditor witnesses the province's (the hub's) log.
+//! A witness is given the verifier keys of the logs it watches (`COORD_WITNESS_KEYS`,
+//! written by `coordctl offices init`; never learnt from the watched side itself).
 //!
-//! Each office's auditor publishes every checkpoint it signs on
-//! `coord.audit.<office>.published`; its leaf connection lets it publish only its own.
-//! For each one the witness asks that office's auditor for the consistency proof from
-//! the last size it cosigned (`coord.audit.<office>.consistency`), checks the office's
-//! signature and the proof (`coord_audit::cosign::Witness`), then either cosigns
-//! (C2SP `tlog-cosignature`), stores the cosigned note and sends it back on
-//! `coord.audit.<office>.cosigned`, or records an alarm and cosigns nothing. The last
-//! cosigned checkpoint per office and every alarm are in SQLite (`witness.sqlite`),
-//! each decision one statement, written before the in-memory witness moves on.
+//! Each auditor publishes every checkpoint it signs on `coord.audit.<office>.published`;
+//! its leaf connection lets it publish only its own. For each one, a [`Witnessing`]
+//! asks that office's auditor for the consistency proof from the last size it cosigned
+//! (`coord.audit.<office>.consistency`), checks the signature and the proof
+//! (`coord_audit::cosign::Witness`), then either cosigns (C2SP `tlog-cosignature`),
+//! stores the cosigned note and sends it back on `coord.audit.<office>.cosigned.<own
+//! office>`, or records an alarm and cosigns nothing. The last cosigned checkpoint per
+//! watched log and every alarm are in SQLite (`witness.sqlite`), each decision one
+//! statement, written before the in-memory witness moves on.
 //!
-//! The office side ([`keep_cosignatures`]) checks the hub's cosignature with the hub's
-//! key and keeps the cosigned note beside its own checkpoint.
+//! The watched side ([`keep_cosignatures`]) checks each witness's cosignature with that
+//! witness's key (an office: the hub's; the province: every office's) and keeps them
+//! all beside its own checkpoint, one line per witness, C2SP style.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -196,14 +198,16 @@ impl WitnessStore {
     }
 }
 
-/// One watched office: its subject token, office id and key.
+/// One watched office log: its office id and key.
 struct Watched {
     office: String,
     key: Verifier,
 }
 
-/// The hub's witness service.
-pub struct HubWitness {
+/// A witness service: the hub's over the offices, or an office's over the province.
+pub struct Witnessing {
+    /// The office this witness speaks for (its cosignatures go out under it).
+    own: String,
     witness: Mutex<Witness>,
     store: Mutex<WitnessStore>,
     /// By subject token (`district_long-xuyen`).
@@ -215,10 +219,11 @@ fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-impl HubWitness {
-    /// The witness over `offices` (office id, verifier key), cosigning with
-    /// `cosigner`, resuming from `store`.
+impl Witnessing {
+    /// Office `own`'s witness over `offices` (office id, verifier key), cosigning
+    /// with `cosigner`, resuming from `store`.
     pub fn new(
+        own: String,
         cosigner: Cosigner,
         offices: Vec<(String, Verifier)>,
         store: WitnessStore,
@@ -234,6 +239,7 @@ impl HubWitness {
             watched.insert(wire::office_token(&office), Watched { office, key });
         }
         Ok(Arc::new(Self {
+            own,
             witness: Mutex::new(witness),
             store: Mutex::new(store),
             offices: watched,
@@ -287,7 +293,7 @@ impl HubWitness {
         }
         let mut published = futures::stream::select_all(subscriptions);
         let mut queries = self.client.subscribe(wire::WITNESS_SUBJECT).await?;
-        tracing::info!(offices = self.offices.len(), "hub witness ready");
+        tracing::info!(own = %self.own, offices = self.offices.len(), "witness ready");
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return Ok(()),
@@ -318,7 +324,7 @@ impl HubWitness {
     /// Handles one checkpoint published on office `token`'s subject.
     pub async fn observe(&self, token: &str, note: &str) -> anyhow::Result<()> {
         let Some(watched) = self.offices.get(token) else {
-            // The hub's own checkpoints, or an office this witness is not given.
+            // A log this witness is not given.
             return Ok(());
         };
         let new = Note::parse(note)
@@ -407,7 +413,7 @@ impl HubWitness {
             .record_cosigned(&watched.office, &cp, &cosigned, &now_text())?;
         tracing::info!(office = %watched.office, size = cp.size, "cosigned");
         self.witness.lock().expect("witness lock").resume(cp);
-        let subject = wire::cosigned_subject(&watched.office);
+        let subject = wire::cosigned_subject(&watched.office, &self.own);
         let _ = self
             .client
             .publish(subject, cosigned.into_bytes().into())
@@ -449,46 +455,58 @@ impl HubWitness {
     }
 }
 
-/// How often an office sends its latest checkpoint again while the hub has not
-/// cosigned it (lost on the way, link down, hub not yet listening).
+/// How often an auditor sends its latest checkpoint again while a witness has not
+/// cosigned it (lost on the way, link down, witness not yet listening).
 const REPUBLISH_EVERY: Duration = Duration::from_secs(2);
 
-/// Office side: keeps the hub's cosignatures of this office's checkpoints, once they
-/// verify with the hub's key and cosign a checkpoint this auditor signed; sends the
-/// latest checkpoint again every [`REPUBLISH_EVERY`] until it is cosigned.
+/// Watched side: keeps each witness's cosignature of this auditor's checkpoints, once
+/// it verifies with that witness's key (`witnesses`: office id, cosignature key) and
+/// cosigns a checkpoint this auditor signed; sends the latest checkpoint again every
+/// [`REPUBLISH_EVERY`] until every witness cosigned it.
 pub async fn keep_cosignatures(
     client: async_nats::Client,
     auditor: Arc<Auditor>,
-    hub: CosignatureVerifier,
+    witnesses: Vec<(String, CosignatureVerifier)>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let by_token: BTreeMap<String, CosignatureVerifier> = witnesses
+        .into_iter()
+        .map(|(office, key)| (wire::office_token(&office), key))
+        .collect();
     let mut sub = client
-        .subscribe(wire::cosigned_subject(&auditor.office))
+        .subscribe(wire::cosigned_wildcard(&auditor.office))
         .await?;
     let mut ticker = tokio::time::interval(REPUBLISH_EVERY);
     loop {
         let msg = tokio::select! {
             _ = shutdown.changed() => return Ok(()),
             _ = ticker.tick() => {
-                republish_uncosigned(&client, &auditor).await?;
+                let all: Vec<CosignatureVerifier> = by_token.values().cloned().collect();
+                republish_uncosigned(&client, &auditor, all).await?;
                 continue;
             }
             m = sub.next() => match m { Some(m) => m, None => return Ok(()) },
         };
-        let note = String::from_utf8_lossy(&msg.payload).into_owned();
-        if let Err(e) = hub.verify(&note) {
-            tracing::warn!(error = %e, "a cosignature that does not verify with the hub's key: ignored");
+        let token = msg.subject.rsplit('.').next().unwrap_or_default();
+        let Some(witness) = by_token.get(token).cloned() else {
+            tracing::warn!(subject = %msg.subject, "a cosignature from a witness this auditor is not given: ignored");
             continue;
-        }
-        if !keep_cosigned(&auditor, note).await? {
-            tracing::warn!("the hub cosigned a checkpoint this auditor did not sign: ignored");
+        };
+        let note = String::from_utf8_lossy(&msg.payload).into_owned();
+        if !keep_cosigned(&auditor, note, witness).await? {
+            tracing::warn!(subject = %msg.subject, "a cosignature that does not verify with its witness's key over a checkpoint this auditor signed: ignored");
         }
     }
 }
 
-/// Stores `note` (verified with the hub's key) if it cosigns a checkpoint this
-/// auditor signed, body for body.
-async fn keep_cosigned(auditor: &Arc<Auditor>, note: String) -> Result<bool, StoreError> {
+/// Adds `witness`'s cosignature in `note` to what is kept of the checkpoint it
+/// cosigns, if this auditor signed that checkpoint, body for body, and the
+/// cosignature verifies; whether that witness's cosignature is now kept.
+async fn keep_cosigned(
+    auditor: &Arc<Auditor>,
+    note: String,
+    witness: CosignatureVerifier,
+) -> Result<bool, StoreError> {
     auditor
         .with_state(move |s| {
             let Some(cp) = Note::parse(&note)
@@ -497,17 +515,26 @@ async fn keep_cosigned(auditor: &Arc<Auditor>, note: String) -> Result<bool, Sto
             else {
                 return Ok(false);
             };
-            let ours = s
+            let Some(ours) = s
                 .store
                 .checkpoints()?
                 .into_iter()
-                .find(|c| c.size == cp.size);
-            let same_body =
-                ours.is_some_and(|c| Note::parse(&c.note).is_ok_and(|n| n.text == cp.to_text()));
-            if same_body {
-                s.store.add_cosigned(cp.size, &note)?;
+                .find(|c| c.size == cp.size)
+            else {
+                return Ok(false);
+            };
+            let kept = s.store.cosigned(cp.size)?.unwrap_or(ours.note);
+            if witness.verify(&kept).is_ok() {
+                // Already kept (the witness cosigned it again when it was re-sent).
+                return Ok(true);
             }
-            Ok(same_body)
+            match coord_audit::cosign::merge_cosignature(&kept, &note, &witness) {
+                Some(merged) => {
+                    s.store.add_cosigned(cp.size, &merged)?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
         })
         .await
 }
@@ -515,16 +542,18 @@ async fn keep_cosigned(auditor: &Arc<Auditor>, note: String) -> Result<bool, Sto
 async fn republish_uncosigned(
     client: &async_nats::Client,
     auditor: &Arc<Auditor>,
+    witnesses: Vec<CosignatureVerifier>,
 ) -> Result<(), StoreError> {
     let pending = auditor
-        .with_state(|s| {
+        .with_state(move |s| {
             let Some(latest) = s.store.checkpoints()?.pop() else {
                 return Ok(None);
             };
-            Ok(s.store
-                .cosigned(latest.size)?
-                .is_none()
-                .then_some(latest.note))
+            let kept = s.store.cosigned(latest.size)?;
+            let missing = witnesses
+                .iter()
+                .any(|w| kept.as_deref().is_none_or(|k| w.verify(k).is_err()));
+            Ok(missing.then_some(latest.note))
         })
         .await?;
     if let Some(note) = pending {
@@ -534,11 +563,18 @@ async fn republish_uncosigned(
     Ok(())
 }
 
-/// Reads the witness's keys file.
+/// Reads the witnessed logs' keys file (`<office> <verifier key>` lines).
 pub fn read_watched(path: &Path) -> anyhow::Result<Vec<(String, Verifier)>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read the witness keys {}: {e}", path.display()))?;
     Ok(coord_audit::cosign::parse_watched(&text)?)
+}
+
+/// Reads the witnesses' keys file (`<office> <cosignature key>` lines).
+pub fn read_witnesses(path: &Path) -> anyhow::Result<Vec<(String, CosignatureVerifier)>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the witnesses' keys {}: {e}", path.display()))?;
+    Ok(coord_audit::cosign::parse_witnesses(&text)?)
 }
 
 #[cfg(test)]

@@ -76,8 +76,9 @@ pub enum AuditCommand {
     },
     /// Everything one request caused, in order.
     Correlation { id: String },
-    /// The hub's witness: each office's last cosigned checkpoint, and every checkpoint
-    /// it refused (an error when there is any).
+    /// This site's witness (the hub's over the offices, an office's over the
+    /// province): each watched log's last cosigned checkpoint, and every checkpoint it
+    /// refused (an error when there is any).
     Witness,
 }
 

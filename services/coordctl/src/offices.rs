@@ -26,7 +26,13 @@
 //!   (`<office>/auditor/witness.vkey`). An office's leaf user may also publish its
 //!   own checkpoints (`coord.audit.<office>.published`) and answer the witness's
 //!   consistency-proof requests and receive its cosignatures (`coord.audit.<office>.
-//!   {consistency,cosigned}`), for its own office only.
+//!   {consistency,cosigned.province}`), for its own office only.
+//! - The other way, each office's auditor witnesses the province's log: `init` also
+//!   creates each office's witness key and gives it the province's verifier key (its
+//!   `witnessed.keys`) and the hub every office's witness key (`witnesses.keys`). The
+//!   leaf user may receive `coord.audit.province.published`, ask
+//!   `coord.audit.province.consistency` and publish only its own cosignature,
+//!   `coord.audit.province.cosigned.<its office>`.
 //!
 //! Everything is written under one folder, owner-only, never committed.
 
@@ -105,12 +111,19 @@ impl Site {
     pub fn witness_vkey_file(&self) -> PathBuf {
         self.auditor_dir().join("witness.vkey")
     }
+    /// Hub: every office witness's cosignature verifier key.
+    pub fn witnesses_keys_file(&self) -> PathBuf {
+        self.auditor_dir().join("witnesses.keys")
+    }
 }
+
+/// The hub's audit office.
+const PROVINCE: &str = "province";
 
 /// The office a site's auditor keeps the log of (`province`, `district:<unit>`).
 fn audit_office(slug: &str, hub: bool) -> String {
     if hub {
-        "province".into()
+        PROVINCE.into()
     } else {
         format!("district:{slug}")
     }
@@ -161,6 +174,10 @@ fn leaf_permissions(slug: &str) -> Value {
         "publish": { "allow": [
             format!("{}.>", to_hub(slug)),
             wire::published_subject(&office),
+            // Witnessing the province: ask its auditor for consistency proofs, and send
+            // it this office's cosignature, under this office's subject only.
+            wire::subject(Some(PROVINCE), "consistency"),
+            wire::cosigned_subject(PROVINCE, &office),
             format!("$JS.hub.API.CONSUMER.INFO.{STREAM}.{to_office}"),
             format!("$JS.hub.API.CONSUMER.RESET.{STREAM}.{to_office}"),
             "$JS.FC.>", "_INBOX.>", "$JSC.>"
@@ -168,7 +185,8 @@ fn leaf_permissions(slug: &str) -> Value {
         "subscribe": { "allow": [
             format!("{}.>", from_hub(slug)),
             wire::subject(Some(&office), "consistency"),
-            wire::cosigned_subject(&office),
+            wire::cosigned_subject(&office, PROVINCE),
+            wire::published_subject(PROVINCE),
             format!("$JS.{slug}.API.CONSUMER.INFO.{STREAM}.{TO_HUB}"),
             format!("$JS.{slug}.API.CONSUMER.RESET.{STREAM}.{TO_HUB}"),
             "$JS.FC.>", "_INBOX.>", "$JSC.>"
@@ -254,38 +272,51 @@ fn random_seed() -> [u8; 32] {
     std::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex digits"))
 }
 
-/// Creates (or keeps) every site's auditor signing key, the hub witness's cosigner
-/// key, and writes what each side must be given: the hub the offices' verifier keys,
-/// each office the hub's cosignature key. The witness is given keys, never learns them
-/// from the offices (trust on first use would let a history rewritten before the hub
-/// first saw it pass).
+/// Creates (or keeps) every site's auditor signing key and witness cosigner key, and
+/// writes what each side must be given, both ways: the hub the offices' verifier keys
+/// (`witnessed.keys`) and their witness keys (`witnesses.keys`); each office the
+/// province's verifier key (its `witnessed.keys`) and the hub's witness key
+/// (`witness.vkey`). A witness is given keys, never learns them from the watched side
+/// (trust on first use would let a history rewritten before it first looked pass).
 pub fn write_audit_keys(t: &Topology, province: &str) -> anyhow::Result<()> {
-    let mut watched = Vec::new();
+    let mut verifiers = Vec::new();
+    let mut witnesses = Vec::new();
     for site in t.sites() {
-        let origin = wire::default_origin(province, &site.audit_office());
+        let office = site.audit_office();
+        let origin = wire::default_origin(province, &office);
         let text = secret::read_or_create(&site.auditor_dir().join("office.key"), || {
             Signer::from_seed(&origin, random_seed())
                 .expect("origins are valid key names")
                 .to_key_text()
         })?;
-        let signer = Signer::from_key_text(&text)?;
-        if !site.is_hub() {
-            watched.push((site.audit_office(), signer.verifier().clone()));
-        }
+        verifiers.push((
+            office.clone(),
+            Signer::from_key_text(&text)?.verifier().clone(),
+        ));
+        let name = wire::witness_name(province, &office);
+        let text = secret::read_or_create(&site.auditor_dir().join("witness.key"), || {
+            Cosigner::from_seed(&name, random_seed())
+                .expect("witness names are valid key names")
+                .to_key_text()
+        })?;
+        witnesses.push((office, Cosigner::from_key_text(&text)?.verifier()));
     }
-    let name = wire::default_witness_name(province);
-    let text = secret::read_or_create(&t.hub.auditor_dir().join("witness.key"), || {
-        Cosigner::from_seed(&name, random_seed())
-            .expect("the witness name is a valid key name")
-            .to_key_text()
-    })?;
-    let hub_key = Cosigner::from_key_text(&text)?.verifier().to_string();
+    let (hub_key, offices_keys) = verifiers.split_first().expect("the hub is first");
+    let (hub_witness, offices_witnesses) = witnesses.split_first().expect("the hub is first");
     secret::write_private(
         &t.hub.witnessed_keys_file(),
-        &coord_audit::cosign::format_watched(&watched),
+        &coord_audit::cosign::format_watched(offices_keys),
+    )?;
+    secret::write_private(
+        &t.hub.witnesses_keys_file(),
+        &coord_audit::cosign::format_witnesses(offices_witnesses),
     )?;
     for office in &t.offices {
-        secret::write_private(&office.witness_vkey_file(), &hub_key)?;
+        secret::write_private(&office.witness_vkey_file(), &hub_witness.1.to_string())?;
+        secret::write_private(
+            &office.witnessed_keys_file(),
+            &coord_audit::cosign::format_watched(std::slice::from_ref(hub_key)),
+        )?;
     }
     Ok(())
 }
@@ -519,9 +550,13 @@ pub fn service_env(
         ("COORD_AUDIT_OFFICE", site.audit_office()),
     ];
     if name == "auditor" {
-        if site.is_hub() {
+        if site.witnessed_keys_file().exists() {
             let keys = site.witnessed_keys_file().display().to_string();
             env.push(("COORD_WITNESS_KEYS", keys));
+        }
+        if site.is_hub() {
+            let keys = site.witnesses_keys_file().display().to_string();
+            env.push(("COORD_WITNESSES", keys));
         } else if let Ok(vkey) = std::fs::read_to_string(site.witness_vkey_file()) {
             env.push(("COORD_WITNESS_VKEY", vkey.trim().to_owned()));
         }
@@ -691,6 +726,31 @@ mod tests {
         }
         let hub_env = service_env(&t.hub, "auditor", 8080).unwrap();
         assert!(hub_env.iter().any(|(k, _)| *k == "COORD_WITNESS_KEYS"));
+        // The other way: each office is given the province's key to witness it, and
+        // the hub each office's witness key, under that office.
+        let hub_own = std::fs::read_to_string(t.hub.auditor_dir().join("office.key")).unwrap();
+        let hub_own = Signer::from_key_text(&hub_own).unwrap().verifier().clone();
+        let witnesses = coord_audit::cosign::parse_witnesses(
+            &std::fs::read_to_string(t.hub.witnesses_keys_file()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(witnesses.len(), 2);
+        for (site, (office, key)) in t.offices.iter().zip(&witnesses) {
+            assert_eq!(office, &site.audit_office());
+            let own = std::fs::read_to_string(site.auditor_dir().join("witness.key")).unwrap();
+            assert_eq!(&Cosigner::from_key_text(&own).unwrap().verifier(), key);
+            assert_eq!(key.name, format!("coord/an-giang/{office}/witness"));
+            let watched = coord_audit::cosign::parse_watched(
+                &std::fs::read_to_string(site.witnessed_keys_file()).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(watched, [("province".to_owned(), hub_own.clone())]);
+            let env = service_env(site, "auditor", 8081).unwrap();
+            let keys = site.witnessed_keys_file().display().to_string();
+            assert!(env.contains(&("COORD_WITNESS_KEYS", keys)));
+        }
+        let witnesses_file = t.hub.witnesses_keys_file().display().to_string();
+        assert!(hub_env.contains(&("COORD_WITNESSES", witnesses_file)));
         // Generated again, the keys stay.
         let again = generate(dir.path(), &offices, &[4222, 4223, 4224], 7422).unwrap();
         assert_eq!(
@@ -715,16 +775,66 @@ mod tests {
                 .filter(|s| s.starts_with("coord.audit"))
                 .collect()
         };
+        // Into the hub: its own checkpoints; as the province's witness, proof requests
+        // and its own cosignature of the province's log, nothing of another office's
+        // and not the province's checkpoints.
         assert_eq!(
             audit(list("publish")),
-            ["coord.audit.district_long-xuyen.published"]
+            [
+                "coord.audit.district_long-xuyen.published",
+                "coord.audit.province.consistency",
+                "coord.audit.province.cosigned.district_long-xuyen"
+            ]
         );
+        // From the hub: proof requests and the hub's cosignatures about its own log,
+        // and the province's checkpoints it witnesses.
         assert_eq!(
             audit(list("subscribe")),
             [
                 "coord.audit.district_long-xuyen.consistency",
-                "coord.audit.district_long-xuyen.cosigned"
+                "coord.audit.district_long-xuyen.cosigned.province",
+                "coord.audit.province.published"
             ]
         );
+    }
+
+    /// Whether NATS subject `subject` matches pattern `pattern` (`*`, `>`).
+    fn matches(pattern: &str, subject: &str) -> bool {
+        let (mut p, mut s) = (pattern.split('.'), subject.split('.'));
+        loop {
+            match (p.next(), s.next()) {
+                (Some(">"), Some(_)) => return true,
+                (Some(a), Some(b)) if a == "*" || a == b => {}
+                (None, None) => return true,
+                _ => return false,
+            }
+        }
+    }
+
+    #[test]
+    fn an_offices_leaf_user_cannot_speak_for_the_province_or_another_witness() {
+        let p = leaf_permissions("long-xuyen");
+        let publish: Vec<&str> = p["publish"]["allow"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let may = |subject: &str| publish.iter().any(|pat| matches(pat, subject));
+        assert!(may(&wire::cosigned_subject(
+            "province",
+            "district:long-xuyen"
+        )));
+        assert!(may(&wire::subject(Some("province"), "consistency")));
+        for refused in [
+            wire::published_subject("province"),
+            wire::cosigned_subject("province", "district:chau-doc"),
+            wire::cosigned_subject("district:chau-doc", "province"),
+            wire::cosigned_subject("district:long-xuyen", "province"),
+            wire::subject(Some("province"), "checkpoint"),
+            wire::WITNESS_SUBJECT.to_owned(),
+        ] {
+            assert!(!may(&refused), "{refused} is allowed");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! `coordctl up --offices long-xuyen,chau-doc`: the province as a hub and each listed
 //! district office with its own nats-server (a leaf node of the hub, its own JetStream
 //! domain; `crate::offices`), its own three command services, projector, auditor and
-//! gateway; the hub's auditor is also the witness over the offices' checkpoints.
+//! gateway; the hub's auditor is also the witness over the offices' checkpoints, and
+//! each office's the witness over the province's.
 //! Gateways listen on `--listen`'s port for the province and the next ports for the
 //! offices, in the order given; one line `office <id> <url>` each. Every office acts
 //! through its own operator token (`<data-dir>/credentials/<office>.token`).
@@ -23,7 +24,8 @@ use crate::offices::{self, Topology};
 use crate::tokens;
 
 /// Every site runs these; its auditor keeps the tree of its own office's log, and the
-/// hub's also witnesses the offices' checkpoints (`crate::offices::write_audit_keys`).
+/// hub's also witnesses the offices' checkpoints and each office's the province's
+/// (`crate::offices::write_audit_keys`).
 const SERVICES: [&str; 6] = [
     "inspection",
     "exchange",

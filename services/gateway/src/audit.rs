@@ -366,9 +366,10 @@ pub async fn export(
         .into_response())
 }
 
-/// The hub's witness: per office the last checkpoint it cosigned (the office's note
-/// with the witness's cosignature), and every checkpoint it refused, with why. Served
-/// where the hub's auditor is reachable (the province's gateway).
+/// This site's witness: per watched log the last checkpoint it cosigned (the note
+/// with the witness's cosignature), and every checkpoint it refused, with why. At the
+/// province's gateway the hub's witness over the offices; at an office's, that
+/// office's witness over the province's log.
 #[utoipa::path(get, path = "/v1/audit/witness", tag = "audit",
     responses((status = 200, body = WitnessStatus), (status = 503, body = Problem)))]
 pub async fn witness(State(s): State<AppState>) -> Result<Json<WitnessStatus>, Problem> {

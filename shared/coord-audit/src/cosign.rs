@@ -296,14 +296,60 @@ pub fn format_watched(offices: &[(String, Verifier)]) -> String {
 
 /// Reads a [`format_watched`] file; blank lines and `#` comments are skipped.
 pub fn parse_watched(text: &str) -> Result<Vec<(String, Verifier)>, NoteError> {
+    parse_office_keys(text, "verifier key")
+}
+
+/// The file a log's auditor is given with its witnesses' cosignature keys (one line
+/// per witnessing office: `<office> <cosignature vkey>`), as `coordctl offices init`
+/// writes it: the province's auditor keeps only cosignatures that verify with these.
+pub fn format_witnesses(witnesses: &[(String, CosignatureVerifier)]) -> String {
+    witnesses
+        .iter()
+        .map(|(o, v)| format!("{o} {v}\n"))
+        .collect()
+}
+
+/// Reads a [`format_witnesses`] file; blank lines and `#` comments are skipped.
+pub fn parse_witnesses(text: &str) -> Result<Vec<(String, CosignatureVerifier)>, NoteError> {
+    parse_office_keys(text, "cosignature key")
+}
+
+/// `<office> <key>` lines, `what` naming the key in the error.
+fn parse_office_keys<K: FromStr<Err = NoteError>>(
+    text: &str,
+    what: &str,
+) -> Result<Vec<(String, K)>, NoteError> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|line| {
-            let (office, key) = line.split_once(' ').ok_or_else(|| {
-                NoteError::BadKey(format!("`{line}` is not `<office> <verifier key>`"))
-            })?;
+            let (office, key) = line
+                .split_once(' ')
+                .ok_or_else(|| NoteError::BadKey(format!("`{line}` is not `<office> <{what}>`")))?;
             Ok((office.to_owned(), key.trim().parse()?))
         })
         .collect()
+}
+
+/// `kept` (a signed note) with `witness`'s cosignature line from `cosigned` added, if
+/// `cosigned` carries a valid one over the same body and `kept` has none by that name
+/// yet: how a log keeps one cosignature per witness on the same checkpoint (C2SP
+/// signed notes take any number of signature lines). `None` when nothing is added.
+pub fn merge_cosignature(
+    kept: &str,
+    cosigned: &str,
+    witness: &CosignatureVerifier,
+) -> Option<String> {
+    if Note::parse(kept).ok()?.text != Note::parse(cosigned).ok()?.text {
+        return None;
+    }
+    let prefix = format!("{DASH}{} ", witness.name);
+    if kept.lines().any(|l| l.starts_with(&prefix)) {
+        return None;
+    }
+    cosigned
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(|line| format!("{kept}{line}\n"))
+        .find(|merged| witness.verify(merged).is_ok())
 }

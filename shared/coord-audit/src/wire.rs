@@ -43,9 +43,21 @@ pub fn published_subject(office: &str) -> String {
     subject(Some(office), "published")
 }
 
-/// Where the hub's witness sends office `office` its cosigned checkpoints.
-pub fn cosigned_subject(office: &str) -> String {
-    subject(Some(office), "cosigned")
+/// Where the witness at office `witness` sends office `office` its cosigned
+/// checkpoints: the hub's witness to each office (`….district_x.cosigned.province`),
+/// each office's witness to the province (`….province.cosigned.district_x`). One
+/// subject per witness, so a leaf user may publish only its own cosignature.
+pub fn cosigned_subject(office: &str, witness: &str) -> String {
+    format!(
+        "{}.{}",
+        subject(Some(office), "cosigned"),
+        office_token(witness)
+    )
+}
+
+/// The subject office `office`'s auditor hears every witness's cosignature on.
+pub fn cosigned_wildcard(office: &str) -> String {
+    format!("{}.*", subject(Some(office), "cosigned"))
 }
 
 /// The default origin (and key name) of office `office`'s log in province `province`.
@@ -56,6 +68,16 @@ pub fn default_origin(province: &str, office: &str) -> String {
 /// The default name of the hub witness's cosigner key in province `province`.
 pub fn default_witness_name(province: &str) -> String {
     format!("coord/{province}/witness")
+}
+
+/// The name of office `office`'s witness key: the hub's is
+/// [`default_witness_name`], an office's `coord/{province}/{office}/witness`.
+pub fn witness_name(province: &str, office: &str) -> String {
+    if office == "province" {
+        default_witness_name(province)
+    } else {
+        format!("coord/{province}/{office}/witness")
+    }
 }
 
 /// The endpoints every auditor serves.

@@ -131,3 +131,42 @@ fn given_an_office_that_rewrites_one_old_event_and_resigns_then_the_hub_refuses_
         Err(WitnessError::Checkpoint(_))
     ));
 }
+
+#[test]
+fn given_two_office_witnesses_when_their_cosignatures_of_the_province_come_then_both_are_kept_once()
+{
+    let mut province = Office::new("coord/x/province", 1);
+    province.append(3);
+    let (note, _) = province.publish(0);
+    let body = coord_audit::note::Note::parse(&note).unwrap().text;
+    let lx = Cosigner::from_seed("coord/x/district:lx/witness", [2; 32]).unwrap();
+    let cd = Cosigner::from_seed("coord/x/district:cd/witness", [3; 32]).unwrap();
+    let by = |c: &Cosigner| format!("{note}{}", c.cosign(&body, 1_700_000_000));
+    let merge = coord_audit::cosign::merge_cosignature;
+
+    let kept = merge(&note, &by(&lx), &lx.verifier()).expect("Long Xuyên's is added");
+    let kept = merge(&kept, &by(&cd), &cd.verifier()).expect("Châu Đốc's is added");
+    lx.verifier().verify(&kept).unwrap();
+    cd.verifier().verify(&kept).unwrap();
+    Checkpoint::open(
+        &kept,
+        "coord/x/province",
+        &[province.signer.verifier().clone()],
+    )
+    .unwrap();
+    assert_eq!(
+        merge(&kept, &by(&lx), &lx.verifier()),
+        None,
+        "one per witness"
+    );
+
+    // A cosignature made with another key under Long Xuyên's name is not kept, nor one
+    // over another body.
+    let impostor = Cosigner::from_seed("coord/x/district:lx/witness", [9; 32]).unwrap();
+    assert_eq!(merge(&note, &by(&impostor), &lx.verifier()), None);
+    province.append(1);
+    let (other, _) = province.publish(3);
+    let other_body = coord_audit::note::Note::parse(&other).unwrap().text;
+    let elsewhere = format!("{other}{}", lx.cosign(&other_body, 1));
+    assert_eq!(merge(&note, &elsewhere, &lx.verifier()), None);
+}

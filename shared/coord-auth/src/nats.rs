@@ -31,9 +31,10 @@ pub enum NatsRole {
     /// for a migration).
     Importer,
     /// The auditor: reads the log, serves `coord.audit.>` queries and publishes its
-    /// signed checkpoints (`coord.audit.<office>.published`); as the hub's witness it
-    /// also asks offices for consistency proofs and sends back cosignatures
-    /// (`coord.audit.<office>.{consistency,cosigned}`); it never writes the log.
+    /// signed checkpoints (`coord.audit.<office>.published`); as a witness (the hub's
+    /// over the offices, an office's over the province) it also asks for consistency
+    /// proofs and sends back cosignatures (`coord.audit.<office>.consistency`,
+    /// `coord.audit.<office>.cosigned.<own office>`); it never writes the log.
     Auditor,
 }
 
@@ -134,10 +135,11 @@ impl NatsRole {
             NatsRole::Importer => publish.push(format!("{}.>", log.prefix)),
             NatsRole::Auditor => {
                 publish.push("coord.audit.*.published".into());
-                // The hub's witness: asks an office's auditor for a consistency proof
-                // and sends the office its cosigned checkpoint.
+                // A witness (the hub's over the offices, an office's over the
+                // province): asks the watched auditor for a consistency proof and
+                // sends it its cosignature (`coord.audit.<watched>.cosigned.<own>`).
                 publish.push("coord.audit.*.consistency".into());
-                publish.push("coord.audit.*.cosigned".into());
+                publish.push("coord.audit.*.cosigned.*".into());
                 subscribe.push("coord.audit.>".into());
                 subscribe.push("$SRV.>".into());
             }
