@@ -149,6 +149,7 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
             "long-xuyen,chau-doc,tan-chau",
             "--leaf-port",
             &leaf,
+            "--no-scenario",
         ],
     );
     tokio::task::block_in_place(|| up.wait_for("Nhấn Ctrl-C"));
@@ -478,6 +479,93 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    let out = tokio::task::block_in_place(|| up.interrupt()).join("\n");
+    assert!(
+        out.contains("đã dừng (stopped) nats-server-province"),
+        "{out}"
+    );
+}
+
+/// The event ids of everything `url`'s office holds, from its export.
+async fn exported_ids(url: &str, token: &str) -> BTreeSet<String> {
+    let text = client_with(token)
+        .get(format!("{url}/v1/export/events"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// On empty logs `up --offices` loads the reference scenario, each command at the office
+/// that sends it: Thoại Sơn appeals the province's decision at its own office, and Long
+/// Xuyên and Châu Đốc acknowledge the province's information at theirs (the other units
+/// through the hub). Every office ends with the article's figures and the same events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_scenario_loads_at_each_office_and_every_office_shows_the_article() {
+    let data = tempfile::tempdir().unwrap();
+    let (nats_port, http_port, leaf_port) = (free_ports(4), free_ports(4), free_port());
+    let leaf = leaf_port.to_string();
+    let mut up = Up::start_with(
+        data.path(),
+        nats_port,
+        http_port,
+        &[
+            "--offices",
+            "long-xuyen,thoai-son,chau-doc",
+            "--leaf-port",
+            &leaf,
+        ],
+    );
+    tokio::task::block_in_place(|| up.wait_for("Nhấn Ctrl-C"));
+    let printed = up.seen.join("\n");
+    assert!(printed.contains("tại từng văn phòng"), "{printed}");
+    assert!(printed.contains("8/11"), "coordinated 8 of 11:\n{printed}");
+    assert!(printed.contains("30 / 15 / 0 / 1"), "members:\n{printed}");
+
+    let credentials = data.path().join("credentials");
+    let token = std::fs::read_to_string(credentials.join("province.token")).unwrap();
+    let urls: Vec<String> = (0..4)
+        .map(|i| format!("http://127.0.0.1:{}", http_port + i))
+        .collect();
+    let mut summaries = Vec::new();
+    for url in &urls {
+        summaries.push(province_summary(url, &token).await.expect("a summary"));
+    }
+    assert!(summaries.windows(2).all(|w| w[0] == w[1]), "{summaries:?}");
+    let s = &summaries[0];
+    assert_eq!(s["districts_coordinated"], 8, "{s}");
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    assert_eq!(s["exchanges"]["unacknowledged"], 2, "{s}");
+
+    // The same events everywhere (each office's export of its whole log).
+    let mut sets = Vec::new();
+    for url in &urls {
+        sets.push(exported_ids(url, &token).await);
+    }
+    assert!(sets[0].len() > 300, "{}", sets[0].len());
+    assert!(
+        sets.windows(2).all(|w| w[0] == w[1]),
+        "the same events everywhere"
+    );
+    // The districts' own work went into their own offices' logs (Thoại Sơn's appeal and
+    // receipts, the others' receipts and reports), which the hub sourced from them.
+    for office in ["long-xuyen", "thoai-son", "chau-doc"] {
+        let source = tests::offices::wait_link(&urls[0], &token, office, true).await;
+        assert!(
+            source["last_position"].as_u64().is_some(),
+            "the hub received {office}'s own events: {source}"
+        );
+    }
     let out = tokio::task::block_in_place(|| up.interrupt()).join("\n");
     assert!(
         out.contains("đã dừng (stopped) nats-server-province"),

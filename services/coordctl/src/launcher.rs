@@ -164,6 +164,19 @@ pub(crate) fn spawn(
     })
 }
 
+/// What to load into a log whose head is `head`: the file given, else the reference
+/// scenario; nothing if the log has data or `--no-scenario` is given.
+pub(crate) fn scenario_text(args: &UpArgs, head: u64) -> anyhow::Result<Option<String>> {
+    if head > 0 || args.no_scenario {
+        return Ok(None);
+    }
+    Ok(Some(match &args.scenario {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the scenario {}", path.display()))?,
+        None => REFERENCE_SCENARIO.to_owned(),
+    }))
+}
+
 pub(crate) async fn wait_ready(client: &Client, processes: &mut [Process]) -> anyhow::Result<u64> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -343,11 +356,7 @@ async fn run_until_signal(
 ) -> anyhow::Result<()> {
     let head = wait_ready(client, processes).await?;
     let mut min_position = None;
-    if head == 0 && !args.no_scenario {
-        let text = match &args.scenario {
-            Some(path) => std::fs::read_to_string(path)?,
-            None => REFERENCE_SCENARIO.to_owned(),
-        };
+    if let Some(text) = scenario_text(args, head)? {
         println!(
             "Log trống: nạp kịch bản tham chiếu (empty log: loading the reference scenario) ..."
         );

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use coord_proto::ScriptedCommand;
+use coord_proto::{Route, ScriptedCommand};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -368,17 +368,21 @@ pub struct LoadReport {
 
 /// Submits every line of a JSON-lines file, in order, with a progress bar.
 pub async fn load(client: &Client, text: &str, progress: bool) -> anyhow::Result<LoadReport> {
-    let mut commands = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let cmd: ScriptedCommand = serde_json::from_str(line)
-            .with_context(|| format!("line {}: not a scripted command", i + 1))?;
-        let route = coord_proto::route(&cmd.command)
-            .with_context(|| format!("line {}: unknown command {}", i + 1, cmd.command))?;
-        commands.push((i + 1, route, cmd));
-    }
+    load_routed(|_| client, text, progress, Duration::ZERO).await
+}
+
+/// [`load`] with each command sent to the client `route` picks for its office (several
+/// offices, each with its own gateway). A command refused because what it refers to has
+/// not reached its office yet (422 `…_not_found`: the exchange it acknowledges, the
+/// case it appeals, the appeal it resolves) is sent again, same key, until
+/// `wait_for_references` has passed.
+pub async fn load_routed<'c>(
+    route: impl Fn(&str) -> &'c Client,
+    text: &str,
+    progress: bool,
+    wait_for_references: Duration,
+) -> anyhow::Result<LoadReport> {
+    let commands = parse_script(text)?;
     let bar = if progress {
         ProgressBar::new(commands.len() as u64)
     } else {
@@ -390,29 +394,8 @@ pub async fn load(client: &Client, text: &str, progress: bool) -> anyhow::Result
             .progress_chars("=> "),
     );
     let mut report = LoadReport::default();
-    for (line, route, cmd) in commands {
-        let key = cmd.command_id.to_string();
-        // A brief outage (a service restarting) is retried with the same idempotency
-        // key, which cannot apply a command twice.
-        let mut delay = Duration::from_millis(100);
-        let mut attempts = 0;
-        let result = loop {
-            attempts += 1;
-            let result = client
-                .send(route, &cmd.payload, Some(&key), Some(&cmd.office))
-                .await;
-            let transient = result
-                .as_ref()
-                .err()
-                .and_then(|e| e.downcast_ref::<client::ApiError>())
-                .is_some_and(client::ApiError::is_transient);
-            if !transient || attempts >= 6 {
-                break result;
-            }
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-        };
-        match result {
+    for (line, path, cmd) in commands {
+        match send_scripted(route(&cmd.office), path, &cmd, wait_for_references).await {
             Ok(a) => {
                 report.sent += 1;
                 report.duplicates += usize::from(a.duplicate);
@@ -424,6 +407,55 @@ pub async fn load(client: &Client, text: &str, progress: bool) -> anyhow::Result
     }
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// Every non-empty line as (line number, route, command).
+fn parse_script(text: &str) -> anyhow::Result<Vec<(usize, &'static Route, ScriptedCommand)>> {
+    let mut commands = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cmd: ScriptedCommand = serde_json::from_str(line)
+            .with_context(|| format!("line {}: not a scripted command", i + 1))?;
+        let route = coord_proto::route(&cmd.command)
+            .with_context(|| format!("line {}: unknown command {}", i + 1, cmd.command))?;
+        commands.push((i + 1, route, cmd));
+    }
+    Ok(commands)
+}
+
+/// Sends one scripted command with its id as the idempotency key (so a retry cannot
+/// apply it twice): a brief outage (a service restarting) is retried up to 6 times, a
+/// reference not received yet until `wait_for_references` has passed.
+async fn send_scripted(
+    client: &Client,
+    route: &Route,
+    cmd: &ScriptedCommand,
+    wait_for_references: Duration,
+) -> anyhow::Result<coord_proto::Accepted> {
+    let key = cmd.command_id.to_string();
+    let references_deadline = tokio::time::Instant::now() + wait_for_references;
+    let mut delay = Duration::from_millis(100);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let result = client
+            .send(route, &cmd.payload, Some(&key), Some(&cmd.office))
+            .await;
+        let api = result
+            .as_ref()
+            .err()
+            .and_then(|e| e.downcast_ref::<client::ApiError>());
+        let transient = api.is_some_and(client::ApiError::is_transient) && attempts < 6;
+        let waiting = api.is_some_and(|e| e.status == 422 && e.code.ends_with("_not_found"))
+            && tokio::time::Instant::now() < references_deadline;
+        if !transient && !waiting {
+            return result;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
 }
 
 async fn follow(client: &Client, after: Option<u64>, json: bool) -> anyhow::Result<()> {

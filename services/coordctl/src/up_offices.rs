@@ -7,10 +7,14 @@
 //! offices, in the order given; one line `office <id> <url>` each. Every office acts
 //! through its own operator token (`<data-dir>/credentials/<office>.token`).
 //!
-//! Nothing is loaded. A district's acknowledgements and appeals work here (its own
-//! receipt and appeal streams, see ARCHITECTURE.md, Ownership), but loading the
-//! reference scenario would have to send each command at its office and wait for what
-//! it refers to (an appeal for its decision, a resolution for its appeal).
+//! On empty logs it loads the reference scenario (or `--scenario`; not with
+//! `--no-scenario`) as the offices would have worked: each command at the gateway of
+//! the office that sends it, with that office's token (a unit without its own office
+//! here sends through the hub, as in single-server mode). A command whose reference
+//! has not reached its office yet (a district acknowledging the province's information,
+//! the province resolving a district's appeal) is sent again, same key, until it has
+//! (`crate::load_routed`). It then waits until every office shows the same province
+//! figures and prints them.
 
 use std::time::Duration;
 
@@ -18,9 +22,10 @@ use anyhow::Context;
 
 use crate::client::Client;
 use crate::launcher::{
-    Process, StopSignal, UpArgs, find_nats_server, sibling_binary, spawn, wait_ready,
+    self, Process, StopSignal, UpArgs, find_nats_server, sibling_binary, spawn, wait_ready,
 };
 use crate::offices::{self, Topology};
+use crate::render;
 use crate::tokens;
 
 /// Every site runs these; its auditor keeps the tree of its own office's log, and the
@@ -57,7 +62,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut processes = Vec::new();
     let result = start(&args, &topology, &token_key, &logs, &mut processes).await;
     let result = match result {
-        Ok(urls) => run_until_signal(&urls, &credentials, &mut processes, &mut stop).await,
+        Ok(urls) => run_until_signal(&args, &urls, &credentials, &mut processes, &mut stop).await,
         Err(e) => Err(e),
     };
     println!("Đang dừng hệ thống (stopping) ...");
@@ -112,17 +117,24 @@ async fn start(
 }
 
 async fn run_until_signal(
+    args: &UpArgs,
     urls: &[(String, String)],
     credentials: &std::path::Path,
     processes: &mut [Process],
     stop: &mut StopSignal,
 ) -> anyhow::Result<()> {
+    let mut head = 0;
+    let mut clients = Vec::new();
     for (slug, url) in urls {
-        let client =
-            Client::new(url)?.with_tokens(tokens::TokenSet::load(None, credentials).for_slug(slug));
-        wait_ready(&client, processes)
+        // Sends each request with the token of the office it is from.
+        let client = Client::new(url)?.with_tokens(tokens::TokenSet::load(None, credentials));
+        head += wait_ready(&client, processes)
             .await
             .with_context(|| format!("office {slug}"))?;
+        clients.push((slug.as_str(), client));
+    }
+    if let Some(text) = launcher::scenario_text(args, head)? {
+        load_at_offices(&clients, &text).await?;
     }
     for (slug, url) in urls {
         println!("office {slug} {url}");
@@ -141,5 +153,62 @@ async fn run_until_signal(
     tokio::select! {
         _ = stop.recv() => Ok(()),
         (name, status) = watch_children => Err(anyhow::anyhow!("{name} stopped unexpectedly ({status}); see its log")),
+    }
+}
+
+/// How long a command may wait for what it refers to to reach its office.
+const REFERENCE_WAIT: Duration = Duration::from_secs(60);
+
+/// Loads `text`, each command at its office's gateway (the hub's, `clients[0]`, for a
+/// unit without one), then waits until every office shows the same province figures
+/// and prints them.
+async fn load_at_offices(clients: &[(&str, Client)], text: &str) -> anyhow::Result<()> {
+    println!(
+        "Log trống: nạp kịch bản tham chiếu tại từng văn phòng (empty logs: loading the reference scenario, each command at its office) ..."
+    );
+    let route = |office: &str| {
+        let slug = office
+            .parse::<coord_domain::Office>()
+            .map_or_else(|_| String::new(), |o| o.slug().to_owned());
+        clients
+            .iter()
+            .find(|(s, _)| *s == slug)
+            .map_or(&clients[0].1, |(_, c)| c)
+    };
+    let report = crate::load_routed(route, text, true, REFERENCE_WAIT).await?;
+    for (line, problem) in &report.failures {
+        eprintln!("dòng (line) {line}: {problem}");
+    }
+    anyhow::ensure!(
+        report.failures.is_empty(),
+        "the scenario did not load cleanly"
+    );
+    let summary = converged_summary(clients).await?;
+    let districts = clients[0].1.districts(None).await?;
+    println!();
+    println!("{}", render::summary(&summary, &districts.districts));
+    Ok(())
+}
+
+/// The province summary once every office shows the same one (within 60 s).
+async fn converged_summary(
+    clients: &[(&str, Client)],
+) -> anyhow::Result<coord_proto::read::ProvinceSummary> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut summaries = Vec::new();
+        for (_, client) in clients {
+            let mut summary = client.province(None, None).await?;
+            summary.position = 0; // a local log position, not a figure
+            summaries.push(summary);
+        }
+        if summaries.windows(2).all(|w| w[0] == w[1]) {
+            return Ok(summaries.swap_remove(0));
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the offices did not converge to the same province figures within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
