@@ -135,27 +135,27 @@ async fn event_ids(url: &str, credentials: &std::path::Path, n: usize) -> BTreeS
         .collect()
 }
 
+/// `coordctl up --offices <offices>` (three of them) in `data`, once it is ready; the
+/// gateways' URLs, the hub's first.
+fn start_offices(data: &std::path::Path, offices: &str, empty: bool) -> (Up, Vec<String>) {
+    let (nats_port, http_port, leaf_port) = (free_ports(4), free_ports(4), free_port());
+    let leaf = leaf_port.to_string();
+    let mut args = vec!["--offices", offices, "--leaf-port", &leaf];
+    if empty {
+        args.push("--no-scenario");
+    }
+    let mut up = Up::start_with(data, nats_port, http_port, &args);
+    tokio::task::block_in_place(|| up.wait_for("Nhấn Ctrl-C"));
+    let urls = (0..4)
+        .map(|i| format!("http://127.0.0.1:{}", http_port + i))
+        .collect();
+    (up, urls)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_office_writes_its_own_and_all_show_the_same_province() {
     let data = tempfile::tempdir().unwrap();
-    let (nats_port, http_port, leaf_port) = (free_ports(4), free_ports(4), free_port());
-    let leaf = leaf_port.to_string();
-    let mut up = Up::start_with(
-        data.path(),
-        nats_port,
-        http_port,
-        &[
-            "--offices",
-            "long-xuyen,chau-doc,tan-chau",
-            "--leaf-port",
-            &leaf,
-            "--no-scenario",
-        ],
-    );
-    tokio::task::block_in_place(|| up.wait_for("Nhấn Ctrl-C"));
-    let urls: Vec<String> = (0..4)
-        .map(|i| format!("http://127.0.0.1:{}", http_port + i))
-        .collect();
+    let (up, urls) = start_offices(data.path(), "long-xuyen,chau-doc,tan-chau", true);
     for (office, url) in OFFICES.iter().zip(&urls) {
         assert!(
             up.seen
@@ -513,20 +513,7 @@ async fn exported_ids(url: &str, token: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reference_scenario_loads_at_each_office_and_every_office_shows_the_article() {
     let data = tempfile::tempdir().unwrap();
-    let (nats_port, http_port, leaf_port) = (free_ports(4), free_ports(4), free_port());
-    let leaf = leaf_port.to_string();
-    let mut up = Up::start_with(
-        data.path(),
-        nats_port,
-        http_port,
-        &[
-            "--offices",
-            "long-xuyen,thoai-son,chau-doc",
-            "--leaf-port",
-            &leaf,
-        ],
-    );
-    tokio::task::block_in_place(|| up.wait_for("Nhấn Ctrl-C"));
+    let (up, urls) = start_offices(data.path(), "long-xuyen,thoai-son,chau-doc", false);
     let printed = up.seen.join("\n");
     assert!(printed.contains("tại từng văn phòng"), "{printed}");
     assert!(printed.contains("8/11"), "coordinated 8 of 11:\n{printed}");
@@ -534,9 +521,6 @@ async fn the_reference_scenario_loads_at_each_office_and_every_office_shows_the_
 
     let credentials = data.path().join("credentials");
     let token = std::fs::read_to_string(credentials.join("province.token")).unwrap();
-    let urls: Vec<String> = (0..4)
-        .map(|i| format!("http://127.0.0.1:{}", http_port + i))
-        .collect();
     let mut summaries = Vec::new();
     for url in &urls {
         summaries.push(province_summary(url, &token).await.expect("a summary"));

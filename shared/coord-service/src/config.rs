@@ -127,23 +127,7 @@ impl ServiceConfig {
         &self,
         client: async_nats::Client,
     ) -> Result<Arc<dyn EventLog>, coord_log::LogError> {
-        Ok(match self.log_backend {
-            LogBackend::Jetstream => Arc::new(
-                JetStreamLog::open(
-                    client,
-                    JetStreamConfig {
-                        stream_name: self.log_stream.clone(),
-                        subject_prefix: self.log_subject_prefix.clone(),
-                        reference_prefix: self.log_reference_prefix.clone(),
-                        ..JetStreamConfig::default()
-                    },
-                )
-                .await?,
-            ),
-            LogBackend::Eventstore => Arc::new(coord_log_eventstore::EventStoreLog::connect(
-                &self.eventstore_url,
-            )?),
-        })
+        self.open_log_view(client, false).await
     }
 
     /// Opens the log of this office's own subjects only (on JetStream; another backend
@@ -153,6 +137,14 @@ impl ServiceConfig {
         &self,
         client: async_nats::Client,
     ) -> Result<Arc<dyn EventLog>, coord_log::LogError> {
+        self.open_log_view(client, true).await
+    }
+
+    async fn open_log_view(
+        &self,
+        client: async_nats::Client,
+        own_subjects_only: bool,
+    ) -> Result<Arc<dyn EventLog>, coord_log::LogError> {
         Ok(match self.log_backend {
             LogBackend::Jetstream => Arc::new(
                 JetStreamLog::open(
@@ -160,13 +152,16 @@ impl ServiceConfig {
                     JetStreamConfig {
                         stream_name: self.log_stream.clone(),
                         subject_prefix: self.log_subject_prefix.clone(),
-                        own_subjects_only: true,
+                        reference_prefix: self.log_reference_prefix.clone(),
+                        own_subjects_only,
                         ..JetStreamConfig::default()
                     },
                 )
                 .await?,
             ),
-            LogBackend::Eventstore => self.open_log(client).await?,
+            LogBackend::Eventstore => Arc::new(coord_log_eventstore::EventStoreLog::connect(
+                &self.eventstore_url,
+            )?),
         })
     }
 }
