@@ -479,6 +479,59 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    // The hub serves every office's verifier key (the offices' from the keys it was
+    // given) and, for an office, the latest checkpoint it cosigned; an office serves
+    // its own key and the province's.
+    let reader = client_with(&token("province"));
+    let keys: Value = reader
+        .get(format!("{}/v1/audit/keys", urls[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let offices: BTreeSet<&str> = keys
+        .as_array()
+        .unwrap_or_else(|| panic!("{keys}"))
+        .iter()
+        .map(|k| k["office"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        offices,
+        BTreeSet::from([
+            "district:chau-doc",
+            "district:long-xuyen",
+            "district:tan-chau",
+            "province"
+        ]),
+        "{keys}"
+    );
+    let keys: Value = reader
+        .get(format!("{}/v1/audit/keys", urls[1]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
+    let note = reader
+        .get(format!("{}/v1/audit/checkpoint?office=long-xuyen", urls[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(note.status(), StatusCode::OK);
+    let note = note.text().await.unwrap();
+    assert!(
+        note.starts_with("coord/an-giang/district:long-xuyen\n3\n"),
+        "{note}"
+    );
+    assert!(
+        note.contains("\n— coord/an-giang/witness "),
+        "cosigned by the hub: {note}"
+    );
+
     let out = tokio::task::block_in_place(|| up.interrupt()).join("\n");
     assert!(
         out.contains("đã dừng (stopped) nats-server-province"),

@@ -160,7 +160,9 @@ pub async fn run(
             .run(Duration::from_millis(config.checkpoint_ms), stop_rx.clone()),
     );
     let mut side_tasks = tokio::task::JoinSet::new();
+    let mut keys = vec![auditor.key()];
     if let Some(witnessing) = witnessing(&config, &client)? {
+        keys.extend(witnessing.watched_keys());
         side_tasks.spawn(witnessing.run(stop_rx.clone()));
     }
     let witnesses = witnesses(&config)?;
@@ -176,6 +178,7 @@ pub async fn run(
     let queries = tokio::spawn(queries::serve(
         client.clone(),
         auditor.clone(),
+        keys,
         config.default_office,
         async move {
             let _ = stop_queries.wait_for(|s| *s).await;

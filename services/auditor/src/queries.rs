@@ -219,6 +219,7 @@ pub async fn answer(a: &Arc<Auditor>, endpoint: &str, body: &[u8]) -> Vec<u8> {
 pub async fn serve(
     client: async_nats::Client,
     auditor: Arc<Auditor>,
+    keys: Vec<wire::OfficeKey>,
     default_office: bool,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
@@ -259,9 +260,10 @@ pub async fn serve(
             }
         });
     }
-    // Every auditor answers the key gathering (no queue group).
+    // Every auditor answers the key gathering (no queue group), in one message (a
+    // reply subject takes one answer): its own key and those of the logs it witnesses.
+    let key = serde_json::to_vec(&keys).expect("keys serialize");
     let mut keys = client.subscribe(wire::KEYS_SUBJECT).await?;
-    let key = serde_json::to_vec(&auditor.key()).expect("keys serialize");
     let keys_client = client.clone();
     tasks.spawn(async move {
         while let Some(msg) = keys.next().await {

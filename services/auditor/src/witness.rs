@@ -247,6 +247,56 @@ impl Witnessing {
         }))
     }
 
+    /// The verifier keys of the offices this witness watches, as it was given them.
+    pub fn watched_keys(&self) -> Vec<wire::OfficeKey> {
+        self.offices
+            .values()
+            .map(|w| wire::OfficeKey {
+                office: w.office.clone(),
+                origin: w.key.name.clone(),
+                key: w.key.to_string(),
+            })
+            .collect()
+    }
+
+    /// The last checkpoint of the office with subject token `token` that this witness
+    /// cosigned, as a stored checkpoint whose note carries the office's signature and
+    /// this witness's cosignature.
+    fn cosigned(&self, token: &str) -> QueryReply<wire::StoredCheckpoint> {
+        let refuse = |kind, code: &str, detail: String| {
+            QueryReply::Error(coord_proto::ErrorReply::new(kind, code, detail))
+        };
+        let Some(w) = self.offices.get(token) else {
+            return refuse(
+                coord_proto::ErrorKind::NotFound,
+                "unknown_office",
+                format!("this witness does not watch {token}"),
+            );
+        };
+        let last = self
+            .store
+            .lock()
+            .expect("witness store lock")
+            .last(&w.key.name);
+        match last {
+            Ok(Some((checkpoint, note, at))) => QueryReply::Ok(wire::StoredCheckpoint {
+                size: checkpoint.size,
+                note,
+                published_at: at,
+            }),
+            Ok(None) => refuse(
+                coord_proto::ErrorKind::NotFound,
+                "no_checkpoint",
+                format!("no checkpoint of {} cosigned here yet", w.office),
+            ),
+            Err(e) => refuse(
+                coord_proto::ErrorKind::Internal,
+                "witness_store_failed",
+                e.to_string(),
+            ),
+        }
+    }
+
     /// What the witness holds: every office's last cosigned checkpoint and the alarms.
     pub fn status(&self) -> Result<WitnessStatus, StoreError> {
         let store = self.store.lock().expect("witness store lock");
@@ -293,6 +343,14 @@ impl Witnessing {
         }
         let mut published = futures::stream::select_all(subscriptions);
         let mut queries = self.client.subscribe(wire::WITNESS_SUBJECT).await?;
+        // Here, a watched office's latest checkpoint is the one this witness cosigned
+        // (its own auditor is not reachable from here), and its key is the one given.
+        let mut checkpoint_queries = Vec::new();
+        for w in self.offices.values() {
+            let subject = wire::subject(Some(&w.office), "checkpoint");
+            checkpoint_queries.push(self.client.subscribe(subject).await?);
+        }
+        let mut checkpoint_queries = futures::stream::select_all(checkpoint_queries);
         tracing::info!(own = %self.own, offices = self.offices.len(), "witness ready");
         loop {
             tokio::select! {
@@ -314,6 +372,14 @@ impl Witnessing {
                             e.to_string(),
                         )),
                     };
+                    let body = serde_json::to_vec(&answer).expect("replies serialize");
+                    let _ = self.client.publish(reply, body.into()).await;
+                }
+                Some(msg) = checkpoint_queries.next() => {
+                    let Some(reply) = msg.reply else { continue };
+                    let token = msg.subject.split('.').nth(2).unwrap_or_default().to_owned();
+                    let this = self.clone();
+                    let answer = tokio::task::spawn_blocking(move || this.cosigned(&token)).await?;
                     let body = serde_json::to_vec(&answer).expect("replies serialize");
                     let _ = self.client.publish(reply, body.into()).await;
                 }

@@ -190,7 +190,7 @@ async fn load_at_offices(clients: &[(&str, Client)], text: &str) -> anyhow::Resu
     Ok(())
 }
 
-/// The province summary once every office shows the same one (within 60 s).
+/// The hub's province summary once every office shows the same figures (within 60 s).
 async fn converged_summary(
     clients: &[(&str, Client)],
 ) -> anyhow::Result<coord_proto::read::ProvinceSummary> {
@@ -198,12 +198,17 @@ async fn converged_summary(
     loop {
         let mut summaries = Vec::new();
         for (_, client) in clients {
-            let mut summary = client.province(None, None).await?;
-            summary.position = 0; // a local log position, not a figure
-            summaries.push(summary);
+            summaries.push(client.province(None, None).await?);
+        }
+        // Positions are each office's own log's; the figures are what must agree.
+        let hub_position = summaries[0].position;
+        for s in &mut summaries {
+            s.position = 0;
         }
         if summaries.windows(2).all(|w| w[0] == w[1]) {
-            return Ok(summaries.swap_remove(0));
+            let mut hub = summaries.swap_remove(0);
+            hub.position = hub_position;
+            return Ok(hub);
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,

@@ -87,7 +87,12 @@ pub async fn ask_auditor<T: DeserializeOwned>(
     endpoint: &str,
     request: &AuditRequest,
 ) -> Result<T, Problem> {
-    let subject = wire::subject(office, endpoint);
+    // `long-xuyen` and `district:long-xuyen` name one office.
+    let office = office.map(|o| {
+        o.parse::<coord_domain::Office>()
+            .map_or_else(|_| o.to_owned(), |o| o.to_string())
+    });
+    let subject = wire::subject(office.as_deref(), endpoint);
     match ask::<_, QueryReply<T>>(&s.nats, subject, request, s.request_timeout).await? {
         QueryReply::Ok(v) => Ok(v),
         QueryReply::Error(e) => Err(e.into()),
@@ -111,8 +116,9 @@ pub async fn keys(State(s): State<AppState>) -> Result<Json<Vec<OfficeKey>>, Pro
     let mut keys: Vec<OfficeKey> = Vec::new();
     let deadline = tokio::time::Instant::now() + KEYS_WINDOW;
     while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, answers.next()).await {
-        if let Ok(key) = serde_json::from_slice::<OfficeKey>(&msg.payload) {
-            keys.push(key);
+        // Each auditor answers with its key and those of the logs it witnesses.
+        if let Ok(some) = serde_json::from_slice::<Vec<OfficeKey>>(&msg.payload) {
+            keys.extend(some);
         }
     }
     if keys.is_empty() {
@@ -121,7 +127,9 @@ pub async fn keys(State(s): State<AppState>) -> Result<Json<Vec<OfficeKey>>, Pro
             "no auditor answered",
         ));
     }
-    keys.sort_by(|a, b| a.office.cmp(&b.office));
+    // An office's key comes from its own auditor and from each witness given it.
+    keys.sort_by(|a, b| (&a.office, &a.key).cmp(&(&b.office, &b.key)));
+    keys.dedup();
     Ok(Json(keys))
 }
 

@@ -9,7 +9,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The subject every auditor answers with its key, for a scatter-gather.
+/// The subject every auditor answers, for a scatter-gather, with one JSON array: its own
+/// key and the keys of the logs it witnesses.
 pub const KEYS_SUBJECT: &str = "coord.audit.keys";
 /// The office token of the default office.
 pub const DEFAULT_OFFICE: &str = "_";
