@@ -78,37 +78,57 @@ fn acknowledgement(unit: &str) -> Value {
     json!({"by": format!("district_standing_committee:{unit}"), "acknowledged_on": "2024-03-05"})
 }
 
-/// `body` acknowledges `exchange` at the office at `url` as soon as the exchange has
-/// reached it: until then the answer is `exchange_not_found` (422, nothing appended).
-async fn acknowledge_once_replicated(url: &str, token: &str, exchange: &str, body: Value) -> Value {
+/// `send`'s answer once what it refers to has reached the office it is sent at: until
+/// then the answer is 422 `missing` (nothing appended) and it is sent again, for 30 s.
+async fn once_arrived<F: Future<Output = (StatusCode, Value)>>(
+    missing: &str,
+    send: impl Fn() -> F,
+) -> (StatusCode, Value) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, body) = post(
-            format!("{url}/v1/exchanges/{exchange}/acknowledge"),
-            token,
-            body.clone(),
-        )
-        .await;
-        if status == StatusCode::OK {
-            return body;
+        let (status, body) = send().await;
+        if body["code"] != missing {
+            return (status, body);
         }
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert_eq!(body["code"], "exchange_not_found", "{body}");
         assert!(Instant::now() < deadline, "never replicated: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// The one-record read of discipline case `case` at the office at `url`.
-async fn record(url: &str, token: &str, case: &Uuid) -> Value {
+/// `body` acknowledges `exchange` at the office at `url` as soon as the exchange has
+/// reached it.
+async fn acknowledge_once_replicated(url: &str, token: &str, exchange: &str, body: Value) -> Value {
+    let path = format!("{url}/v1/exchanges/{exchange}/acknowledge");
+    let (status, body) = once_arrived("exchange_not_found", || {
+        post(path.clone(), token, body.clone())
+    })
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Asserts that `answer` is a refusal with `status` and problem `code`.
+fn assert_refused(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["code"], code, "{}", answer.1);
+}
+
+/// `GET url` with `token`, as JSON.
+async fn get_json(url: String, token: &str) -> Value {
     client_with(token)
-        .get(format!("{url}/v1/discipline-cases/{case}"))
+        .get(url)
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap()
+}
+
+/// The one-record read of discipline case `case` at the office at `url`.
+async fn record(url: &str, token: &str, case: &Uuid) -> Value {
+    get_json(format!("{url}/v1/discipline-cases/{case}"), token).await
 }
 
 /// Every office's log head, as each gateway reports it.
@@ -261,30 +281,27 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         )
     };
     let hub_before = heads(&urls[..1], &token("province")).await;
-    let (status, body) = resolve_at_hub().await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["code"], "appeal_not_found", "{body}");
+    let early = resolve_at_hub().await;
+    assert_refused(&early, StatusCode::UNPROCESSABLE_ENTITY, "appeal_not_found");
     assert_eq!(heads(&urls[..1], &token("province")).await, hub_before);
 
     // Long Xuyên cannot append to the province's case at its own office: told whose
     // stream it is once it has arrived (until then, not found).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = post(
+    let long_xuyen = token("long-xuyen");
+    let decide_at_office = once_arrived("case_not_found", || {
+        post(
             format!("{}/v1/discipline-cases/{case}/decision", urls[1]),
-            &token("long-xuyen"),
+            &long_xuyen,
             json!({"form": "reprimand", "deciding_body": "district_standing_committee:long-xuyen",
                 "decided_on": "2024-03-06", "decision_ref": "QĐ (giả định)"}),
         )
-        .await;
-        if status == StatusCode::FORBIDDEN {
-            assert_eq!(body["code"], "stream_of_another_office", "{body}");
-            break;
-        }
-        assert_eq!(body["code"], "case_not_found", "{body}");
-        assert!(Instant::now() < deadline, "never replicated: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert_refused(
+        &decide_at_office,
+        StatusCode::FORBIDDEN,
+        "stream_of_another_office",
+    );
 
     // Long Xuyên appeals at its own office, once the decision has reached it: its own
     // appeal stream.
@@ -307,19 +324,8 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         "{body}"
     );
     // The province resolves it at the hub as soon as the appeal has arrived there.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = resolve_at_hub().await;
-        if status.is_success() {
-            break;
-        }
-        assert_eq!(body["code"], "appeal_not_found", "{body}");
-        assert!(
-            Instant::now() < deadline,
-            "the appeal never reached the hub"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (status, body) = once_arrived("appeal_not_found", resolve_at_hub).await;
+    assert!(status.is_success(), "{body}");
 
     // A district scheduling as the province at its own office: refused.
     let (status, body) = post(
@@ -364,14 +370,7 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
 
     // Every office's one-record read shows the acknowledgement with the exchange.
     for url in &urls {
-        let record: Value = client_with(&token("province"))
-            .get(format!("{url}/v1/exchanges/{exchange}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let record = get_json(format!("{url}/v1/exchanges/{exchange}"), &token("province")).await;
         assert_eq!(record["status"], "acknowledged", "{url}: {record}");
         assert_eq!(
             record["history"][1]["office"], "district:long-xuyen",
@@ -404,37 +403,36 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     // Long Xuyên appealing again (409), Châu Đốc acknowledging for Long Xuyên (403),
     // Long Xuyên acknowledging what it never received (422) or again (409).
     let before = heads(&urls, &token("province")).await;
-    let (status, body) = post(appeal_path(&urls[2]), &token("chau-doc"), appeal.clone()).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["code"], "acting_for_another_office", "{body}");
-    let (status, body) = post(appeal_path(&urls[1]), &token("long-xuyen"), appeal).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["code"], "invalid_transition", "{body}");
     let ack_path = |url: &str, id: Uuid| format!("{url}/v1/exchanges/{id}/acknowledge");
-    let (status, body) = post(
-        ack_path(&urls[2], exchange),
-        &token("chau-doc"),
-        acknowledgement("long-xuyen"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["code"], "acting_for_another_office", "{body}");
-    let (status, body) = post(
-        ack_path(&urls[1], Uuid::now_v7()),
-        &token("long-xuyen"),
-        acknowledgement("long-xuyen"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["code"], "exchange_not_found", "{body}");
-    let (status, body) = post(
-        ack_path(&urls[1], exchange),
-        &token("long-xuyen"),
-        acknowledgement("long-xuyen"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["code"], "already_acknowledged", "{body}");
+    let refusals = [
+        (appeal_path(&urls[2]), "chau-doc", appeal.clone()),
+        (appeal_path(&urls[1]), "long-xuyen", appeal),
+        (
+            ack_path(&urls[2], exchange),
+            "chau-doc",
+            acknowledgement("long-xuyen"),
+        ),
+        (
+            ack_path(&urls[1], Uuid::now_v7()),
+            "long-xuyen",
+            acknowledgement("long-xuyen"),
+        ),
+        (
+            ack_path(&urls[1], exchange),
+            "long-xuyen",
+            acknowledgement("long-xuyen"),
+        ),
+    ];
+    let expected = [
+        (StatusCode::FORBIDDEN, "acting_for_another_office"),
+        (StatusCode::CONFLICT, "invalid_transition"),
+        (StatusCode::FORBIDDEN, "acting_for_another_office"),
+        (StatusCode::UNPROCESSABLE_ENTITY, "exchange_not_found"),
+        (StatusCode::CONFLICT, "already_acknowledged"),
+    ];
+    for ((url, office, body), (status, code)) in refusals.into_iter().zip(expected) {
+        assert_refused(&post(url, &token(office), body).await, status, code);
+    }
     assert_eq!(
         heads(&urls, &token("province")).await,
         before,
@@ -482,15 +480,7 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     // The hub serves every office's verifier key (the offices' from the keys it was
     // given) and, for an office, the latest checkpoint it cosigned; an office serves
     // its own key and the province's.
-    let reader = client_with(&token("province"));
-    let keys: Value = reader
-        .get(format!("{}/v1/audit/keys", urls[0]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = get_json(format!("{}/v1/audit/keys", urls[0]), &token("province")).await;
     let offices: BTreeSet<&str> = keys
         .as_array()
         .unwrap_or_else(|| panic!("{keys}"))
@@ -507,16 +497,9 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         ]),
         "{keys}"
     );
-    let keys: Value = reader
-        .get(format!("{}/v1/audit/keys", urls[1]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = get_json(format!("{}/v1/audit/keys", urls[1]), &token("province")).await;
     assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
-    let note = reader
+    let note = client_with(&token("province"))
         .get(format!("{}/v1/audit/checkpoint?office=long-xuyen", urls[0]))
         .send()
         .await

@@ -267,17 +267,7 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
 
     // The same over HTTP at the province's gateway.
     let (_gateway, base, token) = gateway(hub_site);
-    let http: WitnessStatus = reqwest::Client::new()
-        .get(format!("{base}/v1/audit/witness"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let http = witness_over_http(&base, &token).await;
     assert_eq!(http.alarms, status.alarms);
     assert_eq!(office(&http, LX).size, Some(8));
 
@@ -454,9 +444,16 @@ async fn given_two_offices_witnessing_the_hub_when_the_hub_rewrites_an_old_event
 
     // Over HTTP at the office's gateway (503 before offices witnessed the hub).
     let (_gateway, base, token) = gateway(lx);
-    let http: WitnessStatus = reqwest::Client::new()
+    let http = witness_over_http(&base, &token).await;
+    assert_eq!(http.alarms, status.alarms);
+    assert_eq!(office(&http, P).size, Some(7));
+}
+
+/// `GET /v1/audit/witness` at the gateway at `base`.
+async fn witness_over_http(base: &str, token: &str) -> WitnessStatus {
+    reqwest::Client::new()
         .get(format!("{base}/v1/audit/witness"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .unwrap()
@@ -464,9 +461,7 @@ async fn given_two_offices_witnessing_the_hub_when_the_hub_rewrites_an_old_event
         .unwrap()
         .json()
         .await
-        .unwrap();
-    assert_eq!(http.alarms, status.alarms);
-    assert_eq!(office(&http, P).size, Some(7));
+        .unwrap()
 }
 
 /// A site's gateway (as its own NATS user), listening, with a reader token.

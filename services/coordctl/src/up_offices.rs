@@ -125,9 +125,10 @@ async fn run_until_signal(
 ) -> anyhow::Result<()> {
     let mut head = 0;
     let mut clients = Vec::new();
+    // Each request carries the token of the office it is from.
+    let tokens = tokens::TokenSet::load(None, credentials);
     for (slug, url) in urls {
-        // Sends each request with the token of the office it is from.
-        let client = Client::new(url)?.with_tokens(tokens::TokenSet::load(None, credentials));
+        let client = Client::new(url)?.with_tokens(tokens.clone());
         head += wait_ready(&client, processes)
             .await
             .with_context(|| format!("office {slug}"))?;

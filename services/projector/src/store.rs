@@ -1337,25 +1337,29 @@ mod tests {
         })
     }
 
+    /// The first column of every row `sql` selects, as text.
+    fn text_rows(store: &Store, sql: &str) -> Vec<String> {
+        let mut stmt = store.conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
     /// What a store shows of exchanges: their rows, the province's summary, and the
     /// analytics measures recorded.
     fn exchange_view(store: &Store) -> (Vec<String>, String, Vec<String>) {
-        let rows = |sql: &str| -> Vec<String> {
-            let mut stmt = store.conn.prepare(sql).unwrap();
-            stmt.query_map([], |r| r.get::<_, String>(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
         let summary = store
             .province_summary("2020-2025".parse().unwrap())
             .unwrap();
         (
-            rows(
+            text_rows(
+                store,
                 "SELECT exchange_id || '|' || unit || '|' || sent_on || '|' || IFNULL(acknowledged_on, '-') FROM exchanges",
             ),
             serde_json::to_string(&summary).unwrap(),
-            rows(
+            text_rows(
+                store,
                 "SELECT unit || '|' || term || '|' || occurred_on || '|' || measure FROM analytics_events ORDER BY measure",
             ),
         )
@@ -1363,22 +1367,17 @@ mod tests {
 
     /// What a store shows of discipline: case rows, the province's summary, measures.
     fn case_view(store: &Store) -> (Vec<String>, String, Vec<String>) {
-        let rows = |sql: &str| -> Vec<String> {
-            let mut stmt = store.conn.prepare(sql).unwrap();
-            stmt.query_map([], |r| r.get::<_, String>(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
         let summary = store
             .province_summary("2020-2025".parse().unwrap())
             .unwrap();
         (
-            rows(
+            text_rows(
+                store,
                 "SELECT case_id || '|' || unit || '|' || status || '|' || IFNULL(form_in_force, '-') FROM discipline_cases",
             ),
             serde_json::to_string(&summary.discipline).unwrap(),
-            rows(
+            text_rows(
+                store,
                 "SELECT unit || '|' || occurred_on || '|' || measure FROM analytics_events ORDER BY measure",
             ),
         )

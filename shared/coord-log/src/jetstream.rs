@@ -127,6 +127,37 @@ impl JetStreamLog {
         )
     }
 
+    /// Every commit on `subject` (a wildcard too), read forward with direct gets up to
+    /// sequence `last_seq`, or, without one, until the subject has no next message.
+    async fn read_subject(
+        &self,
+        subject: &str,
+        last_seq: Option<u64>,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let mut events = Vec::new();
+        let mut next = 1;
+        while last_seq.is_none_or(|last| next <= last) {
+            match self
+                .stream
+                .direct_get_next_for_subject(subject, Some(next))
+                .await
+            {
+                Ok(msg) => {
+                    events.extend(decode_commit(&msg.payload, msg.sequence)?);
+                    next = msg.sequence + 1;
+                }
+                Err(e)
+                    if last_seq.is_none()
+                        && matches!(e.kind(), stream::DirectGetErrorKind::NotFound) =>
+                {
+                    break;
+                }
+                Err(e) => return Err(LogError::unavailable("cannot read a stream", e)),
+            }
+        }
+        Ok(events)
+    }
+
     /// The subject's last commit: (its sequence, the stream version after it); (0, 0)
     /// for a stream never written.
     async fn last_commit(&self, subject: &str) -> Result<(u64, u64), LogError> {
@@ -306,18 +337,7 @@ impl EventLog for JetStreamLog {
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
         let subject = self.subject(stream);
         let (last_seq, _) = self.last_commit(&subject).await?;
-        let mut events = Vec::new();
-        let mut next = 1;
-        while next <= last_seq {
-            let msg = self
-                .stream
-                .direct_get_next_for_subject(subject.as_str(), Some(next))
-                .await
-                .map_err(|e| LogError::unavailable("cannot read a stream", e))?;
-            events.extend(decode_commit(&msg.payload, msg.sequence)?);
-            next = msg.sequence + 1;
-        }
-        Ok(events)
+        self.read_subject(&subject, Some(last_seq)).await
     }
 
     async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
@@ -325,28 +345,11 @@ impl EventLog for JetStreamLog {
             return self.read_stream(stream).await;
         };
         // A wildcard subject has no "last message" to bound the read: read forward
-        // from the first sequence until there is no next message on the subject. One
-        // stream id is written under one office's subjects only (ids are UUIDs), so the
-        // wildcard matches that one stream.
+        // until there is no next message on the subject. One stream id is written under
+        // one office's subjects only (ids are UUIDs), so the wildcard matches that one
+        // stream.
         let subject = format!("{prefix}.{}.{}", stream.category(), stream.id());
-        let mut events = Vec::new();
-        let mut next = 1;
-        loop {
-            match self
-                .stream
-                .direct_get_next_for_subject(subject.as_str(), Some(next))
-                .await
-            {
-                Ok(msg) => {
-                    events.extend(decode_commit(&msg.payload, msg.sequence)?);
-                    next = msg.sequence + 1;
-                }
-                Err(e) if matches!(e.kind(), stream::DirectGetErrorKind::NotFound) => {
-                    return Ok(events);
-                }
-                Err(e) => return Err(LogError::unavailable("cannot read a referenced stream", e)),
-            }
-        }
+        self.read_subject(&subject, None).await
     }
 
     async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError> {
