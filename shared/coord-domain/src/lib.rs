@@ -35,7 +35,7 @@ pub use ids::{
     CaseId, ExchangeId, InspectionId, MemberRef, OrganizationName, ParseIdError, Reference, TermId,
     Text, UnitId,
 };
-pub use office::{ActingOffice, Office};
+pub use office::{ActingOffice, LOG_SUBJECT_ROOT, Office, Sites};
 pub use province::{Province, ProvinceError, Term, Unit, UnitKind};
 pub use references::{References, StreamRef};
 pub use rulebook::Rulebook;

@@ -29,13 +29,156 @@ pub enum Office {
     District(UnitId),
 }
 
+/// Every spelling of an office the system uses, derived here and nowhere else:
+///
+/// | what | province | a district office |
+/// |---|---|---|
+/// | canonical (`Display`, tokens, envelopes) | `province` | `district:long-xuyen` |
+/// | [`Office::slug`]: log subject token, file and folder names | `province` | `long-xuyen` |
+/// | [`Office::audit_token`]: audit subject token | `province` | `district_long-xuyen` |
+/// | [`Office::jetstream_domain`] of the site it runs | `hub` | `long-xuyen` |
+/// | [`Office::leaf_user`] on the hub | (none) | `leaf-long-xuyen` |
+/// | [`Office::checkpoint_origin`] | `coord/an-giang/province` | `coord/an-giang/district:long-xuyen` |
+/// | [`Office::log_prefix`] | `coord.log.province` | `coord.log.long-xuyen` |
 impl Office {
-    /// A short name for files and subjects: `province` or the unit id.
+    /// A short name for log subjects, files and folders: `province` or the unit id.
     pub fn slug(&self) -> &str {
         match self {
             Office::Province => "province",
             Office::District(unit) => unit.as_str(),
         }
+    }
+
+    /// The office whose log subject token is `slug` (`province` or a unit id).
+    pub fn from_slug(slug: &str) -> Result<Self, ParseIdError> {
+        if slug.starts_with("district:") {
+            return Err(ParseIdError {
+                what: "office slug",
+                input: slug.chars().take(80).collect(),
+                reason: "expected province or <unit>",
+            });
+        }
+        slug.parse()
+    }
+
+    /// The subject token of its auditor's subjects: `province`, `district_<unit>`.
+    pub fn audit_token(&self) -> String {
+        audit_token(&self.to_string())
+    }
+
+    /// The JetStream domain of the site this office runs as its own: `hub` for the
+    /// province, the unit id for a district office.
+    pub fn jetstream_domain(&self) -> &str {
+        match self {
+            Office::Province => "hub",
+            Office::District(unit) => unit.as_str(),
+        }
+    }
+
+    /// The user a district office's leaf connection authenticates as on the hub.
+    pub fn leaf_user(&self) -> String {
+        format!("leaf-{}", self.slug())
+    }
+
+    /// The origin line of its audit log's checkpoints (and its key's name) in
+    /// `province` (the province file's id, e.g. `an-giang`).
+    pub fn checkpoint_origin(&self, province: &str) -> String {
+        format!("coord/{province}/{self}")
+    }
+
+    /// Where its events are in the log: `coord.log.<slug>.<category>.<id>`.
+    pub fn log_prefix(&self) -> String {
+        format!("{LOG_SUBJECT_ROOT}.{}", self.slug())
+    }
+}
+
+/// The root of every log subject.
+pub const LOG_SUBJECT_ROOT: &str = "coord.log";
+
+/// The audit subject token of an office written canonically (`district:long-xuyen` →
+/// `district_long-xuyen`); any other text maps its unsafe characters to `_`.
+pub fn audit_token(office: &str) -> String {
+    office
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Which site (server and services) hosts which office. A site is named by the office
+/// that runs it: the hub by the province, a district office's own site by its office.
+/// The hub hosts the province and every unit without a site of its own; a district's
+/// own site hosts that district only. With no district sites (single-server mode) the
+/// one site hosts every office.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sites {
+    own_sites: std::collections::BTreeSet<UnitId>,
+}
+
+impl Sites {
+    /// One site for everyone.
+    pub fn single() -> Self {
+        Self::default()
+    }
+
+    /// The hub plus one site for each of `units`.
+    pub fn with_district_sites(units: impl IntoIterator<Item = UnitId>) -> Self {
+        Self {
+            own_sites: units.into_iter().collect(),
+        }
+    }
+
+    /// Parses a comma-separated list of units with their own site (empty: single site).
+    pub fn parse(list: &str) -> Result<Self, ParseIdError> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Office::from_slug(s.strip_prefix("district:").unwrap_or(s)))
+            .map(|o| match o? {
+                Office::District(unit) => Ok(unit),
+                Office::Province => Err(ParseIdError {
+                    what: "district site",
+                    input: "province".into(),
+                    reason: "the province's site is the hub, always there",
+                }),
+            })
+            .collect::<Result<Vec<UnitId>, _>>()
+            .map(Self::with_district_sites)
+    }
+
+    /// The units with a site of their own.
+    pub fn district_sites(&self) -> impl Iterator<Item = &UnitId> {
+        self.own_sites.iter()
+    }
+
+    /// The site that hosts `office`.
+    pub fn site_of(&self, office: &Office) -> Office {
+        match office {
+            Office::District(unit) if self.own_sites.contains(unit) => office.clone(),
+            _ => Office::Province,
+        }
+    }
+
+    /// Does site `site` host `office`?
+    pub fn hosts(&self, site: &Office, office: &Office) -> bool {
+        &self.site_of(office) == site
+    }
+
+    /// The offices `site` hosts among `units` (the province's units): the province and
+    /// the units without their own site at the hub, the one unit at its own site.
+    pub fn hosted<'a>(
+        &'a self,
+        site: &'a Office,
+        units: impl IntoIterator<Item = &'a UnitId> + 'a,
+    ) -> impl Iterator<Item = Office> + 'a {
+        std::iter::once(Office::Province)
+            .chain(units.into_iter().map(|u| Office::District(u.clone())))
+            .filter(move |o| self.hosts(site, o))
     }
 }
 
@@ -190,6 +333,44 @@ mod tests {
         assert_eq!("province".parse::<Office>().unwrap(), Office::Province);
         let err = "district:Long Xuyen".parse::<Office>().unwrap_err();
         assert_eq!(err.what, "office");
+    }
+
+    #[test]
+    fn every_spelling_of_an_office_comes_from_the_one_type() {
+        let lx: Office = "district:long-xuyen".parse().unwrap();
+        assert_eq!(lx.audit_token(), "district_long-xuyen");
+        assert_eq!(lx.jetstream_domain(), "long-xuyen");
+        assert_eq!(lx.leaf_user(), "leaf-long-xuyen");
+        assert_eq!(
+            lx.checkpoint_origin("an-giang"),
+            "coord/an-giang/district:long-xuyen"
+        );
+        assert_eq!(lx.log_prefix(), "coord.log.long-xuyen");
+        assert_eq!(Office::from_slug("long-xuyen").unwrap(), lx);
+        assert!(Office::from_slug("district:long-xuyen").is_err());
+        assert_eq!(Office::Province.audit_token(), "province");
+        assert_eq!(Office::Province.jetstream_domain(), "hub");
+        assert_eq!(Office::Province.log_prefix(), "coord.log.province");
+    }
+
+    #[test]
+    fn the_hub_hosts_the_province_and_every_unit_without_a_site_of_its_own() {
+        let lx: Office = "long-xuyen".parse().unwrap();
+        let ap: Office = "an-phu".parse().unwrap();
+        let sites = Sites::parse("long-xuyen, district:chau-doc").unwrap();
+        assert_eq!(sites.site_of(&lx), lx);
+        assert_eq!(sites.site_of(&ap), Office::Province);
+        assert!(sites.hosts(&Office::Province, &Office::Province));
+        assert!(sites.hosts(&Office::Province, &ap));
+        assert!(!sites.hosts(&Office::Province, &lx));
+        assert!(sites.hosts(&lx, &lx));
+        assert!(!sites.hosts(&lx, &ap));
+        let units: Vec<UnitId> = ["long-xuyen", "an-phu"].map(|u| u.parse().unwrap()).into();
+        let at_hub: Vec<Office> = sites.hosted(&Office::Province, &units).collect();
+        assert_eq!(at_hub, vec![Office::Province, ap.clone()]);
+        let single = Sites::parse("").unwrap();
+        assert!(single.hosts(&Office::Province, &lx));
+        assert!(Sites::parse("province").is_err());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use coord_domain::Province;
 use coord_domain::province::AN_GIANG_TOML;
+use coord_domain::{Office, Province, Sites};
 use std::sync::Arc;
 
 use coord_log::EventLog;
@@ -77,6 +77,15 @@ pub struct ServiceConfig {
     /// Log format.
     #[arg(long, env = "COORD_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+    /// The site this process belongs to, named by the office that runs it: `province`
+    /// for the hub (and the single server), `district:<unit>` for a district office's
+    /// own server.
+    #[arg(long, env = "COORD_SITE", default_value = "province")]
+    pub site: Office,
+    /// The units with a site of their own, comma-separated (`coordctl offices init`
+    /// writes it); empty: this one site hosts every office (single-server mode).
+    #[arg(long, env = "COORD_DISTRICT_SITES", default_value = "")]
+    pub district_sites: String,
     /// Commands handled at once by this instance.
     #[arg(long, env = "COORD_MAX_IN_FLIGHT", default_value_t = 64)]
     pub max_in_flight: usize,
@@ -93,6 +102,16 @@ impl ServiceConfig {
             max_in_flight: self.max_in_flight,
             deadline: std::time::Duration::from_millis(self.request_deadline_ms),
         }
+    }
+
+    /// Which site hosts which office ([`Sites`]).
+    pub fn sites(&self) -> anyhow::Result<Sites> {
+        Sites::parse(&self.district_sites).map_err(|e| anyhow::anyhow!("COORD_DISTRICT_SITES: {e}"))
+    }
+
+    /// Does this site host `office`?
+    pub fn hosts(&self, office: &Office) -> anyhow::Result<bool> {
+        Ok(self.sites()?.hosts(&self.site, office))
     }
 
     /// Loads the province reference data.
