@@ -170,10 +170,15 @@ fn unavailable(what: &str, e: eventstore::Error) -> LogError {
     LogError::Unavailable(format!("{what}: {e}"))
 }
 
-/// The log on EventStoreDB / KurrentDB.
+/// The log on EventStoreDB / KurrentDB: one site's log, where a stream id is one
+/// office's (a second office's stream of that id is refused as `id_in_use` by the
+/// command side, which sees every office here); the offices' separation is the events'
+/// `office`, checked on every scoped append and load.
 #[derive(Clone)]
 pub struct EventStoreLog {
     client: Client,
+    /// The office this view appends and loads as ([`EventLog::for_office`]).
+    office: Option<coord_domain::Office>,
 }
 
 impl EventStoreLog {
@@ -184,7 +189,19 @@ impl EventStoreLog {
         })?;
         let client =
             Client::new(settings).map_err(|e| unavailable("cannot create the client", e))?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            office: None,
+        })
+    }
+
+    /// Is every event of `events` this view's office's (always, unscoped)?
+    fn owns(&self, events: &[RecordedEvent]) -> bool {
+        self.office.as_ref().is_none_or(|own| {
+            events
+                .iter()
+                .all(|e| e.office.parse::<coord_domain::Office>().as_ref() == Ok(own))
+        })
     }
 
     async fn read(
@@ -211,6 +228,13 @@ impl EventStoreLog {
 
 #[async_trait]
 impl EventLog for EventStoreLog {
+    fn for_office(&self, office: &coord_domain::Office) -> std::sync::Arc<dyn EventLog> {
+        std::sync::Arc::new(Self {
+            office: Some(office.clone()),
+            ..self.clone()
+        })
+    }
+
     async fn append(
         &self,
         stream: &StreamId,
@@ -218,6 +242,12 @@ impl EventLog for EventStoreLog {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, LogError> {
         validate_batch(&events)?;
+        let named = coord_log::office_of(&events[0].metadata.office)?;
+        if let Some(own) = self.office.as_ref().filter(|own| **own != named) {
+            return Err(LogError::InvalidInput(format!(
+                "events of office {named} appended to the log of office {own}"
+            )));
+        }
         let first_id = events[0].event_id;
         // EventStoreDB answers an idempotent retry with success, so look first.
         let tail = self
@@ -265,6 +295,17 @@ impl EventLog for EventStoreLog {
     }
 
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+        let events = self.read_reference(stream).await?;
+        // Another office's stream is not this office's to load (as on JetStream, where
+        // it is under another office's subjects).
+        Ok(if self.owns(&events) {
+            events
+        } else {
+            Vec::new()
+        })
+    }
+
+    async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
         self.read(
             stream,
             &ReadStreamOptions::default()

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use coord_domain::Office;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use uuid::Uuid;
@@ -269,6 +270,70 @@ pub fn find_commit(events: &[RecordedEvent], event_id: Uuid) -> Option<AppendOut
     Some(outcome_of(&same))
 }
 
+/// The office an event was written for, as its envelope says (`office`), parsed.
+pub fn office_of(office: &str) -> Result<Office, crate::LogError> {
+    office
+        .parse()
+        .map_err(|e| crate::LogError::InvalidInput(format!("office of the events: {e}")))
+}
+
+/// Where office `office`'s stream `stream` is stored in a log whose subjects start with
+/// `root`: `{root}.{office slug}.{category}.{id}` (a record is (office, id)).
+pub fn subject_of(root: &str, office: &Office, stream: &StreamId) -> String {
+    format!(
+        "{root}.{}.{}.{}",
+        office.slug(),
+        stream.category(),
+        stream.id()
+    )
+}
+
+/// Checks that the commit stored on `subject` at `position` is what the subject says:
+/// every event is of the stream and the office the subject names. A subject without an
+/// office token (`{root}.{category}.{id}`, logs written before subjects named the
+/// office) is checked for the stream only. Anything else is a
+/// [`LogError::SubjectMismatch`]: an office's server can put any body on its own
+/// subjects, and no reader may take the body's word for whose record it is.
+pub fn check_subject(
+    root: &str,
+    subject: &str,
+    position: EventPosition,
+    events: &[RecordedEvent],
+) -> Result<(), crate::LogError> {
+    let mismatch = |reason: String| crate::LogError::SubjectMismatch {
+        position,
+        subject: subject.chars().take(200).collect(),
+        reason,
+    };
+    let rest = subject
+        .strip_prefix(root)
+        .and_then(|r| r.strip_prefix('.'))
+        .ok_or_else(|| mismatch(format!("not a subject under `{root}`")))?;
+    let tokens: Vec<&str> = rest.split('.').collect();
+    let (office, category, id) = match tokens[..] {
+        [office, category, id] => (Some(office), category, id),
+        [category, id] => (None, category, id),
+        _ => return Err(mismatch("expected <office>.<category>.<id>".into())),
+    };
+    for e in events {
+        if e.stream_id.category() != category || e.stream_id.id() != id {
+            return Err(mismatch(format!(
+                "the commit names stream {} where the subject says {category}-{id}",
+                e.stream_id
+            )));
+        }
+        if let Some(slug) = office
+            && e.office.parse::<Office>().map(|o| o.slug() == slug) != Ok(true)
+        {
+            return Err(mismatch(format!(
+                "the commit names office `{}` where the subject says `{slug}`",
+                e.office.chars().take(80).collect::<String>()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks an append request that every backend must refuse the same way.
 pub fn validate_batch(events: &[NewEvent]) -> Result<(), crate::LogError> {
     if events.is_empty() {
@@ -283,6 +348,12 @@ pub fn validate_batch(events: &[NewEvent]) -> Result<(), crate::LogError> {
                 e.event_id
             )));
         }
+        if e.metadata.office != events[0].metadata.office {
+            return Err(crate::LogError::InvalidInput(
+                "the events of one append are of one office".into(),
+            ));
+        }
+        office_of(&e.metadata.office)?;
         if e.event_type.is_empty() || !e.event_type.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(crate::LogError::InvalidInput(format!(
                 "event type `{}` is not an ASCII name",

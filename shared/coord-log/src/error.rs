@@ -13,6 +13,9 @@ pub enum LogErrorKind {
     Unavailable,
     /// A stored entry cannot be read. Only ever for that entry.
     Corrupt,
+    /// A stored entry is readable but is not what its subject says (another office's
+    /// stream put on an office's subjects): never applied. Only ever for that entry.
+    SubjectMismatch,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,12 @@ pub enum LogError {
         position: EventPosition,
         reason: String,
     },
+    #[error("log entry at {position} on `{subject}` is not what its subject says: {reason}")]
+    SubjectMismatch {
+        position: EventPosition,
+        subject: String,
+        reason: String,
+    },
 }
 
 impl LogError {
@@ -41,6 +50,7 @@ impl LogError {
             LogError::InvalidInput(_) => LogErrorKind::InvalidInput,
             LogError::Unavailable(_) => LogErrorKind::Unavailable,
             LogError::Corrupt { .. } => LogErrorKind::Corrupt,
+            LogError::SubjectMismatch { .. } => LogErrorKind::SubjectMismatch,
         }
     }
 

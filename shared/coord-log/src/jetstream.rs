@@ -1,7 +1,10 @@
 //! The NATS JetStream backend.
 //!
 //! Layout: one JetStream stream holds the whole log (default `COORD_LOG`, subjects
-//! `coord.log.>`); each aggregate stream is one subject, `coord.log.{category}.{id}`.
+//! `coord.log.>`); each aggregate stream is one subject, `coord.log.{office}.{category}.{id}`
+//! (`office` its writing office's slug: a record is (office, id)). Every commit read
+//! back is checked against the subject it was stored on ([`check_subject`]): one whose
+//! body names another office or stream is never handed out as an event.
 //!
 //! Atomicity: one append is **one message** (a commit) whose body holds all of the
 //! append's events. JetStream stores a message whole or not at all, so a command that
@@ -32,7 +35,11 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::envelope::{outcome_of, validate_batch};
+use std::sync::Arc;
+
+use coord_domain::Office;
+
+use crate::envelope::{check_subject, office_of, outcome_of, subject_of, validate_batch};
 use crate::{
     AppendOutcome, EventLog, EventPosition, ExpectedVersion, LogError, NewEvent, RecordedEvent,
     StreamId, Subscription,
@@ -49,19 +56,16 @@ const WRONG_LAST_SEQUENCE_CODES: [u64; 2] = [10071, 10164];
 #[derive(Debug, Clone)]
 pub struct JetStreamConfig {
     pub stream_name: String,
-    /// Subjects are `{prefix}.{category}.{id}`.
+    /// Subjects are `{prefix}.{office}.{category}.{id}`.
     pub subject_prefix: String,
-    /// Where references are read ([`EventLog::read_reference`]): `{prefix}.{category}.{id}`
-    /// with this prefix, which may hold a wildcard (`coord.log.*` with several offices,
-    /// each writing under `coord.log.<office>`). `None`: under `subject_prefix`.
-    pub reference_prefix: Option<String>,
     /// How long JetStream remembers message ids to drop retried publishes.
     pub duplicate_window: Duration,
     pub replicas: usize,
-    /// `subscribe` and `head` see only this writer's subjects (`{prefix}.>`), not what
-    /// other offices' logs sourced into the stream: an office's auditor keeps the tree
-    /// of what that office wrote, and its audit export is the same log.
-    pub own_subjects_only: bool,
+    /// `subscribe` and `head` see only these offices' subjects (`{prefix}.{office}.>`,
+    /// what this site wrote), not what other sites' logs sourced into the stream: a
+    /// site's auditor keeps the tree of what its offices wrote, and its audit export is
+    /// the same log. Empty: the whole stream.
+    pub own_offices: Vec<Office>,
 }
 
 impl Default for JetStreamConfig {
@@ -69,10 +73,9 @@ impl Default for JetStreamConfig {
         Self {
             stream_name: "COORD_LOG".into(),
             subject_prefix: "coord.log".into(),
-            reference_prefix: None,
             duplicate_window: Duration::from_secs(3600),
             replicas: 1,
-            own_subjects_only: false,
+            own_offices: Vec::new(),
         }
     }
 }
@@ -89,6 +92,17 @@ pub struct JetStreamLog {
     js: jetstream::Context,
     stream: stream::Stream,
     config: JetStreamConfig,
+    /// The office this view appends and loads as ([`EventLog::for_office`]).
+    office: Option<Office>,
+}
+
+/// What a forward read does with a commit that is not what its subject says.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnMismatch {
+    /// The stream being loaded for writing: an error (nothing is decided on it).
+    Fail,
+    /// A reference or a search: left out, as if it were not there.
+    Skip,
 }
 
 impl JetStreamLog {
@@ -115,16 +129,47 @@ impl JetStreamLog {
             })
             .await
             .map_err(|e| LogError::unavailable("cannot open the log stream", e))?;
-        Ok(Self { js, stream, config })
+        Ok(Self {
+            js,
+            stream,
+            config,
+            office: None,
+        })
     }
 
-    fn subject(&self, stream: &StreamId) -> String {
+    fn subject(&self, office: &Office, stream: &StreamId) -> String {
+        subject_of(&self.config.subject_prefix, office, stream)
+    }
+
+    /// `stream` under every office: `{prefix}.*.{category}.{id}`.
+    fn any_office(&self, stream: &StreamId) -> String {
         format!(
-            "{}.{}.{}",
+            "{}.*.{}.{}",
             self.config.subject_prefix,
             stream.category(),
             stream.id()
         )
+    }
+
+    /// The office an append writes as: this view's, which the events must name.
+    fn writing_office(&self, events: &[NewEvent]) -> Result<Office, LogError> {
+        let named = office_of(&events[0].metadata.office)?;
+        match &self.office {
+            Some(office) if *office != named => Err(LogError::InvalidInput(format!(
+                "events of office {named} appended to the log of office {office}"
+            ))),
+            _ => Ok(named),
+        }
+    }
+
+    /// Decodes a commit read back from `subject` and checks it against the subject.
+    fn decode_on(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        sequence: u64,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        decode_checked(&self.config.subject_prefix, subject, payload, sequence)
     }
 
     /// Every commit on `subject` (a wildcard too), read forward with direct gets up to
@@ -133,6 +178,7 @@ impl JetStreamLog {
         &self,
         subject: &str,
         last_seq: Option<u64>,
+        on_mismatch: OnMismatch,
     ) -> Result<Vec<RecordedEvent>, LogError> {
         let mut events = Vec::new();
         let mut next = 1;
@@ -143,8 +189,16 @@ impl JetStreamLog {
                 .await
             {
                 Ok(msg) => {
-                    events.extend(decode_commit(&msg.payload, msg.sequence)?);
                     next = msg.sequence + 1;
+                    match self.decode_on(&msg.subject, &msg.payload, msg.sequence) {
+                        Ok(commit) => events.extend(commit),
+                        Err(e @ LogError::SubjectMismatch { .. })
+                            if on_mismatch == OnMismatch::Skip =>
+                        {
+                            tracing::warn!(error = %e, "left out of a read");
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Err(e)
                     if last_seq.is_none()
@@ -189,14 +243,27 @@ impl JetStreamLog {
         }
     }
 
+    /// Every commit of office `office`'s stream, up to its last.
+    async fn read_own(
+        &self,
+        office: &Office,
+        stream: &StreamId,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let subject = self.subject(office, stream);
+        let (last_seq, _) = self.last_commit(&subject).await?;
+        self.read_subject(&subject, Some(last_seq), OnMismatch::Fail)
+            .await
+    }
+
     /// Finds the commit holding `event_id` in `stream`, for a retry past the window.
     async fn find_commit(
         &self,
+        office: &Office,
         stream: &StreamId,
         event_id: Uuid,
     ) -> Result<Option<AppendOutcome>, LogError> {
         Ok(crate::find_commit(
-            &self.read_stream(stream).await?,
+            &self.read_own(office, stream).await?,
             event_id,
         ))
     }
@@ -207,7 +274,20 @@ impl JetStreamLog {
             .get_raw_message(sequence)
             .await
             .map_err(|e| LogError::unavailable("cannot read the original commit", e))?;
-        Ok(outcome_of(&decode_commit(&msg.payload, sequence)?))
+        Ok(outcome_of(&self.decode_on(
+            &msg.subject,
+            &msg.payload,
+            sequence,
+        )?))
+    }
+
+    /// The subjects this site's own offices write, for `subscribe` and `head`.
+    fn own_filters(&self) -> Vec<String> {
+        self.config
+            .own_offices
+            .iter()
+            .map(|o| format!("{}.{}.>", self.config.subject_prefix, o.slug()))
+            .collect()
     }
 }
 
@@ -237,6 +317,24 @@ pub fn decode_commit(payload: &[u8], sequence: u64) -> Result<Vec<RecordedEvent>
     Ok(events)
 }
 
+/// [`decode_commit`], then [`check_subject`] against the subject it was stored on, for
+/// a log whose subjects start with `root`: what every reader of the log takes as
+/// events.
+pub fn decode_checked(
+    root: &str,
+    subject: &str,
+    payload: &[u8],
+    sequence: u64,
+) -> Result<Vec<RecordedEvent>, LogError> {
+    let events = decode_commit(payload, sequence)?;
+    let at = EventPosition {
+        commit: sequence,
+        index: 0,
+    };
+    check_subject(root, subject, at, &events)?;
+    Ok(events)
+}
+
 fn is_wrong_last_sequence(err: &jetstream::context::PublishError) -> bool {
     use jetstream::context::PublishErrorKind;
     if matches!(err.kind(), PublishErrorKind::WrongLastSequence) {
@@ -249,6 +347,13 @@ fn is_wrong_last_sequence(err: &jetstream::context::PublishError) -> bool {
 
 #[async_trait]
 impl EventLog for JetStreamLog {
+    fn for_office(&self, office: &Office) -> Arc<dyn EventLog> {
+        Arc::new(Self {
+            office: Some(office.clone()),
+            ..self.clone()
+        })
+    }
+
     async fn append(
         &self,
         stream: &StreamId,
@@ -256,7 +361,8 @@ impl EventLog for JetStreamLog {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, LogError> {
         validate_batch(&events)?;
-        let subject = self.subject(stream);
+        let office = self.writing_office(&events)?;
+        let subject = self.subject(&office, stream);
         let first_id = events[0].event_id;
         // `Any` may lose a race and must then try again; an exact expectation may not.
         let mut attempts = if expected == ExpectedVersion::Any {
@@ -268,7 +374,7 @@ impl EventLog for JetStreamLog {
             attempts -= 1;
             let (last_seq, actual) = self.last_commit(&subject).await?;
             if !expected.accepts(actual) {
-                if let Some(outcome) = self.find_commit(stream, first_id).await? {
+                if let Some(outcome) = self.find_commit(&office, stream, first_id).await? {
                     return Ok(outcome);
                 }
                 return Err(LogError::Conflict {
@@ -311,7 +417,7 @@ impl EventLog for JetStreamLog {
                     if attempts > 0 {
                         continue;
                     }
-                    if let Some(outcome) = self.find_commit(stream, first_id).await? {
+                    if let Some(outcome) = self.find_commit(&office, stream, first_id).await? {
                         return Ok(outcome);
                     }
                     let (_, actual) = self.last_commit(&subject).await?;
@@ -335,21 +441,17 @@ impl EventLog for JetStreamLog {
     }
 
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
-        let subject = self.subject(stream);
-        let (last_seq, _) = self.last_commit(&subject).await?;
-        self.read_subject(&subject, Some(last_seq)).await
+        match &self.office {
+            Some(office) => self.read_own(office, stream).await,
+            None => self.read_reference(stream).await,
+        }
     }
 
     async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
-        let Some(prefix) = &self.config.reference_prefix else {
-            return self.read_stream(stream).await;
-        };
         // A wildcard subject has no "last message" to bound the read: read forward
-        // until there is no next message on the subject. One stream id is written under
-        // one office's subjects only (ids are UUIDs), so the wildcard matches that one
-        // stream.
-        let subject = format!("{prefix}.{}.{}", stream.category(), stream.id());
-        self.read_subject(&subject, None).await
+        // until there is no next message on the subject.
+        self.read_subject(&self.any_office(stream), None, OnMismatch::Skip)
+            .await
     }
 
     async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError> {
@@ -357,14 +459,10 @@ impl EventLog for JetStreamLog {
         let consumer = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
-                // The whole stream: besides this writer's subjects it may hold what
-                // other offices' logs sourced into it (multi-office topology), unless
-                // only this writer's own subjects are wanted.
-                filter_subject: if self.config.own_subjects_only {
-                    format!("{}.>", self.config.subject_prefix)
-                } else {
-                    String::new()
-                },
+                // The whole stream: besides this site's subjects it may hold what
+                // other sites' logs sourced into it (multi-office topology), unless
+                // only this site's own offices' subjects are wanted.
+                filter_subjects: self.own_filters(),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence },
                 ..Default::default()
             })
@@ -374,6 +472,7 @@ impl EventLog for JetStreamLog {
             .messages()
             .await
             .map_err(|e| LogError::unavailable("cannot follow the log", e))?;
+        let root = self.config.subject_prefix.clone();
         let stream = messages
             .scan(false, move |ended, item| {
                 // An infrastructure error ends the subscription; the caller resubscribes
@@ -383,7 +482,12 @@ impl EventLog for JetStreamLog {
                 }
                 let out: Vec<Result<RecordedEvent, LogError>> = match item {
                     Ok(msg) => match msg.info() {
-                        Ok(info) => match decode_commit(&msg.payload, info.stream_sequence) {
+                        Ok(info) => match decode_checked(
+                            &root,
+                            &msg.subject,
+                            &msg.payload,
+                            info.stream_sequence,
+                        ) {
                             Ok(events) => events
                                 .into_iter()
                                 .filter(|e| after.is_none_or(|a| e.pos() > a))
@@ -415,16 +519,31 @@ impl EventLog for JetStreamLog {
         let mut stream = self.stream.clone();
         let info = stream.info().await.map_err(unavailable)?;
         let sourced = info.config.sources.as_ref().is_some_and(|s| !s.is_empty());
-        let msg = if self.config.own_subjects_only && sourced {
-            // The last commit on this writer's own subjects (a wildcard last-by-subject;
-            // only a multi-office stream, nats-server 2.14+, sources others in).
-            let own = format!("{}.>", self.config.subject_prefix);
-            match self.stream.get_last_raw_message_by_subject(&own).await {
-                Ok(msg) => msg,
-                Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
-                    return Ok(None);
+        let msg = if !self.config.own_offices.is_empty() && sourced {
+            // The last commit on this site's own subjects (a wildcard last-by-subject
+            // per office; only a multi-office stream, nats-server 2.14+, sources
+            // others in).
+            let mut newest = None;
+            for own in self.own_filters() {
+                match self.stream.get_last_raw_message_by_subject(&own).await {
+                    Ok(msg) => {
+                        if newest
+                            .as_ref()
+                            .is_none_or(|n: &jetstream::message::StreamMessage| {
+                                msg.sequence > n.sequence
+                            })
+                        {
+                            newest = Some(msg);
+                        }
+                    }
+                    Err(e)
+                        if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {}
+                    Err(e) => return Err(LogError::unavailable("cannot read the log head", e)),
                 }
-                Err(e) => return Err(LogError::unavailable("cannot read the log head", e)),
+            }
+            match newest {
+                Some(msg) => msg,
+                None => return Ok(None),
             }
         } else {
             let last = info.state.last_sequence;

@@ -20,7 +20,7 @@ pub mod memory;
 
 pub use envelope::{
     AppendOutcome, EventPosition, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId,
-    StreamIdError, find_commit, validate_batch,
+    StreamIdError, check_subject, find_commit, office_of, subject_of, validate_batch,
 };
 pub use error::{LogError, LogErrorKind};
 
@@ -29,15 +29,24 @@ use futures::stream::BoxStream;
 
 /// A subscription to the whole log: recorded events in global order.
 ///
-/// An `Err` of kind [`LogErrorKind::Corrupt`] describes one unreadable entry and the
-/// stream goes on after it; any other error ends the stream.
+/// An `Err` of kind [`LogErrorKind::Corrupt`] describes one unreadable entry, and one of
+/// kind [`LogErrorKind::SubjectMismatch`] one entry that is not what its subject says;
+/// the stream goes on after either. Any other error ends the stream.
 pub type Subscription = BoxStream<'static, Result<RecordedEvent, LogError>>;
 
-/// An append-only, ordered store of events, partitioned into streams.
+/// An append-only, ordered store of events, partitioned into streams. A stream belongs
+/// to one office: a record is (office, stream), and two offices may hold streams of the
+/// same id (picked while cut off from each other), never mixed.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
-    /// Appends `events` to `stream` atomically (all or none), if the stream is at
-    /// `expected`. A stale writer gets [`LogError::Conflict`]; nothing is written.
+    /// This log as office `office` writes it: `append` and `read_stream` address that
+    /// office's streams only. An unscoped log appends to the office its events name and
+    /// reads a stream under every office (for tools and tests; writers scope).
+    fn for_office(&self, office: &coord_domain::Office) -> std::sync::Arc<dyn EventLog>;
+
+    /// Appends `events` (all of one office) to `stream` atomically (all or none), if
+    /// the stream is at `expected`. A stale writer gets [`LogError::Conflict`]; nothing
+    /// is written.
     ///
     /// An append whose first event id is already stored in the stream is a retry: it
     /// writes nothing and returns the original outcome with `duplicate = true`.
@@ -52,14 +61,13 @@ pub trait EventLog: Send + Sync + 'static {
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError>;
 
     /// Reads a stream that a command refers to (an exchange a receipt acknowledges, an
-    /// inspection a case is based on), wherever it was written: with several offices the
+    /// inspection a case is based on), under every office: with several offices the
     /// referenced stream may be another office's, sourced into this log under that
-    /// office's subjects. Only for references: an aggregate is loaded for writing with
-    /// [`EventLog::read_stream`], under this office's own subjects (ownership). The
-    /// default is `read_stream` (one office's subjects, or one server for all).
-    async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
-        self.read_stream(stream).await
-    }
+    /// office's subjects, and two offices may each have a stream of that id (the caller
+    /// tells them apart by the events' `office`, which the log has checked against
+    /// where each was stored). Only for references and for "is this id in use": an
+    /// aggregate is loaded for writing with [`EventLog::read_stream`] of a scoped log.
+    async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError>;
 
     /// Follows the whole log from just after `after` (from the start if `None`): first
     /// what is stored, then new events as they are appended.

@@ -14,7 +14,9 @@ use chrono::Utc;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::envelope::{outcome_of, validate_batch};
+use coord_domain::Office;
+
+use crate::envelope::{office_of, outcome_of, validate_batch};
 use crate::{
     AppendOutcome, EventLog, EventPosition, ExpectedVersion, LogError, NewEvent, RecordedEvent,
     StreamId, Subscription,
@@ -24,8 +26,8 @@ use crate::{
 struct Inner {
     /// Commit n (1-based) is at index n - 1.
     commits: Vec<Vec<RecordedEvent>>,
-    /// For each stream, the commits that wrote to it.
-    streams: HashMap<StreamId, Vec<usize>>,
+    /// For each office's stream, the commits that wrote to it.
+    streams: HashMap<(Office, StreamId), Vec<usize>>,
     /// Event id → commit index, to recognise a retried append.
     by_event_id: HashMap<Uuid, usize>,
 }
@@ -35,6 +37,8 @@ struct Inner {
 pub struct InMemoryLog {
     inner: Arc<Mutex<Inner>>,
     head: Arc<watch::Sender<u64>>,
+    /// The office this view appends and loads as ([`EventLog::for_office`]).
+    office: Option<Office>,
 }
 
 impl Default for InMemoryLog {
@@ -42,6 +46,7 @@ impl Default for InMemoryLog {
         Self {
             inner: Arc::default(),
             head: Arc::new(watch::channel(0).0),
+            office: None,
         }
     }
 }
@@ -63,10 +68,33 @@ impl InMemoryLog {
             .cloned()
             .collect()
     }
+
+    /// Every commit of `stream` whose office `keep` accepts, in log order.
+    fn read_where(&self, stream: &StreamId, keep: impl Fn(&Office) -> bool) -> Vec<RecordedEvent> {
+        let inner = self.inner.lock().expect("log lock");
+        let mut commits: Vec<usize> = inner
+            .streams
+            .iter()
+            .filter(|((office, s), _)| s == stream && keep(office))
+            .flat_map(|(_, commits)| commits.iter().copied())
+            .collect();
+        commits.sort_unstable();
+        commits
+            .iter()
+            .flat_map(|&c| inner.commits[c].iter().cloned())
+            .collect()
+    }
 }
 
 #[async_trait]
 impl EventLog for InMemoryLog {
+    fn for_office(&self, office: &Office) -> Arc<dyn EventLog> {
+        Arc::new(Self {
+            office: Some(office.clone()),
+            ..self.clone()
+        })
+    }
+
     async fn append(
         &self,
         stream: &StreamId,
@@ -74,6 +102,13 @@ impl EventLog for InMemoryLog {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, LogError> {
         validate_batch(&events)?;
+        let office = office_of(&events[0].metadata.office)?;
+        if let Some(own) = self.office.as_ref().filter(|own| **own != office) {
+            return Err(LogError::InvalidInput(format!(
+                "events of office {office} appended to the log of office {own}"
+            )));
+        }
+        let key = (office, stream.clone());
         tokio::task::yield_now().await;
         let mut inner = self.inner.lock().expect("log lock");
         if let Some(&commit) = inner.by_event_id.get(&events[0].event_id) {
@@ -81,7 +116,7 @@ impl EventLog for InMemoryLog {
         }
         let actual = inner
             .streams
-            .get(stream)
+            .get(&key)
             .and_then(|c| c.last())
             .and_then(|&c| inner.commits[c].last())
             .map(|e| e.stream_version)
@@ -100,11 +135,7 @@ impl EventLog for InMemoryLog {
         for e in &recorded {
             inner.by_event_id.insert(e.event_id, commit_index);
         }
-        inner
-            .streams
-            .entry(stream.clone())
-            .or_default()
-            .push(commit_index);
+        inner.streams.entry(key).or_default().push(commit_index);
         let mut outcome = outcome_of(&recorded);
         outcome.duplicate = false;
         inner.commits.push(recorded);
@@ -115,17 +146,12 @@ impl EventLog for InMemoryLog {
 
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
         tokio::task::yield_now().await;
-        let inner = self.inner.lock().expect("log lock");
-        Ok(inner
-            .streams
-            .get(stream)
-            .map(|commits| {
-                commits
-                    .iter()
-                    .flat_map(|&c| inner.commits[c].iter().cloned())
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(self.read_where(stream, |o| self.office.as_ref().is_none_or(|own| own == o)))
+    }
+
+    async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+        tokio::task::yield_now().await;
+        Ok(self.read_where(stream, |_| true))
     }
 
     async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError> {

@@ -55,14 +55,18 @@ pub fn receipt_id(exchange_id: Uuid) -> Uuid {
 pub use coord_domain::appeal::appeal_id;
 
 /// The id of the `index`-th event (0-based) that command `command_id` appends to
-/// `stream`. A retried append carries the same ids, so JetStream drops a retried
-/// publish by `Nats-Msg-Id` and a lookup by event id finds the original. The stream is
-/// part of the name so that one command id can never produce the same event id on two
-/// streams, even from a client that bypasses the key check.
-pub fn event_id(command_id: Uuid, stream: &str, index: usize) -> Uuid {
+/// office `office`'s `stream`. A retried append carries the same ids, so JetStream
+/// drops a retried publish by `Nats-Msg-Id` and a lookup by event id finds the
+/// original. The office and the stream are part of the name so that one command id can
+/// never produce the same event id on two streams, nor at two offices (the same command
+/// sent to two sites gives two `Nats-Msg-Id`s in the hub's stream), even from a client
+/// that bypasses the key check.
+pub fn event_id(command_id: Uuid, office: &str, stream: &str, index: usize) -> Uuid {
     let index = u32::try_from(index).unwrap_or(u32::MAX).to_be_bytes();
     let name = [
         command_id.as_bytes().as_slice(),
+        office.as_bytes(),
+        b"/",
         stream.as_bytes(),
         b"\n",
         &index,
@@ -80,17 +84,23 @@ mod tests {
     #[test]
     fn event_ids_repeat_for_a_retry_and_differ_otherwise() {
         let command = Uuid::now_v7();
-        assert_eq!(event_id(command, STREAM, 0), event_id(command, STREAM, 0));
-        assert_ne!(event_id(command, STREAM, 0), event_id(command, STREAM, 1));
+        let id = |command, office, stream, index| event_id(command, office, stream, index);
+        let first = id(command, "province", STREAM, 0);
+        assert_eq!(first, id(command, "province", STREAM, 0));
+        assert_ne!(first, id(command, "province", STREAM, 1));
+        assert_ne!(first, id(Uuid::now_v7(), "province", STREAM, 0));
         assert_ne!(
-            event_id(command, STREAM, 0),
-            event_id(Uuid::now_v7(), STREAM, 0)
+            first,
+            id(
+                command,
+                "province",
+                "exchange-0190a000-0000-7000-8000-000000000001",
+                0
+            )
         );
-        assert_ne!(
-            event_id(command, STREAM, 0),
-            event_id(command, "exchange-0190a000-0000-7000-8000-000000000001", 0)
-        );
-        assert_eq!(event_id(command, STREAM, 0).get_version_num(), 5);
+        // The same command at two offices: two ids, so the hub keeps both.
+        assert_ne!(first, id(command, "district:long-xuyen", STREAM, 0));
+        assert_eq!(first.get_version_num(), 5);
     }
 
     #[test]

@@ -44,14 +44,10 @@ pub struct ServiceConfig {
     /// Name of the JetStream stream that holds the log.
     #[arg(long, env = "COORD_LOG_STREAM", default_value = "COORD_LOG")]
     pub log_stream: String,
-    /// Subject prefix of the log.
+    /// Subject prefix of the log: each office's streams are under
+    /// `{prefix}.{office slug}.{category}.{id}`.
     #[arg(long, env = "COORD_LOG_SUBJECT_PREFIX", default_value = "coord.log")]
     pub log_subject_prefix: String,
-    /// Subject prefix under which cross-references are read, e.g. `coord.log.*` when
-    /// each office writes under `coord.log.<office>`: a command may refer to a stream
-    /// another office wrote. Defaults to the log's own subject prefix.
-    #[arg(long, env = "COORD_LOG_REFERENCE_PREFIX")]
-    pub log_reference_prefix: Option<String>,
     /// JetStream key-value bucket that binds idempotency keys (command ids) to requests.
     #[arg(
         long,
@@ -149,9 +145,17 @@ impl ServiceConfig {
         self.open_log_view(client, false).await
     }
 
-    /// Opens the log of this office's own subjects only (on JetStream; another backend
-    /// holds one office's log anyway): what its transparency log covers, not what
-    /// other offices' logs sourced into its stream.
+    /// The offices this site hosts, among the province's units (the province first).
+    pub fn hosted_offices(&self) -> anyhow::Result<Vec<Office>> {
+        let province = self.province()?;
+        let units: Vec<_> = province.units.iter().map(|u| u.id.clone()).collect();
+        Ok(self.sites()?.hosted(&self.site, &units).collect())
+    }
+
+    /// Opens the log of this site's own offices' subjects only (on JetStream; another
+    /// backend holds one site's log anyway): what its transparency log covers, not
+    /// what other sites' logs sourced into its stream. A single site's is the whole
+    /// log (older subjects without an office token included).
     pub async fn open_own_log(
         &self,
         client: async_nats::Client,
@@ -164,6 +168,12 @@ impl ServiceConfig {
         client: async_nats::Client,
         own_subjects_only: bool,
     ) -> Result<Arc<dyn EventLog>, coord_log::LogError> {
+        let own_offices = if own_subjects_only && !self.district_sites.trim().is_empty() {
+            self.hosted_offices()
+                .map_err(|e| coord_log::LogError::InvalidInput(e.to_string()))?
+        } else {
+            Vec::new()
+        };
         Ok(match self.log_backend {
             LogBackend::Jetstream => Arc::new(
                 JetStreamLog::open(
@@ -171,8 +181,7 @@ impl ServiceConfig {
                     JetStreamConfig {
                         stream_name: self.log_stream.clone(),
                         subject_prefix: self.log_subject_prefix.clone(),
-                        reference_prefix: self.log_reference_prefix.clone(),
-                        own_subjects_only,
+                        own_offices,
                         ..JetStreamConfig::default()
                     },
                 )

@@ -17,7 +17,9 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use coord_domain::{Aggregate, Context, DomainEvent, Province, Rejection, RejectionKind, Rulebook};
+use coord_domain::{
+    Aggregate, Context, DomainEvent, Office, Province, Rejection, RejectionKind, Rulebook,
+};
 use coord_log::{
     EventLog, ExpectedVersion, LogError, LogErrorKind, Metadata, NewEvent, RecordedEvent, StreamId,
 };
@@ -25,6 +27,22 @@ use coord_proto::{Accepted, CommandApi, CommandReply, CommandRequest, ErrorKind,
 use uuid::Uuid;
 
 use crate::idempotency::{Claim, Fingerprint, KeyStore, KeyStoreError};
+use crate::references::Candidate;
+
+/// Why a command was not decided: the domain refused it, or a check before it did.
+enum Refused<R> {
+    Domain(R),
+    Reply(ErrorReply),
+}
+
+impl<R: Rejection> Refused<R> {
+    fn into_reply(self) -> ErrorReply {
+        match self {
+            Refused::Domain(r) => rejected(&r),
+            Refused::Reply(reply) => reply,
+        }
+    }
+}
 
 /// How many times a command is decided again after losing a race, when the caller
 /// did not pin an expected version.
@@ -67,6 +85,14 @@ fn from_log(err: LogError) -> ErrorReply {
         LogErrorKind::Unavailable => {
             ErrorReply::new(ErrorKind::Unavailable, "log_unavailable", err.to_string())
         }
+        LogErrorKind::SubjectMismatch => ErrorReply::new(
+            ErrorKind::Internal,
+            "subject_mismatch",
+            format!(
+                "the aggregate's stream holds an entry that is not what its subject says ({err}); \
+                 the aggregate cannot be written until an operator deals with it"
+            ),
+        ),
         LogErrorKind::Corrupt => ErrorReply::new(
             ErrorKind::Internal,
             "corrupt_stream",
@@ -186,22 +212,23 @@ impl<A: CommandApi> CommandHandler<A> {
         if request.command_id.is_nil() {
             return Err(malformed("`command_id` must not be the nil UUID"));
         }
+        let office: Office =
+            request.office.trim().parse().map_err(|e| {
+                ErrorReply::new(ErrorKind::Forbidden, "unknown_office", format!("{e}"))
+            })?;
         let command = A::parse(endpoint, request.payload.clone())
             .map_err(|e| malformed(format!("{endpoint}: {e}")))?;
         let aggregate_id = A::aggregate_id(&command);
         let stream = StreamId::new(A::CATEGORY, aggregate_id)
             .map_err(|e| ErrorReply::new(ErrorKind::Internal, "bad_stream_id", e.to_string()))?;
-        let references =
+        let candidates =
             crate::references::load::<A>(self.log.as_ref(), &command, from_log).await?;
-        let ctx = Context {
-            province: &self.province,
-            rules: Rulebook::standard(),
-            references: &references,
-        };
         let fingerprint = self.check_key(endpoint, &request, &stream).await?;
+        // The office's own streams: a record is (office, id).
+        let log = self.log.for_office(&office);
 
         for attempt in 1..=MAX_ATTEMPTS {
-            let history = self.log.read_stream(&stream).await.map_err(from_log)?;
+            let history = log.read_stream(&stream).await.map_err(from_log)?;
             if let Some(previous) = already_applied(&history, request.command_id) {
                 return Ok(accepted(&stream, aggregate_id, previous, true));
             }
@@ -217,14 +244,18 @@ impl<A: CommandApi> CommandHandler<A> {
             }
             let events = decode_history::<A>(&history)?;
             let state = A::from_history(&events);
-            crate::acting::check_office(&state, &command, &references, &request.office)?;
-            let decided = match state.handle(&command, &ctx) {
+            let decided = match self.decide(&state, &command, &candidates, &request.office) {
                 Ok(decided) => decided,
-                Err(r) if r.kind() == RejectionKind::NotFound && history.is_empty() => {
+                Err(Refused::Domain(r))
+                    if r.kind() == RejectionKind::NotFound && history.is_empty() =>
+                {
                     return Err(self.owned_elsewhere(&stream, &r).await);
                 }
-                Err(r) => return Err(rejected(&r)),
+                Err(refused) => return Err(refused.into_reply()),
             };
+            if version == 0 {
+                self.check_id_free(&stream, &office).await?;
+            }
             let new_events = to_new_events::<A>(&decided, &request, &stream);
             self.claim(request.command_id, &fingerprint).await?;
             let expected = if version == 0 {
@@ -232,7 +263,7 @@ impl<A: CommandApi> CommandHandler<A> {
             } else {
                 ExpectedVersion::Exact(version)
             };
-            match self.log.append(&stream, expected, new_events).await {
+            match log.append(&stream, expected, new_events).await {
                 Ok(outcome) => {
                     return Ok(Accepted {
                         stream_id: stream.to_string(),
@@ -256,6 +287,80 @@ impl<A: CommandApi> CommandHandler<A> {
             "concurrent_modification",
             format!("the aggregate kept changing; gave up after {MAX_ATTEMPTS} attempts"),
         ))
+    }
+
+    /// Decides `command` on `state` with each way of reading what it refers to
+    /// (usually one): the one the domain accepts is kept. With none, the first
+    /// candidate's refusal; with several (two offices' records of one id both fit),
+    /// `ambiguous_reference`.
+    fn decide(
+        &self,
+        state: &A,
+        command: &A::Command,
+        candidates: &[Candidate],
+        office: &str,
+    ) -> Result<Vec<A::Event>, Refused<A::Rejection>> {
+        let mut first_refusal = None;
+        let mut accepted: Vec<(&Candidate, Vec<A::Event>)> = Vec::new();
+        for candidate in candidates {
+            let ctx = Context {
+                province: &self.province,
+                rules: Rulebook::standard(),
+                references: &candidate.references,
+            };
+            let decided =
+                crate::acting::check_office(state, command, &candidate.references, office)
+                    .map_err(Refused::Reply)
+                    .and_then(|()| state.handle(command, &ctx).map_err(Refused::Domain));
+            match decided {
+                Ok(events) => accepted.push((candidate, events)),
+                Err(refused) => {
+                    first_refusal.get_or_insert(refused);
+                }
+            }
+        }
+        match accepted.len() {
+            1 => Ok(accepted.pop().expect("one").1),
+            0 => Err(first_refusal.expect("at least one candidate")),
+            _ => Err(Refused::Reply(ErrorReply::new(
+                ErrorKind::Conflict,
+                "ambiguous_reference",
+                format!(
+                    "the command fits records of several offices: {}",
+                    accepted
+                        .iter()
+                        .map(|(c, _)| c
+                            .offices
+                            .iter()
+                            .map(|(stream, office)| format!("{stream} of {office}"))
+                            .collect::<Vec<_>>()
+                            .join(" and "))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ))),
+        }
+    }
+
+    /// Refuses to create `stream` for `office` when another office's record of that id
+    /// is already here: 409 `id_in_use`, nothing appended. (Two offices cut off from
+    /// each other can still pick one id: both records are kept, each its office's.)
+    async fn check_id_free(&self, stream: &StreamId, office: &Office) -> Result<(), ErrorReply> {
+        let known = self.log.read_reference(stream).await.map_err(from_log)?;
+        let other = known
+            .iter()
+            .find(|e| e.office.parse::<Office>().as_ref() != Ok(office));
+        match other {
+            Some(e) => Err(ErrorReply::new(
+                ErrorKind::Conflict,
+                "id_in_use",
+                format!(
+                    "{stream} is already a record of office {}; choose another id",
+                    e.office
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The answer to a command that found no aggregate here: "not found", unless the
@@ -380,7 +485,12 @@ fn to_new_events<A: Aggregate>(
         .map(|(index, event)| {
             let (event_type, payload) = event.encode();
             NewEvent {
-                event_id: coord_proto::ids::event_id(request.command_id, stream.as_str(), index),
+                event_id: coord_proto::ids::event_id(
+                    request.command_id,
+                    &metadata.office,
+                    stream.as_str(),
+                    index,
+                ),
                 event_type: event_type.to_owned(),
                 schema_version: A::Event::SCHEMA_VERSION,
                 occurred_at: event.occurred_on(),
@@ -417,19 +527,22 @@ mod tests {
     /// A log wrapper for races: counts appends, can run a competing command just before
     /// the first append reaches the log (after the handler has read and decided), and
     /// can hide history as a stale replica would.
+    #[derive(Clone)]
     struct Racing {
         inner: InMemoryLog,
-        appends: AtomicUsize,
-        competitor: Mutex<Option<(CommandHandler<Inspection>, &'static str, CommandRequest)>>,
+        appends: Arc<AtomicUsize>,
+        competitor: Arc<Competitor>,
         stale_reads: bool,
     }
+
+    type Competitor = Mutex<Option<(CommandHandler<Inspection>, &'static str, CommandRequest)>>;
 
     impl Racing {
         fn new(inner: &InMemoryLog) -> Self {
             Self {
                 inner: inner.clone(),
-                appends: AtomicUsize::new(0),
-                competitor: Mutex::new(None),
+                appends: Arc::default(),
+                competitor: Arc::default(),
                 stale_reads: false,
             }
         }
@@ -437,6 +550,13 @@ mod tests {
 
     #[async_trait]
     impl EventLog for Racing {
+        fn for_office(&self, _office: &Office) -> Arc<dyn EventLog> {
+            // One office writes in these tests; the counters are shared.
+            Arc::new(self.clone())
+        }
+        async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+            self.inner.read_reference(stream).await
+        }
         async fn append(
             &self,
             stream: &StreamId,
@@ -471,6 +591,9 @@ mod tests {
 
     #[async_trait]
     impl EventLog for Elsewhere {
+        fn for_office(&self, _office: &Office) -> Arc<dyn EventLog> {
+            Arc::new(Elsewhere(self.0.clone()))
+        }
         async fn append(
             &self,
             stream: &StreamId,
@@ -580,7 +703,7 @@ mod tests {
         assert_eq!(events[0].occurred_at, "2022-06-15".parse().unwrap());
         assert_eq!(
             events[0].event_id,
-            coord_proto::ids::event_id(cmd, stream.as_str(), 0),
+            coord_proto::ids::event_id(cmd, "province", stream.as_str(), 0),
             "event ids derive from the command id"
         );
     }

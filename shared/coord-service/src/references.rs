@@ -13,35 +13,92 @@
 //! is not re-checked (the checks only need it to exist, belong to the unit and be
 //! concluded, and none of those can be undone).
 
-use coord_domain::{Aggregate, References};
-use coord_log::{EventLog, LogError, StreamId};
+use std::collections::BTreeMap;
+
+use coord_domain::{Aggregate, References, StreamRef};
+use coord_log::{EventLog, LogError, RecordedEvent, StreamId};
 use coord_proto::{ErrorKind, ErrorReply};
 
-/// Reads and folds every stream `A::references(command)` names; a log failure is
-/// answered as `from_log` says (the handler's one mapping of log errors).
+/// Most combinations of candidate offices tried for one command.
+const MAX_COMBINATIONS: usize = 16;
+
+/// One way to read what a command refers to: the referenced aggregates, and for each
+/// one found, the office whose stream it is.
+#[derive(Debug, Clone, Default)]
+pub struct Candidate {
+    pub references: References,
+    /// `(stream, office)` of every reference found.
+    pub offices: Vec<(String, String)>,
+}
+
+/// Reads every stream `A::references(command)` names, under every office. Usually each
+/// is one office's (or none's), and there is one candidate. Two offices that picked one
+/// id while cut off from each other each have a stream of it: then there is one
+/// candidate per combination, and the handler keeps the one the domain accepts. A log
+/// failure is answered as `from_log` says (the handler's one mapping of log errors).
 pub async fn load<A: Aggregate>(
     log: &dyn EventLog,
     command: &A::Command,
     from_log: fn(LogError) -> ErrorReply,
-) -> Result<References, ErrorReply> {
-    let mut references = References::default();
+) -> Result<Vec<Candidate>, ErrorReply> {
+    let mut candidates = vec![Candidate::default()];
     for reference in A::references(command) {
         let stream = StreamId::new(reference.category, reference.id)
             .map_err(|e| ErrorReply::new(ErrorKind::Internal, "bad_stream_id", e.to_string()))?;
         let history = log.read_reference(&stream).await.map_err(from_log)?;
-        let events = history
-            .iter()
-            .map(|e| (e.event_type.as_str(), e.schema_version, e.payload.clone()))
-            .collect();
-        references.insert(reference, events).map_err(|err| {
-            ErrorReply::new(
-                ErrorKind::Internal,
-                "undecodable_history",
-                format!("referenced stream {stream} cannot be read: {err}"),
-            )
-        })?;
+        let by_office = by_office(history);
+        if by_office.len() > 1 && candidates.len() * by_office.len() > MAX_COMBINATIONS {
+            return Err(ErrorReply::new(
+                ErrorKind::Conflict,
+                "ambiguous_reference",
+                format!("{stream} exists under too many offices to choose from"),
+            ));
+        }
+        candidates = extend(candidates, &reference, &stream, &by_office)?;
     }
-    Ok(references)
+    Ok(candidates)
+}
+
+/// A stream's events grouped by the office whose stream they are (the log checked each
+/// against the subject it was stored on).
+fn by_office(history: Vec<RecordedEvent>) -> BTreeMap<String, Vec<RecordedEvent>> {
+    let mut groups: BTreeMap<String, Vec<RecordedEvent>> = BTreeMap::new();
+    for event in history {
+        groups.entry(event.office.clone()).or_default().push(event);
+    }
+    groups
+}
+
+/// Every candidate so far, with each office's version of one more reference.
+fn extend(
+    candidates: Vec<Candidate>,
+    reference: &StreamRef,
+    stream: &StreamId,
+    by_office: &BTreeMap<String, Vec<RecordedEvent>>,
+) -> Result<Vec<Candidate>, ErrorReply> {
+    if by_office.is_empty() {
+        return Ok(candidates);
+    }
+    let mut out = Vec::with_capacity(candidates.len() * by_office.len());
+    for candidate in candidates {
+        for (office, events) in by_office {
+            let mut next = candidate.clone();
+            let raw = events
+                .iter()
+                .map(|e| (e.event_type.as_str(), e.schema_version, e.payload.clone()))
+                .collect();
+            next.references.insert(*reference, raw).map_err(|err| {
+                ErrorReply::new(
+                    ErrorKind::Internal,
+                    "undecodable_history",
+                    format!("referenced stream {stream} of {office} cannot be read: {err}"),
+                )
+            })?;
+            next.offices.push((stream.to_string(), office.clone()));
+            out.push(next);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
