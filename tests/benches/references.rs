@@ -70,22 +70,14 @@ fn figures(sorted: &[Duration]) -> serde_json::Value {
 async fn main() {
     let server = NatsServer::start();
     let client = server.admin_client().await;
-    let at = |office: &str, reference: Option<&str>| JetStreamConfig {
-        subject_prefix: format!("coord.log.{office}"),
-        reference_prefix: reference.map(str::to_owned),
-        ..JetStreamConfig::default()
-    };
-    JetStreamLog::open(client.clone(), JetStreamConfig::default())
+    let log = JetStreamLog::open(client.clone(), JetStreamConfig::default())
         .await
         .unwrap();
-    let province = Arc::new(
-        JetStreamLog::open(client.clone(), at("province", None))
-            .await
-            .unwrap(),
-    );
-    let district = JetStreamLog::open(client.clone(), at("long-xuyen", Some("coord.log.*")))
-        .await
-        .unwrap();
+    // The province writes; reading its stream exactly is the province's scoped read,
+    // reading it as a reference is the wildcard read under every office.
+    let province = Arc::new(log.clone());
+    let exact_reader = log.for_office(&coord_domain::Office::Province);
+    let district = log;
     // The referenced stream is written first: the wildcard read finds it at once and
     // then looks for a next message on its subject through the whole log (worst case).
     let (exchange, event) = tests::inspection_scheduled(0);
@@ -101,7 +93,7 @@ async fn main() {
         fill(province.clone(), written, size).await;
         written = size;
         let exact =
-            time_reads(|| async { province.read_stream(&exchange).await.unwrap().len() }).await;
+            time_reads(|| async { exact_reader.read_stream(&exchange).await.unwrap().len() }).await;
         let wildcard =
             time_reads(|| async { district.read_reference(&exchange).await.unwrap().len() }).await;
         println!(

@@ -287,7 +287,69 @@ async fn next(sub: &mut coord_log::Subscription) -> coord_log::RecordedEvent {
 }
 
 /// Runs every check against one log.
+/// An event of `office` (written canonically).
+pub fn event_of(office: &str, ty: &str, n: u64) -> NewEvent {
+    let mut e = event(ty, n);
+    e.metadata.office = office.into();
+    e
+}
+
+/// A record is (office, id): two offices' streams of one id are two streams, each
+/// loaded and appended by its own office only, both found as references.
+pub async fn offices_keep_their_own_streams(log: &impl EventLog) {
+    let province = log.for_office(&coord_domain::Office::Province);
+    let lx = log.for_office(&"district:long-xuyen".parse().unwrap());
+    let s = stream("exchange");
+    province
+        .append(&s, ExpectedVersion::NoStream, vec![event("P", 1)])
+        .await
+        .unwrap();
+    // the other office creates its own stream of that id: version 0 there
+    lx.append(
+        &s,
+        ExpectedVersion::NoStream,
+        vec![event_of("district:long-xuyen", "L", 1)],
+    )
+    .await
+    .unwrap();
+    province
+        .append(&s, ExpectedVersion::Exact(1), vec![event("P", 2)])
+        .await
+        .unwrap();
+    let own: Vec<_> = province.read_stream(&s).await.unwrap();
+    assert_eq!(
+        own.iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        ["P", "P"]
+    );
+    assert_eq!(own[1].stream_version, 2);
+    let theirs = lx.read_stream(&s).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].office, "district:long-xuyen");
+    // as a reference, both offices' records, each under its office
+    let both = lx.read_reference(&s).await.unwrap();
+    assert_eq!(both.len(), 3);
+    assert_eq!(
+        both.iter().filter(|e| e.office == "province").count(),
+        2,
+        "{both:?}"
+    );
+    // an office's view never appends another office's events
+    let wrong = province
+        .append(
+            &s,
+            ExpectedVersion::Any,
+            vec![event_of("district:long-xuyen", "X", 9)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.kind(), LogErrorKind::InvalidInput);
+    assert_eq!(lx.read_stream(&s).await.unwrap().len(), 1);
+}
+
 pub async fn run_all(log: &(impl EventLog + Clone)) {
+    offices_keep_their_own_streams(log).await;
     append_and_read_back(log).await;
     multi_event_append_is_one_commit(log).await;
     stale_writer_gets_conflict(log).await;

@@ -78,15 +78,9 @@ pub async fn service_log(site: &Site) -> JetStreamLog {
         .connect(site.url())
         .await
         .unwrap();
-    JetStreamLog::open(
-        client,
-        JetStreamConfig {
-            subject_prefix: offices::subject_prefix(&site.slug),
-            ..JetStreamConfig::default()
-        },
-    )
-    .await
-    .unwrap()
+    JetStreamLog::open(client, JetStreamConfig::default())
+        .await
+        .unwrap()
 }
 
 /// Appends `n` new inspection streams at `site`, 64 at a time.
@@ -96,10 +90,10 @@ pub async fn write(site: &Site, n: usize) {
     let mut tasks = Vec::new();
     for w in 0..writers {
         let log = log.clone();
-        let slug = site.slug.clone();
+        let office = site.office().to_string();
         let share = n / writers + usize::from(w < n % writers);
         tasks.push(tokio::spawn(
-            async move { append(&log, &slug, share).await },
+            async move { append(&log, &office, share).await },
         ));
     }
     for t in tasks {
@@ -107,10 +101,10 @@ pub async fn write(site: &Site, n: usize) {
     }
 }
 
-async fn append(log: &JetStreamLog, slug: &str, n: usize) {
+async fn append(log: &JetStreamLog, office: &str, n: usize) {
     for i in 0..n {
         let (stream, mut event) = crate::inspection_scheduled(i);
-        event.metadata.office = slug.to_owned();
+        event.metadata.office = office.to_owned();
         log.append(&stream, ExpectedVersion::NoStream, vec![event])
             .await
             .unwrap();
@@ -208,7 +202,7 @@ pub async fn office_stack(site: &Site, signer: &coord_auth::TokenSigner) -> Offi
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         processes.push(crate::ServiceProcess::start(name, &[], &env));
     }
-    let office: coord_domain::Office = site.slug.parse().unwrap();
+    let office = site.office();
     let claims = coord_auth::TokenSigner::claims_now(office, "cán bộ", coord_auth::Role::Operator);
     let stack = OfficeStack {
         url: format!("http://127.0.0.1:{port}"),

@@ -132,21 +132,20 @@ async fn the_partys_rules_hold_through_http() {
     assert_eq!(district["concluded_after_term"], 1, "{district}");
     assert_eq!(district["inspections"]["concluded"], 1, "{district}");
 
-    // Authority (Điều lệ Đảng art. 36; Quy định 22-QĐ/TW art. 11): a district standing
-    // committee does not expel a member holding a post.
-    let c1 = "0190a000-0000-7000-8000-00000000c0e1";
-    api.ok(
-        "/v1/discipline-cases",
-        case(c1, "tri-ton", true, "2023-10-01", "2024-06-01"),
-    )
-    .await;
-    let tri_ton = api.as_office(&stack, "tri-ton");
-    let problem = tri_ton
+    // Authority (Điều lệ Đảng art. 36, 38; Quy định 22-QĐ/TW art. 12): the provincial
+    // inspection commission reprimands or warns an organization, it does not dissolve
+    // one. (A district body's decision on a case the province opened is the province's
+    // stream, which only the province appends to: `stream_of_another_office`.)
+    let c0 = "0190a000-0000-7000-8000-00000000c0e0";
+    let mut organization = case(c0, "tri-ton", false, "2023-10-01", "2024-06-01");
+    organization["subject"] = json!({"kind": "organization", "name": "Chi bộ (giả định)"});
+    api.ok("/v1/discipline-cases", organization).await;
+    let problem = api
         .refused(
-            &format!("/v1/discipline-cases/{c1}/decision"),
+            &format!("/v1/discipline-cases/{c0}/decision"),
             decision(
-                "expulsion",
-                "district_standing_committee:tri-ton",
+                "dissolution",
+                "provincial_inspection_commission",
                 "2024-06-20",
             ),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -157,6 +156,25 @@ async fn the_partys_rules_hold_through_http() {
         problem["detail"].as_str().unwrap().contains("art. 36"),
         "{problem}"
     );
+    let c1 = "0190a000-0000-7000-8000-00000000c0e1";
+    api.ok(
+        "/v1/discipline-cases",
+        case(c1, "tri-ton", true, "2023-10-01", "2024-06-01"),
+    )
+    .await;
+    let tri_ton = api.as_office(&stack, "tri-ton");
+    tri_ton
+        .refused(
+            &format!("/v1/discipline-cases/{c1}/decision"),
+            decision(
+                "expulsion",
+                "district_standing_committee:tri-ton",
+                "2024-06-20",
+            ),
+            StatusCode::FORBIDDEN,
+            "stream_of_another_office",
+        )
+        .await;
 
     // Appeals go up (Quy định 22-QĐ/TW art. 22): the inspection commission does not
     // resolve an appeal against its standing committee's decision.

@@ -146,7 +146,10 @@ async fn a_reused_key_is_refused_a_replay_answers_once_and_a_corrupt_entry_is_na
     // on it is refused with `corrupt_stream`, naming the position, and appends nothing.
     let id = first.1["aggregate_id"].as_str().unwrap().to_owned();
     let poison = js
-        .publish(format!("coord.log.exchange.{id}"), "{not a commit".into())
+        .publish(
+            format!("coord.log.province.exchange.{id}"),
+            "{not a commit".into(),
+        )
         .await
         .unwrap()
         .await

@@ -1,6 +1,7 @@
 //! The event-log contract, run against both backends: in memory, and JetStream on a
 //! real nats-server.
 
+use coord_domain::Office;
 use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
 use coord_log::memory::InMemoryLog;
 use coord_log::{EventLog, EventPosition, ExpectedVersion, LogErrorKind};
@@ -111,7 +112,7 @@ async fn jetstream_subscription_reports_a_corrupt_entry_and_goes_on() {
         .unwrap();
     // Someone publishes garbage straight onto a log subject.
     let js = async_nats::jetstream::new(client);
-    js.publish("coord.log.inspection.garbage", "not json".into())
+    js.publish("coord.log.province.inspection.garbage", "not json".into())
         .await
         .unwrap()
         .await
@@ -136,30 +137,21 @@ async fn jetstream_subscription_reports_a_corrupt_entry_and_goes_on() {
     assert_eq!(second.stream_id, s);
 }
 
-// Issue 10, Ownership: a command's references are read wherever the referenced stream
-// was written, while the aggregate itself is loaded only under the office's own
-// subjects. One stream holds two offices' subjects, as an office's log holds its own
-// and what it sourced from the hub.
+// Ownership: a command's references are read wherever the referenced stream was
+// written, while the aggregate itself is loaded only under its office's subjects. One
+// stream holds two offices' subjects, as an office's log holds its own and what it
+// sourced from the hub.
 #[tokio::test]
 async fn a_reference_is_read_under_any_offices_subjects_and_an_aggregate_only_under_its_own() {
     let server = NatsServer::start();
     let client = server.admin_client().await;
-    let at = |office: &str, reference_prefix: Option<&str>| JetStreamConfig {
-        subject_prefix: format!("coord.log.{office}"),
-        reference_prefix: reference_prefix.map(str::to_owned),
-        ..JetStreamConfig::default()
-    };
-    // given a stream on every office's subjects, the province's exchange in it, written
-    // in two commits with another office's commit in between
-    JetStreamLog::open(client.clone(), JetStreamConfig::default())
+    // given the province's exchange, written in two commits with another office's
+    // commit in between
+    let log = JetStreamLog::open(client.clone(), JetStreamConfig::default())
         .await
         .unwrap();
-    let province = JetStreamLog::open(client.clone(), at("province", None))
-        .await
-        .unwrap();
-    let district = JetStreamLog::open(client.clone(), at("long-xuyen", Some("coord.log.*")))
-        .await
-        .unwrap();
+    let province = log.for_office(&Office::Province);
+    let district = log.for_office(&"district:long-xuyen".parse().unwrap());
     let exchange = contract::stream("exchange");
     let first = province
         .append(
@@ -173,7 +165,7 @@ async fn a_reference_is_read_under_any_offices_subjects_and_an_aggregate_only_un
         .append(
             &contract::stream("receipt"),
             ExpectedVersion::NoStream,
-            vec![contract::event("R", 1)],
+            vec![contract::event_of("district:long-xuyen", "R", 1)],
         )
         .await
         .unwrap();
@@ -193,13 +185,78 @@ async fn a_reference_is_read_under_any_offices_subjects_and_an_aggregate_only_un
     assert_eq!(seen[0].pos(), first.position);
     // and as its own aggregate it finds nothing: it is not the district's to write
     assert!(district.read_stream(&exchange).await.unwrap().is_empty());
-    // and without a reference prefix a reference is read under the own subjects only
-    assert!(province.read_reference(&exchange).await.unwrap().len() == 2);
-    let plain = JetStreamLog::open(client, at("long-xuyen", None))
+    // and the events are on the province's subjects
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("COORD_LOG").await.unwrap();
+    let raw = stream
+        .get_last_raw_message_by_subject(&format!("coord.log.province.exchange.{}", exchange.id()))
         .await
         .unwrap();
-    assert!(plain.read_reference(&exchange).await.unwrap().is_empty());
+    assert_eq!(raw.sequence, 3);
     // and a stream written nowhere is empty, not an error
     let nowhere = contract::stream("exchange");
     assert!(district.read_reference(&nowhere).await.unwrap().is_empty());
+}
+
+// A record is (office, id) end to end: a commit whose body names another office (or
+// another stream) than the subject it was stored on is never handed out as an event.
+// A district's server, whose admin the district holds, can put anything on its own
+// subjects; no reader takes the body's word for whose record it is.
+#[tokio::test]
+async fn a_commit_that_is_not_what_its_subject_says_is_never_an_event() {
+    let server = NatsServer::start();
+    let client = server.admin_client().await;
+    let log = JetStreamLog::open(client.clone(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    let province = log.for_office(&Office::Province);
+    let case = contract::stream("discipline");
+    province
+        .append(
+            &case,
+            ExpectedVersion::NoStream,
+            vec![contract::event("A", 1)],
+        )
+        .await
+        .unwrap();
+    // given a commit naming the province's case, published on a district's subjects
+    let forged = serde_json::json!({"events": [{
+        "event_id": uuid::Uuid::now_v7(), "stream_id": case.to_string(), "stream_version": 2,
+        "event_type": "DisciplineDecided", "schema_version": 1, "occurred_at": "2022-06-15",
+        "recorded_at": "2022-06-15T00:00:00Z", "office": "province", "actor": "x",
+        "correlation_id": uuid::Uuid::now_v7(), "causation_id": uuid::Uuid::now_v7(),
+        "payload": {}
+    }]});
+    let subject = format!("coord.log.long-xuyen.discipline.{}", case.id());
+    let js = async_nats::jetstream::new(client);
+    js.publish(subject.clone(), forged.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // then a reader of the whole log gets a subject mismatch for it, not an event
+    let mut sub = log.subscribe(None).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.event_type, "A");
+    let second = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(second.kind(), LogErrorKind::SubjectMismatch, "{second}");
+    assert!(second.to_string().contains(&subject), "{second}");
+    // and a reference read leaves it out: the province's case has its one event
+    let seen = province.read_reference(&case).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].office, "province");
+    // and the district cannot load it as its own aggregate either
+    let lx = log.for_office(&"district:long-xuyen".parse().unwrap());
+    assert_eq!(
+        lx.read_stream(&case).await.unwrap_err().kind(),
+        LogErrorKind::SubjectMismatch
+    );
 }

@@ -30,10 +30,8 @@ fn gateway(site: &Site) -> (ServiceProcess, String, String) {
         &[
             ("COORD_NATS_URL", &site.url()),
             ("COORD_NATS_CREDS", &creds.display().to_string()),
-            (
-                "COORD_LOG_SUBJECT_PREFIX",
-                &offices::subject_prefix(&site.slug),
-            ),
+            ("COORD_SITE", &site.office().to_string()),
+            ("COORD_DISTRICT_SITES", &site.district_sites),
             ("COORD_TOKEN_PUBLIC_KEY", &signer.public_key()),
             ("COORD_GATEWAY_ADDR", &format!("127.0.0.1:{port}")),
         ],

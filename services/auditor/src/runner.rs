@@ -178,6 +178,12 @@ impl Auditor {
                             match entry {
                                 Ok(e) => items.push(Item::Event(e)),
                                 Err(LogError::Corrupt { position, reason }) => items.push(Item::Unreadable { position, reason }),
+                                // Never a leaf: the office's key does not vouch for what
+                                // names another office's or another stream.
+                                Err(LogError::SubjectMismatch { position, subject, reason }) => items.push(Item::Unreadable {
+                                    position,
+                                    reason: format!("subject_mismatch: on `{subject}`: {reason}"),
+                                }),
                                 Err(e) => { failure = Some(e); break; }
                             }
                         }

@@ -47,7 +47,7 @@ use coord_audit::cosign::Cosigner;
 use coord_audit::wire;
 use coord_auth::nats::{LogSubjects, NatsCredentials};
 use coord_auth::secret;
-use coord_domain::Office;
+use coord_domain::{LOG_SUBJECT_ROOT, Office, Sites};
 use serde_json::{Value, json};
 
 /// The log stream's name on every server (each in its own JetStream domain).
@@ -66,6 +66,11 @@ pub struct Site {
     pub port: u16,
     /// Folder with this server's configuration and credentials.
     pub dir: PathBuf,
+    /// The offices it hosts, whose subjects `coord.log.<office slug>.>` it writes: the
+    /// hub the province and every unit without a site of its own, an office its unit.
+    pub hosted: Vec<Office>,
+    /// Every district office with a site of its own (`COORD_DISTRICT_SITES`).
+    pub district_sites: String,
 }
 
 impl Site {
@@ -74,7 +79,7 @@ impl Site {
     }
     /// The office whose log this site's auditor keeps (`province`, `district:<unit>`).
     pub fn audit_office(&self) -> String {
-        audit_office(&self.slug, self.is_hub())
+        self.office().to_string()
     }
     /// Where its nats-server configuration is.
     pub fn config_file(&self) -> PathBuf {
@@ -88,13 +93,29 @@ impl Site {
     pub fn credentials(&self) -> std::io::Result<NatsCredentials> {
         NatsCredentials::ensure(&self.dir.join("credentials"))
     }
+    /// The office that runs it: the province at the hub, else the district.
+    pub fn office(&self) -> Office {
+        if self.is_hub() {
+            Office::Province
+        } else {
+            Office::from_slug(&self.slug).expect("a site's slug names its office")
+        }
+    }
     /// The subjects it writes.
     pub fn log_subjects(&self) -> LogSubjects {
         LogSubjects {
             stream: STREAM.into(),
-            prefix: subject_prefix(&self.slug),
+            prefix: LOG_SUBJECT_ROOT.into(),
+            offices: self.hosted.iter().map(|o| o.slug().to_owned()).collect(),
             ..LogSubjects::default()
         }
+    }
+    /// Its log subjects, one wildcard per office it hosts.
+    pub fn own_subjects(&self) -> Vec<String> {
+        self.hosted
+            .iter()
+            .map(|o| format!("{}.>", o.log_prefix()))
+            .collect()
     }
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
@@ -120,18 +141,9 @@ impl Site {
 /// The hub's audit office.
 const PROVINCE: &str = "province";
 
-/// The office a site's auditor keeps the log of (`province`, `district:<unit>`).
-fn audit_office(slug: &str, hub: bool) -> String {
-    if hub {
-        PROVINCE.into()
-    } else {
-        format!("district:{slug}")
-    }
-}
-
 /// The subject prefix office `slug` writes under.
 pub fn subject_prefix(slug: &str) -> String {
-    format!("coord.log.{slug}")
+    format!("{LOG_SUBJECT_ROOT}.{slug}")
 }
 
 /// The hub and the offices.
@@ -154,7 +166,9 @@ impl Topology {
 
 /// The leaf user of office `slug` on the hub.
 fn leaf_user(slug: &str) -> String {
-    format!("leaf-{slug}")
+    Office::from_slug(slug)
+        .expect("an office site's slug names its office")
+        .leaf_user()
 }
 
 /// Deliver subject prefix of the hub sourcing office `slug`, and of `slug` sourcing the hub.
@@ -169,7 +183,9 @@ fn from_hub(slug: &str) -> String {
 /// office into the hub, subscribe = from the hub down to the office).
 fn leaf_permissions(slug: &str) -> Value {
     let to_office = to_office(slug);
-    let office = audit_office(slug, false);
+    let office = Office::from_slug(slug)
+        .expect("an office site's slug names its office")
+        .to_string();
     json!({
         "publish": { "allow": [
             format!("{}.>", to_hub(slug)),
@@ -221,7 +237,7 @@ pub fn generate(
     leaf_port: u16,
 ) -> anyhow::Result<Topology> {
     let province = coord_domain::Province::from_toml_str(coord_domain::province::AN_GIANG_TOML)?;
-    generate_for(&province.id, dir, offices, ports, leaf_port)
+    generate_for(&province, dir, offices, ports, leaf_port)
 }
 
 /// Writes configurations and credentials for the hub (client port `ports[0]`) and
@@ -229,7 +245,7 @@ pub fn generate(
 /// audit keys of province `province` ([`write_audit_keys`]). Existing credentials and
 /// keys are kept.
 pub fn generate_for(
-    province: &str,
+    province: &coord_domain::Province,
     dir: &Path,
     offices: &[Office],
     ports: &[u16],
@@ -239,20 +255,34 @@ pub fn generate_for(
         ports.len() == offices.len() + 1,
         "one client port for the hub and one per office"
     );
-    let site = |slug: &str, domain: &str, port: u16| Site {
-        slug: slug.into(),
-        domain: domain.into(),
-        port,
-        dir: dir.join(slug),
-    };
-    let hub = site("province", "hub", ports[0]);
-    let mut sites = Vec::new();
-    for (i, office) in offices.iter().enumerate() {
+    let mut units = Vec::new();
+    for office in offices {
         let Office::District(unit) = office else {
             anyhow::bail!("the province is the hub; list district offices only");
         };
-        sites.push(site(unit.as_str(), unit.as_str(), ports[i + 1]));
+        units.push(unit.clone());
     }
+    let sites = Sites::with_district_sites(units.iter().cloned());
+    let district_sites = units
+        .iter()
+        .map(|u| u.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let all_units: Vec<_> = province.units.iter().map(|u| u.id.clone()).collect();
+    let site = |office: &Office, port: u16| Site {
+        slug: office.slug().into(),
+        domain: office.jetstream_domain().into(),
+        port,
+        dir: dir.join(office.slug()),
+        hosted: sites.hosted(office, &all_units).collect(),
+        district_sites: district_sites.clone(),
+    };
+    let hub = site(&Office::Province, ports[0]);
+    let sites: Vec<Site> = offices
+        .iter()
+        .zip(&ports[1..])
+        .map(|(office, port)| site(office, *port))
+        .collect();
     let topology = Topology {
         hub,
         offices: sites,
@@ -262,7 +292,7 @@ pub fn generate_for(
     for office in &topology.offices {
         write_office(&topology, office)?;
     }
-    write_audit_keys(&topology, province)?;
+    write_audit_keys(&topology, &province.id)?;
     Ok(topology)
 }
 
@@ -374,7 +404,7 @@ pub fn hub_stream(t: &Topology) -> stream::Config {
                 .iter()
                 .map(|o| Source {
                     name: STREAM.into(),
-                    subject_transforms: keep(vec![format!("{}.>", subject_prefix(&o.slug))]),
+                    subject_transforms: keep(o.own_subjects()),
                     external: Some(External {
                         api_prefix: format!("$JS.{}.API", o.domain),
                         delivery_prefix: None,
@@ -387,7 +417,7 @@ pub fn hub_stream(t: &Topology) -> stream::Config {
                 })
                 .collect(),
         ),
-        ..log_stream(&t.hub.slug)
+        ..log_stream(&t.hub)
     }
 }
 
@@ -407,7 +437,7 @@ pub fn office_stream(t: &Topology, office: &Site) -> stream::Config {
             }),
             ..Default::default()
         }]),
-        ..log_stream(&office.slug)
+        ..log_stream(office)
     }
 }
 
@@ -428,7 +458,7 @@ fn others(t: &Topology, office: &Site) -> Vec<String> {
     std::iter::once(&t.hub)
         .chain(t.offices.iter())
         .filter(|s| s.slug != office.slug)
-        .map(|s| format!("{}.>", subject_prefix(&s.slug)))
+        .flat_map(Site::own_subjects)
         .collect()
 }
 
@@ -455,12 +485,13 @@ fn sourcing_consumer(name: &str, deliver_subject: String, filters: Vec<String>) 
     }
 }
 
-/// The settings every log stream has (as `coord_log::jetstream` creates it).
-fn log_stream(slug: &str) -> stream::Config {
+/// The settings every log stream has (as `coord_log::jetstream` creates it), on the
+/// subjects of the offices `site` hosts.
+fn log_stream(site: &Site) -> stream::Config {
     stream::Config {
         name: STREAM.into(),
-        description: Some(format!("Coordination event log of office {slug}")),
-        subjects: vec![format!("{}.>", subject_prefix(slug))],
+        description: Some(format!("Coordination event log of site {}", site.slug)),
+        subjects: site.own_subjects(),
         storage: stream::StorageType::File,
         duplicate_window: std::time::Duration::from_secs(3600),
         allow_direct: true,
@@ -516,7 +547,7 @@ impl OfficesArgs {
         let ports: Vec<u16> = (0..=offices.len())
             .map(|i| u16::try_from(i).map(|i| self.base_port + i))
             .collect::<Result<_, _>>()?;
-        generate_for(&province.id, &self.out, &offices, &ports, self.leaf_port)
+        generate_for(&province, &self.out, &offices, &ports, self.leaf_port)
     }
 }
 
@@ -534,10 +565,9 @@ pub fn service_env(
             creds.seed_file(name).display().to_string(),
         ),
         ("COORD_LOG_STREAM", STREAM.to_owned()),
-        ("COORD_LOG_SUBJECT_PREFIX", subject_prefix(&site.slug)),
-        // Cross-references (the province's exchange a district acknowledges) may have
-        // been written by any office: read them under every office's prefix.
-        ("COORD_LOG_REFERENCE_PREFIX", subject_prefix("*")),
+        ("COORD_LOG_SUBJECT_PREFIX", LOG_SUBJECT_ROOT.to_owned()),
+        ("COORD_SITE", site.office().to_string()),
+        ("COORD_DISTRICT_SITES", site.district_sites.clone()),
         (
             "COORD_PROJECTOR_DB",
             site.dir.join("projector.sqlite").display().to_string(),
@@ -626,9 +656,9 @@ pub async fn ensure_streams(t: &Topology) -> anyhow::Result<()> {
     }
     let hub = admins.remove(0);
     let office_js = admins;
-    create_if_missing(&hub, log_stream(&t.hub.slug)).await?;
+    create_if_missing(&hub, log_stream(&t.hub)).await?;
     for (office, js) in t.offices.iter().zip(&office_js) {
-        create_if_missing(js, log_stream(&office.slug)).await?;
+        create_if_missing(js, log_stream(office)).await?;
         js.get_stream(STREAM)
             .await?
             .get_or_create_consumer(
@@ -636,7 +666,7 @@ pub async fn ensure_streams(t: &Topology) -> anyhow::Result<()> {
                 sourcing_consumer(
                     TO_HUB,
                     format!("{}.durable", to_hub(&office.slug)),
-                    vec![format!("{}.>", subject_prefix(&office.slug))],
+                    office.own_subjects(),
                 ),
             )
             .await?;
@@ -681,6 +711,8 @@ mod tests {
             domain: domain.into(),
             port: 4222,
             dir: dir.path().join(slug),
+            hosted: Vec::new(),
+            district_sites: String::new(),
         };
         for (site, office) in [
             (site("province", "hub"), "province"),

@@ -353,6 +353,17 @@ pub async fn export(
                         Err(coord_log::LogError::Corrupt { position, reason }) => {
                             (Entry::Unreadable { position, reason }, position >= head)
                         }
+                        Err(coord_log::LogError::SubjectMismatch {
+                            position,
+                            subject,
+                            reason,
+                        }) => (
+                            Entry::Unreadable {
+                                position,
+                                reason: format!("subject_mismatch: on `{subject}`: {reason}"),
+                            },
+                            position >= head,
+                        ),
                         Err(e) => {
                             tracing::warn!(error = %e, "export cut short");
                             return None;

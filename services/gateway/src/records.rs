@@ -10,6 +10,11 @@
 //! decide. Streams are read under any office's subjects ([`EventLog::read_reference`]):
 //! a district's gateway shows the province's exchange sourced into its log.
 //!
+//! A record is (office, id): two offices cut off from each other may each create one
+//! with the same id, and both are kept. `?office=` names which to read; without it the
+//! one office's record is read, and when several offices have a record of that id the
+//! answer is `409 ambiguous_id` naming them (ask again with `?office=`).
+//!
 //! An exchange also folds its receipt (the recipient office's own stream, id derived
 //! from the exchange's, `coord_proto::ids::receipt_id`): the view shows the
 //! acknowledgement, its fields and its event in `history`, whichever office wrote it.
@@ -19,7 +24,7 @@
 //! appeal's fields once it is there, unless the case has already resolved it.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use coord_domain::appeal::{Appeal, AppealEvent};
@@ -28,7 +33,7 @@ use coord_domain::exchange::InformationAcknowledged;
 use coord_domain::exchange::InformationExchange;
 use coord_domain::inspection::{Inspection, InspectionStatus};
 use coord_domain::receipt::{Receipt, ReceiptEvent};
-use coord_domain::{Aggregate, DomainEvent};
+use coord_domain::{Aggregate, DomainEvent, Office};
 use coord_log::{EventLog, RecordedEvent, StreamId};
 use coord_proto::ErrorKind;
 use serde::Serialize;
@@ -44,6 +49,8 @@ pub struct RecordView {
     /// `inspection`, `exchange` or `discipline_case`.
     pub kind: String,
     pub id: Uuid,
+    /// The office whose record it is (a record is (office, id)).
+    pub office: String,
     pub stream_id: String,
     /// The record's version: the number of its events. Also the `ETag`.
     pub version: u64,
@@ -89,6 +96,11 @@ trait Readable: Aggregate {
     fn companion(_id: Uuid) -> Option<StreamId> {
         None
     }
+    /// The office whose companion stream completes this record (an exchange's
+    /// recipient's, a case's unit's).
+    fn companion_office(&self) -> Option<Office> {
+        None
+    }
     /// Folds the companion's events into the state (see [`Readable::companion`]).
     fn apply_companion(&mut self, _e: &RecordedEvent) -> Result<(), String> {
         Ok(())
@@ -121,6 +133,9 @@ impl Readable for InformationExchange {
     fn companion(id: Uuid) -> Option<StreamId> {
         StreamId::new(Receipt::CATEGORY, coord_proto::ids::receipt_id(id)).ok()
     }
+    fn companion_office(&self) -> Option<Office> {
+        self.sent.as_ref().map(|s| s.to.office())
+    }
     fn apply_companion(&mut self, e: &RecordedEvent) -> Result<(), String> {
         let ReceiptEvent::InformationAcknowledged(a) =
             ReceiptEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
@@ -148,6 +163,11 @@ impl Readable for DisciplineCase {
     }
     fn companion(id: Uuid) -> Option<StreamId> {
         StreamId::new(Appeal::CATEGORY, coord_proto::ids::appeal_id(id)).ok()
+    }
+    fn companion_office(&self) -> Option<Office> {
+        self.opened
+            .as_ref()
+            .map(|o| Office::District(o.unit.clone()))
     }
     fn apply_companion(&mut self, e: &RecordedEvent) -> Result<(), String> {
         let AppealEvent::DisciplineAppealed(a) =
@@ -178,8 +198,9 @@ fn corrupt(e: &RecordedEvent, reason: impl std::fmt::Display) -> Problem {
     )
 }
 
-/// Folds a stream's history, then its companion's, into the record view; `None` for
-/// an empty stream.
+/// Folds a stream's history, then its companion's (the part of it written by the
+/// office [`Readable::companion_office`] names), into the record view; `None` for an
+/// empty stream.
 fn fold<A: Readable>(
     id: Uuid,
     history: &[RecordedEvent],
@@ -198,7 +219,12 @@ fn fold<A: Readable>(
             fields.extend(payload.clone());
         }
     }
-    for e in companion {
+    let companion_office = state.companion_office().map(|o| o.to_string());
+    let companion: Vec<&RecordedEvent> = companion
+        .iter()
+        .filter(|e| companion_office.as_ref() == Some(&e.office))
+        .collect();
+    for e in &companion {
         state.apply_companion(e).map_err(|err| corrupt(e, err))?;
         if let Value::Object(payload) = &e.payload {
             fields.extend(payload.clone());
@@ -209,6 +235,7 @@ fn fold<A: Readable>(
     Ok(Some(RecordView {
         kind: A::KIND.to_owned(),
         id,
+        office: last.office.clone(),
         stream_id: last.stream_id.to_string(),
         version: last.stream_version,
         position: last.pos().commit,
@@ -217,6 +244,43 @@ fn fold<A: Readable>(
         fields,
         history: history.iter().chain(companion).map(step).collect(),
     }))
+}
+
+/// Which office's record of an id to read.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecordQuery {
+    /// The office whose record to read (`province`, `district:<unit>`), when several
+    /// offices have a record of this id.
+    pub office: Option<String>,
+}
+
+/// The events of the one office's stream among `events` (a stream read under every
+/// office): the office asked for, or the only one there is.
+fn one_office(
+    kind: &str,
+    id: Uuid,
+    events: Vec<RecordedEvent>,
+    asked: Option<&Office>,
+) -> Result<Vec<RecordedEvent>, Problem> {
+    let mut offices: Vec<String> = events.iter().map(|e| e.office.clone()).collect();
+    offices.sort();
+    offices.dedup();
+    let chosen = match asked {
+        Some(office) => office.to_string(),
+        None if offices.len() > 1 => {
+            return Err(Problem::new(
+                ErrorKind::Conflict,
+                "ambiguous_id",
+                format!(
+                    "offices {} each have a {kind} with id {id}; ask again with ?office=",
+                    offices.join(", ")
+                ),
+            ));
+        }
+        None => return Ok(events),
+    };
+    Ok(events.into_iter().filter(|e| e.office == chosen).collect())
 }
 
 fn step(e: &RecordedEvent) -> RecordStep {
@@ -231,13 +295,28 @@ fn step(e: &RecordedEvent) -> RecordStep {
     }
 }
 
-async fn read<A: Readable>(state: &AppState, raw_id: &str) -> Result<Response, Problem> {
+async fn read<A: Readable>(
+    state: &AppState,
+    raw_id: &str,
+    query: RecordQuery,
+) -> Result<Response, Problem> {
     let id = Uuid::try_parse(raw_id).map_err(|_| {
         Problem::malformed("bad_id", format!("`{raw_id}` in the path is not a UUID"))
     })?;
+    let asked: Option<Office> = query
+        .office
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| Problem::malformed("bad_office", format!("`office`: {e}")))?;
     let stream =
         StreamId::new(A::CATEGORY, id).map_err(|e| Problem::malformed("bad_id", e.to_string()))?;
-    let history = read_any(state.log.as_ref(), &stream).await?;
+    let history = one_office(
+        A::KIND,
+        id,
+        read_any(state.log.as_ref(), &stream).await?,
+        asked.as_ref(),
+    )?;
     let companion = match A::companion(id) {
         Some(other) => read_any(state.log.as_ref(), &other).await?,
         None => Vec::new(),
@@ -263,33 +342,36 @@ async fn read_any(log: &dyn EventLog, stream: &StreamId) -> Result<Vec<RecordedE
 }
 
 /// One inspection or supervision, as it stands now.
-#[utoipa::path(get, path = "/v1/inspections/{id}", params(("id" = Uuid, Path, description = "inspection id")), tag = "records",
-    responses((status = 200, body = RecordView, description = "current state; `ETag` is its version"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(get, path = "/v1/inspections/{id}", params(("id" = Uuid, Path, description = "inspection id"), RecordQuery), tag = "records",
+    responses((status = 200, body = RecordView, description = "current state; `ETag` is its version"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem, description = "several offices have a record of this id (`ambiguous_id`): name one with `office`"), (status = 503, body = Problem)))]
 pub async fn inspection(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    Query(query): Query<RecordQuery>,
 ) -> Result<Response, Problem> {
-    read::<Inspection>(&s, &id).await
+    read::<Inspection>(&s, &id, query).await
 }
 
 /// One information exchange, as it stands now.
-#[utoipa::path(get, path = "/v1/exchanges/{id}", params(("id" = Uuid, Path, description = "exchange id")), tag = "records",
-    responses((status = 200, body = RecordView, description = "current state; `ETag` is its version"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(get, path = "/v1/exchanges/{id}", params(("id" = Uuid, Path, description = "exchange id"), RecordQuery), tag = "records",
+    responses((status = 200, body = RecordView, description = "current state; `ETag` is its version"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem, description = "several offices have a record of this id (`ambiguous_id`): name one with `office`"), (status = 503, body = Problem)))]
 pub async fn exchange(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    Query(query): Query<RecordQuery>,
 ) -> Result<Response, Problem> {
-    read::<InformationExchange>(&s, &id).await
+    read::<InformationExchange>(&s, &id, query).await
 }
 
 /// One discipline case, as it stands now.
-#[utoipa::path(get, path = "/v1/discipline-cases/{id}", params(("id" = Uuid, Path, description = "case id")), tag = "records",
-    responses((status = 200, body = RecordView, description = "current state; `ETag` is its version"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(get, path = "/v1/discipline-cases/{id}", params(("id" = Uuid, Path, description = "case id"), RecordQuery), tag = "records",
+    responses((status = 200, body = RecordView, description = "current state; `ETag` is its version"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem, description = "several offices have a record of this id (`ambiguous_id`): name one with `office`"), (status = 503, body = Problem)))]
 pub async fn discipline_case(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    Query(query): Query<RecordQuery>,
 ) -> Result<Response, Problem> {
-    read::<DisciplineCase>(&s, &id).await
+    read::<DisciplineCase>(&s, &id, query).await
 }
 
 /// The record routes.
@@ -366,12 +448,23 @@ mod tests {
             by: to.clone(),
             acknowledged_on: "2024-03-04".parse().unwrap(),
         });
-        let companion = [recorded(
-            InformationExchange::companion(id).unwrap(),
-            &receipt,
-            1,
-            2,
-        )];
+        let mut by_recipient =
+            recorded(InformationExchange::companion(id).unwrap(), &receipt, 1, 2);
+        by_recipient.office = "district:long-xuyen".into();
+        // another office's receipt stream of the same id (two exchanges of one id, picked
+        // while cut off) is not this exchange's acknowledgement
+        let by_another = RecordedEvent {
+            office: "district:chau-doc".into(),
+            ..by_recipient.clone()
+        };
+        assert_eq!(
+            fold::<InformationExchange>(id, &history, &[by_another])
+                .unwrap()
+                .unwrap()
+                .status,
+            "sent"
+        );
+        let companion = [by_recipient];
 
         let alone = fold::<InformationExchange>(id, &history, &[])
             .unwrap()
@@ -446,12 +539,9 @@ mod tests {
             appealed_on: "2024-03-06".parse().unwrap(),
             grounds: "Không đồng ý".parse().unwrap(),
         });
-        let companion = [recorded(
-            DisciplineCase::companion(id).unwrap(),
-            &appealed,
-            1,
-            3,
-        )];
+        let mut appeal = recorded(DisciplineCase::companion(id).unwrap(), &appealed, 1, 3);
+        appeal.office = "district:long-xuyen".into();
+        let companion = [appeal];
 
         let alone = fold::<DisciplineCase>(id, &history, &[]).unwrap().unwrap();
         assert_eq!(alone.status, "decided");

@@ -62,8 +62,8 @@ pub fn record(conn: &Connection, e: &RecordedEvent, unit: &str) -> rusqlite::Res
     };
     let row: Option<(String, String)> = conn
         .query_row(
-            &format!("SELECT term, {extra} FROM {table} WHERE {key} = ?1"),
-            [id],
+            &format!("SELECT term, {extra} FROM {table} WHERE {key} = ?1 AND office = ?2"),
+            [id, e.office.as_str()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;

@@ -147,16 +147,17 @@ async fn consistent<T: Send + 'static>(
 async fn status(p: &Arc<Projector>) -> Result<ProjectorPosition, ErrorReply> {
     let phase = p.phase();
     let health = p.health();
-    let (position, dead_letters) = p
+    let (position, dead_letters, alarms) = p
         .with_reader(|s| {
             let position = s.checkpoint()?.map(|c| c.commit).unwrap_or(0);
-            Ok((position, s.dead_letter_count()?))
+            Ok((position, s.dead_letter_count()?, s.alarms(100)?))
         })
         .await
         .map_err(internal)?;
     Ok(ProjectorPosition {
         position,
         dead_letters,
+        alarms,
         rebuilding: phase.rebuilding,
         fault: health.fault,
         rebuilds: health.last_rebuild.as_ref().map_or(0, |r| r.generation),

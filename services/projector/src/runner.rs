@@ -631,13 +631,7 @@ impl Projector {
         let mut entries = self.log.subscribe(Some(after)).await?;
         let read = async {
             while let Some(entry) = entries.next().await {
-                let item = match entry {
-                    Ok(e) => Item::Event(e),
-                    Err(LogError::Corrupt { position, reason }) => {
-                        Item::Unreadable { position, reason }
-                    }
-                    Err(e) => return Err(RedriveError::Log(e)),
-                };
+                let item = Item::from_log(entry).map_err(RedriveError::Log)?;
                 if item.position() >= position {
                     return Ok(Some(item).filter(|i| i.position() == position));
                 }
@@ -657,11 +651,8 @@ impl Projector {
 fn split(chunk: Vec<Result<coord_log::RecordedEvent, LogError>>) -> (Vec<Item>, Option<LogError>) {
     let mut items = Vec::with_capacity(chunk.len());
     for entry in chunk {
-        match entry {
-            Ok(event) => items.push(Item::Event(event)),
-            Err(LogError::Corrupt { position, reason }) => {
-                items.push(Item::Unreadable { position, reason })
-            }
+        match Item::from_log(entry) {
+            Ok(item) => items.push(item),
             Err(e) => {
                 debug_assert_ne!(e.kind(), LogErrorKind::Corrupt);
                 return (items, Some(e));

@@ -33,11 +33,11 @@ use coord_domain::discipline::{AppealResolution, DisciplineEvent, Subject};
 use coord_domain::exchange::ExchangeEvent;
 use coord_domain::inspection::{InspectionEvent, InspectionKind, InspectionStatus};
 use coord_domain::receipt::ReceiptEvent;
-use coord_domain::{Body, DomainEvent, Province, TermId, UnitId};
+use coord_domain::{Body, DomainEvent, Office, Province, TermId, UnitId};
 use coord_log::{EventPosition, RecordedEvent};
 use coord_proto::read::{
-    DeadLetter, DisciplineCounts, DistrictStatus, InspectionCounts, ProvinceSummary, TimelineEntry,
-    TimelinePage,
+    DeadLetter, DisciplineCounts, DistrictStatus, InspectionCounts, LogAlarm, ProvinceSummary,
+    TimelineEntry, TimelinePage,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
@@ -48,31 +48,36 @@ CREATE TABLE IF NOT EXISTS checkpoint (
     idx INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS inspections (
-    inspection_id TEXT PRIMARY KEY,
+    office TEXT NOT NULL, inspection_id TEXT NOT NULL,
     term TEXT NOT NULL, unit TEXT NOT NULL, kind TEXT NOT NULL, category TEXT NOT NULL,
     coordinating_body TEXT NOT NULL, status TEXT NOT NULL, decided_on TEXT NOT NULL,
-    started_on TEXT, concluded_on TEXT, cancelled_on TEXT, outcome TEXT
+    started_on TEXT, concluded_on TEXT, cancelled_on TEXT, outcome TEXT,
+    PRIMARY KEY (office, inspection_id)
 );
 CREATE INDEX IF NOT EXISTS inspections_term_unit ON inspections(term, unit);
 CREATE TABLE IF NOT EXISTS exchanges (
-    exchange_id TEXT PRIMARY KEY,
+    office TEXT NOT NULL, exchange_id TEXT NOT NULL, to_office TEXT NOT NULL,
     term TEXT NOT NULL, unit TEXT NOT NULL, from_body TEXT NOT NULL, to_body TEXT NOT NULL,
-    direction TEXT NOT NULL, topic TEXT NOT NULL, sent_on TEXT NOT NULL, acknowledged_on TEXT
+    direction TEXT NOT NULL, topic TEXT NOT NULL, sent_on TEXT NOT NULL, acknowledged_on TEXT,
+    PRIMARY KEY (office, exchange_id)
 );
 CREATE INDEX IF NOT EXISTS exchanges_term_unit ON exchanges(term, unit);
 CREATE TABLE IF NOT EXISTS receipts (
-    exchange_id TEXT PRIMARY KEY, receipt_id TEXT NOT NULL UNIQUE,
-    term TEXT NOT NULL, unit TEXT NOT NULL, by_body TEXT NOT NULL, acknowledged_on TEXT NOT NULL
+    office TEXT NOT NULL, exchange_id TEXT NOT NULL, receipt_id TEXT NOT NULL,
+    term TEXT NOT NULL, unit TEXT NOT NULL, by_body TEXT NOT NULL, acknowledged_on TEXT NOT NULL,
+    PRIMARY KEY (office, exchange_id), UNIQUE (office, receipt_id)
 );
 CREATE TABLE IF NOT EXISTS appeals (
-    case_id TEXT PRIMARY KEY, appeal_id TEXT NOT NULL UNIQUE,
-    term TEXT NOT NULL, unit TEXT NOT NULL, appealed_on TEXT NOT NULL
+    office TEXT NOT NULL, case_id TEXT NOT NULL, appeal_id TEXT NOT NULL,
+    term TEXT NOT NULL, unit TEXT NOT NULL, appealed_on TEXT NOT NULL,
+    PRIMARY KEY (office, case_id), UNIQUE (office, appeal_id)
 );
 CREATE TABLE IF NOT EXISTS discipline_cases (
-    case_id TEXT PRIMARY KEY,
+    office TEXT NOT NULL, case_id TEXT NOT NULL,
     term TEXT NOT NULL, unit TEXT NOT NULL, subject_kind TEXT NOT NULL, status TEXT NOT NULL,
     form_in_force TEXT, decided_on TEXT,
-    subject_ref TEXT NOT NULL
+    subject_ref TEXT NOT NULL,
+    PRIMARY KEY (office, case_id)
 );
 CREATE INDEX IF NOT EXISTS discipline_term_unit ON discipline_cases(term, unit);
 CREATE TABLE IF NOT EXISTS timeline (
@@ -93,6 +98,11 @@ CREATE TABLE IF NOT EXISTS rebuilds (
 CREATE TABLE IF NOT EXISTS log_identity (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     identity TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alarms (
+    commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL,
+    code TEXT NOT NULL, subject TEXT, detail TEXT NOT NULL, recorded_at TEXT NOT NULL,
+    PRIMARY KEY (commit_pos, idx)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL,
@@ -121,7 +131,7 @@ fn people(counts: &mut DisciplineCounts, subject_kind: &str, decisions: i64, sub
     }
 }
 
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "checkpoint",
     "log_identity",
     "inspections",
@@ -130,6 +140,7 @@ const TABLES: [&str; 9] = [
     "appeals",
     "discipline_cases",
     "timeline",
+    "alarms",
     "dead_letters",
 ];
 
@@ -206,13 +217,43 @@ pub enum Item {
         position: EventPosition,
         reason: String,
     },
+    /// An entry that is not what its subject says (`LogError::SubjectMismatch`):
+    /// never applied, recorded as an alarm.
+    Mismatch {
+        position: EventPosition,
+        subject: String,
+        reason: String,
+    },
 }
 
 impl Item {
     pub fn position(&self) -> EventPosition {
         match self {
             Item::Event(e) => e.pos(),
-            Item::Unreadable { position, .. } => *position,
+            Item::Unreadable { position, .. } | Item::Mismatch { position, .. } => *position,
+        }
+    }
+
+    /// A log entry as the subscription gave it; `Err` for an error that ends it.
+    pub fn from_log(
+        entry: Result<RecordedEvent, coord_log::LogError>,
+    ) -> Result<Self, coord_log::LogError> {
+        use coord_log::LogError;
+        match entry {
+            Ok(event) => Ok(Item::Event(event)),
+            Err(LogError::Corrupt { position, reason }) => {
+                Ok(Item::Unreadable { position, reason })
+            }
+            Err(LogError::SubjectMismatch {
+                position,
+                subject,
+                reason,
+            }) => Ok(Item::Mismatch {
+                position,
+                subject,
+                reason,
+            }),
+            Err(e) => Err(e),
         }
     }
 }
@@ -325,9 +366,12 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::analytics::SCHEMA)?;
         let mut store = Self { conn, province };
-        if !store.has_column("discipline_cases", "subject_ref")? {
-            // A database from before people were counted: drop the read models so that
-            // the runner replays the log into the current schema.
+        if !store.has_column("discipline_cases", "subject_ref")?
+            || !store.has_column("discipline_cases", "office")?
+        {
+            // A database from before people were counted, or before rows were keyed by
+            // office and id: drop the read models so that the runner replays the log
+            // into the current schema.
             tracing::info!("read-model schema changed: the read models are rebuilt");
             store.reset()?;
         }
@@ -424,7 +468,8 @@ impl Store {
             Some(n) => n as u64,
             // Every applied event has one timeline row; every other entry a dead letter.
             None => self.conn.query_row(
-                "SELECT (SELECT COUNT(*) FROM timeline) + (SELECT COUNT(*) FROM dead_letters)",
+                "SELECT (SELECT COUNT(*) FROM timeline) + (SELECT COUNT(*) FROM dead_letters)
+                      + (SELECT COUNT(*) FROM alarms)",
                 [],
                 |r| r.get::<_, i64>(0),
             )? as u64,
@@ -514,6 +559,24 @@ impl Store {
             [identity],
         )?;
         Ok(())
+    }
+
+    /// The newest `limit` alarms (entries never applied), newest first.
+    pub fn alarms(&self, limit: u32) -> Result<Vec<LogAlarm>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT commit_pos, idx, code, subject, detail, recorded_at FROM alarms
+             ORDER BY commit_pos DESC, idx DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok(LogAlarm {
+                position: format!("{}:{}", r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
+                code: r.get(2)?,
+                subject: r.get(3)?,
+                detail: r.get(4)?,
+                recorded_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn dead_letter_count(&self) -> Result<u64, StoreError> {
@@ -838,9 +901,9 @@ impl Store {
     pub fn dump(&self) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         for (table, order) in [
-            ("inspections", "inspection_id"),
-            ("exchanges", "exchange_id"),
-            ("discipline_cases", "case_id"),
+            ("inspections", "office, inspection_id"),
+            ("exchanges", "office, exchange_id"),
+            ("discipline_cases", "office, case_id"),
             ("timeline", "commit_pos, idx"),
             ("dead_letters", "commit_pos, idx"),
             ("checkpoint", "id"),
@@ -892,6 +955,10 @@ fn apply_item(
     let event = match item {
         Item::Event(event) => event,
         Item::Unreadable { reason, .. } => return Ok(Err(reason.clone())),
+        Item::Mismatch { .. } => {
+            record_alarm(tx, item)?;
+            return Ok(Ok(()));
+        }
     };
     let sp = tx.savepoint()?;
     match apply_event(&sp, province, event) {
@@ -908,7 +975,7 @@ fn record_dead_letter(tx: &Transaction<'_>, item: &Item, reason: &str) -> rusqli
     let p = item.position();
     let event = match item {
         Item::Event(e) => Some(e),
-        Item::Unreadable { .. } => None,
+        Item::Unreadable { .. } | Item::Mismatch { .. } => None,
     };
     tx.execute(
         "INSERT OR REPLACE INTO dead_letters (commit_pos, idx, stream_id, event_type, reason, recorded_at)
@@ -918,6 +985,30 @@ fn record_dead_letter(tx: &Transaction<'_>, item: &Item, reason: &str) -> rusqli
             p.index as i64,
             event.map(|e| e.stream_id.to_string()),
             event.map(|e| e.event_type.clone()),
+            reason,
+            chrono::Utc::now().to_rfc3339(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// An entry that is not what its subject says: never applied, kept as an alarm.
+fn record_alarm(tx: &Transaction<'_>, item: &Item) -> rusqlite::Result<()> {
+    let Item::Mismatch {
+        position,
+        subject,
+        reason,
+    } = item
+    else {
+        return Ok(());
+    };
+    tx.execute(
+        "INSERT OR REPLACE INTO alarms (commit_pos, idx, code, subject, detail, recorded_at)
+         VALUES (?1, ?2, 'subject_mismatch', ?3, ?4, ?5)",
+        params![
+            position.commit as i64,
+            position.index as i64,
+            subject,
             reason,
             chrono::Utc::now().to_rfc3339(),
         ],
@@ -957,10 +1048,16 @@ fn expect_one(changed: usize, what: &str, id: &str) -> Result<(), Skip> {
     }
 }
 
-fn unit_of(conn: &Connection, table: &str, key: &str, id: &str) -> Result<String, Skip> {
+fn unit_of(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+    id: &str,
+    office: &str,
+) -> Result<String, Skip> {
     conn.query_row(
-        &format!("SELECT unit FROM {table} WHERE {key} = ?1"),
-        [id],
+        &format!("SELECT unit FROM {table} WHERE {key} = ?1 AND office = ?2"),
+        [id, office],
         |r| r.get(0),
     )
     .optional()?
@@ -975,10 +1072,10 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
             InspectionEvent::InspectionScheduled(s) => {
                 let id = s.inspection_id.to_string();
                 conn.execute(
-                    "INSERT INTO inspections (inspection_id, term, unit, kind, category, coordinating_body, status, decided_on)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'scheduled', ?7)",
+                    "INSERT INTO inspections (office, inspection_id, term, unit, kind, category, coordinating_body, status, decided_on)
+                     VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, 'scheduled', ?7)",
                     params![id, s.term.to_string(), s.unit.as_str(), json_name(&s.kind), json_name(&s.category),
-                            s.coordinating_body.to_string(), fmt_date(s.decided_on)],
+                            s.coordinating_body.to_string(), fmt_date(s.decided_on), e.office],
                 )
                 .map_err(|err| Skip::writing(format!("inspection {id} cannot be inserted"), err))?;
                 let verb = if s.kind == InspectionKind::Inspection {
@@ -995,14 +1092,14 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 let id = s.inspection_id.to_string();
                 step(
                     conn,
-                    &id,
+                    (&e.office, &id),
                     InspectionStatus::Scheduled,
                     "in_progress",
                     "started_on",
                     s.started_on,
                 )?;
                 (
-                    unit_of(conn, "inspections", "inspection_id", &id)?,
+                    unit_of(conn, "inspections", "inspection_id", &id, &e.office)?,
                     "Bắt đầu kiểm tra, giám sát".into(),
                 )
             }
@@ -1010,18 +1107,18 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 let id = s.inspection_id.to_string();
                 step(
                     conn,
-                    &id,
+                    (&e.office, &id),
                     InspectionStatus::InProgress,
                     "concluded",
                     "concluded_on",
                     s.concluded_on,
                 )?;
                 conn.execute(
-                    "UPDATE inspections SET outcome = ?2 WHERE inspection_id = ?1",
-                    params![id, json_name(&s.outcome)],
+                    "UPDATE inspections SET outcome = ?2 WHERE inspection_id = ?1 AND office = ?3",
+                    params![id, json_name(&s.outcome), e.office],
                 )?;
                 (
-                    unit_of(conn, "inspections", "inspection_id", &id)?,
+                    unit_of(conn, "inspections", "inspection_id", &id, &e.office)?,
                     format!(
                         "Thông báo kết luận: {} ({})",
                         s.outcome.label_vi(),
@@ -1033,12 +1130,12 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 let id = s.inspection_id.to_string();
                 let changed = conn.execute(
                     "UPDATE inspections SET status = 'cancelled', cancelled_on = ?2
-                     WHERE inspection_id = ?1 AND status IN ('scheduled', 'in_progress')",
-                    params![id, fmt_date(s.cancelled_on)],
+                     WHERE inspection_id = ?1 AND office = ?3 AND status IN ('scheduled', 'in_progress')",
+                    params![id, fmt_date(s.cancelled_on), e.office],
                 )?;
                 expect_one(changed, "open inspection", &id)?;
                 (
-                    unit_of(conn, "inspections", "inspection_id", &id)?,
+                    unit_of(conn, "inspections", "inspection_id", &id, &e.office)?,
                     format!("Hủy kiểm tra, giám sát: {}", s.reason),
                 )
             }
@@ -1052,12 +1149,13 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                     "to_district"
                 };
                 // A receipt written at the recipient's office may have arrived first.
+                let to_office = s.to.office().to_string();
                 conn.execute(
-                    "INSERT INTO exchanges (exchange_id, term, unit, from_body, to_body, direction, topic, sent_on, acknowledged_on)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
-                             (SELECT acknowledged_on FROM receipts WHERE exchange_id = ?1))",
+                    "INSERT INTO exchanges (office, exchange_id, to_office, term, unit, from_body, to_body, direction, topic, sent_on, acknowledged_on)
+                     VALUES (?9, ?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
+                             (SELECT acknowledged_on FROM receipts WHERE exchange_id = ?1 AND office = ?10))",
                     params![id, s.term.to_string(), s.unit.as_str(), s.from.to_string(), s.to.to_string(),
-                            direction, json_name(&s.topic), fmt_date(s.sent_on)],
+                            direction, json_name(&s.topic), fmt_date(s.sent_on), e.office, to_office],
                 )
                 .map_err(|err| Skip::writing(format!("exchange {id} cannot be inserted"), err))?;
                 (
@@ -1074,12 +1172,12 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
             ExchangeEvent::InformationAcknowledged(s) => {
                 let id = s.exchange_id.to_string();
                 let changed = conn.execute(
-                    "UPDATE exchanges SET acknowledged_on = ?2 WHERE exchange_id = ?1 AND acknowledged_on IS NULL",
-                    params![id, fmt_date(s.acknowledged_on)],
+                    "UPDATE exchanges SET acknowledged_on = ?2 WHERE exchange_id = ?1 AND office = ?3 AND acknowledged_on IS NULL",
+                    params![id, fmt_date(s.acknowledged_on), e.office],
                 )?;
                 expect_one(changed, "unacknowledged exchange", &id)?;
                 (
-                    unit_of(conn, "exchanges", "exchange_id", &id)?,
+                    unit_of(conn, "exchanges", "exchange_id", &id, &e.office)?,
                     format!("{} xác nhận đã nhận thông tin", body_vi(&s.by)),
                 )
             }
@@ -1088,17 +1186,20 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
             ReceiptEvent::InformationAcknowledged(s) => {
                 let id = s.exchange_id.to_string();
                 conn.execute(
-                    "INSERT INTO receipts (exchange_id, receipt_id, term, unit, by_body, acknowledged_on)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO receipts (office, exchange_id, receipt_id, term, unit, by_body, acknowledged_on)
+                     VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6)",
                     params![id, e.stream_id.id().to_string(), s.term.to_string(), s.unit.as_str(),
-                            s.by.to_string(), fmt_date(s.acknowledged_on)],
+                            s.by.to_string(), fmt_date(s.acknowledged_on), e.office],
                 )
                 .map_err(|err| Skip::writing(format!("receipt of exchange {id} cannot be inserted"), err))?;
                 // The exchange may not have arrived yet (it was written at another
-                // office): then its insert picks the receipt up.
+                // office): then its insert picks the receipt up. The receipt is of the
+                // exchange sent to this receipt's office (two offices may have picked
+                // one exchange id).
                 conn.execute(
-                    "UPDATE exchanges SET acknowledged_on = ?2 WHERE exchange_id = ?1 AND acknowledged_on IS NULL",
-                    params![id, fmt_date(s.acknowledged_on)],
+                    "UPDATE exchanges SET acknowledged_on = ?2
+                     WHERE exchange_id = ?1 AND to_office = ?3 AND acknowledged_on IS NULL",
+                    params![id, fmt_date(s.acknowledged_on), e.office],
                 )?;
                 (
                     s.unit.to_string(),
@@ -1109,17 +1210,24 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
         "appeal" => match decode::<AppealEvent>(e)? {
             AppealEvent::DisciplineAppealed(s) => {
                 let id = s.case_id.to_string();
+                if e.office != Office::District(s.unit.clone()).to_string() {
+                    return Err(Skip::Inconsistent(format!(
+                        "an appeal against case {id} is lodged by the office of unit {}, not by {}",
+                        s.unit, e.office
+                    )));
+                }
                 conn.execute(
-                    "INSERT INTO appeals (case_id, appeal_id, term, unit, appealed_on) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO appeals (office, case_id, appeal_id, term, unit, appealed_on) VALUES (?6, ?1, ?2, ?3, ?4, ?5)",
                     params![id, e.stream_id.id().to_string(), s.term.to_string(), s.unit.as_str(),
-                            fmt_date(s.appealed_on)],
+                            fmt_date(s.appealed_on), e.office],
                 )
                 .map_err(|err| Skip::writing(format!("appeal against case {id} cannot be inserted"), err))?;
                 // The case may not have arrived, or not be decided here yet: its decision
                 // then finds the appeal. A resolution that arrived first stays.
                 conn.execute(
-                    "UPDATE discipline_cases SET status = 'appeal_pending' WHERE case_id = ?1 AND status = 'decided'",
-                    [&id],
+                    "UPDATE discipline_cases SET status = 'appeal_pending'
+                     WHERE case_id = ?1 AND status = 'decided' AND unit = ?2",
+                    [&id, s.unit.as_str()],
                 )?;
                 (s.unit.to_string(), "Khiếu nại quyết định kỷ luật".into())
             }
@@ -1140,8 +1248,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                     Subject::Member { member, .. } => member.to_string(),
                 };
                 conn.execute(
-                    "INSERT INTO discipline_cases (case_id, term, unit, subject_kind, status, subject_ref) VALUES (?1, ?2, ?3, ?4, 'open', ?5)",
-                    params![id, s.term.to_string(), s.unit.as_str(), kind, subject_ref],
+                    "INSERT INTO discipline_cases (office, case_id, term, unit, subject_kind, status, subject_ref) VALUES (?6, ?1, ?2, ?3, ?4, 'open', ?5)",
+                    params![id, s.term.to_string(), s.unit.as_str(), kind, subject_ref, e.office],
                 )
                 .map_err(|err| Skip::writing(format!("case {id} cannot be inserted"), err))?;
                 (
@@ -1154,14 +1262,15 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 // The appeal, written at the unit's office, may have arrived first.
                 let changed = conn.execute(
                     "UPDATE discipline_cases SET form_in_force = ?2, decided_on = ?3,
-                         status = CASE WHEN EXISTS (SELECT 1 FROM appeals WHERE case_id = ?1)
+                         status = CASE WHEN EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = ?1
+                                                    AND a.unit = discipline_cases.unit)
                                   THEN 'appeal_pending' ELSE 'decided' END
-                     WHERE case_id = ?1 AND status = 'open'",
-                    params![id, s.form.as_str(), fmt_date(s.decided_on)],
+                     WHERE case_id = ?1 AND office = ?4 AND status = 'open'",
+                    params![id, s.form.as_str(), fmt_date(s.decided_on), e.office],
                 )?;
                 expect_one(changed, "open case", &id)?;
                 (
-                    unit_of(conn, "discipline_cases", "case_id", &id)?,
+                    unit_of(conn, "discipline_cases", "case_id", &id, &e.office)?,
                     format!(
                         "Quyết định kỷ luật: {} ({})",
                         s.form.label_vi(),
@@ -1172,24 +1281,24 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
             DisciplineEvent::DisciplineCaseClosed(s) => {
                 let id = s.case_id.to_string();
                 let changed = conn.execute(
-                    "UPDATE discipline_cases SET status = 'closed' WHERE case_id = ?1 AND status = 'open'",
-                    [&id],
+                    "UPDATE discipline_cases SET status = 'closed' WHERE case_id = ?1 AND office = ?2 AND status = 'open'",
+                    [&id, &e.office],
                 )?;
                 expect_one(changed, "open case", &id)?;
                 (
-                    unit_of(conn, "discipline_cases", "case_id", &id)?,
+                    unit_of(conn, "discipline_cases", "case_id", &id, &e.office)?,
                     format!("Không thi hành kỷ luật: {}", s.reason),
                 )
             }
             DisciplineEvent::DisciplineAppealed(s) => {
                 let id = s.case_id.to_string();
                 let changed = conn.execute(
-                    "UPDATE discipline_cases SET status = 'appeal_pending' WHERE case_id = ?1 AND status = 'decided'",
-                    [&id],
+                    "UPDATE discipline_cases SET status = 'appeal_pending' WHERE case_id = ?1 AND office = ?2 AND status = 'decided'",
+                    [&id, &e.office],
                 )?;
                 expect_one(changed, "decided case", &id)?;
                 (
-                    unit_of(conn, "discipline_cases", "case_id", &id)?,
+                    unit_of(conn, "discipline_cases", "case_id", &id, &e.office)?,
                     "Khiếu nại quyết định kỷ luật".into(),
                 )
             }
@@ -1209,12 +1318,12 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 let changed = conn.execute(
                     "UPDATE discipline_cases SET status = 'appeal_resolved',
                          form_in_force = CASE ?2 WHEN 'upheld' THEN form_in_force WHEN 'changed' THEN ?3 ELSE NULL END
-                     WHERE case_id = ?1 AND status IN ('appeal_pending', 'decided')",
-                    params![id, outcome, form],
+                     WHERE case_id = ?1 AND office = ?4 AND status IN ('appeal_pending', 'decided')",
+                    params![id, outcome, form, e.office],
                 )?;
                 expect_one(changed, "case under appeal", &id)?;
                 (
-                    unit_of(conn, "discipline_cases", "case_id", &id)?,
+                    unit_of(conn, "discipline_cases", "case_id", &id, &e.office)?,
                     format!("Giải quyết khiếu nại: {text}"),
                 )
             }
@@ -1240,15 +1349,15 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
 
 fn step(
     conn: &Connection,
-    id: &str,
+    (office, id): (&str, &str),
     from: InspectionStatus,
     to: &str,
     column: &str,
     date: NaiveDate,
 ) -> Result<(), Skip> {
     let changed = conn.execute(
-        &format!("UPDATE inspections SET status = ?2, {column} = ?3 WHERE inspection_id = ?1 AND status = ?4"),
-        params![id, to, fmt_date(date), json_name(&from)],
+        &format!("UPDATE inspections SET status = ?2, {column} = ?3 WHERE inspection_id = ?1 AND office = ?5 AND status = ?4"),
+        params![id, to, fmt_date(date), json_name(&from), office],
     )?;
     expect_one(changed, &format!("{} inspection", json_name(&from)), id)
 }

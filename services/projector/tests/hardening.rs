@@ -108,6 +108,12 @@ impl TestLog {
 
 #[async_trait]
 impl EventLog for TestLog {
+    fn for_office(&self, office: &coord_domain::Office) -> Arc<dyn EventLog> {
+        self.log().for_office(office)
+    }
+    async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+        self.log().read_reference(stream).await
+    }
     async fn append(
         &self,
         stream: &StreamId,

@@ -15,18 +15,10 @@ pub const KEYS_SUBJECT: &str = "coord.audit.keys";
 /// The office token of the default office.
 pub const DEFAULT_OFFICE: &str = "_";
 
-/// The subject token of an office: `district:long-xuyen` → `district_long-xuyen`.
+/// The subject token of an office: `district:long-xuyen` → `district_long-xuyen`
+/// (`coord_domain::Office::audit_token`, the one place it is derived).
 pub fn office_token(office: &str) -> String {
-    office
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    coord_domain::office::audit_token(office)
 }
 
 /// The subject of `endpoint` at `office` (or the default office).
@@ -63,7 +55,7 @@ pub fn cosigned_wildcard(office: &str) -> String {
 
 /// The default origin (and key name) of office `office`'s log in province `province`.
 pub fn default_origin(province: &str, office: &str) -> String {
-    format!("coord/{province}/{office}")
+    coord_domain::office::checkpoint_origin(province, office)
 }
 
 /// The default name of the hub witness's cosigner key in province `province`.

@@ -63,6 +63,9 @@ pub struct LogSubjects {
     pub stream: String,
     /// The subject prefix of its messages, e.g. `coord.log`.
     pub prefix: String,
+    /// The offices (slugs) whose subjects `{prefix}.{office}.>` this server's writers
+    /// may append to: those it hosts. Empty: every office (a single server).
+    pub offices: Vec<String>,
     /// The key-value bucket where command services claim idempotency keys, e.g.
     /// `COORD_IDEMPOTENCY` (the admin creates it beside the log).
     pub idempotency_bucket: String,
@@ -73,8 +76,22 @@ impl Default for LogSubjects {
         Self {
             stream: "COORD_LOG".into(),
             prefix: "coord.log".into(),
+            offices: Vec::new(),
             idempotency_bucket: "COORD_IDEMPOTENCY".into(),
         }
+    }
+}
+
+impl LogSubjects {
+    /// The log subjects a writer here may publish on.
+    pub fn writable(&self) -> Vec<String> {
+        if self.offices.is_empty() {
+            return vec![format!("{}.>", self.prefix)];
+        }
+        self.offices
+            .iter()
+            .map(|o| format!("{}.{o}.>", self.prefix))
+            .collect()
     }
 }
 
@@ -115,7 +132,7 @@ impl NatsRole {
         let mut subscribe: Vec<String> = vec!["_INBOX.>".into()];
         match self {
             NatsRole::Command(service) => {
-                publish.push(format!("{}.>", log.prefix));
+                publish.extend(log.writable());
                 publish.extend(idempotency_keys(&log.idempotency_bucket));
                 subscribe.push(format!("coord.cmd.{service}.>"));
                 subscribe.push("$SRV.>".into());
@@ -132,7 +149,7 @@ impl NatsRole {
                 publish.push("coord.audit.>".into());
                 publish.push("$SRV.>".into());
             }
-            NatsRole::Importer => publish.push(format!("{}.>", log.prefix)),
+            NatsRole::Importer => publish.extend(log.writable()),
             NatsRole::Auditor => {
                 publish.push("coord.audit.*.published".into());
                 // A witness (the hub's over the offices, an office's over the

@@ -83,7 +83,7 @@ impl Office {
     /// The origin line of its audit log's checkpoints (and its key's name) in
     /// `province` (the province file's id, e.g. `an-giang`).
     pub fn checkpoint_origin(&self, province: &str) -> String {
-        format!("coord/{province}/{self}")
+        checkpoint_origin(province, &self.to_string())
     }
 
     /// Where its events are in the log: `coord.log.<slug>.<category>.<id>`.
@@ -94,6 +94,12 @@ impl Office {
 
 /// The root of every log subject.
 pub const LOG_SUBJECT_ROOT: &str = "coord.log";
+
+/// The origin line of the checkpoints of the log of `office` (written canonically) in
+/// `province`: `coord/<province>/<office>`.
+pub fn checkpoint_origin(province: &str, office: &str) -> String {
+    format!("coord/{province}/{office}")
+}
 
 /// The audit subject token of an office written canonically (`district:long-xuyen` →
 /// `district_long-xuyen`); any other text maps its unsafe characters to `_`.

@@ -230,6 +230,20 @@ pub struct DeadLetter {
     pub recorded_at: String,
 }
 
+/// A log entry the projector refused to apply, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogAlarm {
+    /// `commit:index`.
+    pub position: String,
+    /// `subject_mismatch`.
+    pub code: String,
+    /// The subject the entry was stored on.
+    pub subject: Option<String>,
+    pub detail: String,
+    pub recorded_at: String,
+}
+
 /// The projector's progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -237,6 +251,11 @@ pub struct ProjectorPosition {
     /// The last log commit applied to the read model (0 before the first).
     pub position: u64,
     pub dead_letters: u64,
+    /// Log entries never applied because they are not what their subject says (a
+    /// commit naming another office's or another stream than where it was stored), the
+    /// newest first (at most 100).
+    #[serde(default)]
+    pub alarms: Vec<LogAlarm>,
     /// True while a rebuild replays the log.
     pub rebuilding: bool,
     /// Why the projection is not advancing, while it is not (absent when healthy).

@@ -363,9 +363,9 @@ impl<A: CommandApi> CommandHandler<A> {
         }
     }
 
-    /// The answer to a command that found no aggregate here: "not found", unless the
-    /// stream exists under another office's subjects (sourced into this log): then it
-    /// is that office's to append to (ARCHITECTURE.md, Ownership), and the caller is
+    /// The answer to a command that found no aggregate of this office: "not found",
+    /// unless another office's stream of that id is here (sourced into this log): then
+    /// it is that office's to append to (ARCHITECTURE.md, Ownership), and the caller is
     /// told so (403 `stream_of_another_office`) rather than that it does not exist.
     async fn owned_elsewhere(&self, stream: &StreamId, rejection: &A::Rejection) -> ErrorReply {
         let not_found = rejected(rejection);
