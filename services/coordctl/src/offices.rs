@@ -47,7 +47,7 @@ use coord_audit::cosign::Cosigner;
 use coord_audit::wire;
 use coord_auth::nats::{LogSubjects, NatsCredentials};
 use coord_auth::secret;
-use coord_domain::Office;
+use coord_domain::{Office, Sites};
 use serde_json::{Value, json};
 
 /// The log stream's name on every server (each in its own JetStream domain).
@@ -66,9 +66,20 @@ pub struct Site {
     pub port: u16,
     /// Folder with this server's configuration and credentials.
     pub dir: PathBuf,
+    /// Which site of its topology hosts which office (each process of the site is told,
+    /// `COORD_SITE` and `COORD_DISTRICT_SITES`).
+    pub sites: Sites,
 }
 
 impl Site {
+    /// The office that runs this site: the province at the hub, else the district.
+    pub fn office(&self) -> Office {
+        if self.is_hub() {
+            Office::Province
+        } else {
+            Office::from_slug(&self.slug).expect("an office site is named by its unit")
+        }
+    }
     pub fn is_hub(&self) -> bool {
         self.domain == "hub"
     }
@@ -239,11 +250,16 @@ pub fn generate_for(
         ports.len() == offices.len() + 1,
         "one client port for the hub and one per office"
     );
+    let sites = Sites::with_district_sites(offices.iter().filter_map(|o| match o {
+        Office::District(unit) => Some(unit.clone()),
+        Office::Province => None,
+    }));
     let site = |slug: &str, domain: &str, port: u16| Site {
         slug: slug.into(),
         domain: domain.into(),
         port,
         dir: dir.join(slug),
+        sites: sites.clone(),
     };
     let hub = site("province", "hub", ports[0]);
     let mut sites = Vec::new();
@@ -548,6 +564,9 @@ pub fn service_env(
             site.dir.join("auditor").display().to_string(),
         ),
         ("COORD_AUDIT_OFFICE", site.audit_office()),
+        // Whom this site hosts: a token or a request of another office is refused here.
+        ("COORD_SITE", site.office().to_string()),
+        ("COORD_DISTRICT_SITES", district_sites(&site.sites)),
     ];
     if name == "auditor" {
         if site.witnessed_keys_file().exists() {
@@ -562,6 +581,15 @@ pub fn service_env(
         }
     }
     Ok(env)
+}
+
+/// The units with a site of their own, as `COORD_DISTRICT_SITES` lists them.
+fn district_sites(sites: &Sites) -> String {
+    sites
+        .district_sites()
+        .map(|u| u.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Runs `coordctl offices …`; returns what to print.
@@ -681,6 +709,7 @@ mod tests {
             domain: domain.into(),
             port: 4222,
             dir: dir.path().join(slug),
+            sites: Sites::parse("long-xuyen,chau-doc").unwrap(),
         };
         for (site, office) in [
             (site("province", "hub"), "province"),
@@ -689,6 +718,8 @@ mod tests {
             let env = service_env(&site, "auditor", 8080).unwrap();
             let get = |k: &str| env.iter().find(|(n, _)| *n == k).unwrap().1.clone();
             assert_eq!(get("COORD_AUDIT_OFFICE"), office);
+            assert_eq!(get("COORD_SITE"), office);
+            assert_eq!(get("COORD_DISTRICT_SITES"), "chau-doc,long-xuyen");
             assert_eq!(
                 get("COORD_AUDIT_DIR"),
                 site.dir.join("auditor").display().to_string()
