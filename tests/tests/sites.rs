@@ -68,10 +68,16 @@ fn schedule(id: Uuid, unit: &str) -> Value {
 /// One exported event as an import line: the only event of commit `commit`, at
 /// `version` of `stream`, recorded for `office`.
 fn line(stream: &str, version: u64, commit: u64, office: &str, ty: &str, data: Value) -> String {
-    let on = ["decided_on", "started_on", "concluded_on", "opened_on"]
-        .iter()
-        .find_map(|k| data[k].as_str())
-        .expect("a business date");
+    let on = [
+        "decided_on",
+        "started_on",
+        "concluded_on",
+        "opened_on",
+        "sent_on",
+    ]
+    .iter()
+    .find_map(|k| data[k].as_str())
+    .expect("a business date");
     let cause = Uuid::now_v7();
     let event = RecordedEvent {
         event_id: Uuid::now_v7(),
@@ -133,7 +139,12 @@ async fn operations(hub: &OfficeStack) -> Vec<String> {
 
 /// A command request for `office` straight to the command services of `site`, as its
 /// gateway's NATS user: the second line of defence.
-async fn command_over_nats(site: &Site, office: &str, payload: Value) -> coord_proto::CommandReply {
+async fn command_over_nats(
+    site: &Site,
+    office: &str,
+    mut payload: Value,
+) -> coord_proto::CommandReply {
+    payload["exchange_id"] = json!(Uuid::now_v7());
     let seed = std::fs::read_to_string(site.credentials().unwrap().seed_file("gateway")).unwrap();
     let client = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
         .connect(site.url())
@@ -192,6 +203,13 @@ async fn a_site_takes_only_the_offices_it_hosts_and_only_its_own_admin_changes_i
             "{detail}"
         );
     }
+    // Reads too: a site serves only the offices it hosts.
+    let read = tests::offices::http_with(&lx_operator)
+        .get(at(hub, "/v1/status/province"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::FORBIDDEN);
     let province = token(&signer, "province", Role::Operator);
     let body = Body::Json(schedule(Uuid::now_v7(), "an-phu"));
     let refused = post(&at(lx, "/v1/inspections"), &province, body).await;
@@ -233,8 +251,19 @@ async fn a_site_takes_only_the_offices_it_hosts_and_only_its_own_admin_changes_i
             assert_refused(&refused, StatusCode::FORBIDDEN, code);
         }
     }
-    // The hub's admin importing Long Xuyên's event: not the hub's to append.
-    let theirs = scheduled(Uuid::now_v7(), 1, "district:long-xuyen");
+    // The hub's admin importing Long Xuyên's own report: not the hub's to append.
+    let exchange = Uuid::now_v7();
+    let mut data = report("long-xuyen");
+    data["exchange_id"] = json!(exchange);
+    let stream = format!("exchange-{exchange}");
+    let theirs = line(
+        &stream,
+        1,
+        1,
+        "district:long-xuyen",
+        "InformationExchanged",
+        data,
+    );
     let refused = post(&at(hub, "/v1/admin/import"), &hub.admin, Body::Text(theirs)).await;
     assert_refused(&refused, StatusCode::FORBIDDEN, "office_not_hosted_here");
     tokio::time::sleep(Duration::from_millis(500)).await; // anything would have replicated
