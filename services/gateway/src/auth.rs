@@ -91,7 +91,8 @@ pub fn authorize_operation(caller: &Caller, site: &Office) -> Result<(), Problem
             ErrorKind::Forbidden,
             "role_cannot_operate",
             format!(
-                "a {} token may not run operations: they need an admin token of office {site}",
+                "a token with role {} may not run operations: they need an admin token of \
+                 office {site}",
                 claims.role
             ),
         ));
