@@ -321,6 +321,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             data.join("auditor").display().to_string(),
         ),
         ("COORD_TOKEN_PUBLIC_KEY", token_key),
+        // One site for every office, whatever the shell says.
+        ("COORD_SITE", "province".to_owned()),
+        ("COORD_DISTRICT_SITES", String::new()),
     ];
     for name in [
         "inspection",
