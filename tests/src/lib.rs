@@ -638,6 +638,9 @@ impl Stack {
                 "COORD_GATEWAY_ADDR".into(),
                 format!("127.0.0.1:{}", self.gateway_port),
             ),
+            // The one site, hosting every office (as `coordctl up` says too).
+            ("COORD_SITE".into(), "province".into()),
+            ("COORD_DISTRICT_SITES".into(), String::new()),
         ]
     }
 
