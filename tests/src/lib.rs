@@ -523,6 +523,12 @@ impl Stack {
             &coordctl::tokens::all_offices(&province),
         )
         .expect("office tokens are written");
+        coordctl::tokens::ensure_admin_tokens(
+            &stack.credentials_dir(),
+            &province,
+            &[coord_domain::Office::Province],
+        )
+        .expect("the site's admin token is written");
         for name in ["inspection", "exchange", "discipline", "projector"] {
             let p = stack.spawn(name, &[]);
             stack.processes.push(p);
@@ -545,6 +551,30 @@ impl Stack {
     pub fn token(&self, slug: &str) -> String {
         std::fs::read_to_string(self.credentials_dir().join(format!("{slug}.token")))
             .unwrap_or_else(|e| panic!("no token for office {slug}: {e}"))
+    }
+
+    /// The admin token of the stack's one site (the province runs it).
+    pub fn admin_token(&self) -> String {
+        let file = coordctl::tokens::admin_token_file(
+            &self.credentials_dir(),
+            &coord_domain::Office::Province,
+        );
+        std::fs::read_to_string(file).expect("the site's admin token")
+    }
+
+    /// An HTTP client that sends the site's admin token (rebuild, redrive, import).
+    pub fn admin_http(&self) -> reqwest::Client {
+        self.http_with(&self.admin_token())
+    }
+
+    /// A `coordctl` client of the gateway that sends the site's admin token.
+    pub fn admin_client(&self) -> coordctl::client::Client {
+        coordctl::client::Client::new(&self.gateway_url)
+            .expect("a client")
+            .with_tokens(coordctl::tokens::TokenSet::load(
+                Some(self.admin_token()),
+                &self.credentials_dir(),
+            ))
     }
 
     /// A token of any office, actor and role, signed with the stack's key.
@@ -608,6 +638,9 @@ impl Stack {
                 "COORD_GATEWAY_ADDR".into(),
                 format!("127.0.0.1:{}", self.gateway_port),
             ),
+            // The one site, hosting every office (as `coordctl up` says too).
+            ("COORD_SITE".into(), "province".into()),
+            ("COORD_DISTRICT_SITES".into(), String::new()),
         ]
     }
 

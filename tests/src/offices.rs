@@ -177,11 +177,13 @@ pub async fn converge(running: &Running, expected: usize, within: Duration) -> D
 }
 
 /// One office's command services, projector and gateway as processes, on its own server
-/// and its own subjects, with an operator token for that office.
+/// and its own subjects (knowing whom its site hosts), with an operator and an admin
+/// token for that office; its gateway may import (as the site's NATS importer user).
 pub struct OfficeStack {
     pub url: String,
     pub token: String,
-    _processes: Vec<crate::ServiceProcess>,
+    pub admin: String,
+    pub processes: Vec<crate::ServiceProcess>,
 }
 
 /// Starts [`OfficeStack`] at `site`; its gateway accepts tokens signed by `signer`.
@@ -199,15 +201,22 @@ pub async fn office_stack(site: &Site, signer: &coord_auth::TokenSigner) -> Offi
     ] {
         let mut env = offices::service_env(site, name, port).unwrap();
         env.push(("COORD_TOKEN_PUBLIC_KEY", key.clone()));
+        if name == "gateway" {
+            let importer = site.credentials().unwrap().seed_file("importer");
+            env.push(("COORD_IMPORT_NATS_CREDS", importer.display().to_string()));
+        }
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         processes.push(crate::ServiceProcess::start(name, &[], &env));
     }
-    let office = site.office();
-    let claims = coord_auth::TokenSigner::claims_now(office, "cán bộ", coord_auth::Role::Operator);
+    let sign = |actor: &str, role| {
+        let claims = coord_auth::TokenSigner::claims_now(site.office(), actor, role);
+        signer.sign(&claims).unwrap()
+    };
     let stack = OfficeStack {
         url: format!("http://127.0.0.1:{port}"),
-        token: signer.sign(&claims).unwrap(),
-        _processes: processes,
+        token: sign("cán bộ", coord_auth::Role::Operator),
+        admin: sign("quản trị", coord_auth::Role::Admin),
+        processes,
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !reqwest::get(format!("{}/readyz", stack.url))
@@ -252,4 +261,17 @@ pub async fn wait_link(base: &str, token: &str, from: &str, up: bool) -> serde_j
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// An HTTP client that sends `token` with every request.
+pub fn http_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }

@@ -180,7 +180,6 @@ async fn the_reference_scenario_exports_validates_resumes_and_reimports() {
     let text = std::fs::read_to_string(&all_path).unwrap();
     let copy = Stack::start();
     copy.wait_ready().await;
-    let copy_client = copy.client();
     let copy_http = copy.http();
     // Import writes in every office's name: a reader may not.
     let r = copy
@@ -193,7 +192,9 @@ async fn the_reference_scenario_exports_validates_resumes_and_reimports() {
     assert_eq!(r.status(), 403);
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["code"], "role_cannot_operate");
-    let imported = import(&copy_client, &text, false, false).await.unwrap();
+    let imported = import(&copy.admin_client(), &text, false, false)
+        .await
+        .unwrap();
     assert_eq!(imported.events as usize, events.len());
     assert_eq!(imported.duplicates, 0);
     let copied = summary(&copy_http, &copy.gateway_url, imported.position).await;
@@ -206,7 +207,8 @@ async fn the_reference_scenario_exports_validates_resumes_and_reimports() {
     // A file with a bad line is refused whole, naming the line; nothing is appended.
     let mut broken = text.lines().take(3).collect::<Vec<_>>().join("\n");
     broken.push_str("\n{\"specversion\":\"1.0\"}\n");
-    let r = copy_http
+    let r = copy
+        .admin_http()
         .post(format!("{}/v1/admin/import", copy.gateway_url))
         .body(broken)
         .send()
@@ -218,9 +220,10 @@ async fn the_reference_scenario_exports_validates_resumes_and_reimports() {
     assert!(p["detail"].as_str().unwrap().contains("line 4"), "{p}");
     // Sending it again is refused (the log is not empty) and appends nothing; with
     // --append every commit is recognised as already there.
-    let err = import(&copy_client, &text, false, false).await.unwrap_err();
+    let admin = copy.admin_client();
+    let err = import(&admin, &text, false, false).await.unwrap_err();
     assert!(err.to_string().contains("log_not_empty"), "{err:#}");
-    let again = import(&copy_client, &text, true, false).await.unwrap();
+    let again = import(&admin, &text, true, false).await.unwrap();
     assert_eq!(again.duplicates, again.commits);
     let after = summary(&copy_http, &copy.gateway_url, imported.position).await;
     assert_eq!(after.position, copied.position, "nothing appended");

@@ -12,16 +12,18 @@ use coordctl::offices::{self, Site};
 use tests::offices::{converge, event_ids, start, wait_link, write};
 use tests::{ConfiguredNats, ServiceProcess, free_port};
 
-/// A gateway on `site` (as its own NATS user), with a token it accepts.
+/// A gateway on `site` (as its own NATS user, knowing whom its site hosts), with a
+/// token of the site's own office.
 fn gateway(site: &Site) -> (ServiceProcess, String, String) {
     let signer = coord_auth::TokenSigner::generate();
     let token = signer
         .sign(&coord_auth::TokenSigner::claims_now(
-            coord_domain::Office::Province,
+            site.office(),
             "giám sát đồng bộ",
             coord_auth::Role::Reader,
         ))
         .unwrap();
+    let district_sites: Vec<&str> = site.sites.district_sites().map(|u| u.as_str()).collect();
     let port = free_port();
     let creds = site.credentials().unwrap().seed_file("gateway");
     let process = ServiceProcess::start(
@@ -30,10 +32,10 @@ fn gateway(site: &Site) -> (ServiceProcess, String, String) {
         &[
             ("COORD_NATS_URL", &site.url()),
             ("COORD_NATS_CREDS", &creds.display().to_string()),
-            ("COORD_SITE", &site.office().to_string()),
-            ("COORD_DISTRICT_SITES", &site.district_sites),
             ("COORD_TOKEN_PUBLIC_KEY", &signer.public_key()),
             ("COORD_GATEWAY_ADDR", &format!("127.0.0.1:{port}")),
+            ("COORD_SITE", &site.office().to_string()),
+            ("COORD_DISTRICT_SITES", &district_sites.join(",")),
         ],
     );
     (process, format!("http://127.0.0.1:{port}"), token)

@@ -269,9 +269,19 @@ async fn an_entry_that_is_not_a_commit_is_dead_lettered_with_its_position_and_ca
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     assert_eq!(problem["code"], "role_cannot_operate");
 
-    // and re-driving it says it still cannot be applied; an unknown one is 404
+    // nor may an operator: only an admin of the site's office
     let (status, problem) = post(
         &http,
+        format!("{base}/v1/dead-letters/{}/redrive", positions[0]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert_eq!(problem["code"], "role_cannot_operate");
+
+    // and re-driving it says it still cannot be applied; an unknown one is 404
+    let admin = stack.admin_http();
+    let (status, problem) = post(
+        &admin,
         format!("{base}/v1/dead-letters/{}/redrive", positions[0]),
     )
     .await;
@@ -281,6 +291,7 @@ async fn an_entry_that_is_not_a_commit_is_dead_lettered_with_its_position_and_ca
         gateway: base.clone(),
         token: None,
         credentials: stack.credentials_dir(),
+        site: "province".into(),
         json: true,
         command: coordctl::Command::Redrive {
             position: positions[1].clone(),
@@ -291,10 +302,10 @@ async fn an_entry_that_is_not_a_commit_is_dead_lettered_with_its_position_and_ca
         format!("{err:#}").contains("still cannot be applied"),
         "coordctl redrive says why: {err:#}"
     );
-    let (status, problem) = post(&http, format!("{base}/v1/dead-letters/{head}:0/redrive")).await;
+    let (status, problem) = post(&admin, format!("{base}/v1/dead-letters/{head}:0/redrive")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
     assert_eq!(problem["code"], "unknown_dead_letter");
-    let (status, problem) = post(&http, format!("{base}/v1/dead-letters/x/redrive")).await;
+    let (status, problem) = post(&admin, format!("{base}/v1/dead-letters/x/redrive")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert_eq!(problem["code"], "invalid_cursor");
 }
@@ -332,7 +343,7 @@ async fn a_log_deleted_and_created_again_stops_the_projector_until_a_rebuild() {
     assert_eq!(s["inspections"]["scheduled"], 5);
 
     // and a rebuild adopts the new log
-    let (status, _) = post(&http, format!("{base}/v1/admin/rebuild")).await;
+    let (status, _) = post(&stack.admin_http(), format!("{base}/v1/admin/rebuild")).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let p = projector_until(&http, &base, "rebuilt from the new log", |p| {
         p["position"] == 8 && p["rebuilding"] == false && p["fault"].is_null()

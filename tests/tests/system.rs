@@ -345,7 +345,8 @@ async fn the_reference_scenario_through_http_gives_the_articles_figures() {
     let rebuilds_before = get::<Value>(&http, format!("{base}/v1/projector")).await["rebuilds"]
         .as_u64()
         .unwrap();
-    let started = http
+    let started = stack
+        .admin_http()
         .post(format!("{base}/v1/admin/rebuild"))
         .send()
         .await

@@ -5,8 +5,8 @@
 use tests::free_port;
 use tests::up::Up;
 
-/// What `up` generated is owner-only, there is a token per office, and its NATS
-/// admits no anonymous client.
+/// What `up` generated is owner-only, there is a token per office and the site's admin
+/// token, and its NATS admits no anonymous client.
 fn credentials_are_private_and_nats_refuses_strangers(data: &std::path::Path, nats_port: u16) {
     use std::os::unix::fs::PermissionsExt as _;
     let credentials = data.join("credentials");
@@ -14,6 +14,7 @@ fn credentials_are_private_and_nats_refuses_strangers(data: &std::path::Path, na
         "province.token",
         "long-xuyen.token",
         "tri-ton.token",
+        "province.admin.token",
         "token-signing.nk",
     ] {
         let mode = std::fs::metadata(credentials.join(file))
@@ -56,6 +57,35 @@ fn the_auditor_answers(data: &std::path::Path, http_port: u16) {
     assert_eq!(keys[0]["office"], "province", "{keys}");
 }
 
+/// `coordctl rebuild` sends the site's admin token by default; the province operator's
+/// token may not rebuild.
+fn a_rebuild_takes_the_admin_token(data: &std::path::Path, http_port: u16) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let gateway = format!("http://127.0.0.1:{http_port}");
+    let rebuild = |token: Option<String>| coordctl::Cli {
+        gateway: gateway.clone(),
+        token,
+        credentials: data.join("credentials"),
+        site: "province".into(),
+        json: true,
+        command: coordctl::Command::Rebuild,
+    };
+    runtime
+        .block_on(coordctl::run(rebuild(None)))
+        .unwrap_or_else(|e| panic!("rebuild with the admin token: {e:#}"));
+    let operator = std::fs::read_to_string(data.join("credentials/province.token")).unwrap();
+    let err = runtime
+        .block_on(coordctl::run(rebuild(Some(operator))))
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("role_cannot_operate"),
+        "{err:#}"
+    );
+}
+
 #[test]
 fn coordctl_up_runs_loads_once_and_stops_cleanly() {
     let data = tempfile::tempdir().unwrap();
@@ -65,6 +95,7 @@ fn coordctl_up_runs_loads_once_and_stops_cleanly() {
     first.wait_for("Nhấn Ctrl-C");
     credentials_are_private_and_nats_refuses_strangers(data.path(), nats_port);
     the_auditor_answers(data.path(), http_port);
+    a_rebuild_takes_the_admin_token(data.path(), http_port);
     let out = first.interrupt().join("\n");
     assert!(
         out.contains("nạp kịch bản tham chiếu"),

@@ -17,7 +17,9 @@
 //! office, as its own appeal stream; the province resolves the appeal at the hub once it
 //! has arrived (before, `appeal_not_found`, 422, nothing appended); every office shows
 //! the case resolved with the appeal in its history. Appealing for another district's
-//! case (403) or twice (409) appends nothing.
+//! case (403) or twice (409) appends nothing. A site refuses another office's token
+//! (403 `office_not_hosted_here`), and `coordctl rebuild --site <office>` runs at each
+//! site with the admin token `up` wrote for it.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -131,20 +133,34 @@ async fn record(url: &str, token: &str, case: &Uuid) -> Value {
     get_json(format!("{url}/v1/discipline-cases/{case}"), token).await
 }
 
-/// Every office's log head, as each gateway reports it.
-async fn heads(urls: &[String], token: &str) -> Vec<u64> {
-    let http = client_with(token);
+/// Every office's log head, as each gateway reports it (to its own office's token).
+async fn heads(urls: &[String], tokens: &[String]) -> Vec<u64> {
     let mut all = Vec::new();
-    for url in urls {
-        all.push(log_head(&http, url).await);
+    for (url, token) in urls.iter().zip(tokens) {
+        all.push(log_head(&client_with(token), url).await);
     }
     all
 }
 
-async fn event_ids(url: &str, credentials: &std::path::Path, n: usize) -> BTreeSet<String> {
+/// The operator token of each site's own office, the hub's first (a site refuses the
+/// tokens of offices it does not host).
+fn site_tokens(credentials: &std::path::Path, offices: &[&str]) -> Vec<String> {
+    offices
+        .iter()
+        .map(|o| std::fs::read_to_string(credentials.join(format!("{o}.token"))).unwrap())
+        .collect()
+}
+
+async fn event_ids(
+    url: &str,
+    slug: &str,
+    credentials: &std::path::Path,
+    n: usize,
+) -> BTreeSet<String> {
+    let tokens = coordctl::tokens::TokenSet::load(None, credentials).for_slug(slug);
     let client = coordctl::client::Client::new(url)
         .unwrap()
-        .with_tokens(coordctl::tokens::TokenSet::load(None, credentials));
+        .with_tokens(tokens);
     // From the log's start (without `after` the stream gives new events only).
     let events = client.events(Some(0)).await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), events.take(n).collect::<Vec<_>>())
@@ -189,6 +205,7 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     let token = |office: &str| {
         std::fs::read_to_string(credentials.join(format!("{office}.token"))).unwrap()
     };
+    let tokens = site_tokens(&credentials, &OFFICES);
 
     // The province schedules; each district reports to the province from its own office.
     let schedule = json!({"term": "2020-2025", "unit": "an-phu", "kind": "inspection",
@@ -280,10 +297,10 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
                 "resolved_on": "2024-04-01", "reference": "GQ-KN-01 (giả định)"}),
         )
     };
-    let hub_before = heads(&urls[..1], &token("province")).await;
+    let hub_before = heads(&urls[..1], &tokens).await;
     let early = resolve_at_hub().await;
     assert_refused(&early, StatusCode::UNPROCESSABLE_ENTITY, "appeal_not_found");
-    assert_eq!(heads(&urls[..1], &token("province")).await, hub_before);
+    assert_eq!(heads(&urls[..1], &tokens).await, hub_before);
 
     // Long Xuyên cannot append to the province's case at its own office: told whose
     // stream it is once it has arrived (until then, not found).
@@ -340,8 +357,8 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let summaries = loop {
         let mut all = Vec::new();
-        for url in &urls {
-            all.push(province_summary(url, &token("province")).await);
+        for (url, token) in urls.iter().zip(&tokens) {
+            all.push(province_summary(url, token).await);
         }
         let done = all.iter().all(|s| {
             s.as_ref().is_some_and(|s| {
@@ -362,15 +379,15 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     };
     assert!(summaries.windows(2).all(|w| w[0] == w[1]), "{summaries:?}");
     let mut sets = Vec::new();
-    for url in &urls {
-        sets.push(event_ids(url, &credentials, 11).await);
+    for (url, slug) in urls.iter().zip(OFFICES) {
+        sets.push(event_ids(url, slug, &credentials, 11).await);
     }
     assert_eq!(sets[0].len(), 11);
     assert!(sets.windows(2).all(|w| w[0] == w[1]), "{sets:?}");
 
     // Every office's one-record read shows the acknowledgement with the exchange.
-    for url in &urls {
-        let record = get_json(format!("{url}/v1/exchanges/{exchange}"), &token("province")).await;
+    for (url, token) in urls.iter().zip(&tokens) {
+        let record = get_json(format!("{url}/v1/exchanges/{exchange}"), token).await;
         assert_eq!(record["status"], "acknowledged", "{url}: {record}");
         assert_eq!(
             record["history"][1]["office"], "district:long-xuyen",
@@ -379,8 +396,8 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     }
 
     // Every office's one-record read shows the case resolved, with Long Xuyên's appeal.
-    for url in &urls {
-        let case = record(url, &token("province"), &case).await;
+    for (url, token) in urls.iter().zip(&tokens) {
+        let case = record(url, token, &case).await;
         assert_eq!(case["status"], "appeal_resolved", "{url}: {case}");
         assert_eq!(
             case["fields"]["form_in_force"], "reprimand",
@@ -402,7 +419,7 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     // Refusals append nothing anywhere: Châu Đốc appealing Long Xuyên's case (403),
     // Long Xuyên appealing again (409), Châu Đốc acknowledging for Long Xuyên (403),
     // Long Xuyên acknowledging what it never received (422) or again (409).
-    let before = heads(&urls, &token("province")).await;
+    let before = heads(&urls, &tokens).await;
     let ack_path = |url: &str, id: Uuid| format!("{url}/v1/exchanges/{id}/acknowledge");
     let refusals = [
         (appeal_path(&urls[2]), "chau-doc", appeal.clone()),
@@ -433,11 +450,7 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
     for ((url, office, body), (status, code)) in refusals.into_iter().zip(expected) {
         assert_refused(&post(url, &token(office), body).await, status, code);
     }
-    assert_eq!(
-        heads(&urls, &token("province")).await,
-        before,
-        "nothing appended"
-    );
+    assert_eq!(heads(&urls, &tokens).await, before, "nothing appended");
 
     // Each office's auditor signs its own log (Long Xuyên: its report, its receipt and
     // its appeal; the others their report); the hub's witness cosigns it, with no alarm.
@@ -497,7 +510,7 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         ]),
         "{keys}"
     );
-    let keys = get_json(format!("{}/v1/audit/keys", urls[1]), &token("province")).await;
+    let keys = get_json(format!("{}/v1/audit/keys", urls[1]), &token("long-xuyen")).await;
     assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
     let note = client_with(&token("province"))
         .get(format!("{}/v1/audit/checkpoint?office=long-xuyen", urls[0]))
@@ -514,6 +527,40 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
         note.contains("\n— coord/an-giang/witness "),
         "cosigned by the hub: {note}"
     );
+
+    // A site takes only the tokens of the offices it hosts, and each site has an admin
+    // token of its own, which `coordctl rebuild --site <office>` sends by default.
+    let foreign = client_with(&token("province"))
+        .get(format!("{}/v1/units", urls[1]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let foreign: Value = foreign.json().await.unwrap();
+    assert_eq!(foreign["code"], "office_not_hosted_here", "{foreign}");
+    for (url, office) in urls.iter().zip(OFFICES) {
+        let rebuild = |site: &str| coordctl::Cli {
+            gateway: url.clone(),
+            token: None,
+            credentials: credentials.clone(),
+            site: site.into(),
+            json: true,
+            command: coordctl::Command::Rebuild,
+        };
+        coordctl::run(rebuild(office))
+            .await
+            .unwrap_or_else(|e| panic!("rebuild at {office}: {e:#}"));
+        let other = if office == "province" {
+            "long-xuyen"
+        } else {
+            "province"
+        };
+        let err = coordctl::run(rebuild(other)).await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains("office_not_hosted_here"),
+            "{other}'s admin at {office}: {err:#}"
+        );
+    }
 
     let out = tokio::task::block_in_place(|| up.interrupt()).join("\n");
     assert!(
@@ -556,10 +603,12 @@ async fn the_reference_scenario_loads_at_each_office_and_every_office_shows_the_
     assert!(printed.contains("30 / 15 / 0 / 1"), "members:\n{printed}");
 
     let credentials = data.path().join("credentials");
-    let token = std::fs::read_to_string(credentials.join("province.token")).unwrap();
+    let offices = ["province", "long-xuyen", "thoai-son", "chau-doc"];
+    let tokens = site_tokens(&credentials, &offices);
+    let token = &tokens[0];
     let mut summaries = Vec::new();
-    for url in &urls {
-        summaries.push(province_summary(url, &token).await.expect("a summary"));
+    for (url, token) in urls.iter().zip(&tokens) {
+        summaries.push(province_summary(url, token).await.expect("a summary"));
     }
     assert!(summaries.windows(2).all(|w| w[0] == w[1]), "{summaries:?}");
     let s = &summaries[0];
@@ -569,8 +618,8 @@ async fn the_reference_scenario_loads_at_each_office_and_every_office_shows_the_
 
     // The same events everywhere (each office's export of its whole log).
     let mut sets = Vec::new();
-    for url in &urls {
-        sets.push(exported_ids(url, &token).await);
+    for (url, token) in urls.iter().zip(&tokens) {
+        sets.push(exported_ids(url, token).await);
     }
     assert!(sets[0].len() > 300, "{}", sets[0].len());
     assert!(
@@ -580,7 +629,7 @@ async fn the_reference_scenario_loads_at_each_office_and_every_office_shows_the_
     // The districts' own work went into their own offices' logs (Thoại Sơn's appeal and
     // receipts, the others' receipts and reports), which the hub sourced from them.
     for office in ["long-xuyen", "thoai-son", "chau-doc"] {
-        let source = tests::offices::wait_link(&urls[0], &token, office, true).await;
+        let source = tests::offices::wait_link(&urls[0], token, office, true).await;
         assert!(
             source["last_position"].as_u64().is_some(),
             "the hub received {office}'s own events: {source}"

@@ -464,12 +464,13 @@ async fn witness_over_http(base: &str, token: &str) -> WitnessStatus {
         .unwrap()
 }
 
-/// A site's gateway (as its own NATS user), listening, with a reader token.
+/// A site's gateway (as its own NATS user), listening, with a reader token of the site's
+/// own office (a site refuses the tokens of offices it does not host).
 fn gateway(site: &Site) -> (ServiceProcess, String, String) {
     let signer = coord_auth::TokenSigner::generate();
     let token = signer
         .sign(&coord_auth::TokenSigner::claims_now(
-            coord_domain::Office::Province,
+            site.office(),
             "thanh tra",
             coord_auth::Role::Reader,
         ))

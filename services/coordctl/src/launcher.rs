@@ -288,6 +288,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let credentials = data.join("credentials");
     let province = coord_domain::Province::from_toml_str(coord_domain::province::AN_GIANG_TOML)?;
     tokens::ensure_office_tokens(&credentials, &province, &tokens::all_offices(&province))?;
+    tokens::ensure_admin_tokens(&credentials, &province, &[coord_domain::Office::Province])?;
     let token_key = tokens::signer(&credentials)?.public_key();
     let nats_creds = NatsCredentials::ensure(&credentials.join("nats"))?;
     let nats_config = credentials.join("nats/nats-server.conf");
@@ -320,6 +321,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             data.join("auditor").display().to_string(),
         ),
         ("COORD_TOKEN_PUBLIC_KEY", token_key),
+        // One site for every office, whatever the shell says.
+        ("COORD_SITE", "province".to_owned()),
+        ("COORD_DISTRICT_SITES", String::new()),
     ];
     for name in [
         "inspection",

@@ -53,6 +53,12 @@ pub struct Cli {
         default_value = ".data/credentials"
     )]
     pub credentials: PathBuf,
+    /// The site `--gateway` belongs to, by the office that runs it (`province`: the hub
+    /// or the single server; `<unit>`: that office's own server). `rebuild`, `redrive`
+    /// and `import` send its admin token (`<office>.admin.token` in --credentials)
+    /// unless --token is given.
+    #[arg(long, global = true, env = "COORD_SITE", default_value = "province")]
+    pub site: String,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -161,6 +167,13 @@ pub enum ExportWhat {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = Client::new(&cli.gateway)?
         .with_tokens(tokens::TokenSet::load(cli.token.clone(), &cli.credentials));
+    // Operations that change the site go with its admin token.
+    let admin = || -> anyhow::Result<Client> {
+        let province = coord_domain::province::an_giang();
+        let site = tokens::office_of(province, &cli.site)?;
+        let tokens = tokens::TokenSet::load(cli.token.clone(), &cli.credentials).for_admin(&site);
+        Ok(Client::new(&cli.gateway)?.with_tokens(tokens))
+    };
     match cli.command {
         Command::Up(args) => launcher::up(args).await,
         Command::Offices(command) => {
@@ -283,7 +296,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Follow { after } => follow(&client, after, cli.json).await,
-        Command::Rebuild => rebuild(&client, cli.json).await,
+        Command::Rebuild => rebuild(&admin()?, cli.json).await,
         Command::Audit(command) => audit::run(&client, command, cli.json).await,
         Command::DeadLetters => {
             let letters: Value = client.get_json("/v1/dead-letters", &[]).await?;
@@ -311,7 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { file, append } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let report = feed::import(&client, &text, append, !cli.json).await?;
+            let report = feed::import(&admin()?, &text, append, !cli.json).await?;
             if cli.json {
                 print_json(&report);
             } else {
@@ -324,7 +337,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Redrive { position } => {
             let path = format!("/v1/dead-letters/{position}/redrive");
-            let done: Value = client.post_json(&path).await?;
+            let done: Value = admin()?.post_json(&path).await?;
             if cli.json {
                 print_json(&done);
             } else {

@@ -69,11 +69,20 @@ pub struct Site {
     /// The offices it hosts, whose subjects `coord.log.<office slug>.>` it writes: the
     /// hub the province and every unit without a site of its own, an office its unit.
     pub hosted: Vec<Office>,
-    /// Every district office with a site of its own (`COORD_DISTRICT_SITES`).
-    pub district_sites: String,
+    /// Which site of its topology hosts which office (each process of the site is told,
+    /// `COORD_SITE` and `COORD_DISTRICT_SITES`).
+    pub sites: Sites,
 }
 
 impl Site {
+    /// The office that runs this site: the province at the hub, else the district.
+    pub fn office(&self) -> Office {
+        if self.is_hub() {
+            Office::Province
+        } else {
+            Office::from_slug(&self.slug).expect("an office site is named by its unit")
+        }
+    }
     pub fn is_hub(&self) -> bool {
         self.domain == "hub"
     }
@@ -92,14 +101,6 @@ impl Site {
     /// Its users' credentials (admin password, one nkey per process).
     pub fn credentials(&self) -> std::io::Result<NatsCredentials> {
         NatsCredentials::ensure(&self.dir.join("credentials"))
-    }
-    /// The office that runs it: the province at the hub, else the district.
-    pub fn office(&self) -> Office {
-        if self.is_hub() {
-            Office::Province
-        } else {
-            Office::from_slug(&self.slug).expect("a site's slug names its office")
-        }
     }
     /// The subjects it writes.
     pub fn log_subjects(&self) -> LogSubjects {
@@ -263,11 +264,6 @@ pub fn generate_for(
         units.push(unit.clone());
     }
     let sites = Sites::with_district_sites(units.iter().cloned());
-    let district_sites = units
-        .iter()
-        .map(|u| u.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
     let all_units: Vec<_> = province.units.iter().map(|u| u.id.clone()).collect();
     let site = |office: &Office, port: u16| Site {
         slug: office.slug().into(),
@@ -275,7 +271,7 @@ pub fn generate_for(
         port,
         dir: dir.join(office.slug()),
         hosted: sites.hosted(office, &all_units).collect(),
-        district_sites: district_sites.clone(),
+        sites: sites.clone(),
     };
     let hub = site(&Office::Province, ports[0]);
     let sites: Vec<Site> = offices
@@ -566,8 +562,6 @@ pub fn service_env(
         ),
         ("COORD_LOG_STREAM", STREAM.to_owned()),
         ("COORD_LOG_SUBJECT_PREFIX", LOG_SUBJECT_ROOT.to_owned()),
-        ("COORD_SITE", site.office().to_string()),
-        ("COORD_DISTRICT_SITES", site.district_sites.clone()),
         (
             "COORD_PROJECTOR_DB",
             site.dir.join("projector.sqlite").display().to_string(),
@@ -578,6 +572,9 @@ pub fn service_env(
             site.dir.join("auditor").display().to_string(),
         ),
         ("COORD_AUDIT_OFFICE", site.audit_office()),
+        // Whom this site hosts: a token or a request of another office is refused here.
+        ("COORD_SITE", site.office().to_string()),
+        ("COORD_DISTRICT_SITES", district_sites(&site.sites)),
     ];
     if name == "auditor" {
         if site.witnessed_keys_file().exists() {
@@ -592,6 +589,15 @@ pub fn service_env(
         }
     }
     Ok(env)
+}
+
+/// The units with a site of their own, as `COORD_DISTRICT_SITES` lists them.
+fn district_sites(sites: &Sites) -> String {
+    sites
+        .district_sites()
+        .map(|u| u.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Runs `coordctl offices …`; returns what to print.
@@ -712,7 +718,7 @@ mod tests {
             port: 4222,
             dir: dir.path().join(slug),
             hosted: Vec::new(),
-            district_sites: String::new(),
+            sites: Sites::parse("long-xuyen,chau-doc").unwrap(),
         };
         for (site, office) in [
             (site("province", "hub"), "province"),
@@ -721,6 +727,8 @@ mod tests {
             let env = service_env(&site, "auditor", 8080).unwrap();
             let get = |k: &str| env.iter().find(|(n, _)| *n == k).unwrap().1.clone();
             assert_eq!(get("COORD_AUDIT_OFFICE"), office);
+            assert_eq!(get("COORD_SITE"), office);
+            assert_eq!(get("COORD_DISTRICT_SITES"), "chau-doc,long-xuyen");
             assert_eq!(
                 get("COORD_AUDIT_DIR"),
                 site.dir.join("auditor").display().to_string()

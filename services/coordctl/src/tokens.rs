@@ -1,10 +1,12 @@
 //! Bearer tokens on the operator's side: `coordctl token create`, the tokens the
 //! launcher writes for every office it runs (`<data-dir>/credentials/<office>.token`,
-//! owner-only), and which token a request uses: `--token`, else the file of the
-//! command's office, else the province's. Every token made here expires: a person's
-//! after `--valid-for` (default 12 h), the launcher's office tokens after 30 days, and the
-//! launcher writes a new one on a start that finds its token expired or signed by
-//! another key.
+//! owner-only) and for the admin of every site it starts
+//! (`<data-dir>/credentials/<office>.admin.token`), and which token a request uses:
+//! `--token`, else the file of the command's office, else the province's; an operation
+//! that changes a site (rebuild, redrive, import) uses `--token`, else the admin token
+//! of the site (`--site`). Every token made here expires: a person's after
+//! `--valid-for` (default 12 h), the launcher's after 30 days, and the launcher writes
+//! a new one on a start that finds its token expired or signed by another key.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,8 @@ pub enum TokenCommand {
         /// Who acts, recorded on every event (e.g. "văn thư tiếp nhận").
         #[arg(long)]
         actor: String,
-        /// `operator` (sends commands for its office) or `reader` (queries only).
+        /// `operator` (sends commands for its office), `reader` (queries only) or
+        /// `admin` (rebuild, redrive, import at the site its office runs).
         #[arg(long, default_value = "operator")]
         role: Role,
         /// How long it is valid, e.g. `8h`, `30d`, `90min`.
@@ -118,22 +121,57 @@ pub fn ensure_office_tokens(
     province: &Province,
     offices: &[Office],
 ) -> anyhow::Result<()> {
-    let signer = signer(credentials)?;
-    let verifier = coord_auth::TokenVerifier::from_public_key(&signer.public_key())?;
     for office in offices {
         let path = credentials.join(format!("{}.token", office.slug()));
-        let current = std::fs::read_to_string(&path).ok();
-        if current.is_some_and(|t| verifier.verify(&t).is_ok()) {
-            continue;
-        }
-        let claims = TokenSigner::claims_now(
-            office.clone(),
+        ensure_token(
+            credentials,
+            &path,
+            office,
             &office_actor(province, office),
             Role::Operator,
-        )
-        .valid_for(OFFICE_TOKEN_VALIDITY);
-        secret::write_private(&path, &signer.sign(&claims)?)?;
+        )?;
     }
+    Ok(())
+}
+
+/// The file of the admin token of the site `site`'s office runs.
+pub fn admin_token_file(credentials: &Path, site: &Office) -> PathBuf {
+    credentials.join(format!("{}.admin.token", site.slug()))
+}
+
+/// Writes an admin token for the site of each of `sites` (the province for the hub or
+/// the single server, a district for its own server) as
+/// `<credentials>/<slug>.admin.token`, on the same terms as the office tokens.
+pub fn ensure_admin_tokens(
+    credentials: &Path,
+    province: &Province,
+    sites: &[Office],
+) -> anyhow::Result<()> {
+    for site in sites {
+        let actor = format!("quản trị hệ thống, {}", office_actor(province, site));
+        let path = admin_token_file(credentials, site);
+        ensure_token(credentials, &path, site, &actor, Role::Admin)?;
+    }
+    Ok(())
+}
+
+/// Keeps the token at `path` if it still verifies, else writes a new one.
+fn ensure_token(
+    credentials: &Path,
+    path: &Path,
+    office: &Office,
+    actor: &str,
+    role: Role,
+) -> anyhow::Result<()> {
+    let signer = signer(credentials)?;
+    let verifier = coord_auth::TokenVerifier::from_public_key(&signer.public_key())?;
+    let current = std::fs::read_to_string(path).ok();
+    if current.is_some_and(|t| verifier.verify(&t).is_ok()) {
+        return Ok(());
+    }
+    let claims =
+        TokenSigner::claims_now(office.clone(), actor, role).valid_for(OFFICE_TOKEN_VALIDITY);
+    secret::write_private(path, &signer.sign(&claims)?)?;
     Ok(())
 }
 
@@ -187,6 +225,18 @@ impl TokenSet {
         self
     }
 
+    /// The same set, sending the admin token of the site `site`'s office runs with every
+    /// request, unless `--token` was given.
+    pub fn for_admin(mut self, site: &Office) -> Self {
+        if self.explicit.is_none() {
+            self.explicit = self
+                .by_office
+                .get(&format!("{}.admin", site.slug()))
+                .cloned();
+        }
+        self
+    }
+
     /// The token for a request on behalf of `office` (`None`: the province's).
     pub fn for_office(&self, office: Option<&str>) -> Option<&str> {
         if let Some(t) = &self.explicit {
@@ -231,6 +281,33 @@ mod tests {
         assert_eq!(claims.office, Office::Province);
         assert!(claims.exp.is_some(), "office tokens expire");
         assert!(office_of(&province, "district:nowhere").is_err());
+    }
+
+    #[test]
+    fn a_sites_admin_token_is_its_own_file_and_used_for_operations_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let province = Province::from_toml_str(coord_domain::province::AN_GIANG_TOML).unwrap();
+        let lx = office_of(&province, "long-xuyen").unwrap();
+        ensure_office_tokens(dir.path(), &province, &[Office::Province]).unwrap();
+        ensure_admin_tokens(dir.path(), &province, &[Office::Province, lx.clone()]).unwrap();
+        let verifier =
+            coord_auth::TokenVerifier::from_public_key(&signer(dir.path()).unwrap().public_key())
+                .unwrap();
+        let set = TokenSet::load(None, dir.path());
+        let operator = verifier.verify(set.for_office(None).unwrap()).unwrap();
+        assert_eq!(operator.role, Role::Operator);
+        let admin = set.clone().for_admin(&lx);
+        let claims = verifier.verify(admin.for_office(None).unwrap()).unwrap();
+        assert_eq!((claims.role, claims.office), (Role::Admin, lx.clone()));
+        let mode = {
+            use std::os::unix::fs::PermissionsExt as _;
+            let file = admin_token_file(dir.path(), &Office::Province);
+            std::fs::metadata(file).unwrap().permissions().mode()
+        };
+        assert_eq!(mode & 0o777, 0o600);
+        // `--token` wins.
+        let explicit = TokenSet::load(Some("given".into()), dir.path()).for_admin(&lx);
+        assert_eq!(explicit.for_office(None), Some("given"));
     }
 
     #[test]

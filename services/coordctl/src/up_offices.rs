@@ -2,7 +2,9 @@
 //! district office with its own nats-server (a leaf node of the hub, its own JetStream
 //! domain; `crate::offices`), its own three command services, projector, auditor and
 //! gateway; the hub's auditor is also the witness over the offices' checkpoints, and
-//! each office's the witness over the province's.
+//! each office's the witness over the province's. Each site's processes know whom it
+//! hosts (`COORD_SITE`, `COORD_DISTRICT_SITES`), and each site gets an admin token
+//! (`<data-dir>/credentials/<office>.admin.token`) for its rebuild, redrive and import.
 //! Gateways listen on `--listen`'s port for the province and the next ports for the
 //! offices, in the order given; one line `office <id> <url>` each. Every office acts
 //! through its own operator token (`<data-dir>/credentials/<office>.token`).
@@ -58,6 +60,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         province_file: None,
     }
     .topology()?;
+    let sites: Vec<_> = topology.sites().iter().map(|s| s.office()).collect();
+    tokens::ensure_admin_tokens(&credentials, &province, &sites)?;
 
     let mut processes = Vec::new();
     let result = start(&args, &topology, &token_key, &logs, &mut processes).await;
@@ -125,10 +129,16 @@ async fn run_until_signal(
 ) -> anyhow::Result<()> {
     let mut head = 0;
     let mut clients = Vec::new();
-    // Each request carries the token of the office it is from.
+    // Each request carries the token of the office it is from: at the hub, of the
+    // office the command names (the province's for a read); at an office's own site,
+    // that office's (a site refuses the tokens of offices it does not host).
     let tokens = tokens::TokenSet::load(None, credentials);
-    for (slug, url) in urls {
-        let client = Client::new(url)?.with_tokens(tokens.clone());
+    for (i, (slug, url)) in urls.iter().enumerate() {
+        let tokens = match i {
+            0 => tokens.clone(),
+            _ => tokens.clone().for_slug(slug),
+        };
+        let client = Client::new(url)?.with_tokens(tokens);
         head += wait_ready(&client, processes)
             .await
             .with_context(|| format!("office {slug}"))?;

@@ -1,16 +1,20 @@
 //! Who is calling: every route but `/healthz` and `/readyz` needs a bearer token signed
-//! with the operator's key ([`coord_auth::token`]). The token's office and actor are the
-//! only ones a command can carry; a reader may send none. Refusals are problem documents
-//! (401 without or with a bad token, 403 for a reader) and happen before anything
-//! reaches a command service. Whether the office may act for the command is decided by
-//! the command service, which has the aggregate (`coord_service::acting`), and refused
-//! there with 403 before anything is appended.
+//! with the operator's key ([`coord_auth::token`]) for an office this site hosts (403
+//! `office_not_hosted_here` otherwise, naming the site that hosts it). The token's
+//! office and actor are the only ones a command can carry; only an operator sends
+//! commands, and only an admin of the site's own office runs the operations that change
+//! the site (rebuild, redrive, import). Refusals are problem documents (401 without or
+//! with a bad token, 403 for a role or an office that may not) and happen before
+//! anything reaches a command service. Whether the office may act for the command is
+//! decided by the command service, which has the aggregate (`coord_service::acting`),
+//! and refused there with 403 before anything is appended.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use coord_auth::{Claims, Role};
+use coord_domain::Office;
 use coord_proto::ErrorKind;
 
 use crate::AppState;
@@ -53,6 +57,9 @@ pub async fn require_token(
     };
     match state.tokens.verify(token) {
         Ok(claims) => {
+            if let Err(refused) = state.hosting.check(&claims.office) {
+                return Problem::from(refused).into_response();
+            }
             request.extensions_mut().insert(Caller(claims));
             next.run(request).await
         }
@@ -75,15 +82,30 @@ pub fn authorize_command(caller: &Caller) -> Result<(), Problem> {
     ))
 }
 
-/// May `caller` run an operation (e.g. a rebuild)? Operators only.
-pub fn authorize_operation(caller: &Caller) -> Result<(), Problem> {
-    if caller.0.role == Role::Operator {
-        Ok(())
-    } else {
-        Err(Problem::new(
+/// May `caller` run an operation that changes site `site` (a rebuild, a redrive, an
+/// import)? An admin of the site's own office only.
+pub fn authorize_operation(caller: &Caller, site: &Office) -> Result<(), Problem> {
+    let claims = &caller.0;
+    if claims.role != Role::Admin {
+        return Err(Problem::new(
             ErrorKind::Forbidden,
             "role_cannot_operate",
-            format!("a {} token may not run operations", caller.0.role),
-        ))
+            format!(
+                "a token with role {} may not run operations: they need an admin token of \
+                 office {site}",
+                claims.role
+            ),
+        ));
     }
+    if &claims.office != site {
+        return Err(Problem::new(
+            ErrorKind::Forbidden,
+            "admin_of_another_office",
+            format!(
+                "this site is run by office {site}: an admin of office {} may not change it",
+                claims.office
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -16,9 +16,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use coord_feed::table::{self, Table};
-use coord_feed::{CLOUDEVENTS_BATCH, CloudEvent, ImportedEvent, NDJSON};
-use coord_log::{EventPosition, ExpectedVersion, LogError, RecordedEvent};
+use coord_feed::{CLOUDEVENTS_BATCH, CloudEvent, NDJSON};
+use coord_log::{EventPosition, LogError, RecordedEvent};
 use coord_proto::ErrorKind;
+use coord_service::import::ImportCommit;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -390,19 +391,23 @@ pub struct ImportReport {
 }
 
 /// Appends exported CloudEvents (NDJSON body) to the log, commit by commit, each at the
-/// stream version it had, so a replayed import appends nothing twice. The whole body is
-/// checked before anything is appended.
+/// stream version it had, so a replayed import appends nothing twice. Only an admin of
+/// the site's own office may, and only commits of offices this site hosts that the
+/// domain decides again exactly as they are (`coord_service::import`): the whole body
+/// is checked before anything is appended.
 #[utoipa::path(post, path = "/v1/admin/import", params(ImportParams), tag = "operations",
     request_body(content = String, content_type = "application/x-ndjson"),
-    responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = ImportReport), (status = 400, body = Problem),
+              (status = 403, body = Problem, description = "not an admin of this site's office, or an event of an office this site does not host, or acting for another office"),
+              (status = 409, body = Problem), (status = 422, body = Problem, description = "an event the domain refuses or decides otherwise"),
+              (status = 503, body = Problem)))]
 pub async fn import(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     q: Result<Query<ImportParams>, QueryRejection>,
     body: String,
 ) -> Result<Json<ImportReport>, Problem> {
-    // It appends in the names of the offices that issued the events: operators only.
-    authorize_operation(&caller)?;
+    authorize_operation(&caller, &s.hosting.site)?;
     let Some(log) = s.import_log.clone() else {
         return Err(Problem::unavailable(
             "import_not_enabled",
@@ -422,21 +427,12 @@ pub async fn import(
             ));
         }
     }
+    coord_service::import::check(s.log.clone(), &s.province, &s.hosting, &commits).await?;
     let mut report = ImportReport::default();
     for commit in commits {
-        let first = &commit[0];
-        let expected = match first.stream_version.saturating_sub(1) {
-            0 => ExpectedVersion::NoStream,
-            n => ExpectedVersion::Exact(n),
-        };
-        let n = commit.len() as u64;
-        let stream = first.stream.clone();
+        let n = commit.events.len() as u64;
         let outcome = log
-            .append(
-                &stream,
-                expected,
-                commit.into_iter().map(|e| e.event).collect(),
-            )
+            .append(&commit.stream, commit.expected(), commit.events)
             .await
             .map_err(log_problem)?;
         report.events += n;
@@ -448,8 +444,8 @@ pub async fn import(
 }
 
 /// Parses NDJSON CloudEvents into commits (consecutive events of one exported commit).
-fn parse_commits(body: &str) -> Result<Vec<Vec<ImportedEvent>>, Problem> {
-    let mut commits: Vec<Vec<ImportedEvent>> = Vec::new();
+fn parse_commits(body: &str) -> Result<Vec<ImportCommit>, Problem> {
+    let mut commits: Vec<(u64, ImportCommit)> = Vec::new();
     for (i, line) in body
         .lines()
         .enumerate()
@@ -460,16 +456,20 @@ fn parse_commits(body: &str) -> Result<Vec<Vec<ImportedEvent>>, Problem> {
         let ce: CloudEvent = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
         let event = ce.to_import().map_err(|e| bad(e.to_string()))?;
         match commits.last_mut() {
-            Some(last)
-                if last[0].position.commit == event.position.commit
-                    && last[0].stream == event.stream =>
-            {
-                last.push(event)
+            Some((at, last)) if *at == event.position.commit && last.stream == event.stream => {
+                last.events.push(event.event)
             }
-            _ => commits.push(vec![event]),
+            _ => commits.push((
+                event.position.commit,
+                ImportCommit {
+                    stream: event.stream,
+                    first_version: event.stream_version,
+                    events: vec![event.event],
+                },
+            )),
         }
     }
-    Ok(commits)
+    Ok(commits.into_iter().map(|(_, c)| c).collect())
 }
 
 fn log_problem(e: LogError) -> Problem {

@@ -95,6 +95,8 @@ pub struct AppState {
     /// Cancelled when the gateway shuts down: open event streams end.
     pub shutdown: CancellationToken,
     pub tokens: coord_auth::TokenVerifier,
+    /// This site and the offices it hosts: tokens of other offices are refused.
+    pub hosting: coord_service::acting::Hosting,
     /// The JetStream stream of the log (for `/v1/sync`).
     pub log_stream: String,
 }
@@ -188,6 +190,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         streams: Arc::new(Semaphore::new(config.max_streams)),
         shutdown: CancellationToken::new(),
         tokens,
+        hosting: config.service.hosting()?,
         log_stream: config.service.log_stream.clone(),
     })
 }

@@ -155,11 +155,11 @@ pub async fn dead_letters(State(s): State<AppState>) -> Result<Json<Vec<DeadLett
 }
 
 /// Apply a dead letter's event again, once the cause is fixed, without a rebuild
-/// (an operation: operators only, like a rebuild).
+/// (an operation: an admin of the site's own office only, like a rebuild).
 #[utoipa::path(post, path = "/v1/dead-letters/{position}/redrive", tag = "operations",
     params(("position" = String, Path, description = "the dead letter's `commit:index`")),
     responses((status = 200, body = Redriven), (status = 400, body = Problem),
-              (status = 403, body = Problem, description = "the caller's role may not run operations"),
+              (status = 403, body = Problem, description = "not an admin token of this site's office"),
               (status = 404, body = Problem),
               (status = 422, body = Problem, description = "the event still cannot be applied; the reason is updated"),
               (status = 503, body = Problem)))]
@@ -168,7 +168,7 @@ pub async fn redrive(
     axum::Extension(caller): axum::Extension<crate::auth::Caller>,
     Path(position): Path<String>,
 ) -> Result<Json<Redriven>, Problem> {
-    crate::auth::authorize_operation(&caller)?;
+    crate::auth::authorize_operation(&caller, &s.hosting.site)?;
     let request = QueryRequest {
         position: Some(position),
         ..Default::default()
@@ -219,14 +219,17 @@ pub async fn projector(State(s): State<AppState>) -> Result<Json<ProjectorStatus
     }))
 }
 
-/// Drop the read models and replay them from the log.
+/// Drop the read models and replay them from the log (an admin of the site's own office
+/// only).
 #[utoipa::path(post, path = "/v1/admin/rebuild", tag = "operations",
-    responses((status = 202, description = "rebuild started; follow /v1/projector"), (status = 503, body = Problem)))]
+    responses((status = 202, description = "rebuild started; follow /v1/projector"),
+              (status = 403, body = Problem, description = "not an admin token of this site's office"),
+              (status = 503, body = Problem)))]
 pub async fn rebuild(
     State(s): State<AppState>,
     axum::Extension(caller): axum::Extension<crate::auth::Caller>,
 ) -> Result<Response, Problem> {
-    crate::auth::authorize_operation(&caller)?;
+    crate::auth::authorize_operation(&caller, &s.hosting.site)?;
     let answer: QueryReply<serde_json::Value> = ask(
         &s.nats,
         coord_proto::read::rebuild_subject(),

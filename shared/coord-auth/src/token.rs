@@ -17,6 +17,9 @@ pub enum Role {
     Operator,
     /// Queries, audit and exports only.
     Reader,
+    /// Runs the operations that change a site (rebuild, redrive, import, anything under
+    /// `/v1/admin`), only at the site its office runs; reads; sends no commands.
+    Admin,
 }
 
 impl std::str::FromStr for Role {
@@ -25,8 +28,9 @@ impl std::str::FromStr for Role {
         match s {
             "operator" => Ok(Role::Operator),
             "reader" => Ok(Role::Reader),
+            "admin" => Ok(Role::Admin),
             other => Err(format!(
-                "unknown role `{other}`: expected operator or reader"
+                "unknown role `{other}`: expected operator, reader or admin"
             )),
         }
     }
@@ -37,6 +41,7 @@ impl std::fmt::Display for Role {
         f.write_str(match self {
             Role::Operator => "operator",
             Role::Reader => "reader",
+            Role::Admin => "admin",
         })
     }
 }
@@ -293,6 +298,16 @@ mod tests {
         assert_eq!(verifier.verify(&forged), Err(TokenError::BadSignature));
         assert_eq!(verifier.verify("abc"), Err(TokenError::Malformed));
         assert_eq!(verifier.verify("a.b.c.d"), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn roles_read_and_write_as_their_names() {
+        for role in [Role::Operator, Role::Reader, Role::Admin] {
+            assert_eq!(role.to_string().parse::<Role>(), Ok(role));
+            let json = serde_json::to_value(role).unwrap();
+            assert_eq!(json, role.to_string());
+        }
+        assert!("root".parse::<Role>().is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod inspection;
 pub mod office;
 pub mod province;
 pub mod receipt;
+pub mod redecide;
 pub mod references;
 pub mod rulebook;
 mod rules;
@@ -37,6 +38,7 @@ pub use ids::{
 };
 pub use office::{ActingOffice, LOG_SUBJECT_ROOT, Office, Sites};
 pub use province::{Province, ProvinceError, Term, Unit, UnitKind};
+pub use redecide::Redecide;
 pub use references::{References, StreamRef};
 pub use rulebook::Rulebook;
 pub use rules::ReferenceError;

@@ -110,6 +110,14 @@ impl ServiceConfig {
         Ok(self.sites()?.hosts(&self.site, office))
     }
 
+    /// This site and whom it hosts, as the checks take it ([`crate::acting::Hosting`]).
+    pub fn hosting(&self) -> anyhow::Result<crate::acting::Hosting> {
+        Ok(crate::acting::Hosting {
+            site: self.site.clone(),
+            sites: self.sites()?,
+        })
+    }
+
     /// Loads the province reference data.
     pub fn province(&self) -> anyhow::Result<Province> {
         let text = match &self.province_file {

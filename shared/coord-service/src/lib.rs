@@ -11,6 +11,7 @@ pub mod bounded;
 pub mod config;
 pub mod handler;
 pub mod idempotency;
+pub mod import;
 pub mod references;
 pub mod server;
 pub mod telemetry;

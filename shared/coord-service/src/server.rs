@@ -2,7 +2,8 @@
 //! command, in queue group `coord` so that instances share the load, and a graceful
 //! shutdown that stops taking requests, answers those already received, then exits.
 //! Each request takes a permit before its work is spawned and runs under a deadline
-//! (see [`crate::bounded`]).
+//! (see [`crate::bounded`]). A request for an office this site does not host is refused
+//! before its handler sees it ([`crate::acting::Hosting`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::acting::Hosting;
 use crate::bounded::{Bounded, Limits};
 use crate::{CommandHandler, ServiceConfig};
 
@@ -84,7 +86,8 @@ pub async fn run<A: CommandApi>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (client, handler) = open::<A>(&config).await?;
-    serve(client, handler, config.limits(), shutdown).await
+    let endpoints = endpoints(handler, &config.hosting()?);
+    serve_endpoints(client, A::SERVICE, endpoints, config.limits(), shutdown).await
 }
 
 /// Runs the commands of aggregates `A` and `B` as one NATS service (`A::SERVICE`, which
@@ -103,8 +106,9 @@ pub async fn run_pair<A: CommandApi, B: CommandApi>(
     );
     let (client, first) = open::<A>(&config).await?;
     let second = CommandHandler::<B>::sharing(&first);
-    let mut all = endpoints(first);
-    all.extend(endpoints(second));
+    let hosting = config.hosting()?;
+    let mut all = endpoints(first, &hosting);
+    all.extend(endpoints(second, &hosting));
     serve_endpoints(client, A::SERVICE, all, config.limits(), shutdown).await
 }
 
@@ -137,29 +141,54 @@ async fn within(deadline: Duration, work: impl Future<Output = CommandReply>) ->
 /// Answers one command endpoint's raw requests.
 type Dispatch = Arc<dyn Fn(bytes::Bytes) -> BoxFuture<'static, CommandReply> + Send + Sync>;
 
-/// `A`'s endpoints, each with its handler.
-fn endpoints<A: CommandApi>(handler: CommandHandler<A>) -> Vec<(&'static str, Dispatch)> {
+/// `A`'s endpoints, each with its handler; a request for an office this site does not
+/// host is refused before the handler sees it.
+fn endpoints<A: CommandApi>(
+    handler: CommandHandler<A>,
+    hosting: &Hosting,
+) -> Vec<(&'static str, Dispatch)> {
     A::ENDPOINTS
         .iter()
         .map(|&name| {
             let handler = handler.clone();
+            let hosting = hosting.clone();
             let dispatch: Dispatch = Arc::new(move |body: bytes::Bytes| {
                 let handler = handler.clone();
-                Box::pin(async move { handler.handle_raw(name, &body).await })
+                let refused = not_hosted(&hosting, &body);
+                Box::pin(async move {
+                    match refused {
+                        Some(refusal) => CommandReply::Error(refusal),
+                        None => handler.handle_raw(name, &body).await,
+                    }
+                })
             });
             (name, dispatch)
         })
         .collect()
 }
 
-/// Serves `handler` over NATS until `shutdown` resolves, then drains.
+/// The refusal of a request whose office this site does not host (a body that is not
+/// a request is left to the handler to refuse).
+fn not_hosted(hosting: &Hosting, body: &[u8]) -> Option<ErrorReply> {
+    #[derive(serde::Deserialize)]
+    struct Office {
+        office: String,
+    }
+    let request: Office = serde_json::from_slice(body).ok()?;
+    hosting.check_text(&request.office).err()
+}
+
+/// Serves `handler` over NATS, for the offices `hosting` says, until `shutdown`
+/// resolves, then drains.
 pub async fn serve<A: CommandApi>(
     client: async_nats::Client,
     handler: CommandHandler<A>,
+    hosting: &Hosting,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_endpoints(client, A::SERVICE, endpoints(handler), limits, shutdown).await
+    let endpoints = endpoints(handler, hosting);
+    serve_endpoints(client, A::SERVICE, endpoints, limits, shutdown).await
 }
 
 /// Serves `endpoints` as NATS service `service` until `shutdown` resolves, then drains.
