@@ -231,7 +231,8 @@ impl Body {
             Body::ProvincialStandingCommittee
             | Body::ProvincialInspectionCommission
             | Body::CentralInspectionCommission
-            | Body::CentralPublicSecurityStandingCommittee => Office::Province,
+            | Body::CentralPublicSecurityStandingCommittee
+            | Body::Secretariat => Office::Province,
         }
     }
 }
