@@ -142,6 +142,16 @@ pub trait Aggregate: Default + Clone + std::fmt::Debug + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The categories whose every stream in the log a command must see, when it cannot
+    /// name the streams it needs (a discipline decision needs the other cases of the same
+    /// organization or member: their violations restart its time limit). The handler
+    /// reads them all from this office's log (one pass over the log: see
+    /// `coord_service::references`) and passes them in [`Context::references`]. None by
+    /// default.
+    fn scans(_command: &Self::Command) -> Vec<&'static str> {
+        Vec::new()
+    }
+
     /// Builds the state from a history.
     fn from_history<'e>(events: impl IntoIterator<Item = &'e Self::Event>) -> Self {
         let mut state = Self::default();

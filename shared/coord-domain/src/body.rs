@@ -24,6 +24,9 @@ pub enum Body {
     CentralInspectionCommission,
     /// Ban Thường vụ Đảng ủy Công an Trung ương.
     CentralPublicSecurityStandingCommittee,
+    /// Ban Bí thư (Trung ương Đảng): here only the last level of an appeal against
+    /// expulsion (Quy định 22-QĐ/TW art. 22; see `deploy/rules/party-rules.toml`).
+    Secretariat,
 }
 
 impl Body {
@@ -58,6 +61,7 @@ impl Body {
             Body::CentralPublicSecurityStandingCommittee => {
                 "Ban Thường vụ Đảng ủy Công an Trung ương".into()
             }
+            Body::Secretariat => "Ban Bí thư".into(),
             Body::DistrictStandingCommittee(id) => match province.unit(id) {
                 Some(unit) => {
                     let kind = date
@@ -81,6 +85,7 @@ impl fmt::Display for Body {
             Body::CentralPublicSecurityStandingCommittee => {
                 f.write_str("central_public_security_standing_committee")
             }
+            Body::Secretariat => f.write_str("secretariat"),
         }
     }
 }
@@ -95,6 +100,7 @@ impl FromStr for Body {
             "central_public_security_standing_committee" => {
                 Body::CentralPublicSecurityStandingCommittee
             }
+            "secretariat" => Body::Secretariat,
             other => match other.strip_prefix("district_standing_committee:") {
                 Some(unit) => Body::DistrictStandingCommittee(unit.parse()?),
                 None => {
@@ -102,8 +108,8 @@ impl FromStr for Body {
                         what: "body",
                         input: input.chars().take(80).collect(),
                         reason: "expected provincial_standing_committee, provincial_inspection_commission, \
-                                 district_standing_committee:<unit>, central_inspection_commission or \
-                                 central_public_security_standing_committee",
+                                 district_standing_committee:<unit>, central_inspection_commission, \
+                                 central_public_security_standing_committee or secretariat",
                     });
                 }
             },
@@ -114,9 +120,12 @@ impl FromStr for Body {
 crate::ids::string_schema!(
     Body,
     None,
-    "provincial_standing_committee | provincial_inspection_commission | district_standing_committee:<unit> | central_inspection_commission | central_public_security_standing_committee"
+    "provincial_standing_committee | provincial_inspection_commission | district_standing_committee:<unit> | central_inspection_commission | central_public_security_standing_committee | secretariat"
 );
 crate::ids::string_schema!(PoliceOrganization, None, "district_police:<unit>");
+// The event schemas keep the description they were published with: `secretariat` (only
+// ever a `resolving_body`) is a new value of the same string, not a new shape
+// (ANALYTICS.md, "Schemas and versions").
 crate::ids::json_string_schema!(
     Body,
     None,
@@ -189,6 +198,7 @@ mod tests {
             "district_standing_committee:chau-doc",
             "central_inspection_commission",
             "central_public_security_standing_committee",
+            "secretariat",
         ] {
             let body: Body = s.parse().unwrap();
             assert_eq!(body.to_string(), s);

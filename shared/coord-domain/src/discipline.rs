@@ -21,7 +21,14 @@
 //! - time limits (thời hiệu, Quy định 69-QĐ/TW as amended by 264-QĐ/TW): a case
 //!   records when the violation happened (and ended, if it lasted); a decision past the
 //!   period for its form, in the rule version in force on the decision date, is refused
-//!   with `limitation_period_expired`, except where no period applies;
+//!   with `limitation_period_expired`, except where no period applies. A new violation
+//!   by the same organization or member, recorded on another case in this office's log
+//!   (decided or still open; not one closed without discipline or annulled on appeal)
+//!   and committed while the period ran, starts it again (Quy định 102-QĐ/TW art.
+//!   3.1.b, 07-QĐi/TW art. 5.2): the decision scans the log's cases
+//!   ([`Aggregate::scans`]). A form an appeal's resolution puts in place is checked
+//!   against its own period, counted to the date the rules say (Hướng dẫn 06-HD/UBKTTW:
+//!   the decision under appeal, not counted again);
 //! - a case may concern an organization that has since been dissolved or reorganized
 //!   (Quy định 69-QĐ/TW art. 1), so opening one does not need the district police
 //!   committee to exist any more, but the violation must date from when it did, and a
@@ -38,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use crate::inspection::InspectionStatus;
 use crate::references::StreamRef;
 pub use crate::rulebook::ViolationCategory;
-use crate::rulebook::{BodyRole, Limitation, LimitationSubject, SubjectClass};
+use crate::rulebook::{BodyRole, CountedTo, Limitation, LimitationSubject, SubjectClass};
 use crate::rules::{body_exists, police_committee_exists, within_term};
 use crate::{
     Aggregate, Body, CaseId, Context, Date, DomainEvent, InspectionId, MemberRef, OrganizationName,
@@ -444,16 +451,21 @@ pub enum DisciplineRejection {
         subject: SubjectClass,
     },
     #[error(
-        "the time limit for {} ({years} years from {counted_from}, rule {rule}) ended on {deadline}; a decision on {decided_on} is too late",
-        form.as_str()
+        "the time limit for {} ({years} years from {counted_from}{}, rule {rule}) ended on {deadline}, before {counted_to}: too late",
+        form.as_str(),
+        if *restarted { ", the day a later violation of the same subject started it again" } else { "" }
     )]
     LimitationPeriodExpired {
         form: DisciplineForm,
         rule: String,
         years: u32,
         counted_from: Date,
+        /// Whether `counted_from` is a later violation's date.
+        restarted: bool,
         deadline: Date,
-        decided_on: Date,
+        /// The decision's date (for a form changed on appeal, the date the rules count
+        /// it to).
+        counted_to: Date,
     },
     #[error(
         "the basis inspection {0} was not found in this office's log (it may not have arrived yet from another office)"
@@ -633,6 +645,19 @@ impl Aggregate for DisciplineCase {
             _ => Vec::new(),
         }
     }
+
+    /// A decision, and a resolution that changes the form, check a time limit that the
+    /// subject's other violations may restart: they need every case in the log.
+    fn scans(command: &DisciplineCommand) -> Vec<&'static str> {
+        match command {
+            DisciplineCommand::Decide(_)
+            | DisciplineCommand::ResolveAppeal(ResolveAppeal {
+                resolution: AppealResolution::ChangedTo { .. },
+                ..
+            }) => vec![Self::CATEGORY],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A case based on an inspection names an existing, concluded inspection of the same
@@ -693,40 +718,99 @@ fn check_authority(
     }
 }
 
-/// The decision comes within the limitation period of the rule in force on its date.
+/// A form decided (or put in place on appeal) counted to `counted_to` comes within the
+/// limitation period of the rule in force on that date, as the subject's other
+/// violations in this office's log may have restarted it.
 fn check_limitation(
     ctx: &Context<'_>,
     opened: &DisciplineCaseOpened,
     form: DisciplineForm,
-    decided_on: Date,
+    counted_to: Date,
 ) -> Result<(), DisciplineRejection> {
     let Some(v) = &opened.violation else {
         return Ok(());
     };
+    let new_violations = other_violations(ctx, opened);
     match ctx.rules.limitation(
         opened.subject.limitation_subject(),
         form,
         v.category,
         v.counted_from(),
-        decided_on,
+        &new_violations,
+        counted_to,
     ) {
         Limitation::Until {
             rule,
             years,
+            counted_from,
             deadline,
-        } if decided_on > deadline => Err(DisciplineRejection::LimitationPeriodExpired {
+        } if counted_to > deadline => Err(DisciplineRejection::LimitationPeriodExpired {
             form,
             rule,
             years,
-            counted_from: v.counted_from(),
+            counted_from,
+            restarted: counted_from != v.counted_from(),
             deadline,
-            decided_on,
+            counted_to,
         }),
         _ => Ok(()),
     }
 }
 
+/// The dates of the violations recorded on the other cases of the same organization or
+/// member that this office's log holds (as the handler scanned them): open or decided
+/// cases; not one closed without discipline, nor one whose decision an appeal annulled,
+/// for which no violation was found.
+fn other_violations(ctx: &Context<'_>, opened: &DisciplineCaseOpened) -> Vec<Date> {
+    ctx.references
+        .discipline_cases()
+        .filter(|(id, _)| *id != opened.case_id.as_uuid())
+        .filter_map(|(_, case)| case.found_violation())
+        .filter(|(other, _)| same_subject(opened, other))
+        .map(|(_, v)| v.committed_on)
+        .collect()
+}
+
+/// One member (by reference, in any unit), or one organization (by unit and name).
+fn same_subject(a: &DisciplineCaseOpened, b: &DisciplineCaseOpened) -> bool {
+    match (&a.subject, &b.subject) {
+        (Subject::Member { member: x, .. }, Subject::Member { member: y, .. }) => x == y,
+        (Subject::Organization { name: x }, Subject::Organization { name: y }) => {
+            x == y && a.unit == b.unit
+        }
+        _ => false,
+    }
+}
+
+/// To which date the period of a form changed on appeal counts, as the limitation rule
+/// in force on the resolution's date says: the decision under appeal (not counted again,
+/// Hướng dẫn 06-HD/UBKTTW), or the resolution itself.
+fn changed_form_counted_to(
+    ctx: &Context<'_>,
+    decision: &DisciplineDecided,
+    resolved_on: Date,
+) -> Date {
+    match ctx
+        .rules
+        .limitation_on(resolved_on)
+        .map(|r| r.changed_form_counted_to())
+    {
+        Some(CountedTo::Decision) => decision.decided_on,
+        Some(CountedTo::Resolution) | None => resolved_on,
+    }
+}
+
 impl DisciplineCase {
+    /// The case as it was opened and its violation, if a violation was found: the case is
+    /// open or decided, not closed without discipline nor annulled on appeal.
+    pub fn found_violation(&self) -> Option<(&DisciplineCaseOpened, &Violation)> {
+        let opened = self.opened.as_ref()?;
+        let violation = opened.violation.as_ref()?;
+        let annulled = self.status == Some(CaseStatus::AppealResolved) && self.in_force.is_none();
+        let closed = self.status == Some(CaseStatus::Closed);
+        (!annulled && !closed).then_some((opened, violation))
+    }
+
     fn handle_step(
         &self,
         command: &DisciplineCommand,
@@ -804,7 +888,10 @@ impl DisciplineCase {
                     BodyRole::of(&c.resolving_body),
                     BodyRole::of(&decision.deciding_body),
                 );
-                if !ctx.rules.is_superior(resolving, deciding) {
+                if !ctx
+                    .rules
+                    .is_superior(resolving, deciding, decision.form, c.resolved_on)
+                {
                     return Err(DisciplineRejection::ResolvingBodyNotSuperior {
                         resolving: c.resolving_body.clone(),
                         deciding: decision.deciding_body.clone(),
@@ -817,6 +904,8 @@ impl DisciplineCase {
                     }
                     opened.subject.allows(form)?;
                     check_authority(ctx, &c.resolving_body, &opened.subject, form, c.resolved_on)?;
+                    let counted_to = changed_form_counted_to(ctx, decision, c.resolved_on);
+                    check_limitation(ctx, opened, form, counted_to)?;
                 }
                 let appealed_on = self.appeal_received(c.case_id, ctx)?;
                 if c.resolved_on < appealed_on {
@@ -900,8 +989,11 @@ impl DisciplineCase {
 mod tests {
     use super::*;
     use crate::References;
+    use crate::Rulebook;
     use crate::appeal::{Appeal, AppealEvent};
-    use crate::testing::{assert_round_trips, d, given_refs_when, given_when, inspection_state};
+    use crate::testing::{
+        assert_round_trips, d, given_refs_when, given_rules_refs_when, given_when, inspection_state,
+    };
 
     fn id() -> CaseId {
         CaseId::parse("0190a000-0000-7000-8000-0000000000c1").unwrap()
@@ -1745,5 +1837,361 @@ mod tests {
         let subject = serde_json::to_value(member(Membership::Probationary, false)).unwrap();
         assert_eq!(subject["kind"], "member");
         assert_eq!(subject["membership"], "probationary");
+    }
+
+    // ---- the time limit restarted by a new violation ----
+
+    const OTHER: &str = "0190a000-0000-7000-8000-0000000000b2";
+
+    fn other_id() -> CaseId {
+        CaseId::parse(OTHER).unwrap()
+    }
+
+    /// Another case of `subject` in `unit`, its violation committed on `committed`,
+    /// opened on `opened_on`, then taken through `steps`.
+    fn other_case(
+        subject: Subject,
+        unit: &str,
+        committed: &str,
+        opened_on: &str,
+        steps: &[DisciplineEvent],
+    ) -> Vec<DisciplineEvent> {
+        let mut cmd = open(subject);
+        cmd.case_id = other_id();
+        cmd.unit = unit.parse().unwrap();
+        cmd.violation.committed_on = d(committed);
+        cmd.opened_on = d(opened_on);
+        let mut history = given_when::<DisciplineCase>(&[], DisciplineCommand::Open(cmd)).unwrap();
+        history.extend_from_slice(steps);
+        history
+    }
+
+    fn other_decided(form: DisciplineForm, on: &str) -> DisciplineEvent {
+        DisciplineEvent::DisciplineDecided(DisciplineDecided {
+            case_id: other_id(),
+            form,
+            deciding_body: Body::ProvincialStandingCommittee,
+            decided_on: d(on),
+            decision_ref: "QĐ-B (example)".parse().unwrap(),
+        })
+    }
+
+    fn other_closed() -> DisciplineEvent {
+        DisciplineEvent::DisciplineCaseClosed(DisciplineCaseClosed {
+            case_id: other_id(),
+            closed_on: d("2023-04-01"),
+            reason: "Không đủ căn cứ".parse().unwrap(),
+        })
+    }
+
+    fn other_annulled() -> [DisciplineEvent; 3] {
+        [
+            other_decided(DisciplineForm::Reprimand, "2023-05-10"),
+            DisciplineEvent::DisciplineAppealed(DisciplineAppealed {
+                case_id: other_id(),
+                appealed_on: d("2023-05-20"),
+                grounds: "Khiếu nại".parse().unwrap(),
+            }),
+            DisciplineEvent::AppealResolved(AppealResolved {
+                case_id: other_id(),
+                resolution: AppealResolution::Annulled,
+                resolving_body: Body::CentralPublicSecurityStandingCommittee,
+                resolved_on: d("2023-06-01"),
+                reference: "GQ-B (example)".parse().unwrap(),
+            }),
+        ]
+    }
+
+    /// The log as the deciding office scanned it: the other case holds `history`.
+    fn in_the_log(history: &[DisciplineEvent]) -> References {
+        References::default().with_case(other_id().as_uuid(), DisciplineCase::from_history(history))
+    }
+
+    /// Deciding, on `on`, a reprimand of the case whose violation was on `committed`,
+    /// with the other case as found in the log.
+    fn reprimand_given(
+        subject: Subject,
+        committed: &str,
+        other: &[DisciplineEvent],
+        on: &str,
+    ) -> Result<Vec<DisciplineEvent>, DisciplineRejection> {
+        let history = [opened_with(
+            subject,
+            committed,
+            None,
+            ViolationCategory::Ordinary,
+        )];
+        let province = "provincial_standing_committee";
+        given_refs_when::<DisciplineCase>(
+            &in_the_log(other),
+            &history,
+            decide_by(province, DisciplineForm::Reprimand, on),
+        )
+    }
+
+    fn dv(reference: &str) -> Subject {
+        Subject::Member {
+            member: reference.parse().unwrap(),
+            membership: Membership::Full,
+            holds_post: false,
+        }
+    }
+
+    // Quy định 102-QĐ/TW art. 3.1.b (carried into 69-QĐ/TW): a member's violation of
+    // 2018-06-10 (this case) and a new one of 2020-06-10 (another case, decided on
+    // 2023-05-10 as a reprimand): the reprimand's five years count again from 2020-06-10,
+    // so a decision on 2023-07-01 is in time; without the other case it is too late.
+    #[test]
+    fn a_new_violation_within_the_period_restarts_it_qd102_art3_1b() {
+        let me = || dv("DV-0001");
+        let on = "2023-07-01";
+        // given no other case: the period ended on 2023-06-10
+        let err = reprimand_given(me(), "2018-06-10", &[], on).unwrap_err();
+        assert_eq!(err.code(), "limitation_period_expired");
+        assert!(err.to_string().contains("ended on 2023-06-10"), "{err}");
+        // given the member's new violation, decided or still open: in time
+        let reprimanded = [other_decided(DisciplineForm::Reprimand, "2023-05-10")];
+        let decided = other_case(me(), "chau-doc", "2020-06-10", "2023-03-01", &reprimanded);
+        assert!(reprimand_given(me(), "2018-06-10", &decided, on).is_ok());
+        let open = other_case(me(), "chau-doc", "2020-06-10", "2023-03-01", &[]);
+        assert!(reprimand_given(me(), "2018-06-10", &open, on).is_ok());
+        // but not another member's, nor a violation the Party did not find (closed
+        // without discipline, annulled on appeal), nor one after the period had ended
+        let refused = |other: &[DisciplineEvent]| {
+            reprimand_given(me(), "2018-06-10", other, on)
+                .unwrap_err()
+                .code()
+        };
+        let someone_else = other_case(dv("DV-0002"), "an-phu", "2020-06-10", "2023-03-01", &[]);
+        assert_eq!(refused(&someone_else), "limitation_period_expired");
+        let closed = other_case(
+            me(),
+            "an-phu",
+            "2020-06-10",
+            "2023-03-01",
+            &[other_closed()],
+        );
+        assert_eq!(refused(&closed), "limitation_period_expired");
+        let annulled = other_case(
+            me(),
+            "an-phu",
+            "2020-06-10",
+            "2023-03-01",
+            &other_annulled(),
+        );
+        assert_eq!(refused(&annulled), "limitation_period_expired");
+        let too_late = other_case(me(), "an-phu", "2023-06-11", "2023-06-20", &[]);
+        assert_eq!(refused(&too_late), "limitation_period_expired");
+        // a restarted period that has ended too says where it counted from
+        let early = other_case(me(), "an-phu", "2018-12-01", "2023-03-01", &[]);
+        let err = reprimand_given(me(), "2018-06-10", &early, "2024-01-05").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("from 2018-12-01, the day a later violation")
+                && err.to_string().contains("ended on 2023-12-01"),
+            "{err}"
+        );
+    }
+
+    // Quy định 07-QĐi/TW art. 5.2 (carried into 69-QĐ/TW): the same for a Party
+    // organization, told apart by its unit and name.
+    #[test]
+    fn a_new_violation_of_the_same_organization_restarts_it_qd07_art5_2() {
+        let on = "2023-07-01";
+        let same = other_case(organization(), "an-phu", "2020-06-10", "2023-03-01", &[]);
+        assert!(reprimand_given(organization(), "2018-06-10", &same, on).is_ok());
+        let namesake = other_case(organization(), "tri-ton", "2020-06-10", "2023-03-01", &[]);
+        assert_eq!(
+            reprimand_given(organization(), "2018-06-10", &namesake, on)
+                .unwrap_err()
+                .code(),
+            "limitation_period_expired"
+        );
+    }
+
+    // The other cases cannot be named by the command: a decision, and a resolution that
+    // changes the form, ask the handler for every case in the log.
+    #[test]
+    fn a_decision_scans_the_cases_in_the_log() {
+        let all = vec![DisciplineCase::CATEGORY];
+        assert_eq!(
+            DisciplineCase::scans(&decide(DisciplineForm::Reprimand)),
+            all
+        );
+        let changed = resolve(AppealResolution::ChangedTo {
+            form: DisciplineForm::Reprimand,
+        });
+        assert_eq!(DisciplineCase::scans(&changed), all);
+        assert!(DisciplineCase::scans(&resolve(AppealResolution::Upheld)).is_empty());
+        assert!(DisciplineCase::scans(&DisciplineCommand::Open(open(organization()))).is_empty());
+    }
+
+    // ---- a form changed on appeal, and its time limit ----
+
+    /// A post holder's violation on `committed`, decided as a warning on 2023-02-01 and
+    /// appealed on 2023-02-10; the resolution on 2023-03-15 changes it to a reprimand.
+    fn reprimand_on_appeal(
+        rules: &Rulebook,
+        committed: &str,
+        other: &[DisciplineEvent],
+    ) -> Result<Vec<DisciplineEvent>, DisciplineRejection> {
+        let subject = member(Membership::Full, true);
+        let mut history = vec![opened_with(
+            subject,
+            committed,
+            None,
+            ViolationCategory::Ordinary,
+        )];
+        history.extend(
+            given_when::<DisciplineCase>(
+                &history,
+                decide_by(
+                    "provincial_standing_committee",
+                    DisciplineForm::Warning,
+                    "2023-02-01",
+                ),
+            )
+            .unwrap(),
+        );
+        let mut known = appeal_received(&history);
+        if !other.is_empty() {
+            known = known.with_case(other_id().as_uuid(), DisciplineCase::from_history(other));
+        }
+        let to_reprimand = resolve(AppealResolution::ChangedTo {
+            form: DisciplineForm::Reprimand,
+        });
+        given_rules_refs_when::<DisciplineCase>(rules, &known, &history, to_reprimand)
+    }
+
+    // A form put in place on appeal is checked against its own period. Counted to the
+    // decision under appeal: the period is not counted again when a superior decides the
+    // form again (Hướng dẫn 06-HD/UBKTTW on Quy định 07-QĐi/TW art. 5.2); counted to the
+    // resolution where the rules say so instead.
+    #[test]
+    fn a_form_changed_on_appeal_is_checked_against_its_own_period_hd06_art5_2() {
+        let shipped = Rulebook::standard();
+        // The reprimand's five years from 2018-01-15 ended before the decision: refused.
+        let err = reprimand_on_appeal(shipped, "2018-01-15", &[]).unwrap_err();
+        assert_eq!(err.code(), "limitation_period_expired");
+        assert!(err.to_string().contains("before 2023-02-01"), "{err}");
+        // ... unless a new violation of the member's restarted it.
+        let me = member(Membership::Full, true);
+        let restarted = other_case(me, "an-phu", "2020-01-01", "2023-01-05", &[]);
+        assert!(reprimand_on_appeal(shipped, "2018-01-15", &restarted).is_ok());
+        // From 2018-02-15 they end on 2023-02-15: after the decision, before the
+        // resolution. Not counted again: in time.
+        assert!(reprimand_on_appeal(shipped, "2018-02-15", &[]).is_ok());
+        // Under rules that count a changed form to the resolution's date: too late.
+        let to_resolution = Rulebook::from_toml_str(
+            &crate::rulebook::PARTY_RULES_TOML
+                .replace("counted_to = \"decision\"", "counted_to = \"resolution\""),
+        )
+        .unwrap();
+        let err = reprimand_on_appeal(&to_resolution, "2018-02-15", &[]).unwrap_err();
+        assert_eq!(err.code(), "limitation_period_expired");
+        assert!(err.to_string().contains("before 2023-03-15"), "{err}");
+    }
+
+    // ---- the Secretariat ----
+
+    // Quy định 22-QĐ/TW art. 22: the Secretariat is the last level of an appeal against
+    // expulsion, and may change the form it resolves; it resolves nothing else here, and
+    // takes no first decision in this system.
+    #[test]
+    fn an_expulsion_appeal_goes_up_to_the_secretariat_qd22_art22() {
+        let expelled = decided(member(Membership::Full, false), DisciplineForm::Expulsion);
+        assert!(on_appeal(&expelled, resolve_by("secretariat")).is_ok());
+        let to_warning = match resolve(AppealResolution::ChangedTo {
+            form: DisciplineForm::Warning,
+        }) {
+            DisciplineCommand::ResolveAppeal(c) => {
+                DisciplineCommand::ResolveAppeal(ResolveAppeal {
+                    resolving_body: Body::Secretariat,
+                    ..c
+                })
+            }
+            _ => unreachable!(),
+        };
+        assert!(on_appeal(&expelled, to_warning).is_ok());
+        let warned = decided(member(Membership::Full, false), DisciplineForm::Warning);
+        assert_eq!(
+            code_on_appeal(&warned, resolve_by("secretariat")),
+            "resolving_body_not_superior"
+        );
+        assert_eq!(
+            code_of(
+                &[opened(member(Membership::Full, false))],
+                decide_by("secretariat", DisciplineForm::Expulsion, "2023-02-01")
+            ),
+            "deciding_body_not_competent"
+        );
+        assert_eq!(
+            Body::Secretariat.label_vi(crate::province::an_giang(), None),
+            "Ban Bí thư"
+        );
+    }
+
+    // ---- rules by date ----
+
+    // Rules by date (Quy định 22-QĐ/TW until 2025-05-29, 296-QĐ/TW from 2025-05-30): a
+    // decision is checked against the authority rows in force on its date, a resolution
+    // against the superiors rows in force on the resolution's date.
+    #[test]
+    fn each_act_is_checked_against_the_rows_of_its_date_qd22_qd296() {
+        let rules = Rulebook::from_toml_str(
+            "limitation = []\n\
+            [[authority]]\nbody='provincial_standing_committee'\nsubject='member'\n\
+            forms=['reprimand', 'warning']\nsource='22'\nuntil='2025-05-29'\n\
+            [[authority]]\nbody='provincial_standing_committee'\nsubject='member'\n\
+            forms=['warning']\nsource='296'\nfrom='2025-05-30'\n\
+            [[superiors]]\nbody='provincial_standing_committee'\n\
+            above=['central_public_security_standing_committee']\nsource='22'\nuntil='2025-05-29'\n",
+        )
+        .unwrap();
+        let history = [opened(member(Membership::Full, false))];
+        let decide_on = |form, on| {
+            given_rules_refs_when::<DisciplineCase>(
+                &rules,
+                &References::default(),
+                &history,
+                decide_by("provincial_standing_committee", form, on),
+            )
+        };
+        assert!(decide_on(DisciplineForm::Reprimand, "2025-05-29").is_ok());
+        assert_eq!(
+            decide_on(DisciplineForm::Reprimand, "2025-05-30")
+                .unwrap_err()
+                .code(),
+            "deciding_body_without_authority"
+        );
+        assert!(decide_on(DisciplineForm::Warning, "2025-05-30").is_ok());
+        let decided = [
+            history[0].clone(),
+            decide_on(DisciplineForm::Warning, "2023-02-01")
+                .unwrap()
+                .remove(0),
+        ];
+        let resolve_on = |on: &str| {
+            let cmd = match resolve(AppealResolution::Upheld) {
+                DisciplineCommand::ResolveAppeal(c) => {
+                    DisciplineCommand::ResolveAppeal(ResolveAppeal {
+                        resolved_on: d(on),
+                        ..c
+                    })
+                }
+                _ => unreachable!(),
+            };
+            given_rules_refs_when::<DisciplineCase>(
+                &rules,
+                &appeal_received(&decided),
+                &decided,
+                cmd,
+            )
+        };
+        assert!(resolve_on("2025-05-29").is_ok());
+        assert_eq!(
+            resolve_on("2025-05-30").unwrap_err().code(),
+            "resolving_body_not_superior"
+        );
     }
 }

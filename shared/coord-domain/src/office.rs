@@ -237,7 +237,8 @@ impl Body {
             Body::ProvincialStandingCommittee
             | Body::ProvincialInspectionCommission
             | Body::CentralInspectionCommission
-            | Body::CentralPublicSecurityStandingCommittee => Office::Province,
+            | Body::CentralPublicSecurityStandingCommittee
+            | Body::Secretariat => Office::Province,
         }
     }
 }

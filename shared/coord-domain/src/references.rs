@@ -4,6 +4,10 @@
 //! the command handler reads them from the log and folds them here, and the decision
 //! sees them in [`crate::Context::references`].
 //!
+//! A command that cannot name the streams it needs has its aggregate ask for a whole
+//! category instead ([`crate::Aggregate::scans`]): a discipline decision sees every case
+//! in the log, and picks the other cases of its own subject.
+//!
 //! What is not visible is absent. The handler reads the office's own log, where a
 //! referenced stream may have been written by any office (the province's exchange,
 //! sourced into a district's log): an aggregate created at another office and not yet
@@ -141,6 +145,11 @@ impl References {
     }
     pub fn discipline_case(&self, id: Uuid) -> Option<&DisciplineCase> {
         self.cases.get(&id)
+    }
+    /// Every discipline case known here: those a command names, and every case in the
+    /// log when the command scans the category ([`crate::Aggregate::scans`]).
+    pub fn discipline_cases(&self) -> impl Iterator<Item = (Uuid, &DisciplineCase)> {
+        self.cases.iter().map(|(id, case)| (*id, case))
     }
     pub fn exchange(&self, id: Uuid) -> Option<&InformationExchange> {
         self.exchanges.get(&id)

@@ -20,12 +20,22 @@ pub(crate) fn given_refs_when<A: Aggregate>(
     history: &[A::Event],
     command: A::Command,
 ) -> Result<Vec<A::Event>, A::Rejection> {
+    given_rules_refs_when::<A>(Rulebook::standard(), references, history, command)
+}
+
+/// The same under another rulebook than the shipped one.
+pub(crate) fn given_rules_refs_when<A: Aggregate>(
+    rules: &Rulebook,
+    references: &References,
+    history: &[A::Event],
+    command: A::Command,
+) -> Result<Vec<A::Event>, A::Rejection> {
     let state = A::from_history(history);
     state.handle(
         &command,
         &Context {
             province: crate::province::an_giang(),
-            rules: Rulebook::standard(),
+            rules,
             references,
         },
     )

@@ -366,10 +366,11 @@ impl EventLog for Pending {
         Ok(self.with_pending(stream, None, self.log.read_reference(stream).await?))
     }
 
-    async fn subscribe(&self, _: Option<EventPosition>) -> Result<Subscription, LogError> {
-        Err(LogError::InvalidInput(
-            "an import is checked read-only".into(),
-        ))
+    /// What is stored (a scan of the log, for the restart of a time limit, sees the
+    /// stored cases, not the import's own: at worst a decision is refused that the
+    /// whole import would have allowed, never the other way).
+    async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError> {
+        self.log.subscribe(after).await
     }
 
     async fn head(&self) -> Result<Option<EventPosition>, LogError> {
