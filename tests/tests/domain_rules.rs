@@ -577,19 +577,29 @@ async fn the_appeal_routes_refuse_as_the_readme_says() {
     )
     .await;
 
-    // The organization: its forms, and the authority of the body that resolves.
-    an_phu
+    // The organization: its forms, and the authority of the body that resolves. (The
+    // case is the province's stream: a decision on it is recorded by the province, a
+    // district office appending to it is `stream_of_another_office`.)
+    refuse(
+        &an_phu,
+        format!("/v1/discipline-cases/{o}/decision"),
+        decision(
+            "reprimand",
+            "district_standing_committee:an-phu",
+            "2024-02-01",
+        ),
+        S::FORBIDDEN,
+        "stream_of_another_office",
+    )
+    .await;
+    province
         .ok(
             &format!("/v1/discipline-cases/{o}/decision"),
-            decision(
-                "reprimand",
-                "district_standing_committee:an-phu",
-                "2024-02-01",
-            ),
+            decision("reprimand", "provincial_inspection_commission", "2024-02-01"),
         )
         .await;
     an_phu.ok(&appeal(o), lodge("2024-02-10")).await;
-    let commission = "provincial_inspection_commission";
+    let commission = "central_inspection_commission";
     refuse(
         &province,
         resolution(o),
@@ -615,7 +625,6 @@ async fn the_appeal_routes_refuse_as_the_readme_says() {
         );
     }
     let elsewhere = [
-        "403 stream_of_another_office", // several offices: up_offices.rs
         "422 form_not_for_probationary_members", // coord-domain discipline tests
     ];
     for listed in &documented {

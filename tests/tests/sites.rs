@@ -345,15 +345,16 @@ async fn an_import_appends_only_what_the_domain_decides_for_the_offices_this_sit
     let refused = post(&import, &admin, Body::Text(early)).await;
     assert_refused(&refused, StatusCode::CONFLICT, "invalid_transition");
 
-    // A district body deciding an expulsion it may not decide, sent as that district.
+    // The provincial inspection commission dissolving an organization, which it may
+    // not decide (it reprimands or warns organizations).
     let case = Uuid::now_v7();
     let case_stream = format!("discipline-{case}");
     let opened = json!({"case_id": case, "term": "2020-2025", "unit": "tri-ton",
-        "subject": {"kind": "member", "member": "ĐV-8001", "membership": "full", "holds_post": true},
+        "subject": {"kind": "organization", "name": "Chi bộ (giả định)"},
         "basis": {"kind": "central_conclusion", "body": "central_inspection_commission", "reference": "KL-8 (giả định)"},
         "violation": {"committed_on": "2023-10-01"}, "opened_on": "2024-06-01"});
-    let decided = json!({"case_id": case, "form": "expulsion",
-        "deciding_body": "district_standing_committee:tri-ton", "decided_on": "2024-06-20",
+    let decided = json!({"case_id": case, "form": "dissolution",
+        "deciding_body": "provincial_inspection_commission", "decided_on": "2024-06-20",
         "decision_ref": "QĐ-8 (giả định)"});
     let unauthorized = [
         line(
@@ -368,7 +369,7 @@ async fn an_import_appends_only_what_the_domain_decides_for_the_offices_this_sit
             &case_stream,
             2,
             5,
-            "district:tri-ton",
+            "province",
             "DisciplineDecided",
             decided,
         ),
