@@ -595,7 +595,11 @@ async fn the_appeal_routes_refuse_as_the_readme_says() {
     province
         .ok(
             &format!("/v1/discipline-cases/{o}/decision"),
-            decision("reprimand", "provincial_inspection_commission", "2024-02-01"),
+            decision(
+                "reprimand",
+                "provincial_inspection_commission",
+                "2024-02-01",
+            ),
         )
         .await;
     an_phu.ok(&appeal(o), lodge("2024-02-10")).await;

@@ -365,14 +365,7 @@ async fn an_import_appends_only_what_the_domain_decides_for_the_offices_this_sit
             "DisciplineCaseOpened",
             opened,
         ),
-        line(
-            &case_stream,
-            2,
-            5,
-            "province",
-            "DisciplineDecided",
-            decided,
-        ),
+        line(&case_stream, 2, 5, "province", "DisciplineDecided", decided),
     ]
     .concat();
     let refused = post(&import, &admin, Body::Text(unauthorized)).await;
