@@ -52,27 +52,32 @@ const REPLAY_BATCH: usize = 1_000;
 /// Records one event just applied to the read models (same savepoint).
 pub fn record(conn: &Connection, e: &RecordedEvent, unit: &str) -> rusqlite::Result<()> {
     let id = e.stream_id.id();
-    let (table, key, extra) = match e.stream_id.category() {
-        "inspection" => ("inspections", "inspection_id", "kind"),
-        "exchange" => ("exchanges", "exchange_id", "'exchange'"),
-        "receipt" => ("receipts", "receipt_id", "'exchange'"),
-        "appeal" => ("appeals", "appeal_id", "'appeal'"),
-        "discipline" => ("discipline_cases", "case_id", "subject_kind"),
+    // Whose row: the event's office's; an older log's acknowledgement on an exchange
+    // stream is the recipient's, of the exchange sent to it.
+    let (table, key, extra, owner) = match e.stream_id.category() {
+        "inspection" => ("inspections", "inspection_id", "kind", "office"),
+        "exchange" if e.event_type == "InformationAcknowledged" => {
+            ("exchanges", "exchange_id", "'exchange'", "to_office")
+        }
+        "exchange" => ("exchanges", "exchange_id", "'exchange'", "office"),
+        "receipt" => ("receipts", "receipt_id", "'exchange'", "office"),
+        "appeal" => ("appeals", "appeal_id", "'appeal'", "office"),
+        "discipline" => ("discipline_cases", "case_id", "subject_kind", "office"),
         _ => return Ok(()),
     };
     let row: Option<(String, String)> = conn
-        .query_row(
-            &format!("SELECT term, {extra} FROM {table} WHERE {key} = ?1 AND office = ?2"),
-            [id, e.office.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached(&format!(
+            "SELECT term, {extra} FROM {table} WHERE {key} = ?1 AND {owner} = ?2"
+        ))?
+        .query_row([id, e.office.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((term, class)) = row else {
         return Ok(());
     };
     let date = e.occurred_at.format("%Y-%m-%d").to_string();
     let p = e.pos();
-    conn.execute(
+    crate::store::exec(
+        conn,
         "INSERT OR REPLACE INTO analytics_events (commit_pos, idx, term, unit, occurred_on, month, measure, event)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![

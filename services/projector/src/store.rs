@@ -144,6 +144,10 @@ const TABLES: [&str; 10] = [
     "dead_letters",
 ];
 
+/// Prepared statements kept per connection (rusqlite's default is 16; the projection
+/// uses about 40).
+const STATEMENT_CACHE: usize = 128;
+
 /// How long a write waits for a lock held by another connection before it fails.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -363,6 +367,8 @@ impl Store {
         // corrupt: the checkpoint is lost with them, so they are simply applied again.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
+        // Every statement of `apply_event` and the analytics, each prepared once.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::analytics::SCHEMA)?;
         let mut store = Self { conn, province };
@@ -483,27 +489,65 @@ impl Store {
     /// whole batch back (the checkpoint does not move) and is returned.
     pub fn apply_batch(&mut self, items: &[Item]) -> Result<(usize, usize), StoreError> {
         let checkpoint = self.checkpoint()?;
+        let mut last = checkpoint;
+        let todo: Vec<&Item> = items
+            .iter()
+            .filter(|item| {
+                let fresh = last.is_none_or(|l| item.position() > l);
+                if fresh {
+                    last = Some(item.position());
+                }
+                fresh
+            })
+            .collect();
+        if todo.is_empty() {
+            return Ok((0, 0));
+        }
+        if let Some(applied) = self.apply_all(&todo)? {
+            return Ok((applied, 0));
+        }
+        self.apply_one_by_one(&todo)
+    }
+
+    /// The usual case: every item applies. All in one transaction with the checkpoint,
+    /// no savepoint per event; `None` (everything rolled back) as soon as one item
+    /// cannot be applied, for [`Store::apply_one_by_one`] to isolate it.
+    fn apply_all(&mut self, items: &[&Item]) -> Result<Option<usize>, StoreError> {
+        let mut tx = self.conn.transaction()?;
+        for item in items {
+            match item {
+                Item::Event(e) => match apply_event(&tx, &self.province, e) {
+                    Ok(()) => {}
+                    Err(Skip::Storage(e)) => return Err(StoreError(e)),
+                    Err(_) => return Ok(None),
+                },
+                Item::Unreadable { .. } => return Ok(None),
+                Item::Mismatch { .. } => record_alarm(&tx, item)?,
+            }
+        }
+        let last = items.last().expect("not empty").position();
+        set_checkpoint(&mut tx, last)?;
+        tx.commit()?;
+        Ok(Some(items.len()))
+    }
+
+    /// A batch with an item that cannot be applied: each item in its own savepoint, so
+    /// the one that fails is rolled back alone and kept as a dead letter.
+    fn apply_one_by_one(&mut self, items: &[&Item]) -> Result<(usize, usize), StoreError> {
         let mut tx = self.conn.transaction()?;
         let (mut applied, mut dead) = (0, 0);
-        let mut last = None;
         for item in items {
-            let position = item.position();
-            if checkpoint.is_some_and(|c| position <= c) || last.is_some_and(|l| position <= l) {
-                continue;
-            }
-            last = Some(position);
             match apply_item(&mut tx, &self.province, item)? {
                 Ok(()) => applied += 1,
                 Err(reason) => {
                     dead += 1;
-                    tracing::warn!(%position, %reason, "dead letter");
+                    tracing::warn!(position = %item.position(), %reason, "dead letter");
                     record_dead_letter(&tx, item, &reason)?;
                 }
             }
         }
-        if let Some(last) = last {
-            set_checkpoint(&mut tx, last)?;
-        }
+        let last = items.last().expect("not empty").position();
+        set_checkpoint(&mut tx, last)?;
         tx.commit()?;
         Ok((applied, dead))
     }
@@ -1055,13 +1099,20 @@ fn unit_of(
     id: &str,
     office: &str,
 ) -> Result<String, Skip> {
-    conn.query_row(
-        &format!("SELECT unit FROM {table} WHERE {key} = ?1 AND office = ?2"),
-        [id, office],
-        |r| r.get(0),
-    )
+    conn.prepare_cached(&format!(
+        "SELECT unit FROM {table} WHERE {key} = ?1 AND office = ?2"
+    ))?
+    .query_row([id, office], |r| r.get(0))
     .optional()?
     .ok_or_else(|| Skip::Inconsistent(format!("{key} {id} is not in the read model")))
+}
+
+/// The unit of the exchange `id` sent to `office`.
+fn exchange_unit_sent_to(conn: &Connection, id: &str, office: &Office) -> Result<String, Skip> {
+    conn.prepare_cached("SELECT unit FROM exchanges WHERE exchange_id = ?1 AND to_office = ?2")?
+        .query_row([id, office.to_string().as_str()], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Skip::Inconsistent(format!("exchange {id} is not in the read model")))
 }
 
 /// Applies one event to the read models (inside the caller's savepoint).
@@ -1071,7 +1122,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
         "inspection" => match decode::<InspectionEvent>(e)? {
             InspectionEvent::InspectionScheduled(s) => {
                 let id = s.inspection_id.to_string();
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO inspections (office, inspection_id, term, unit, kind, category, coordinating_body, status, decided_on)
                      VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, 'scheduled', ?7)",
                     params![id, s.term.to_string(), s.unit.as_str(), json_name(&s.kind), json_name(&s.category),
@@ -1113,7 +1165,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                     "concluded_on",
                     s.concluded_on,
                 )?;
-                conn.execute(
+                exec(
+                    conn,
                     "UPDATE inspections SET outcome = ?2 WHERE inspection_id = ?1 AND office = ?3",
                     params![id, json_name(&s.outcome), e.office],
                 )?;
@@ -1128,7 +1181,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
             }
             InspectionEvent::InspectionCancelled(s) => {
                 let id = s.inspection_id.to_string();
-                let changed = conn.execute(
+                let changed = exec(
+                    conn,
                     "UPDATE inspections SET status = 'cancelled', cancelled_on = ?2
                      WHERE inspection_id = ?1 AND office = ?3 AND status IN ('scheduled', 'in_progress')",
                     params![id, fmt_date(s.cancelled_on), e.office],
@@ -1150,7 +1204,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 };
                 // A receipt written at the recipient's office may have arrived first.
                 let to_office = s.to.office().to_string();
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO exchanges (office, exchange_id, to_office, term, unit, from_body, to_body, direction, topic, sent_on, acknowledged_on)
                      VALUES (?9, ?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
                              (SELECT acknowledged_on FROM receipts WHERE exchange_id = ?1 AND office = ?10))",
@@ -1171,13 +1226,18 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
             }
             ExchangeEvent::InformationAcknowledged(s) => {
                 let id = s.exchange_id.to_string();
-                let changed = conn.execute(
-                    "UPDATE exchanges SET acknowledged_on = ?2 WHERE exchange_id = ?1 AND office = ?3 AND acknowledged_on IS NULL",
-                    params![id, fmt_date(s.acknowledged_on), e.office],
+                let changed = exec(
+                    conn,
+                    // An older log's acknowledgement on the exchange's own stream: of the
+                    // exchange of that id sent to the acknowledging body.
+                    "UPDATE exchanges SET acknowledged_on = ?2
+                     WHERE exchange_id = ?1 AND to_office = ?3 AND acknowledged_on IS NULL",
+                    params![id, fmt_date(s.acknowledged_on), s.by.office().to_string()],
                 )?;
                 expect_one(changed, "unacknowledged exchange", &id)?;
                 (
-                    unit_of(conn, "exchanges", "exchange_id", &id, &e.office)?,
+                    unit_of(conn, "exchanges", "exchange_id", &id, &e.office)
+                        .or_else(|_| exchange_unit_sent_to(conn, &id, &s.by.office()))?,
                     format!("{} xác nhận đã nhận thông tin", body_vi(&s.by)),
                 )
             }
@@ -1185,7 +1245,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
         "receipt" => match decode::<ReceiptEvent>(e)? {
             ReceiptEvent::InformationAcknowledged(s) => {
                 let id = s.exchange_id.to_string();
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO receipts (office, exchange_id, receipt_id, term, unit, by_body, acknowledged_on)
                      VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6)",
                     params![id, e.stream_id.id().to_string(), s.term.to_string(), s.unit.as_str(),
@@ -1196,7 +1257,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 // office): then its insert picks the receipt up. The receipt is of the
                 // exchange sent to this receipt's office (two offices may have picked
                 // one exchange id).
-                conn.execute(
+                exec(
+                    conn,
                     "UPDATE exchanges SET acknowledged_on = ?2
                      WHERE exchange_id = ?1 AND to_office = ?3 AND acknowledged_on IS NULL",
                     params![id, fmt_date(s.acknowledged_on), e.office],
@@ -1216,7 +1278,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                         s.unit, e.office
                     )));
                 }
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO appeals (office, case_id, appeal_id, term, unit, appealed_on) VALUES (?6, ?1, ?2, ?3, ?4, ?5)",
                     params![id, e.stream_id.id().to_string(), s.term.to_string(), s.unit.as_str(),
                             fmt_date(s.appealed_on), e.office],
@@ -1224,7 +1287,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                 .map_err(|err| Skip::writing(format!("appeal against case {id} cannot be inserted"), err))?;
                 // The case may not have arrived, or not be decided here yet: its decision
                 // then finds the appeal. A resolution that arrived first stays.
-                conn.execute(
+                exec(
+                    conn,
                     "UPDATE discipline_cases SET status = 'appeal_pending'
                      WHERE case_id = ?1 AND status = 'decided' AND unit = ?2",
                     [&id, s.unit.as_str()],
@@ -1247,7 +1311,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                     Subject::Organization { name } => format!("{}/{name}", s.unit),
                     Subject::Member { member, .. } => member.to_string(),
                 };
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO discipline_cases (office, case_id, term, unit, subject_kind, status, subject_ref) VALUES (?6, ?1, ?2, ?3, ?4, 'open', ?5)",
                     params![id, s.term.to_string(), s.unit.as_str(), kind, subject_ref, e.office],
                 )
@@ -1260,7 +1325,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
             DisciplineEvent::DisciplineDecided(s) => {
                 let id = s.case_id.to_string();
                 // The appeal, written at the unit's office, may have arrived first.
-                let changed = conn.execute(
+                let changed = exec(
+                    conn,
                     "UPDATE discipline_cases SET form_in_force = ?2, decided_on = ?3,
                          status = CASE WHEN EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = ?1
                                                     AND a.unit = discipline_cases.unit)
@@ -1280,7 +1346,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
             }
             DisciplineEvent::DisciplineCaseClosed(s) => {
                 let id = s.case_id.to_string();
-                let changed = conn.execute(
+                let changed = exec(
+                    conn,
                     "UPDATE discipline_cases SET status = 'closed' WHERE case_id = ?1 AND office = ?2 AND status = 'open'",
                     [&id, &e.office],
                 )?;
@@ -1292,7 +1359,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
             }
             DisciplineEvent::DisciplineAppealed(s) => {
                 let id = s.case_id.to_string();
-                let changed = conn.execute(
+                let changed = exec(
+                    conn,
                     "UPDATE discipline_cases SET status = 'appeal_pending' WHERE case_id = ?1 AND office = ?2 AND status = 'decided'",
                     [&id, &e.office],
                 )?;
@@ -1315,7 +1383,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
                         ("annulled", None, "hủy quyết định kỷ luật".to_owned())
                     }
                 };
-                let changed = conn.execute(
+                let changed = exec(
+                    conn,
                     "UPDATE discipline_cases SET status = 'appeal_resolved',
                          form_in_force = CASE ?2 WHEN 'upheld' THEN form_in_force WHEN 'changed' THEN ?3 ELSE NULL END
                      WHERE case_id = ?1 AND office = ?4 AND status IN ('appeal_pending', 'decided')",
@@ -1335,7 +1404,8 @@ fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Res
         }
     };
     let p = e.pos();
-    conn.execute(
+    exec(
+                    conn,
         "INSERT INTO timeline (commit_pos, idx, unit, event_id, event_type, stream_id, occurred_at, recorded_at, office, actor, summary_vi, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
@@ -1355,11 +1425,24 @@ fn step(
     column: &str,
     date: NaiveDate,
 ) -> Result<(), Skip> {
-    let changed = conn.execute(
-        &format!("UPDATE inspections SET status = ?2, {column} = ?3 WHERE inspection_id = ?1 AND office = ?5 AND status = ?4"),
+    let changed = exec(
+        conn,
+        &format!(
+            "UPDATE inspections SET status = ?2, {column} = ?3 WHERE inspection_id = ?1 AND office = ?5 AND status = ?4"
+        ),
         params![id, to, fmt_date(date), json_name(&from), office],
     )?;
     expect_one(changed, &format!("{} inspection", json_name(&from)), id)
+}
+
+/// Runs one statement through the connection's statement cache: a replay runs the same
+/// few dozen statements millions of times.
+pub(crate) fn exec(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
 }
 
 fn json_name<T: serde::Serialize>(value: &T) -> String {

@@ -427,8 +427,8 @@ async fn a_dead_letter_is_redriven_once_its_cause_is_fixed() {
     drop(projector::Store::open(&db, province()).unwrap());
     let side = rusqlite::Connection::open(&db).unwrap();
     side.execute(
-        "INSERT INTO inspections (inspection_id, term, unit, kind, category, coordinating_body, status, decided_on)
-         VALUES (?1, '2015-2020', 'tri-ton', 'inspection', 'regular', 'x', 'scheduled', '2016-01-01')",
+        "INSERT INTO inspections (office, inspection_id, term, unit, kind, category, coordinating_body, status, decided_on)
+         VALUES ('province', ?1, '2015-2020', 'tri-ton', 'inspection', 'regular', 'x', 'scheduled', '2016-01-01')",
         [id.to_string()],
     )
     .unwrap();

@@ -1,0 +1,316 @@
+//! The system against JetStream itself, in one run on one nats-server (issue 15): each
+//! figure next to the raw JetStream baseline it is bounded by, and their ratio.
+//!
+//! - baseline: raw publishes with per-subject optimistic concurrency
+//!   (`Nats-Expected-Last-Subject-Sequence`) over 1,000 subjects, 64 in flight;
+//! - commands over NATS to one inspection service: schedule → start → conclude for
+//!   `SPEED_INSPECTIONS` inspections, 64 in flight; and the sequential round trip;
+//! - baseline: one ordered consumer reading the whole log and decoding every commit;
+//! - the projector replaying that log from scratch (events/s, peak RSS).
+//!
+//! Run (release, the services too):
+//! `cargo build --release --workspace --bins && cargo bench -p tests --bench speed`.
+//! Sizes: `SPEED_INSPECTIONS` (default 10,000), `SPEED_REPLAY_EVENTS` (default
+//! 1,000,000, published raw before the replay). Writes `tests/bench-results/speed.json`.
+
+#![allow(clippy::print_stdout)] // a benchmark reports on stdout
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer};
+use coord_proto::read::{ProjectorPosition, QueryReply, QueryRequest, query_subject};
+use coord_proto::{CommandReply, command_subject};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tests::{NatsServer, ServiceProcess, request};
+use uuid::Uuid;
+
+const IN_FLIGHT: usize = 64;
+const SUBJECTS: usize = 1_000;
+
+fn env_size(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+/// Raw OCC publishes over `SUBJECTS` subjects of a stream of its own: `n` in all,
+/// `IN_FLIGHT` at a time, each expecting its subject's last sequence.
+async fn raw_occ_publishes(js: &jetstream::Context, n: usize) -> f64 {
+    js.create_stream(jetstream::stream::Config {
+        name: "RAW_OCC".into(),
+        subjects: vec!["raw.occ.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..IN_FLIGHT {
+        let (js, next) = (js.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            // Each writer owns the subjects w, w + IN_FLIGHT, …: it knows their last
+            // sequences, as a writer that just read them would.
+            let mut last: std::collections::HashMap<usize, u64> = Default::default();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let subject = w + IN_FLIGHT * (i / IN_FLIGHT % (SUBJECTS / IN_FLIGHT));
+                let expected = last.get(&subject).copied().unwrap_or(0);
+                let publish = jetstream::message::PublishMessage::build()
+                    .payload(r#"{"events":[]}"#.into())
+                    .expected_last_subject_sequence(expected);
+                let ack = js
+                    .send_publish(format!("raw.occ.{subject}"), publish)
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+                last.insert(subject, ack.sequence);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn schedule(id: Uuid, unit: &str) -> Value {
+    json!({
+        "inspection_id": id, "term": "2020-2025", "unit": unit,
+        "kind": "supervision", "category": "regular",
+        "leading_body": "provincial_inspection_commission",
+        "coordinating_body": format!("district_standing_committee:{unit}"),
+        "target": format!("district_police:{unit}"),
+        "decision_ref": "bench (giả định)", "decided_on": "2024-01-02",
+        "planned_start": "2024-02-01", "planned_end": "2024-02-28"
+    })
+}
+
+async fn command(client: &async_nats::Client, endpoint: &str, payload: Value) -> Duration {
+    let body = serde_json::to_vec(&request(payload)).unwrap();
+    let start = Instant::now();
+    let msg = client
+        .request(command_subject("inspection", endpoint), body.into())
+        .await
+        .unwrap();
+    let reply: CommandReply = serde_json::from_slice(&msg.payload).unwrap();
+    assert!(matches!(reply, CommandReply::Accepted(_)), "{reply:?}");
+    start.elapsed()
+}
+
+/// One inspection's life: scheduled, started, concluded.
+async fn lifecycle(client: &async_nats::Client, n: usize) {
+    let units = ["long-xuyen", "chau-doc", "tan-chau", "an-phu", "tri-ton"];
+    let id = Uuid::now_v7();
+    command(client, "schedule", schedule(id, units[n % units.len()])).await;
+    command(
+        client,
+        "start",
+        json!({"inspection_id": id, "started_on": "2024-02-01"}),
+    )
+    .await;
+    command(
+        client,
+        "conclude",
+        json!({"inspection_id": id, "concluded_on": "2024-02-20", "outcome": "no_violation",
+            "summary": "Không có vi phạm", "conclusion_ref": "KL (giả định)"}),
+    )
+    .await;
+}
+
+/// `inspections` lifecycles, `IN_FLIGHT` at a time: commands per second.
+async fn commands_over_nats(client: &async_nats::Client, inspections: usize) -> f64 {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let (client, next) = (client.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= inspections {
+                    return;
+                }
+                lifecycle(&client, n).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (inspections * 3) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Publishes `n` valid one-event commits (each a new inspection of the province) raw,
+/// pipelined: the log a replay reads.
+async fn fill(js: &jetstream::Context, n: usize) {
+    let mut pending = futures::stream::FuturesUnordered::new();
+    for i in 0..n {
+        let (stream, event) = tests::inspection_scheduled(i);
+        let recorded = json!({
+            "event_id": event.event_id, "stream_id": stream.to_string(), "stream_version": 1,
+            "event_type": event.event_type, "schema_version": event.schema_version,
+            "occurred_at": event.occurred_at, "recorded_at": chrono::Utc::now(),
+            "office": "province", "actor": "bench", "role": "operator",
+            "correlation_id": event.metadata.correlation_id,
+            "causation_id": event.metadata.causation_id, "payload": event.payload,
+        });
+        let body = serde_json::to_vec(&json!({ "events": [recorded] })).unwrap();
+        let subject = format!("coord.log.province.inspection.{}", stream.id());
+        pending.push(
+            js.publish(subject, body.into())
+                .await
+                .unwrap()
+                .into_future(),
+        );
+        if pending.len() >= 4_096 {
+            pending.next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(ack) = pending.next().await {
+        ack.unwrap();
+    }
+}
+
+/// One ordered consumer reading the whole log and decoding every commit.
+async fn raw_read_decode(js: &jetstream::Context, head: u64) -> f64 {
+    let stream = js.get_stream("COORD_LOG").await.unwrap();
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let start = Instant::now();
+    let mut events = 0usize;
+    while let Some(msg) = messages.next().await {
+        let msg = msg.unwrap();
+        let sequence = msg.info().unwrap().stream_sequence;
+        events += coord_log::jetstream::decode_commit(&msg.payload, sequence)
+            .map(|e| e.len())
+            .unwrap_or(0);
+        if sequence >= head {
+            break;
+        }
+    }
+    events as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn log_state(js: &jetstream::Context) -> jetstream::stream::State {
+    let mut stream = js.get_stream("COORD_LOG").await.unwrap();
+    stream.info().await.unwrap().state.clone()
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The projector replaying the whole log into a new database: events/s, peak RSS.
+async fn replay(nats: &NatsServer, client: &async_nats::Client, head: u64, events: u64) -> Value {
+    let db = tempfile::tempdir().unwrap();
+    let db_path = db.path().join("speed.sqlite").display().to_string();
+    let start = Instant::now();
+    let projector =
+        ServiceProcess::start_on(nats, "projector", &[("COORD_PROJECTOR_DB", &db_path)]);
+    let dead_letters = loop {
+        let q = serde_json::to_vec(&QueryRequest::default()).unwrap();
+        if let Ok(Ok(msg)) = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.request(query_subject("position"), q.into()),
+        )
+        .await
+            && let Ok(QueryReply::Ok(p)) =
+                serde_json::from_slice::<QueryReply<ProjectorPosition>>(&msg.payload)
+            && p.position >= head
+        {
+            break p.dead_letters;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(900),
+            "replay finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    json!({"events": events, "dead_letters": dead_letters, "seconds": seconds,
+        "events_per_s": (events as f64 / seconds).round(),
+        "peak_rss_mib": peak_rss_kib(projector.pid()).map(|k| k / 1024)})
+}
+
+#[tokio::main]
+async fn main() {
+    let inspections = env_size("SPEED_INSPECTIONS", 10_000);
+    let replay_events = env_size("SPEED_REPLAY_EVENTS", 1_000_000);
+    let nats = NatsServer::start();
+    let client = nats.admin_client().await;
+    let js = jetstream::new(client.clone());
+
+    let raw_occ = raw_occ_publishes(&js, inspections * 3).await;
+    println!("raw OCC publish: {raw_occ:.0}/s");
+
+    let _service = ServiceProcess::start_on(&nats, "inspection", &[]);
+    lifecycle(&client, 0).await; // the service is up and the log exists
+    let mut sequential = Vec::new();
+    for n in 0..300 {
+        let id = Uuid::now_v7();
+        sequential.push(
+            command(
+                &client,
+                "schedule",
+                schedule(id, ["an-phu", "tri-ton"][n % 2]),
+            )
+            .await,
+        );
+    }
+    sequential.sort();
+    let commands = commands_over_nats(&client, inspections).await;
+    println!("commands over NATS: {commands:.0}/s");
+
+    let before = log_state(&js).await;
+    fill(&js, replay_events.saturating_sub(before.messages as usize)).await;
+    let state = log_state(&js).await;
+    let (head, events) = (state.last_sequence, state.messages);
+    let read = raw_read_decode(&js, head).await;
+    println!("raw ordered read + decode: {read:.0} events/s");
+    let projected = replay(&nats, &client, head, events).await;
+    println!("projector replay: {projected}");
+
+    let replay_rate = projected["events_per_s"].as_f64().unwrap_or(0.0);
+    let results = json!({
+        "what": "Issue 15: the system against raw JetStream on the same nats-server in one run (release build, 2-core machine).",
+        "measured_at": chrono::Utc::now().to_rfc3339(),
+        "nats_server": String::from_utf8_lossy(&std::process::Command::new(tests::nats_server_bin()).arg("--version").output().unwrap().stdout).trim(),
+        "in_flight": IN_FLIGHT,
+        "raw_occ_publish_per_s": raw_occ.round(),
+        "commands_over_nats": { "inspections": inspections, "commands_per_s": commands.round(), "ratio_to_raw_occ": commands / raw_occ },
+        "command_round_trip_sequential": { "commands": sequential.len(), "p50_ms": percentile(&sequential, 0.5), "p99_ms": percentile(&sequential, 0.99) },
+        "raw_ordered_read_decode_events_per_s": read.round(),
+        "projector_replay": projected,
+        "projector_replay_ratio_to_raw_read": replay_rate / read,
+    });
+    let text = serde_json::to_string_pretty(&results).unwrap();
+    println!("{text}");
+    let out = tests::workspace_root().join("tests/bench-results");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("speed.json"), text + "\n").unwrap();
+}
