@@ -185,7 +185,7 @@ impl NatsServer {
                     .await
                     .expect("the admin creates the log stream");
                 let bucket = coord_auth::nats::LogSubjects::default().idempotency_bucket;
-                coord_service::JetStreamKeys::open(client.clone(), &bucket)
+                coord_service::JetStreamKeys::ensure(client.clone(), &bucket)
                     .await
                     .expect("the admin creates the idempotency bucket");
                 client.flush().await.expect("flushed");

@@ -231,11 +231,11 @@ async fn create_log_stream(port: u16, creds: &NatsCredentials) -> anyhow::Result
     Ok(())
 }
 
-/// Creates (or finds) the bucket where command services claim idempotency keys, as
-/// the admin of the server `client` is connected to.
+/// Creates the bucket where command services claim idempotency keys (or brings it to
+/// the write-once settings), as the admin of the server `client` is connected to.
 pub(crate) async fn create_idempotency_bucket(client: async_nats::Client) -> anyhow::Result<()> {
     let bucket = LogSubjects::default().idempotency_bucket;
-    coord_service::JetStreamKeys::open(client, &bucket)
+    coord_service::JetStreamKeys::ensure(client, &bucket)
         .await
         .with_context(|| format!("cannot create the idempotency bucket {bucket}"))?;
     Ok(())
