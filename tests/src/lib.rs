@@ -249,10 +249,11 @@ impl NatsServer {
         ]
     }
 
-    /// A client connected as user `name`.
+    /// A client connected as user `name`, with that user's own inbox prefix.
     pub async fn client_as(&self, name: &str) -> async_nats::Client {
         let seed = std::fs::read_to_string(self.creds_file(name)).expect("the seed file");
-        async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+        coord_service::server::user_options(&seed)
+            .expect("a user seed")
             .connect(self.url())
             .await
             .expect("the user connects")

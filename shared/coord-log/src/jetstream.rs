@@ -357,6 +357,9 @@ impl EventLog for JetStreamLog {
         let consumer = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
+                // Named, and randomly: users may create consumers only by a name their
+                // permissions can see, and no other user can guess this one.
+                name: Some(format!("log-{}", Uuid::new_v4().simple())),
                 // The whole stream: besides this writer's subjects it may hold what
                 // other offices' logs sourced into it (multi-office topology), unless
                 // only this writer's own subjects are wanted.
