@@ -16,22 +16,26 @@
 //! - No anonymous access anywhere. On the hub, each office's leaf connection is a user
 //!   of the hub's account whose permissions allow only the sourcing traffic of that
 //!   office (its deliver subjects, info and reset of its two sourcing consumers, flow
-//!   control, replies): it cannot publish on the province's or another office's
-//!   subjects, nor reach the hub's stream API.
+//!   control of those two, the servers' `$JSC.R` replies): it cannot publish on the
+//!   province's or another office's subjects, nor reach the hub's stream API, and no
+//!   inbox crosses the link. No user of any site may create or change a sourcing
+//!   consumer ([`sourcing_consumers`]).
 //!
 //! - The transparency log across offices (issue 7): every site's auditor keeps the
 //!   tree of its own office's subjects. `init` creates each auditor's signing key and
 //!   the hub witness's cosigner key beforehand, gives the hub the offices' verifier
 //!   keys (`province/auditor/witnessed.keys`) and each office the hub's
 //!   (`<office>/auditor/witness.vkey`). An office's leaf user may also publish its
-//!   own checkpoints (`coord.audit.<office>.published`) and answer the witness's
-//!   consistency-proof requests and receive its cosignatures (`coord.audit.<office>.
-//!   {consistency,cosigned.province}`), for its own office only.
+//!   own checkpoints (`coord.audit.<office>.published`), receive the witness's
+//!   consistency-proof requests and its cosignatures (`coord.audit.<office>.
+//!   {consistency,cosigned.province}`) and answer on `coord.audit.<office>.proof.
+//!   province.…`, for its own office only.
 //! - The other way, each office's auditor witnesses the province's log: `init` also
 //!   creates each office's witness key and gives it the province's verifier key (its
 //!   `witnessed.keys`) and the hub every office's witness key (`witnesses.keys`). The
 //!   leaf user may receive `coord.audit.province.published`, ask
-//!   `coord.audit.province.consistency` and publish only its own cosignature,
+//!   `coord.audit.province.consistency` (answered on `coord.audit.province.proof.<its
+//!   office>.…`) and publish only its own cosignature,
 //!   `coord.audit.province.cosigned.<its office>`.
 //!
 //! Everything is written under one folder, owner-only, never committed.
