@@ -5,7 +5,8 @@
 //! or updating a sourcing consumer, deleting or purging an idempotency key (by header
 //! or by API), and, for the analytics user, any read of the log but through its own
 //! consumer. Each test also shows the allowed counterpart working, so that what it
-//! sees refused is refused by a permission, not lost on the way.
+//! sees refused is refused by a permission, not lost on the way; and the leaf link
+//! still carries what sourcing needs (flow control, both ways).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -272,6 +273,42 @@ async fn sourcing_consumers(running: &Running, admin: &Client) -> Vec<(String, V
         }
     }
     found
+}
+
+/// Waits (at most 20 s) until sourcing consumer `name` at `admin`'s server delivered
+/// something and has every delivery acknowledged, i.e. the sourcing side's flow
+/// control answers reached it across the leaf link; its info.
+async fn wait_acknowledged(admin: &Client, name: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let subject = format!("$JS.API.CONSUMER.INFO.{STREAM}.{name}");
+        let info = api(admin, subject, &json!({})).await.unwrap_or_default();
+        let delivered = info["delivered"]["stream_seq"].as_u64().unwrap_or(0);
+        if delivered > 0
+            && info["ack_floor"]["stream_seq"].as_u64() == Some(delivered)
+            && info["num_ack_pending"] == 0
+        {
+            return info;
+        }
+        assert!(std::time::Instant::now() < deadline, "{name}: {info}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leaf_link_carries_the_sourcing_flow_control_both_ways() {
+    let running = start(&["long-xuyen"]).await;
+    let admins = admins(&running).await;
+    for site in running.sites() {
+        write(site, 3).await;
+    }
+    // The hub's consumer feeds the office, the office's feeds the hub: each is
+    // acknowledged by the other side's flow-control answers, through the leaf user.
+    for admin in &admins {
+        for (name, _) in sourcing_consumers(&running, admin).await {
+            wait_acknowledged(admin, &name).await;
+        }
+    }
 }
 
 /// Every way to create or update consumer `name` with `config`: by name, by name with

@@ -203,9 +203,9 @@ fn leaf_permissions(slug: &str) -> Value {
             wire::cosigned_subject(PROVINCE, &office),
             format!("$JS.hub.API.CONSUMER.INFO.{STREAM}.{to_office}"),
             format!("$JS.hub.API.CONSUMER.RESET.{STREAM}.{to_office}"),
-            // Flow control of the hub's consumer this office sources through, only.
+            // Flow control of the hub's consumer this office sources through, only
+            // (`$JS.FC.<stream>.<consumer>.…`, the server's default format).
             format!("$JS.FC.{STREAM}.{to_office}.>"),
-            format!("$JS.FC.hub.*.{STREAM}.{to_office}.>"),
             // The office server's answers to the hub's sourcing requests.
             "$JSC.R.>",
         ]},
@@ -219,7 +219,6 @@ fn leaf_permissions(slug: &str) -> Value {
             format!("$JS.{slug}.API.CONSUMER.RESET.{STREAM}.{TO_HUB}"),
             // The hub's flow control of the office's consumer it sources through.
             format!("$JS.FC.{STREAM}.{TO_HUB}.>"),
-            format!("$JS.FC.{slug}.*.{STREAM}.{TO_HUB}.>"),
             // The hub's answers to the office server's own sourcing requests.
             "$JSC.R.>",
         ]},
