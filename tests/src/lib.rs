@@ -275,7 +275,7 @@ impl NatsServer {
 }
 
 async fn admin_connect(url: &str, password: String) -> async_nats::Client {
-    async_nats::ConnectOptions::with_user_and_password("admin".into(), password)
+    coord_service::server::password_options("admin", &password)
         .connect(url)
         .await
         .expect("the NATS admin connects")

@@ -208,12 +208,9 @@ async fn create_log_stream(port: u16, creds: &NatsCredentials) -> anyhow::Result
     let url = format!("nats://127.0.0.1:{port}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let client = loop {
-        match async_nats::ConnectOptions::with_user_and_password(
-            "admin".into(),
-            creds.admin_password.clone(),
-        )
-        .connect(&url)
-        .await
+        match coord_service::server::password_options("admin", &creds.admin_password)
+            .connect(&url)
+            .await
         {
             Ok(client) => break client,
             Err(e) if tokio::time::Instant::now() < deadline => {

@@ -645,7 +645,7 @@ pub async fn run(command: OfficesCommand) -> anyhow::Result<String> {
 pub async fn admin_client(site: &Site) -> anyhow::Result<async_nats::Client> {
     let creds = site.credentials()?;
     Ok(
-        async_nats::ConnectOptions::with_user_and_password("admin".into(), creds.admin_password)
+        coord_service::server::password_options("admin", &creds.admin_password)
             .connect(site.url())
             .await?,
     )

@@ -28,10 +28,7 @@ async fn options(
     let Some(path) = creds else {
         let address: async_nats::ServerAddr = url.parse()?;
         return Ok(match (address.username(), address.password()) {
-            (Some(user), Some(password)) => {
-                async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
-                    .custom_inbox_prefix(coord_auth::nats::inbox_prefix(user))
-            }
+            (Some(user), Some(password)) => password_options(user, password),
             _ => async_nats::ConnectOptions::new(),
         });
     };
@@ -51,6 +48,13 @@ async fn options(
         path.display()
     );
     user_options(seed)
+}
+
+/// Connection options of user `user` with password `password` (the admin), with its
+/// own inbox prefix.
+pub fn password_options(user: &str, password: &str) -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+        .custom_inbox_prefix(coord_auth::nats::inbox_prefix(user))
 }
 
 /// Connection options of the nkey user whose seed is `seed`, with its own inbox prefix.
