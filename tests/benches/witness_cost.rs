@@ -52,11 +52,7 @@ async fn round_trips() -> serde_json::Value {
         })
         .collect();
     let lx = &running.topology.offices[0];
-    let seed = std::fs::read_to_string(lx.credentials().unwrap().seed_file("auditor")).unwrap();
-    let client = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
-        .connect(lx.url())
-        .await
-        .unwrap();
+    let client = tests::offices::client_as(lx, "auditor").await;
     let office = "district:long-xuyen";
     let mut published = client
         .subscribe(wire::published_subject(office))

@@ -185,7 +185,7 @@ impl NatsServer {
                     .await
                     .expect("the admin creates the log stream");
                 let bucket = coord_auth::nats::LogSubjects::default().idempotency_bucket;
-                coord_service::JetStreamKeys::open(client.clone(), &bucket)
+                coord_service::JetStreamKeys::ensure(client.clone(), &bucket)
                     .await
                     .expect("the admin creates the idempotency bucket");
                 client.flush().await.expect("flushed");
@@ -249,10 +249,11 @@ impl NatsServer {
         ]
     }
 
-    /// A client connected as user `name`.
+    /// A client connected as user `name`, with that user's own inbox prefix.
     pub async fn client_as(&self, name: &str) -> async_nats::Client {
         let seed = std::fs::read_to_string(self.creds_file(name)).expect("the seed file");
-        async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+        coord_service::server::user_options(&seed)
+            .expect("a user seed")
             .connect(self.url())
             .await
             .expect("the user connects")
@@ -274,7 +275,7 @@ impl NatsServer {
 }
 
 async fn admin_connect(url: &str, password: String) -> async_nats::Client {
-    async_nats::ConnectOptions::with_user_and_password("admin".into(), password)
+    coord_service::server::password_options("admin", &password)
         .connect(url)
         .await
         .expect("the NATS admin connects")

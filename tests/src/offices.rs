@@ -70,14 +70,19 @@ pub async fn start(units: &[&str]) -> Running {
     }
 }
 
-/// The log of `site` as its inspection service's own user (not the admin).
-pub async fn service_log(site: &Site) -> JetStreamLog {
-    let seed =
-        std::fs::read_to_string(site.credentials().unwrap().seed_file("inspection")).unwrap();
-    let client = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+/// A client of `site` as its process `name`'s own NATS user (with its own inbox prefix).
+pub async fn client_as(site: &Site, name: &str) -> async_nats::Client {
+    let seed = std::fs::read_to_string(site.credentials().unwrap().seed_file(name)).unwrap();
+    coord_service::server::user_options(&seed)
+        .unwrap()
         .connect(site.url())
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The log of `site` as its inspection service's own user (not the admin).
+pub async fn service_log(site: &Site) -> JetStreamLog {
+    let client = client_as(site, "inspection").await;
     JetStreamLog::open(client, JetStreamConfig::default())
         .await
         .unwrap()

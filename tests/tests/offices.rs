@@ -97,12 +97,7 @@ async fn an_offices_credentials_cannot_write_the_provinces_subjects_or_touch_hub
     let hub_before = event_ids(&running.topology.hub).await;
 
     // Its service user at its own server: only its own subjects.
-    let seed =
-        std::fs::read_to_string(office.credentials().unwrap().seed_file("inspection")).unwrap();
-    let client = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
-        .connect(office.url())
-        .await
-        .unwrap();
+    let client = tests::offices::client_as(office, "inspection").await;
     let js = async_nats::jetstream::new(client);
     let forged = tokio::time::timeout(Duration::from_secs(3), async {
         js.publish("coord.log.province.inspection.forged", "{}".into())

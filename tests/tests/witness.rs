@@ -18,7 +18,7 @@ use coord_audit::{Checkpoint, Signer};
 use coord_proto::read::QueryReply;
 use coordctl::offices::{self, Site};
 use futures::StreamExt;
-use tests::offices::{Running, start, write};
+use tests::offices::{Running, client_as, start, write};
 use tests::{ServiceProcess, free_port};
 
 /// The auditor of `site`, as `coordctl up --offices` starts it, signing every 200 ms.
@@ -27,15 +27,6 @@ fn auditor(site: &Site) -> ServiceProcess {
     env.push(("COORD_AUDIT_CHECKPOINT_MS", "200".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     ServiceProcess::start("auditor", &[], &env)
-}
-
-/// A client of `site` as its process `name`'s own NATS user.
-async fn client_as(site: &Site, name: &str) -> async_nats::Client {
-    let seed = std::fs::read_to_string(site.credentials().unwrap().seed_file(name)).unwrap();
-    async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
-        .connect(site.url())
-        .await
-        .unwrap()
 }
 
 async fn ask<T: serde::de::DeserializeOwned>(

@@ -498,7 +498,9 @@ impl Witnessing {
 
     /// The consistency proof from `from` to `to` leaves, from `office`'s auditor. An
     /// answer that is an error (e.g. the office's tree cannot prove it) is an empty
-    /// proof, which fails the check; only no answer at all is a transport failure.
+    /// proof, which fails the check; only no answer at all is a transport failure. The
+    /// answer comes on [`wire::proof_subject`], not on this user's inbox: across the
+    /// leaf link only the asked office may send it there.
     async fn ask_proof(&self, office: &str, from: u64, to: u64) -> anyhow::Result<Vec<Hash>> {
         let request = AuditRequest {
             from: Some(from),
@@ -506,10 +508,16 @@ impl Witnessing {
             ..AuditRequest::default()
         };
         let body = serde_json::to_vec(&request)?;
+        let reply = format!(
+            "{}.{}",
+            wire::proof_subject(office, &self.own),
+            uuid::Uuid::new_v4().simple()
+        );
+        let request = async_nats::Request::new().payload(body.into()).inbox(reply);
         let answer = tokio::time::timeout(
             PROOF_TIMEOUT,
             self.client
-                .request(wire::subject(Some(office), "consistency"), body.into()),
+                .send_request(wire::subject(Some(office), "consistency"), request),
         )
         .await??;
         Ok(

@@ -208,12 +208,9 @@ async fn create_log_stream(port: u16, creds: &NatsCredentials) -> anyhow::Result
     let url = format!("nats://127.0.0.1:{port}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let client = loop {
-        match async_nats::ConnectOptions::with_user_and_password(
-            "admin".into(),
-            creds.admin_password.clone(),
-        )
-        .connect(&url)
-        .await
+        match coord_service::server::password_options("admin", &creds.admin_password)
+            .connect(&url)
+            .await
         {
             Ok(client) => break client,
             Err(e) if tokio::time::Instant::now() < deadline => {
@@ -231,11 +228,11 @@ async fn create_log_stream(port: u16, creds: &NatsCredentials) -> anyhow::Result
     Ok(())
 }
 
-/// Creates (or finds) the bucket where command services claim idempotency keys, as
-/// the admin of the server `client` is connected to.
+/// Creates the bucket where command services claim idempotency keys (or brings it to
+/// the write-once settings), as the admin of the server `client` is connected to.
 pub(crate) async fn create_idempotency_bucket(client: async_nats::Client) -> anyhow::Result<()> {
     let bucket = LogSubjects::default().idempotency_bucket;
-    coord_service::JetStreamKeys::open(client, &bucket)
+    coord_service::JetStreamKeys::ensure(client, &bucket)
         .await
         .with_context(|| format!("cannot create the idempotency bucket {bucket}"))?;
     Ok(())

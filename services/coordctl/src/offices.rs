@@ -16,22 +16,26 @@
 //! - No anonymous access anywhere. On the hub, each office's leaf connection is a user
 //!   of the hub's account whose permissions allow only the sourcing traffic of that
 //!   office (its deliver subjects, info and reset of its two sourcing consumers, flow
-//!   control, replies): it cannot publish on the province's or another office's
-//!   subjects, nor reach the hub's stream API.
+//!   control of those two, the servers' `$JSC.R` replies): it cannot publish on the
+//!   province's or another office's subjects, nor reach the hub's stream API, and no
+//!   inbox crosses the link. No user of any site may create or change a sourcing
+//!   consumer ([`sourcing_consumers`]).
 //!
 //! - The transparency log across offices (issue 7): every site's auditor keeps the
 //!   tree of its own office's subjects. `init` creates each auditor's signing key and
 //!   the hub witness's cosigner key beforehand, gives the hub the offices' verifier
 //!   keys (`province/auditor/witnessed.keys`) and each office the hub's
 //!   (`<office>/auditor/witness.vkey`). An office's leaf user may also publish its
-//!   own checkpoints (`coord.audit.<office>.published`) and answer the witness's
-//!   consistency-proof requests and receive its cosignatures (`coord.audit.<office>.
-//!   {consistency,cosigned.province}`), for its own office only.
+//!   own checkpoints (`coord.audit.<office>.published`), receive the witness's
+//!   consistency-proof requests and its cosignatures (`coord.audit.<office>.
+//!   {consistency,cosigned.province}`) and answer on `coord.audit.<office>.proof.
+//!   province.…`, for its own office only.
 //! - The other way, each office's auditor witnesses the province's log: `init` also
 //!   creates each office's witness key and gives it the province's verifier key (its
 //!   `witnessed.keys`) and the hub every office's witness key (`witnesses.keys`). The
 //!   leaf user may receive `coord.audit.province.published`, ask
-//!   `coord.audit.province.consistency` and publish only its own cosignature,
+//!   `coord.audit.province.consistency` (answered on `coord.audit.province.proof.<its
+//!   office>.…`) and publish only its own cosignature,
 //!   `coord.audit.province.cosigned.<its office>`.
 //!
 //! Everything is written under one folder, owner-only, never committed.
@@ -163,6 +167,19 @@ impl Topology {
             .chain(self.offices.iter())
             .collect()
     }
+
+    /// Where the hub keeps the password of `office`'s leaf user.
+    fn leaf_password_file(&self, office: &Site) -> PathBuf {
+        self.hub
+            .dir
+            .join(format!("credentials/{}.password", leaf_user(&office.slug)))
+    }
+
+    /// The user name and password `office`'s server links to the hub with.
+    pub fn leaf_login(&self, office: &Site) -> std::io::Result<(String, String)> {
+        let password = std::fs::read_to_string(self.leaf_password_file(office))?;
+        Ok((leaf_user(&office.slug), password.trim().to_owned()))
+    }
 }
 
 /// The leaf user of office `slug` on the hub.
@@ -181,7 +198,11 @@ fn from_hub(slug: &str) -> String {
 }
 
 /// What office `slug`'s leaf connection may carry (hub's view: publish = from the
-/// office into the hub, subscribe = from the hub down to the office).
+/// office into the hub, subscribe = from the hub down to the office). No inbox crosses
+/// the link, either way: the auditors' consistency proofs travel on
+/// [`wire::proof_subject`], and the servers' JetStream requests are answered on
+/// `$JSC.R.…` (server-made reply subjects, both ways). So it needs no
+/// `allow_responses`: it may publish nothing but the subjects listed.
 fn leaf_permissions(slug: &str) -> Value {
     let to_office = to_office(slug);
     let office = Office::from_slug(slug)
@@ -191,28 +212,44 @@ fn leaf_permissions(slug: &str) -> Value {
         "publish": { "allow": [
             format!("{}.>", to_hub(slug)),
             wire::published_subject(&office),
+            // Witnessed by the hub: its consistency proofs, under its own subject.
+            format!("{}.>", wire::proof_subject(&office, PROVINCE)),
             // Witnessing the province: ask its auditor for consistency proofs, and send
             // it this office's cosignature, under this office's subject only.
             wire::subject(Some(PROVINCE), "consistency"),
             wire::cosigned_subject(PROVINCE, &office),
             format!("$JS.hub.API.CONSUMER.INFO.{STREAM}.{to_office}"),
             format!("$JS.hub.API.CONSUMER.RESET.{STREAM}.{to_office}"),
-            "$JS.FC.>", "_INBOX.>", "$JSC.>"
+            // Flow control of the hub's consumer this office sources through, only
+            // (`$JS.FC.<stream>.<consumer>.…`, the server's default format).
+            format!("$JS.FC.{STREAM}.{to_office}.>"),
+            // The office server's answers to the hub's sourcing requests.
+            "$JSC.R.>",
         ]},
         "subscribe": { "allow": [
             format!("{}.>", from_hub(slug)),
             wire::subject(Some(&office), "consistency"),
             wire::cosigned_subject(&office, PROVINCE),
             wire::published_subject(PROVINCE),
+            format!("{}.>", wire::proof_subject(PROVINCE, &office)),
             format!("$JS.{slug}.API.CONSUMER.INFO.{STREAM}.{TO_HUB}"),
             format!("$JS.{slug}.API.CONSUMER.RESET.{STREAM}.{TO_HUB}"),
-            "$JS.FC.>", "_INBOX.>", "$JSC.>"
+            // The hub's flow control of the office's consumer it sources through.
+            format!("$JS.FC.{STREAM}.{TO_HUB}.>"),
+            // The hub's answers to the office server's own sourcing requests.
+            "$JSC.R.>",
         ]},
     })
 }
 
-fn users(site: &Site, creds: &NatsCredentials) -> std::io::Result<Vec<Value>> {
-    let auth = creds.authorization(&site.log_subjects())?;
+/// The users of `site`'s server: every role's, none of which may touch the sourcing
+/// consumers.
+fn users(t: &Topology, site: &Site, creds: &NatsCredentials) -> std::io::Result<Vec<Value>> {
+    let log = LogSubjects {
+        admin_consumers: sourcing_consumers(t),
+        ..site.log_subjects()
+    };
+    let auth = creds.authorization(&log)?;
     Ok(auth["users"].as_array().cloned().unwrap_or_default())
 }
 
@@ -349,14 +386,10 @@ pub fn write_audit_keys(t: &Topology, province: &str) -> anyhow::Result<()> {
 
 fn write_hub(t: &Topology) -> anyhow::Result<()> {
     let creds = t.hub.credentials()?;
-    let mut all = users(&t.hub, &creds)?;
+    let mut all = users(t, &t.hub, &creds)?;
     for office in &t.offices {
-        let password = secret::read_or_create(
-            &t.hub
-                .dir
-                .join(format!("credentials/{}.password", leaf_user(&office.slug))),
-            secret::random_secret,
-        )?;
+        let password =
+            secret::read_or_create(&t.leaf_password_file(office), secret::random_secret)?;
         all.push(json!({
             "user": leaf_user(&office.slug),
             "password": password,
@@ -370,17 +403,13 @@ fn write_hub(t: &Topology) -> anyhow::Result<()> {
 
 fn write_office(t: &Topology, office: &Site) -> anyhow::Result<()> {
     let creds = office.credentials()?;
-    let password = std::fs::read_to_string(
-        t.hub
-            .dir
-            .join(format!("credentials/{}.password", leaf_user(&office.slug))),
-    )?;
+    let (user, password) = t.leaf_login(office)?;
     let remote = json!({
-        "url": format!("nats-leaf://{}:{}@127.0.0.1:{}", leaf_user(&office.slug), password.trim(), t.leaf_port),
+        "url": format!("nats-leaf://{user}:{password}@127.0.0.1:{}", t.leaf_port),
         "account": ACCOUNT,
     });
     let linked = json!({ "reconnect": "1s", "remotes": [remote] });
-    let users = users(office, &creds)?;
+    let users = users(t, office, &creds)?;
     coord_auth::nats::write_config(
         &office.config_file(),
         &server_config(office, users.clone(), linked),
@@ -455,6 +484,14 @@ fn others(t: &Topology, office: &Site) -> Vec<String> {
         .chain(t.offices.iter())
         .filter(|s| s.slug != office.slug)
         .flat_map(Site::own_subjects)
+        .collect()
+}
+
+/// Every durable sourcing consumer of the topology, on any site: only the admin may
+/// create or change them.
+pub fn sourcing_consumers(t: &Topology) -> Vec<String> {
+    std::iter::once(TO_HUB.to_owned())
+        .chain(t.offices.iter().map(|o| to_office(&o.slug)))
         .collect()
 }
 
@@ -644,7 +681,7 @@ pub async fn run(command: OfficesCommand) -> anyhow::Result<String> {
 pub async fn admin_client(site: &Site) -> anyhow::Result<async_nats::Client> {
     let creds = site.credentials()?;
     Ok(
-        async_nats::ConnectOptions::with_user_and_password("admin".into(), creds.admin_password)
+        coord_service::server::password_options("admin", &creds.admin_password)
             .connect(site.url())
             .await?,
     )
@@ -822,20 +859,82 @@ mod tests {
             audit(list("publish")),
             [
                 "coord.audit.district_long-xuyen.published",
+                "coord.audit.district_long-xuyen.proof.province.>",
                 "coord.audit.province.consistency",
                 "coord.audit.province.cosigned.district_long-xuyen"
             ]
         );
         // From the hub: proof requests and the hub's cosignatures about its own log,
-        // and the province's checkpoints it witnesses.
+        // the province's checkpoints it witnesses and the proofs its witness asked for.
         assert_eq!(
             audit(list("subscribe")),
             [
                 "coord.audit.district_long-xuyen.consistency",
                 "coord.audit.district_long-xuyen.cosigned.province",
-                "coord.audit.province.published"
+                "coord.audit.province.published",
+                "coord.audit.province.proof.district_long-xuyen.>"
             ]
         );
+    }
+
+    #[test]
+    fn an_offices_leaf_user_reaches_no_inbox_and_only_its_own_flow_control() {
+        let p = leaf_permissions("long-xuyen");
+        let list = |kind: &str| -> Vec<String> {
+            p[kind]["allow"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (publish, subscribe) = (list("publish"), list("subscribe"));
+        assert!(
+            !publish
+                .iter()
+                .chain(&subscribe)
+                .any(|s| s.starts_with("_INBOX"))
+        );
+        assert!(
+            !publish
+                .iter()
+                .chain(&subscribe)
+                .any(|s| s == "$JS.FC.>" || s == "$JSC.>")
+        );
+        let may = |subject: &str| publish.iter().any(|pat| matches(pat, subject));
+        assert!(may("$JS.FC.COORD_LOG.to-long-xuyen.x"));
+        assert!(!may("$JS.FC.COORD_LOG.to-chau-doc.x"));
+        assert!(!may("$JS.FC.COORD_LOG.to-hub.x"));
+        // Every answer it sends has a subject of its own above: none goes to an inbox.
+        assert!(p.get("allow_responses").is_none());
+    }
+
+    #[test]
+    fn no_user_of_any_site_may_touch_a_sourcing_consumer() {
+        let dir = tempfile::tempdir().unwrap();
+        let offices: Vec<Office> = ["long-xuyen", "chau-doc"]
+            .iter()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        let t = generate(dir.path(), &offices, &[4222, 4223, 4224], 7422).unwrap();
+        assert_eq!(
+            sourcing_consumers(&t),
+            ["to-hub", "to-long-xuyen", "to-chau-doc"]
+        );
+        for site in t.sites() {
+            let creds = site.credentials().unwrap();
+            let users = users(&t, site, &creds).unwrap();
+            // Every user but the admin, which has no permissions block (all rights).
+            let roles: Vec<&Value> = users.iter().filter(|u| u.get("nkey").is_some()).collect();
+            assert_eq!(roles.len(), coord_auth::nats::ROLES.len());
+            for user in roles {
+                let deny = user["permissions"]["publish"]["deny"].to_string();
+                for name in sourcing_consumers(&t) {
+                    let create = format!("\"$JS.API.CONSUMER.CREATE.{STREAM}.{name}\"");
+                    assert!(deny.contains(&create), "{}: {create}", site.slug);
+                }
+            }
+        }
     }
 
     /// Whether NATS subject `subject` matches pattern `pattern` (`*`, `>`).
@@ -866,11 +965,20 @@ mod tests {
             "district:long-xuyen"
         )));
         assert!(may(&wire::subject(Some("province"), "consistency")));
+        assert!(may(&format!(
+            "{}.x",
+            wire::proof_subject("district:long-xuyen", "province")
+        )));
         for refused in [
             wire::published_subject("province"),
             wire::cosigned_subject("province", "district:chau-doc"),
             wire::cosigned_subject("district:chau-doc", "province"),
             wire::cosigned_subject("district:long-xuyen", "province"),
+            format!("{}.x", wire::proof_subject("district:chau-doc", "province")),
+            format!(
+                "{}.x",
+                wire::proof_subject("province", "district:long-xuyen")
+            ),
             wire::subject(Some("province"), "checkpoint"),
             wire::WITNESS_SUBJECT.to_owned(),
         ] {

@@ -48,6 +48,19 @@ pub fn cosigned_subject(office: &str, witness: &str) -> String {
     )
 }
 
+/// Where office `office`'s auditor answers the consistency-proof requests of the
+/// witness at office `witness`: each request names a reply subject under it,
+/// `….<office>.proof.<witness>.<request id>`. Not an inbox: no inbox crosses the leaf
+/// link, and an office's leaf user may publish only answers to the hub's witness under
+/// its own office's subject (and receive only the answers to its own witness).
+pub fn proof_subject(office: &str, witness: &str) -> String {
+    format!(
+        "{}.{}",
+        subject(Some(office), "proof"),
+        office_token(witness)
+    )
+}
+
 /// The subject office `office`'s auditor hears every witness's cosignature on.
 pub fn cosigned_wildcard(office: &str) -> String {
     format!("{}.*", subject(Some(office), "cosigned"))

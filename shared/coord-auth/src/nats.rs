@@ -4,6 +4,24 @@
 //! generated password, is the only one that may create, change, purge or delete
 //! streams and consumers of the log.
 //!
+//! What each permission rests on (each checked on a real server by
+//! `tests/tests/nats_permissions.rs`):
+//! - *Inboxes*: each user has its own inbox prefix, [`inbox_prefix`] of its public key,
+//!   and may subscribe only under it; no user may publish to an inbox, answers go out
+//!   through `allow_responses` (only to a request delivered to the answering user).
+//! - *Consumers*: NATS wildcards match whole tokens, so no permission can say "names
+//!   that start with …". What a permission can see is the name token of
+//!   `$JS.API.CONSUMER.CREATE.<stream>.<name>[.<filter>]`: users create consumers only
+//!   there, never through `$JS.API.CONSUMER.CREATE.<stream>` (the server takes the name
+//!   from the body there, and updates an existing consumer of that name, a durable
+//!   one included) nor `CONSUMER.DURABLE.CREATE`. The consumers only the admin may
+//!   touch (the sourcing ones, [`LogSubjects::admin_consumers`]) are denied by name.
+//!   Everything else a user creates has a random name no other user can learn (no
+//!   user may list consumers or see another's inbox).
+//! - *Idempotency keys*: the bucket's stream is write-once per key (see
+//!   `coord_service::JetStreamKeys`): the server refuses any second message on a key,
+//!   delete and purge markers included, whatever its headers say.
+//!
 //! Configuration is written as JSON, which nats-server's configuration parser reads.
 
 use std::path::{Path, PathBuf};
@@ -69,6 +87,9 @@ pub struct LogSubjects {
     /// The key-value bucket where command services claim idempotency keys, e.g.
     /// `COORD_IDEMPOTENCY` (the admin creates it beside the log).
     pub idempotency_bucket: String,
+    /// Consumers of the log only the admin may create or change: the durable sourcing
+    /// consumers of a multi-office topology (`to-hub`, `to-<office>`).
+    pub admin_consumers: Vec<String>,
 }
 
 impl Default for LogSubjects {
@@ -78,6 +99,7 @@ impl Default for LogSubjects {
             prefix: "coord.log".into(),
             offices: Vec::new(),
             idempotency_bucket: "COORD_IDEMPOTENCY".into(),
+            admin_consumers: Vec::new(),
         }
     }
 }
@@ -105,31 +127,51 @@ const ADMIN_ONLY: &[&str] = &[
     "$JS.API.STREAM.MSG.DELETE.>",
     "$JS.API.STREAM.RESTORE.>",
     "$JS.API.CONSUMER.DURABLE.CREATE.>",
+    // The legacy create: the consumer's name is in the body, out of a permission's
+    // sight, and an existing consumer of that name is updated.
+    "$JS.API.CONSUMER.CREATE.*",
     "$JS.API.CONSUMER.DELETE.>",
 ];
 
+/// The inbox prefix of NATS user `user` (its nkey public key; `admin` for the admin):
+/// `_INBOX_<user>`, one token, so that no pattern short of `>` or `*.>` covers two
+/// users' inboxes. Clients set it with `ConnectOptions::custom_inbox_prefix`; replies
+/// to their requests (JetStream API answers and publish acks included) arrive there.
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{user}")
+}
+
+/// Every subject of user `user`'s inbox.
+pub fn inbox_subjects(user: &str) -> String {
+    format!("{}.>", inbox_prefix(user))
+}
+
+/// The public key of nkey user seed `seed` (`SU…`).
+pub fn public_key_of_seed(seed: &str) -> Result<String, nkeys::error::Error> {
+    KeyPair::from_seed(seed.trim()).map(|k| k.public_key())
+}
+
+/// The inbox prefix of the user whose nkey seed is `seed`.
+pub fn inbox_prefix_of_seed(seed: &str) -> Result<String, nkeys::error::Error> {
+    public_key_of_seed(seed).map(|key| inbox_prefix(&key))
+}
+
 impl NatsRole {
-    /// The `permissions` block of this role's user.
-    pub fn permissions(self, log: &LogSubjects) -> Value {
+    /// The `permissions` block of this role's user, whose nkey public key is `user`.
+    pub fn permissions(self, log: &LogSubjects, user: &str) -> Value {
+        let mut publish = log_consumers(log);
+        let mut subscribe = vec![inbox_subjects(user)];
         if self == NatsRole::Analytics {
-            return consumer_only(log);
+            // Reads the log only through its consumers: no direct or message gets.
+            return permission_block(publish, subscribe, log);
         }
         let s = &log.stream;
-        // Reading the log: stream info, direct gets, ephemeral ordered consumers.
-        let mut publish: Vec<String> = vec![
-            "$JS.API.INFO".into(),
-            format!("$JS.API.STREAM.INFO.{s}"),
+        // Reading the log around consumers too: direct gets, a subject's last message.
+        publish.extend([
             format!("$JS.API.STREAM.MSG.GET.{s}"),
             format!("$JS.API.DIRECT.GET.{s}"),
             format!("$JS.API.DIRECT.GET.{s}.>"),
-            format!("$JS.API.CONSUMER.CREATE.{s}"),
-            format!("$JS.API.CONSUMER.CREATE.{s}.>"),
-            format!("$JS.API.CONSUMER.INFO.{s}.>"),
-            format!("$JS.API.CONSUMER.MSG.NEXT.{s}.>"),
-            format!("$JS.ACK.{s}.>"),
-            "$JS.FC.>".into(),
-        ];
-        let mut subscribe: Vec<String> = vec!["_INBOX.>".into()];
+        ]);
         match self {
             NatsRole::Command(service) => {
                 publish.extend(log.writable());
@@ -162,38 +204,56 @@ impl NatsRole {
             }
             NatsRole::Reader | NatsRole::Analytics => {}
         }
-        json!({
-            "publish": { "allow": publish, "deny": ADMIN_ONLY },
-            "subscribe": { "allow": subscribe },
-            "allow_responses": true,
-        })
+        permission_block(publish, subscribe, log)
     }
 }
 
-/// Reading the log through consumers of its stream and nothing else: look the stream
-/// up, create (or look up) a consumer on it, pull and acknowledge. Creating a durable
-/// takes `CONSUMER.CREATE.<stream>.<name>`; the legacy `CONSUMER.DURABLE.CREATE` and
-/// every delete or purge stay denied.
-fn consumer_only(log: &LogSubjects) -> Value {
+/// Reading the log through consumers of its stream: look the stream up, create (or
+/// look up) a consumer by name, pull and acknowledge. Pull consumers need no flow
+/// control (`$JS.FC`).
+fn log_consumers(log: &LogSubjects) -> Vec<String> {
     let s = &log.stream;
-    let publish = [
-        "$JS.API.INFO".to_owned(),
+    vec![
+        "$JS.API.INFO".into(),
         format!("$JS.API.STREAM.INFO.{s}"),
-        format!("$JS.API.CONSUMER.CREATE.{s}"),
-        format!("$JS.API.CONSUMER.CREATE.{s}.>"),
-        format!("$JS.API.CONSUMER.INFO.{s}.>"),
-        format!("$JS.API.CONSUMER.MSG.NEXT.{s}.>"),
+        format!("$JS.API.CONSUMER.CREATE.{s}.*"),
+        format!("$JS.API.CONSUMER.CREATE.{s}.*.>"),
+        format!("$JS.API.CONSUMER.INFO.{s}.*"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{s}.*"),
         format!("$JS.ACK.{s}.>"),
-    ];
+    ]
+}
+
+/// A user's block: `publish` and `subscribe` allowed, answers to requests delivered to
+/// it, and never the admin's API or the admin's consumers.
+fn permission_block(publish: Vec<String>, subscribe: Vec<String>, log: &LogSubjects) -> Value {
     json!({
-        "publish": { "allow": publish, "deny": ADMIN_ONLY },
-        "subscribe": { "allow": ["_INBOX.>"] },
+        "publish": { "allow": publish, "deny": admin_only(log) },
+        "subscribe": { "allow": subscribe },
         "allow_responses": true,
     })
 }
 
+/// [`ADMIN_ONLY`], and creating, updating, pulling from or acknowledging for a
+/// consumer only the admin may touch.
+fn admin_only(log: &LogSubjects) -> Vec<String> {
+    let s = &log.stream;
+    let mut deny: Vec<String> = ADMIN_ONLY.iter().map(|d| (*d).to_owned()).collect();
+    for name in &log.admin_consumers {
+        deny.extend([
+            format!("$JS.API.CONSUMER.CREATE.{s}.{name}"),
+            format!("$JS.API.CONSUMER.CREATE.{s}.{name}.>"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{s}.{name}"),
+            format!("$JS.ACK.{s}.{name}.>"),
+        ]);
+    }
+    deny
+}
+
 /// What a command service needs of the idempotency bucket: open it, read a key, claim
-/// a key (a publish that expects no previous value). Not create, purge or delete it.
+/// a key (a publish that expects no previous value). Not create, purge or delete it:
+/// the bucket's stream refuses a second message on a key, so a delete or purge marker
+/// published on `$KV.<bucket>.<key>` is refused too.
 fn idempotency_keys(bucket: &str) -> [String; 4] {
     let stream = format!("KV_{bucket}");
     [
@@ -241,18 +301,23 @@ impl NatsCredentials {
     /// The public key of user `name`.
     pub fn public_key(&self, name: &str) -> std::io::Result<String> {
         let seed = std::fs::read_to_string(self.seed_file(name))?;
-        KeyPair::from_seed(seed.trim())
-            .map(|k| k.public_key())
+        public_key_of_seed(&seed)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    }
+
+    /// The inbox prefix of user `name` ([`inbox_prefix`] of its public key).
+    pub fn inbox_prefix(&self, name: &str) -> std::io::Result<String> {
+        self.public_key(name).map(|key| inbox_prefix(&key))
     }
 
     /// The server's `authorization` block: the admin and every role's user.
     pub fn authorization(&self, log: &LogSubjects) -> std::io::Result<Value> {
         let mut users = vec![json!({ "user": "admin", "password": self.admin_password })];
         for (name, role) in ROLES {
+            let key = self.public_key(name)?;
             users.push(json!({
-                "nkey": self.public_key(name)?,
-                "permissions": role.permissions(log),
+                "permissions": role.permissions(log, &key),
+                "nkey": key,
             }));
         }
         Ok(json!({ "users": users }))
@@ -287,30 +352,33 @@ pub fn write_config(path: &Path, config: &Value) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    const USER: &str = "UTESTUSER";
+
+    fn list(p: &Value, kind: &str, which: &str) -> Vec<String> {
+        p[kind][which]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn no_role_but_admin_may_change_streams_and_only_command_services_append() {
         let log = LogSubjects::default();
         for (name, role) in ROLES {
-            let p = role.permissions(&log);
-            let allow: Vec<&str> = p["publish"]["allow"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap())
-                .collect();
+            let allow = list(&role.permissions(&log, USER), "publish", "allow");
             assert!(
                 !allow.iter().any(|s| s.starts_with("$JS.API.STREAM.DELETE")
                     || s.starts_with("$JS.API.STREAM.PURGE")
-                    || *s == ">"),
+                    || s == ">"),
                 "{name}"
             );
             assert_eq!(
-                allow.contains(&"coord.log.>"),
+                allow.contains(&"coord.log.>".to_owned()),
                 matches!(role, NatsRole::Command(_) | NatsRole::Importer),
                 "{name}"
             );
             assert_eq!(
-                allow.contains(&"$KV.COORD_IDEMPOTENCY.>"),
+                allow.contains(&"$KV.COORD_IDEMPOTENCY.>".to_owned()),
                 matches!(role, NatsRole::Command(_)),
                 "{name}: only command services claim idempotency keys"
             );
@@ -318,15 +386,70 @@ mod tests {
     }
 
     #[test]
+    fn each_user_subscribes_to_its_own_inbox_only_and_publishes_to_none() {
+        let log = LogSubjects::default();
+        for (name, role) in ROLES {
+            let p = role.permissions(&log, USER);
+            let subscribe = list(&p, "subscribe", "allow");
+            let inboxes: Vec<&String> = subscribe
+                .iter()
+                .filter(|s| s.starts_with("_INBOX"))
+                .collect();
+            assert_eq!(inboxes, ["_INBOX_UTESTUSER.>"], "{name}");
+            assert!(
+                !subscribe.iter().any(|s| s == ">" || s.starts_with('*')),
+                "{name}"
+            );
+            let publish = list(&p, "publish", "allow");
+            assert!(
+                !publish
+                    .iter()
+                    .any(|s| s.starts_with("_INBOX") || s.starts_with('*') || s == ">"),
+                "{name}: publishes to an inbox"
+            );
+            assert_eq!(p["allow_responses"], json!(true), "{name}");
+        }
+        assert_eq!(inbox_prefix("admin"), "_INBOX_admin");
+    }
+
+    #[test]
+    fn consumers_are_created_by_name_and_the_admins_are_denied_by_name() {
+        let log = LogSubjects {
+            admin_consumers: vec!["to-hub".into()],
+            ..LogSubjects::default()
+        };
+        for (name, role) in ROLES {
+            let p = role.permissions(&log, USER);
+            let allow = list(&p, "publish", "allow");
+            assert!(
+                allow.contains(&"$JS.API.CONSUMER.CREATE.COORD_LOG.*".to_owned()),
+                "{name}"
+            );
+            assert!(
+                !allow
+                    .iter()
+                    .any(|s| s == "$JS.API.CONSUMER.CREATE.COORD_LOG"
+                        || s.starts_with("$JS.FC")
+                        || s.starts_with("$JS.API.CONSUMER.DURABLE")),
+                "{name}: {allow:?}"
+            );
+            let deny = list(&p, "publish", "deny");
+            for denied in [
+                "$JS.API.CONSUMER.CREATE.*",
+                "$JS.API.CONSUMER.DURABLE.CREATE.>",
+                "$JS.API.CONSUMER.CREATE.COORD_LOG.to-hub",
+                "$JS.API.CONSUMER.CREATE.COORD_LOG.to-hub.>",
+            ] {
+                assert!(deny.contains(&denied.to_owned()), "{name}: {denied}");
+            }
+        }
+    }
+
+    #[test]
     fn the_analytics_user_only_reads_the_log_through_its_consumers() {
-        let p = NatsRole::Analytics.permissions(&LogSubjects::default());
-        let allow: Vec<&str> = p["publish"]["allow"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        assert!(allow.contains(&"$JS.API.CONSUMER.CREATE.COORD_LOG.>"));
+        let p = NatsRole::Analytics.permissions(&LogSubjects::default(), USER);
+        let allow = list(&p, "publish", "allow");
+        assert!(allow.contains(&"$JS.API.CONSUMER.CREATE.COORD_LOG.*.>".to_owned()));
         assert!(
             allow
                 .iter()
@@ -338,22 +461,14 @@ mod tests {
                 .iter()
                 .any(|s| s.contains("DIRECT.GET") || s.contains("MSG.GET"))
         );
-        assert_eq!(p["subscribe"]["allow"], json!(["_INBOX.>"]));
+        assert_eq!(p["subscribe"]["allow"], json!(["_INBOX_UTESTUSER.>"]));
     }
 
     #[test]
     fn the_auditor_reads_the_log_and_serves_audit_queries_but_never_writes_the_log() {
-        let p = NatsRole::Auditor.permissions(&LogSubjects::default());
-        let list = |kind: &str| -> Vec<String> {
-            p[kind]["allow"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().to_owned())
-                .collect()
-        };
-        let (publish, subscribe) = (list("publish"), list("subscribe"));
-        assert!(publish.contains(&"$JS.API.CONSUMER.CREATE.COORD_LOG.>".to_owned()));
+        let p = NatsRole::Auditor.permissions(&LogSubjects::default(), USER);
+        let (publish, subscribe) = (list(&p, "publish", "allow"), list(&p, "subscribe", "allow"));
+        assert!(publish.contains(&"$JS.API.CONSUMER.CREATE.COORD_LOG.*.>".to_owned()));
         assert!(publish.contains(&"coord.audit.*.published".to_owned()));
         assert!(!publish.iter().any(|s| s.starts_with("coord.log")
             || s.starts_with("coord.cmd")
@@ -373,6 +488,14 @@ mod tests {
         let text = config.to_string();
         let seed = std::fs::read_to_string(creds.seed_file("gateway")).unwrap();
         assert!(!text.contains(seed.trim()));
-        assert!(text.contains(&creds.public_key("gateway").unwrap()));
+        let key = creds.public_key("gateway").unwrap();
+        assert!(text.contains(&key));
+        // The user's inbox is derived from its key, on the server's side and on the
+        // client's (from the seed) alike.
+        assert_eq!(
+            inbox_prefix_of_seed(&seed).unwrap(),
+            creds.inbox_prefix("gateway").unwrap()
+        );
+        assert!(text.contains(&inbox_subjects(&key)));
     }
 }

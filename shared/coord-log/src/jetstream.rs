@@ -459,6 +459,9 @@ impl EventLog for JetStreamLog {
         let consumer = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
+                // Named, and randomly: users may create consumers only by a name their
+                // permissions can see, and no other user can guess this one.
+                name: Some(format!("log-{}", Uuid::new_v4().simple())),
                 // The whole stream: besides this site's subjects it may hold what
                 // other sites' logs sourced into it (multi-office topology), unless
                 // only this site's own offices' subjects are wanted.

@@ -5,7 +5,8 @@
 //! on one stream, not what was asked, and nothing at all about other streams. So each
 //! command id is bound to a [`Fingerprint`] of its request (office, route, aggregate
 //! stream, RFC 8785 canonical body hash) in a [`KeyStore`]: the production store is a
-//! JetStream key-value bucket whose `create` claims a key only if it is absent; the
+//! JetStream key-value bucket whose `create` claims a key only if it is absent, on a
+//! write-once stream ([`bucket_stream`]) so that no claim can be deleted or purged; the
 //! in-memory one is for domain tests.
 //!
 //! The command handler looks the key up before anything else (a different request →
@@ -143,30 +144,39 @@ pub struct JetStreamKeys {
 }
 
 impl JetStreamKeys {
-    /// Opens the bucket, creating it if it does not exist (file storage, one revision
-    /// per key, no expiry).
+    /// Opens the bucket, creating it (write-once, [`bucket_stream`]) if it does not exist.
     pub async fn open(client: async_nats::Client, bucket: &str) -> Result<Self, KeyStoreError> {
         let js = jetstream::new(client);
         if let Ok(store) = js.get_key_value(bucket).await {
             return Ok(Self { store });
         }
-        let created = js
-            .create_key_value(kv::Config {
-                bucket: bucket.to_owned(),
-                description: "Idempotency keys: command id → request fingerprint".into(),
-                history: 1,
-                storage: jetstream::stream::StorageType::File,
-                max_value_size: 4096,
-                ..Default::default()
-            })
-            .await;
-        let store = match created {
-            Ok(store) => store,
-            // Another service instance created it in between.
-            Err(_) => js.get_key_value(bucket).await.map_err(|e| {
-                KeyStoreError::Unavailable(format!("cannot open bucket {bucket}: {e}"))
-            })?,
-        };
+        Self::ensure_on(&js, bucket).await
+    }
+
+    /// As the admin: creates the bucket, or brings an existing one (made by an older
+    /// version as a plain key-value bucket) to the write-once settings.
+    pub async fn ensure(client: async_nats::Client, bucket: &str) -> Result<Self, KeyStoreError> {
+        Self::ensure_on(&jetstream::new(client), bucket).await
+    }
+
+    async fn ensure_on(js: &jetstream::Context, bucket: &str) -> Result<Self, KeyStoreError> {
+        let unavailable =
+            |e: &dyn std::fmt::Display| KeyStoreError::Unavailable(format!("bucket {bucket}: {e}"));
+        let config = bucket_stream(bucket);
+        if js.get_stream(&config.name).await.is_ok() {
+            js.update_stream(config)
+                .await
+                .map_err(|e| unavailable(&e))?;
+        } else if let Err(e) = js.create_stream(config.clone()).await {
+            // Another instance may have created it in between.
+            js.update_stream(config)
+                .await
+                .map_err(|_| unavailable(&e))?;
+        }
+        let store = js
+            .get_key_value(bucket)
+            .await
+            .map_err(|e| unavailable(&e))?;
         Ok(Self { store })
     }
 
@@ -175,6 +185,33 @@ impl JetStreamKeys {
             command_id,
             reason: e.to_string(),
         })
+    }
+}
+
+/// The stream of idempotency bucket `bucket`: what `async_nats` reads as a key-value
+/// bucket of one value per key, made write-once. A claim is the first message on its
+/// key's subject (`$KV.<bucket>.<key>`, published expecting no previous one); with
+/// `discard_new_per_subject` the server refuses every later message on that subject,
+/// whatever its headers, so neither an overwrite nor a delete (`KV-Operation: DEL`) or
+/// purge (`KV-Operation: PURGE`) marker can ever replace a claim. Roll-up headers are
+/// refused, and the delete and purge API too.
+pub fn bucket_stream(bucket: &str) -> jetstream::stream::Config {
+    use jetstream::stream::{Config, DiscardPolicy, StorageType};
+    Config {
+        name: format!("KV_{bucket}"),
+        description: Some("Idempotency keys: command id → request fingerprint, write-once".into()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        discard: DiscardPolicy::New,
+        discard_new_per_subject: true,
+        allow_rollup: false,
+        deny_delete: true,
+        deny_purge: true,
+        allow_direct: true,
+        storage: StorageType::File,
+        max_message_size: 4096,
+        duplicate_window: std::time::Duration::from_secs(120),
+        ..Default::default()
     }
 }
 

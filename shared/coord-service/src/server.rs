@@ -21,7 +21,8 @@ use crate::bounded::{Bounded, Limits};
 use crate::{CommandHandler, ServiceConfig};
 
 /// Connection options with the credentials in `creds` (an nkey seed or a `.creds` file),
-/// else the URL's `user:password@`, if any.
+/// else the URL's `user:password@`, if any; with the user's own inbox prefix
+/// ([`coord_auth::nats::inbox_prefix`]), the only inbox its permissions let it read.
 async fn options(
     url: &str,
     creds: Option<&std::path::Path>,
@@ -29,9 +30,7 @@ async fn options(
     let Some(path) = creds else {
         let address: async_nats::ServerAddr = url.parse()?;
         return Ok(match (address.username(), address.password()) {
-            (Some(user), Some(password)) => {
-                async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
-            }
+            (Some(user), Some(password)) => password_options(user, password),
             _ => async_nats::ConnectOptions::new(),
         });
     };
@@ -39,7 +38,10 @@ async fn options(
         .await
         .map_err(|e| anyhow::anyhow!("cannot read NATS credentials {}: {e}", path.display()))?;
     if text.contains("BEGIN NATS USER JWT") {
-        return Ok(async_nats::ConnectOptions::with_credentials(&text)?);
+        let seed = creds_file_seed(&text)
+            .ok_or_else(|| anyhow::anyhow!("{} holds no nkey seed", path.display()))?;
+        return Ok(async_nats::ConnectOptions::with_credentials(&text)?
+            .custom_inbox_prefix(coord_auth::nats::inbox_prefix_of_seed(seed)?));
     }
     let seed = text.trim();
     anyhow::ensure!(
@@ -47,7 +49,28 @@ async fn options(
         "{} is neither an nkey user seed (SU…) nor a .creds file",
         path.display()
     );
-    Ok(async_nats::ConnectOptions::with_nkey(seed.to_owned()))
+    user_options(seed)
+}
+
+/// Connection options of user `user` with password `password` (the admin), with its
+/// own inbox prefix.
+pub fn password_options(user: &str, password: &str) -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+        .custom_inbox_prefix(coord_auth::nats::inbox_prefix(user))
+}
+
+/// Connection options of the nkey user whose seed is `seed`, with its own inbox prefix.
+pub fn user_options(seed: &str) -> anyhow::Result<async_nats::ConnectOptions> {
+    let seed = seed.trim();
+    Ok(async_nats::ConnectOptions::with_nkey(seed.to_owned())
+        .custom_inbox_prefix(coord_auth::nats::inbox_prefix_of_seed(seed)?))
+}
+
+/// The user seed of a `.creds` file (the line after `BEGIN USER NKEY SEED`).
+fn creds_file_seed(text: &str) -> Option<&str> {
+    let mut lines = text.lines().map(str::trim);
+    lines.find(|l| l.contains("BEGIN USER NKEY SEED"))?;
+    lines.find(|l| !l.is_empty())
 }
 
 /// Connects to NATS with `creds` (see [`crate::ServiceConfig::nats_creds`]), retrying
@@ -294,5 +317,18 @@ mod tests {
             (ErrorKind::Timeout, "command_timeout")
         );
         assert_eq!(e.kind.http_status(), 504);
+    }
+
+    #[test]
+    fn a_creds_file_gives_the_inbox_prefix_of_its_seed() {
+        let seed = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU";
+        let text = format!(
+            "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QifQ.e30.sig\n------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        );
+        assert_eq!(creds_file_seed(&text), Some(seed));
+        let prefix = coord_auth::nats::inbox_prefix_of_seed(seed).unwrap();
+        assert!(prefix.starts_with("_INBOX_U"), "{prefix}");
     }
 }
