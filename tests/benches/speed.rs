@@ -269,7 +269,9 @@ async fn main() {
     println!("raw OCC publish: {raw_occ:.0}/s");
 
     let _service = ServiceProcess::start_on(&nats, "inspection", &[]);
-    lifecycle(&client, 0).await; // the service is up and the log exists
+    // Once the service answers (send_command waits for it), the log exists.
+    let first = schedule(Uuid::now_v7(), "an-phu");
+    tests::send_command(&client, "inspection", "schedule", &request(first)).await;
     let mut sequential = Vec::new();
     for n in 0..300 {
         let id = Uuid::now_v7();
