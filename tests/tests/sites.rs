@@ -145,11 +145,7 @@ async fn command_over_nats(
     mut payload: Value,
 ) -> coord_proto::CommandReply {
     payload["exchange_id"] = json!(Uuid::now_v7());
-    let seed = std::fs::read_to_string(site.credentials().unwrap().seed_file("gateway")).unwrap();
-    let client = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
-        .connect(site.url())
-        .await
-        .unwrap();
+    let client = tests::offices::client_as(site, "gateway").await;
     let mut request = tests::request(payload);
     request.office = office.into();
     tests::send_command(&client, "exchange", "send", &request).await
