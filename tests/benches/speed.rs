@@ -214,17 +214,6 @@ async fn log_state(js: &jetstream::Context) -> jetstream::stream::State {
     stream.info().await.unwrap().state.clone()
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// The projector replaying the whole log into a new database: events/s, peak RSS.
 async fn replay(nats: &NatsServer, client: &async_nats::Client, head: u64, events: u64) -> Value {
     let db = tempfile::tempdir().unwrap();
@@ -254,7 +243,7 @@ async fn replay(nats: &NatsServer, client: &async_nats::Client, head: u64, event
     let seconds = start.elapsed().as_secs_f64();
     json!({"events": events, "dead_letters": dead_letters, "seconds": seconds,
         "events_per_s": (events as f64 / seconds).round(),
-        "peak_rss_mib": peak_rss_kib(projector.pid()).map(|k| k / 1024)})
+        "peak_rss_mib": tests::peak_rss_kib(projector.pid()).map(|k| k / 1024)})
 }
 
 #[tokio::main]

@@ -71,17 +71,6 @@ async fn command(client: &async_nats::Client) -> Duration {
     start.elapsed()
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 #[tokio::main]
 async fn main() {
     let nats = NatsServer::start();
@@ -148,7 +137,7 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    let rss = peak_rss_kib(projector.pid());
+    let rss = tests::peak_rss_kib(projector.pid());
 
     let results = json!({
         "measured_at": chrono::Utc::now().to_rfc3339(),

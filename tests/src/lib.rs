@@ -700,6 +700,18 @@ pub async fn log_head(http: &reqwest::Client, base: &str) -> u64 {
     p["head"].as_u64().expect("the projector status has a head")
 }
 
+/// The peak resident memory of process `pid` (`VmHWM`), in KiB: what benchmarks report.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// A valid `InspectionScheduled` on a new stream, for filling a log in bulk
 /// (unit `n` modulo the eleven An Giang units).
 pub fn inspection_scheduled(n: usize) -> (coord_log::StreamId, coord_log::NewEvent) {
