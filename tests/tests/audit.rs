@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use coord_audit::export::{Entry, Export, OfficeLog};
 use coord_audit::verify::{BreakKind, Report, verify_all};
-use coord_audit::wire::{AuditEvent, AuditPage, OfficeKey, StoredCheckpoint};
+use coord_audit::wire::{AuditEvent, AuditPage, CheckpointPage, OfficeKey, StoredCheckpoint};
 use coord_audit::{Checkpoint, Signer, Tree, Verifier, leaf_hash_of};
 use coord_log::RecordedEvent;
 use serde_json::{Value, json};
@@ -295,8 +295,9 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
     );
 
     // An inclusion proof and a consistency proof verify with independent code.
-    let checkpoints: Vec<StoredCheckpoint> =
-        get(&http, &format!("{base}/v1/audit/checkpoints")).await;
+    let page: CheckpointPage = get(&http, &format!("{base}/v1/audit/checkpoints")).await;
+    assert_eq!(page.next_after, None);
+    let checkpoints: Vec<StoredCheckpoint> = page.checkpoints;
     let (old, new) = (&checkpoints[1], checkpoints.last().unwrap());
     let note = http
         .get(format!("{base}/v1/audit/checkpoint"))

@@ -47,6 +47,10 @@ pub struct Config {
     /// …or after this many milliseconds, whichever comes first (if the tree grew).
     #[arg(long, env = "COORD_AUDIT_CHECKPOINT_MS", default_value_t = 5000)]
     pub checkpoint_ms: u64,
+    /// Every checkpoint younger than this many hours is kept; of older ones, those a
+    /// witness cosigned, the first of each hour and the latest (the retention rule).
+    #[arg(long, env = "COORD_AUDIT_KEEP_ALL_HOURS", default_value_t = 24)]
+    pub keep_all_hours: u64,
     /// Events applied per transaction at most.
     #[arg(long, env = "COORD_AUDIT_BATCH", default_value_t = 512)]
     pub batch_size: usize,
@@ -101,6 +105,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Au
         config.batch_size,
         Some(client.clone()),
     )?;
+    auditor.keep_all_for(Duration::from_secs(config.keep_all_hours * 3600));
     Ok((client, auditor))
 }
 

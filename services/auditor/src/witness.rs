@@ -581,12 +581,7 @@ async fn keep_cosigned(
             else {
                 return Ok(false);
             };
-            let Some(ours) = s
-                .store
-                .checkpoints()?
-                .into_iter()
-                .find(|c| c.size == cp.size)
-            else {
+            let Some(ours) = s.store.checkpoint(cp.size)? else {
                 return Ok(false);
             };
             let kept = s.store.cosigned(cp.size)?.unwrap_or(ours.note);
@@ -612,7 +607,7 @@ async fn republish_uncosigned(
 ) -> Result<(), StoreError> {
     let pending = auditor
         .with_state(move |s| {
-            let Some(latest) = s.store.checkpoints()?.pop() else {
+            let Some(latest) = s.store.latest_checkpoint()? else {
                 return Ok(None);
             };
             let kept = s.store.cosigned(latest.size)?;
