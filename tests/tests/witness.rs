@@ -292,6 +292,7 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
         let out = std::process::Command::new(tests::workspace_bin("coordctl"))
             .args(["--gateway", &base, "audit", "verify"])
             .env("COORD_TOKEN", &token)
+            .env("COORD_AUDIT_TRUST", site.dir.join("pinned-trust.keys"))
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string()
