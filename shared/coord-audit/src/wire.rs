@@ -299,4 +299,10 @@ pub struct WitnessAlarm {
     /// The refused note as received.
     pub note: String,
     pub at: String,
+    /// How many times the same note was refused again since (an office re-sends its
+    /// latest checkpoint until it is cosigned), and when last.
+    #[serde(default)]
+    pub repeated: u64,
+    #[serde(default)]
+    pub last_at: Option<String>,
 }
