@@ -241,9 +241,15 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
     assert_eq!(b.event_id, Some(signed_there.event_id), "{b:?}");
     assert_eq!(
         b.stream,
-        Some(format!("{} v{}", signed_there.stream_id, signed_there.stream_version))
+        Some(format!(
+            "{} v{}",
+            signed_there.stream_id, signed_there.stream_version
+        ))
     );
-    assert_eq!(b.event_type.as_deref(), Some(signed_there.event_type.as_str()));
+    assert_eq!(
+        b.event_type.as_deref(),
+        Some(signed_there.event_type.as_str())
+    );
     assert!(b.as_signed);
     assert_break(
         &verify(&tamper(&|e| e.swap(200, 201)), &keys, None),

@@ -179,9 +179,7 @@ async fn ten_thousand_checkpoints_are_listed_and_exported_in_bounded_pages_then_
     let mut stack = Stack::start();
     let dir = stack.data.path().join("auditor");
     let dir_text = dir.display().to_string();
-    stack
-        .processes
-        .push(auditor(&stack, &dir_text, "1000000"));
+    stack.processes.push(auditor(&stack, &dir_text, "1000000"));
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
     let reader = stack.sign("province", "kiểm tra viên", coord_auth::Role::Reader);
@@ -193,12 +191,8 @@ async fn ten_thousand_checkpoints_are_listed_and_exported_in_bounded_pages_then_
     assert!(stack.process("auditor").terminate());
     let total = seed(&dir);
     assert_eq!(total, EVENTS as u64);
-    stack
-        .processes
-        .retain(|p| p.name != "auditor");
-    stack
-        .processes
-        .push(auditor(&stack, &dir_text, "1000000"));
+    stack.processes.retain(|p| p.name != "auditor");
+    stack.processes.push(auditor(&stack, &dir_text, "1000000"));
     wait_signed(&http, &base, total).await;
 
     // Then HTTP lists all of them, in order, in bounded pages (a limit above the
@@ -217,14 +211,15 @@ async fn ten_thousand_checkpoints_are_listed_and_exported_in_bounded_pages_then_
     let key = keys[0].key.clone();
     let (exported, out) = export_and_verify(&stack, &reader, &key);
     assert_eq!(exported as u64, total);
-    assert!(out.contains(&format!("{} kiểm tra nhất quán", total - 1)), "{out}");
+    assert!(
+        out.contains(&format!("{} kiểm tra nhất quán", total - 1)),
+        "{out}"
+    );
 
     // When the retention rule runs (restarted with nothing younger kept whole), the
     // first checkpoint of each hour and the latest are kept, the rest compacted.
     assert!(stack.process("auditor").terminate());
-    stack
-        .processes
-        .retain(|p| p.name != "auditor");
+    stack.processes.retain(|p| p.name != "auditor");
     stack.processes.push(auditor(&stack, &dir_text, "0"));
     wait_signed(&http, &base, total).await;
     let deadline = Instant::now() + Duration::from_secs(30);

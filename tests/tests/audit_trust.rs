@@ -65,13 +65,17 @@ async fn verify_until(
         if done(ok, &out) {
             return out;
         }
-        assert!(Instant::now() < deadline, "verify never showed {what}: {out}");
+        assert!(
+            Instant::now() < deadline,
+            "verify never showed {what}: {out}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rekeyed_office_fails_verification_by_its_served_key_and_by_the_missing_hub_cosignature() {
+async fn a_rekeyed_office_fails_verification_by_its_served_key_and_by_the_missing_hub_cosignature()
+{
     let running = start(&["long-xuyen"]).await;
     let (hub_site, lx) = (&running.topology.hub, &running.topology.offices[0]);
     let _hub_auditor = auditor(hub_site);
@@ -80,15 +84,22 @@ async fn a_rekeyed_office_fails_verification_by_its_served_key_and_by_the_missin
     let trust = running.topology.trust_file();
     let init_trust = std::fs::read_to_string(&trust).unwrap();
     assert!(
-        init_trust.contains("log district:long-xuyen ")
-            && init_trust.contains("witness province "),
+        init_trust.contains("log district:long-xuyen ") && init_trust.contains("witness province "),
         "{init_trust}"
     );
 
     // Given honest writes, verify passes with init's trust file once the hub cosigned
     // the office's latest checkpoint (it requires that cosignature).
     write(lx, 3).await;
-    let out = verify_until(&base, &token, &trust, &[], "intact and cosigned", |ok, _| ok).await;
+    let out = verify_until(
+        &base,
+        &token,
+        &trust,
+        &[],
+        "intact and cosigned",
+        |ok, _| ok,
+    )
+    .await;
     assert!(out.contains("NGUYÊN VẸN"), "{out}");
     // Without a trust file the served keys are pinned on first use.
     let pinned = lx.dir.join("pinned.keys");
@@ -99,8 +110,8 @@ async fn a_rekeyed_office_fails_verification_by_its_served_key_and_by_the_missin
     // When the office's operator rebuilds its history under a new key.
     assert!(lx_auditor.terminate());
     let dir = lx.auditor_dir();
-    let old = Signer::from_key_text(&std::fs::read_to_string(dir.join("office.key")).unwrap())
-        .unwrap();
+    let old =
+        Signer::from_key_text(&std::fs::read_to_string(dir.join("office.key")).unwrap()).unwrap();
     let new = Signer::from_seed(old.name(), [42; 32]).unwrap();
     std::fs::write(dir.join("office.key"), new.to_key_text()).unwrap();
     for f in ["audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm"] {
@@ -113,11 +124,19 @@ async fn a_rekeyed_office_fails_verification_by_its_served_key_and_by_the_missin
     // pinned one, which is not replaced.
     let new_key = new.verifier().to_string();
     for file in [&trust, &pinned] {
-        let out = verify_until(&base, &token, file, &[], "the new key refused", |ok, out| {
-            !ok && out.contains("KHÓA KHÁC")
-        })
+        let out = verify_until(
+            &base,
+            &token,
+            file,
+            &[],
+            "the new key refused",
+            |ok, out| !ok && out.contains("KHÓA KHÁC"),
+        )
         .await;
-        assert!(out.contains("district:long-xuyen") && out.contains(&new_key), "{out}");
+        assert!(
+            out.contains("district:long-xuyen") && out.contains(&new_key),
+            "{out}"
+        );
     }
     assert_eq!(std::fs::read_to_string(&pinned).unwrap(), pinned_text);
     // Given the new key explicitly, the log verifies but the hub never cosigned it.

@@ -100,7 +100,10 @@ async fn an_export_cut_short_is_seen_as_incomplete_and_resumed_without_a_gap() {
     let mut last = (0u64, 0u64);
     for line in text.lines() {
         let ce: Value = serde_json::from_str(line).unwrap();
-        assert!(ce.get("error").is_none(), "an error record was kept: {line}");
+        assert!(
+            ce.get("error").is_none(),
+            "an error record was kept: {line}"
+        );
         let (c, i) = ce["position"].as_str().unwrap().split_once(':').unwrap();
         let position = (c.parse().unwrap(), i.parse().unwrap());
         assert!(position > last, "{position:?} after {last:?}");

@@ -671,7 +671,12 @@ async fn an_office_that_never_answers_proofs_does_not_delay_another_offices_cosi
         .publish(wire::published_subject(LX), note(1).into())
         .await
         .unwrap();
-    wait_witness(&hub, "Long Xuyên's first checkpoint", cosigned_at_least(LX, 1)).await;
+    wait_witness(
+        &hub,
+        "Long Xuyên's first checkpoint",
+        cosigned_at_least(LX, 1),
+    )
+    .await;
     as_lx
         .publish(wire::published_subject(LX), note(2).into())
         .await
@@ -683,10 +688,15 @@ async fn an_office_that_never_answers_proofs_does_not_delay_another_offices_cosi
 
     // While that request is held, Châu Đốc grows and is cosigned.
     write(cd, 3).await;
-    wait_witness(&hub, "Châu Đốc cosigned meanwhile", cosigned_at_least(CD, 5)).await;
+    wait_witness(
+        &hub,
+        "Châu Đốc cosigned meanwhile",
+        cosigned_at_least(CD, 5),
+    )
+    .await;
 
     // The witness is still waiting for Long Xuyên's answer: a bad proof is refused.
-    let bad = coord_audit::wire::ConsistencyProofBody {
+    let bad = wire::ConsistencyProofBody {
         office: LX.into(),
         from: 1,
         to: 2,

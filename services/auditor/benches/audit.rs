@@ -150,7 +150,7 @@ fn offline_from_file(log: &OfficeLog, signer: &Signer, m: usize) -> serde_json::
             entries,
             checkpoints: vec![note],
             leaves: tree.leaves().to_vec(),
-        leaf_events: Vec::new(),
+            leaf_events: Vec::new(),
         },
     );
     let mut bytes = Vec::new();

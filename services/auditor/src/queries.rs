@@ -20,7 +20,6 @@ use tokio::task::JoinSet;
 use crate::runner::{Auditor, State};
 use crate::store::StoreError;
 
-
 fn encode<T: Serialize>(r: Result<T, ErrorReply>) -> Vec<u8> {
     let r = match r {
         Ok(v) => QueryReply::Ok(v),

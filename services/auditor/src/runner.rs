@@ -101,7 +101,8 @@ impl Auditor {
             *last = Some(Instant::now());
         }
         let age = chrono::Duration::seconds(self.keep_all_secs.load(Ordering::Relaxed) as i64);
-        let before = (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let before =
+            (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let removed = self
             .with_state(move |s| s.store.compact_checkpoints(&before))
             .await?;

@@ -496,30 +496,52 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("a.sqlite")).unwrap();
         for size in 1..=25 {
-            store.add_checkpoint(size, "n", "2024-01-01T00:00:00.000Z").unwrap();
+            store
+                .add_checkpoint(size, "n", "2024-01-01T00:00:00.000Z")
+                .unwrap();
         }
         let first = store.checkpoints_after(None, 10).unwrap();
-        assert_eq!(first.iter().map(|c| c.size).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+        assert_eq!(
+            first.iter().map(|c| c.size).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
         let last = store.checkpoints_after(Some(20), 10).unwrap();
-        assert_eq!(last.iter().map(|c| c.size).collect::<Vec<_>>(), (21..=25).collect::<Vec<_>>());
+        assert_eq!(
+            last.iter().map(|c| c.size).collect::<Vec<_>>(),
+            (21..=25).collect::<Vec<_>>()
+        );
         assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 25);
     }
 
     #[test]
-    fn given_old_checkpoints_then_compaction_keeps_the_cosigned_the_first_of_each_hour_and_the_latest() {
+    fn given_old_checkpoints_then_compaction_keeps_the_cosigned_the_first_of_each_hour_and_the_latest()
+     {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("a.sqlite")).unwrap();
         // Sizes 1..=6 in hour 10, 7..=9 in hour 11, 10 recent.
         for size in 1..=6 {
-            store.add_checkpoint(size, "n", &format!("2024-01-01T10:0{size}:00.000Z")).unwrap();
+            store
+                .add_checkpoint(size, "n", &format!("2024-01-01T10:0{size}:00.000Z"))
+                .unwrap();
         }
         for size in 7..=9 {
-            store.add_checkpoint(size, "n", &format!("2024-01-01T11:0{size}:00.000Z")).unwrap();
+            store
+                .add_checkpoint(size, "n", &format!("2024-01-01T11:0{size}:00.000Z"))
+                .unwrap();
         }
-        store.add_checkpoint(10, "n", "2024-01-03T00:00:00.000Z").unwrap();
+        store
+            .add_checkpoint(10, "n", "2024-01-03T00:00:00.000Z")
+            .unwrap();
         store.add_cosigned(4, "cosigned").unwrap();
-        let removed = store.compact_checkpoints("2024-01-02T00:00:00.000Z").unwrap();
-        let kept: Vec<u64> = store.checkpoints_after(None, 100).unwrap().iter().map(|c| c.size).collect();
+        let removed = store
+            .compact_checkpoints("2024-01-02T00:00:00.000Z")
+            .unwrap();
+        let kept: Vec<u64> = store
+            .checkpoints_after(None, 100)
+            .unwrap()
+            .iter()
+            .map(|c| c.size)
+            .collect();
         assert_eq!(kept, [1, 4, 7, 10]);
         assert_eq!(removed, 6);
     }

@@ -375,7 +375,10 @@ impl Witnessing {
         for token in self.offices.keys() {
             let (tx, rx) = tokio::sync::watch::channel(String::new());
             latest.insert(token.clone(), tx);
-            observers.spawn(self.clone().observe_each(token.clone(), rx, shutdown.clone()));
+            observers.spawn(
+                self.clone()
+                    .observe_each(token.clone(), rx, shutdown.clone()),
+            );
         }
         let mut queries = self.client.subscribe(wire::WITNESS_SUBJECT).await?;
         // Here, a watched office's latest checkpoint is the one this witness cosigned
@@ -756,7 +759,13 @@ mod tests {
         assert_eq!(alarms[0].new_size, Some(11));
         assert_eq!(alarms[0].new_root.as_deref(), Some(b64(&[9; 32]).as_str()));
         assert_eq!(alarms[1].note, "worse");
-        assert_eq!((alarms[0].repeated, alarms[0].last_at.as_deref()), (1, Some("t2")));
-        assert_eq!((alarms[1].repeated, alarms[1].last_at.as_deref()), (0, None));
+        assert_eq!(
+            (alarms[0].repeated, alarms[0].last_at.as_deref()),
+            (1, Some("t2"))
+        );
+        assert_eq!(
+            (alarms[1].repeated, alarms[1].last_at.as_deref()),
+            (0, None)
+        );
     }
 }

@@ -149,9 +149,11 @@ pub struct VerifyArgs {
 /// The trust file's keys, if it exists.
 fn read_trust(path: &Path) -> anyhow::Result<Option<TrustedKeys>> {
     match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(
-            TrustedKeys::parse(&text).with_context(|| format!("trust file {}", path.display()))?,
-        )),
+        Ok(text) => {
+            Ok(Some(TrustedKeys::parse(&text).with_context(|| {
+                format!("trust file {}", path.display())
+            })?))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -215,7 +217,11 @@ async fn trusted_keys(client: &Client, a: &VerifyArgs) -> anyhow::Result<Trusted
         anyhow::bail!(
             "the gateway serves {} key(s) that differ from the trusted ones ({}): the office was re-keyed or the gateway is not the one you trust; the trust file is not changed",
             mismatches.len(),
-            mismatches.iter().map(|m| m.office.as_str()).collect::<Vec<_>>().join(", ")
+            mismatches
+                .iter()
+                .map(|m| m.office.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(t)
@@ -269,7 +275,9 @@ async fn verify(client: &Client, a: VerifyArgs, json: bool) -> anyhow::Result<()
         None => missing_cosignatures(client, &trust, export.offices.keys()).await?,
     };
     if json {
-        print_json(&serde_json::json!({ "reports": reports, "missing_cosignatures": missing.iter().map(|m| serde_json::json!({"office": m.office, "size": m.size, "witness": m.witness, "why": m.why})).collect::<Vec<_>>() }));
+        print_json(
+            &serde_json::json!({ "reports": reports, "missing_cosignatures": missing.iter().map(|m| serde_json::json!({"office": m.office, "size": m.size, "witness": m.witness, "why": m.why})).collect::<Vec<_>>() }),
+        );
     } else {
         for r in &reports {
             println!("{}", render_report(r));

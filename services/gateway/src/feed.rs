@@ -104,7 +104,14 @@ pub async fn export_events(
     let resume = events.resume_after;
     let start = params.after.unwrap_or(0);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    tokio::spawn(stream_events(events.rx, params.clone(), base, batch, start, tx));
+    tokio::spawn(stream_events(
+        events.rx,
+        params.clone(),
+        base,
+        batch,
+        start,
+        tx,
+    ));
     let body = Body::from_stream(tokio_stream_of(rx));
     let content_type = if batch { CLOUDEVENTS_BATCH } else { NDJSON };
     let mut response = (StatusCode::OK, body).into_response();
@@ -294,14 +301,18 @@ impl TableFormat {
         }
     }
 
-    /// The table written in this format, as a download.
-    fn respond(self, table: &Table, resume_after: Option<u64>) -> Result<Response, Problem> {
-        let written = match self {
+    /// The table written in this format, as a download. Encoding is CPU work of the
+    /// size of the table: it runs on a blocking thread, off the async runtime.
+    async fn respond(self, table: Table, resume_after: Option<u64>) -> Result<Response, Problem> {
+        let failed = |e: String| Problem::new(ErrorKind::Internal, "export_failed", e);
+        let name = table.name;
+        let bytes = tokio::task::spawn_blocking(move || match self {
             Self::Csv => table.to_csv(),
             Self::Parquet => table.to_parquet(),
-        };
-        let bytes = written
-            .map_err(|e| Problem::new(ErrorKind::Internal, "export_failed", e.to_string()))?;
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
         let (media, ext) = match self {
             Self::Csv => ("text/csv; charset=utf-8", "csv"),
             Self::Parquet => ("application/vnd.apache.parquet", "parquet"),
@@ -309,7 +320,7 @@ impl TableFormat {
         let mut response = (StatusCode::OK, bytes).into_response();
         let h = response.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-        let disposition = format!("attachment; filename=\"{}.{ext}\"", table.name);
+        let disposition = format!("attachment; filename=\"{name}.{ext}\"");
         if let Ok(v) = HeaderValue::from_str(&disposition) {
             h.insert(header::CONTENT_DISPOSITION, v);
         }
@@ -341,7 +352,9 @@ async fn events_table(
         .filter_map(|e| CloudEvent::from_recorded(e, base).ok())
         .filter(|ce| params.wants(ce))
         .collect();
-    format.respond(&table::events_table(&events), Some(snapshot.resume_after))
+    format
+        .respond(table::events_table(&events), Some(snapshot.resume_after))
+        .await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -407,7 +420,7 @@ pub async fn export_read_model(
             ));
         }
     };
-    format.respond(&table::json_table(name, &rows), None)
+    format.respond(table::json_table(name, &rows), None).await
 }
 
 /// The schema index: every event type, its versions and where each schema is.

@@ -70,9 +70,8 @@ impl TrustedKeys {
 
     /// The file's text.
     pub fn format(&self) -> String {
-        let mut out = String::from(
-            "# coordctl audit verify: trusted keys (never replaced silently)\n",
-        );
+        let mut out =
+            String::from("# coordctl audit verify: trusted keys (never replaced silently)\n");
         for (office, key) in &self.logs {
             out.push_str(&format!("log {office} {key}\n"));
         }
@@ -176,7 +175,8 @@ mod tests {
     }
 
     #[test]
-    fn given_a_trust_file_when_read_back_then_it_is_the_same_and_a_served_key_that_differs_is_named() {
+    fn given_a_trust_file_when_read_back_then_it_is_the_same_and_a_served_key_that_differs_is_named()
+     {
         let a = signer("coord/ag/province", 1);
         let b = signer("coord/ag/district:x", 2);
         let w = Cosigner::from_seed("coord/ag/witness", [3; 32]).unwrap();
@@ -196,7 +196,10 @@ mod tests {
         ];
         let m = back.mismatches(&served);
         assert_eq!(m.len(), 1);
-        assert_eq!((m[0].office.as_str(), m[0].served.as_str()), ("district:x", rekeyed.as_str()));
+        assert_eq!(
+            (m[0].office.as_str(), m[0].served.as_str()),
+            ("district:x", rekeyed.as_str())
+        );
         let mut pinned = back.clone();
         assert!(pinned.pin_new(&served).unwrap().is_empty());
         assert_eq!(pinned, back, "a trusted key is never replaced");
@@ -218,11 +221,17 @@ mod tests {
         let note = cp.sign(&office);
         let missing = keys.missing_cosignatures(&[("district:x".into(), note.clone())]);
         assert_eq!(missing.len(), 1);
-        assert_eq!((missing[0].witness.as_str(), missing[0].size), ("province", Some(5)));
+        assert_eq!(
+            (missing[0].witness.as_str(), missing[0].size),
+            ("province", Some(5))
+        );
         let mut witness = crate::cosign::Witness::new(hub);
         witness.watch(office.verifier().clone());
         let checked = witness.check(&note, &[]).unwrap();
         let cosigned = witness.cosign(&note, &checked, 1);
-        assert!(keys.missing_cosignatures(&[("district:x".into(), cosigned)]).is_empty());
+        assert!(
+            keys.missing_cosignatures(&[("district:x".into(), cosigned)])
+                .is_empty()
+        );
     }
 }

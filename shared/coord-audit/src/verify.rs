@@ -105,7 +105,7 @@ impl Break {
 
     /// Names the event recorded at the leaf: what was signed there, not what stands
     /// there now (a later event, after a removal).
-    fn as_recorded(mut self, recorded: Option<&LeafIdentity>) -> Self {
+    fn named_as_recorded(mut self, recorded: Option<&LeafIdentity>) -> Self {
         if let Some(r) = recorded {
             if self.event_id != Some(r.id) {
                 self.position = None;
@@ -355,7 +355,7 @@ fn diff(walk: &Walk<'_>, expected: Expected<'_>) -> Option<Break> {
     let b = Break::new(kind, detail).at(i as u64, walk);
     Some(match kind {
         BreakKind::Injected => b,
-        _ => b.as_recorded(recorded.get(i)),
+        _ => b.named_as_recorded(recorded.get(i)),
     })
 }
 
