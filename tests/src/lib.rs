@@ -270,6 +270,11 @@ impl NatsServer {
         self.kill();
     }
 
+    /// The server's store directory (JetStream data under `jetstream/`).
+    pub fn store_dir(&self) -> &Path {
+        self.store.path()
+    }
+
     /// Starts a stopped server again on the same port and store.
     pub fn start_again(&mut self) {
         self.spawn();

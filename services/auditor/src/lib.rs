@@ -7,12 +7,14 @@
 //! - [`runner`]: catch-up-then-live consumption and checkpoint signing;
 //! - [`queries`]: the NATS request/reply API;
 //! - [`key`]: the office's signing key, created on first start;
+//! - [`scrub`]: at each start, every applied leaf read again from the log (log damage);
 //! - [`witness`]: witnessing both ways (the hub over the offices' checkpoints, each
 //!   office over the province's), and the watched side that keeps the cosignatures.
 
 pub mod key;
 pub mod queries;
 pub mod runner;
+pub mod scrub;
 pub mod store;
 pub mod witness;
 
@@ -165,6 +167,7 @@ pub async fn run(
             .run(Duration::from_millis(config.checkpoint_ms), stop_rx.clone()),
     );
     let mut side_tasks = tokio::task::JoinSet::new();
+    side_tasks.spawn(scrub::scrub(auditor.clone()));
     let mut keys = vec![auditor.key()];
     if let Some(witnessing) = witnessing(&config, &client)? {
         keys.extend(witnessing.watched_keys());

@@ -195,6 +195,7 @@ pub async fn answer(a: &Arc<Auditor>, endpoint: &str, body: &[u8]) -> Vec<u8> {
     let office = a.office.clone();
     match endpoint {
         "key" => encode(Ok(a.key())),
+        "damage" => on_state(a, |s| json(s.store.damage().map_err(internal))).await,
         "checkpoint" => {
             on_state(a, |s| {
                 let latest = s.store.latest_checkpoint().map_err(internal)?;

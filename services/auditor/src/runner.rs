@@ -112,6 +112,11 @@ impl Auditor {
         Ok(())
     }
 
+    /// The log this auditor follows.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
     /// The number of leaves.
     pub fn leaf_count(&self) -> u64 {
         self.state.lock().expect("state lock").tree.len()

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use coord_audit::wire::{AuditEvent, AuditPage, EventFilter, LeafIdentity, StoredCheckpoint};
+use coord_audit::wire::{
+    AuditEvent, AuditPage, EventFilter, LeafIdentity, LogDamage, StoredCheckpoint,
+};
 use coord_audit::{Hash, leaf_data};
 use coord_log::{EventPosition, RecordedEvent};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -71,6 +73,11 @@ CREATE TABLE IF NOT EXISTS unreadable (
     commit_index INTEGER NOT NULL,
     reason       TEXT NOT NULL,
     PRIMARY KEY (commit_seq, commit_index)
+);
+CREATE TABLE IF NOT EXISTS damage (
+    leaf_index  INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    detected_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS position (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
@@ -247,6 +254,45 @@ impl Store {
             [before],
         )?;
         Ok(removed)
+    }
+
+    /// Records damage at `leaves` (first detection kept); how many are new.
+    pub fn add_damage(
+        &mut self,
+        leaves: &[u64],
+        kind: &str,
+        at: &str,
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        for leaf in leaves {
+            added += tx.execute(
+                "INSERT OR IGNORE INTO damage VALUES (?1, ?2, ?3)",
+                params![*leaf as i64, kind, at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Every damaged leaf, with the event recorded there.
+    pub fn damage(&self) -> Result<Vec<LogDamage>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.leaf_index, l.event_id, l.stream_id, l.stream_version, l.event_type, d.kind, d.detected_at
+             FROM damage d JOIN leaves l ON l.leaf_index = d.leaf_index ORDER BY d.leaf_index",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(LogDamage {
+                leaf_index: r.get::<_, i64>(0)? as u64,
+                event_id: uuid_at(r, 1)?,
+                stream_id: r.get(2)?,
+                stream_version: r.get::<_, i64>(3)? as u64,
+                event_type: r.get(4)?,
+                kind: r.get(5)?,
+                detected_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The identity of the event recorded at each of `count` leaves from `from`.

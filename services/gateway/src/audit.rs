@@ -17,8 +17,8 @@ use axum::routing::get;
 use coord_audit::export::{Entry, Line, entry_line, leaves_lines};
 use coord_audit::wire::{
     self, AuditEvent, AuditPage, AuditRequest, CheckpointPage, ConsistencyProofBody, EventFilter,
-    InclusionProofBody, LeafIdentity, LeavesBody, OfficeKey, StoredCheckpoint, WitnessAlarm,
-    WitnessStatus, WitnessedOffice,
+    InclusionProofBody, LeafIdentity, LeavesBody, LogDamage, OfficeKey, StoredCheckpoint,
+    WitnessAlarm, WitnessStatus, WitnessedOffice,
 };
 use coord_audit::{Hash, unb64};
 use coord_proto::read::QueryReply;
@@ -47,6 +47,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/v1/audit/correlations/{id}", get(correlation))
         .route("/v1/audit/export", get(export))
         .route("/v1/audit/witness", get(witness))
+        .route("/v1/audit/damage", get(damage))
 }
 
 /// Which office's log (default: the gateway's own office).
@@ -456,6 +457,21 @@ pub async fn witness(State(s): State<AppState>) -> Result<Json<WitnessStatus>, P
     }
 }
 
+/// Log damage the auditor found at its last start: leaves it had applied whose events
+/// are gone from the log or read differently, each named by the event signed there.
+#[utoipa::path(get, path = "/v1/audit/damage", params(OfficeParam), tag = "audit",
+    responses((status = 200, body = Vec<LogDamage>), (status = 503, body = Problem)))]
+pub async fn damage(
+    State(s): State<AppState>,
+    q: Result<Query<OfficeParam>, QueryRejection>,
+) -> Result<Json<Vec<LogDamage>>, Problem> {
+    let p = params(q)?;
+    let request = AuditRequest::default();
+    Ok(Json(
+        ask_auditor(&s, p.office.as_deref(), "damage", &request).await?,
+    ))
+}
+
 /// The audit routes' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -469,7 +485,8 @@ pub async fn witness(State(s): State<AppState>) -> Result<Json<WitnessStatus>, P
         events,
         correlation,
         export,
-        witness
+        witness,
+        damage
     ),
     components(schemas(
         OfficeKey,
@@ -481,7 +498,8 @@ pub async fn witness(State(s): State<AppState>) -> Result<Json<WitnessStatus>, P
         AuditPage,
         WitnessStatus,
         WitnessedOffice,
-        WitnessAlarm
+        WitnessAlarm,
+        LogDamage
     ))
 )]
 pub struct AuditApi;

@@ -74,7 +74,8 @@ pub fn witness_name(province: &str, office: &str) -> String {
 }
 
 /// The endpoints every auditor serves.
-pub const ENDPOINTS: [&str; 9] = [
+pub const ENDPOINTS: [&str; 10] = [
+    "damage",
     "key",
     "checkpoint",
     "checkpoints",
@@ -217,6 +218,22 @@ pub struct LeafIdentity {
     pub version: u64,
     #[serde(rename = "type")]
     pub event_type: String,
+}
+
+/// A leaf the auditor applied whose event is gone from the log, or no longer reads
+/// the same, on a later read (the scrub at each start): log damage, an alarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogDamage {
+    pub leaf_index: u64,
+    /// The event recorded (signed) at that leaf.
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_type: String,
+    /// `missing_or_changed`: no entry of the log reads as that leaf any more.
+    pub kind: String,
+    pub detected_at: String,
 }
 
 /// One event as a reviewer reads it.
