@@ -234,4 +234,34 @@ mod tests {
                 .is_empty()
         );
     }
+
+    #[test]
+    fn given_the_provinces_checkpoint_then_every_offices_cosignature_is_required_and_each_missing_one_named()
+     {
+        let province = signer("coord/ag/province", 1);
+        let x = Cosigner::from_seed("coord/ag/district:x/witness", [5; 32]).unwrap();
+        let y = Cosigner::from_seed("coord/ag/district:y/witness", [6; 32]).unwrap();
+        let hub = Cosigner::from_seed("coord/ag/witness", [3; 32]).unwrap();
+        let keys = TrustedKeys {
+            logs: vec![("province".into(), province.verifier().clone())],
+            witnesses: vec![
+                ("province".into(), hub.verifier()),
+                ("district:x".into(), x.verifier()),
+                ("district:y".into(), y.verifier()),
+            ],
+        };
+        let cp = Checkpoint {
+            origin: "coord/ag/province".into(),
+            size: 9,
+            root: [1; 32],
+        };
+        let note = cp.sign(&province);
+        let mut by_x = crate::cosign::Witness::new(x);
+        by_x.watch(province.verifier().clone());
+        let checked = by_x.check(&note, &[]).unwrap();
+        let cosigned_by_x = by_x.cosign(&note, &checked, 1);
+        let missing = keys.missing_cosignatures(&[("province".into(), cosigned_by_x)]);
+        let names: Vec<&str> = missing.iter().map(|m| m.witness.as_str()).collect();
+        assert_eq!(names, ["district:y"], "{missing:?}");
+    }
 }
