@@ -266,6 +266,21 @@ impl NatsServer {
         self.spawn();
     }
 
+    /// Kills the server (SIGKILL), to [`NatsServer::start_again`] later.
+    pub fn stop(&mut self) {
+        self.kill();
+    }
+
+    /// The server's store directory (JetStream data under `jetstream/`).
+    pub fn store_dir(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Starts a stopped server again on the same port and store.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

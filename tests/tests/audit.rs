@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use coord_audit::export::{Entry, Export, OfficeLog};
 use coord_audit::verify::{BreakKind, Report, verify_all};
-use coord_audit::wire::{AuditEvent, AuditPage, OfficeKey, StoredCheckpoint};
+use coord_audit::wire::{AuditEvent, AuditPage, CheckpointPage, OfficeKey, StoredCheckpoint};
 use coord_audit::{Checkpoint, Signer, Tree, Verifier, leaf_hash_of};
 use coord_log::RecordedEvent;
 use serde_json::{Value, json};
@@ -95,11 +95,12 @@ fn assert_break(report: &Report, kind: BreakKind, leaf: u64) {
     assert_eq!((b.kind, b.leaf_index), (kind, Some(leaf)), "{b:?}");
 }
 
-/// Runs `coordctl` against the gateway at `base` with `token`.
-fn coordctl(base: &str, token: &str, args: &[&str]) -> (bool, String) {
+/// Runs `coordctl` against the gateway at `base` with `token`, its trust file in `dir`.
+fn coordctl(dir: &Path, base: &str, token: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(workspace_bin("coordctl"))
         .args(["--gateway", base])
         .env("COORD_TOKEN", token)
+        .env("COORD_AUDIT_TRUST", dir.join("audit-trust.keys"))
         .args(args)
         .output()
         .unwrap();
@@ -205,13 +206,14 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
     let report = verify(&original, &keys, None);
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.consistency_checks, log.checkpoints.len() - 1);
-    let (ok, out) = coordctl(&base, &reader, &["audit", "verify"]);
+    let (ok, out) = coordctl(stack.data.path(), &base, &reader, &["audit", "verify"]);
     assert!(ok && out.contains("NGUYÊN VẸN"), "{out}");
     let file = stack.data.path().join("export.ndjson");
     std::fs::write(&file, &original_text).unwrap();
     let key_arg = format!("@{}", key_file.display());
     let file_arg = file.display().to_string();
     let (ok, out) = coordctl(
+        stack.data.path(),
         &base,
         &reader,
         &["audit", "verify", "--file", &file_arg, "--key", &key_arg],
@@ -230,11 +232,25 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
         }
     });
     assert_break(&verify(&changed, &keys, None), BreakKind::Changed, 100);
-    assert_break(
-        &verify(&tamper(&|e| drop(e.remove(150))), &keys, None),
-        BreakKind::Removed,
-        150,
+    // A removed event is named by what was signed at its leaf (the auditor's recorded
+    // identity), not by the later event now standing there.
+    let removed = verify(&tamper(&|e| drop(e.remove(150))), &keys, None);
+    assert_break(&removed, BreakKind::Removed, 150);
+    let signed_there = events(log)[150].clone();
+    let b = removed.broken.as_ref().unwrap();
+    assert_eq!(b.event_id, Some(signed_there.event_id), "{b:?}");
+    assert_eq!(
+        b.stream,
+        Some(format!(
+            "{} v{}",
+            signed_there.stream_id, signed_there.stream_version
+        ))
     );
+    assert_eq!(
+        b.event_type.as_deref(),
+        Some(signed_there.event_type.as_str())
+    );
+    assert!(b.as_signed);
     assert_break(
         &verify(&tamper(&|e| e.swap(200, 201)), &keys, None),
         BreakKind::Swapped,
@@ -253,6 +269,7 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
     changed.write(std::fs::File::create(&bad).unwrap()).unwrap();
     let bad_arg = bad.display().to_string();
     let (ok, out) = coordctl(
+        stack.data.path(),
         &base,
         &reader,
         &["audit", "verify", "--file", &bad_arg, "--key", &key_arg],
@@ -295,8 +312,9 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
     );
 
     // An inclusion proof and a consistency proof verify with independent code.
-    let checkpoints: Vec<StoredCheckpoint> =
-        get(&http, &format!("{base}/v1/audit/checkpoints")).await;
+    let page: CheckpointPage = get(&http, &format!("{base}/v1/audit/checkpoints")).await;
+    assert_eq!(page.next_after, None);
+    let checkpoints: Vec<StoredCheckpoint> = page.checkpoints;
     let (old, new) = (&checkpoints[1], checkpoints.last().unwrap());
     let note = http
         .get(format!("{base}/v1/audit/checkpoint"))
@@ -505,6 +523,7 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
         assert_eq!(p["code"], code, "{url}: {p}");
     }
     let (ok, out) = coordctl(
+        stack.data.path(),
         &base,
         &reader,
         &["audit", "history", &format!("inspection-{inspection}")],
@@ -536,6 +555,6 @@ async fn the_reference_scenarios_log_verifies_and_every_tampering_is_found_where
     let (_, after) = export(&http, &base).await;
     let report = verify(&after, &keys, None);
     assert_break(&report, BreakKind::Injected, n as u64);
-    let (ok, out) = coordctl(&base, &reader, &["audit", "verify"]);
+    let (ok, out) = coordctl(stack.data.path(), &base, &reader, &["audit", "verify"]);
     assert!(!ok && out.contains(&format!("lá (leaf) {n}")), "{out}");
 }

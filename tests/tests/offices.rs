@@ -41,6 +41,23 @@ fn gateway(site: &Site) -> (ServiceProcess, String, String) {
     (process, format!("http://127.0.0.1:{port}"), token)
 }
 
+/// Waits (at most 60 s) until `site` holds at least `n` events.
+async fn wait_count(site: &Site, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let held = event_ids(site).await.len();
+        if held >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} holds {held} events, never {n}",
+            site.slug
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offices_converge_keep_writing_when_cut_off_and_catch_up_exactly_once() {
     let mut running = start(&["long-xuyen", "chau-doc", "tan-chau"]).await;
@@ -60,7 +77,19 @@ async fn offices_converge_keep_writing_when_cut_off_and_catch_up_exactly_once() 
     write(&cut, 7).await; // it keeps working
     write(&running.topology.hub, 3).await; // and so do the others
     write(&running.topology.offices[1], 3).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // What can travel has arrived: the hub holds its own and Châu Đốc's new events, the
+    // cut office its own.
+    wait_count(&running.topology.hub, 26).await;
+    wait_count(&cut, 27).await;
+
+    // Both sides see the outage, for at least 10 s.
+    let silent = wait_link(&hub_url, &hub_token, "long-xuyen", false).await;
+    assert!(
+        silent["last_heard_ms"].as_u64().unwrap_or(u64::MAX) >= 10_000,
+        "{silent}"
+    );
+    wait_link(&cut_url, &cut_token, "province", false).await;
+    // Long past the sourcing's catch-up time, nothing crossed the cut.
     assert_eq!(
         event_ids(&cut).await.len(),
         27,
@@ -71,14 +100,6 @@ async fn offices_converge_keep_writing_when_cut_off_and_catch_up_exactly_once() 
         26,
         "the hub has not heard from the cut office"
     );
-
-    // Both sides see the outage.
-    let silent = wait_link(&hub_url, &hub_token, "long-xuyen", false).await;
-    assert!(
-        silent["last_heard_ms"].as_u64().unwrap_or(u64::MAX) >= 10_000,
-        "{silent}"
-    );
-    wait_link(&cut_url, &cut_token, "province", false).await;
 
     // Restore the link.
     running.servers[1].stop();

@@ -323,6 +323,10 @@ async fn a_commit_on_a_districts_subjects_naming_a_province_case_is_applied_nowh
         let out = std::process::Command::new(tests::workspace_bin("coordctl"))
             .args(["--gateway", &lx.url, "audit", "verify"])
             .env("COORD_TOKEN", &lx.token)
+            .env(
+                "COORD_AUDIT_TRUST",
+                running.topology.offices[0].dir.join("pinned-trust.keys"),
+            )
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string()

@@ -93,6 +93,7 @@ fn verification(n: u64, signer: &Signer) -> serde_json::Value {
         entries,
         checkpoints,
         leaves: tree.leaves().to_vec(),
+        leaf_events: Vec::new(),
     };
     drop(tree);
     let verifiers = [signer.verifier().clone()];
@@ -149,6 +150,7 @@ fn offline_from_file(log: &OfficeLog, signer: &Signer, m: usize) -> serde_json::
             entries,
             checkpoints: vec![note],
             leaves: tree.leaves().to_vec(),
+            leaf_events: Vec::new(),
         },
     );
     let mut bytes = Vec::new();

@@ -7,12 +7,14 @@
 //! - [`runner`]: catch-up-then-live consumption and checkpoint signing;
 //! - [`queries`]: the NATS request/reply API;
 //! - [`key`]: the office's signing key, created on first start;
+//! - [`scrub`]: at each start, every applied leaf read again from the log (log damage);
 //! - [`witness`]: witnessing both ways (the hub over the offices' checkpoints, each
 //!   office over the province's), and the watched side that keeps the cosignatures.
 
 pub mod key;
 pub mod queries;
 pub mod runner;
+pub mod scrub;
 pub mod store;
 pub mod witness;
 
@@ -47,6 +49,10 @@ pub struct Config {
     /// …or after this many milliseconds, whichever comes first (if the tree grew).
     #[arg(long, env = "COORD_AUDIT_CHECKPOINT_MS", default_value_t = 5000)]
     pub checkpoint_ms: u64,
+    /// Every checkpoint younger than this many hours is kept; of older ones, those a
+    /// witness cosigned, the first of each hour and the latest (the retention rule).
+    #[arg(long, env = "COORD_AUDIT_KEEP_ALL_HOURS", default_value_t = 24)]
+    pub keep_all_hours: u64,
     /// Events applied per transaction at most.
     #[arg(long, env = "COORD_AUDIT_BATCH", default_value_t = 512)]
     pub batch_size: usize,
@@ -101,6 +107,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Au
         config.batch_size,
         Some(client.clone()),
     )?;
+    auditor.keep_all_for(Duration::from_secs(config.keep_all_hours * 3600));
     Ok((client, auditor))
 }
 
@@ -160,6 +167,7 @@ pub async fn run(
             .run(Duration::from_millis(config.checkpoint_ms), stop_rx.clone()),
     );
     let mut side_tasks = tokio::task::JoinSet::new();
+    side_tasks.spawn(scrub::scrub(auditor.clone()));
     let mut keys = vec![auditor.key()];
     if let Some(witnessing) = witnessing(&config, &client)? {
         keys.extend(witnessing.watched_keys());

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use async_nats::service::ServiceExt;
 use coord_audit::b64;
 use coord_audit::wire::{
-    self, AuditRequest, ConsistencyProofBody, ENDPOINTS, InclusionProofBody, LeavesBody,
+    self, AuditRequest, CHECKPOINT_PAGE_BYTES, CHECKPOINT_PAGE_DEFAULT, CHECKPOINT_PAGE_MAX,
+    CheckpointPage, ConsistencyProofBody, ENDPOINTS, InclusionProofBody, LEAVES_PAGE_MAX,
+    LeavesBody,
 };
 use coord_proto::read::QueryReply;
 use coord_proto::{ErrorKind, ErrorReply};
@@ -17,9 +19,6 @@ use tokio::task::JoinSet;
 
 use crate::runner::{Auditor, State};
 use crate::store::StoreError;
-
-/// Leaf hashes per `leaves` answer at most.
-const MAX_LEAVES: u64 = 65_536;
 
 fn encode<T: Serialize>(r: Result<T, ErrorReply>) -> Vec<u8> {
     let r = match r {
@@ -49,8 +48,8 @@ fn required<T: Clone>(v: &Option<T>, name: &str) -> Result<T, ErrorReply> {
 
 /// The size of the latest checkpoint, or an error when none is signed yet.
 fn latest_signed(s: &State) -> Result<u64, ErrorReply> {
-    let cps = s.store.checkpoints().map_err(internal)?;
-    cps.last().map(|c| c.size).ok_or_else(|| {
+    let latest = s.store.latest_checkpoint().map_err(internal)?;
+    latest.map(|c| c.size).ok_or_else(|| {
         err(
             ErrorKind::NotFound,
             "no_checkpoint",
@@ -116,17 +115,52 @@ fn consistency(
     })
 }
 
-fn leaves(s: &State, q: &AuditRequest) -> LeavesBody {
+fn leaves(s: &State, q: &AuditRequest) -> Result<LeavesBody, ErrorReply> {
     let all = s.tree.leaves();
     let from = q.from.unwrap_or(0).min(all.len() as u64);
-    let count =
-        (all.len() as u64 - from).min(q.limit.map_or(MAX_LEAVES, u64::from).min(MAX_LEAVES));
+    let most = q
+        .limit
+        .map_or(LEAVES_PAGE_MAX, u64::from)
+        .min(LEAVES_PAGE_MAX);
+    let count = (all.len() as u64 - from).min(most);
     let slice = &all[from as usize..(from + count) as usize];
-    LeavesBody {
+    Ok(LeavesBody {
         from,
         count,
         hashes: b64(&slice.concat()),
-    }
+        events: s.store.leaf_identities(from, count).map_err(internal)?,
+    })
+}
+
+/// One page of checkpoints: at most `limit` (default and bound in `wire`), and never
+/// more than [`CHECKPOINT_PAGE_BYTES`] of notes, so the answer fits a NATS message.
+fn checkpoint_page(s: &State, q: &AuditRequest) -> Result<CheckpointPage, ErrorReply> {
+    let limit = q
+        .limit
+        .unwrap_or(CHECKPOINT_PAGE_DEFAULT)
+        .clamp(1, CHECKPOINT_PAGE_MAX);
+    let mut rows = s
+        .store
+        .checkpoints_after(q.after, limit + 1)
+        .map_err(internal)?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let mut bytes = 0;
+    let fits = rows
+        .iter()
+        .take_while(|c| {
+            bytes += c.note.len() + c.published_at.len() + 64;
+            bytes <= CHECKPOINT_PAGE_BYTES
+        })
+        .count()
+        .max(1);
+    let cut = fits < rows.len();
+    rows.truncate(fits);
+    let next_after = (more || cut).then(|| rows.last().map(|c| c.size)).flatten();
+    Ok(CheckpointPage {
+        checkpoints: rows,
+        next_after,
+    })
 }
 
 fn json<T: Serialize>(r: Result<T, ErrorReply>) -> Result<serde_json::Value, ErrorReply> {
@@ -161,10 +195,11 @@ pub async fn answer(a: &Arc<Auditor>, endpoint: &str, body: &[u8]) -> Vec<u8> {
     let office = a.office.clone();
     match endpoint {
         "key" => encode(Ok(a.key())),
+        "damage" => on_state(a, |s| json(s.store.damage().map_err(internal))).await,
         "checkpoint" => {
             on_state(a, |s| {
-                let cps = s.store.checkpoints().map_err(internal)?;
-                let mut latest = cps.into_iter().last().ok_or_else(|| {
+                let latest = s.store.latest_checkpoint().map_err(internal)?;
+                let mut latest = latest.ok_or_else(|| {
                     err(
                         ErrorKind::NotFound,
                         "no_checkpoint",
@@ -179,10 +214,10 @@ pub async fn answer(a: &Arc<Auditor>, endpoint: &str, body: &[u8]) -> Vec<u8> {
             })
             .await
         }
-        "checkpoints" => on_state(a, |s| json(s.store.checkpoints().map_err(internal))).await,
+        "checkpoints" => on_state(a, move |s| json(checkpoint_page(s, &q))).await,
         "inclusion" => on_state(a, move |s| json(inclusion(&office, s, &q))).await,
         "consistency" => on_state(a, move |s| json(consistency(&office, s, &q))).await,
-        "leaves" => on_state(a, move |s| json(Ok(leaves(s, &q)))).await,
+        "leaves" => on_state(a, move |s| json(leaves(s, &q))).await,
         "stream" => {
             on_state(a, move |s| {
                 let stream = required(&q.stream, "stream")?;

@@ -2,8 +2,9 @@
 //! position, then live), and signs a checkpoint every N leaves or T seconds when the
 //! tree has grown, keeping every checkpoint it signs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coord_audit::wire::OfficeKey;
 use coord_audit::{Checkpoint, Signer, Tree};
@@ -30,7 +31,15 @@ pub struct Auditor {
     /// The size of the latest signed checkpoint.
     signed: watch::Sender<u64>,
     client: Option<async_nats::Client>,
+    /// Checkpoints younger than this are all kept (the retention rule, see
+    /// [`Store::compact_checkpoints`]); in seconds.
+    keep_all_secs: AtomicU64,
+    /// When the store was last compacted.
+    compacted: Mutex<Option<Instant>>,
 }
+
+/// How often the retention rule runs at most.
+const COMPACT_EVERY: Duration = Duration::from_secs(600);
 
 impl Auditor {
     pub fn new(
@@ -43,7 +52,7 @@ impl Auditor {
         client: Option<async_nats::Client>,
     ) -> Result<Arc<Self>, StoreError> {
         let tree = Tree::from_leaves(store.leaf_hashes()?);
-        let signed = store.checkpoints()?.last().map_or(0, |c| c.size);
+        let signed = store.latest_checkpoint()?.map_or(0, |c| c.size);
         Ok(Arc::new(Self {
             office,
             signer,
@@ -53,6 +62,8 @@ impl Auditor {
             batch_size: batch_size.max(1),
             signed: watch::channel(signed).0,
             client,
+            keep_all_secs: AtomicU64::new(24 * 3600),
+            compacted: Mutex::new(None),
         }))
     }
 
@@ -73,6 +84,37 @@ impl Auditor {
         tokio::task::spawn_blocking(move || f(&mut this.state.lock().expect("state lock")))
             .await
             .expect("store task does not panic")
+    }
+
+    /// Keeps every checkpoint younger than `age`; older ones as the retention rule says.
+    pub fn keep_all_for(&self, age: Duration) {
+        self.keep_all_secs.store(age.as_secs(), Ordering::Relaxed);
+    }
+
+    /// Applies the retention rule if it has not run for [`COMPACT_EVERY`].
+    async fn compact_if_due(self: &Arc<Self>) -> Result<(), StoreError> {
+        {
+            let mut last = self.compacted.lock().expect("compaction lock");
+            if last.is_some_and(|t| t.elapsed() < COMPACT_EVERY) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
+        let age = chrono::Duration::seconds(self.keep_all_secs.load(Ordering::Relaxed) as i64);
+        let before =
+            (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let removed = self
+            .with_state(move |s| s.store.compact_checkpoints(&before))
+            .await?;
+        if removed > 0 {
+            tracing::info!(removed, "old checkpoints compacted (retention rule)");
+        }
+        Ok(())
+    }
+
+    /// The log this auditor follows.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
     }
 
     /// The number of leaves.
@@ -114,6 +156,7 @@ impl Auditor {
         };
         self.signed.send_replace(size);
         tracing::info!(size, "signed checkpoint");
+        self.compact_if_due().await?;
         if let Some(client) = &self.client {
             let subject = coord_audit::wire::subject(Some(&self.office), "published");
             let _ = client.publish(subject, note.into_bytes().into()).await;
@@ -146,6 +189,7 @@ impl Auditor {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(50)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut backoff = Duration::from_millis(100);
+        self.compact_if_due().await?;
         'subscribe: loop {
             let after = self.with_state(|s| s.store.position()).await?;
             let subscription = match self.log.subscribe(after).await {

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use coord_audit::wire::{AuditEvent, AuditPage, EventFilter, StoredCheckpoint};
+use coord_audit::wire::{
+    AuditEvent, AuditPage, EventFilter, LeafIdentity, LogDamage, StoredCheckpoint,
+};
 use coord_audit::{Hash, leaf_data};
 use coord_log::{EventPosition, RecordedEvent};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -71,6 +73,11 @@ CREATE TABLE IF NOT EXISTS unreadable (
     commit_index INTEGER NOT NULL,
     reason       TEXT NOT NULL,
     PRIMARY KEY (commit_seq, commit_index)
+);
+CREATE TABLE IF NOT EXISTS damage (
+    leaf_index  INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    detected_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS position (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
@@ -186,15 +193,120 @@ impl Store {
             .optional()?)
     }
 
-    pub fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        let mut stmt = self
+    /// Up to `limit` checkpoints after tree size `after`, oldest first.
+    pub fn checkpoints_after(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT size, note, published_at FROM checkpoints WHERE size > ?1 ORDER BY size LIMIT ?2",
+        )?;
+        let after = after.map_or(-1, |a| a as i64);
+        let rows = stmt.query_map(params![after, i64::from(limit)], row_checkpoint)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The latest signed checkpoint.
+    pub fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        Ok(self
             .conn
-            .prepare("SELECT size, note, published_at FROM checkpoints ORDER BY size")?;
+            .query_row(
+                "SELECT size, note, published_at FROM checkpoints ORDER BY size DESC LIMIT 1",
+                [],
+                row_checkpoint,
+            )
+            .optional()?)
+    }
+
+    /// The checkpoint of `size` leaves, if one was signed (and kept).
+    pub fn checkpoint(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT size, note, published_at FROM checkpoints WHERE size = ?1",
+                [size as i64],
+                row_checkpoint,
+            )
+            .optional()?)
+    }
+
+    /// How many checkpoints are kept.
+    pub fn checkpoint_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// The retention rule: of the checkpoints published before `before` (RFC 3339,
+    /// UTC), keeps those a witness cosigned, the first of each UTC hour and the latest
+    /// of all; removes the rest. Every proof stays servable (proofs come from the
+    /// leaves, which are all kept). Returns how many were removed.
+    pub fn compact_checkpoints(&mut self, before: &str) -> Result<usize, StoreError> {
+        let removed = self.conn.execute(
+            "DELETE FROM checkpoints
+             WHERE published_at < ?1
+               AND size <> (SELECT max(size) FROM checkpoints)
+               AND size NOT IN (SELECT size FROM cosigned)
+               AND size NOT IN (
+                   SELECT min(size) FROM checkpoints GROUP BY substr(published_at, 1, 13))",
+            [before],
+        )?;
+        Ok(removed)
+    }
+
+    /// Records damage at `leaves` (first detection kept); how many are new.
+    pub fn add_damage(
+        &mut self,
+        leaves: &[u64],
+        kind: &str,
+        at: &str,
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        for leaf in leaves {
+            added += tx.execute(
+                "INSERT OR IGNORE INTO damage VALUES (?1, ?2, ?3)",
+                params![*leaf as i64, kind, at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Every damaged leaf, with the event recorded there.
+    pub fn damage(&self) -> Result<Vec<LogDamage>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.leaf_index, l.event_id, l.stream_id, l.stream_version, l.event_type, d.kind, d.detected_at
+             FROM damage d JOIN leaves l ON l.leaf_index = d.leaf_index ORDER BY d.leaf_index",
+        )?;
         let rows = stmt.query_map([], |r| {
-            Ok(StoredCheckpoint {
-                size: r.get::<_, i64>(0)? as u64,
-                note: r.get(1)?,
-                published_at: r.get(2)?,
+            Ok(LogDamage {
+                leaf_index: r.get::<_, i64>(0)? as u64,
+                event_id: uuid_at(r, 1)?,
+                stream_id: r.get(2)?,
+                stream_version: r.get::<_, i64>(3)? as u64,
+                event_type: r.get(4)?,
+                kind: r.get(5)?,
+                detected_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The identity of the event recorded at each of `count` leaves from `from`.
+    pub fn leaf_identities(&self, from: u64, count: u64) -> Result<Vec<LeafIdentity>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT event_id, stream_id, stream_version, event_type FROM leaves
+             WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY leaf_index",
+        )?;
+        let rows = stmt.query_map(params![from as i64, (from + count) as i64], |r| {
+            Ok(LeafIdentity {
+                id: uuid_at(r, 0)?,
+                stream: r.get(1)?,
+                version: r.get::<_, i64>(2)? as u64,
+                event_type: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -265,6 +377,14 @@ impl Store {
             next_cursor,
         })
     }
+}
+
+fn row_checkpoint(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCheckpoint> {
+    Ok(StoredCheckpoint {
+        size: r.get::<_, i64>(0)? as u64,
+        note: r.get(1)?,
+        published_at: r.get(2)?,
+    })
 }
 
 fn insert_leaf(
@@ -415,5 +535,60 @@ mod tests {
         );
         assert_eq!(second.next_cursor, None);
         assert_eq!(second.events[0].unit.as_deref(), Some("long-xuyen"));
+    }
+
+    #[test]
+    fn given_many_checkpoints_then_pages_follow_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a.sqlite")).unwrap();
+        for size in 1..=25 {
+            store
+                .add_checkpoint(size, "n", "2024-01-01T00:00:00.000Z")
+                .unwrap();
+        }
+        let first = store.checkpoints_after(None, 10).unwrap();
+        assert_eq!(
+            first.iter().map(|c| c.size).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
+        let last = store.checkpoints_after(Some(20), 10).unwrap();
+        assert_eq!(
+            last.iter().map(|c| c.size).collect::<Vec<_>>(),
+            (21..=25).collect::<Vec<_>>()
+        );
+        assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 25);
+    }
+
+    #[test]
+    fn given_old_checkpoints_then_compaction_keeps_the_cosigned_the_first_of_each_hour_and_the_latest()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("a.sqlite")).unwrap();
+        // Sizes 1..=6 in hour 10, 7..=9 in hour 11, 10 recent.
+        for size in 1..=6 {
+            store
+                .add_checkpoint(size, "n", &format!("2024-01-01T10:0{size}:00.000Z"))
+                .unwrap();
+        }
+        for size in 7..=9 {
+            store
+                .add_checkpoint(size, "n", &format!("2024-01-01T11:0{size}:00.000Z"))
+                .unwrap();
+        }
+        store
+            .add_checkpoint(10, "n", "2024-01-03T00:00:00.000Z")
+            .unwrap();
+        store.add_cosigned(4, "cosigned").unwrap();
+        let removed = store
+            .compact_checkpoints("2024-01-02T00:00:00.000Z")
+            .unwrap();
+        let kept: Vec<u64> = store
+            .checkpoints_after(None, 100)
+            .unwrap()
+            .iter()
+            .map(|c| c.size)
+            .collect();
+        assert_eq!(kept, [1, 4, 7, 10]);
+        assert_eq!(removed, 6);
     }
 }

@@ -82,6 +82,7 @@ impl WitnessStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        add_repeat_columns(&conn)?;
         Ok(Self { conn })
     }
 
@@ -141,17 +142,24 @@ impl WitnessStore {
     }
 
     /// Records a refusal, unless the office's last alarm is about the same note (an
-    /// office sends a checkpoint again until it is cosigned); whether it recorded one.
+    /// office sends a checkpoint again until it is cosigned): then that alarm counts
+    /// one more refusal and its time; whether it recorded a new one.
     pub fn record_alarm(&self, r: &Refusal<'_>, at: &str) -> Result<bool, StoreError> {
-        let last: Option<String> = self
+        let last: Option<(i64, String)> = self
             .conn
             .query_row(
-                "SELECT note FROM alarms WHERE office = ?1 ORDER BY id DESC LIMIT 1",
+                "SELECT id, note FROM alarms WHERE office = ?1 ORDER BY id DESC LIMIT 1",
                 [r.office],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
-        if last.as_deref() == Some(r.note) {
+        if let Some((id, note)) = last
+            && note == r.note
+        {
+            self.conn.execute(
+                "UPDATE alarms SET repeated = repeated + 1, last_at = ?2 WHERE id = ?1",
+                params![id, at],
+            )?;
             return Ok(false);
         }
         self.conn.execute(
@@ -174,7 +182,8 @@ impl WitnessStore {
 
     pub fn alarms(&self) -> Result<Vec<WitnessAlarm>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, office, origin, old_size, old_root, new_size, new_root, reason, note, at
+            "SELECT id, office, origin, old_size, old_root, new_size, new_root, reason, note, at,
+                    repeated, last_at
              FROM alarms ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -192,10 +201,27 @@ impl WitnessStore {
                 reason: r.get(7)?,
                 note: r.get(8)?,
                 at: r.get(9)?,
+                repeated: r.get::<_, i64>(10)? as u64,
+                last_at: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Adds the columns that count a refused note sent again (stores made before them
+/// get them, zero and empty).
+fn add_repeat_columns(conn: &Connection) -> Result<(), StoreError> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('alarms') WHERE name = 'repeated'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE alarms ADD COLUMN repeated INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE alarms ADD COLUMN last_at TEXT;",
+        )?;
+    }
+    Ok(())
 }
 
 /// One watched office log: its office id and key.
@@ -342,6 +368,18 @@ impl Witnessing {
             );
         }
         let mut published = futures::stream::select_all(subscriptions);
+        // One observer per office, each on the office's latest note: an office that is
+        // slow to answer its proof (up to PROOF_TIMEOUT) delays only its own.
+        let mut observers = tokio::task::JoinSet::new();
+        let mut latest = BTreeMap::new();
+        for token in self.offices.keys() {
+            let (tx, rx) = tokio::sync::watch::channel(String::new());
+            latest.insert(token.clone(), tx);
+            observers.spawn(
+                self.clone()
+                    .observe_each(token.clone(), rx, shutdown.clone()),
+            );
+        }
         let mut queries = self.client.subscribe(wire::WITNESS_SUBJECT).await?;
         // Here, a watched office's latest checkpoint is the one this witness cosigned
         // (its own auditor is not reachable from here), and its key is the one given.
@@ -355,10 +393,15 @@ impl Witnessing {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return Ok(()),
+                Some(ended) = observers.join_next() => {
+                    ended??;
+                    return Ok(());
+                }
                 Some(msg) = published.next() => {
-                    let token = msg.subject.split('.').nth(2).unwrap_or_default().to_owned();
-                    let note = String::from_utf8_lossy(&msg.payload).into_owned();
-                    self.observe(&token, &note).await?;
+                    let token = msg.subject.split('.').nth(2).unwrap_or_default();
+                    if let Some(tx) = latest.get(token) {
+                        tx.send_replace(String::from_utf8_lossy(&msg.payload).into_owned());
+                    }
                 }
                 Some(msg) = queries.next() => {
                     let Some(reply) = msg.reply else { continue };
@@ -382,6 +425,29 @@ impl Witnessing {
                     let answer = tokio::task::spawn_blocking(move || this.cosigned(&token)).await?;
                     let body = serde_json::to_vec(&answer).expect("replies serialize");
                     let _ = self.client.publish(reply, body.into()).await;
+                }
+            }
+        }
+    }
+
+    /// Observes office `token`'s latest published note, one at a time, until
+    /// `shutdown` flips: notes that arrive while one is being checked are coalesced
+    /// into the latest.
+    async fn observe_each(
+        self: Arc<Self>,
+        token: String,
+        mut notes: tokio::sync::watch::Receiver<String>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                changed = notes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let note = notes.borrow_and_update().clone();
+                    self.observe(&token, &note).await?;
                 }
             }
         }
@@ -589,12 +655,7 @@ async fn keep_cosigned(
             else {
                 return Ok(false);
             };
-            let Some(ours) = s
-                .store
-                .checkpoints()?
-                .into_iter()
-                .find(|c| c.size == cp.size)
-            else {
+            let Some(ours) = s.store.checkpoint(cp.size)? else {
                 return Ok(false);
             };
             let kept = s.store.cosigned(cp.size)?.unwrap_or(ours.note);
@@ -620,7 +681,7 @@ async fn republish_uncosigned(
 ) -> Result<(), StoreError> {
     let pending = auditor
         .with_state(move |s| {
-            let Some(latest) = s.store.checkpoints()?.pop() else {
+            let Some(latest) = s.store.latest_checkpoint()? else {
                 return Ok(None);
             };
             let kept = s.store.cosigned(latest.size)?;
@@ -706,5 +767,13 @@ mod tests {
         assert_eq!(alarms[0].new_size, Some(11));
         assert_eq!(alarms[0].new_root.as_deref(), Some(b64(&[9; 32]).as_str()));
         assert_eq!(alarms[1].note, "worse");
+        assert_eq!(
+            (alarms[0].repeated, alarms[0].last_at.as_deref()),
+            (1, Some("t2"))
+        );
+        assert_eq!(
+            (alarms[1].repeated, alarms[1].last_at.as_deref()),
+            (0, None)
+        );
     }
 }

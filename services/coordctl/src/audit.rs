@@ -2,13 +2,14 @@
 //! offline from an export file and the offices' public keys), export it, and read the
 //! reviewer queries as tables with Vietnamese labels (or `--json`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use coord_audit::Verifier;
 use coord_audit::export::Export;
+use coord_audit::trust::{MissingCosignature, TrustedKeys};
 use coord_audit::verify::{Report, verify_all};
 use coord_audit::wire::{AuditEvent, AuditPage, OfficeKey, WitnessStatus};
 
@@ -23,10 +24,16 @@ pub enum AuditCommand {
         /// An export file to verify offline (from `coordctl audit export`).
         #[arg(long)]
         file: Option<PathBuf>,
-        /// A trusted verifier key `name+hash+base64` (or @file of keys, one a line).
-        /// Required offline; online, the gateway's keys are used when none is given.
+        /// A trusted verifier key `name+hash+base64` (or @file of keys, one a line):
+        /// used instead of the trust file's log keys. Required offline without a trust
+        /// file.
         #[arg(long = "key")]
         keys: Vec<String>,
+        /// The trust file (`log|witness <office> <key>` lines, written by `coordctl
+        /// offices init`); online without it, the served keys are pinned there on first
+        /// use. Default: `audit-trust.keys` in --credentials.
+        #[arg(long, env = "COORD_AUDIT_TRUST")]
+        trust: Option<PathBuf>,
         /// An earlier export already verified: its checkpoints and leaves are trusted,
         /// so a history rewritten and re-signed since is caught.
         #[arg(long)]
@@ -82,6 +89,10 @@ pub enum AuditCommand {
     Witness,
 }
 
+/// The trust file's name (in --credentials by default; `coordctl offices init` writes
+/// one in its folder).
+pub const TRUST_FILE: &str = "audit-trust.keys";
+
 fn office_query(office: &Option<String>) -> Vec<(&'static str, String)> {
     office.iter().map(|o| ("office", o.clone())).collect()
 }
@@ -124,56 +135,171 @@ pub async fn fetch_export(
     Ok((text, export))
 }
 
-/// Verifies and prints; an error when any office's log is broken.
-#[allow(clippy::too_many_arguments)]
-async fn verify(
-    client: &Client,
-    file: Option<PathBuf>,
-    keys: Vec<String>,
-    trusted: Option<PathBuf>,
-    save: Option<PathBuf>,
-    office: Option<String>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let mut verifiers = read_keys(&keys)?;
-    let (text, export) = match &file {
-        Some(path) => {
-            anyhow::ensure!(
-                !verifiers.is_empty(),
-                "offline verification needs --key: the keys inside an export are not evidence"
-            );
-            (std::fs::read_to_string(path)?, read_export(path)?)
+/// What `verify` was asked.
+pub struct VerifyArgs {
+    pub file: Option<PathBuf>,
+    pub keys: Vec<String>,
+    /// The trust file (already defaulted).
+    pub trust: PathBuf,
+    pub trusted: Option<PathBuf>,
+    pub save: Option<PathBuf>,
+    pub office: Option<String>,
+}
+
+/// The trust file's keys, if it exists.
+fn read_trust(path: &Path) -> anyhow::Result<Option<TrustedKeys>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            Ok(Some(TrustedKeys::parse(&text).with_context(|| {
+                format!("trust file {}", path.display())
+            })?))
         }
-        None => fetch_export(client, &office).await?,
-    };
-    if verifiers.is_empty() {
-        let served: Vec<OfficeKey> = client.get_json("/v1/audit/keys", &[]).await?;
-        for k in served {
-            verifiers.push(
-                k.key
-                    .parse()
-                    .with_context(|| format!("the gateway's key of {}", k.office))?,
-            );
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-    let known = trusted.as_ref().map(read_export).transpose()?;
+}
+
+/// The keys the gateway serves, as (office, key).
+async fn served_keys(client: &Client) -> anyhow::Result<Vec<(String, String)>> {
+    let served: Vec<OfficeKey> = client.get_json("/v1/audit/keys", &[]).await?;
+    Ok(served.into_iter().map(|k| (k.office, k.key)).collect())
+}
+
+/// The trusted keys: `--key` (log keys) over the trust file; online, the served keys
+/// must be the trusted ones, and a missing trust file is written from them (pinned on
+/// first use, said on stderr). Never replaces a trusted key.
+async fn trusted_keys(client: &Client, a: &VerifyArgs) -> anyhow::Result<TrustedKeys> {
+    let mut trust = read_trust(&a.trust)?;
+    let explicit = read_keys(&a.keys)?;
+    if a.file.is_some() {
+        let mut t = trust.unwrap_or_default();
+        if !explicit.is_empty() {
+            t.logs = explicit.into_iter().map(|k| (k.name.clone(), k)).collect();
+        }
+        anyhow::ensure!(
+            !t.logs.is_empty(),
+            "offline verification needs --key or a trust file: the keys inside an export are not evidence"
+        );
+        return Ok(t);
+    }
+    let served = served_keys(client).await?;
+    if trust.is_none() && explicit.is_empty() {
+        let mut pinned = TrustedKeys::default();
+        pinned.pin_new(&served)?;
+        write_trust(&a.trust, &pinned)?;
+        eprintln!(
+            "Đã ghim khóa lần đầu (keys pinned on first use) vào {}: hãy đối chiếu chúng qua một kênh khác (check them out of band)",
+            a.trust.display()
+        );
+        trust = Some(pinned);
+    }
+    let mut t = trust.unwrap_or_default();
+    if !explicit.is_empty() {
+        t.logs = explicit
+            .into_iter()
+            .map(|k| {
+                let office = served
+                    .iter()
+                    .find(|(_, s)| s.split('+').next() == Some(k.name.as_str()))
+                    .map_or_else(|| k.name.clone(), |(o, _)| o.clone());
+                (office, k)
+            })
+            .collect();
+    }
+    let mismatches = t.mismatches(&served);
+    if !mismatches.is_empty() {
+        for m in &mismatches {
+            eprintln!(
+                "KHÓA KHÁC (key differs) {}: tin cậy (trusted) {} · máy chủ đưa (served) {}",
+                m.office, m.trusted, m.served
+            );
+        }
+        anyhow::bail!(
+            "the gateway serves {} key(s) that differ from the trusted ones ({}): the office was re-keyed or the gateway is not the one you trust; the trust file is not changed",
+            mismatches.len(),
+            mismatches
+                .iter()
+                .map(|m| m.office.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(t)
+}
+
+fn write_trust(path: &Path, keys: &TrustedKeys) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, keys.format()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The latest checkpoint of each office verified here (`offices`: those of the
+/// export) as this gateway serves it, and which cosignatures the trust file requires
+/// of it are missing: an office's needs the hub's, the province's every office's.
+async fn missing_cosignatures(
+    client: &Client,
+    trust: &TrustedKeys,
+    offices: impl Iterator<Item = &String>,
+) -> anyhow::Result<Vec<MissingCosignature>> {
+    let mut latest = Vec::new();
+    for office in offices {
+        if trust.required_witnesses(office).is_empty() {
+            continue;
+        }
+        let note = client
+            .get_text("/v1/audit/checkpoint", &[("office", office.clone())])
+            .await
+            .unwrap_or_default();
+        latest.push((office.clone(), note));
+    }
+    Ok(trust.missing_cosignatures(&latest))
+}
+
+/// Verifies and prints; an error when any office's log is broken, a served key is not
+/// the trusted one, or a required cosignature is missing.
+async fn verify(client: &Client, a: VerifyArgs, json: bool) -> anyhow::Result<()> {
+    let trust = trusted_keys(client, &a).await?;
+    let (text, export) = match &a.file {
+        Some(path) => (std::fs::read_to_string(path)?, read_export(path)?),
+        None => fetch_export(client, &a.office).await?,
+    };
+    let known = a.trusted.as_ref().map(read_export).transpose()?;
     let reports = verify_all(
         &export.offices,
-        &verifiers,
+        &trust.verifiers(),
         known.as_ref().map(|k| &k.offices),
     );
+    let missing = match a.file {
+        Some(_) => Vec::new(),
+        None => missing_cosignatures(client, &trust, export.offices.keys()).await?,
+    };
     if json {
-        print_json(&reports);
+        print_json(
+            &serde_json::json!({ "reports": reports, "missing_cosignatures": missing.iter().map(|m| serde_json::json!({"office": m.office, "size": m.size, "witness": m.witness, "why": m.why})).collect::<Vec<_>>() }),
+        );
     } else {
         for r in &reports {
             println!("{}", render_report(r));
+        }
+        for m in &missing {
+            println!(
+                "THIẾU ĐỒNG KÝ (missing cosignature): điểm kiểm (checkpoint) mới nhất của {} ({}) chưa có chữ ký của nhân chứng (witness) {}: {}",
+                m.office,
+                m.size.map_or("?".into(), |s| format!("{s} lá (leaves)")),
+                m.witness,
+                m.why
+            );
         }
     }
     let broken = reports.iter().filter(|r| !r.is_intact()).count();
     if broken > 0 {
         anyhow::bail!("{broken} office log(s) broken");
     }
-    if let Some(path) = save {
+    if !missing.is_empty() {
+        anyhow::bail!("{} required cosignature(s) missing", missing.len());
+    }
+    if let Some(path) = a.save {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
@@ -202,7 +328,13 @@ pub fn render_report(r: &Report) -> String {
                 lines.push(format!("  vị trí log (log position): {p}"));
             }
             if let (Some(id), Some(s)) = (b.event_id, &b.stream) {
-                lines.push(format!("  sự kiện (event): {id} ({s})"));
+                let kind = b.event_type.as_deref().unwrap_or("");
+                let whose = if b.as_signed {
+                    "sự kiện đã ký tại đây (event signed here)"
+                } else {
+                    "sự kiện (event)"
+                };
+                lines.push(format!("  {whose}: {id} ({s}, {kind})"));
             }
             lines.join("\n")
         }
@@ -297,16 +429,32 @@ pub fn witness_tables(w: &WitnessStatus) -> String {
     out
 }
 
-/// Runs one `coordctl audit` command.
-pub async fn run(client: &Client, command: AuditCommand, json: bool) -> anyhow::Result<()> {
+/// Runs one `coordctl audit` command (`credentials`: where the trust file is by default).
+pub async fn run(
+    client: &Client,
+    command: AuditCommand,
+    credentials: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify {
             file,
             keys,
+            trust,
             trusted,
             save,
             office,
-        } => verify(client, file, keys, trusted, save, office, json).await,
+        } => {
+            let args = VerifyArgs {
+                file,
+                keys,
+                trust: trust.unwrap_or_else(|| credentials.join(TRUST_FILE)),
+                trusted,
+                save,
+                office,
+            };
+            verify(client, args, json).await
+        }
         AuditCommand::Export { out, office } => {
             let (text, export) = fetch_export(client, &office).await?;
             std::fs::write(&out, text)

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::client::Client;
 
@@ -132,8 +132,195 @@ fn bar(len: u64, show: bool, template: &str) -> ProgressBar {
     bar
 }
 
-/// Streams `/v1/export/events` into `args.out`.
+/// Times an NDJSON export cut short is resumed before giving up.
+const RESUME_ATTEMPTS: u32 = 5;
+
+/// How one request of an NDJSON export ended.
+enum Pass {
+    /// The response ended whole: resume after the snapshot's end next time.
+    Whole { resume_after: u64 },
+    /// Cut short: the file holds every event through commit `resume_after`, nothing
+    /// after it.
+    Cut { resume_after: u64, why: String },
+}
+
+/// The last line of an export the gateway could not finish.
+#[derive(Deserialize)]
+struct ExportFailed {
+    error: ExportFailure,
+}
+
+#[derive(Deserialize)]
+struct ExportFailure {
+    message: String,
+    resume_after: u64,
+}
+
+/// Where the file stands during an NDJSON pass: the lines of the commit being read
+/// may be incomplete until a later commit's line arrives.
+struct Written {
+    /// File length before the current commit's first line.
+    safe_len: u64,
+    /// The last commit whose lines are all in the file.
+    complete_through: u64,
+    current: Option<u64>,
+    current_lines: u64,
+    len: u64,
+}
+
+/// Streams `/v1/export/events` into `args.out`. An NDJSON export that is cut short
+/// (an error record as its last line, or a transfer that ends without its final
+/// chunk) keeps what is complete and resumes from there, so the file has no gap.
 pub async fn export_events(
+    client: &Client,
+    args: &ExportEventsArgs,
+    progress: bool,
+) -> anyhow::Result<ExportReport> {
+    if args.batch || args.format.is_some() {
+        return export_whole(client, args, progress).await;
+    }
+    let mut file = tokio::fs::File::create(&args.out)
+        .await
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut report = ExportReport::default();
+    let mut after = args.after;
+    let mut attempts = 0;
+    let bar = bar(
+        0,
+        progress,
+        "{spinner} xuất (export) [{bar:40}] {pos}/{len} vị trí (positions) {msg}",
+    );
+    loop {
+        match ndjson_pass(client, args, after, &mut file, &mut report, &bar).await? {
+            Pass::Whole { resume_after } => {
+                report.resume_after = resume_after;
+                file.flush().await?;
+                bar.finish_and_clear();
+                return Ok(report);
+            }
+            Pass::Cut { resume_after, why } => {
+                attempts += 1;
+                anyhow::ensure!(
+                    attempts <= RESUME_ATTEMPTS,
+                    "the export was cut short {attempts} times (last: {why}); {} holds every event through commit {resume_after}: export again with --after {resume_after} into another file",
+                    args.out.display()
+                );
+                eprintln!(
+                    "xuất bị cắt (export cut short) sau commit {resume_after}: {why}; tiếp tục (resuming)"
+                );
+                after = Some(resume_after);
+                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempts)))
+                    .await;
+            }
+        }
+    }
+}
+
+fn events_query(args: &ExportEventsArgs, after: Option<u64>) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    for (k, v) in [
+        ("after", after.map(|a| a.to_string())),
+        ("until", args.until.map(|u| u.to_string())),
+        ("from", args.from.clone()),
+        ("to", args.to.clone()),
+        ("type", args.types.clone()),
+    ] {
+        if let Some(v) = v {
+            query.push((k, v));
+        }
+    }
+    query
+}
+
+/// One request of an NDJSON export from `after`, appended to `file` line by line.
+async fn ndjson_pass(
+    client: &Client,
+    args: &ExportEventsArgs,
+    after: Option<u64>,
+    file: &mut tokio::fs::File,
+    report: &mut ExportReport,
+    bar: &ProgressBar,
+) -> anyhow::Result<Pass> {
+    let start = after.unwrap_or(0);
+    let first = args.after.unwrap_or(0);
+    let cut = |why: String, w: &Written| Pass::Cut {
+        resume_after: w.complete_through,
+        why,
+    };
+    let response = match client
+        .get_stream("/v1/export/events", &events_query(args, after), NDJSON)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(Pass::Cut {
+                resume_after: start,
+                why: format!("{e:#}"),
+            });
+        }
+    };
+    let planned: u64 = response
+        .headers()
+        .get("coord-resume-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .context("the gateway did not say where to resume (Coord-Resume-After)")?;
+    bar.set_length(planned.saturating_sub(first));
+    let len = file.metadata().await?.len();
+    let mut w = Written {
+        safe_len: len,
+        complete_through: start,
+        current: None,
+        current_lines: 0,
+        len,
+    };
+    let mut body = response.bytes_stream();
+    let mut tail: Vec<u8> = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                // The transfer ended without its final chunk: the current commit's
+                // lines may be incomplete, so they go.
+                file.set_len(w.safe_len).await?;
+                file.seek(std::io::SeekFrom::End(0)).await?;
+                report.events -= w.current_lines;
+                return Ok(cut(format!("the transfer was cut: {e}"), &w));
+            }
+        };
+        tail.extend_from_slice(&chunk);
+        while let Some(end) = tail.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = tail.drain(..=end).collect();
+            if let Ok(failed) = serde_json::from_slice::<ExportFailed>(&line) {
+                // The gateway says every event through this commit was sent.
+                return Ok(Pass::Cut {
+                    resume_after: failed.error.resume_after,
+                    why: failed.error.message,
+                });
+            }
+            let commit = commit_of(&line).unwrap_or(start);
+            if w.current != Some(commit) {
+                bar.set_position(commit.saturating_sub(first));
+                w.complete_through = w.current.unwrap_or(start);
+                w.safe_len = w.len;
+                w.current = Some(commit);
+                w.current_lines = 0;
+            }
+            file.write_all(&line).await?;
+            w.len += line.len() as u64;
+            w.current_lines += 1;
+            report.events += 1;
+            report.bytes += line.len() as u64;
+        }
+    }
+    Ok(Pass::Whole {
+        resume_after: planned,
+    })
+}
+
+/// A table or batch export: one request, written as it comes; a transfer cut short is
+/// an error.
+async fn export_whole(
     client: &Client,
     args: &ExportEventsArgs,
     progress: bool,

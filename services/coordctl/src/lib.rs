@@ -297,7 +297,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Follow { after } => follow(&client, after, cli.json).await,
         Command::Rebuild => rebuild(&admin()?, cli.json).await,
-        Command::Audit(command) => audit::run(&client, command, cli.json).await,
+        Command::Audit(command) => audit::run(&client, command, &cli.credentials, cli.json).await,
         Command::DeadLetters => {
             let letters: Value = client.get_json("/v1/dead-letters", &[]).await?;
             print_json(&letters);

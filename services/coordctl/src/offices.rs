@@ -180,6 +180,15 @@ impl Topology {
         let password = std::fs::read_to_string(self.leaf_password_file(office))?;
         Ok((leaf_user(&office.slug), password.trim().to_owned()))
     }
+
+    /// The reviewer's trust file `init` writes (`audit-trust.keys` in its folder).
+    pub fn trust_file(&self) -> PathBuf {
+        self.hub
+            .dir
+            .parent()
+            .unwrap_or(&self.hub.dir)
+            .join(crate::audit::TRUST_FILE)
+    }
 }
 
 /// The leaf user of office `slug` on the hub.
@@ -336,7 +345,9 @@ fn random_seed() -> [u8; 32] {
 }
 
 /// Creates (or keeps) every site's auditor signing key and witness cosigner key, and
-/// writes what each side must be given, both ways: the hub the offices' verifier keys
+/// writes the reviewer's trust file (every log key and witness key, public only:
+/// [`Topology::trust_file`], for `coordctl audit verify --trust`) and what each side must
+/// be given, both ways: the hub the offices' verifier keys
 /// (`witnessed.keys`) and their witness keys (`witnesses.keys`); each office the
 /// province's verifier key (its `witnessed.keys`) and the hub's witness key
 /// (`witness.vkey`). A witness is given keys, never learns them from the watched side
@@ -364,6 +375,14 @@ pub fn write_audit_keys(t: &Topology, province: &str) -> anyhow::Result<()> {
         })?;
         witnesses.push((office, Cosigner::from_key_text(&text)?.verifier()));
     }
+    std::fs::write(
+        t.trust_file(),
+        coord_audit::trust::TrustedKeys {
+            logs: verifiers.clone(),
+            witnesses: witnesses.clone(),
+        }
+        .format(),
+    )?;
     let (hub_key, offices_keys) = verifiers.split_first().expect("the hub is first");
     let (hub_witness, offices_witnesses) = witnesses.split_first().expect("the hub is first");
     secret::write_private(

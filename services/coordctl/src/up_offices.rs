@@ -42,6 +42,23 @@ const SERVICES: [&str; 6] = [
     "gateway",
 ];
 
+/// Puts `init`'s trust file where `coordctl audit verify` looks by default
+/// (`<credentials>/audit-trust.keys`), unless one is there: a trusted key is never
+/// replaced silently, so a different one there is only reported.
+fn install_trust(topology: &Topology, credentials: &std::path::Path) -> anyhow::Result<()> {
+    let target = credentials.join(crate::audit::TRUST_FILE);
+    let keys = std::fs::read_to_string(topology.trust_file())?;
+    match std::fs::read_to_string(&target) {
+        Ok(existing) if existing != keys => eprintln!(
+            "{} differs from the keys `offices init` wrote; kept as it is (a trusted key is never replaced silently)",
+            target.display()
+        ),
+        Ok(_) => {}
+        Err(_) => std::fs::write(&target, keys)?,
+    }
+    Ok(())
+}
+
 /// Starts the hub and the offices and runs until Ctrl-C.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut stop = StopSignal::install()?;
@@ -62,6 +79,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     .topology()?;
     let sites: Vec<_> = topology.sites().iter().map(|s| s.office()).collect();
     tokens::ensure_admin_tokens(&credentials, &province, &sites)?;
+    install_trust(&topology, &credentials)?;
 
     let mut processes = Vec::new();
     let result = start(&args, &topology, &token_key, &logs, &mut processes).await;

@@ -16,9 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use coord_audit::export::{Entry, Line, entry_line, leaves_lines};
 use coord_audit::wire::{
-    self, AuditEvent, AuditPage, AuditRequest, ConsistencyProofBody, EventFilter,
-    InclusionProofBody, LeavesBody, OfficeKey, StoredCheckpoint, WitnessAlarm, WitnessStatus,
-    WitnessedOffice,
+    self, AuditEvent, AuditPage, AuditRequest, CheckpointPage, ConsistencyProofBody, EventFilter,
+    InclusionProofBody, LeafIdentity, LeavesBody, LogDamage, OfficeKey, StoredCheckpoint,
+    WitnessAlarm, WitnessStatus, WitnessedOffice,
 };
 use coord_audit::{Hash, unb64};
 use coord_proto::read::QueryReply;
@@ -47,6 +47,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/v1/audit/correlations/{id}", get(correlation))
         .route("/v1/audit/export", get(export))
         .route("/v1/audit/witness", get(witness))
+        .route("/v1/audit/damage", get(damage))
 }
 
 /// Which office's log (default: the gateway's own office).
@@ -55,6 +56,19 @@ pub fn router() -> axum::Router<AppState> {
 pub struct OfficeParam {
     /// The office, e.g. `province` or `district:long-xuyen`.
     pub office: Option<String>,
+}
+
+/// A page of checkpoints.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointsParams {
+    /// The office, e.g. `province` or `district:long-xuyen`.
+    pub office: Option<String>,
+    /// The page after this tree size: the `next_after` of the page before.
+    pub after: Option<u64>,
+    /// Checkpoints per page (1 to 1000, default 100); a page also stops at 256 KiB
+    /// of notes.
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -155,18 +169,45 @@ pub async fn checkpoint(
         .into_response())
 }
 
-/// Every checkpoint the office signed, oldest first.
-#[utoipa::path(get, path = "/v1/audit/checkpoints", params(OfficeParam), tag = "audit",
-    responses((status = 200, body = Vec<StoredCheckpoint>), (status = 503, body = Problem)))]
+/// The checkpoints the office keeps, oldest first, one page at a time (follow
+/// `next_after`).
+#[utoipa::path(get, path = "/v1/audit/checkpoints", params(CheckpointsParams), tag = "audit",
+    responses((status = 200, body = CheckpointPage), (status = 400, body = Problem), (status = 503, body = Problem)))]
 pub async fn checkpoints(
     State(s): State<AppState>,
-    q: Result<Query<OfficeParam>, QueryRejection>,
-) -> Result<Json<Vec<StoredCheckpoint>>, Problem> {
+    q: Result<Query<CheckpointsParams>, QueryRejection>,
+) -> Result<Json<CheckpointPage>, Problem> {
     let p = params(q)?;
-    let request = AuditRequest::default();
+    let request = AuditRequest {
+        after: p.after,
+        limit: p.limit,
+        ..Default::default()
+    };
     Ok(Json(
         ask_auditor(&s, p.office.as_deref(), "checkpoints", &request).await?,
     ))
+}
+
+/// Every checkpoint the office keeps, page by page.
+async fn all_checkpoints(
+    s: &AppState,
+    office: Option<&str>,
+) -> Result<Vec<StoredCheckpoint>, Problem> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let request = AuditRequest {
+            after,
+            limit: Some(wire::CHECKPOINT_PAGE_MAX),
+            ..Default::default()
+        };
+        let page: CheckpointPage = ask_auditor(s, office, "checkpoints", &request).await?;
+        all.extend(page.checkpoints);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
+        }
+    }
 }
 
 /// The proof that an event is in the office's tree of a given size.
@@ -269,14 +310,12 @@ pub async fn events(
 
 /// What the export needs from the auditor, fetched before the log is read so that
 /// every checkpoint covers only events the export holds.
-async fn auditor_side(
-    s: &AppState,
-    office: Option<&str>,
-) -> Result<(OfficeKey, Vec<StoredCheckpoint>, Vec<Hash>), Problem> {
+async fn auditor_side(s: &AppState, office: Option<&str>) -> Result<AuditorSide, Problem> {
     let none = AuditRequest::default();
     let key: OfficeKey = ask_auditor(s, office, "key", &none).await?;
-    let checkpoints: Vec<StoredCheckpoint> = ask_auditor(s, office, "checkpoints", &none).await?;
+    let checkpoints = all_checkpoints(s, office).await?;
     let mut leaves: Vec<Hash> = Vec::new();
+    let mut events: Vec<LeafIdentity> = Vec::new();
     loop {
         let request = AuditRequest {
             from: Some(leaves.len() as u64),
@@ -294,8 +333,22 @@ async fn auditor_side(
             )
         })?;
         leaves.extend(bytes.chunks(32).filter_map(|c| <Hash>::try_from(c).ok()));
+        events.extend(page.events);
     }
-    Ok((key, checkpoints, leaves))
+    Ok(AuditorSide {
+        key,
+        checkpoints,
+        leaves,
+        events,
+    })
+}
+
+/// What an export takes from the auditor.
+struct AuditorSide {
+    key: OfficeKey,
+    checkpoints: Vec<StoredCheckpoint>,
+    leaves: Vec<Hash>,
+    events: Vec<LeafIdentity>,
 }
 
 fn ndjson(line: &Line) -> Vec<u8> {
@@ -313,7 +366,12 @@ pub async fn export(
     q: Result<Query<OfficeParam>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let p = params(q)?;
-    let (key, checkpoints, leaves) = auditor_side(&s, p.office.as_deref()).await?;
+    let AuditorSide {
+        key,
+        checkpoints,
+        leaves,
+        events,
+    } = auditor_side(&s, p.office.as_deref()).await?;
     let office = key.office.clone();
     let head = s
         .audit_log
@@ -328,7 +386,7 @@ pub async fn export(
         office: office.clone(),
         note: c.note,
     }));
-    head_lines.extend(leaves_lines(&office, 0, &leaves));
+    head_lines.extend(leaves_lines(&office, 0, &leaves, &events));
     let first = futures::stream::iter(head_lines.iter().map(ndjson).collect::<Vec<_>>());
     let entries = match head {
         None => futures::stream::empty().boxed(),
@@ -399,6 +457,21 @@ pub async fn witness(State(s): State<AppState>) -> Result<Json<WitnessStatus>, P
     }
 }
 
+/// Log damage the auditor found at its last start: leaves it had applied whose events
+/// are gone from the log or read differently, each named by the event signed there.
+#[utoipa::path(get, path = "/v1/audit/damage", params(OfficeParam), tag = "audit",
+    responses((status = 200, body = Vec<LogDamage>), (status = 503, body = Problem)))]
+pub async fn damage(
+    State(s): State<AppState>,
+    q: Result<Query<OfficeParam>, QueryRejection>,
+) -> Result<Json<Vec<LogDamage>>, Problem> {
+    let p = params(q)?;
+    let request = AuditRequest::default();
+    Ok(Json(
+        ask_auditor(&s, p.office.as_deref(), "damage", &request).await?,
+    ))
+}
+
 /// The audit routes' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -412,18 +485,21 @@ pub async fn witness(State(s): State<AppState>) -> Result<Json<WitnessStatus>, P
         events,
         correlation,
         export,
-        witness
+        witness,
+        damage
     ),
     components(schemas(
         OfficeKey,
         StoredCheckpoint,
+        CheckpointPage,
         InclusionProofBody,
         ConsistencyProofBody,
         AuditEvent,
         AuditPage,
         WitnessStatus,
         WitnessedOffice,
-        WitnessAlarm
+        WitnessAlarm,
+        LogDamage
     ))
 )]
 pub struct AuditApi;

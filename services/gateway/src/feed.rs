@@ -6,7 +6,9 @@
 //! An export is a snapshot: it reads the log from `after` up to the head as it was when
 //! the request came (or `until`), in log order, and ends. The response header
 //! `Coord-Resume-After` is the commit to pass as `after` next time, to get exactly
-//! what was appended since, without gaps or repeats.
+//! what was appended since, without gaps or repeats; it holds for a response that ended
+//! whole. One the log cut short ends with an error record naming the last commit sent
+//! whole (`resume_after`) and an aborted transfer (ANALYTICS.md).
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -97,39 +99,19 @@ pub async fn export_events(
         .is_some_and(|a| a.contains(CLOUDEVENTS_BATCH));
     let base = base_url(&headers);
     let events = snapshot(&s, &params).await?;
+    // The snapshot's end: true only of a response that ends whole (a cut one ends with
+    // an error record naming what was sent, and no final chunk).
     let resume = events.resume_after;
-    let mut lines = events.rx.map(move |event| {
-        CloudEvent::from_recorded(&event, &base)
-            .map_err(|e| tracing::warn!(position = %event.pos(), error = %e, "not exportable"))
-            .ok()
-    });
-    let params_f = params.clone();
+    let start = params.after.unwrap_or(0);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    tokio::spawn(async move {
-        let mut first = true;
-        if batch && tx.send(Ok(Bytes::from_static(b"["))).await.is_err() {
-            return;
-        }
-        while let Some(item) = lines.next().await {
-            let Some(ce) = item.filter(|ce| params_f.wants(ce)) else {
-                continue;
-            };
-            let mut bytes = serde_json::to_vec(&ce).unwrap_or_default();
-            if batch && !first {
-                bytes.insert(0, b',');
-            }
-            if !batch {
-                bytes.push(b'\n');
-            }
-            first = false;
-            if tx.send(Ok(Bytes::from(bytes))).await.is_err() {
-                return;
-            }
-        }
-        if batch {
-            let _ = tx.send(Ok(Bytes::from_static(b"]"))).await;
-        }
-    });
+    tokio::spawn(stream_events(
+        events.rx,
+        params.clone(),
+        base,
+        batch,
+        start,
+        tx,
+    ));
     let body = Body::from_stream(tokio_stream_of(rx));
     let content_type = if batch { CLOUDEVENTS_BATCH } else { NDJSON };
     let mut response = (StatusCode::OK, body).into_response();
@@ -139,15 +121,99 @@ pub async fn export_events(
     Ok(response)
 }
 
+/// The bytes of one export line.
+fn event_bytes(ce: &CloudEvent, batch: bool, first: bool) -> Bytes {
+    let mut bytes = serde_json::to_vec(ce).unwrap_or_default();
+    if batch && !first {
+        bytes.insert(0, b',');
+    }
+    if !batch {
+        bytes.push(b'\n');
+    }
+    Bytes::from(bytes)
+}
+
+/// The last NDJSON line of an export that could not finish: an error record naming
+/// the last commit whose events were all sent (resume after it).
+#[derive(Debug, Serialize)]
+struct ExportFailed<'a> {
+    error: ExportFailure<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExportFailure<'a> {
+    code: &'static str,
+    message: &'a str,
+    resume_after: u64,
+}
+
+/// Sends a snapshot's events as CloudEvents into the body. A snapshot that cannot be
+/// read to its end ends with an error record (NDJSON) and then an aborted transfer
+/// (no final chunk), so no client can take a cut export for a whole one.
+async fn stream_events(
+    mut events: futures::stream::BoxStream<'static, Result<RecordedEvent, String>>,
+    params: ExportParams,
+    base: String,
+    batch: bool,
+    start: u64,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    let mut first = true;
+    let mut sent_through = start;
+    if batch && tx.send(Ok(Bytes::from_static(b"["))).await.is_err() {
+        return;
+    }
+    while let Some(item) = events.next().await {
+        let event = match item {
+            Ok(e) => e,
+            Err(message) => {
+                tracing::warn!(error = %message, resume_after = sent_through, "export cut by a log error");
+                if !batch {
+                    let record = ExportFailed {
+                        error: ExportFailure {
+                            code: "export_incomplete",
+                            message: &message,
+                            resume_after: sent_through,
+                        },
+                    };
+                    let mut line = serde_json::to_vec(&record).unwrap_or_default();
+                    line.push(b'\n');
+                    let _ = tx.send(Ok(Bytes::from(line))).await;
+                }
+                let _ = tx.send(Err(std::io::Error::other(message))).await;
+                return;
+            }
+        };
+        // Every event of a commit comes from one log message: once a later commit's
+        // event is read, the earlier commits were read whole.
+        let commit = event.pos().commit;
+        let ce = CloudEvent::from_recorded(&event, &base)
+            .map_err(|e| tracing::warn!(position = %event.pos(), error = %e, "not exportable"))
+            .ok()
+            .filter(|ce| params.wants(ce));
+        if let Some(ce) = ce {
+            if tx.send(Ok(event_bytes(&ce, batch, first))).await.is_err() {
+                return;
+            }
+            first = false;
+        }
+        sent_through = sent_through.max(commit);
+    }
+    if batch {
+        let _ = tx.send(Ok(Bytes::from_static(b"]"))).await;
+    }
+}
+
 fn tokio_stream_of<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// A bounded read of the log: every event after `after` up to `until` (or the head).
+/// A bounded read of the log: every event after `after` up to `until` (or the head);
+/// an item is an error when the log cannot be read on to the end (then it is the last).
 pub struct Snapshot {
-    pub rx: futures::stream::BoxStream<'static, RecordedEvent>,
+    pub rx: futures::stream::BoxStream<'static, Result<RecordedEvent, String>>,
     /// The commit to resume after: the last commit the snapshot covers.
     pub resume_after: u64,
 }
@@ -184,21 +250,28 @@ pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, P
         .await
         .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
     // Stop right after the last position of the snapshot (never wait for live events);
-    // skip unreadable entries (the projector lists them as dead letters); end on any
-    // other error.
+    // skip unreadable entries and commits whose subject does not match them (the
+    // projector lists them as dead letters and alarms); any other error, or the log
+    // ending before the snapshot's end, is the last item.
     let rx = futures::stream::unfold((subscription, false), move |(mut sub, done)| async move {
         if done {
             return None;
         }
         loop {
-            match sub.next().await? {
+            let Some(next) = sub.next().await else {
+                let cut = format!("the log subscription ended before {last}");
+                return Some((Err(cut), (sub, true)));
+            };
+            match next {
                 Ok(e) if e.pos() > last => return None,
                 Ok(e) => {
                     let done = e.pos() >= last;
-                    return Some((e, (sub, done)));
+                    return Some((Ok(e), (sub, done)));
                 }
-                Err(LogError::Corrupt { position, .. }) if position < last => continue,
-                Err(_) => return None,
+                Err(
+                    LogError::Corrupt { position, .. } | LogError::SubjectMismatch { position, .. },
+                ) if position < last => continue,
+                Err(e) => return Some((Err(e.to_string()), (sub, true))),
             }
         }
     })
@@ -228,14 +301,18 @@ impl TableFormat {
         }
     }
 
-    /// The table written in this format, as a download.
-    fn respond(self, table: &Table, resume_after: Option<u64>) -> Result<Response, Problem> {
-        let written = match self {
+    /// The table written in this format, as a download. Encoding is CPU work of the
+    /// size of the table: it runs on a blocking thread, off the async runtime.
+    async fn respond(self, table: Table, resume_after: Option<u64>) -> Result<Response, Problem> {
+        let failed = |e: String| Problem::new(ErrorKind::Internal, "export_failed", e);
+        let name = table.name;
+        let bytes = tokio::task::spawn_blocking(move || match self {
             Self::Csv => table.to_csv(),
             Self::Parquet => table.to_parquet(),
-        };
-        let bytes = written
-            .map_err(|e| Problem::new(ErrorKind::Internal, "export_failed", e.to_string()))?;
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
         let (media, ext) = match self {
             Self::Csv => ("text/csv; charset=utf-8", "csv"),
             Self::Parquet => ("application/vnd.apache.parquet", "parquet"),
@@ -243,7 +320,7 @@ impl TableFormat {
         let mut response = (StatusCode::OK, bytes).into_response();
         let h = response.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-        let disposition = format!("attachment; filename=\"{}.{ext}\"", table.name);
+        let disposition = format!("attachment; filename=\"{name}.{ext}\"");
         if let Ok(v) = HeaderValue::from_str(&disposition) {
             h.insert(header::CONTENT_DISPOSITION, v);
         }
@@ -263,13 +340,21 @@ async fn events_table(
     format: TableFormat,
 ) -> Result<Response, Problem> {
     let snapshot = snapshot(s, params).await?;
-    let events: Vec<CloudEvent> = snapshot
+    let read: Vec<RecordedEvent> = snapshot
         .rx
-        .filter_map(|e| futures::future::ready(CloudEvent::from_recorded(&e, base).ok()))
-        .filter(|ce| futures::future::ready(params.wants(ce)))
-        .collect()
-        .await;
-    format.respond(&table::events_table(&events), Some(snapshot.resume_after))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| Problem::unavailable("export_incomplete", e))?;
+    let events: Vec<CloudEvent> = read
+        .iter()
+        .filter_map(|e| CloudEvent::from_recorded(e, base).ok())
+        .filter(|ce| params.wants(ce))
+        .collect();
+    format
+        .respond(table::events_table(&events), Some(snapshot.resume_after))
+        .await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -335,7 +420,7 @@ pub async fn export_read_model(
             ));
         }
     };
-    format.respond(&table::json_table(name, &rows), None)
+    format.respond(table::json_table(name, &rows), None).await
 }
 
 /// The schema index: every event type, its versions and where each schema is.
@@ -479,5 +564,72 @@ fn log_problem(e: LogError) -> Problem {
         }
         LogError::InvalidInput(_) => Problem::malformed("bad_cloudevent", e.to_string()),
         other => Problem::unavailable("log_unavailable", other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(commit: u64) -> RecordedEvent {
+        RecordedEvent {
+            role: None,
+            event_id: uuid::Uuid::from_u128(u128::from(commit)),
+            stream_id: "inspection-abc".parse().unwrap(),
+            stream_version: commit,
+            event_type: "NotAnExportedType".into(),
+            schema_version: 1,
+            occurred_at: "2024-01-01".parse().unwrap(),
+            recorded_at: chrono::Utc::now(),
+            office: "province".into(),
+            actor: "a".into(),
+            correlation_id: uuid::Uuid::nil(),
+            causation_id: uuid::Uuid::nil(),
+            payload: serde_json::json!({}),
+            position: Some(EventPosition { commit, index: 0 }),
+        }
+    }
+
+    fn params() -> ExportParams {
+        serde_json::from_value(serde_json::json!({})).unwrap()
+    }
+
+    #[tokio::test]
+    async fn given_a_log_error_mid_export_then_the_last_line_is_an_error_record_and_the_transfer_aborts()
+     {
+        let items: Vec<Result<RecordedEvent, String>> =
+            vec![Ok(event(4)), Ok(event(5)), Err("the log is gone".into())];
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        stream_events(
+            futures::stream::iter(items).boxed(),
+            params(),
+            "http://x".into(),
+            false,
+            3,
+            tx,
+        )
+        .await;
+        let record = rx.recv().await.unwrap().unwrap();
+        let record: Value = serde_json::from_slice(&record).unwrap();
+        assert_eq!(record["error"]["code"], "export_incomplete");
+        assert_eq!(record["error"]["resume_after"], 5, "{record}");
+        assert!(rx.recv().await.unwrap().is_err(), "the transfer is aborted");
+        assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn given_a_whole_export_then_it_ends_without_an_error() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let items: Vec<Result<RecordedEvent, String>> = vec![Ok(event(4))];
+        stream_events(
+            futures::stream::iter(items).boxed(),
+            params(),
+            "http://x".into(),
+            false,
+            3,
+            tx,
+        )
+        .await;
+        assert!(rx.recv().await.is_none());
     }
 }

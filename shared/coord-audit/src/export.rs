@@ -14,6 +14,7 @@ use coord_log::{EventPosition, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::tree::Hash;
+use crate::wire::LeafIdentity;
 use crate::{b64, unb64};
 
 /// Leaf hashes per `leaves` line.
@@ -36,11 +37,15 @@ pub enum Line {
     /// One signed checkpoint of `office`'s tree, as published (a C2SP signed note).
     Checkpoint { office: String, note: String },
     /// Leaf hashes `office`'s auditor recorded from leaf `from` on: base64 of the
-    /// concatenated 32-byte hashes.
+    /// concatenated 32-byte hashes, and (from exports of issue 19 on) the identity of
+    /// the event recorded at each, so a verifier names a missing event by what was
+    /// signed there.
     Leaves {
         office: String,
         from: u64,
         hashes: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        events: Vec<LeafIdentity>,
     },
 }
 
@@ -62,6 +67,9 @@ pub struct OfficeLog {
     pub checkpoints: Vec<String>,
     /// The leaf hashes the office's auditor recorded, from leaf 0.
     pub leaves: Vec<Hash>,
+    /// The identity of the event recorded at each leaf, from leaf 0 (empty, or
+    /// shorter than `leaves`, in an older export).
+    pub leaf_events: Vec<LeafIdentity>,
 }
 
 /// A whole export: every office's log.
@@ -101,15 +109,19 @@ impl Export {
                 office,
                 from,
                 hashes,
+                events,
             } => {
-                let leaves = &mut self.office(office).leaves;
-                if from != leaves.len() as u64 {
+                let log = self.office(office);
+                if from != log.leaves.len() as u64 {
                     return Err(format!(
                         "leaves from {from} do not follow the {} already read",
-                        leaves.len()
+                        log.leaves.len()
                     ));
                 }
-                leaves.extend(decode_hashes(&hashes)?);
+                if log.leaf_events.len() == log.leaves.len() {
+                    log.leaf_events.extend(events);
+                }
+                log.leaves.extend(decode_hashes(&hashes)?);
             }
         }
         Ok(())
@@ -155,7 +167,7 @@ impl Export {
                 office: office.clone(),
                 note: note.clone(),
             }));
-            out.extend(leaves_lines(office, 0, &log.leaves));
+            out.extend(leaves_lines(office, 0, &log.leaves, &log.leaf_events));
         }
         out
     }
@@ -185,15 +197,26 @@ pub fn entry_line(office: &str, entry: &Entry) -> Line {
     }
 }
 
-/// `leaves` lines for hashes starting at leaf `from`.
-pub fn leaves_lines(office: &str, from: u64, hashes: &[Hash]) -> Vec<Line> {
+/// `leaves` lines for hashes starting at leaf `from`, with the recorded identities
+/// (`events[i]` is leaf `from + i`'s; fewer or none in an older export).
+pub fn leaves_lines(
+    office: &str,
+    from: u64,
+    hashes: &[Hash],
+    events: &[LeafIdentity],
+) -> Vec<Line> {
     hashes
         .chunks(LEAVES_PER_LINE)
         .enumerate()
-        .map(|(i, chunk)| Line::Leaves {
-            office: office.into(),
-            from: from + (i * LEAVES_PER_LINE) as u64,
-            hashes: b64(&chunk.concat()),
+        .map(|(i, chunk)| {
+            let start = i * LEAVES_PER_LINE;
+            let end = (start + chunk.len()).min(events.len());
+            Line::Leaves {
+                office: office.into(),
+                from: from + start as u64,
+                hashes: b64(&chunk.concat()),
+                events: events.get(start..end).unwrap_or_default().to_vec(),
+            }
         })
         .collect()
 }

@@ -8,6 +8,7 @@
 //! - [`note`]: C2SP `signed-note` with Ed25519 keys, and the note verifier key format;
 //! - [`checkpoint`]: C2SP `tlog-checkpoint` bodies;
 //! - [`cosign`]: C2SP `tlog-cosignature` and the hub's witness;
+//! - [`trust`]: the reviewer's trust file (log and witness keys held outside the gateway);
 //! - [`export`]: the NDJSON export format that `coordctl audit verify` reads offline;
 //! - [`wire`]: the auditor's NATS query contract;
 //! - [`verify`]: walks a log and its checkpoints and reports intact, or the first
@@ -19,6 +20,7 @@ pub mod export;
 pub mod leaf;
 pub mod note;
 pub mod tree;
+pub mod trust;
 pub mod verify;
 pub mod wire;
 

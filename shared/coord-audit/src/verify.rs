@@ -24,6 +24,7 @@ use crate::export::{Entry, OfficeLog};
 use crate::leaf::leaf_hash_of;
 use crate::note::Verifier;
 use crate::tree::{Hash, Tree, verify_consistency};
+use crate::wire::LeafIdentity;
 
 /// What kind of break was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,6 +63,13 @@ pub struct Break {
     pub event_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
+    /// The event's type, when the event is named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Whether the event named is the one the auditor recorded (signed) at that leaf,
+    /// rather than the one the log holds there now: so for a removed or changed event.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub as_signed: bool,
     pub detail: String,
 }
 
@@ -74,6 +82,8 @@ impl Break {
             position: None,
             event_id: None,
             stream: None,
+            event_type: None,
+            as_signed: false,
             detail: detail.into(),
         }
     }
@@ -81,9 +91,29 @@ impl Break {
     fn at(mut self, index: u64, walk: &Walk<'_>) -> Self {
         self.leaf_index = Some(index);
         if let Some(e) = walk.events.get(index as usize) {
-            self.position = e.position;
-            self.event_id = Some(e.event_id);
-            self.stream = Some(format!("{} v{}", e.stream_id, e.stream_version));
+            self.named(e);
+        }
+        self
+    }
+
+    fn named(&mut self, e: &RecordedEvent) {
+        self.position = e.position;
+        self.event_id = Some(e.event_id);
+        self.stream = Some(format!("{} v{}", e.stream_id, e.stream_version));
+        self.event_type = Some(e.event_type.clone());
+    }
+
+    /// Names the event recorded at the leaf: what was signed there, not what stands
+    /// there now (a later event, after a removal).
+    fn named_as_recorded(mut self, recorded: Option<&LeafIdentity>) -> Self {
+        if let Some(r) = recorded {
+            if self.event_id != Some(r.id) {
+                self.position = None;
+            }
+            self.event_id = Some(r.id);
+            self.stream = Some(format!("{} v{}", r.stream, r.version));
+            self.event_type = Some(r.event_type.clone());
+            self.as_signed = true;
         }
         self
     }
@@ -191,9 +221,7 @@ fn walk(entries: &[Entry]) -> Walk<'_> {
                     .map(|(kind, detail, i)| {
                         let mut b = Break::new(kind, detail);
                         b.leaf_index = Some(i);
-                        b.position = e.position;
-                        b.event_id = Some(e.event_id);
-                        b.stream = Some(format!("{} v{}", e.stream_id, e.stream_version));
+                        b.named(e);
                         b
                     })
             }
@@ -279,8 +307,17 @@ fn authenticated<'a>(leaves: &'a [Hash], signed: &[&Signed]) -> Option<&'a [Hash
     Some(&leaves[..covered as usize])
 }
 
-/// The first leaf where the log differs from the authenticated leaves, classified.
-fn diff(walk: &Walk<'_>, expected: &[Hash]) -> Option<Break> {
+/// Authenticated leaf hashes and the identities recorded with them.
+#[derive(Clone, Copy)]
+struct Expected<'a> {
+    hashes: &'a [Hash],
+    recorded: &'a [LeafIdentity],
+}
+
+/// The first leaf where the log differs from the authenticated leaves, classified; a
+/// removed, changed or swapped event is named as recorded at that leaf.
+fn diff(walk: &Walk<'_>, expected: Expected<'_>) -> Option<Break> {
+    let (recorded, expected) = (expected.recorded, expected.hashes);
     let got = walk.tree.leaves();
     let i = (0..expected.len()).find(|&i| got.get(i) != Some(&expected[i]))?;
     let (g, e) = (|k: usize| got.get(k), |k: usize| expected.get(k));
@@ -315,7 +352,11 @@ fn diff(walk: &Walk<'_>, expected: &[Hash]) -> Option<Break> {
             ),
         )
     };
-    Some(Break::new(kind, detail).at(i as u64, walk))
+    let b = Break::new(kind, detail).at(i as u64, walk);
+    Some(match kind {
+        BreakKind::Injected => b,
+        _ => b.named_as_recorded(recorded.get(i)),
+    })
 }
 
 /// Checks each signed root against the recomputed tree; the first mismatch as a window.
@@ -423,9 +464,19 @@ pub fn verify_office(office: &str, log: &OfficeLog, trust: &Trust<'_>) -> Report
     // Exact leaves: an earlier trusted state first, else what the auditor recorded.
     let expected = trust
         .known
-        .and_then(|k| authenticated(&k.leaves, &known_refs))
-        .filter(|l| !l.is_empty())
-        .or_else(|| authenticated(&log.leaves, &all));
+        .and_then(|k| {
+            authenticated(&k.leaves, &known_refs).map(|hashes| Expected {
+                hashes,
+                recorded: &k.leaf_events,
+            })
+        })
+        .filter(|e| !e.hashes.is_empty())
+        .or_else(|| {
+            authenticated(&log.leaves, &all).map(|hashes| Expected {
+                hashes,
+                recorded: &log.leaf_events,
+            })
+        });
     // At the same leaf the hash comparison says more than the structure.
     let exact = [
         expected.and_then(|e| diff(&walk, e)),

@@ -87,7 +87,8 @@ pub fn witness_name(province: &str, office: &str) -> String {
 }
 
 /// The endpoints every auditor serves.
-pub const ENDPOINTS: [&str; 9] = [
+pub const ENDPOINTS: [&str; 10] = [
+    "damage",
     "key",
     "checkpoint",
     "checkpoints",
@@ -118,6 +119,29 @@ pub struct AuditRequest {
     pub filter: Option<EventFilter>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// `checkpoints`: the page after this tree size (the `next_after` of the page before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+}
+
+/// The most bytes of stored checkpoints one `checkpoints` answer carries: well under
+/// nats-server's 1 MiB payload limit, whatever the notes' length (cosignatures make
+/// them grow).
+pub const CHECKPOINT_PAGE_BYTES: usize = 256 * 1024;
+/// Checkpoints per page when the caller names no `limit`, and the most it may ask.
+pub const CHECKPOINT_PAGE_DEFAULT: u32 = 100;
+pub const CHECKPOINT_PAGE_MAX: u32 = 1000;
+/// Leaf hashes (with the identity of each leaf's event) per `leaves` answer at most:
+/// 2,048 × (44 bytes of base64 + about 170 bytes of identity) stays under 512 KiB.
+pub const LEAVES_PAGE_MAX: u64 = 2048;
+
+/// One page of an office's signed checkpoints, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckpointPage {
+    pub checkpoints: Vec<StoredCheckpoint>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next_after: Option<u64>,
 }
 
 /// The search filters of `/v1/audit/events`.
@@ -186,12 +210,43 @@ pub struct ConsistencyProofBody {
     pub hashes: Vec<String>,
 }
 
-/// Recorded leaf hashes from leaf `from` (base64 of the concatenated hashes).
+/// Recorded leaf hashes from leaf `from` (base64 of the concatenated hashes), with
+/// the identity of the event recorded at each leaf.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeavesBody {
     pub from: u64,
     pub count: u64,
     pub hashes: String,
+    /// One per leaf, in order (absent from an older auditor's answer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<LeafIdentity>,
+}
+
+/// Which event the auditor recorded at a leaf: what a verifier names when that leaf
+/// is missing or changed in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeafIdentity {
+    pub id: Uuid,
+    pub stream: String,
+    pub version: u64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+}
+
+/// A leaf the auditor applied whose event is gone from the log, or no longer reads
+/// the same, on a later read (the scrub at each start): log damage, an alarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogDamage {
+    pub leaf_index: u64,
+    /// The event recorded (signed) at that leaf.
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_type: String,
+    /// `missing_or_changed`: no entry of the log reads as that leaf any more.
+    pub kind: String,
+    pub detected_at: String,
 }
 
 /// One event as a reviewer reads it.
@@ -274,4 +329,10 @@ pub struct WitnessAlarm {
     /// The refused note as received.
     pub note: String,
     pub at: String,
+    /// How many times the same note was refused again since (an office re-sends its
+    /// latest checkpoint until it is cosigned), and when last.
+    #[serde(default)]
+    pub repeated: u64,
+    #[serde(default)]
+    pub last_at: Option<String>,
 }

@@ -59,6 +59,7 @@ fn signed_log(signer: &Signer, events: Vec<RecordedEvent>) -> OfficeLog {
         entries: events.into_iter().map(Entry::Event).collect(),
         checkpoints,
         leaves: tree.leaves().to_vec(),
+        leaf_events: Vec::new(),
     }
 }
 

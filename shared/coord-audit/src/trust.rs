@@ -1,0 +1,267 @@
+//! The reviewer's trust file: the keys `coordctl audit verify` trusts, held on the
+//! reviewer's side, never taken from the gateway it verifies. One key a line:
+//!
+//! ```text
+//! # comments and blank lines are skipped
+//! log <office> <note verifier key>           # whose checkpoints count
+//! witness <office> <cosignature verifier key> # whose cosignatures are required
+//! ```
+//!
+//! `coordctl offices init` writes it with every office's log key and witness key;
+//! without one, `verify` pins the served log keys on first use. A pinned key is never
+//! replaced silently: a served key that differs is a failure naming the office.
+
+use crate::checkpoint::Checkpoint;
+use crate::cosign::CosignatureVerifier;
+use crate::note::{NoteError, Verifier};
+
+/// The keys a reviewer trusts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedKeys {
+    /// (office, its log's note verifier key).
+    pub logs: Vec<(String, Verifier)>,
+    /// (office, its witness's cosignature key).
+    pub witnesses: Vec<(String, CosignatureVerifier)>,
+}
+
+/// A served key that is not the trusted one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMismatch {
+    pub office: String,
+    pub trusted: String,
+    pub served: String,
+}
+
+/// A cosignature the latest checkpoint of `office` lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingCosignature {
+    /// Whose checkpoint.
+    pub office: String,
+    /// Its tree size, when the note could be read.
+    pub size: Option<u64>,
+    /// Whose cosignature is missing.
+    pub witness: String,
+    pub why: String,
+}
+
+impl TrustedKeys {
+    /// Reads a trust file.
+    pub fn parse(text: &str) -> Result<Self, NoteError> {
+        let mut keys = Self::default();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = || NoteError::BadKey(format!("`{line}` is not `log|witness <office> <key>`"));
+            let mut parts = line.split_whitespace();
+            let (kind, office, key) = (
+                parts.next().ok_or_else(bad)?,
+                parts.next().ok_or_else(bad)?,
+                parts.next().ok_or_else(bad)?,
+            );
+            match kind {
+                "log" => keys.logs.push((office.into(), key.parse()?)),
+                "witness" => keys.witnesses.push((office.into(), key.parse()?)),
+                _ => return Err(bad()),
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The file's text.
+    pub fn format(&self) -> String {
+        let mut out =
+            String::from("# coordctl audit verify: trusted keys (never replaced silently)\n");
+        for (office, key) in &self.logs {
+            out.push_str(&format!("log {office} {key}\n"));
+        }
+        for (office, key) in &self.witnesses {
+            out.push_str(&format!("witness {office} {key}\n"));
+        }
+        out
+    }
+
+    pub fn log_key(&self, office: &str) -> Option<&Verifier> {
+        self.logs.iter().find(|(o, _)| o == office).map(|(_, k)| k)
+    }
+
+    /// The trusted log keys.
+    pub fn verifiers(&self) -> Vec<Verifier> {
+        self.logs.iter().map(|(_, k)| k.clone()).collect()
+    }
+
+    /// Served (office, key) pairs whose office is trusted with another key.
+    pub fn mismatches(&self, served: &[(String, String)]) -> Vec<KeyMismatch> {
+        served
+            .iter()
+            .filter_map(|(office, key)| {
+                let trusted = self.log_key(office)?.to_string();
+                (&trusted != key).then(|| KeyMismatch {
+                    office: office.clone(),
+                    trusted,
+                    served: key.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Pins served keys of offices not trusted yet (trust on first use); the offices
+    /// added. Keys of offices already trusted are never replaced (see [`Self::mismatches`]).
+    pub fn pin_new(&mut self, served: &[(String, String)]) -> Result<Vec<String>, NoteError> {
+        let mut added = Vec::new();
+        for (office, key) in served {
+            if self.log_key(office).is_none() {
+                self.logs.push((office.clone(), key.parse()?));
+                added.push(office.clone());
+            }
+        }
+        Ok(added)
+    }
+
+    /// The witnesses whose cosignature `office`'s checkpoints need: the hub's
+    /// (`province`) for an office, every office's for the province.
+    pub fn required_witnesses(&self, office: &str) -> Vec<&(String, CosignatureVerifier)> {
+        self.witnesses
+            .iter()
+            .filter(|(w, _)| {
+                if office == "province" {
+                    w != "province"
+                } else {
+                    w == "province"
+                }
+            })
+            .collect()
+    }
+
+    /// Which required cosignatures the latest checkpoint of each office lacks (`latest`:
+    /// office and note as served). The note itself must verify with the office's
+    /// trusted log key, or every required cosignature counts as missing.
+    pub fn missing_cosignatures(&self, latest: &[(String, String)]) -> Vec<MissingCosignature> {
+        let mut missing = Vec::new();
+        for (office, note) in latest {
+            let opened = match self.log_key(office) {
+                Some(key) => Checkpoint::open(note, &key.name, std::slice::from_ref(key))
+                    .map_err(|e| e.to_string()),
+                None => Err(format!("no trusted key of {office}")),
+            };
+            let size = opened.as_ref().ok().map(|c| c.size);
+            for (witness, key) in self.required_witnesses(office) {
+                let why = match &opened {
+                    Err(e) => Some(format!("the checkpoint does not verify: {e}")),
+                    Ok(_) => key.verify(note).err().map(|e| e.to_string()),
+                };
+                if let Some(why) = why {
+                    missing.push(MissingCosignature {
+                        office: office.clone(),
+                        size,
+                        witness: witness.clone(),
+                        why,
+                    });
+                }
+            }
+        }
+        missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Signer;
+    use crate::cosign::Cosigner;
+
+    fn signer(name: &str, seed: u8) -> Signer {
+        Signer::from_seed(name, [seed; 32]).unwrap()
+    }
+
+    #[test]
+    fn given_a_trust_file_when_read_back_then_it_is_the_same_and_a_served_key_that_differs_is_named()
+     {
+        let a = signer("coord/ag/province", 1);
+        let b = signer("coord/ag/district:x", 2);
+        let w = Cosigner::from_seed("coord/ag/witness", [3; 32]).unwrap();
+        let keys = TrustedKeys {
+            logs: vec![
+                ("province".into(), a.verifier().clone()),
+                ("district:x".into(), b.verifier().clone()),
+            ],
+            witnesses: vec![("province".into(), w.verifier())],
+        };
+        let back = TrustedKeys::parse(&keys.format()).unwrap();
+        assert_eq!(back, keys);
+        let rekeyed = signer("coord/ag/district:x", 9).verifier().to_string();
+        let served = vec![
+            ("province".to_owned(), a.verifier().to_string()),
+            ("district:x".to_owned(), rekeyed.clone()),
+        ];
+        let m = back.mismatches(&served);
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            (m[0].office.as_str(), m[0].served.as_str()),
+            ("district:x", rekeyed.as_str())
+        );
+        let mut pinned = back.clone();
+        assert!(pinned.pin_new(&served).unwrap().is_empty());
+        assert_eq!(pinned, back, "a trusted key is never replaced");
+    }
+
+    #[test]
+    fn given_an_office_checkpoint_without_the_hubs_cosignature_then_it_is_missing() {
+        let office = signer("coord/ag/district:x", 2);
+        let hub = Cosigner::from_seed("coord/ag/witness", [3; 32]).unwrap();
+        let keys = TrustedKeys {
+            logs: vec![("district:x".into(), office.verifier().clone())],
+            witnesses: vec![("province".into(), hub.verifier())],
+        };
+        let cp = Checkpoint {
+            origin: "coord/ag/district:x".into(),
+            size: 5,
+            root: [7; 32],
+        };
+        let note = cp.sign(&office);
+        let missing = keys.missing_cosignatures(&[("district:x".into(), note.clone())]);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(
+            (missing[0].witness.as_str(), missing[0].size),
+            ("province", Some(5))
+        );
+        let mut witness = crate::cosign::Witness::new(hub);
+        witness.watch(office.verifier().clone());
+        let checked = witness.check(&note, &[]).unwrap();
+        let cosigned = witness.cosign(&note, &checked, 1);
+        assert!(
+            keys.missing_cosignatures(&[("district:x".into(), cosigned)])
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn given_the_provinces_checkpoint_then_every_offices_cosignature_is_required_and_each_missing_one_named()
+     {
+        let province = signer("coord/ag/province", 1);
+        let x = Cosigner::from_seed("coord/ag/district:x/witness", [5; 32]).unwrap();
+        let y = Cosigner::from_seed("coord/ag/district:y/witness", [6; 32]).unwrap();
+        let hub = Cosigner::from_seed("coord/ag/witness", [3; 32]).unwrap();
+        let keys = TrustedKeys {
+            logs: vec![("province".into(), province.verifier().clone())],
+            witnesses: vec![
+                ("province".into(), hub.verifier()),
+                ("district:x".into(), x.verifier()),
+                ("district:y".into(), y.verifier()),
+            ],
+        };
+        let cp = Checkpoint {
+            origin: "coord/ag/province".into(),
+            size: 9,
+            root: [1; 32],
+        };
+        let note = cp.sign(&province);
+        let mut by_x = crate::cosign::Witness::new(x);
+        by_x.watch(province.verifier().clone());
+        let checked = by_x.check(&note, &[]).unwrap();
+        let cosigned_by_x = by_x.cosign(&note, &checked, 1);
+        let missing = keys.missing_cosignatures(&[("province".into(), cosigned_by_x)]);
+        let names: Vec<&str> = missing.iter().map(|m| m.witness.as_str()).collect();
+        assert_eq!(names, ["district:y"], "{missing:?}");
+    }
+}

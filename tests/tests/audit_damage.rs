@@ -1,0 +1,168 @@
+//! Log damage is an alarm (issue 19): one byte flipped in a stored message while the
+//! servers are stopped makes nats-server drop that message; the auditor's scrub at its
+//! next start finds the leaf it had applied gone and listed by
+//! `GET /v1/audit/damage` with the event signed at that leaf; `coordctl audit verify`
+//! names the same event (id, stream and version, type) as the one removed.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coord_audit::Checkpoint;
+use coord_audit::wire::{AuditPage, LogDamage};
+use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
+use coord_log::{EventLog, ExpectedVersion};
+use tests::{ServiceProcess, Stack, workspace_bin};
+
+const EVENTS: usize = 40;
+/// The leaf whose message is damaged (commit 17: one event per commit).
+const GONE: u64 = 16;
+
+fn auditor(stack: &Stack, dir: &str) -> ServiceProcess {
+    stack.spawn(
+        "auditor",
+        &[
+            ("COORD_AUDIT_DIR", dir),
+            ("COORD_AUDIT_CHECKPOINT_MS", "200"),
+        ],
+    )
+}
+
+async fn signed_size(http: &reqwest::Client, base: &str) -> u64 {
+    let Ok(r) = http.get(format!("{base}/v1/audit/checkpoint")).send().await else {
+        return 0;
+    };
+    let text = r.text().await.unwrap_or_default();
+    coord_audit::note::Note::parse(&text)
+        .ok()
+        .and_then(|n| Checkpoint::parse(&n.text).ok())
+        .map_or(0, |c| c.size)
+}
+
+/// Flips one byte of the stored message holding `needle` (in a `.blk` file of the log).
+fn flip_a_byte_of(store: &Path, needle: &str) {
+    let mut dirs = vec![store.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "blk") {
+                let mut bytes = std::fs::read(&path).unwrap();
+                let Some(at) = bytes
+                    .windows(needle.len())
+                    .position(|w| w == needle.as_bytes())
+                else {
+                    continue;
+                };
+                bytes[at + 4] ^= 0x01;
+                std::fs::write(&path, bytes).unwrap();
+                return;
+            }
+        }
+    }
+    panic!("no stored message holds {needle}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_gone_from_the_log_is_an_alarm_at_the_auditor_and_named_by_verify() {
+    let mut stack = Stack::start();
+    let dir = stack.data.path().join("auditor").display().to_string();
+    stack.processes.push(auditor(&stack, &dir));
+    stack.wait_ready().await;
+    let base = stack.gateway_url.clone();
+    let reader = stack.sign("province", "kiểm tra viên", coord_auth::Role::Reader);
+    let http = stack.http_with(&reader);
+    let nats = stack.nats.admin_client().await;
+    let log = Arc::new(
+        JetStreamLog::open(nats.clone(), JetStreamConfig::default())
+            .await
+            .unwrap(),
+    );
+    for i in 0..EVENTS {
+        let (stream, event) = tests::inspection_scheduled(i);
+        log.append(&stream, ExpectedVersion::NoStream, vec![event])
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while signed_size(&http, &base).await < EVENTS as u64 {
+        assert!(Instant::now() < deadline, "never signed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page: AuditPage = http
+        .get(format!("{base}/v1/audit/events?limit=1000"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let signed = page
+        .events
+        .iter()
+        .find(|e| e.leaf_index == GONE)
+        .unwrap()
+        .clone();
+    let damage: Vec<LogDamage> = http
+        .get(format!("{base}/v1/audit/damage"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(damage.is_empty(), "{damage:?}");
+
+    // When one byte of that leaf's stored message is flipped while the servers are
+    // stopped (nats-server then drops the message).
+    assert!(stack.process("auditor").terminate());
+    stack.processes.retain(|p| p.name != "auditor");
+    drop(log);
+    stack.nats.stop();
+    flip_a_byte_of(stack.nats.store_dir(), &signed.event_id.to_string());
+    stack.nats.start_again();
+    stack.processes.push(auditor(&stack, &dir));
+
+    // Then the restarted auditor reports it, naming the event signed there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let damage = loop {
+        let damage: Vec<LogDamage> = match http.get(format!("{base}/v1/audit/damage")).send().await
+        {
+            Ok(r) if r.status().is_success() => r.json().await.unwrap(),
+            _ => Vec::new(),
+        };
+        if !damage.is_empty() {
+            break damage;
+        }
+        assert!(Instant::now() < deadline, "no damage reported");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // (the server may drop more of the damaged block: the first is that leaf)
+    let d = &damage[0];
+    assert_eq!((d.leaf_index, d.event_id), (GONE, signed.event_id));
+    assert_eq!(
+        (d.stream_id.as_str(), d.event_type.as_str()),
+        (signed.stream_id.as_str(), "InspectionScheduled")
+    );
+
+    // And verify names the same event as the one removed, not the one now in its place.
+    let out = Command::new(workspace_bin("coordctl"))
+        .args(["--gateway", &base, "audit", "verify"])
+        .env("COORD_TOKEN", &reader)
+        .env("COORD_AUDIT_TRUST", stack.data.path().join("trust.keys"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("lá (leaf) {GONE}"))
+            && text.contains("Removed")
+            && text.contains("đã ký tại đây")
+            && text.contains(&signed.event_id.to_string())
+            && text.contains("InspectionScheduled"),
+        "{text}"
+    );
+}
