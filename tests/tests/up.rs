@@ -136,3 +136,106 @@ fn coordctl_up_runs_loads_once_and_stops_cleanly() {
     );
     assert!(out.contains("10 / 0 / 0"), "the same figures:\n{out}");
 }
+
+/// Polls `/readyz` (at most `secs` s) until `done` holds for its status and body.
+async fn poll_readyz(
+    http_port: u16,
+    secs: u64,
+    done: impl Fn(u16, &serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let url = format!("http://127.0.0.1:{http_port}/readyz");
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(&url).await {
+            let status = r.status().as_u16();
+            let body = r.json().await.unwrap_or_default();
+            if done(status, &body) {
+                return Some(body);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// The parts `/readyz` says are down.
+fn down(body: &serde_json::Value) -> Vec<&str> {
+    body["down"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|c| c["component"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// Schedules an inspection as the province; returns the HTTP status.
+async fn schedule(data: &std::path::Path, http_port: u16, n: u32) -> u16 {
+    let token = std::fs::read_to_string(data.join("credentials/province.token")).unwrap();
+    let body = serde_json::json!({"term": "2020-2025", "unit": "tri-ton", "kind": "inspection",
+        "category": "compliance", "leading_body": "provincial_standing_committee",
+        "coordinating_body": "district_standing_committee:tri-ton",
+        "target": "district_police:tri-ton", "decision_ref": format!("QĐ {n} (giả định)"),
+        "decided_on": "2024-06-01", "planned_start": "2024-06-10", "planned_end": "2024-06-20"});
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{http_port}/v1/inspections"))
+        .bearer_auth(token.trim())
+        .header("Idempotency-Key", format!("supervised-{n}"))
+        .json(&body)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+/// Kills `name`, a child of `up`, with SIGKILL; `/readyz` names it while it is down
+/// (if `shows_down`), the launcher restarts it, and the system takes a command again.
+async fn killed_child_comes_back(up: &mut Up, data: &std::path::Path, http_port: u16, name: &str) {
+    let pid = up
+        .child_pid(name)
+        .unwrap_or_else(|| panic!("{name} runs under up"));
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let component = if name == "nats-server" { "nats" } else { name };
+    let seen = poll_readyz(http_port, 10, |status, body| {
+        status == 503 && down(body).contains(&component)
+    })
+    .await;
+    assert!(seen.is_some(), "/readyz never named {component} as down");
+    up.wait_for(&format!("đã khởi động lại (restarted) {name}"));
+    let ready = poll_readyz(http_port, 60, |status, _| status == 200).await;
+    assert!(ready.is_some(), "not ready again after {name} came back");
+    let again = up.child_pid(name).expect("restarted");
+    assert_ne!(again, pid, "a new {name} process");
+    assert_eq!(
+        schedule(data, http_port, pid).await,
+        201,
+        "a command after {name} came back"
+    );
+}
+
+#[test]
+fn coordctl_up_restarts_a_killed_child_and_the_system_answers_again() {
+    let data = tempfile::tempdir().unwrap();
+    let (nats_port, http_port) = (free_port(), free_port());
+    let mut up = Up::start_with(data.path(), nats_port, http_port, &["--no-scenario"]);
+    up.wait_for("Nhấn Ctrl-C");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(killed_child_comes_back(
+        &mut up,
+        data.path(),
+        http_port,
+        "inspection",
+    ));
+    // NATS itself, restarted on its store: the services reconnect.
+    runtime.block_on(killed_child_comes_back(
+        &mut up,
+        data.path(),
+        http_port,
+        "nats-server",
+    ));
+    let out = up.interrupt().join("\n");
+    assert!(
+        out.contains("inspection đã dừng bất ngờ"),
+        "the exit is reported:\n{out}"
+    );
+}

@@ -1,8 +1,9 @@
 //! `coordctl up`: the whole system on one machine, as separate processes: nats-server
 //! with JetStream in a local data folder, the three command services, the projector
 //! and the gateway. Loads the reference scenario into an empty log, prints the gateway
-//! URL and the province summary, and stops everything cleanly on Ctrl-C. A second start
-//! finds the data and loads nothing.
+//! URL and the province summary, then supervises: a child that exits is restarted
+//! with a backoff (`crate::supervise`), and everything stops cleanly on Ctrl-C or when
+//! one child keeps failing. A second start finds the data and loads nothing.
 //!
 //! On first start it generates, owner-only under `<data-dir>/credentials/`, the token
 //! signing key and an operator token for the province and every unit, and the NATS
@@ -52,12 +53,38 @@ pub struct UpArgs {
     pub leaf_port: u16,
 }
 
+/// How a child is started, kept to start it again.
+struct Spec {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+}
+
 pub(crate) struct Process {
     name: String,
     child: Child,
+    spec: Spec,
 }
 
 impl Process {
+    /// Starts it again, as first started, appending to its log.
+    pub(crate) fn respawn(&mut self) -> anyhow::Result<()> {
+        self.child = start_child(&self.name, &self.spec, true)?;
+        Ok(())
+    }
+
+    /// Appends a line of the launcher's to the child's log.
+    pub(crate) fn note_in_log(&self, line: &str) {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.spec.log)
+        {
+            let _ = writeln!(f, "coordctl up: {line}");
+        }
+    }
+
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
@@ -138,9 +165,34 @@ pub(crate) fn spawn(
     env: &[(&str, String)],
     logs: &Path,
 ) -> anyhow::Result<Process> {
-    let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
+    let spec = Spec {
+        program: program.to_path_buf(),
+        args: args.to_vec(),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+        log: logs.join(format!("{name}.log")),
+    };
+    let child = start_child(name, &spec, false)?;
+    Ok(Process {
+        name: name.to_owned(),
+        child,
+        spec,
+    })
+}
+
+/// Starts `spec`'s program with its output in its log (appended on a restart, so the
+/// reason of the exit stays readable).
+fn start_child(name: &str, spec: &Spec, append: bool) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(&spec.log)?;
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -152,16 +204,9 @@ pub(crate) fn spawn(
         "RUST_LOG",
         std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
     );
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {name} ({})", program.display()))?;
-    Ok(Process {
-        name: name.to_owned(),
-        child,
-    })
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    cmd.spawn()
+        .with_context(|| format!("cannot start {name} ({})", spec.program.display()))
 }
 
 /// What to load into a log whose head is `head`: the file given, else the reference
@@ -387,18 +432,5 @@ async fn run_until_signal(
     println!("Nhật ký (logs): {}", logs.display());
     println!("Nhấn Ctrl-C để dừng (press Ctrl-C to stop).");
 
-    let watch_children = async {
-        loop {
-            for p in processes.iter_mut() {
-                if let Ok(Some(status)) = p.child.try_wait() {
-                    return (p.name.clone(), status);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    };
-    tokio::select! {
-        _ = stop.recv() => Ok(()),
-        (name, status) = watch_children => Err(anyhow::anyhow!("{name} stopped unexpectedly ({status}); see its log")),
-    }
+    crate::supervise::supervise(processes, stop, Default::default()).await
 }

@@ -12,6 +12,7 @@ pub mod feed;
 pub mod launcher;
 pub mod offices;
 pub mod render;
+pub mod supervise;
 pub mod tokens;
 pub mod up_offices;
 

@@ -16,6 +16,7 @@ pub mod nats;
 pub mod openapi;
 pub mod problem;
 pub mod queries;
+pub mod ready;
 pub mod records;
 pub mod sync;
 
@@ -107,7 +108,7 @@ pub fn build_app(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
     let open = Router::new()
         .route("/healthz", get(queries::healthz))
-        .route("/readyz", get(queries::readyz));
+        .route("/readyz", get(ready::readyz));
     Router::new()
         .merge(commands::router())
         .merge(audit::router())

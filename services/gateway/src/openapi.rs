@@ -39,7 +39,7 @@ use crate::{analytics, events, feed, queries, records};
         queries::projector,
         queries::rebuild,
         queries::healthz,
-        queries::readyz,
+        crate::ready::readyz,
         events::events,
         feed::export_events,
         feed::export_read_model,
@@ -56,6 +56,8 @@ use crate::{analytics, events, feed, queries, records};
     ),
     components(schemas(
         Problem,
+        crate::ready::NotReady,
+        crate::ready::Down,
         Accepted,
         ErrorKind,
         ScheduleInspection,
