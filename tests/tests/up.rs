@@ -214,11 +214,21 @@ async fn killed_child_comes_back(up: &mut Up, data: &std::path::Path, http_port:
 }
 
 #[test]
-fn coordctl_up_restarts_a_killed_child_and_the_system_answers_again() {
+fn coordctl_up_restarts_a_killed_child_and_the_system_answers_again_with_strict_durability() {
     let data = tempfile::tempdir().unwrap();
     let (nats_port, http_port) = (free_port(), free_port());
-    let mut up = Up::start_with(data.path(), nats_port, http_port, &["--no-scenario"]);
+    let mut up = Up::start_with(
+        data.path(),
+        nats_port,
+        http_port,
+        &["--no-scenario", "--durability", "strict"],
+    );
     up.wait_for("Nhấn Ctrl-C");
+    // Strict durability: the server it runs fsyncs before every acknowledgement.
+    let config =
+        std::fs::read_to_string(data.path().join("credentials/nats/nats-server.conf")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["jetstream"]["sync_interval"], "always", "{config}");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(killed_child_comes_back(
         &mut up,

@@ -51,6 +51,11 @@ pub struct UpArgs {
     /// The hub's leaf-node port, with `--offices`.
     #[arg(long, default_value_t = 7422)]
     pub leaf_port: u16,
+    /// `strict`: every server fsyncs its store before acknowledging a write
+    /// (`sync_interval: always`); `default`: JetStream's fsync every 2 minutes (see
+    /// `coordctl::durability` for what each can lose).
+    #[arg(long, value_enum, default_value_t)]
+    pub durability: crate::durability::Durability,
 }
 
 /// How a child is started, kept to start it again.
@@ -337,15 +342,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let token_key = tokens::signer(&credentials)?.public_key();
     let nats_creds = NatsCredentials::ensure(&credentials.join("nats"))?;
     let nats_config = credentials.join("nats/nats-server.conf");
-    coord_auth::nats::write_config(
-        &nats_config,
-        &coord_auth::nats::single_server_config(
-            args.nats_port,
-            &data.join("nats"),
-            &nats_creds,
-            &LogSubjects::default(),
-        )?,
+    let mut server = coord_auth::nats::single_server_config(
+        args.nats_port,
+        &data.join("nats"),
+        &nats_creds,
+        &LogSubjects::default(),
     )?;
+    args.durability.apply(&mut server);
+    coord_auth::nats::write_config(&nats_config, &server)?;
 
     let mut processes = Vec::new();
     let nats_args: Vec<String> = vec!["-c".into(), nats_config.display().to_string()];

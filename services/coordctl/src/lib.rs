@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod durability;
 pub mod feed;
 pub mod launcher;
 pub mod offices;

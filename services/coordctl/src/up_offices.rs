@@ -58,6 +58,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         base_port: args.nats_port,
         leaf_port: args.leaf_port,
         province_file: None,
+        durability: args.durability,
     }
     .topology()?;
     let sites: Vec<_> = topology.sites().iter().map(|s| s.office()).collect();
