@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod deploy;
 pub mod durability;
 pub mod feed;
 pub mod launcher;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Multi-office NATS: configurations, credentials and streams for a hub and offices.
     #[command(subcommand)]
     Offices(offices::OfficesCommand),
+    /// A deployment's secrets and streams (containers, a NATS cluster: deploy/production/).
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
     /// Bearer tokens: create one, or print the key that verifies them.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -180,6 +184,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => launcher::up(args).await,
         Command::Offices(command) => {
             println!("{}", offices::run(command).await?);
+            Ok(())
+        }
+        Command::Deploy(command) => {
+            println!("{}", deploy::run(command).await?);
             Ok(())
         }
         Command::Token(command) => {

@@ -27,7 +27,8 @@ async fn options(
     creds: Option<&std::path::Path>,
 ) -> anyhow::Result<async_nats::ConnectOptions> {
     let Some(path) = creds else {
-        let address: async_nats::ServerAddr = url.parse()?;
+        let first = servers(url).into_iter().next().unwrap_or_default();
+        let address: async_nats::ServerAddr = first.parse()?;
         return Ok(match (address.username(), address.password()) {
             (Some(user), Some(password)) => {
                 async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
@@ -50,6 +51,15 @@ async fn options(
     Ok(async_nats::ConnectOptions::with_nkey(seed.to_owned()))
 }
 
+/// The servers of `url`: one URL, or several separated by commas (the servers of one
+/// cluster; the client also learns the others from the server it reaches).
+fn servers(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// Connects to NATS with `creds` (see [`crate::ServiceConfig::nats_creds`]), retrying
 /// for a while so that services can start before the server. A refused credential is
 /// not retried.
@@ -61,7 +71,12 @@ pub async fn connect(
     let mut delay = Duration::from_millis(100);
     let mut last_error = None;
     for _ in 0..40 {
-        match options(url, creds).await?.name(name).connect(url).await {
+        match options(url, creds)
+            .await?
+            .name(name)
+            .connect(servers(url))
+            .await
+        {
             Ok(client) => return Ok(client),
             Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {
                 anyhow::bail!("NATS at {url} refused the credentials of {name}: {e}");
