@@ -56,6 +56,16 @@ pub struct UpArgs {
     /// `coordctl::durability` for what each can lose).
     #[arg(long, value_enum, default_value_t)]
     pub durability: crate::durability::Durability,
+    /// Run this many nats-servers on loopback as one JetStream cluster, the log and
+    /// the idempotency bucket at as many replicas (client ports from --nats-port on).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub cluster: u8,
+    /// With --cluster: the first server's route port (the others take the next ones).
+    #[arg(long, default_value_t = 6222)]
+    pub cluster_port: u16,
+    /// With --cluster: the first server's monitoring port (`/jsz`, `/healthz`).
+    #[arg(long, default_value_t = 8222)]
+    pub monitor_port: u16,
 }
 
 /// How a child is started, kept to start it again.
@@ -252,33 +262,49 @@ pub(crate) async fn wait_ready(client: &Client, processes: &mut [Process]) -> an
     }
 }
 
-/// Creates (or finds) the log stream and the idempotency bucket as the NATS admin: the
-/// services' own users may not create streams.
-async fn create_log_stream(port: u16, creds: &NatsCredentials) -> anyhow::Result<()> {
-    let url = format!("nats://127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let client = loop {
-        match async_nats::ConnectOptions::with_user_and_password(
-            "admin".into(),
-            creds.admin_password.clone(),
-        )
-        .connect(&url)
-        .await
-        {
-            Ok(client) => break client,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+/// Starts the nats-server(s) `args` asks for (`crate::cluster`) and creates the log
+/// stream and the idempotency bucket at one replica per server; returns the servers'
+/// URLs for the services.
+async fn start_nats(
+    args: &UpArgs,
+    creds: &NatsCredentials,
+    credentials: &Path,
+    logs: &Path,
+    processes: &mut Vec<Process>,
+) -> anyhow::Result<String> {
+    let nats_bin = find_nats_server()?;
+    let servers = crate::cluster::write_configs(args, creds, credentials)?;
+    for server in &servers {
+        let config = vec!["-c".to_owned(), server.config.display().to_string()];
+        processes.push(spawn(&server.name, &nats_bin, &config, &[], logs)?);
+    }
+    let urls = crate::cluster::urls(&servers);
+    create_log_stream(&urls, creds, servers.len()).await?;
+    Ok(urls)
+}
+
+/// Creates (or finds) the log stream and the idempotency bucket as the NATS admin (the
+/// services' own users may not create streams), retrying while the servers start and,
+/// in a cluster, elect their leaders.
+async fn create_log_stream(
+    urls: &str,
+    creds: &NatsCredentials,
+    replicas: usize,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempt = async {
+            let client = crate::deploy::admin_connect(urls, &creds.admin_password).await?;
+            crate::deploy::create_log(client, replicas).await
+        };
+        match attempt.await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(e.context(format!("cannot create the log at {urls}")));
             }
-            Err(e) => anyhow::bail!("cannot connect to NATS at {url} as admin: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
-    };
-    coord_log::jetstream::JetStreamLog::open(client.clone(), Default::default())
-        .await
-        .context("cannot create the log stream")?;
-    create_idempotency_bucket(client.clone()).await?;
-    client.flush().await.ok();
-    Ok(())
+    }
 }
 
 /// Creates (or finds) the bucket where command services claim idempotency keys, as
@@ -317,6 +343,10 @@ impl StopSignal {
 
 /// Starts everything and runs until Ctrl-C.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.cluster == 1 || args.offices.is_empty(),
+        "--cluster runs one site's servers as a cluster; it does not combine with --offices"
+    );
     if !args.offices.is_empty() {
         return crate::up_offices::up(args).await;
     }
@@ -332,34 +362,24 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let data = &args.data_dir;
     let logs = data.join("logs");
     std::fs::create_dir_all(&logs)?;
-    std::fs::create_dir_all(data.join("nats"))?;
-    let nats_bin = find_nats_server()?;
-    let nats_url = format!("nats://127.0.0.1:{}", args.nats_port);
     let credentials = data.join("credentials");
     let province = coord_domain::Province::from_toml_str(coord_domain::province::AN_GIANG_TOML)?;
     tokens::ensure_office_tokens(&credentials, &province, &tokens::all_offices(&province))?;
     tokens::ensure_admin_tokens(&credentials, &province, &[coord_domain::Office::Province])?;
     let token_key = tokens::signer(&credentials)?.public_key();
     let nats_creds = NatsCredentials::ensure(&credentials.join("nats"))?;
-    let nats_config = credentials.join("nats/nats-server.conf");
-    let mut server = coord_auth::nats::single_server_config(
-        args.nats_port,
-        &data.join("nats"),
-        &nats_creds,
-        &LogSubjects::default(),
-    )?;
-    args.durability.apply(&mut server);
-    coord_auth::nats::write_config(&nats_config, &server)?;
-
     let mut processes = Vec::new();
-    let nats_args: Vec<String> = vec!["-c".into(), nats_config.display().to_string()];
-    processes.push(spawn("nats-server", &nats_bin, &nats_args, &[], &logs)?);
-    if let Err(e) = create_log_stream(args.nats_port, &nats_creds).await {
-        processes[0].stop().await;
-        return Err(e);
-    }
+    let nats_url = match start_nats(&args, &nats_creds, &credentials, &logs, &mut processes).await {
+        Ok(url) => url,
+        Err(e) => {
+            for p in processes.iter_mut().rev() {
+                p.stop().await;
+            }
+            return Err(e);
+        }
+    };
     let common = vec![
-        ("COORD_NATS_URL", nats_url.clone()),
+        ("COORD_NATS_URL", nats_url),
         (
             "COORD_PROJECTOR_DB",
             data.join("projector.sqlite").display().to_string(),

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod cluster;
 pub mod deploy;
 pub mod durability;
 pub mod feed;
