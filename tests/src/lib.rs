@@ -13,6 +13,7 @@
 //! - [`contract`]: the behaviour every `EventLog` backend must have.
 
 pub mod contract;
+pub mod faults;
 pub mod offices;
 pub mod up;
 

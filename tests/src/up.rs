@@ -99,6 +99,18 @@ impl Up {
             .map(|(pid, _)| pid)
     }
 
+    /// The process id of its child whose command line holds `needle` (a nats-server of
+    /// a cluster, by its configuration file's name).
+    pub fn child_pid_with_arg(&self, needle: &str) -> Option<u32> {
+        child_pids(self.pid())
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+            })
+    }
+
     /// Reads output until a line contains `needle` (at most 90 s).
     pub fn wait_for(&mut self, needle: &str) {
         let deadline = Instant::now() + Duration::from_secs(90);
