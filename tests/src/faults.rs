@@ -51,13 +51,18 @@ fn body(key: Uuid) -> serde_json::Value {
 impl Load {
     /// Starts the workers against the gateway at `base` with the province's `token`.
     pub fn start(base: &str, token: &str) -> Self {
+        Self::with_workers(base, token, WORKERS)
+    }
+
+    /// [`Load::start`] with `workers` commands under way at once.
+    pub fn with_workers(base: &str, token: &str, workers: usize) -> Self {
         let acks = Arc::new(Mutex::new(Acks::default()));
         let stop = CancellationToken::new();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
             .unwrap();
-        let tasks = (0..WORKERS)
+        let tasks = (0..workers)
             .map(|_| {
                 let (acks, stop, http) = (acks.clone(), stop.clone(), http.clone());
                 let (url, token) = (format!("{base}/v1/inspections"), token.to_owned());
@@ -171,6 +176,11 @@ pub async fn log_command_ids(nats_urls: &str, admin_password: &str) -> HashMap<U
             .connect(servers)
             .await
             .expect("the NATS admin connects");
+    log_command_ids_with(client).await
+}
+
+/// [`log_command_ids`] over a connected admin `client`.
+pub async fn log_command_ids_with(client: async_nats::Client) -> HashMap<Uuid, usize> {
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream("COORD_LOG").await.expect("the log stream");
     let last = stream.info().await.unwrap().state.last_sequence;

@@ -4,7 +4,9 @@
 //! - the single server's nats-server is killed with SIGKILL, with the default and with
 //!   strict durability;
 //! - on `--cluster 3`, the log stream's leader is killed with SIGKILL, then the
-//!   JetStream metadata leader.
+//!   JetStream metadata leader;
+//! - one of two instances of the inspection service is killed with SIGKILL (the
+//!   client retries with the same key; NATS's queue group sends it to the other).
 //!
 //! After each: every acknowledged command id is in the log exactly once, the read model
 //! counts each command in the log once, and the system answers again within a stated
@@ -229,4 +231,43 @@ fn cluster_of_3_loses_nothing_acknowledged_when_its_stream_then_meta_leader_is_k
     let figures = runtime.block_on(cluster_leaders_killed(&mut site, monitor));
     site.up.interrupt();
     assert_nothing_lost_or_doubled("cluster_3_stream_then_meta_leader_sigkill", &figures);
+}
+
+/// Kill rounds of the two-instance case: each kills the older instance and starts a
+/// new one, so that some kills land on requests under way.
+const INSTANCE_KILLS: usize = 3;
+
+async fn one_of_two_instances_killed() -> Figures {
+    let stack = tests::Stack::start();
+    stack.wait_ready().await;
+    // The stack's own inspection instance plus one more.
+    let mut instances = vec![stack.spawn("inspection", &[])];
+    // Many commands under way, so that a kill finds some in the killed instance.
+    let load = Load::with_workers(&stack.gateway_url, &stack.token("province"), 16);
+    let mut recovery = Vec::new();
+    for round in 0..INSTANCE_KILLS {
+        // Kept until killed (dropping a process kills it too).
+        let older = (round > 0).then(|| instances.remove(0));
+        let pid = older
+            .as_ref()
+            .map_or_else(|| stack.processes[0].pid(), |p| p.pid());
+        recovery.push(kill_under_load(&load, pid).await);
+        drop(older);
+        instances.push(stack.spawn("inspection", &[]));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let acks = load.stop().await;
+    let log = tests::faults::log_command_ids_with(stack.nats.admin_client().await).await;
+    let read_model =
+        tests::faults::read_model_count(&stack.gateway_url, &stack.token("province")).await;
+    tests::faults::figures(&acks, &log, read_model, recovery)
+}
+
+#[test]
+fn one_of_two_command_service_instances_killed_loses_nothing_acknowledged() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let figures = runtime.block_on(one_of_two_instances_killed());
+    assert_nothing_lost_or_doubled("inspection_one_of_two_sigkill", &figures);
 }
