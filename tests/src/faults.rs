@@ -37,6 +37,9 @@ pub struct Load {
 }
 
 const WORKERS: usize = 4;
+/// How long the client waits for one answer before it sends the command again (same
+/// key): shorter than the gateway's 10 s deadline, as an impatient client would.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one command is retried (same key) before the client gives up on it.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 
@@ -59,7 +62,7 @@ impl Load {
         let acks = Arc::new(Mutex::new(Acks::default()));
         let stop = CancellationToken::new();
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
+            .timeout(CLIENT_TIMEOUT)
             .build()
             .unwrap();
         let tasks = (0..workers)

@@ -5,6 +5,8 @@
 //!   strict durability;
 //! - on `--cluster 3`, the log stream's leader is killed with SIGKILL, then the
 //!   JetStream metadata leader;
+//! - the same with the log at one replica (`--log-replicas 1`): its one server killed,
+//!   commands are refused until the launcher has it back;
 //! - one of two instances of the inspection service is killed with SIGKILL (the
 //!   client retries with the same key; NATS's queue group sends it to the other).
 //!
@@ -187,12 +189,12 @@ fn leaders_in(j: &serde_json::Value) -> Option<(String, String)> {
         .then(|| (stream_leader.to_owned(), meta_leader.to_owned()))
 }
 
-async fn cluster_leaders_killed(site: &mut Site, monitor: u16) -> Figures {
+async fn cluster_leaders_killed(site: &mut Site, monitor: u16, kinds: &[&str]) -> Figures {
     let load = Load::start(&site.base(), &site.secret("province.token"));
     let mut recovery = Vec::new();
-    for which in ["stream", "meta"] {
+    for which in kinds {
         let (stream_leader, meta_leader) = leaders(monitor).await;
-        let name = if which == "stream" {
+        let name = if *which == "stream" {
             stream_leader
         } else {
             meta_leader
@@ -210,27 +212,40 @@ async fn cluster_leaders_killed(site: &mut Site, monitor: u16) -> Figures {
     site.verify(load, recovery).await
 }
 
-#[test]
-fn cluster_of_3_loses_nothing_acknowledged_when_its_stream_then_meta_leader_is_killed() {
+/// A `--cluster 3` site (with `extra` arguments) whose leaders of `kinds` are killed.
+fn cluster_case(case: &str, extra: &[&str], kinds: &[&str]) -> Figures {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (routes, monitor) = (tests::free_ports(3), tests::free_ports(3));
     let (routes_arg, monitor_arg) = (routes.to_string(), monitor.to_string());
-    let mut site = Site::start(
-        &[
-            "--cluster",
-            "3",
-            "--cluster-port",
-            &routes_arg,
-            "--monitor-port",
-            &monitor_arg,
-        ],
-        tests::free_ports(3),
-        3,
-    );
+    let mut args = vec!["--cluster", "3", "--cluster-port", &routes_arg];
+    args.extend(["--monitor-port", &monitor_arg]);
+    args.extend_from_slice(extra);
+    let mut site = Site::start(&args, tests::free_ports(3), 3);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let figures = runtime.block_on(cluster_leaders_killed(&mut site, monitor));
+    let figures = runtime.block_on(cluster_leaders_killed(&mut site, monitor, kinds));
     site.up.interrupt();
-    assert_nothing_lost_or_doubled("cluster_3_stream_then_meta_leader_sigkill", &figures);
+    assert_nothing_lost_or_doubled(case, &figures);
+    figures
+}
+
+#[test]
+fn cluster_of_3_loses_nothing_acknowledged_when_its_stream_then_meta_leader_is_killed() {
+    cluster_case(
+        "cluster_3_stream_then_meta_leader_sigkill",
+        &[],
+        &["stream", "meta"],
+    );
+}
+
+#[test]
+fn cluster_of_3_with_the_log_at_one_replica_refuses_until_its_server_is_back() {
+    let f = cluster_case(
+        "cluster_3_log_at_1_replica_stream_leader_sigkill",
+        &["--log-replicas", "1"],
+        &["stream"],
+    );
+    // Its only copy is down until the launcher restarts that server (0.5 s at least).
+    assert!(f.recovery_ms[0] >= 500, "{f:?}");
 }
 
 /// Kill rounds of the two-instance case: each kills the older instance and starts a

@@ -66,6 +66,10 @@ pub struct UpArgs {
     /// With --cluster: the first server's monitoring port (`/jsz`, `/healthz`).
     #[arg(long, default_value_t = 8222)]
     pub monitor_port: u16,
+    /// Copies of the log and of the idempotency bucket (default: one per server; 1 on
+    /// a cluster shows what replicas buy, as the fault suite measures).
+    #[arg(long)]
+    pub log_replicas: Option<usize>,
 }
 
 /// How a child is started, kept to start it again.
@@ -279,7 +283,11 @@ async fn start_nats(
         processes.push(spawn(&server.name, &nats_bin, &config, &[], logs)?);
     }
     let urls = crate::cluster::urls(&servers);
-    create_log_stream(&urls, creds, servers.len()).await?;
+    let replicas = args
+        .log_replicas
+        .unwrap_or(servers.len())
+        .clamp(1, servers.len());
+    create_log_stream(&urls, creds, replicas).await?;
     Ok(urls)
 }
 
