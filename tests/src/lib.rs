@@ -13,6 +13,7 @@
 //! - [`contract`]: the behaviour every `EventLog` backend must have.
 
 pub mod contract;
+pub mod faults;
 pub mod offices;
 pub mod up;
 
@@ -139,10 +140,17 @@ pub struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     credentials: coord_auth::nats::NatsCredentials,
+    durability: coordctl::durability::Durability,
 }
 
 impl NatsServer {
     pub fn start() -> Self {
+        Self::start_with(Default::default())
+    }
+
+    /// A server whose store has this durability (`strict`: fsync before every
+    /// acknowledgement).
+    pub fn start_with(durability: coordctl::durability::Durability) -> Self {
         let store = tempfile::tempdir().expect("a temporary store directory");
         let credentials = coord_auth::nats::NatsCredentials::ensure(&store.path().join("creds"))
             .expect("NATS credentials are generated");
@@ -151,6 +159,7 @@ impl NatsServer {
             port: 0,
             store,
             credentials,
+            durability,
         };
         server.spawn();
         server.create_log_stream();
@@ -159,13 +168,14 @@ impl NatsServer {
 
     fn config_file(&self) -> PathBuf {
         let path = self.store.path().join("creds/nats-server.conf");
-        let config = coord_auth::nats::single_server_config(
+        let mut config = coord_auth::nats::single_server_config(
             self.port,
             self.store.path(),
             &self.credentials,
             &coord_auth::nats::LogSubjects::default(),
         )
         .expect("the NATS configuration is generated");
+        self.durability.apply(&mut config);
         coord_auth::nats::write_config(&path, &config).expect("the NATS configuration is written");
         path
     }

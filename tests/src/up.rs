@@ -28,6 +28,24 @@ fn forward(
     });
 }
 
+/// The children of process `parent`: (pid, program name), from `/proc/<pid>/stat`.
+pub fn child_pids(parent: u32) -> Vec<(u32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid …`; comm may hold spaces, so split at the last ')'.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1.to_owned();
+            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent).then_some((pid, comm))
+        })
+        .collect()
+}
+
 impl Up {
     pub fn start(data: &std::path::Path, nats_port: u16, http_port: u16) -> Self {
         Self::start_with(data, nats_port, http_port, &[])
@@ -65,6 +83,32 @@ impl Up {
             lines,
             seen: Vec::new(),
         }
+    }
+
+    /// The process id of `coordctl up`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process id of its child whose program is `name` (`inspection`,
+    /// `nats-server`, …), read from `/proc`.
+    pub fn child_pid(&self, name: &str) -> Option<u32> {
+        child_pids(self.pid())
+            .into_iter()
+            .find(|(_, comm)| comm == name)
+            .map(|(pid, _)| pid)
+    }
+
+    /// The process id of its child whose command line holds `needle` (a nats-server of
+    /// a cluster, by its configuration file's name).
+    pub fn child_pid_with_arg(&self, needle: &str) -> Option<u32> {
+        child_pids(self.pid())
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+            })
     }
 
     /// Reads output until a line contains `needle` (at most 90 s).

@@ -136,3 +136,216 @@ fn coordctl_up_runs_loads_once_and_stops_cleanly() {
     );
     assert!(out.contains("10 / 0 / 0"), "the same figures:\n{out}");
 }
+
+/// Polls `/readyz` (at most `secs` s) until `done` holds for its status and body.
+async fn poll_readyz(
+    http_port: u16,
+    secs: u64,
+    done: impl Fn(u16, &serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let url = format!("http://127.0.0.1:{http_port}/readyz");
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(&url).await {
+            let status = r.status().as_u16();
+            let body = r.json().await.unwrap_or_default();
+            if done(status, &body) {
+                return Some(body);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// The parts `/readyz` says are down.
+fn down(body: &serde_json::Value) -> Vec<&str> {
+    body["down"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|c| c["component"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// Schedules an inspection as the province; returns the HTTP status.
+async fn schedule(data: &std::path::Path, http_port: u16, n: u32) -> u16 {
+    let token = std::fs::read_to_string(data.join("credentials/province.token")).unwrap();
+    let body = serde_json::json!({"term": "2020-2025", "unit": "tri-ton", "kind": "inspection",
+        "category": "compliance", "leading_body": "provincial_standing_committee",
+        "coordinating_body": "district_standing_committee:tri-ton",
+        "target": "district_police:tri-ton", "decision_ref": format!("QĐ {n} (giả định)"),
+        "decided_on": "2024-06-01", "planned_start": "2024-06-10", "planned_end": "2024-06-20"});
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{http_port}/v1/inspections"))
+        .bearer_auth(token.trim())
+        .header("Idempotency-Key", format!("supervised-{n}"))
+        .json(&body)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+/// Kills `name`, a child of `up`, with SIGKILL; `/readyz` names it while it is down
+/// (if `shows_down`), the launcher restarts it, and the system takes a command again.
+async fn killed_child_comes_back(up: &mut Up, data: &std::path::Path, http_port: u16, name: &str) {
+    let pid = up
+        .child_pid(name)
+        .unwrap_or_else(|| panic!("{name} runs under up"));
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let component = if name == "nats-server" { "nats" } else { name };
+    let seen = poll_readyz(http_port, 10, |status, body| {
+        status == 503 && down(body).contains(&component)
+    })
+    .await;
+    assert!(seen.is_some(), "/readyz never named {component} as down");
+    up.wait_for(&format!("đã khởi động lại (restarted) {name}"));
+    let ready = poll_readyz(http_port, 60, |status, _| status == 200).await;
+    assert!(ready.is_some(), "not ready again after {name} came back");
+    let again = up.child_pid(name).expect("restarted");
+    assert_ne!(again, pid, "a new {name} process");
+    assert_eq!(
+        schedule(data, http_port, pid).await,
+        201,
+        "a command after {name} came back"
+    );
+}
+
+#[test]
+fn coordctl_up_restarts_a_killed_child_and_the_system_answers_again_with_strict_durability() {
+    let data = tempfile::tempdir().unwrap();
+    let (nats_port, http_port) = (free_port(), free_port());
+    let mut up = Up::start_with(
+        data.path(),
+        nats_port,
+        http_port,
+        &["--no-scenario", "--durability", "strict"],
+    );
+    up.wait_for("Nhấn Ctrl-C");
+    // Strict durability: the server it runs fsyncs before every acknowledgement.
+    let config =
+        std::fs::read_to_string(data.path().join("credentials/nats/nats-server.conf")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["jetstream"]["sync_interval"], "always", "{config}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(killed_child_comes_back(
+        &mut up,
+        data.path(),
+        http_port,
+        "inspection",
+    ));
+    // NATS itself, restarted on its store: the services reconnect.
+    runtime.block_on(killed_child_comes_back(
+        &mut up,
+        data.path(),
+        http_port,
+        "nats-server",
+    ));
+    let out = up.interrupt().join("\n");
+    assert!(
+        out.contains("inspection đã dừng bất ngờ"),
+        "the exit is reported:\n{out}"
+    );
+}
+
+/// The stream `name` as the monitoring endpoint `/jsz` of the server on `port` shows it.
+async fn stream_in_jsz(port: u16, name: &str) -> Option<serde_json::Value> {
+    let url = format!("http://127.0.0.1:{port}/jsz?accounts=true&streams=true&config=true");
+    let jsz: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+    jsz["account_details"]
+        .as_array()?
+        .iter()
+        .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
+        .find(|s| s["name"] == name)
+}
+
+/// Polls `/jsz` of the server on `port` (at most 20 s) until `done` holds for stream
+/// `name`; returns the stream's detail.
+async fn jsz_until(
+    port: u16,
+    name: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let stream = stream_in_jsz(port, name).await;
+        if let Some(s) = stream.as_ref().filter(|s| done(s)) {
+            return s.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} at :{port}: {stream:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Three replicas and a leader, as one server sees them (the other two as peers).
+fn three_replicas_with_a_leader(s: &serde_json::Value) -> bool {
+    s["config"]["num_replicas"] == 3
+        && s["cluster"]["leader"]
+            .as_str()
+            .is_some_and(|l| !l.is_empty())
+        && s["cluster"]["replicas"].as_array().map(Vec::len) == Some(2)
+}
+
+/// As the leader sees them: both followers current.
+fn followers_current(s: &serde_json::Value) -> bool {
+    three_replicas_with_a_leader(s)
+        && s["cluster"]["replicas"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|f| f["current"] == true))
+}
+
+/// Stream `name` at 3 replicas on every server, with a leader whose followers are
+/// current; returns the leader's view.
+async fn replicated_with_leader(monitor: u16, name: &str) -> serde_json::Value {
+    let mut leader = String::new();
+    for offset in 0..3 {
+        let s = jsz_until(monitor + offset, name, three_replicas_with_a_leader).await;
+        leader = s["cluster"]["leader"].as_str().unwrap().to_owned();
+    }
+    let n: u16 = leader.trim_start_matches("nats-server-").parse().unwrap();
+    jsz_until(monitor + n - 1, name, followers_current).await
+}
+
+#[test]
+fn coordctl_up_cluster_3_keeps_the_log_at_three_replicas_with_a_leader() {
+    let data = tempfile::tempdir().unwrap();
+    let (nats_port, http_port) = (tests::free_ports(3), free_port());
+    let (routes, monitor) = (tests::free_ports(3), tests::free_ports(3));
+    let (routes, monitor) = (routes.to_string(), monitor.to_string());
+    let mut up = Up::start_with(
+        data.path(),
+        nats_port,
+        http_port,
+        &[
+            "--cluster",
+            "3",
+            "--cluster-port",
+            &routes,
+            "--monitor-port",
+            &monitor,
+        ],
+    );
+    up.wait_for("Nhấn Ctrl-C");
+    let printed = up.seen.join("\n");
+    assert!(
+        printed.contains("8/11"),
+        "the article's figures:\n{printed}"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let monitor: u16 = monitor.parse().unwrap();
+    let log = runtime.block_on(replicated_with_leader(monitor, "COORD_LOG"));
+    assert!(log["state"]["messages"].as_u64().unwrap() > 300, "{log}");
+    runtime.block_on(replicated_with_leader(monitor, "KV_COORD_IDEMPOTENCY"));
+    let out = up.interrupt().join("\n");
+    for n in 1..=3 {
+        assert!(
+            out.contains(&format!("đã dừng (stopped) nats-server-{n}")),
+            "{out}"
+        );
+    }
+}

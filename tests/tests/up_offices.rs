@@ -635,9 +635,42 @@ async fn the_reference_scenario_loads_at_each_office_and_every_office_shows_the_
             "the hub received {office}'s own events: {source}"
         );
     }
+    hub_metrics_show_links_and_cosignatures(&urls[0], &["long-xuyen", "thoai-son", "chau-doc"])
+        .await;
     let out = tokio::task::block_in_place(|| up.interrupt()).join("\n");
     assert!(
         out.contains("đã dừng (stopped) nats-server-province"),
         "{out}"
     );
+}
+
+/// The hub's `/metrics`: each office's link up, and a cosigned size for each office
+/// (its witness cosigned their checkpoints), within 30 s.
+async fn hub_metrics_show_links_and_cosignatures(hub: &str, offices: &[&str]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = reqwest::get(format!("{hub}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let cosigned = |office: &str| {
+            let series = format!("coord_witness_cosigned_size{{office=\"district:{office}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&series))
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|size| size > 0)
+        };
+        let linked =
+            |office: &str| text.contains(&format!("coord_sync_link_up{{from=\"{office}\"}} 1"));
+        if offices.iter().all(|o| linked(o) && cosigned(o)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hub metrics:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

@@ -1,8 +1,9 @@
 //! `coordctl up`: the whole system on one machine, as separate processes: nats-server
 //! with JetStream in a local data folder, the three command services, the projector
 //! and the gateway. Loads the reference scenario into an empty log, prints the gateway
-//! URL and the province summary, and stops everything cleanly on Ctrl-C. A second start
-//! finds the data and loads nothing.
+//! URL and the province summary, then supervises: a child that exits is restarted
+//! with a backoff (`crate::supervise`), and everything stops cleanly on Ctrl-C or when
+//! one child keeps failing. A second start finds the data and loads nothing.
 //!
 //! On first start it generates, owner-only under `<data-dir>/credentials/`, the token
 //! signing key and an operator token for the province and every unit, and the NATS
@@ -50,14 +51,59 @@ pub struct UpArgs {
     /// The hub's leaf-node port, with `--offices`.
     #[arg(long, default_value_t = 7422)]
     pub leaf_port: u16,
+    /// `strict`: every server fsyncs its store before acknowledging a write
+    /// (`sync_interval: always`); `default`: JetStream's fsync every 2 minutes (see
+    /// `coordctl::durability` for what each can lose).
+    #[arg(long, value_enum, default_value_t)]
+    pub durability: crate::durability::Durability,
+    /// Run this many nats-servers on loopback as one JetStream cluster, the log and
+    /// the idempotency bucket at as many replicas (client ports from --nats-port on).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub cluster: u8,
+    /// With --cluster: the first server's route port (the others take the next ones).
+    #[arg(long, default_value_t = 6222)]
+    pub cluster_port: u16,
+    /// With --cluster: the first server's monitoring port (`/jsz`, `/healthz`).
+    #[arg(long, default_value_t = 8222)]
+    pub monitor_port: u16,
+    /// Copies of the log and of the idempotency bucket (default: one per server; 1 on
+    /// a cluster shows what replicas buy, as the fault suite measures).
+    #[arg(long)]
+    pub log_replicas: Option<usize>,
+}
+
+/// How a child is started, kept to start it again.
+struct Spec {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
 }
 
 pub(crate) struct Process {
     name: String,
     child: Child,
+    spec: Spec,
 }
 
 impl Process {
+    /// Starts it again, as first started, appending to its log.
+    pub(crate) fn respawn(&mut self) -> anyhow::Result<()> {
+        self.child = start_child(&self.name, &self.spec, true)?;
+        Ok(())
+    }
+
+    /// Appends a line of the launcher's to the child's log.
+    pub(crate) fn note_in_log(&self, line: &str) {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.spec.log)
+        {
+            let _ = writeln!(f, "coordctl up: {line}");
+        }
+    }
+
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
@@ -138,9 +184,34 @@ pub(crate) fn spawn(
     env: &[(&str, String)],
     logs: &Path,
 ) -> anyhow::Result<Process> {
-    let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
+    let spec = Spec {
+        program: program.to_path_buf(),
+        args: args.to_vec(),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+        log: logs.join(format!("{name}.log")),
+    };
+    let child = start_child(name, &spec, false)?;
+    Ok(Process {
+        name: name.to_owned(),
+        child,
+        spec,
+    })
+}
+
+/// Starts `spec`'s program with its output in its log (appended on a restart, so the
+/// reason of the exit stays readable).
+fn start_child(name: &str, spec: &Spec, append: bool) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(&spec.log)?;
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -152,16 +223,9 @@ pub(crate) fn spawn(
         "RUST_LOG",
         std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
     );
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {name} ({})", program.display()))?;
-    Ok(Process {
-        name: name.to_owned(),
-        child,
-    })
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    cmd.spawn()
+        .with_context(|| format!("cannot start {name} ({})", spec.program.display()))
 }
 
 /// What to load into a log whose head is `head`: the file given, else the reference
@@ -202,30 +266,53 @@ pub(crate) async fn wait_ready(client: &Client, processes: &mut [Process]) -> an
     }
 }
 
-/// Creates (or finds) the log stream and the idempotency bucket as the NATS admin: the
-/// services' own users may not create streams.
-async fn create_log_stream(port: u16, creds: &NatsCredentials) -> anyhow::Result<()> {
-    let url = format!("nats://127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let client = loop {
-        match coord_service::server::password_options("admin", &creds.admin_password)
-            .connect(&url)
-            .await
-        {
-            Ok(client) => break client,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+/// Starts the nats-server(s) `args` asks for (`crate::cluster`) and creates the log
+/// stream and the idempotency bucket at one replica per server; returns the servers'
+/// URLs for the services.
+async fn start_nats(
+    args: &UpArgs,
+    creds: &NatsCredentials,
+    credentials: &Path,
+    logs: &Path,
+    processes: &mut Vec<Process>,
+) -> anyhow::Result<String> {
+    let nats_bin = find_nats_server()?;
+    let servers = crate::cluster::write_configs(args, creds, credentials)?;
+    for server in &servers {
+        let config = vec!["-c".to_owned(), server.config.display().to_string()];
+        processes.push(spawn(&server.name, &nats_bin, &config, &[], logs)?);
+    }
+    let urls = crate::cluster::urls(&servers);
+    let replicas = args
+        .log_replicas
+        .unwrap_or(servers.len())
+        .clamp(1, servers.len());
+    create_log_stream(&urls, creds, replicas).await?;
+    Ok(urls)
+}
+
+/// Creates (or finds) the log stream and the idempotency bucket as the NATS admin (the
+/// services' own users may not create streams), retrying while the servers start and,
+/// in a cluster, elect their leaders.
+async fn create_log_stream(
+    urls: &str,
+    creds: &NatsCredentials,
+    replicas: usize,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempt = async {
+            let client = crate::deploy::admin_connect(urls, &creds.admin_password).await?;
+            crate::deploy::create_log(client, replicas).await
+        };
+        match attempt.await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(e.context(format!("cannot create the log at {urls}")));
             }
-            Err(e) => anyhow::bail!("cannot connect to NATS at {url} as admin: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
-    };
-    coord_log::jetstream::JetStreamLog::open(client.clone(), Default::default())
-        .await
-        .context("cannot create the log stream")?;
-    create_idempotency_bucket(client.clone()).await?;
-    client.flush().await.ok();
-    Ok(())
+    }
 }
 
 /// Creates the bucket where command services claim idempotency keys (or brings it to
@@ -264,6 +351,10 @@ impl StopSignal {
 
 /// Starts everything and runs until Ctrl-C.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.cluster == 1 || args.offices.is_empty(),
+        "--cluster runs one site's servers as a cluster; it does not combine with --offices"
+    );
     if !args.offices.is_empty() {
         return crate::up_offices::up(args).await;
     }
@@ -279,35 +370,24 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let data = &args.data_dir;
     let logs = data.join("logs");
     std::fs::create_dir_all(&logs)?;
-    std::fs::create_dir_all(data.join("nats"))?;
-    let nats_bin = find_nats_server()?;
-    let nats_url = format!("nats://127.0.0.1:{}", args.nats_port);
     let credentials = data.join("credentials");
     let province = coord_domain::Province::from_toml_str(coord_domain::province::AN_GIANG_TOML)?;
     tokens::ensure_office_tokens(&credentials, &province, &tokens::all_offices(&province))?;
     tokens::ensure_admin_tokens(&credentials, &province, &[coord_domain::Office::Province])?;
     let token_key = tokens::signer(&credentials)?.public_key();
     let nats_creds = NatsCredentials::ensure(&credentials.join("nats"))?;
-    let nats_config = credentials.join("nats/nats-server.conf");
-    coord_auth::nats::write_config(
-        &nats_config,
-        &coord_auth::nats::single_server_config(
-            args.nats_port,
-            &data.join("nats"),
-            &nats_creds,
-            &LogSubjects::default(),
-        )?,
-    )?;
-
     let mut processes = Vec::new();
-    let nats_args: Vec<String> = vec!["-c".into(), nats_config.display().to_string()];
-    processes.push(spawn("nats-server", &nats_bin, &nats_args, &[], &logs)?);
-    if let Err(e) = create_log_stream(args.nats_port, &nats_creds).await {
-        processes[0].stop().await;
-        return Err(e);
-    }
+    let nats_url = match start_nats(&args, &nats_creds, &credentials, &logs, &mut processes).await {
+        Ok(url) => url,
+        Err(e) => {
+            for p in processes.iter_mut().rev() {
+                p.stop().await;
+            }
+            return Err(e);
+        }
+    };
     let common = vec![
-        ("COORD_NATS_URL", nats_url.clone()),
+        ("COORD_NATS_URL", nats_url),
         (
             "COORD_PROJECTOR_DB",
             data.join("projector.sqlite").display().to_string(),
@@ -384,18 +464,5 @@ async fn run_until_signal(
     println!("Nhật ký (logs): {}", logs.display());
     println!("Nhấn Ctrl-C để dừng (press Ctrl-C to stop).");
 
-    let watch_children = async {
-        loop {
-            for p in processes.iter_mut() {
-                if let Ok(Some(status)) = p.child.try_wait() {
-                    return (p.name.clone(), status);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    };
-    tokio::select! {
-        _ = stop.recv() => Ok(()),
-        (name, status) = watch_children => Err(anyhow::anyhow!("{name} stopped unexpectedly ({status}); see its log")),
-    }
+    crate::supervise::supervise(processes, stop, Default::default()).await
 }

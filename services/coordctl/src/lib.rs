@@ -8,10 +8,14 @@
 
 pub mod audit;
 pub mod client;
+pub mod cluster;
+pub mod deploy;
+pub mod durability;
 pub mod feed;
 pub mod launcher;
 pub mod offices;
 pub mod render;
+pub mod supervise;
 pub mod tokens;
 pub mod up_offices;
 
@@ -73,6 +77,9 @@ pub enum Command {
     /// Multi-office NATS: configurations, credentials and streams for a hub and offices.
     #[command(subcommand)]
     Offices(offices::OfficesCommand),
+    /// A deployment's secrets and streams (containers, a NATS cluster: deploy/production/).
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
     /// Bearer tokens: create one, or print the key that verifies them.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -178,6 +185,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => launcher::up(args).await,
         Command::Offices(command) => {
             println!("{}", offices::run(command).await?);
+            Ok(())
+        }
+        Command::Deploy(command) => {
+            println!("{}", deploy::run(command).await?);
             Ok(())
         }
         Command::Token(command) => {

@@ -52,6 +52,8 @@ use coord_audit::wire;
 use coord_auth::nats::{LogSubjects, NatsCredentials};
 use coord_auth::secret;
 use coord_domain::{LOG_SUBJECT_ROOT, Office, Sites};
+
+use crate::durability::Durability;
 use serde_json::{Value, json};
 
 /// The log stream's name on every server (each in its own JetStream domain).
@@ -158,6 +160,8 @@ pub struct Topology {
     pub offices: Vec<Site>,
     /// The hub's leaf-node port on 127.0.0.1.
     pub leaf_port: u16,
+    /// The durability of every server's store.
+    pub durability: Durability,
 }
 
 impl Topology {
@@ -262,8 +266,8 @@ fn users(t: &Topology, site: &Site, creds: &NatsCredentials) -> std::io::Result<
     Ok(auth["users"].as_array().cloned().unwrap_or_default())
 }
 
-fn server_config(site: &Site, users: Vec<Value>, leafnodes: Value) -> Value {
-    json!({
+fn server_config(t: &Topology, site: &Site, users: Vec<Value>, leafnodes: Value) -> Value {
+    let mut config = json!({
         "server_name": site.slug,
         "host": "127.0.0.1",
         "port": site.port,
@@ -273,7 +277,9 @@ fn server_config(site: &Site, users: Vec<Value>, leafnodes: Value) -> Value {
         },
         "leafnodes": leafnodes,
         "accounts": { ACCOUNT: { "jetstream": "enabled", "users": users } },
-    })
+    });
+    t.durability.apply(&mut config);
+    config
 }
 
 /// [`generate_for`] the embedded province (An Giang).
@@ -284,7 +290,14 @@ pub fn generate(
     leaf_port: u16,
 ) -> anyhow::Result<Topology> {
     let province = coord_domain::Province::from_toml_str(coord_domain::province::AN_GIANG_TOML)?;
-    generate_for(&province, dir, offices, ports, leaf_port)
+    generate_for(
+        &province,
+        dir,
+        offices,
+        ports,
+        leaf_port,
+        Durability::default(),
+    )
 }
 
 /// Writes configurations and credentials for the hub (client port `ports[0]`) and
@@ -297,6 +310,7 @@ pub fn generate_for(
     offices: &[Office],
     ports: &[u16],
     leaf_port: u16,
+    durability: Durability,
 ) -> anyhow::Result<Topology> {
     anyhow::ensure!(
         ports.len() == offices.len() + 1,
@@ -329,6 +343,7 @@ pub fn generate_for(
         hub,
         offices: sites,
         leaf_port,
+        durability,
     };
     write_hub(&topology)?;
     for office in &topology.offices {
@@ -416,7 +431,7 @@ fn write_hub(t: &Topology) -> anyhow::Result<()> {
         }));
     }
     let leaf = json!({ "host": "127.0.0.1", "port": t.leaf_port, "no_advertise": true });
-    coord_auth::nats::write_config(&t.hub.config_file(), &server_config(&t.hub, all, leaf))?;
+    coord_auth::nats::write_config(&t.hub.config_file(), &server_config(t, &t.hub, all, leaf))?;
     Ok(())
 }
 
@@ -431,11 +446,11 @@ fn write_office(t: &Topology, office: &Site) -> anyhow::Result<()> {
     let users = users(t, office, &creds)?;
     coord_auth::nats::write_config(
         &office.config_file(),
-        &server_config(office, users.clone(), linked),
+        &server_config(t, office, users.clone(), linked),
     )?;
     coord_auth::nats::write_config(
         &office.isolated_config_file(),
-        &server_config(office, users, json!({})),
+        &server_config(t, office, users, json!({})),
     )?;
     Ok(())
 }
@@ -581,6 +596,9 @@ pub struct OfficesArgs {
     /// The province file (default: the embedded An Giang file).
     #[arg(long, env = "COORD_PROVINCE_FILE")]
     pub province_file: Option<PathBuf>,
+    /// `strict`: every server fsyncs before acknowledging (`sync_interval: always`).
+    #[arg(long, value_enum, default_value_t)]
+    pub durability: Durability,
 }
 
 impl OfficesArgs {
@@ -599,7 +617,14 @@ impl OfficesArgs {
         let ports: Vec<u16> = (0..=offices.len())
             .map(|i| u16::try_from(i).map(|i| self.base_port + i))
             .collect::<Result<_, _>>()?;
-        generate_for(&province, &self.out, &offices, &ports, self.leaf_port)
+        generate_for(
+            &province,
+            &self.out,
+            &offices,
+            &ports,
+            self.leaf_port,
+            self.durability,
+        )
     }
 }
 
@@ -764,6 +789,35 @@ async fn create_if_missing(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strict_durability_reaches_every_generated_server_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let province =
+            coord_domain::Province::from_toml_str(coord_domain::province::AN_GIANG_TOML).unwrap();
+        let office = Office::from_slug("long-xuyen").unwrap();
+        let t = generate_for(
+            &province,
+            dir.path(),
+            &[office],
+            &[4222, 4223],
+            7422,
+            Durability::Strict,
+        )
+        .unwrap();
+        let read = |path: PathBuf| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        let office = &t.offices[0];
+        for config in [
+            t.hub.config_file(),
+            office.config_file(),
+            office.isolated_config_file(),
+        ] {
+            let config = read(config);
+            assert_eq!(config["jetstream"]["sync_interval"], "always", "{config}");
+        }
+    }
 
     #[test]
     fn each_sites_auditor_keeps_its_own_office_log_in_its_own_folder() {

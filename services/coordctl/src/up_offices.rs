@@ -75,6 +75,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         base_port: args.nats_port,
         leaf_port: args.leaf_port,
         province_file: None,
+        durability: args.durability,
     }
     .topology()?;
     let sites: Vec<_> = topology.sites().iter().map(|s| s.office()).collect();
@@ -169,20 +170,7 @@ async fn run_until_signal(
         println!("office {slug} {url}");
     }
     println!("Nhấn Ctrl-C để dừng (press Ctrl-C to stop).");
-    let watch_children = async {
-        loop {
-            for p in processes.iter_mut() {
-                if let Some(status) = p.exited() {
-                    return (p.name().to_owned(), status);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    };
-    tokio::select! {
-        _ = stop.recv() => Ok(()),
-        (name, status) = watch_children => Err(anyhow::anyhow!("{name} stopped unexpectedly ({status}); see its log")),
-    }
+    crate::supervise::supervise(processes, stop, Default::default()).await
 }
 
 /// How long a command may wait for what it refers to to reach its office.

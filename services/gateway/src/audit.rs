@@ -450,9 +450,14 @@ pub async fn export(
 #[utoipa::path(get, path = "/v1/audit/witness", tag = "audit",
     responses((status = 200, body = WitnessStatus), (status = 503, body = Problem)))]
 pub async fn witness(State(s): State<AppState>) -> Result<Json<WitnessStatus>, Problem> {
+    Ok(Json(witness_status(&s).await?))
+}
+
+/// This site's witness, as its auditor reports it (also read by `/metrics`).
+pub async fn witness_status(s: &AppState) -> Result<WitnessStatus, Problem> {
     let subject = wire::WITNESS_SUBJECT.to_owned();
     match ask::<_, QueryReply<WitnessStatus>>(&s.nats, subject, &(), s.request_timeout).await? {
-        QueryReply::Ok(v) => Ok(Json(v)),
+        QueryReply::Ok(v) => Ok(v),
         QueryReply::Error(e) => Err(e.into()),
     }
 }

@@ -1,4 +1,4 @@
-//! Who is calling: every route but `/healthz` and `/readyz` needs a bearer token signed
+//! Who is calling: every route but `/healthz`, `/readyz` and `/metrics` needs a bearer token signed
 //! with the operator's key ([`coord_auth::token`]) for an office this site hosts (403
 //! `office_not_hosted_here` otherwise, naming the site that hosts it). The token's
 //! office and actor are the only ones a command can carry; only an operator sends

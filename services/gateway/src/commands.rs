@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use coord_proto::{CommandReply, CommandRequest, Route, command_subject};
+use coord_proto::{Accepted, CommandReply, CommandRequest, Route, command_subject};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -87,7 +87,7 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
         .transpose()
 }
 
-/// Handles `POST` on one command route.
+/// Handles `POST` on one command route, counted and timed in the metrics.
 pub async fn handle(
     state: AppState,
     caller: Caller,
@@ -96,6 +96,48 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    let started = std::time::Instant::now();
+    let result = send(&state, caller, route, path_id, headers, body).await;
+    let outcome = match &result {
+        Ok(accepted) if accepted.duplicate => "duplicate".to_owned(),
+        Ok(_) => "accepted".to_owned(),
+        Err(problem) => kind_name(problem.kind),
+    };
+    let endpoint = format!("{}.{}", route.service, route.endpoint);
+    state.metrics.command(&endpoint, &outcome, started);
+    let accepted = result?;
+    let status = if !route.id_in_path && !accepted.duplicate {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, axum::Json(&accepted)).into_response();
+    response.headers_mut().insert(
+        "etag",
+        format!("\"{}\"", accepted.stream_version)
+            .parse()
+            .expect("valid"),
+    );
+    Ok(response)
+}
+
+/// An error kind's name, as the problem documents spell it (`rule_violation`).
+fn kind_name(kind: coord_proto::ErrorKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Checks and completes the command, and sends it to its service.
+async fn send(
+    state: &AppState,
+    caller: Caller,
+    route: &'static Route,
+    path_id: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Accepted, Problem> {
     authorize_command(&caller)?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         Problem::malformed("malformed_json", format!("the body is not valid JSON: {e}"))
@@ -144,21 +186,7 @@ pub async fn handle(
     };
     let subject = command_subject(route.service, route.endpoint);
     match ask::<_, CommandReply>(&state.nats, subject, &request, state.request_timeout).await? {
-        CommandReply::Accepted(accepted) => {
-            let status = if !route.id_in_path && !accepted.duplicate {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            let mut response = (status, axum::Json(&accepted)).into_response();
-            response.headers_mut().insert(
-                "etag",
-                format!("\"{}\"", accepted.stream_version)
-                    .parse()
-                    .expect("valid"),
-            );
-            Ok(response)
-        }
+        CommandReply::Accepted(accepted) => Ok(accepted),
         CommandReply::Error(e) => Err(e.into()),
     }
 }

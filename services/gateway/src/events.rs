@@ -99,6 +99,7 @@ pub async fn events(
     let Query(p) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
     let resume = last_event_id(&headers)?;
     let permit = s.streams.clone().try_acquire_owned().map_err(|_| {
+        s.metrics.sse_refused.inc();
         Problem::unavailable(
             "too_many_streams",
             "the gateway serves as many event streams as it is configured for; retry later",
@@ -110,6 +111,7 @@ pub async fn events(
         .subscribe(after)
         .await
         .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
+    s.metrics.sse_opened.inc();
     let shutdown = s.shutdown.clone().cancelled_owned();
     let stream = subscription
         .take_while(|item| {

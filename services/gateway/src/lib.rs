@@ -12,10 +12,12 @@ pub mod commands;
 pub mod events;
 pub mod feed;
 pub mod limits;
+pub mod metrics;
 pub mod nats;
 pub mod openapi;
 pub mod problem;
 pub mod queries;
+pub mod ready;
 pub mod records;
 pub mod sync;
 
@@ -99,6 +101,8 @@ pub struct AppState {
     pub hosting: coord_service::acting::Hosting,
     /// The JetStream stream of the log (for `/v1/sync`).
     pub log_stream: String,
+    /// What `/metrics` serves.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// The router with every route.
@@ -107,7 +111,8 @@ pub fn build_app(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
     let open = Router::new()
         .route("/healthz", get(queries::healthz))
-        .route("/readyz", get(queries::readyz));
+        .route("/readyz", get(ready::readyz))
+        .route("/metrics", get(metrics::metrics));
     Router::new()
         .merge(commands::router())
         .merge(audit::router())
@@ -155,6 +160,10 @@ pub fn build_app(state: AppState) -> Router {
             state.clone(),
             limits::guard,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -192,6 +201,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         tokens,
         hosting: config.service.hosting()?,
         log_stream: config.service.log_stream.clone(),
+        metrics: Arc::new(metrics::Metrics::new(config.max_streams)),
     })
 }
 

@@ -39,7 +39,8 @@ use crate::{analytics, events, feed, queries, records};
         queries::projector,
         queries::rebuild,
         queries::healthz,
-        queries::readyz,
+        crate::ready::readyz,
+        crate::metrics::metrics,
         events::events,
         feed::export_events,
         feed::export_read_model,
@@ -56,6 +57,8 @@ use crate::{analytics, events, feed, queries, records};
     ),
     components(schemas(
         Problem,
+        crate::ready::NotReady,
+        crate::ready::Down,
         Accepted,
         ErrorKind,
         ScheduleInspection,
@@ -107,7 +110,7 @@ fn json(schema: &str) -> utoipa::openapi::Content {
         .build()
 }
 
-/// Every route but `/healthz` and `/readyz` needs a bearer token (see `crate::auth`).
+/// Every route but `/healthz`, `/readyz` and `/metrics` needs a bearer token (see `crate::auth`).
 fn bearer_security(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::security::{
         HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,

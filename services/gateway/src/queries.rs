@@ -197,7 +197,7 @@ pub struct ProjectorStatus {
     pub lag: u64,
 }
 
-async fn log_head(s: &AppState) -> Result<u64, Problem> {
+pub(crate) async fn log_head(s: &AppState) -> Result<u64, Problem> {
     Ok(coord_log::EventLog::head(s.log.as_ref())
         .await
         .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?
@@ -297,63 +297,4 @@ pub async fn units(State(s): State<AppState>) -> Json<UnitsView> {
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
-}
-
-/// Readiness: NATS reachable, every command service answering, the projector not
-/// stalled (storage failure, replaced log) and within `ready_max_lag` commits of the
-/// log head.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
-pub async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
-    if s.nats.connection_state() != async_nats::connection::State::Connected {
-        return Err(Problem::unavailable(
-            "nats_unavailable",
-            "not connected to NATS",
-        ));
-    }
-    for service in ["inspection", "exchange", "discipline"] {
-        // The NATS service API answers `$SRV.PING.<name>` from every running instance.
-        let ping = s.nats.send_request(
-            format!("$SRV.PING.{service}"),
-            async_nats::Request::new().timeout(Some(s.request_timeout)),
-        );
-        match tokio::time::timeout(s.request_timeout, ping).await {
-            Ok(Ok(_)) => {}
-            _ => {
-                return Err(Problem::unavailable(
-                    "service_unavailable",
-                    format!("the {service} command service does not answer"),
-                ));
-            }
-        }
-    }
-    let head = log_head(&s).await?;
-    let position: ProjectorPosition = query(&s, "position", QueryRequest::default()).await?;
-    if let Some(fault) = &position.fault {
-        return Err(Problem::unavailable(
-            &format!("projector_{}", fault.code),
-            format!(
-                "the projector is stalled at {} of {head} since {}: {}",
-                position.position, fault.since, fault.detail
-            ),
-        ));
-    }
-    let lag = head.saturating_sub(position.position);
-    if lag > s.ready_max_lag || position.rebuilding {
-        return Err(Problem::unavailable(
-            "projection_behind",
-            format!(
-                "the projector is at {} of {head} (lag {lag}, allowed {}){}",
-                position.position,
-                s.ready_max_lag,
-                if position.rebuilding {
-                    ", rebuilding"
-                } else {
-                    ""
-                }
-            ),
-        ));
-    }
-    Ok(Json(
-        serde_json::json!({ "status": "ready", "head": head, "position": position.position }),
-    ))
 }

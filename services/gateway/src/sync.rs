@@ -80,6 +80,11 @@ fn source_subjects(info: &async_nats::jetstream::stream::SourceInfo) -> Vec<Stri
 #[utoipa::path(get, path = "/v1/sync", tag = "operations",
     responses((status = 200, body = SyncStatus), (status = 503, body = Problem)))]
 pub async fn sync(State(s): State<AppState>) -> Result<Json<SyncStatus>, Problem> {
+    Ok(Json(status(&s).await?))
+}
+
+/// This office's log and how it hears from each source (also read by `/metrics`).
+pub async fn status(s: &AppState) -> Result<SyncStatus, Problem> {
     let js = async_nats::jetstream::new(s.nats.clone());
     let mut stream = js.get_stream(&s.log_stream).await.map_err(unavailable)?;
     let info = stream.info().await.map_err(unavailable)?.clone();
@@ -102,11 +107,11 @@ pub async fn sync(State(s): State<AppState>) -> Result<Json<SyncStatus>, Problem
             last_position,
         });
     }
-    Ok(Json(SyncStatus {
+    Ok(SyncStatus {
         head: info.state.last_sequence,
         link_down_after_ms: u64::try_from(LINK_DOWN_AFTER.as_millis()).unwrap_or(u64::MAX),
         sources,
-    }))
+    })
 }
 
 #[cfg(test)]

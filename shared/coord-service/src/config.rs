@@ -30,7 +30,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServiceConfig {
-    /// NATS server URL.
+    /// NATS server URL; the servers of a cluster separated by commas.
     #[arg(long, env = "COORD_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// This process's NATS credentials: a file holding its nkey seed (`SU…`, as

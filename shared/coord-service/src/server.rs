@@ -28,7 +28,8 @@ async fn options(
     creds: Option<&std::path::Path>,
 ) -> anyhow::Result<async_nats::ConnectOptions> {
     let Some(path) = creds else {
-        let address: async_nats::ServerAddr = url.parse()?;
+        let first = servers(url).into_iter().next().unwrap_or_default();
+        let address: async_nats::ServerAddr = first.parse()?;
         return Ok(match (address.username(), address.password()) {
             (Some(user), Some(password)) => password_options(user, password),
             _ => async_nats::ConnectOptions::new(),
@@ -73,6 +74,15 @@ fn creds_file_seed(text: &str) -> Option<&str> {
     lines.find(|l| !l.is_empty())
 }
 
+/// The servers of `url`: one URL, or several separated by commas (the servers of one
+/// cluster; the client also learns the others from the server it reaches).
+fn servers(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// Connects to NATS with `creds` (see [`crate::ServiceConfig::nats_creds`]), retrying
 /// for a while so that services can start before the server. A refused credential is
 /// not retried.
@@ -84,7 +94,12 @@ pub async fn connect(
     let mut delay = Duration::from_millis(100);
     let mut last_error = None;
     for _ in 0..40 {
-        match options(url, creds).await?.name(name).connect(url).await {
+        match options(url, creds)
+            .await?
+            .name(name)
+            .connect(servers(url))
+            .await
+        {
             Ok(client) => return Ok(client),
             Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {
                 anyhow::bail!("NATS at {url} refused the credentials of {name}: {e}");

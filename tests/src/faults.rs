@@ -1,0 +1,261 @@
+//! The fault suite's independent client and its checks: a few workers send
+//! `POST /v1/inspections` to a gateway, each command under a UUID idempotency key (the
+//! command id), retried with the same key until acknowledged; every acknowledged id is
+//! recorded with its time. After the fault, [`verify`] reads the whole log as the NATS
+//! admin and the read model, and reports acknowledged, found, lost (acknowledged, not
+//! in the log), doubled (in the log more than once), the read model's count, and the
+//! recovery time (from the fault to the first acknowledgement after it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// What the client saw.
+#[derive(Debug, Default)]
+pub struct Acks {
+    /// Acknowledged command ids, when the acknowledged attempt was sent, and when its
+    /// acknowledgement arrived.
+    pub acked: Vec<(Uuid, Instant, Instant)>,
+    /// Requests that failed and were retried with the same key.
+    pub retries: u64,
+    /// Commands still unacknowledged when the client gave up on them.
+    pub abandoned: u64,
+    /// Every key each command was sent under (one, unless retries change the key).
+    pub keys: Vec<Vec<Uuid>>,
+}
+
+/// A running load; [`Load::stop`] ends it and returns what it saw.
+pub struct Load {
+    acks: Arc<Mutex<Acks>>,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+const WORKERS: usize = 4;
+/// How long the client waits for one answer before it sends the command again (same
+/// key): shorter than the gateway's 10 s deadline, as an impatient client would.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one command is retried (same key) before the client gives up on it.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
+fn body(key: Uuid) -> serde_json::Value {
+    serde_json::json!({"term": "2020-2025", "unit": "tri-ton", "kind": "inspection",
+        "category": "compliance", "leading_body": "provincial_standing_committee",
+        "coordinating_body": "district_standing_committee:tri-ton",
+        "target": "district_police:tri-ton", "decision_ref": format!("QĐ {key} (giả định)"),
+        "decided_on": "2024-06-01", "planned_start": "2024-06-10", "planned_end": "2024-06-20"})
+}
+
+impl Load {
+    /// Starts the workers against the gateway at `base` with the province's `token`.
+    pub fn start(base: &str, token: &str) -> Self {
+        Self::with_workers(base, token, WORKERS)
+    }
+
+    /// [`Load::start`] with `workers` commands under way at once.
+    pub fn with_workers(base: &str, token: &str, workers: usize) -> Self {
+        let acks = Arc::new(Mutex::new(Acks::default()));
+        let stop = CancellationToken::new();
+        let http = reqwest::Client::builder()
+            .timeout(CLIENT_TIMEOUT)
+            .build()
+            .unwrap();
+        let tasks = (0..workers)
+            .map(|_| {
+                let (acks, stop, http) = (acks.clone(), stop.clone(), http.clone());
+                let (url, token) = (format!("{base}/v1/inspections"), token.to_owned());
+                tokio::spawn(async move {
+                    while !stop.is_cancelled() {
+                        send_until_acked(&http, &url, &token, &acks).await;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+            })
+            .collect();
+        Self { acks, stop, tasks }
+    }
+
+    /// Acknowledgements so far.
+    pub fn acked(&self) -> usize {
+        self.acks.lock().unwrap().acked.len()
+    }
+
+    /// Waits (at most `within`) for the acknowledgement of an attempt sent after
+    /// `since` (not one already on its way back); its time.
+    pub async fn first_ack_after(&self, since: Instant, within: Duration) -> Option<Instant> {
+        let deadline = since + within;
+        while Instant::now() < deadline {
+            let first = {
+                let acks = self.acks.lock().unwrap();
+                acks.acked
+                    .iter()
+                    .filter(|(_, sent, _)| *sent > since)
+                    .map(|(_, _, acked)| *acked)
+                    .min()
+            };
+            if first.is_some() {
+                return first;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// Stops sending new commands, lets the ones under way finish, returns what it saw.
+    pub async fn stop(self) -> Acks {
+        self.stop.cancel();
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        std::mem::take(&mut *self.acks.lock().unwrap())
+    }
+}
+
+/// One new command, sent under one key until acknowledged (or given up on).
+async fn send_until_acked(http: &reqwest::Client, url: &str, token: &str, acks: &Mutex<Acks>) {
+    let key = Uuid::now_v7();
+    let tried = vec![key];
+    let started = Instant::now();
+    while started.elapsed() < GIVE_UP_AFTER {
+        let sent_at = Instant::now();
+        let sent = http
+            .post(url)
+            .bearer_auth(token)
+            .header("Idempotency-Key", key.to_string())
+            .json(&body(key))
+            .send()
+            .await;
+        match sent.map(|r| r.status().as_u16()) {
+            Ok(200 | 201) => {
+                let mut acks = acks.lock().unwrap();
+                acks.acked.push((key, sent_at, Instant::now()));
+                acks.keys.push(tried);
+                return;
+            }
+            Ok(status) if status < 500 && status != 429 => {
+                panic!("command {key} refused with {status}: the load must be valid")
+            }
+            _ => {
+                acks.lock().unwrap().retries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let mut acks = acks.lock().unwrap();
+    acks.abandoned += 1;
+    acks.keys.push(tried);
+}
+
+/// The figures of one fault case.
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    pub acknowledged: usize,
+    /// Acknowledged ids found in the log.
+    pub found: usize,
+    pub lost: usize,
+    /// Commands in the log more than once: a command id stored twice, or a command
+    /// whose several keys (a retry under a new key) are each in the log.
+    pub doubled: usize,
+    /// Distinct command ids in the log (acknowledged or not).
+    pub in_log: usize,
+    /// What the read model counts (inspections scheduled).
+    pub read_model: u64,
+    pub retries: u64,
+    pub abandoned: u64,
+    /// From each fault to the first acknowledgement after it, in ms.
+    pub recovery_ms: Vec<u64>,
+}
+
+/// How many times each command id is in the log (as the causation of its events).
+pub async fn log_command_ids(nats_urls: &str, admin_password: &str) -> HashMap<Uuid, usize> {
+    let servers: Vec<&str> = nats_urls.split(',').collect();
+    let client =
+        async_nats::ConnectOptions::with_user_and_password("admin".into(), admin_password.into())
+            .connect(servers)
+            .await
+            .expect("the NATS admin connects");
+    log_command_ids_with(client).await
+}
+
+/// [`log_command_ids`] over a connected admin `client`.
+pub async fn log_command_ids_with(client: async_nats::Client) -> HashMap<Uuid, usize> {
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream("COORD_LOG").await.expect("the log stream");
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut ids = HashMap::new();
+    for seq in 1..=last {
+        let message = stream
+            .get_raw_message(seq)
+            .await
+            .expect("every commit is readable");
+        let events = coord_log::jetstream::decode_commit(&message.payload, seq).unwrap();
+        if let Some(first) = events.first() {
+            *ids.entry(first.causation_id).or_insert(0) += 1;
+        }
+    }
+    ids
+}
+
+/// The read model's count once it has caught up with the log at the gateway `base`.
+pub async fn read_model_count(base: &str, token: &str) -> u64 {
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        let token = token.to_owned();
+        async move {
+            let r = http.get(path).bearer_auth(token).send().await.ok()?;
+            r.json::<serde_json::Value>().await.ok()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(p) = get(format!("{base}/v1/projector")).await
+            && p["lag"] == 0
+            && let Some(head) = p["head"].as_u64()
+            && let Some(s) = get(format!("{base}/v1/status/province?min_position={head}")).await
+            && let Some(n) = s["inspections"]["scheduled"].as_u64()
+        {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the read model did not catch up in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Compares what the client saw with the log and the read model.
+pub fn figures(
+    acks: &Acks,
+    log: &HashMap<Uuid, usize>,
+    read_model: u64,
+    recovery: Vec<u64>,
+) -> Figures {
+    let found = acks
+        .acked
+        .iter()
+        .filter(|(id, _, _)| log.contains_key(id))
+        .count();
+    Figures {
+        acknowledged: acks.acked.len(),
+        found,
+        lost: acks.acked.len() - found,
+        doubled: log.values().filter(|n| **n > 1).count()
+            + acks
+                .keys
+                .iter()
+                .filter(|keys| keys.iter().filter(|k| log.contains_key(k)).count() > 1)
+                .count(),
+        in_log: log.len(),
+        read_model,
+        retries: acks.retries,
+        abandoned: acks.abandoned,
+        recovery_ms: recovery,
+    }
+}
