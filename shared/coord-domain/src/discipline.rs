@@ -2063,33 +2063,34 @@ mod tests {
         given_rules_refs_when::<DisciplineCase>(rules, &known, &history, to_reprimand)
     }
 
-    // A form put in place on appeal is checked against its own period. Counted to the
-    // decision under appeal: the period is not counted again when a superior decides the
-    // form again (Hướng dẫn 06-HD/UBKTTW on Quy định 07-QĐi/TW art. 5.2); counted to the
-    // resolution where the rules say so instead.
+    // A form put in place on appeal is checked against its own period, on the
+    // resolution's date (issue 16); counted to the decision under appeal where the
+    // rules say so instead (Hướng dẫn 06-HD/UBKTTW on Quy định 07-QĐi/TW art. 5.2).
     #[test]
     fn a_form_changed_on_appeal_is_checked_against_its_own_period_hd06_art5_2() {
         let shipped = Rulebook::standard();
         // The reprimand's five years from 2018-01-15 ended before the decision: refused.
         let err = reprimand_on_appeal(shipped, "2018-01-15", &[]).unwrap_err();
         assert_eq!(err.code(), "limitation_period_expired");
-        assert!(err.to_string().contains("before 2023-02-01"), "{err}");
         // ... unless a new violation of the member's restarted it.
         let me = member(Membership::Full, true);
         let restarted = other_case(me, "an-phu", "2020-01-01", "2023-01-05", &[]);
         assert!(reprimand_on_appeal(shipped, "2018-01-15", &restarted).is_ok());
         // From 2018-02-15 they end on 2023-02-15: after the decision, before the
-        // resolution. Not counted again: in time.
-        assert!(reprimand_on_appeal(shipped, "2018-02-15", &[]).is_ok());
-        // Under rules that count a changed form to the resolution's date: too late.
-        let to_resolution = Rulebook::from_toml_str(
-            &crate::rulebook::PARTY_RULES_TOML
-                .replace("counted_to = \"decision\"", "counted_to = \"resolution\""),
-        )
-        .unwrap();
-        let err = reprimand_on_appeal(&to_resolution, "2018-02-15", &[]).unwrap_err();
+        // resolution: too late on the resolution's date.
+        let err = reprimand_on_appeal(shipped, "2018-02-15", &[]).unwrap_err();
         assert_eq!(err.code(), "limitation_period_expired");
         assert!(err.to_string().contains("before 2023-03-15"), "{err}");
+        // Under rules that count a changed form to the decision (not counted again): in
+        // time.
+        let to_decision = Rulebook::from_toml_str(
+            &crate::rulebook::PARTY_RULES_TOML
+                .replace("counted_to = \"resolution\"", "counted_to = \"decision\""),
+        )
+        .unwrap();
+        assert!(reprimand_on_appeal(&to_decision, "2018-02-15", &[]).is_ok());
+        let err = reprimand_on_appeal(&to_decision, "2018-01-15", &[]).unwrap_err();
+        assert!(err.to_string().contains("before 2023-02-01"), "{err}");
     }
 
     // ---- the Secretariat ----

@@ -818,7 +818,7 @@ mod tests {
             b.limitation_on(d("2023-01-01"))
                 .unwrap()
                 .changed_form_counted_to(),
-            CountedTo::Decision
+            CountedTo::Resolution
         );
         assert_eq!(
             custom.limitation[0].changed_form_counted_to(),
