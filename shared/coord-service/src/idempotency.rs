@@ -162,8 +162,10 @@ impl JetStreamKeys {
     async fn ensure_on(js: &jetstream::Context, bucket: &str) -> Result<Self, KeyStoreError> {
         let unavailable =
             |e: &dyn std::fmt::Display| KeyStoreError::Unavailable(format!("bucket {bucket}: {e}"));
-        let config = bucket_stream(bucket);
-        if js.get_stream(&config.name).await.is_ok() {
+        let mut config = bucket_stream(bucket);
+        if let Ok(existing) = js.get_stream(&config.name).await {
+            // Its replicas stay as the admin made them (a cluster's are several).
+            config.num_replicas = existing.cached_info().config.num_replicas;
             js.update_stream(config)
                 .await
                 .map_err(|e| unavailable(&e))?;
