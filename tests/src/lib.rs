@@ -530,6 +530,34 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// Appends `n` valid inspections (one new stream each) as the NATS admin, by four
+    /// writers at once: a log of a given size for the tests that need one.
+    pub async fn fill_inspections(&self, n: usize) {
+        let client = self.nats.admin_client().await;
+        let log = std::sync::Arc::new(
+            coord_log::jetstream::JetStreamLog::open(client, Default::default())
+                .await
+                .unwrap(),
+        );
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    use coord_log::EventLog;
+                    for i in (w..n).step_by(4) {
+                        let (stream, event) = inspection_scheduled(i);
+                        log.append(&stream, coord_log::ExpectedVersion::NoStream, vec![event])
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+    }
+
     pub fn start() -> Self {
         let nats = NatsServer::start();
         let data = tempfile::tempdir().expect("a temporary data folder");
@@ -709,6 +737,19 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The size of the latest checkpoint the gateway at `base` serves (0 while its auditor
+/// does not answer).
+pub async fn checkpoint_size(http: &reqwest::Client, base: &str) -> u64 {
+    let Ok(r) = http.get(format!("{base}/v1/audit/checkpoint")).send().await else {
+        return 0;
+    };
+    let text = r.text().await.unwrap_or_default();
+    coord_audit::note::Note::parse(&text)
+        .ok()
+        .and_then(|n| coord_audit::Checkpoint::parse(&n.text).ok())
+        .map_or(0, |c| c.size)
 }
 
 /// The log's head commit as the gateway reports it (`GET /v1/projector`): tests compare

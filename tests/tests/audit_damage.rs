@@ -9,7 +9,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coord_audit::Checkpoint;
 use coord_audit::wire::{AuditPage, LogDamage};
 use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
 use coord_log::{EventLog, ExpectedVersion};
@@ -27,17 +26,6 @@ fn auditor(stack: &Stack, dir: &str) -> ServiceProcess {
             ("COORD_AUDIT_CHECKPOINT_MS", "200"),
         ],
     )
-}
-
-async fn signed_size(http: &reqwest::Client, base: &str) -> u64 {
-    let Ok(r) = http.get(format!("{base}/v1/audit/checkpoint")).send().await else {
-        return 0;
-    };
-    let text = r.text().await.unwrap_or_default();
-    coord_audit::note::Note::parse(&text)
-        .ok()
-        .and_then(|n| Checkpoint::parse(&n.text).ok())
-        .map_or(0, |c| c.size)
 }
 
 /// Flips one byte of the stored message holding `needle` (in a `.blk` file of the log).
@@ -87,7 +75,7 @@ async fn a_message_gone_from_the_log_is_an_alarm_at_the_auditor_and_named_by_ver
             .unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while signed_size(&http, &base).await < EVENTS as u64 {
+    while tests::checkpoint_size(&http, &base).await < EVENTS as u64 {
         assert!(Instant::now() < deadline, "never signed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

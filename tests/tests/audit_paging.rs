@@ -8,44 +8,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coord_audit::wire::{CheckpointPage, OfficeKey};
 use coord_audit::{Checkpoint, Signer, Tree};
-use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
-use coord_log::{EventLog, ExpectedVersion};
 use serde_json::Value;
 use tests::{ServiceProcess, Stack, workspace_bin};
 
 /// Events in the log, so as many tree sizes to sign.
 const EVENTS: usize = 10_050;
-
-/// Appends `n` valid inspections by four writers at once.
-async fn fill(stack: &Stack, n: usize) {
-    let nats = stack.nats.admin_client().await;
-    let log = Arc::new(
-        JetStreamLog::open(nats, JetStreamConfig::default())
-            .await
-            .unwrap(),
-    );
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let log = log.clone();
-            tokio::spawn(async move {
-                for i in (w..n).step_by(4) {
-                    let (stream, event) = tests::inspection_scheduled(i);
-                    log.append(&stream, ExpectedVersion::NoStream, vec![event])
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.await.unwrap();
-    }
-}
 
 fn auditor(stack: &Stack, dir: &str, keep_all_hours: &str) -> ServiceProcess {
     stack.spawn(
@@ -58,22 +29,10 @@ fn auditor(stack: &Stack, dir: &str, keep_all_hours: &str) -> ServiceProcess {
     )
 }
 
-/// The latest checkpoint's size (0 while the auditor does not answer).
-async fn latest_size(http: &reqwest::Client, base: &str) -> u64 {
-    let Ok(r) = http.get(format!("{base}/v1/audit/checkpoint")).send().await else {
-        return 0;
-    };
-    let text = r.text().await.unwrap_or_default();
-    coord_audit::note::Note::parse(&text)
-        .ok()
-        .and_then(|n| Checkpoint::parse(&n.text).ok())
-        .map_or(0, |c| c.size)
-}
-
 /// Waits (at most 60 s) until the auditor serves a checkpoint of `size` leaves.
 async fn wait_signed(http: &reqwest::Client, base: &str, size: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while latest_size(http, base).await < size {
+    while tests::checkpoint_size(http, base).await < size {
         assert!(Instant::now() < deadline, "no checkpoint of {size} leaves");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -201,7 +160,7 @@ async fn ten_thousand_checkpoints_are_listed_and_exported_in_bounded_pages_then_
     let http = stack.http_with(&reader);
 
     // Given a log of 10,050 events, every tree size signed, one a minute over a week.
-    fill(&stack, EVENTS).await;
+    stack.fill_inspections(EVENTS).await;
     wait_signed(&http, &base, EVENTS as u64).await;
     assert!(stack.process("auditor").terminate());
     let seeded = seed(&dir);

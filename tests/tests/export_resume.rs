@@ -10,40 +10,12 @@
 
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
-use coord_log::{EventLog, ExpectedVersion};
 use serde_json::Value;
 use tests::{Stack, workspace_bin};
 
 const EVENTS: usize = 20_000;
-
-async fn fill(stack: &Stack, n: usize) {
-    let nats = stack.nats.admin_client().await;
-    let log = Arc::new(
-        JetStreamLog::open(nats, JetStreamConfig::default())
-            .await
-            .unwrap(),
-    );
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let log = log.clone();
-            tokio::spawn(async move {
-                for i in (w..n).step_by(4) {
-                    let (stream, event) = tests::inspection_scheduled(i);
-                    log.append(&stream, ExpectedVersion::NoStream, vec![event])
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.await.unwrap();
-    }
-}
 
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
@@ -58,7 +30,7 @@ fn signal(pid: u32, sig: &str) {
 async fn an_export_cut_short_is_seen_as_incomplete_and_resumed_without_a_gap() {
     let mut stack = Stack::start();
     stack.wait_ready().await;
-    fill(&stack, EVENTS).await;
+    stack.fill_inspections(EVENTS).await;
     let file = stack.data.path().join("events.ndjson");
 
     // Given coordctl exporting the whole log, paused once the first bytes arrived.
