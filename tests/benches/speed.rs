@@ -5,8 +5,16 @@
 //!   (`Nats-Expected-Last-Subject-Sequence`) over 1,000 subjects, 64 in flight;
 //! - commands over NATS to one inspection service: schedule → start → conclude for
 //!   `SPEED_INSPECTIONS` inspections, 64 in flight; and the sequential round trip;
+//! - the same over HTTP through the gateway (a province operator's token);
+//! - command → read-model delay: a new inspection every millisecond (1,000/s), each
+//!   timed from sending until the projector answers a query at its position;
 //! - baseline: one ordered consumer reading the whole log and decoding every commit;
-//! - the projector replaying that log from scratch (events/s, peak RSS).
+//! - the projector replaying that log from scratch (events/s, peak RSS), then started
+//!   again on its database: the cold start to ready on that log.
+//!
+//! The whole system runs (the command services, projector and gateway of
+//! [`tests::Stack`]) while commands are measured; its projector is stopped before the
+//! log is filled for the replay, which a projector of its own then reads.
 //!
 //! Run (release, the services too):
 //! `cargo build --release --workspace --bins && cargo bench -p tests --bench speed`.
@@ -25,7 +33,7 @@ use coord_proto::read::{ProjectorPosition, QueryReply, QueryRequest, query_subje
 use coord_proto::{CommandReply, command_subject};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tests::{NatsServer, ServiceProcess, request};
+use tests::{NatsServer, ServiceProcess, Stack, request};
 use uuid::Uuid;
 
 const IN_FLIGHT: usize = 64;
@@ -155,6 +163,113 @@ async fn commands_over_nats(client: &async_nats::Client, inspections: usize) -> 
     (inspections * 3) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The HTTP body and path of one step of an inspection's life.
+fn http_step(base: &str, step: usize, id: Uuid, unit: &str) -> (String, Value) {
+    match step {
+        0 => (format!("{base}/v1/inspections"), schedule(id, unit)),
+        1 => (
+            format!("{base}/v1/inspections/{id}/start"),
+            json!({"started_on": "2024-02-01"}),
+        ),
+        _ => (
+            format!("{base}/v1/inspections/{id}/conclude"),
+            json!({"concluded_on": "2024-02-20", "outcome": "no_violation",
+                "summary": "Không có vi phạm", "conclusion_ref": "KL (giả định)"}),
+        ),
+    }
+}
+
+/// `inspections` lifecycles over HTTP, `IN_FLIGHT` at a time: commands per second.
+async fn commands_over_http(base: &str, http: &reqwest::Client, inspections: usize) -> f64 {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let (http, next, base) = (http.clone(), next.clone(), base.to_owned());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= inspections {
+                    return;
+                }
+                let id = Uuid::now_v7();
+                for step in 0..3 {
+                    let (url, body) = http_step(&base, step, id, ["an-phu", "tri-ton"][n % 2]);
+                    let r = http
+                        .post(url)
+                        .header("idempotency-key", Uuid::now_v7().to_string())
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success(), "{:?}", r.text().await);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (inspections * 3) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Sends a new inspection every millisecond for `seconds` (open loop: a slow answer
+/// does not slow the sending) and times each from sending until the projector answers
+/// a query made at its commit's position: the delay until a reader sees it.
+async fn read_model_delay(client: &async_nats::Client, seconds: u64) -> Value {
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    let end = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < end {
+        ticks.tick().await;
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let start = Instant::now();
+            let body = serde_json::to_vec(&request(schedule(Uuid::now_v7(), "chau-doc"))).unwrap();
+            let msg = client
+                .request(command_subject("inspection", "schedule"), body.into())
+                .await
+                .unwrap();
+            let CommandReply::Accepted(accepted) = serde_json::from_slice(&msg.payload).unwrap()
+            else {
+                panic!("a new inspection is accepted");
+            };
+            let command = start.elapsed();
+            let query = QueryRequest {
+                min_position: Some(accepted.position),
+                wait_ms: Some(10_000),
+                ..Default::default()
+            };
+            let q = serde_json::to_vec(&query).unwrap();
+            let msg = client
+                .request(query_subject("position"), q.into())
+                .await
+                .unwrap();
+            let reply: QueryReply<ProjectorPosition> =
+                serde_json::from_slice(&msg.payload).unwrap();
+            assert!(
+                matches!(reply, QueryReply::Ok(_)),
+                "the projector caught up"
+            );
+            (command, start.elapsed())
+        }));
+    }
+    let sent = tasks.len();
+    let mut commands = Vec::new();
+    let mut delays = Vec::new();
+    for t in tasks {
+        let (command, delay) = t.await.unwrap();
+        commands.push(command);
+        delays.push(delay);
+    }
+    commands.sort();
+    delays.sort();
+    json!({"commands": sent, "rate_per_s": sent as f64 / seconds as f64,
+        "command_p50_ms": percentile(&commands, 0.5), "command_p99_ms": percentile(&commands, 0.99),
+        "read_model_p50_ms": percentile(&delays, 0.5), "read_model_p99_ms": percentile(&delays, 0.99)})
+}
+
 /// Publishes `n` valid one-event commits (each a new inspection of the province) raw,
 /// pipelined: the log a replay reads.
 async fn fill(js: &jetstream::Context, n: usize) {
@@ -187,10 +302,14 @@ async fn fill(js: &jetstream::Context, n: usize) {
 }
 
 /// One ordered consumer reading the whole log and decoding every commit.
-async fn raw_read_decode(js: &jetstream::Context, head: u64) -> f64 {
+async fn raw_read_decode(js: &jetstream::Context, head: u64) -> (usize, f64) {
     let stream = js.get_stream("COORD_LOG").await.unwrap();
+    // The log's commits, as the projector reads them (not the idempotency claims).
     let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig::default())
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: "coord.log.>".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let mut messages = consumer.messages().await.unwrap();
@@ -206,7 +325,7 @@ async fn raw_read_decode(js: &jetstream::Context, head: u64) -> f64 {
             break;
         }
     }
-    events as f64 / start.elapsed().as_secs_f64()
+    (events, events as f64 / start.elapsed().as_secs_f64())
 }
 
 async fn log_state(js: &jetstream::Context) -> jetstream::stream::State {
@@ -214,13 +333,16 @@ async fn log_state(js: &jetstream::Context) -> jetstream::stream::State {
     stream.info().await.unwrap().state.clone()
 }
 
-/// The projector replaying the whole log into a new database: events/s, peak RSS.
-async fn replay(nats: &NatsServer, client: &async_nats::Client, head: u64, events: u64) -> Value {
-    let db = tempfile::tempdir().unwrap();
-    let db_path = db.path().join("speed.sqlite").display().to_string();
+/// Starts a projector on database `db_path` and waits until it has applied `head`:
+/// the time that took, its dead letters, and the process.
+async fn projector_at_head(
+    nats: &NatsServer,
+    client: &async_nats::Client,
+    db_path: &str,
+    head: u64,
+) -> (f64, u64, ServiceProcess) {
     let start = Instant::now();
-    let projector =
-        ServiceProcess::start_on(nats, "projector", &[("COORD_PROJECTOR_DB", &db_path)]);
+    let projector = ServiceProcess::start_on(nats, "projector", &[("COORD_PROJECTOR_DB", db_path)]);
     let dead_letters = loop {
         let q = serde_json::to_vec(&QueryRequest::default()).unwrap();
         if let Ok(Ok(msg)) = tokio::time::timeout(
@@ -240,27 +362,37 @@ async fn replay(nats: &NatsServer, client: &async_nats::Client, head: u64, event
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let seconds = start.elapsed().as_secs_f64();
+    (start.elapsed().as_secs_f64(), dead_letters, projector)
+}
+
+/// The projector replaying the whole log into a new database (events/s, peak RSS),
+/// then started again on that database (cold start to ready).
+async fn replay(nats: &NatsServer, client: &async_nats::Client, head: u64, events: usize) -> Value {
+    let db = tempfile::tempdir().unwrap();
+    let db_path = db.path().join("speed.sqlite").display().to_string();
+    let (seconds, dead_letters, mut projector) =
+        projector_at_head(nats, client, &db_path, head).await;
+    let peak = tests::peak_rss_kib(projector.pid()).map(|k| k / 1024);
+    projector.terminate();
+    let (cold_start, _, _again) = projector_at_head(nats, client, &db_path, head).await;
     json!({"events": events, "dead_letters": dead_letters, "seconds": seconds,
-        "events_per_s": (events as f64 / seconds).round(),
-        "peak_rss_mib": tests::peak_rss_kib(projector.pid()).map(|k| k / 1024)})
+        "events_per_s": (events as f64 / seconds).round(), "peak_rss_mib": peak,
+        "cold_start_to_ready_s": cold_start})
 }
 
 #[tokio::main]
 async fn main() {
     let inspections = env_size("SPEED_INSPECTIONS", 10_000);
     let replay_events = env_size("SPEED_REPLAY_EVENTS", 1_000_000);
-    let nats = NatsServer::start();
-    let client = nats.admin_client().await;
+    let delay_seconds = env_size("SPEED_DELAY_SECONDS", 10) as u64;
+    let mut stack = Stack::start();
+    stack.wait_ready().await;
+    let client = stack.nats.admin_client().await;
     let js = jetstream::new(client.clone());
 
     let raw_occ = raw_occ_publishes(&js, inspections * 3).await;
     println!("raw OCC publish: {raw_occ:.0}/s");
 
-    let _service = ServiceProcess::start_on(&nats, "inspection", &[]);
-    // Once the service answers (send_command waits for it), the log exists.
-    let first = schedule(Uuid::now_v7(), "an-phu");
-    tests::send_command(&client, "inspection", "schedule", &request(first)).await;
     let mut sequential = Vec::new();
     for n in 0..300 {
         let id = Uuid::now_v7();
@@ -276,14 +408,19 @@ async fn main() {
     sequential.sort();
     let commands = commands_over_nats(&client, inspections).await;
     println!("commands over NATS: {commands:.0}/s");
+    let http = commands_over_http(&stack.gateway_url, &stack.http(), inspections).await;
+    println!("commands over HTTP: {http:.0}/s");
+    let delay = read_model_delay(&client, delay_seconds).await;
+    println!("command → read model at 1,000/s: {delay}");
+    // The replay below has a projector of its own.
+    stack.process("projector").terminate();
 
     let before = log_state(&js).await;
     fill(&js, replay_events.saturating_sub(before.messages as usize)).await;
-    let state = log_state(&js).await;
-    let (head, events) = (state.last_sequence, state.messages);
-    let read = raw_read_decode(&js, head).await;
+    let head = log_state(&js).await.last_sequence;
+    let (events, read) = raw_read_decode(&js, head).await;
     println!("raw ordered read + decode: {read:.0} events/s");
-    let projected = replay(&nats, &client, head, events).await;
+    let projected = replay(&stack.nats, &client, head, events).await;
     println!("projector replay: {projected}");
 
     let replay_rate = projected["events_per_s"].as_f64().unwrap_or(0.0);
@@ -294,6 +431,8 @@ async fn main() {
         "in_flight": IN_FLIGHT,
         "raw_occ_publish_per_s": raw_occ.round(),
         "commands_over_nats": { "inspections": inspections, "commands_per_s": commands.round(), "ratio_to_raw_occ": commands / raw_occ },
+        "commands_over_http": { "inspections": inspections, "commands_per_s": http.round(), "ratio_to_raw_occ": http / raw_occ },
+        "command_to_read_model": delay,
         "command_round_trip_sequential": { "commands": sequential.len(), "p50_ms": percentile(&sequential, 0.5), "p99_ms": percentile(&sequential, 0.99) },
         "raw_ordered_read_decode_events_per_s": read.round(),
         "projector_replay": projected,

@@ -821,3 +821,18 @@ pub fn inspection_scheduled(n: usize) -> (coord_log::StreamId, coord_log::NewEve
     };
     (coord_log::StreamId::new("inspection", id).unwrap(), new)
 }
+
+/// How many commits the log stream `stream` holds: its messages on `coord.log.>`, not
+/// the idempotency claims stored beside them.
+pub async fn log_commits(js: &async_nats::jetstream::Context, stream: &str) -> u64 {
+    use futures::TryStreamExt;
+    let stream = js.get_stream(stream).await.expect("the log stream");
+    let subjects = stream
+        .info_with_subjects("coord.log.>")
+        .await
+        .expect("the log's subjects");
+    subjects
+        .try_fold(0u64, |n, (_, count)| async move { Ok(n + count as u64) })
+        .await
+        .expect("the log's subjects")
+}

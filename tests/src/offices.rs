@@ -119,30 +119,14 @@ async fn append(log: &JetStreamLog, office: &str, n: usize) {
 /// How many commits `site`'s log holds (as its admin).
 pub async fn count(site: &Site) -> u64 {
     let client = offices::admin_client(site).await.unwrap();
-    async_nats::jetstream::new(client)
-        .get_stream(offices::STREAM)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .messages
+    crate::log_commits(&async_nats::jetstream::new(client), offices::STREAM).await
 }
 
 /// The event ids stored at `site` (as its admin).
 pub async fn event_ids(site: &Site) -> Vec<Uuid> {
     let client = offices::admin_client(site).await.unwrap();
     let js = async_nats::jetstream::new(client.clone());
-    let count = js
-        .get_stream(offices::STREAM)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .messages;
+    let count = crate::log_commits(&js, offices::STREAM).await;
     let log = JetStreamLog::open(client, JetStreamConfig::default())
         .await
         .unwrap();

@@ -101,6 +101,8 @@ pub struct AppState {
     pub hosting: coord_service::acting::Hosting,
     /// The JetStream stream of the log (for `/v1/sync`).
     pub log_stream: String,
+    /// The log's subject prefix (`coord.log`): its commits, not the claims beside them.
+    pub log_subject_prefix: String,
     /// What `/metrics` serves.
     pub metrics: Arc<metrics::Metrics>,
 }
@@ -201,6 +203,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         tokens,
         hosting: config.service.hosting()?,
         log_stream: config.service.log_stream.clone(),
+        log_subject_prefix: config.service.log_subject_prefix.clone(),
         metrics: Arc::new(metrics::Metrics::new(config.max_streams)),
     })
 }

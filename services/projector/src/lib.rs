@@ -7,6 +7,7 @@
 //! - [`analytics`]: counts by period and month, status as of a date.
 
 pub mod analytics;
+mod apply;
 pub mod queries;
 pub mod runner;
 pub mod store;

@@ -443,6 +443,9 @@ impl Projector {
             .await?;
         let commit = checkpoint.map(|p| p.commit).unwrap_or(0);
         tracing::debug!(applied, dead, position = commit, "batch applied");
+        // Advancing again: a storage failure or a failed rebuild (whose old read models
+        // stood) is over; said before the new position, which a waiter may act on.
+        self.clear_fault(&[STORAGE_FAILED, REBUILD_FAILED]);
         self.position.send_replace(commit);
         if self.is_rebuilding()
             && let Some(r) = self
@@ -581,9 +584,6 @@ impl Projector {
                         self.storage_failed(&e).await;
                         return Flow::Retry;
                     }
-                    // Advancing again: a storage failure or a failed rebuild (whose old
-                    // read models stood) is over.
-                    self.clear_fault(&[STORAGE_FAILED, REBUILD_FAILED]);
                     *backoff = FIRST_BACKOFF;
                     if let Some(e) = failure {
                         tracing::warn!(error = %e, "log subscription failed; resubscribing from the checkpoint");

@@ -28,12 +28,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use coord_domain::appeal::AppealEvent;
-use coord_domain::discipline::{AppealResolution, DisciplineEvent, Subject};
-use coord_domain::exchange::ExchangeEvent;
-use coord_domain::inspection::{InspectionEvent, InspectionKind, InspectionStatus};
-use coord_domain::receipt::ReceiptEvent;
-use coord_domain::{Body, DomainEvent, Office, Province, TermId, UnitId};
+use coord_domain::inspection::InspectionStatus;
+use coord_domain::{DomainEvent, Office, Province, TermId, UnitId};
 use coord_log::{EventPosition, RecordedEvent};
 use coord_proto::read::{
     DeadLetter, DisciplineCounts, DistrictStatus, InspectionCounts, LogAlarm, ProvinceSummary,
@@ -264,7 +260,7 @@ impl Item {
 
 /// Why one event was not applied.
 #[derive(Debug, thiserror::Error)]
-enum Skip {
+pub(crate) enum Skip {
     #[error("{0}")]
     Undecodable(String),
     #[error("{0}")]
@@ -286,7 +282,7 @@ impl From<rusqlite::Error> for Skip {
 
 impl Skip {
     /// A failed write with what was being written: content or storage, as the error says.
-    fn writing(what: String, e: rusqlite::Error) -> Self {
+    pub(crate) fn writing(what: String, e: rusqlite::Error) -> Self {
         match Skip::from(e) {
             Skip::Inconsistent(reason) => Skip::Inconsistent(format!("{what}: {reason}")),
             other => other,
@@ -300,7 +296,7 @@ pub struct Store {
     province: Province,
 }
 
-fn fmt_date(d: NaiveDate) -> String {
+pub(crate) fn fmt_date(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
@@ -516,7 +512,7 @@ impl Store {
         let mut tx = self.conn.transaction()?;
         for item in items {
             match item {
-                Item::Event(e) => match apply_event(&tx, &self.province, e) {
+                Item::Event(e) => match crate::apply::apply_event(&tx, &self.province, e) {
                     Ok(()) => {}
                     Err(Skip::Storage(e)) => return Err(StoreError(e)),
                     Err(_) => return Ok(None),
@@ -1005,7 +1001,7 @@ fn apply_item(
         }
     };
     let sp = tx.savepoint()?;
-    match apply_event(&sp, province, event) {
+    match crate::apply::apply_event(&sp, province, event) {
         Ok(()) => {
             sp.commit()?;
             Ok(Ok(()))
@@ -1077,12 +1073,12 @@ fn set_checkpoint(tx: &mut Transaction<'_>, p: EventPosition) -> rusqlite::Resul
     Ok(())
 }
 
-fn decode<E: DomainEvent>(e: &RecordedEvent) -> Result<E, Skip> {
+pub(crate) fn decode<E: DomainEvent>(e: &RecordedEvent) -> Result<E, Skip> {
     E::decode(&e.event_type, e.schema_version, e.payload.clone())
         .map_err(|err| Skip::Undecodable(err.to_string()))
 }
 
-fn expect_one(changed: usize, what: &str, id: &str) -> Result<(), Skip> {
+pub(crate) fn expect_one(changed: usize, what: &str, id: &str) -> Result<(), Skip> {
     if changed == 1 {
         Ok(())
     } else {
@@ -1092,7 +1088,7 @@ fn expect_one(changed: usize, what: &str, id: &str) -> Result<(), Skip> {
     }
 }
 
-fn unit_of(
+pub(crate) fn unit_of(
     conn: &Connection,
     table: &str,
     key: &str,
@@ -1108,316 +1104,18 @@ fn unit_of(
 }
 
 /// The unit of the exchange `id` sent to `office`.
-fn exchange_unit_sent_to(conn: &Connection, id: &str, office: &Office) -> Result<String, Skip> {
+pub(crate) fn exchange_unit_sent_to(
+    conn: &Connection,
+    id: &str,
+    office: &Office,
+) -> Result<String, Skip> {
     conn.prepare_cached("SELECT unit FROM exchanges WHERE exchange_id = ?1 AND to_office = ?2")?
         .query_row([id, office.to_string().as_str()], |r| r.get(0))
         .optional()?
         .ok_or_else(|| Skip::Inconsistent(format!("exchange {id} is not in the read model")))
 }
 
-/// Applies one event to the read models (inside the caller's savepoint).
-fn apply_event(conn: &Connection, province: &Province, e: &RecordedEvent) -> Result<(), Skip> {
-    let body_vi = |b: &Body| b.label_vi(province, Some(e.occurred_at));
-    let (unit, summary) = match e.stream_id.category() {
-        "inspection" => match decode::<InspectionEvent>(e)? {
-            InspectionEvent::InspectionScheduled(s) => {
-                let id = s.inspection_id.to_string();
-                exec(
-                    conn,
-                    "INSERT INTO inspections (office, inspection_id, term, unit, kind, category, coordinating_body, status, decided_on)
-                     VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, 'scheduled', ?7)",
-                    params![id, s.term.to_string(), s.unit.as_str(), json_name(&s.kind), json_name(&s.category),
-                            s.coordinating_body.to_string(), fmt_date(s.decided_on), e.office],
-                )
-                .map_err(|err| Skip::writing(format!("inspection {id} cannot be inserted"), err))?;
-                let verb = if s.kind == InspectionKind::Inspection {
-                    "Quyết định kiểm tra"
-                } else {
-                    "Quyết định giám sát"
-                };
-                (
-                    s.unit.to_string(),
-                    format!("{verb} {} ({})", s.category.label_vi(), s.decision_ref),
-                )
-            }
-            InspectionEvent::InspectionStarted(s) => {
-                let id = s.inspection_id.to_string();
-                step(
-                    conn,
-                    (&e.office, &id),
-                    InspectionStatus::Scheduled,
-                    "in_progress",
-                    "started_on",
-                    s.started_on,
-                )?;
-                (
-                    unit_of(conn, "inspections", "inspection_id", &id, &e.office)?,
-                    "Bắt đầu kiểm tra, giám sát".into(),
-                )
-            }
-            InspectionEvent::InspectionConcluded(s) => {
-                let id = s.inspection_id.to_string();
-                step(
-                    conn,
-                    (&e.office, &id),
-                    InspectionStatus::InProgress,
-                    "concluded",
-                    "concluded_on",
-                    s.concluded_on,
-                )?;
-                exec(
-                    conn,
-                    "UPDATE inspections SET outcome = ?2 WHERE inspection_id = ?1 AND office = ?3",
-                    params![id, json_name(&s.outcome), e.office],
-                )?;
-                (
-                    unit_of(conn, "inspections", "inspection_id", &id, &e.office)?,
-                    format!(
-                        "Thông báo kết luận: {} ({})",
-                        s.outcome.label_vi(),
-                        s.conclusion_ref
-                    ),
-                )
-            }
-            InspectionEvent::InspectionCancelled(s) => {
-                let id = s.inspection_id.to_string();
-                let changed = exec(
-                    conn,
-                    "UPDATE inspections SET status = 'cancelled', cancelled_on = ?2
-                     WHERE inspection_id = ?1 AND office = ?3 AND status IN ('scheduled', 'in_progress')",
-                    params![id, fmt_date(s.cancelled_on), e.office],
-                )?;
-                expect_one(changed, "open inspection", &id)?;
-                (
-                    unit_of(conn, "inspections", "inspection_id", &id, &e.office)?,
-                    format!("Hủy kiểm tra, giám sát: {}", s.reason),
-                )
-            }
-        },
-        "exchange" => match decode::<ExchangeEvent>(e)? {
-            ExchangeEvent::InformationExchanged(s) => {
-                let id = s.exchange_id.to_string();
-                let direction = if s.to.is_provincial() {
-                    "to_province"
-                } else {
-                    "to_district"
-                };
-                // A receipt written at the recipient's office may have arrived first.
-                let to_office = s.to.office().to_string();
-                exec(
-                    conn,
-                    "INSERT INTO exchanges (office, exchange_id, to_office, term, unit, from_body, to_body, direction, topic, sent_on, acknowledged_on)
-                     VALUES (?9, ?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
-                             (SELECT acknowledged_on FROM receipts WHERE exchange_id = ?1 AND office = ?10))",
-                    params![id, s.term.to_string(), s.unit.as_str(), s.from.to_string(), s.to.to_string(),
-                            direction, json_name(&s.topic), fmt_date(s.sent_on), e.office, to_office],
-                )
-                .map_err(|err| Skip::writing(format!("exchange {id} cannot be inserted"), err))?;
-                (
-                    s.unit.to_string(),
-                    format!(
-                        "Trao đổi thông tin ({}): {} → {}: {}",
-                        s.topic.label_vi(),
-                        body_vi(&s.from),
-                        body_vi(&s.to),
-                        s.subject
-                    ),
-                )
-            }
-            ExchangeEvent::InformationAcknowledged(s) => {
-                let id = s.exchange_id.to_string();
-                let changed = exec(
-                    conn,
-                    // An older log's acknowledgement on the exchange's own stream: of the
-                    // exchange of that id sent to the acknowledging body.
-                    "UPDATE exchanges SET acknowledged_on = ?2
-                     WHERE exchange_id = ?1 AND to_office = ?3 AND acknowledged_on IS NULL",
-                    params![id, fmt_date(s.acknowledged_on), s.by.office().to_string()],
-                )?;
-                expect_one(changed, "unacknowledged exchange", &id)?;
-                (
-                    unit_of(conn, "exchanges", "exchange_id", &id, &e.office)
-                        .or_else(|_| exchange_unit_sent_to(conn, &id, &s.by.office()))?,
-                    format!("{} xác nhận đã nhận thông tin", body_vi(&s.by)),
-                )
-            }
-        },
-        "receipt" => match decode::<ReceiptEvent>(e)? {
-            ReceiptEvent::InformationAcknowledged(s) => {
-                let id = s.exchange_id.to_string();
-                exec(
-                    conn,
-                    "INSERT INTO receipts (office, exchange_id, receipt_id, term, unit, by_body, acknowledged_on)
-                     VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![id, e.stream_id.id().to_string(), s.term.to_string(), s.unit.as_str(),
-                            s.by.to_string(), fmt_date(s.acknowledged_on), e.office],
-                )
-                .map_err(|err| Skip::writing(format!("receipt of exchange {id} cannot be inserted"), err))?;
-                // The exchange may not have arrived yet (it was written at another
-                // office): then its insert picks the receipt up. The receipt is of the
-                // exchange sent to this receipt's office (two offices may have picked
-                // one exchange id).
-                exec(
-                    conn,
-                    "UPDATE exchanges SET acknowledged_on = ?2
-                     WHERE exchange_id = ?1 AND to_office = ?3 AND acknowledged_on IS NULL",
-                    params![id, fmt_date(s.acknowledged_on), e.office],
-                )?;
-                (
-                    s.unit.to_string(),
-                    format!("{} xác nhận đã nhận thông tin", body_vi(&s.by)),
-                )
-            }
-        },
-        "appeal" => match decode::<AppealEvent>(e)? {
-            AppealEvent::DisciplineAppealed(s) => {
-                let id = s.case_id.to_string();
-                if e.office != Office::District(s.unit.clone()).to_string() {
-                    return Err(Skip::Inconsistent(format!(
-                        "an appeal against case {id} is lodged by the office of unit {}, not by {}",
-                        s.unit, e.office
-                    )));
-                }
-                exec(
-                    conn,
-                    "INSERT INTO appeals (office, case_id, appeal_id, term, unit, appealed_on) VALUES (?6, ?1, ?2, ?3, ?4, ?5)",
-                    params![id, e.stream_id.id().to_string(), s.term.to_string(), s.unit.as_str(),
-                            fmt_date(s.appealed_on), e.office],
-                )
-                .map_err(|err| Skip::writing(format!("appeal against case {id} cannot be inserted"), err))?;
-                // The case may not have arrived, or not be decided here yet: its decision
-                // then finds the appeal. A resolution that arrived first stays.
-                exec(
-                    conn,
-                    "UPDATE discipline_cases SET status = 'appeal_pending'
-                     WHERE case_id = ?1 AND status = 'decided' AND unit = ?2",
-                    [&id, s.unit.as_str()],
-                )?;
-                (s.unit.to_string(), "Khiếu nại quyết định kỷ luật".into())
-            }
-        },
-        "discipline" => match decode::<DisciplineEvent>(e)? {
-            DisciplineEvent::DisciplineCaseOpened(s) => {
-                let id = s.case_id.to_string();
-                let (kind, who) = match &s.subject {
-                    Subject::Organization { name } => {
-                        ("organization", format!("tổ chức đảng {name}"))
-                    }
-                    Subject::Member { member, .. } => ("member", format!("đảng viên {member}")),
-                };
-                // Who, for counting people: a member by the reference (one person
-                // wherever their cases are), an organization by its unit and name.
-                let subject_ref = match &s.subject {
-                    Subject::Organization { name } => format!("{}/{name}", s.unit),
-                    Subject::Member { member, .. } => member.to_string(),
-                };
-                exec(
-                    conn,
-                    "INSERT INTO discipline_cases (office, case_id, term, unit, subject_kind, status, subject_ref) VALUES (?6, ?1, ?2, ?3, ?4, 'open', ?5)",
-                    params![id, s.term.to_string(), s.unit.as_str(), kind, subject_ref, e.office],
-                )
-                .map_err(|err| Skip::writing(format!("case {id} cannot be inserted"), err))?;
-                (
-                    s.unit.to_string(),
-                    format!("Xem xét thi hành kỷ luật {who}"),
-                )
-            }
-            DisciplineEvent::DisciplineDecided(s) => {
-                let id = s.case_id.to_string();
-                // The appeal, written at the unit's office, may have arrived first.
-                let changed = exec(
-                    conn,
-                    "UPDATE discipline_cases SET form_in_force = ?2, decided_on = ?3,
-                         status = CASE WHEN EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = ?1
-                                                    AND a.unit = discipline_cases.unit)
-                                  THEN 'appeal_pending' ELSE 'decided' END
-                     WHERE case_id = ?1 AND office = ?4 AND status = 'open'",
-                    params![id, s.form.as_str(), fmt_date(s.decided_on), e.office],
-                )?;
-                expect_one(changed, "open case", &id)?;
-                (
-                    unit_of(conn, "discipline_cases", "case_id", &id, &e.office)?,
-                    format!(
-                        "Quyết định kỷ luật: {} ({})",
-                        s.form.label_vi(),
-                        s.decision_ref
-                    ),
-                )
-            }
-            DisciplineEvent::DisciplineCaseClosed(s) => {
-                let id = s.case_id.to_string();
-                let changed = exec(
-                    conn,
-                    "UPDATE discipline_cases SET status = 'closed' WHERE case_id = ?1 AND office = ?2 AND status = 'open'",
-                    [&id, &e.office],
-                )?;
-                expect_one(changed, "open case", &id)?;
-                (
-                    unit_of(conn, "discipline_cases", "case_id", &id, &e.office)?,
-                    format!("Không thi hành kỷ luật: {}", s.reason),
-                )
-            }
-            DisciplineEvent::DisciplineAppealed(s) => {
-                let id = s.case_id.to_string();
-                let changed = exec(
-                    conn,
-                    "UPDATE discipline_cases SET status = 'appeal_pending' WHERE case_id = ?1 AND office = ?2 AND status = 'decided'",
-                    [&id, &e.office],
-                )?;
-                expect_one(changed, "decided case", &id)?;
-                (
-                    unit_of(conn, "discipline_cases", "case_id", &id, &e.office)?,
-                    "Khiếu nại quyết định kỷ luật".into(),
-                )
-            }
-            DisciplineEvent::AppealResolved(s) => {
-                let id = s.case_id.to_string();
-                let (outcome, form, text) = match s.resolution {
-                    AppealResolution::Upheld => ("upheld", None, "giữ nguyên".to_owned()),
-                    AppealResolution::ChangedTo { form } => (
-                        "changed",
-                        Some(form.as_str()),
-                        format!("thay đổi thành {}", form.label_vi()),
-                    ),
-                    AppealResolution::Annulled => {
-                        ("annulled", None, "hủy quyết định kỷ luật".to_owned())
-                    }
-                };
-                let changed = exec(
-                    conn,
-                    "UPDATE discipline_cases SET status = 'appeal_resolved',
-                         form_in_force = CASE ?2 WHEN 'upheld' THEN form_in_force WHEN 'changed' THEN ?3 ELSE NULL END
-                     WHERE case_id = ?1 AND office = ?4 AND status IN ('appeal_pending', 'decided')",
-                    params![id, outcome, form, e.office],
-                )?;
-                expect_one(changed, "case under appeal", &id)?;
-                (
-                    unit_of(conn, "discipline_cases", "case_id", &id, &e.office)?,
-                    format!("Giải quyết khiếu nại: {text}"),
-                )
-            }
-        },
-        other => {
-            return Err(Skip::Undecodable(format!(
-                "unknown stream category `{other}`"
-            )));
-        }
-    };
-    let p = e.pos();
-    exec(
-                    conn,
-        "INSERT INTO timeline (commit_pos, idx, unit, event_id, event_type, stream_id, occurred_at, recorded_at, office, actor, summary_vi, payload)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
-            p.commit as i64, p.index as i64, unit, e.event_id.to_string(), e.event_type, e.stream_id.to_string(),
-            fmt_date(e.occurred_at), e.recorded_at.to_rfc3339(), e.office, e.actor, summary, e.payload.to_string(),
-        ],
-    )?;
-    crate::analytics::record(conn, e, &unit)?;
-    Ok(())
-}
-
-fn step(
+pub(crate) fn step(
     conn: &Connection,
     (office, id): (&str, &str),
     from: InspectionStatus,
@@ -1445,7 +1143,7 @@ pub(crate) fn exec(
     conn.prepare_cached(sql)?.execute(params)
 }
 
-fn json_name<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn json_name<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -1457,8 +1155,16 @@ mod tests {
     //! Storage failures against content failures, on a real SQLite database.
 
     use super::*;
-    use coord_domain::inspection::{Category, InspectionScheduled};
+    use coord_domain::Body;
+    use coord_domain::appeal::AppealEvent;
+    use coord_domain::discipline::AppealResolution;
+    use coord_domain::discipline::DisciplineEvent;
+    use coord_domain::exchange::ExchangeEvent;
+    use coord_domain::inspection::{
+        Category, InspectionEvent, InspectionKind, InspectionScheduled,
+    };
     use coord_domain::province::AN_GIANG_TOML;
+    use coord_domain::receipt::ReceiptEvent;
     use coord_log::StreamId;
     use uuid::Uuid;
 

@@ -41,10 +41,14 @@ use coord_domain::Office;
 
 use crate::envelope::{check_subject, office_of, outcome_of, subject_of, validate_batch};
 use crate::{
-    AppendOutcome, EventLog, EventPosition, ExpectedVersion, LogError, NewEvent, RecordedEvent,
-    StreamId, Subscription,
+    AppendOutcome, EventLog, EventPosition, ExpectedVersion, KeyBinding, LogError, NewEvent,
+    RecordedEvent, StreamId, StreamRevision, Subscription,
 };
 
+const BATCH_ID: &str = "Nats-Batch-Id";
+const BATCH_SEQUENCE: &str = "Nats-Batch-Sequence";
+const BATCH_COMMIT: &str = "Nats-Batch-Commit";
+const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
 const VERSION_HEADER: &str = "Coord-Stream-Version";
 const COUNT_HEADER: &str = "Coord-Event-Count";
 const TYPES_HEADER: &str = "Coord-Event-Types";
@@ -66,6 +70,10 @@ pub struct JetStreamConfig {
     /// site's auditor keeps the tree of what its offices wrote, and its audit export is
     /// the same log. Empty: the whole stream.
     pub own_offices: Vec<Office>,
+    /// Subjects `{claims_prefix}.{command id}` of the same stream hold the idempotency
+    /// keys bound with appends ([`EventLog::append_binding`]): one atomic batch stores a
+    /// key's claim and the commit it caused. No reader of the log follows them.
+    pub claims_prefix: String,
 }
 
 impl Default for JetStreamConfig {
@@ -76,8 +84,48 @@ impl Default for JetStreamConfig {
             duplicate_window: Duration::from_secs(3600),
             replicas: 1,
             own_offices: Vec::new(),
+            claims_prefix: coord_domain::CLAIMS_SUBJECT_ROOT.into(),
         }
     }
+}
+
+/// The stream settings that let a log bind idempotency keys: atomic batches, and the
+/// claims subjects beside the log's.
+pub trait BindingKeys {
+    /// These settings with the claims subjects `{claims_prefix}.>` and atomic batches.
+    fn binding_keys(self, claims_prefix: &str) -> Self;
+    /// Whether these settings have both.
+    fn binds_keys(&self, claims_prefix: &str) -> bool;
+}
+
+impl BindingKeys for stream::Config {
+    fn binding_keys(mut self, claims_prefix: &str) -> Self {
+        let claims = format!("{claims_prefix}.>");
+        if !self.subjects.contains(&claims) {
+            self.subjects.push(claims);
+        }
+        self.allow_atomic_publish = true;
+        self
+    }
+    fn binds_keys(&self, claims_prefix: &str) -> bool {
+        self.allow_atomic_publish && self.subjects.contains(&format!("{claims_prefix}.>"))
+    }
+}
+
+/// The answer to an atomic batch's commit: a publish ack, or an API error.
+#[derive(Deserialize)]
+struct BatchAck {
+    #[serde(default)]
+    seq: u64,
+    error: Option<BatchAckError>,
+}
+
+#[derive(Deserialize)]
+struct BatchAckError {
+    #[serde(default)]
+    err_code: u64,
+    #[serde(default)]
+    description: String,
 }
 
 /// The body of one commit message.
@@ -94,6 +142,8 @@ pub struct JetStreamLog {
     config: JetStreamConfig,
     /// The office this view appends and loads as ([`EventLog::for_office`]).
     office: Option<Office>,
+    /// The stream takes atomic batches on its claims subjects ([`EventLog::binds_keys`]).
+    binds_keys: bool,
 }
 
 /// What a forward read does with a commit that is not what its subject says.
@@ -106,35 +156,71 @@ enum OnMismatch {
 }
 
 impl JetStreamLog {
-    /// Opens the log, creating its JetStream stream if it does not exist.
+    /// Opens the log, creating its JetStream stream if it does not exist. A stream made
+    /// before keys were bound in the log is given its claims subjects and atomic batches
+    /// if this client may update it (the admin); if not, the log works without binding
+    /// keys ([`EventLog::binds_keys`] is false) and writers keep them in a bucket.
     pub async fn open(
         client: async_nats::Client,
         config: JetStreamConfig,
     ) -> Result<Self, LogError> {
         let js = jetstream::new(client);
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: config.stream_name.clone(),
-                description: Some(
-                    "Coordination event log: one subject per aggregate stream".into(),
-                ),
-                subjects: vec![format!("{}.>", config.subject_prefix)],
-                storage: stream::StorageType::File,
-                num_replicas: config.replicas,
-                duplicate_window: config.duplicate_window,
-                allow_direct: true,
-                deny_delete: true,
-                deny_purge: true,
-                ..Default::default()
-            })
+        let mut stream = js
+            .get_or_create_stream(
+                stream::Config {
+                    name: config.stream_name.clone(),
+                    description: Some(
+                        "Coordination event log: one subject per aggregate stream".into(),
+                    ),
+                    subjects: vec![format!("{}.>", config.subject_prefix)],
+                    storage: stream::StorageType::File,
+                    num_replicas: config.replicas,
+                    duplicate_window: config.duplicate_window,
+                    allow_direct: true,
+                    deny_delete: true,
+                    deny_purge: true,
+                    ..Default::default()
+                }
+                .binding_keys(&config.claims_prefix),
+            )
             .await
             .map_err(|e| LogError::unavailable("cannot open the log stream", e))?;
+        let mut binds_keys = stream
+            .cached_info()
+            .config
+            .binds_keys(&config.claims_prefix);
+        if !binds_keys {
+            let upgraded = stream
+                .cached_info()
+                .config
+                .clone()
+                .binding_keys(&config.claims_prefix);
+            match js.update_stream(upgraded).await {
+                Ok(_) => {
+                    binds_keys = true;
+                    stream = js
+                        .get_stream(&config.stream_name)
+                        .await
+                        .map_err(|e| LogError::unavailable("cannot open the log stream", e))?;
+                }
+                Err(e) => tracing::info!(
+                    error = %e,
+                    "the log stream does not take atomic batches and cannot be changed by \
+                     this user: idempotency keys go to a separate store"
+                ),
+            }
+        }
         Ok(Self {
             js,
             stream,
             config,
             office: None,
+            binds_keys,
         })
+    }
+
+    fn claim_subject(&self, key: Uuid) -> String {
+        format!("{}.{}", self.config.claims_prefix, key.simple())
     }
 
     fn subject(&self, office: &Office, stream: &StreamId) -> String {
@@ -281,8 +367,12 @@ impl JetStreamLog {
         )?))
     }
 
-    /// The subjects this site's own offices write, for `subscribe` and `head`.
-    fn own_filters(&self) -> Vec<String> {
+    /// The subjects `subscribe` and `head` read: this site's own offices' if it has
+    /// some, else the whole log's (never the claims beside it).
+    fn read_filters(&self) -> Vec<String> {
+        if self.config.own_offices.is_empty() {
+            return vec![format!("{}.>", self.config.subject_prefix)];
+        }
         self.config
             .own_offices
             .iter()
@@ -335,6 +425,25 @@ pub fn decode_checked(
     Ok(events)
 }
 
+/// A commit's body and headers for `events` appended to `stream` at `version`, and the
+/// version after them.
+fn commit_message(
+    stream: &StreamId,
+    version: u64,
+    events: &[NewEvent],
+) -> Result<(Bytes, async_nats::HeaderMap, u64), LogError> {
+    let recorded = RecordedEvent::stamp(stream, version, Utc::now(), events.iter().cloned());
+    let new_version = version + recorded.len() as u64;
+    let types: Vec<&str> = recorded.iter().map(|e| e.event_type.as_str()).collect();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(VERSION_HEADER, new_version.to_string().as_str());
+    headers.insert(COUNT_HEADER, events.len().to_string().as_str());
+    headers.insert(TYPES_HEADER, types.join(",").as_str());
+    let body = serde_json::to_vec(&CommitBody { events: recorded })
+        .map_err(|e| LogError::InvalidInput(format!("events do not serialize: {e}")))?;
+    Ok((Bytes::from(body), headers, new_version))
+}
+
 fn is_wrong_last_sequence(err: &jetstream::context::PublishError) -> bool {
     use jetstream::context::PublishErrorKind;
     if matches!(err.kind(), PublishErrorKind::WrongLastSequence) {
@@ -383,19 +492,16 @@ impl EventLog for JetStreamLog {
                     actual,
                 });
             }
-            let recorded = RecordedEvent::stamp(stream, actual, Utc::now(), events.iter().cloned());
-            let new_version = actual + recorded.len() as u64;
-            let types: Vec<&str> = recorded.iter().map(|e| e.event_type.as_str()).collect();
-            let types = types.join(",");
-            let body = serde_json::to_vec(&CommitBody { events: recorded })
-                .map_err(|e| LogError::InvalidInput(format!("events do not serialize: {e}")))?;
-            let publish = Publish::build()
-                .payload(Bytes::from(body))
+            let (body, headers, new_version) = commit_message(stream, actual, &events)?;
+            let mut publish = Publish::build()
+                .payload(body)
                 .message_id(first_id.to_string())
-                .expected_last_subject_sequence(last_seq)
-                .header(VERSION_HEADER, new_version.to_string().as_str())
-                .header(COUNT_HEADER, events.len().to_string().as_str())
-                .header(TYPES_HEADER, types.as_str());
+                .expected_last_subject_sequence(last_seq);
+            for (name, value) in headers.iter() {
+                for value in value {
+                    publish = publish.header(name.as_ref(), value.as_str());
+                }
+            }
             let ack = match self.js.send_publish(subject.clone(), publish).await {
                 Ok(pending) => pending.await,
                 Err(e) => Err(e),
@@ -465,7 +571,7 @@ impl EventLog for JetStreamLog {
                 // The whole stream: besides this site's subjects it may hold what
                 // other sites' logs sourced into it (multi-office topology), unless
                 // only this site's own offices' subjects are wanted.
-                filter_subjects: self.own_filters(),
+                filter_subjects: self.read_filters(),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence },
                 ..Default::default()
             })
@@ -519,44 +625,22 @@ impl EventLog for JetStreamLog {
 
     async fn head(&self) -> Result<Option<EventPosition>, LogError> {
         let unavailable = |e| LogError::unavailable("cannot read the log head", e);
-        let mut stream = self.stream.clone();
-        let info = stream.info().await.map_err(unavailable)?;
-        let sourced = info.config.sources.as_ref().is_some_and(|s| !s.is_empty());
-        let msg = if !self.config.own_offices.is_empty() && sourced {
-            // The last commit on this site's own subjects (a wildcard last-by-subject
-            // per office; only a multi-office stream, nats-server 2.14+, sources
-            // others in).
-            let mut newest = None;
-            for own in self.own_filters() {
-                match self.stream.get_last_raw_message_by_subject(&own).await {
-                    Ok(msg) => {
-                        if newest
-                            .as_ref()
-                            .is_none_or(|n: &jetstream::message::StreamMessage| {
-                                msg.sequence > n.sequence
-                            })
-                        {
-                            newest = Some(msg);
-                        }
+        // The last commit on the subjects this log reads (a wildcard last-by-subject
+        // each): not the stream's last message, which may be another site's, sourced.
+        let mut newest: Option<jetstream::message::StreamMessage> = None;
+        for filter in self.read_filters() {
+            match self.stream.get_last_raw_message_by_subject(&filter).await {
+                Ok(msg) => {
+                    if newest.as_ref().is_none_or(|n| msg.sequence > n.sequence) {
+                        newest = Some(msg);
                     }
-                    Err(e)
-                        if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {}
-                    Err(e) => return Err(LogError::unavailable("cannot read the log head", e)),
                 }
+                Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {}
+                Err(e) => return Err(unavailable(e)),
             }
-            match newest {
-                Some(msg) => msg,
-                None => return Ok(None),
-            }
-        } else {
-            let last = info.state.last_sequence;
-            if last == 0 {
-                return Ok(None);
-            }
-            self.stream
-                .get_raw_message(last)
-                .await
-                .map_err(|e| LogError::unavailable("cannot read the log head", e))?
+        }
+        let Some(msg) = newest else {
+            return Ok(None);
         };
         let last = msg.sequence;
         let count: u64 = msg
@@ -573,6 +657,93 @@ impl EventLog for JetStreamLog {
             commit: last,
             index: count.saturating_sub(1),
         }))
+    }
+
+    fn binds_keys(&self) -> bool {
+        self.binds_keys
+    }
+
+    /// One atomic batch of two messages: the key's claim on `{claims}.{key}`, expected
+    /// new (last subject sequence 0), then the commit on the stream's subject, expected
+    /// at `at.commit`. The first is published without waiting; the commit is a request
+    /// whose answer is the batch's: one round trip.
+    async fn append_binding(
+        &self,
+        stream: &StreamId,
+        at: StreamRevision,
+        events: Vec<NewEvent>,
+        binding: &KeyBinding,
+    ) -> Result<AppendOutcome, LogError> {
+        if !self.binds_keys {
+            return Err(LogError::InvalidInput(
+                "the log stream does not take atomic batches".into(),
+            ));
+        }
+        validate_batch(&events)?;
+        let office = self.writing_office(&events)?;
+        let (body, mut headers, new_version) = commit_message(stream, at.version, &events)?;
+        let batch = Uuid::new_v4().simple().to_string();
+        let mut claim = async_nats::HeaderMap::new();
+        claim.insert(BATCH_ID, batch.as_str());
+        claim.insert(BATCH_SEQUENCE, "1");
+        claim.insert(EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
+        headers.insert(BATCH_ID, batch.as_str());
+        headers.insert(BATCH_SEQUENCE, "2");
+        headers.insert(BATCH_COMMIT, "1");
+        headers.insert(
+            EXPECTED_LAST_SUBJECT_SEQUENCE,
+            at.commit.to_string().as_str(),
+        );
+        let client = self.js.client();
+        client
+            .publish_with_headers(
+                self.claim_subject(binding.key),
+                claim,
+                binding.value.clone().into(),
+            )
+            .await
+            .map_err(|e| LogError::unavailable("append not acknowledged", e))?;
+        let answer = client
+            .request_with_headers(self.subject(&office, stream), headers, body)
+            .await
+            .map_err(|e| LogError::unavailable("append not acknowledged", e))?;
+        let ack: BatchAck = serde_json::from_slice(&answer.payload).map_err(|e| {
+            LogError::unavailable("append answered with something that is not an ack", e)
+        })?;
+        match ack.error {
+            None => Ok(AppendOutcome {
+                stream_version: new_version,
+                position: EventPosition {
+                    commit: ack.seq,
+                    index: 0,
+                },
+                event_ids: events.iter().map(|e| e.event_id).collect(),
+                duplicate: false,
+            }),
+            Some(e) if WRONG_LAST_SEQUENCE_CODES.contains(&e.err_code) => Err(LogError::Conflict {
+                stream: stream.clone(),
+                expected: ExpectedVersion::Exact(at.version),
+                actual: at.version,
+            }),
+            Some(e) => Err(LogError::Unavailable(format!(
+                "append refused by the log ({}): {}",
+                e.err_code, e.description
+            ))),
+        }
+    }
+
+    async fn bound_key(&self, key: Uuid) -> Result<Option<Vec<u8>>, LogError> {
+        // The first claim on the subject: nothing stored later can replace it (the
+        // stream denies deletes and purges, and every claim expects to be the first).
+        match self
+            .stream
+            .direct_get_next_for_subject(self.claim_subject(key), Some(1))
+            .await
+        {
+            Ok(msg) => Ok(Some(msg.payload.to_vec())),
+            Err(e) if matches!(e.kind(), stream::DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(LogError::unavailable("cannot read an idempotency key", e)),
+        }
     }
 
     /// The JetStream stream's name and creation time: a stream deleted and created

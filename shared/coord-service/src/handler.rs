@@ -21,11 +21,13 @@ use coord_domain::{
     Aggregate, Context, DomainEvent, Office, Province, Rejection, RejectionKind, Rulebook,
 };
 use coord_log::{
-    EventLog, ExpectedVersion, LogError, LogErrorKind, Metadata, NewEvent, RecordedEvent, StreamId,
+    EventLog, ExpectedVersion, KeyBinding, LogError, LogErrorKind, Metadata, NewEvent,
+    RecordedEvent, StreamId, StreamRevision,
 };
 use coord_proto::{Accepted, CommandApi, CommandReply, CommandRequest, ErrorKind, ErrorReply};
 use uuid::Uuid;
 
+use crate::cache::{AggregateCache, Applied, Loaded};
 use crate::idempotency::{Claim, Fingerprint, KeyStore, KeyStoreError};
 use crate::references::Candidate;
 
@@ -54,6 +56,7 @@ pub struct CommandHandler<A: CommandApi> {
     log: Arc<dyn EventLog>,
     keys: Arc<dyn KeyStore>,
     province: Arc<Province>,
+    cache: Arc<AggregateCache<A>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -63,6 +66,7 @@ impl<A: CommandApi> Clone for CommandHandler<A> {
             log: self.log.clone(),
             keys: self.keys.clone(),
             province: self.province.clone(),
+            cache: self.cache.clone(),
             _aggregate: PhantomData,
         }
     }
@@ -168,6 +172,7 @@ impl<A: CommandApi> CommandHandler<A> {
             log,
             keys,
             province,
+            cache: Arc::default(),
             _aggregate: PhantomData,
         }
     }
@@ -223,32 +228,64 @@ impl<A: CommandApi> CommandHandler<A> {
             .map_err(|e| ErrorReply::new(ErrorKind::Internal, "bad_stream_id", e.to_string()))?;
         let candidates =
             crate::references::load::<A>(self.log.as_ref(), &command, from_log).await?;
-        let fingerprint = self.check_key(endpoint, &request, &stream).await?;
+        let fingerprint = Fingerprint::of(
+            request.office.trim(),
+            &format!("{}.{endpoint}", A::SERVICE),
+            stream.as_str(),
+            &request.payload,
+        );
+        if !self.log.binds_keys() {
+            self.check_key(request.command_id, &fingerprint).await?;
+        }
         // The office's own streams: a record is (office, id).
         let log = self.log.for_office(&office);
+        let mut fresh = false;
 
         for attempt in 1..=MAX_ATTEMPTS {
-            let history = log.read_stream(&stream).await.map_err(from_log)?;
-            if let Some(previous) = already_applied(&history, request.command_id) {
-                return Ok(accepted(&stream, aggregate_id, previous, true));
+            let loaded = match self.cache.get(&office, &stream).filter(|_| !fresh) {
+                Some(cached) => cached,
+                None => {
+                    fresh = true;
+                    self.load(log.as_ref(), &stream, aggregate_id).await?
+                }
+            };
+            if let Some(applied) = loaded.applied(request.command_id) {
+                // A replay, if it asks what the first request asked.
+                match &applied.fingerprint {
+                    Some(bound) => check_same(request.command_id, &fingerprint, Some(bound))?,
+                    None if self.log.binds_keys() => {
+                        self.check_key_in_log(request.command_id, &fingerprint)
+                            .await?;
+                    }
+                    None => {} // checked in the key store above
+                }
+                return Ok(Accepted {
+                    duplicate: true,
+                    ..applied.accepted.clone()
+                });
             }
-            let version = history.last().map(|e| e.stream_version).unwrap_or(0);
+            let version = loaded.at.version;
             if let Some(expected) = request.expected_version
                 && expected != version
             {
+                if !fresh {
+                    fresh = true;
+                    continue;
+                }
                 return Err(ErrorReply::new(
                     ErrorKind::Conflict,
                     "concurrent_modification",
                     format!("expected version {expected}, the aggregate is at version {version}"),
                 ));
             }
-            let events = decode_history::<A>(&history)?;
-            let state = A::from_history(&events);
-            let decided = match self.decide(&state, &command, &candidates, &request.office) {
+            let decided = match self.decide(&loaded.state, &command, &candidates, &request.office) {
                 Ok(decided) => decided,
-                Err(Refused::Domain(r))
-                    if r.kind() == RejectionKind::NotFound && history.is_empty() =>
-                {
+                // A refusal is answered on what the log holds now, not on a cached copy.
+                Err(_) if !fresh => {
+                    fresh = true;
+                    continue;
+                }
+                Err(Refused::Domain(r)) if r.kind() == RejectionKind::NotFound && version == 0 => {
                     return Err(self.owned_elsewhere(&stream, &r).await);
                 }
                 Err(refused) => return Err(refused.into_reply()),
@@ -257,27 +294,51 @@ impl<A: CommandApi> CommandHandler<A> {
                 self.check_id_free(&stream, &office).await?;
             }
             let new_events = to_new_events::<A>(&decided, &request, &stream);
-            self.claim(request.command_id, &fingerprint).await?;
-            let expected = if version == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(version)
-            };
-            match log.append(&stream, expected, new_events).await {
+            if !self.log.binds_keys() {
+                self.claim(request.command_id, &fingerprint).await?;
+            }
+            match self
+                .append(
+                    log.as_ref(),
+                    &stream,
+                    loaded.at,
+                    new_events,
+                    request.command_id,
+                    &fingerprint,
+                )
+                .await
+            {
                 Ok(outcome) => {
-                    return Ok(Accepted {
+                    let accepted = Accepted {
                         stream_id: stream.to_string(),
                         aggregate_id,
                         stream_version: outcome.stream_version,
                         position: outcome.position.commit,
                         event_ids: outcome.event_ids,
                         duplicate: outcome.duplicate,
-                    });
+                    };
+                    if outcome.duplicate {
+                        self.cache.forget(&office, &stream);
+                    } else {
+                        let after =
+                            loaded.after(&decided, request.command_id, &fingerprint, &accepted);
+                        self.cache.put(&office, &stream, after);
+                    }
+                    return Ok(accepted);
                 }
-                Err(e)
-                    if e.kind() == LogErrorKind::Conflict && request.expected_version.is_none() =>
-                {
+                Err(e) if e.kind() == LogErrorKind::Conflict => {
+                    self.cache.forget(&office, &stream);
+                    if self.log.binds_keys() {
+                        // The stream moved, or the key is bound: to this request (then
+                        // the next read finds it applied) or to another (refused).
+                        self.check_key_in_log(request.command_id, &fingerprint)
+                            .await?;
+                    }
+                    if request.expected_version.is_some() {
+                        return Err(from_log(e));
+                    }
                     tracing::debug!(%stream, attempt, "lost a race, deciding again");
+                    fresh = true;
                 }
                 Err(e) => return Err(from_log(e)),
             }
@@ -287,6 +348,63 @@ impl<A: CommandApi> CommandHandler<A> {
             "concurrent_modification",
             format!("the aggregate kept changing; gave up after {MAX_ATTEMPTS} attempts"),
         ))
+    }
+
+    /// Reads `stream` for deciding on it: its state, where it was read up to, and the
+    /// commands already applied to it.
+    async fn load(
+        &self,
+        log: &dyn EventLog,
+        stream: &StreamId,
+        aggregate_id: Uuid,
+    ) -> Result<Loaded<A>, ErrorReply> {
+        let history = log.read_stream(stream).await.map_err(from_log)?;
+        let events = decode_history::<A>(&history)?;
+        let mut applied: Vec<Applied> = Vec::new();
+        for event in &history {
+            if applied.iter().any(|a| a.command_id == event.causation_id) {
+                continue;
+            }
+            if let Some(caused) = already_applied(&history, event.causation_id) {
+                applied.push(Applied {
+                    command_id: event.causation_id,
+                    fingerprint: None,
+                    accepted: accepted(stream, aggregate_id, caused, false),
+                });
+            }
+        }
+        Ok(Loaded {
+            state: A::from_history(&events),
+            at: StreamRevision::of(&history),
+            applied,
+        })
+    }
+
+    /// Appends `events` at `at`, binding the command id to this request in the same
+    /// atomic write when the log can ([`EventLog::binds_keys`]); else the caller has
+    /// bound it in the key store just before.
+    async fn append(
+        &self,
+        log: &dyn EventLog,
+        stream: &StreamId,
+        at: StreamRevision,
+        events: Vec<NewEvent>,
+        command_id: Uuid,
+        fingerprint: &Fingerprint,
+    ) -> Result<coord_log::AppendOutcome, LogError> {
+        if log.binds_keys() {
+            let binding = KeyBinding {
+                key: command_id,
+                value: fingerprint.to_bytes(),
+            };
+            return log.append_binding(stream, at, events, &binding).await;
+        }
+        let expected = if at.version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(at.version)
+        };
+        log.append(stream, expected, events).await
     }
 
     /// Decides `command` on `state` with each way of reading what it refers to
@@ -385,27 +503,27 @@ impl<A: CommandApi> CommandHandler<A> {
         }
     }
 
-    /// Refuses a command id already bound to another request; returns this request's
-    /// fingerprint, to claim the key with before appending.
+    /// Refuses a command id the key store has bound to another request.
     async fn check_key(
         &self,
-        endpoint: &str,
-        request: &CommandRequest,
-        stream: &StreamId,
-    ) -> Result<Fingerprint, ErrorReply> {
-        let fingerprint = Fingerprint::of(
-            request.office.trim(),
-            &format!("{}.{endpoint}", A::SERVICE),
-            stream.as_str(),
-            &request.payload,
-        );
-        let bound = self
-            .keys
-            .lookup(request.command_id)
-            .await
-            .map_err(from_keys)?;
-        check_same(request.command_id, &fingerprint, bound.as_ref())?;
-        Ok(fingerprint)
+        command_id: Uuid,
+        fingerprint: &Fingerprint,
+    ) -> Result<(), ErrorReply> {
+        let bound = self.keys.lookup(command_id).await.map_err(from_keys)?;
+        check_same(command_id, fingerprint, bound.as_ref())
+    }
+
+    /// Refuses a command id the log has bound to another request.
+    async fn check_key_in_log(
+        &self,
+        command_id: Uuid,
+        fingerprint: &Fingerprint,
+    ) -> Result<(), ErrorReply> {
+        let bound = match self.log.bound_key(command_id).await.map_err(from_log)? {
+            Some(bytes) => Some(Fingerprint::from_bytes(command_id, &bytes).map_err(from_keys)?),
+            None => None,
+        };
+        check_same(command_id, fingerprint, bound.as_ref())
     }
 
     /// Binds the command id to this request just before the append; a concurrent copy
@@ -789,6 +907,48 @@ mod tests {
                 "InspectionCancelled"
             ]
         );
+    }
+
+    /// Two instances of a service on one log, each with its own aggregate cache: the
+    /// one whose copy is stale decides on what the log holds, for an acceptance (its
+    /// append at the cached version is refused, it reads again) and for a refusal (a
+    /// refusal on a cached copy is checked on a fresh read before it is answered).
+    #[tokio::test]
+    async fn an_instance_with_a_stale_cache_decides_on_the_log() {
+        let log = InMemoryLog::new();
+        let (a, b) = (on(Arc::new(log.clone())), on(Arc::new(log.clone())));
+        let with = |payload| CommandRequest {
+            payload,
+            ..schedule(Uuid::now_v7())
+        };
+        accepted(a.handle("schedule", schedule(Uuid::now_v7())).await);
+        accepted(
+            b.handle(
+                "start",
+                with(json!({"inspection_id": ID, "started_on": "2022-07-01"})),
+            )
+            .await,
+        );
+        // `a` holds it as scheduled, where a conclusion is refused; the log says started.
+        let concluded = accepted(
+            a.handle(
+                "conclude",
+                with(json!({"inspection_id": ID, "concluded_on": "2022-07-20",
+                    "outcome": "no_violation", "summary": "x", "conclusion_ref": "KL"})),
+            )
+            .await,
+        );
+        assert_eq!(concluded.stream_version, 3);
+        // `b` holds it as started, where a cancellation is accepted; the log says
+        // concluded: refused, nothing appended.
+        let cancel = b
+            .handle(
+                "cancel",
+                with(json!({"inspection_id": ID, "cancelled_on": "2022-07-21", "reason": "x"})),
+            )
+            .await;
+        assert!(matches!(cancel, CommandReply::Error(_)), "{cancel:?}");
+        assert_eq!(log.head().await.unwrap().unwrap().commit, 3);
     }
 
     #[tokio::test]

@@ -52,6 +52,19 @@ impl Fingerprint {
         }
     }
 
+    /// How a key store keeps it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("fingerprints serialize")
+    }
+
+    /// What [`Fingerprint::to_bytes`] stored for `command_id`.
+    pub fn from_bytes(command_id: Uuid, bytes: &[u8]) -> Result<Self, KeyStoreError> {
+        serde_json::from_slice(bytes).map_err(|e| KeyStoreError::Corrupt {
+            command_id,
+            reason: e.to_string(),
+        })
+    }
+
     /// What differs from `other`, for the error message: e.g. `["route", "body"]`.
     pub fn differences(&self, other: &Fingerprint) -> Vec<&'static str> {
         [
@@ -183,10 +196,7 @@ impl JetStreamKeys {
     }
 
     fn decode(command_id: Uuid, bytes: &[u8]) -> Result<Fingerprint, KeyStoreError> {
-        serde_json::from_slice(bytes).map_err(|e| KeyStoreError::Corrupt {
-            command_id,
-            reason: e.to_string(),
-        })
+        Fingerprint::from_bytes(command_id, bytes)
     }
 }
 
@@ -233,7 +243,7 @@ impl KeyStore for JetStreamKeys {
         command_id: Uuid,
         fingerprint: &Fingerprint,
     ) -> Result<Claim, KeyStoreError> {
-        let value = serde_json::to_vec(fingerprint).expect("fingerprints serialize");
+        let value = fingerprint.to_bytes();
         match self
             .store
             .create(command_id.to_string(), value.into())

@@ -8,6 +8,7 @@
 
 pub mod acting;
 pub mod bounded;
+pub mod cache;
 pub mod config;
 pub mod handler;
 pub mod idempotency;
