@@ -38,6 +38,7 @@ pub const APPEAL_RESOLUTION_DAYS: i64 = 90;
 
 /// Parameters of `GET /v1/needs`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NeedsParams {
     /// Only this unit's work (unit slug).

@@ -280,16 +280,24 @@ pub async fn submit(
     let result = send_form(&s, &visitor, &unit, &command, &headers, &fields).await;
     match result {
         Ok(accepted) => Json(json!({"ok": true, "accepted": accepted})).into_response(),
-        Err((problem, field)) => {
-            let status = axum::http::StatusCode::from_u16(problem.status)
-                .unwrap_or(axum::http::StatusCode::BAD_REQUEST);
-            let body = json!({
-                "ok": false, "problem": problem, "field": field,
-                "message_vi": forms::message_vi(&problem.code),
-            });
-            (status, Json(body)).into_response()
-        }
+        Err((problem, field)) => refusal(&problem, field),
     }
+}
+
+/// A refused form: its problem document (RFC 9457) extended with the Vietnamese
+/// message and the field it names.
+fn refusal(problem: &Problem, field: Option<&str>) -> Response {
+    let status = axum::http::StatusCode::from_u16(problem.status)
+        .unwrap_or(axum::http::StatusCode::BAD_REQUEST);
+    let mut body = serde_json::to_value(problem).unwrap_or_default();
+    body["field"] = json!(field);
+    body["message_vi"] = json!(forms::message_vi(&problem.code));
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn send_form(

@@ -22,8 +22,7 @@ function clearErrors(form) {
 }
 
 function showRefusal(form, answer) {
-  const p = answer.problem || {};
-  const text = `${answer.message_vi || "Yêu cầu bị từ chối."} (${p.code || "error"}: ${p.detail || ""})`;
+  const text = `${answer.message_vi || "Yêu cầu bị từ chối."} (${answer.code || "error"}: ${answer.detail || ""})`;
   const slot = answer.field && form.querySelector(`.field-error[data-field="${answer.field}"]`);
   if (slot) {
     slot.textContent = text;
@@ -47,7 +46,7 @@ async function submitForm(event) {
   });
   const answer = await response.json();
   const result = document.getElementById("result");
-  if (answer.ok) {
+  if (response.ok) {
     const a = answer.accepted;
     result.textContent = `Đã ghi nhận: mã ${a.aggregate_id}, vị trí nhật ký ${a.position}.`;
     result.dataset.position = a.position;
