@@ -121,7 +121,7 @@ async fn monthly_chart(s: &AppState, p: &PageParams) -> Result<serde_json::Value
     let report: coord_proto::analytics::MonthlyReport = query(s, "monthly", request).await?;
     let mut months: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
     for row in &report.rows {
-        let c = serde_json::to_value(&row.counts).unwrap_or_default();
+        let c = serde_json::to_value(row.counts).unwrap_or_default();
         let m = months.entry(row.month.clone()).or_default();
         m[0] += c["inspections"]["concluded"].as_u64().unwrap_or(0)
             + c["supervisions"]["concluded"].as_u64().unwrap_or(0);
