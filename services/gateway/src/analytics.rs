@@ -15,6 +15,7 @@ use crate::queries::query;
 
 /// Parameters of the analytics routes.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyticsParams {
     /// Party congress term, e.g. `2020-2025` (default: the latest configured).

@@ -52,6 +52,7 @@ pub fn router() -> axum::Router<AppState> {
 
 /// Which office's log (default: the gateway's own office).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OfficeParam {
     /// The office, e.g. `province` or `district:long-xuyen`.
@@ -60,6 +61,7 @@ pub struct OfficeParam {
 
 /// A page of checkpoints.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointsParams {
     /// The office, e.g. `province` or `district:long-xuyen`.
@@ -72,6 +74,7 @@ pub struct CheckpointsParams {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionParams {
     pub event_id: Uuid,
@@ -81,6 +84,7 @@ pub struct InclusionParams {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyParams {
     pub from: u64,
@@ -289,7 +293,7 @@ pub async fn correlation(
 }
 
 /// Search over the whole log, paged by cursor.
-#[utoipa::path(get, path = "/v1/audit/events", params(EventFilter), tag = "audit",
+#[utoipa::path(get, path = "/v1/audit/events", operation_id = "audit_events", params(EventFilter), tag = "audit",
     responses((status = 200, body = AuditPage), (status = 400, body = Problem), (status = 503, body = Problem)))]
 pub async fn events(
     State(s): State<AppState>,

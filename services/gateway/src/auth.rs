@@ -25,7 +25,11 @@ use crate::problem::Problem;
 pub struct Caller(pub Claims);
 
 fn unauthorized(code: &str, detail: impl Into<String>) -> Response {
-    let mut response = Problem::new(ErrorKind::Unauthorized, code, detail).into_response();
+    with_challenge(Problem::new(ErrorKind::Unauthorized, code, detail).into_response())
+}
+
+/// A 401 names the scheme it wants (RFC 9110 §11.6.1).
+fn with_challenge(mut response: Response) -> Response {
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"coord\""),
@@ -55,18 +59,35 @@ pub async fn require_token(
             "the Authorization header must be `Bearer <token>`",
         );
     };
-    match state.tokens.verify(token) {
+    match authenticate(&state, token) {
         Ok(claims) => {
-            if let Err(refused) = state.hosting.check(&claims.office) {
-                return Problem::from(refused).into_response();
-            }
             request.extensions_mut().insert(Caller(claims));
             next.run(request).await
         }
-        Err(e @ coord_auth::TokenError::Expired { .. }) => {
-            unauthorized("token_expired", e.to_string())
-        }
-        Err(e) => unauthorized("invalid_token", e.to_string()),
+        Err(refused) if refused.status == 401 => with_challenge(refused.into_response()),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// The one check of a token, for the API's bearer header and the console's session
+/// alike: it verifies with this gateway's key, has not expired, and is of an office
+/// this site hosts. A refusal is the response to send.
+pub fn authenticate(state: &AppState, token: &str) -> Result<Claims, Problem> {
+    match state.tokens.verify(token) {
+        Ok(claims) => match state.hosting.check(&claims.office) {
+            Ok(()) => Ok(claims),
+            Err(refused) => Err(Problem::from(refused)),
+        },
+        Err(e @ coord_auth::TokenError::Expired { .. }) => Err(Problem::new(
+            ErrorKind::Unauthorized,
+            "token_expired",
+            e.to_string(),
+        )),
+        Err(e) => Err(Problem::new(
+            ErrorKind::Unauthorized,
+            "invalid_token",
+            e.to_string(),
+        )),
     }
 }
 

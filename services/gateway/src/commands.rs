@@ -96,16 +96,18 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let started = std::time::Instant::now();
-    let result = send(&state, caller, route, path_id, headers, body).await;
-    let outcome = match &result {
-        Ok(accepted) if accepted.duplicate => "duplicate".to_owned(),
-        Ok(_) => "accepted".to_owned(),
-        Err(problem) => kind_name(problem.kind),
+    // A reader is refused before its body is read, as by `execute`.
+    let accepted = match authorize_command(&caller).and_then(|()| json_object(&body)) {
+        Ok(payload) => execute(&state, caller, route, path_id, &headers, payload).await?,
+        Err(problem) => {
+            let endpoint = format!("{}.{}", route.service, route.endpoint);
+            let started = std::time::Instant::now();
+            state
+                .metrics
+                .command(&endpoint, &kind_name(problem.kind), started);
+            return Err(problem);
+        }
     };
-    let endpoint = format!("{}.{}", route.service, route.endpoint);
-    state.metrics.command(&endpoint, &outcome, started);
-    let accepted = result?;
     let status = if !route.id_in_path && !accepted.duplicate {
         StatusCode::CREATED
     } else {
@@ -119,6 +121,41 @@ pub async fn handle(
             .expect("valid"),
     );
     Ok(response)
+}
+
+/// The one command path, for the API and the console alike: checks the caller and the
+/// command, sends it to its service, and counts and times the answer in the metrics.
+pub async fn execute(
+    state: &AppState,
+    caller: Caller,
+    route: &'static Route,
+    path_id: Option<String>,
+    headers: &HeaderMap,
+    payload: serde_json::Map<String, Value>,
+) -> Result<Accepted, Problem> {
+    let started = std::time::Instant::now();
+    let result = send(state, caller, route, path_id, headers, payload).await;
+    let outcome = match &result {
+        Ok(accepted) if accepted.duplicate => "duplicate".to_owned(),
+        Ok(_) => "accepted".to_owned(),
+        Err(problem) => kind_name(problem.kind),
+    };
+    let endpoint = format!("{}.{}", route.service, route.endpoint);
+    state.metrics.command(&endpoint, &outcome, started);
+    result
+}
+
+fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Problem> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        Problem::malformed("malformed_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    match value {
+        Value::Object(payload) => Ok(payload),
+        _ => Err(Problem::malformed(
+            "malformed_json",
+            "the body must be a JSON object",
+        )),
+    }
 }
 
 /// An error kind's name, as the problem documents spell it (`rule_violation`).
@@ -135,21 +172,12 @@ async fn send(
     caller: Caller,
     route: &'static Route,
     path_id: Option<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    headers: &HeaderMap,
+    mut payload: serde_json::Map<String, Value>,
 ) -> Result<Accepted, Problem> {
     authorize_command(&caller)?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        Problem::malformed("malformed_json", format!("the body is not valid JSON: {e}"))
-    })?;
-    let Value::Object(mut payload) = value else {
-        return Err(Problem::malformed(
-            "malformed_json",
-            "the body must be a JSON object",
-        ));
-    };
     let office = caller.0.office.to_string();
-    let command_id = command_id(&headers, &office, &mut payload)?;
+    let command_id = command_id(headers, &office, &mut payload)?;
     let id_field = route.id_field;
     match (&path_id, payload.get(id_field)) {
         (Some(path), body_id) => {
@@ -181,7 +209,7 @@ async fn send(
         office: caller.0.office.to_string(),
         actor: caller.0.actor.clone(),
         role: Some(caller.0.role.to_string()),
-        expected_version: expected_version(&headers)?,
+        expected_version: expected_version(headers)?,
         payload,
     };
     let subject = command_subject(route.service, route.endpoint);

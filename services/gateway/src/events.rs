@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::problem::Problem;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsParams {
     /// Start after this log position (commit). Without it (and without a

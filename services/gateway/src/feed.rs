@@ -35,6 +35,7 @@ use crate::queries::query;
 pub const RESUME_HEADER: &str = "coord-resume-after";
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
     /// Start after this commit (exclusive); from the beginning if absent.
@@ -358,6 +359,7 @@ async fn events_table(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadModelExportParams {
     /// `csv` (default) or `parquet`.
@@ -457,6 +459,7 @@ pub async fn schema(Path((name, version)): Path<(String, String)>) -> Result<Res
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportParams {
     /// Refuse unless the log is empty (the first request of an import).

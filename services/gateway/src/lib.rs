@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod commands;
+pub mod console;
 pub mod events;
 pub mod feed;
 pub mod limits;
@@ -105,6 +106,8 @@ pub struct AppState {
     pub log_subject_prefix: String,
     /// What `/metrics` serves.
     pub metrics: Arc<metrics::Metrics>,
+    /// The web console's templates and sessions.
+    pub console: Arc<console::Console>,
 }
 
 /// The router with every route.
@@ -141,6 +144,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/v1/analytics/period", get(analytics::period))
         .route("/v1/analytics/province", get(analytics::province_as_of))
         .route("/v1/sync", get(sync::sync))
+        .route("/v1/needs", get(console::needs::needs))
         .route(
             "/v1/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),
@@ -157,6 +161,7 @@ pub fn build_app(state: AppState) -> Router {
             auth::require_token,
         ))
         .merge(open)
+        .merge(console::router())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -205,6 +210,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         log_stream: config.service.log_stream.clone(),
         log_subject_prefix: config.service.log_subject_prefix.clone(),
         metrics: Arc::new(metrics::Metrics::new(config.max_streams)),
+        console: Arc::new(console::Console::new()),
     })
 }
 

@@ -39,11 +39,16 @@ pub async fn guard(State(s): State<AppState>, request: Request, next: Next) -> R
     as_problem(response, s.max_body_bytes).await
 }
 
+/// A problem document already, or one of the console's HTML pages (which explains
+/// itself to a person).
 fn is_problem(response: &Response) -> bool {
     response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"text/html")
+        })
 }
 
 /// Turns an error response that is not a problem document yet into one.

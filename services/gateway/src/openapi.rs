@@ -54,6 +54,7 @@ use crate::{analytics, events, feed, queries, records};
         records::exchange,
         records::discipline_case,
         crate::sync::sync,
+        crate::console::needs::needs,
     ),
     components(schemas(
         Problem,
@@ -72,6 +73,8 @@ use crate::{analytics, events, feed, queries, records};
         CloseCase,
         AppealDecision,
         ResolveAppeal,
+        crate::console::needs::Need,
+        crate::console::needs::Needs,
     ))
 )]
 struct ApiDoc;

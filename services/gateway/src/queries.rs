@@ -19,6 +19,7 @@ use crate::problem::Problem;
 
 /// Parameters of the status routes.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatusParams {
     /// Party congress term, e.g. `2020-2025` (default: the latest configured).
@@ -43,6 +44,7 @@ pub struct StatusParams {
 
 /// Parameters of the timeline route.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TimelineParams {
     /// Entries per page (1 to 500, default 50).

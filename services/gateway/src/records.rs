@@ -300,6 +300,34 @@ async fn read<A: Readable>(
     raw_id: &str,
     query: RecordQuery,
 ) -> Result<Response, Problem> {
+    let view = view::<A>(state, raw_id, query).await?;
+    let etag = HeaderValue::from_str(&format!("\"{}\"", view.version)).expect("digits");
+    let mut response = Json(view).into_response();
+    response.headers_mut().insert(header::ETAG, etag);
+    Ok(response)
+}
+
+/// One record of kind `kind` (`inspection`, `exchange`, `discipline_case`), as the
+/// routes answer it (the console's record page shows the same).
+pub async fn view_of(state: &AppState, kind: &str, raw_id: &str) -> Result<RecordView, Problem> {
+    let query = RecordQuery { office: None };
+    match kind {
+        Inspection::KIND => view::<Inspection>(state, raw_id, query).await,
+        InformationExchange::KIND => view::<InformationExchange>(state, raw_id, query).await,
+        DisciplineCase::KIND => view::<DisciplineCase>(state, raw_id, query).await,
+        other => Err(Problem::new(
+            ErrorKind::NotFound,
+            "no_such_record_kind",
+            format!("no record kind `{other}`"),
+        )),
+    }
+}
+
+async fn view<A: Readable>(
+    state: &AppState,
+    raw_id: &str,
+    query: RecordQuery,
+) -> Result<RecordView, Problem> {
     let id = Uuid::try_parse(raw_id).map_err(|_| {
         Problem::malformed("bad_id", format!("`{raw_id}` in the path is not a UUID"))
     })?;
@@ -321,17 +349,13 @@ async fn read<A: Readable>(
         Some(other) => read_any(state.log.as_ref(), &other).await?,
         None => Vec::new(),
     };
-    let view = fold::<A>(id, &history, &companion)?.ok_or_else(|| {
+    fold::<A>(id, &history, &companion)?.ok_or_else(|| {
         Problem::new(
             ErrorKind::NotFound,
             A::NOT_FOUND,
             format!("no {} with id {id}", A::KIND),
         )
-    })?;
-    let etag = HeaderValue::from_str(&format!("\"{}\"", view.version)).expect("digits");
-    let mut response = Json(view).into_response();
-    response.headers_mut().insert(header::ETAG, etag);
-    Ok(response)
+    })
 }
 
 /// A stream, under whichever office's subjects it was written.

@@ -147,6 +147,7 @@ pub struct CheckpointPage {
 /// The search filters of `/v1/audit/events`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct EventFilter {
     /// Who issued the command.
     pub actor: Option<String>,

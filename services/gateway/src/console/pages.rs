@@ -1,0 +1,428 @@
+//! The console's pages: sign-in, the province overview, a district, a record, the
+//! offices and their sync, and the form submissions and live updates behind them.
+//! Each handler reads through the API's own functions and renders one template.
+
+use std::collections::HashMap;
+
+use axum::Form as FormBody;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use coord_audit::wire::{AuditEvent, AuditRequest, InclusionProofBody, OfficeKey};
+use coord_proto::read::{
+    DistrictList, DistrictReport, ProvinceSummary, QueryRequest, TimelinePage,
+};
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::forms;
+use super::needs::{self, NeedsParams};
+use super::session::{self, Visitor};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::problem::Problem;
+use crate::queries::query;
+
+/// Query parameters every page takes.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageParams {
+    /// Read the read models at least at this log position (after a live event).
+    pub min_position: Option<u64>,
+    /// The monthly chart's window.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The timeline page's cursor.
+    pub before: Option<String>,
+}
+
+impl PageParams {
+    fn request(&self) -> QueryRequest {
+        QueryRequest {
+            min_position: self.min_position,
+            ..Default::default()
+        }
+    }
+}
+
+/// Who is signed in, for the layout.
+fn who(v: &Visitor) -> minijinja::Value {
+    let c = v.claims();
+    minijinja::Value::from_serialize(json!({
+        "office": c.office.to_string(),
+        "actor": c.actor,
+        "role": c.role.to_string(),
+        "csrf": v.csrf,
+    }))
+}
+
+fn page_error(problem: Problem) -> Response {
+    problem.into_response()
+}
+
+/// `GET /sign-in`.
+pub async fn sign_in_page(State(s): State<AppState>) -> Response {
+    s.console.render("sign_in.html", context! {})
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    token: String,
+}
+
+/// `POST /sign-in`: a token in, a session cookie out.
+pub async fn sign_in(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    FormBody(form): FormBody<SignIn>,
+) -> Response {
+    match session::sign_in(&s, &headers, &form.token) {
+        Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
+        Err(problem) => {
+            let status = axum::http::StatusCode::from_u16(problem.status)
+                .unwrap_or(axum::http::StatusCode::UNAUTHORIZED);
+            let page = s.console.render(
+                "sign_in.html",
+                context! { error => format!("Mã truy cập bị từ chối: {} ({})", problem.detail, problem.code) },
+            );
+            (status, page).into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+/// `POST /sign-out`.
+pub async fn sign_out(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    FormBody(form): FormBody<CsrfOnly>,
+) -> Response {
+    if let Err(p) = visitor.check_csrf(form.csrf.as_deref()) {
+        return p.into_response();
+    }
+    let cookie = session::sign_out(&s, &visitor);
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/sign-in")).into_response()
+}
+
+/// The monthly chart's rows: per month, inspections and supervisions concluded,
+/// exchanges sent, decisions; with each bar's share of the largest.
+async fn monthly_chart(s: &AppState, p: &PageParams) -> Result<serde_json::Value, Problem> {
+    let request = QueryRequest {
+        from: p.from.clone(),
+        to: p.to.clone(),
+        min_position: p.min_position,
+        ..Default::default()
+    };
+    let report: coord_proto::analytics::MonthlyReport = query(s, "monthly", request).await?;
+    let mut months: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
+    for row in &report.rows {
+        let c = serde_json::to_value(row.counts).unwrap_or_default();
+        let m = months.entry(row.month.clone()).or_default();
+        m[0] += c["inspections"]["concluded"].as_u64().unwrap_or(0)
+            + c["supervisions"]["concluded"].as_u64().unwrap_or(0);
+        m[1] += c["exchanges"]["sent"].as_u64().unwrap_or(0);
+        m[2] += sum_numbers(&c["decisions"]);
+    }
+    let max = months
+        .values()
+        .flat_map(|m| m.iter())
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let rows: Vec<_> = months
+        .iter()
+        .map(|(month, m)| {
+            json!({"month": month, "concluded": m[0], "sent": m[1], "decisions": m[2],
+                   "w": m.map(|n| n * 100 / max)})
+        })
+        .collect();
+    Ok(json!({"from": report.from, "to": report.to, "rows": rows}))
+}
+
+fn sum_numbers(v: &serde_json::Value) -> u64 {
+    match v {
+        serde_json::Value::Number(n) => n.as_u64().unwrap_or(0),
+        serde_json::Value::Object(m) => m.values().map(sum_numbers).sum(),
+        _ => 0,
+    }
+}
+
+/// A unit's display name.
+fn unit_name(s: &AppState, unit: &str) -> String {
+    s.province
+        .units
+        .iter()
+        .find(|u| u.id.as_str() == unit)
+        .map_or_else(|| unit.to_owned(), |u| u.name.clone())
+}
+
+/// `GET /`: the province overview.
+pub async fn overview(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Query(p): Query<PageParams>,
+) -> Response {
+    match overview_context(&s, &p).await {
+        Ok(ctx) => s.console.render(
+            "overview.html",
+            context! { who => who(&visitor), page => minijinja::Value::from_serialize(ctx) },
+        ),
+        Err(problem) => page_error(problem),
+    }
+}
+
+async fn overview_context(s: &AppState, p: &PageParams) -> Result<serde_json::Value, Problem> {
+    let summary: ProvinceSummary = query(s, "province_summary", p.request()).await?;
+    let districts: DistrictList = query(s, "districts", p.request()).await?;
+    let needs = needs::compute(s, NeedsParams::default()).await?;
+    let outstanding: Vec<String> = summary
+        .districts_outstanding
+        .iter()
+        .map(|u| unit_name(s, u))
+        .collect();
+    Ok(json!({
+        "summary": summary,
+        "outstanding": outstanding,
+        "districts": districts.districts,
+        "needs": needs,
+        "chart": monthly_chart(s, p).await?,
+        "position": summary.position,
+    }))
+}
+
+/// `GET /districts/{unit}`.
+pub async fn district(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Path(unit): Path<String>,
+    Query(p): Query<PageParams>,
+) -> Response {
+    match district_context(&s, &visitor, &unit, &p).await {
+        Ok(ctx) => s.console.render(
+            "district.html",
+            context! { who => who(&visitor), page => minijinja::Value::from_serialize(ctx) },
+        ),
+        Err(problem) => page_error(problem),
+    }
+}
+
+async fn district_context(
+    s: &AppState,
+    visitor: &Visitor,
+    unit: &str,
+    p: &PageParams,
+) -> Result<serde_json::Value, Problem> {
+    let mut request = p.request();
+    request.unit = Some(unit.to_owned());
+    let report: DistrictReport = query(s, "district", request.clone()).await?;
+    request.before = p.before.clone();
+    request.limit = Some(20);
+    let timeline: TimelinePage = query(s, "timeline", request).await?;
+    let needs = needs::compute(
+        s,
+        NeedsParams {
+            unit: Some(unit.to_owned()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let entries: Vec<serde_json::Value> = timeline
+        .entries
+        .iter()
+        .map(|e| {
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            v["link"] = json!(record_link(&e.stream_id, &e.payload));
+            v
+        })
+        .collect();
+    Ok(json!({
+        "unit": unit,
+        "report": report,
+        "timeline": timeline,
+        "entries": entries,
+        "needs": needs,
+        "forms": forms::offered(visitor.claims(), unit),
+    }))
+}
+
+/// The console page of the record an event belongs to (a receipt's exchange, an
+/// appeal's case).
+fn record_link(stream_id: &str, payload: &serde_json::Value) -> Option<String> {
+    let (category, id) = stream_id.split_once('-')?;
+    let id = id.to_owned();
+    let (kind, id) = match category {
+        "inspection" => ("inspection", id),
+        "exchange" => ("exchange", id),
+        "discipline" => ("discipline_case", id),
+        "receipt" => ("exchange", payload["exchange_id"].as_str()?.to_owned()),
+        "appeal" => ("discipline_case", payload["case_id"].as_str()?.to_owned()),
+        _ => return None,
+    };
+    Some(format!("/records/{kind}/{id}"))
+}
+
+/// `POST /districts/{unit}/forms/{command}`: a form through the API's command path.
+/// Answers JSON for the page's script: the accepted command, or the refusal with its
+/// Vietnamese message and the field it names.
+pub async fn submit(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Path((unit, command)): Path<(String, String)>,
+    headers: HeaderMap,
+    FormBody(fields): FormBody<HashMap<String, String>>,
+) -> Response {
+    let result = send_form(&s, &visitor, &unit, &command, &headers, &fields).await;
+    match result {
+        Ok(accepted) => Json(json!({"ok": true, "accepted": accepted})).into_response(),
+        Err((problem, field)) => refusal(&problem, field),
+    }
+}
+
+/// A refused form: its problem document (RFC 9457) extended with the Vietnamese
+/// message and the field it names.
+fn refusal(problem: &Problem, field: Option<&str>) -> Response {
+    let status = axum::http::StatusCode::from_u16(problem.status)
+        .unwrap_or(axum::http::StatusCode::BAD_REQUEST);
+    let mut body = serde_json::to_value(problem).unwrap_or_default();
+    body["field"] = json!(field);
+    body["message_vi"] = json!(forms::message_vi(&problem.code));
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn send_form(
+    s: &AppState,
+    visitor: &Visitor,
+    unit: &str,
+    command: &str,
+    headers: &HeaderMap,
+    fields: &HashMap<String, String>,
+) -> Result<coord_proto::Accepted, (Problem, Option<&'static str>)> {
+    visitor
+        .check_csrf(fields.get("csrf").map(String::as_str))
+        .map_err(|p| (p, None))?;
+    let form = forms::find(visitor.claims(), unit, command).map_err(|p| (p, None))?;
+    let route = coord_proto::ROUTES
+        .iter()
+        .find(|r| r.command == command)
+        .expect("every form is a route");
+    let term = s
+        .province
+        .terms
+        .last()
+        .map(|t| t.id.to_string())
+        .unwrap_or_default();
+    let body = forms::body(form, &visitor.claims().office, unit, &term, fields);
+    let path_id = route.id_in_path.then(|| {
+        body.get(route.id_field)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    });
+    let mut command_headers = HeaderMap::new();
+    if let Some(key) = headers.get("idempotency-key") {
+        command_headers.insert("idempotency-key", key.clone());
+    }
+    let caller = Caller(visitor.claims().clone());
+    crate::commands::execute(s, caller, route, path_id, &command_headers, body)
+        .await
+        .map_err(|p| {
+            let field = forms::field_named(form, &p.detail);
+            (p, field)
+        })
+}
+
+/// The record's history as the auditor has it (who, office, role, correlation, event
+/// id for the proof), or an empty list when the auditor does not answer.
+async fn audit_history(s: &AppState, stream: &str) -> Vec<AuditEvent> {
+    let request = AuditRequest {
+        stream: Some(stream.to_owned()),
+        ..Default::default()
+    };
+    crate::audit::ask_auditor(s, None, "stream", &request)
+        .await
+        .unwrap_or_default()
+}
+
+/// `GET /records/{kind}/{id}`.
+pub async fn record(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Path((kind, id)): Path<(String, String)>,
+) -> Response {
+    let view = match crate::records::view_of(&s, &kind, &id).await {
+        Ok(view) => view,
+        Err(problem) => return page_error(problem),
+    };
+    let history = audit_history(&s, &view.stream_id).await;
+    let ctx = json!({"kind": kind, "record": view, "audit": history});
+    s.console.render(
+        "record.html",
+        context! { who => who(&visitor), page => minijinja::Value::from_serialize(ctx) },
+    )
+}
+
+/// `GET /records/{kind}/{id}/proof/{event_id}`: what the browser needs to verify one
+/// event's inclusion: the latest signed checkpoint, the proof against its size, and
+/// the offices' verifier keys.
+pub async fn proof(
+    State(s): State<AppState>,
+    _visitor: Visitor,
+    Path((_kind, _id, event_id)): Path<(String, String, uuid::Uuid)>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let cp: coord_audit::wire::StoredCheckpoint =
+        crate::audit::ask_auditor(&s, None, "checkpoint", &AuditRequest::default()).await?;
+    let note = coord_audit::note::Note::parse(&cp.note)
+        .map_err(|e| Problem::unavailable("bad_checkpoint", e.to_string()))?;
+    let size = coord_audit::Checkpoint::parse(&note.text)
+        .map_err(|e| Problem::unavailable("bad_checkpoint", e.to_string()))?
+        .size;
+    let request = AuditRequest {
+        event_id: Some(event_id),
+        tree_size: Some(size),
+        ..Default::default()
+    };
+    let inclusion: InclusionProofBody =
+        crate::audit::ask_auditor(&s, None, "inclusion", &request).await?;
+    let Json(keys): Json<Vec<OfficeKey>> = crate::audit::keys(State(s.clone())).await?;
+    Ok(Json(
+        json!({"checkpoint": cp.note, "inclusion": inclusion, "keys": keys}),
+    ))
+}
+
+/// `GET /offices`: every source's link, last heard, position and lag; the witness.
+pub async fn offices(State(s): State<AppState>, visitor: Visitor) -> Response {
+    let sync = crate::sync::status(&s).await;
+    let witness = crate::audit::witness_status(&s).await;
+    let ctx = json!({
+        "sync": sync.as_ref().ok(),
+        "sync_error": sync.as_ref().err().map(|p| &p.detail),
+        "witness": witness.as_ref().ok(),
+        "witness_error": witness.as_ref().err().map(|p| &p.detail),
+        "site": s.hosting.site.to_string(),
+    });
+    s.console.render(
+        "offices.html",
+        context! { who => who(&visitor), page => minijinja::Value::from_serialize(ctx) },
+    )
+}
+
+/// `GET /live`: the log's event stream for the signed-in page (new events only), the
+/// API's own `/v1/events`.
+pub async fn live(State(s): State<AppState>, _visitor: Visitor, headers: HeaderMap) -> Response {
+    let params = Ok(Query(crate::events::EventsParams { after: None }));
+    match crate::events::events(State(s), headers, params).await {
+        Ok(sse) => sse.into_response(),
+        Err(problem) => problem.into_response(),
+    }
+}

@@ -1,0 +1,172 @@
+// The console's script: no framework, nothing loaded from elsewhere.
+// - sign-in: a token file is read into the text box;
+// - forms: sent with fetch, the refusal shown next to the field it names;
+// - live: the log's event stream refreshes the page's [data-live] sections;
+// - verify: an event's inclusion proof and the checkpoint's signature are checked
+//   here, with WebCrypto (SHA-256; Ed25519 where the browser has it).
+"use strict";
+
+const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+function readTokenFile() {
+  const file = document.getElementById("token-file");
+  if (!file) return;
+  file.addEventListener("change", async () => {
+    if (file.files.length) document.getElementById("token").value = (await file.files[0].text()).trim();
+  });
+}
+
+function clearErrors(form) {
+  form.querySelectorAll(".field-error, .form-error").forEach((e) => { e.textContent = ""; });
+  form.querySelectorAll("[aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
+}
+
+function showRefusal(form, answer) {
+  const text = `${answer.message_vi || "Yêu cầu bị từ chối."} (${answer.code || "error"}: ${answer.detail || ""})`;
+  const slot = answer.field && form.querySelector(`.field-error[data-field="${answer.field}"]`);
+  if (slot) {
+    slot.textContent = text;
+    const input = form.querySelector(`[name="${answer.field}"]`);
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  } else {
+    form.querySelector(".form-error").textContent = text;
+  }
+}
+
+async function submitForm(event) {
+  event.preventDefault();
+  const form = event.target;
+  clearErrors(form);
+  const response = await fetch(form.action, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": crypto.randomUUID() },
+    body: new URLSearchParams(new FormData(form)),
+    credentials: "same-origin",
+  });
+  const answer = await response.json();
+  const result = document.getElementById("result");
+  if (response.ok) {
+    const a = answer.accepted;
+    result.textContent = `Đã ghi nhận: mã ${a.aggregate_id}, vị trí nhật ký ${a.position}.`;
+    result.dataset.position = a.position;
+    form.reset();
+    refresh(a.position);
+  } else {
+    result.textContent = "";
+    showRefusal(form, answer);
+  }
+}
+
+let refreshing = Promise.resolve();
+function refresh(position) {
+  refreshing = refreshing.then(async () => {
+    const url = new URL(location.href);
+    url.searchParams.set("min_position", position);
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    document.querySelectorAll("[data-live]").forEach((section) => {
+      const next = fresh.querySelector(`[data-live="${section.dataset.live}"]`);
+      if (next) section.innerHTML = next.innerHTML;
+    });
+    document.body.dataset.livePosition = position;
+  }).catch(() => {});
+}
+
+function followLog() {
+  if (!document.querySelector("[data-live]") || !window.EventSource) return;
+  const source = new EventSource("/live");
+  source.onmessage = (e) => refresh(String(e.lastEventId).split(":")[0]);
+  source.addEventListener("open", () => { document.body.dataset.live = "open"; });
+}
+
+// ---- verification (RFC 9162 inclusion, C2SP signed note) ----
+const enc = new TextEncoder();
+const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const concat = (...parts) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+};
+const sha256 = async (data) => new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+async function rootFromInclusion(index, size, leaf, path) {
+  if (index >= size) throw new Error("chỉ số lá vượt kích thước cây");
+  let fn = index, sn = size - 1;
+  let r = await sha256(concat(new Uint8Array([0]), leaf));
+  for (const p of path) {
+    if (sn === 0) throw new Error("đường dẫn chứng minh quá dài");
+    if (fn % 2 === 1 || fn === sn) {
+      r = await sha256(concat(new Uint8Array([1]), p, r));
+      while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    } else {
+      r = await sha256(concat(new Uint8Array([1]), r, p));
+    }
+    fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+  }
+  if (sn !== 0) throw new Error("đường dẫn chứng minh quá ngắn");
+  return r;
+}
+
+function parseCheckpoint(note) {
+  const split = note.lastIndexOf("\n\n");
+  const text = note.slice(0, split + 1);
+  const [origin, size, root] = text.split("\n");
+  const signatures = note.slice(split + 2).split("\n").filter((l) => l.startsWith("\u2014 "))
+    .map((l) => { const [name, sig] = l.slice(2).split(" "); return { name, sig: b64(sig) }; });
+  return { text, origin, size: Number(size), root: b64(root), signatures };
+}
+
+// The note's signature by `vkey` (name+hexhash+base64(0x01 ‖ key)): true, false, or
+// null when this browser has no Ed25519.
+async function checkSignature(cp, vkey) {
+  const [name, keyHash, key] = vkey.split("+");
+  const raw = b64(key);
+  const sig = cp.signatures.find((s) => s.name === name && hex(s.sig.slice(0, 4)) === keyHash);
+  if (!sig) return false;
+  try {
+    const pub = await crypto.subtle.importKey("raw", raw.slice(1), { name: "Ed25519" }, false, ["verify"]);
+    return await crypto.subtle.verify({ name: "Ed25519" }, pub, sig.sig.slice(4), enc.encode(cp.text));
+  } catch (e) {
+    return null;
+  }
+}
+
+async function verify(button) {
+  const out = document.getElementById("verify-result");
+  out.className = "";
+  out.textContent = "Đang kiểm chứng…";
+  try {
+    const m = await (await fetch(button.dataset.proof, { credentials: "same-origin" })).json();
+    const cp = parseCheckpoint(m.checkpoint);
+    const inc = m.inclusion;
+    if (inc.tree_size !== cp.size) throw new Error("chứng minh không cùng kích thước với điểm kiểm tra");
+    const leaf = b64(inc.leaf_data);
+    const eventId = button.dataset.proof.split("/").pop();
+    if (JSON.parse(new TextDecoder().decode(leaf)).event_id !== eventId) throw new Error("lá không phải sự kiện này");
+    const root = await rootFromInclusion(inc.leaf_index, inc.tree_size, leaf, inc.hashes.map(b64));
+    if (!same(root, cp.root)) throw new Error("gốc tính được khác gốc đã ký");
+    const key = (m.keys || []).find((k) => k.origin === cp.origin);
+    const signed = key ? await checkSignature(cp, key.key) : false;
+    if (signed === false) throw new Error("chữ ký của điểm kiểm tra không hợp lệ");
+    const sigText = signed ? "chữ ký Ed25519 hợp lệ" : "trình duyệt không kiểm được chữ ký Ed25519";
+    out.className = "verified";
+    out.dataset.outcome = "verified";
+    out.textContent = `Đã kiểm chứng: sự kiện là lá ${inc.leaf_index} của cây ${cp.size} lá, gốc ${hex(cp.root).slice(0, 16)}…, điểm kiểm tra “${cp.origin}”, ${sigText}. (Inclusion verified.)`;
+  } catch (e) {
+    out.className = "failed";
+    out.dataset.outcome = "failed";
+    out.textContent = `Kiểm chứng thất bại: ${e.message}. (Verification failed.)`;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  readTokenFile();
+  document.querySelectorAll("form[data-command]").forEach((f) => f.addEventListener("submit", submitForm));
+  document.querySelectorAll("button.verify").forEach((b) => b.addEventListener("click", () => verify(b)));
+  followLog();
+});

@@ -1,0 +1,51 @@
+//! The console's templates and static files, embedded in the binary (no files to
+//! deploy beside it, nothing fetched at run time).
+
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("templates/base.html")),
+    ("sign_in.html", include_str!("templates/sign_in.html")),
+    ("overview.html", include_str!("templates/overview.html")),
+    ("district.html", include_str!("templates/district.html")),
+    ("record.html", include_str!("templates/record.html")),
+    ("offices.html", include_str!("templates/offices.html")),
+    ("needs.html", include_str!("templates/needs.html")),
+];
+
+/// Every template, HTML-escaped by default.
+pub fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("console template {name}: {e}"));
+    }
+    env
+}
+
+/// `GET /static/{file}`: the stylesheet and the script.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "console.css" => (
+            include_str!("static/console.css"),
+            "text/css; charset=utf-8",
+        ),
+        "console.js" => (
+            include_str!("static/console.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_parses() {
+        let env = super::environment();
+        assert_eq!(env.templates().count(), super::TEMPLATES.len());
+    }
+}
