@@ -4,10 +4,14 @@
 //! - [`store`]: the SQLite schema, event application and queries (no network I/O);
 //! - [`runner`]: catch-up-then-live consumption, batching, rebuild;
 //! - [`queries`]: the NATS request/reply API;
-//! - [`analytics`]: counts by period and month, status as of a date.
+//! - [`analytics`]: counts by period and month, status as of a date;
+//! - [`damage`]: applied events gone from the log, found by a scrub; a rebuild's refusal;
+//! - [`readers`]: read connections for the analytics queries, off the writer.
 
 pub mod analytics;
+pub mod damage;
 pub mod queries;
+pub mod readers;
 pub mod runner;
 pub mod store;
 
