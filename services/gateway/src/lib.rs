@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod events;
+pub mod export_table;
 pub mod feed;
 pub mod limits;
 pub mod metrics;
