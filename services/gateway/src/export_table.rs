@@ -1,12 +1,12 @@
 //! The events export as a table (`GET /v1/export/events?format=csv|parquet`), streamed
 //! in bounded memory: whatever the number of rows, the gateway holds a few groups of
-//! [`GROUP_ROWS`] events, never the table.
+//! [`READ_GROUP`] events and one group of [`GROUP_ROWS`] rows, never the table.
 //!
 //! Three stages joined by bounded channels, so a slow client slows the log read
 //! instead of filling memory:
 //!
-//! 1. an async task reads the snapshot from the log and hands on groups of events
-//!    ([`GROUPS_IN_FLIGHT`] at most waiting);
+//! 1. an async task reads the snapshot from the log and hands on groups of
+//!    [`READ_GROUP`] events ([`GROUPS_IN_FLIGHT`] at most waiting);
 //! 2. a blocking thread, off the async runtime, turns them into CloudEvents, applies the
 //!    export's filters and writes them with [`TableWriter`]: CSV rows, or one Parquet row
 //!    group per [`GROUP_ROWS`] rows, each flushed;
@@ -32,6 +32,8 @@ use crate::feed::{ExportParams, RESUME_HEADER, Snapshot, table_download};
 
 /// Rows per CSV flush and per Parquet row group.
 pub const GROUP_ROWS: usize = 8192;
+/// Events handed from the log read to the encoder at once.
+pub const READ_GROUP: usize = 1024;
 /// Groups of events read from the log and not yet encoded.
 const GROUPS_IN_FLIGHT: usize = 2;
 /// Bytes per body chunk.
@@ -60,7 +62,7 @@ async fn read_groups(
     mut events: futures::stream::BoxStream<'static, Result<RecordedEvent, String>>,
     tx: mpsc::Sender<Group>,
 ) {
-    let mut group = Vec::with_capacity(GROUP_ROWS);
+    let mut group = Vec::with_capacity(READ_GROUP);
     while let Some(item) = events.next().await {
         match item {
             Ok(event) => group.push(event),
@@ -69,11 +71,11 @@ async fn read_groups(
                 return;
             }
         }
-        if group.len() == GROUP_ROWS
+        if group.len() == READ_GROUP
             && tx
                 .send(Ok(std::mem::replace(
                     &mut group,
-                    Vec::with_capacity(GROUP_ROWS),
+                    Vec::with_capacity(READ_GROUP),
                 )))
                 .await
                 .is_err()
