@@ -1,12 +1,14 @@
-//! An export cut short (issue 19): `coordctl export events` is paused while the
-//! gateway streams a large export, the gateway is killed (the chunked response ends
-//! without its final chunk, possibly inside a commit) and started again; `coordctl
-//! export` sees the export as incomplete, drops the lines of the commit it may not have
-//! whole, resumes after the last complete commit, and the file holds every event of the
-//! log once, in log order. (A cut by a log error, which the gateway ends with an error
-//! record and the same aborted transfer, is unit-tested in `gateway::feed`: killing
-//! nats-server under the gateway did not give a deterministic error, since the NATS
-//! client's ordered consumer usually recovers on its own.)
+//! Exports cut short (issue 19): `coordctl export events` sees the export as
+//! incomplete, keeps what is complete, resumes after the last complete commit, and the
+//! file holds every event of the log once, in log order. Two cuts:
+//!
+//! - the gateway killed mid-transfer (the chunked response ends without its final
+//!   chunk, possibly inside a commit): coordctl drops the lines of the commit it may not
+//!   have whole;
+//! - the log failing under the gateway mid-export (nats-server killed): the gateway
+//!   waits for the log up to its request deadline, then ends the body with an error
+//!   record naming the last commit sent whole, and aborts the transfer; coordctl
+//!   resumes after that commit once nats-server is back.
 
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
@@ -34,20 +36,7 @@ async fn an_export_cut_short_is_seen_as_incomplete_and_resumed_without_a_gap() {
     let file = stack.data.path().join("events.ndjson");
 
     // Given coordctl exporting the whole log, paused once the first bytes arrived.
-    let export = Command::new(workspace_bin("coordctl"))
-        .args(["--gateway", &stack.gateway_url, "export", "events", "--out"])
-        .arg(&file)
-        .env("COORD_TOKEN", stack.token("province"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(&file).map_or(0, |m| m.len()) == 0 {
-        assert!(Instant::now() < deadline, "the export never started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    signal(export.id(), "-STOP");
+    let export = paused_export(&stack, &file);
 
     // When the gateway dies mid-transfer (the response ends without its final chunk,
     // possibly inside a commit) and is started again, then coordctl reads on.
@@ -67,7 +56,13 @@ async fn an_export_cut_short_is_seen_as_incomplete_and_resumed_without_a_gap() {
 
     // Then it was seen as cut, resumed, and the file has every event once, in order.
     assert!(stderr.contains("xuất bị cắt"), "never cut: {stderr}");
-    let text = std::fs::read_to_string(&file).unwrap();
+    assert_every_event_once(&file, &stderr);
+}
+
+/// The export file holds every one of the `EVENTS` events once, in log order, and no
+/// error record.
+fn assert_every_event_once(file: &std::path::Path, stderr: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
     let mut ids = HashSet::new();
     let mut last = (0u64, 0u64);
     for line in text.lines() {
@@ -83,4 +78,88 @@ async fn an_export_cut_short_is_seen_as_incomplete_and_resumed_without_a_gap() {
         assert!(ids.insert(ce["id"].as_str().unwrap().to_owned()));
     }
     assert_eq!(ids.len(), EVENTS, "{stderr}");
+}
+
+/// `coordctl export events` into `file`, started and paused (SIGSTOP) once the first
+/// bytes arrived: the gateway is mid-export, held by the client.
+fn paused_export(stack: &Stack, file: &std::path::Path) -> std::process::Child {
+    let export = Command::new(workspace_bin("coordctl"))
+        .args(["--gateway", &stack.gateway_url, "export", "events", "--out"])
+        .arg(file)
+        .env("COORD_TOKEN", stack.token("province"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(file).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < deadline, "the export never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(export.id(), "-STOP");
+    export
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_cut_by_a_log_error_is_seen_as_incomplete_and_resumed_without_a_gap() {
+    let mut stack = Stack::start();
+    stack.wait_ready().await;
+    stack.fill_inspections(EVENTS).await;
+    // A gateway that gives up on a silent log after 1.5 s (its request deadline).
+    stack.process("gateway").kill();
+    stack.processes.retain(|p| p.name != "gateway");
+    let gateway = stack.spawn("gateway", &[("COORD_GATEWAY_TIMEOUT_MS", "1500")]);
+    stack.processes.push(gateway);
+    stack.wait_ready().await;
+    let file = stack.data.path().join("events.ndjson");
+
+    // Given coordctl mid-export, when nats-server dies under the gateway.
+    let mut export = paused_export(&stack, &file);
+    stack.nats.stop();
+    signal(export.id(), "-CONT");
+
+    // Then coordctl hears the gateway's error record; nats-server comes back once it has.
+    let stderr = export.stderr.take().unwrap();
+    let (cut_tx, cut_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let line = line.unwrap();
+            if line.contains("xuất bị cắt") {
+                let _ = cut_tx.send(());
+            }
+            text += &line;
+            text.push('\n');
+        }
+        text
+    });
+    let heard = cut_rx.recv_timeout(Duration::from_secs(60));
+    stack.nats.start_again();
+    assert!(heard.is_ok(), "coordctl never saw the export cut");
+    let pid = export.id();
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = export.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = export.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = reader.join().unwrap();
+    let status = status.unwrap_or_else(|| panic!("coordctl {pid} never finished: {stderr}"));
+    assert!(status.success(), "{stderr}");
+
+    // The cut was the log's, said by the gateway's error record; the file has no gap.
+    assert!(
+        stderr.contains("the log gave nothing"),
+        "not cut by the log error: {stderr}"
+    );
+    assert_every_event_once(&file, &stderr);
 }

@@ -71,7 +71,7 @@ fn a_rebuild_takes_the_admin_token(data: &std::path::Path, http_port: u16) {
         credentials: data.join("credentials"),
         site: "province".into(),
         json: true,
-        command: coordctl::Command::Rebuild,
+        command: coordctl::Command::Rebuild { accept_loss: false },
     };
     runtime
         .block_on(coordctl::run(rebuild(None)))

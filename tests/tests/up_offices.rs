@@ -545,7 +545,7 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
             credentials: credentials.clone(),
             site: site.into(),
             json: true,
-            command: coordctl::Command::Rebuild,
+            command: coordctl::Command::Rebuild { accept_loss: false },
         };
         coordctl::run(rebuild(office))
             .await

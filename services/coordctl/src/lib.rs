@@ -135,8 +135,14 @@ pub enum Command {
         #[arg(long)]
         after: Option<u64>,
     },
-    /// Drop the read models and replay them from the log, showing progress.
-    Rebuild,
+    /// Drop the read models and replay them from the log, showing progress. Refused
+    /// while the log lost events the read models applied (`log_damage` of
+    /// `/v1/projector`), unless `--accept-loss`.
+    Rebuild {
+        /// Rebuild without the events gone from the log: the figures will lack them.
+        #[arg(long)]
+        accept_loss: bool,
+    },
     /// Events the projector could not apply.
     DeadLetters,
     /// Export for analytics: the events as CloudEvents (NDJSON or batch) into a file.
@@ -307,7 +313,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Follow { after } => follow(&client, after, cli.json).await,
-        Command::Rebuild => rebuild(&admin()?, cli.json).await,
+        Command::Rebuild { accept_loss } => rebuild(&admin()?, accept_loss, cli.json).await,
         Command::Audit(command) => audit::run(&client, command, &cli.credentials, cli.json).await,
         Command::DeadLetters => {
             let letters: Value = client.get_json("/v1/dead-letters", &[]).await?;
@@ -495,8 +501,12 @@ async fn follow(client: &Client, after: Option<u64>, json: bool) -> anyhow::Resu
     Ok(())
 }
 
-async fn rebuild(client: &Client, json: bool) -> anyhow::Result<()> {
-    let started: Value = client.post_json("/v1/admin/rebuild").await?;
+async fn rebuild(client: &Client, accept_loss: bool, json: bool) -> anyhow::Result<()> {
+    let path = match accept_loss {
+        true => "/v1/admin/rebuild?accept_loss=true",
+        false => "/v1/admin/rebuild",
+    };
+    let started: Value = client.post_json(path).await?;
     let target = started["target_position"].as_u64().unwrap_or(0);
     let bar = if json {
         ProgressBar::hidden()

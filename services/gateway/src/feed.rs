@@ -8,7 +8,8 @@
 //! `Coord-Resume-After` is the commit to pass as `after` next time, to get exactly
 //! what was appended since, without gaps or repeats; it holds for a response that ended
 //! whole. One the log cut short ends with an error record naming the last commit sent
-//! whole (`resume_after`) and an aborted transfer (ANALYTICS.md).
+//! whole (`resume_after`) and an aborted transfer (ANALYTICS.md). CSV and Parquet of
+//! the events are streamed by [`crate::export_table`].
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -17,7 +18,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
-use coord_feed::table::{self, Table};
+use coord_feed::table::{self, Format, Table};
 use coord_feed::{CLOUDEVENTS_BATCH, CloudEvent, NDJSON};
 use coord_log::{EventPosition, LogError, RecordedEvent};
 use coord_proto::ErrorKind;
@@ -56,7 +57,7 @@ pub struct ExportParams {
 }
 
 impl ExportParams {
-    fn wants(&self, ce: &CloudEvent) -> bool {
+    pub(crate) fn wants(&self, ce: &CloudEvent) -> bool {
         let date_ok = self.from.is_none_or(|f| ce.occurredon >= f)
             && self.to.is_none_or(|t| ce.occurredon <= t);
         let type_ok = self.types.as_deref().is_none_or(|list| {
@@ -91,8 +92,10 @@ pub async fn export_events(
 ) -> Result<Response, Problem> {
     let Query(params) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
     if let Some(format) = params.format.as_deref() {
-        let format = TableFormat::parse(format)?;
-        return events_table(&s, &params, &base_url(&headers), format).await;
+        let format = parse_format(format)?;
+        let snapshot = snapshot(&s, &params).await?;
+        let base = base_url(&headers);
+        return Ok(crate::export_table::respond(snapshot, params, base, format));
     }
     let batch = headers
         .get(header::ACCEPT)
@@ -180,6 +183,7 @@ async fn stream_events(
                     let mut line = serde_json::to_vec(&record).unwrap_or_default();
                     line.push(b'\n');
                     let _ = tx.send(Ok(Bytes::from(line))).await;
+                    record_written(&tx).await;
                 }
                 let _ = tx.send(Err(std::io::Error::other(message))).await;
                 return;
@@ -203,6 +207,18 @@ async fn stream_events(
     if batch {
         let _ = tx.send(Ok(Bytes::from_static(b"]"))).await;
     }
+}
+
+/// Waits until the body has taken everything sent (at most 5 s), then a moment more:
+/// hyper writes what it took to the socket once the body has nothing ready, but an
+/// error ready right behind the error record aborts the connection with the record still
+/// in its buffer (seen: `tests/tests/export_resume.rs`).
+async fn record_written<T>(tx: &tokio::sync::mpsc::Sender<T>) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while tx.capacity() < tx.max_capacity() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }
 
 fn tokio_stream_of<T: Send + 'static>(
@@ -252,14 +268,27 @@ pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, P
         .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
     // Stop right after the last position of the snapshot (never wait for live events);
     // skip unreadable entries and commits whose subject does not match them (the
-    // projector lists them as dead letters and alarms); any other error, or the log
-    // ending before the snapshot's end, is the last item.
+    // projector lists them as dead letters and alarms); any other error, the log
+    // ending before the snapshot's end, or the log giving nothing for the request
+    // deadline (NATS unreachable: the client would wait for it forever), is the last
+    // item.
+    let stall = s.request_timeout;
     let rx = futures::stream::unfold((subscription, false), move |(mut sub, done)| async move {
         if done {
             return None;
         }
         loop {
-            let Some(next) = sub.next().await else {
+            let next = match tokio::time::timeout(stall, sub.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let cut = format!(
+                        "the log gave nothing for {} ms before reaching {last}",
+                        stall.as_millis()
+                    );
+                    return Some((Err(cut), (sub, true)));
+                }
+            };
+            let Some(next) = next else {
                 let cut = format!("the log subscription ended before {last}");
                 return Some((Err(cut), (sub, true)));
             };
@@ -283,79 +312,41 @@ pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, P
     })
 }
 
-/// A table format of the exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableFormat {
-    Csv,
-    Parquet,
+/// `csv` or `parquet`, or a 400 problem.
+fn parse_format(s: &str) -> Result<Format, Problem> {
+    Format::parse(s).ok_or_else(|| {
+        Problem::malformed(
+            "bad_format",
+            format!("`format` is csv or parquet, not `{s}`"),
+        )
+    })
 }
 
-impl TableFormat {
-    fn parse(s: &str) -> Result<Self, Problem> {
-        match s {
-            "csv" => Ok(Self::Csv),
-            "parquet" => Ok(Self::Parquet),
-            other => Err(Problem::malformed(
-                "bad_format",
-                format!("`format` is csv or parquet, not `{other}`"),
-            )),
-        }
-    }
-
-    /// The table written in this format, as a download. Encoding is CPU work of the
-    /// size of the table: it runs on a blocking thread, off the async runtime.
-    async fn respond(self, table: Table, resume_after: Option<u64>) -> Result<Response, Problem> {
-        let failed = |e: String| Problem::new(ErrorKind::Internal, "export_failed", e);
-        let name = table.name;
-        let bytes = tokio::task::spawn_blocking(move || match self {
-            Self::Csv => table.to_csv(),
-            Self::Parquet => table.to_parquet(),
-        })
+/// A read model's table (a row per unit, or per month and unit: small, so built whole)
+/// as a download. Encoding runs on a blocking thread, off the async runtime.
+async fn respond_table(table: Table, format: Format) -> Result<Response, Problem> {
+    let failed = |e: String| Problem::new(ErrorKind::Internal, "export_failed", e);
+    let name = table.name;
+    let bytes = tokio::task::spawn_blocking(move || table.write(format))
         .await
         .map_err(|e| failed(e.to_string()))?
         .map_err(|e| failed(e.to_string()))?;
-        let (media, ext) = match self {
-            Self::Csv => ("text/csv; charset=utf-8", "csv"),
-            Self::Parquet => ("application/vnd.apache.parquet", "parquet"),
-        };
-        let mut response = (StatusCode::OK, bytes).into_response();
-        let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-        let disposition = format!("attachment; filename=\"{name}.{ext}\"");
-        if let Ok(v) = HeaderValue::from_str(&disposition) {
-            h.insert(header::CONTENT_DISPOSITION, v);
-        }
-        if let Some(resume) = resume_after {
-            h.insert(RESUME_HEADER, HeaderValue::from(resume));
-        }
-        Ok(response)
-    }
+    Ok(table_download(Body::from(bytes), format, name))
 }
 
-/// The events of a snapshot as one table (held in memory: fine for a province's
-/// log; page with `after`/`until` for more).
-async fn events_table(
-    s: &AppState,
-    params: &ExportParams,
-    base: &str,
-    format: TableFormat,
-) -> Result<Response, Problem> {
-    let snapshot = snapshot(s, params).await?;
-    let read: Vec<RecordedEvent> = snapshot
-        .rx
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(|e| Problem::unavailable("export_incomplete", e))?;
-    let events: Vec<CloudEvent> = read
-        .iter()
-        .filter_map(|e| CloudEvent::from_recorded(e, base).ok())
-        .filter(|ce| params.wants(ce))
-        .collect();
-    format
-        .respond(table::events_table(&events), Some(snapshot.resume_after))
-        .await
+/// A `200` download of table `name` in `format`: its media type and file name.
+pub(crate) fn table_download(body: Body, format: Format, name: &str) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.media_type()),
+    );
+    let disposition = format!("attachment; filename=\"{name}.{}\"", format.extension());
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -382,7 +373,7 @@ pub async fn export_read_model(
     q: Result<Query<ReadModelExportParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(p) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
-    let format = TableFormat::parse(p.format.as_deref().unwrap_or("csv"))?;
+    let format = parse_format(p.format.as_deref().unwrap_or("csv"))?;
     let request = coord_proto::read::QueryRequest {
         term: p.term,
         from: p.from,
@@ -422,7 +413,7 @@ pub async fn export_read_model(
             ));
         }
     };
-    format.respond(table::json_table(name, &rows), None).await
+    respond_table(table::json_table(name, &rows), format).await
 }
 
 /// The schema index: every event type, its versions and where each schema is.
@@ -603,15 +594,14 @@ mod tests {
         let items: Vec<Result<RecordedEvent, String>> =
             vec![Ok(event(4)), Ok(event(5)), Err("the log is gone".into())];
         let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-        stream_events(
+        tokio::spawn(stream_events(
             futures::stream::iter(items).boxed(),
             params(),
             "http://x".into(),
             false,
             3,
             tx,
-        )
-        .await;
+        ));
         let record = rx.recv().await.unwrap().unwrap();
         let record: Value = serde_json::from_slice(&record).unwrap();
         assert_eq!(record["error"]["code"], "export_incomplete");
@@ -634,5 +624,31 @@ mod tests {
         )
         .await;
         assert!(rx.recv().await.is_none());
+    }
+
+    /// The body of a table export of `items` in `format`, chunk by chunk.
+    async fn table_body(items: Vec<Result<RecordedEvent, String>>, format: Format) -> Vec<bool> {
+        let snapshot = Snapshot {
+            rx: futures::stream::iter(items).boxed(),
+            resume_after: 9,
+        };
+        let response = crate::export_table::respond(snapshot, params(), "http://x".into(), format);
+        let mut body = response.into_body().into_data_stream();
+        let mut chunks = Vec::new();
+        while let Some(chunk) = body.next().await {
+            chunks.push(chunk.is_ok());
+        }
+        chunks
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn given_a_log_error_mid_table_export_then_the_transfer_aborts() {
+        for format in [Format::Csv, Format::Parquet] {
+            let whole = table_body(vec![Ok(event(4)), Ok(event(5))], format).await;
+            assert!(whole.iter().all(|ok| *ok), "{format:?}: {whole:?}");
+            let items = vec![Ok(event(4)), Ok(event(5)), Err("the log is gone".into())];
+            let cut = table_body(items, format).await;
+            assert_eq!(cut.last(), Some(&false), "{format:?}: {cut:?}");
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod commands;
 pub mod console;
 pub mod events;
+pub mod export_table;
 pub mod feed;
 pub mod limits;
 pub mod metrics;

@@ -88,6 +88,7 @@ pub struct Metrics {
     projector_alarms: Gauge,
     rebuilding: Gauge,
     stalled: Gauge,
+    log_damage: Gauge,
     link_up: Family<SourceLabel, Gauge>,
     last_heard: Family<SourceLabel, FloatGauge>,
     source_lag: Family<SourceLabel, Gauge>,
@@ -116,6 +117,7 @@ impl Metrics {
             projector_alarms: Gauge::default(),
             rebuilding: Gauge::default(),
             stalled: Gauge::default(),
+            log_damage: Gauge::default(),
             link_up: Family::default(),
             last_heard: Family::default(),
             source_lag: Family::default(),
@@ -195,6 +197,11 @@ impl Metrics {
             "coord_projector_stalled",
             "1 while the projector reports a fault (storage failed, log replaced, rebuild failed)",
             self.stalled.clone(),
+        );
+        r.register(
+            "coord_projector_log_damage",
+            "Events the read models applied that the log no longer holds as they were, not accepted by a rebuild",
+            self.log_damage.clone(),
         );
         r.register(
             "coord_sync_link_up",
@@ -315,6 +322,8 @@ async fn refresh_readiness(s: &AppState) {
     m.projector_alarms.set(gauge(p.alarms.len() as u64));
     m.rebuilding.set(i64::from(p.rebuilding));
     m.stalled.set(i64::from(p.fault.is_some()));
+    let damaged = p.log_damage.iter().filter(|d| d.accepted_at.is_none());
+    m.log_damage.set(gauge(damaged.count() as u64));
     let seconds = match lag {
         0 => 0.0,
         _ => oldest_unapplied_age(s, p.position + 1).await.unwrap_or(0.0),

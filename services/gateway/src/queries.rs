@@ -221,21 +221,38 @@ pub async fn projector(State(s): State<AppState>) -> Result<Json<ProjectorStatus
     }))
 }
 
+/// Parameters of a rebuild.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildParams {
+    /// Go on although events the read models applied are gone from the log or
+    /// unreadable (`log_damage` of `/v1/projector`): the figures will lack them. Without
+    /// it such a rebuild is refused (409 `log_damaged`).
+    pub accept_loss: Option<bool>,
+}
+
 /// Drop the read models and replay them from the log (an admin of the site's own office
-/// only).
-#[utoipa::path(post, path = "/v1/admin/rebuild", tag = "operations",
+/// only). Refused while the log lost events the read models applied, unless
+/// `accept_loss=true`.
+#[utoipa::path(post, path = "/v1/admin/rebuild", tag = "operations", params(RebuildParams),
     responses((status = 202, description = "rebuild started; follow /v1/projector"),
               (status = 403, body = Problem, description = "not an admin token of this site's office"),
+              (status = 409, body = Problem, description = "`log_damaged`: applied events are gone from the log; nothing was dropped"),
               (status = 503, body = Problem)))]
 pub async fn rebuild(
     State(s): State<AppState>,
     axum::Extension(caller): axum::Extension<crate::auth::Caller>,
+    q: Result<Query<RebuildParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
     crate::auth::authorize_operation(&caller, &s.hosting.site)?;
+    let p = params(q)?;
     let answer: QueryReply<serde_json::Value> = ask(
         &s.nats,
         coord_proto::read::rebuild_subject(),
-        &QueryRequest::default(),
+        &QueryRequest {
+            accept_loss: p.accept_loss,
+            ..Default::default()
+        },
         s.request_timeout,
     )
     .await?;

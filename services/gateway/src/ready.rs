@@ -120,6 +120,15 @@ fn projector_problem(position: &ProjectorPosition, head: u64, max_lag: u64) -> O
             ),
         ));
     }
+    if let Some(d) = position.log_damage.iter().find(|d| d.accepted_at.is_none()) {
+        return Some(Problem::unavailable(
+            "projector_log_damaged",
+            format!(
+                "the log no longer holds what the read models applied: {}",
+                d.describe()
+            ),
+        ));
+    }
     let lag = head.saturating_sub(position.position);
     if lag <= max_lag && !position.rebuilding {
         return None;

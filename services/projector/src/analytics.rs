@@ -10,9 +10,15 @@
 //!
 //! - `from`/`to` and the monthly report are `GROUP BY` queries over the date index.
 //! - `as_of_date` replays the events dated up to that day (read through the date index,
-//!   in log order) into an in-memory store and asks it for the status; `as_of` replays
-//!   the events recorded up to a moment (log order, stopping just after it): the cost is
-//!   proportional to the events before the cutoff, not to the whole log.
+//!   in log order) into an in-memory store and asks it for the status.
+//! - `as_of` replays every event *recorded* (`recorded_at`, stamped by the office that
+//!   wrote it) up to a moment, whatever order it arrived in here: an office cut off
+//!   from the hub sends its events after the cut heals, later in this site's log than
+//!   events recorded after them. The index `analytics_events_recorded` on
+//!   `(recorded_ns, commit_pos, idx)` gives the positions of those events (k of them)
+//!   without reading the others; they are sorted into log order (16 bytes each) and
+//!   read by primary key. Cost: O(k log n) reads and O(k) memory for the positions,
+//!   then the replay, O(k); independent of the events recorded after the moment.
 //! - A status window is two such replays: the flow counts at the end of `to` minus those
 //!   at the end of the day before `from`.
 
@@ -36,10 +42,11 @@ pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS analytics_events (
     commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL,
     term TEXT NOT NULL, unit TEXT NOT NULL, occurred_on TEXT NOT NULL, month TEXT NOT NULL,
-    measure TEXT NOT NULL, event TEXT NOT NULL,
+    measure TEXT NOT NULL, event TEXT NOT NULL, recorded_ns INTEGER,
     PRIMARY KEY (commit_pos, idx)
 );
 CREATE INDEX IF NOT EXISTS analytics_events_date ON analytics_events(occurred_on);
+CREATE INDEX IF NOT EXISTS analytics_events_recorded ON analytics_events(recorded_ns, commit_pos, idx);
 CREATE INDEX IF NOT EXISTS analytics_events_term ON analytics_events(term, occurred_on, unit);
 ";
 
@@ -48,6 +55,53 @@ pub const TABLES: [&str; 1] = ["analytics_events"];
 
 /// Events replayed per batch for `as_of`.
 const REPLAY_BATCH: usize = 1_000;
+
+/// Rows whose `recorded_ns` is filled per statement when an older database is brought
+/// up to date.
+const BACKFILL_BATCH: i64 = 10_000;
+
+/// Brings an `analytics_events` table from before `recorded_ns` up to date (before
+/// [`SCHEMA`] creates its index): adds the column and fills it from each row's event.
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('analytics_events')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if columns.is_empty() || columns.iter().any(|c| c == "recorded_ns") {
+        return Ok(());
+    }
+    tracing::info!("analytics_events: adding recorded_ns");
+    conn.execute_batch("ALTER TABLE analytics_events ADD COLUMN recorded_ns INTEGER")?;
+    loop {
+        let rows: Vec<(i64, i64, String)> = conn
+            .prepare(
+                "SELECT commit_pos, idx, event FROM analytics_events
+                 WHERE recorded_ns IS NULL LIMIT ?1",
+            )?
+            .query_map([BACKFILL_BATCH], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for (commit, idx, text) in rows {
+            let ns = serde_json::from_str::<RecordedEvent>(&text).map_or(0, |e| recorded_ns(&e));
+            conn.execute(
+                "UPDATE analytics_events SET recorded_ns = ?3 WHERE commit_pos = ?1 AND idx = ?2",
+                params![commit, idx, ns],
+            )?;
+        }
+    }
+}
+
+/// The moment an event was recorded, in nanoseconds since 1970 (the moment's order;
+/// saturating past 2262).
+fn recorded_ns(e: &RecordedEvent) -> i64 {
+    nanos(e.recorded_at)
+}
+
+fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
 
 /// Records one event just applied to the read models (same savepoint).
 pub fn record(conn: &Connection, e: &RecordedEvent, unit: &str) -> rusqlite::Result<()> {
@@ -78,8 +132,8 @@ pub fn record(conn: &Connection, e: &RecordedEvent, unit: &str) -> rusqlite::Res
     let p = e.pos();
     crate::store::exec(
         conn,
-        "INSERT OR REPLACE INTO analytics_events (commit_pos, idx, term, unit, occurred_on, month, measure, event)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT OR REPLACE INTO analytics_events (commit_pos, idx, term, unit, occurred_on, month, measure, event, recorded_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             p.commit as i64,
             p.index as i64,
@@ -89,6 +143,7 @@ pub fn record(conn: &Connection, e: &RecordedEvent, unit: &str) -> rusqlite::Res
             &date[..7],
             measure(e, &class),
             serde_json::to_string(e).unwrap_or_default(),
+            recorded_ns(e),
         ],
     )?;
     Ok(())
@@ -209,55 +264,57 @@ pub enum Cutoff {
     Recorded(DateTime<Utc>),
 }
 
-/// How far out of log order a `recorded_at` may be: writers stamp it with their own
-/// clock just before appending, so two offices appending at once may land in the log in
-/// the other order. A `Recorded` replay skips the events after its moment and stops at
-/// the first one later than the moment plus this.
-const RECORDED_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
-
-/// Replays into a scratch store the events before `cutoff`, in log order. The log is
-/// appended in recorded order (up to [`RECORDED_SKEW`]), so a `Recorded` cutoff stops
-/// soon after its moment: either way the cost is proportional to the events before the
-/// cutoff.
+/// Replays into a scratch store the events before `cutoff`, in log order: the cost is
+/// proportional to the events before the cutoff, not to the whole log.
 fn replay(store: &Store, cutoff: &Cutoff) -> Result<Store, StoreError> {
     let mut scratch = Store::open_in_memory(store.province().clone())?;
-    let (sql, arg) = match cutoff {
-        Cutoff::Dated(d) => (
-            "SELECT event FROM analytics_events WHERE occurred_on <= ?1 ORDER BY commit_pos, idx",
-            Some(d.as_str()),
-        ),
-        Cutoff::Recorded(_) => (
-            "SELECT event FROM analytics_events ORDER BY commit_pos, idx",
-            None,
-        ),
-    };
-    let mut stmt = store.connection().prepare(sql)?;
-    let mut rows = match arg {
-        Some(a) => stmt.query([a])?,
-        None => stmt.query([])?,
-    };
     let mut batch = Vec::with_capacity(REPLAY_BATCH);
-    while let Some(r) = rows.next()? {
-        let text: String = r.get(0)?;
-        let Ok(event) = serde_json::from_str::<RecordedEvent>(&text) else {
-            continue;
-        };
-        if let Cutoff::Recorded(t) = cutoff
-            && event.recorded_at > *t
-        {
-            if event.recorded_at > *t + RECORDED_SKEW {
-                break;
-            }
-            continue;
+    let mut push = |text: String| -> Result<(), StoreError> {
+        if let Ok(event) = serde_json::from_str::<RecordedEvent>(&text) {
+            batch.push(Item::Event(event));
         }
-        batch.push(Item::Event(event));
         if batch.len() == REPLAY_BATCH {
             scratch.apply_batch(&batch)?;
             batch.clear();
         }
+        Ok(())
+    };
+    match cutoff {
+        Cutoff::Dated(d) => {
+            let mut stmt = store.connection().prepare(
+                "SELECT event FROM analytics_events WHERE occurred_on <= ?1 ORDER BY commit_pos, idx",
+            )?;
+            let mut rows = stmt.query([d])?;
+            while let Some(r) = rows.next()? {
+                push(r.get(0)?)?;
+            }
+        }
+        Cutoff::Recorded(t) => {
+            let mut by_key = store
+                .connection()
+                .prepare("SELECT event FROM analytics_events WHERE commit_pos = ?1 AND idx = ?2")?;
+            for (commit, idx) in recorded_before(store, *t)? {
+                push(by_key.query_row([commit, idx], |r| r.get(0))?)?;
+            }
+        }
     }
     scratch.apply_batch(&batch)?;
     Ok(scratch)
+}
+
+/// The positions of the events recorded at or before `t`, in log order (through the
+/// `recorded_ns` index: the others are not read).
+fn recorded_before(store: &Store, t: DateTime<Utc>) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut positions: Vec<(i64, i64)> = store
+        .connection()
+        .prepare(
+            "SELECT commit_pos, idx FROM analytics_events INDEXED BY analytics_events_recorded
+             WHERE recorded_ns <= ?1",
+        )?
+        .query_map([nanos(t)], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    positions.sort_unstable();
+    Ok(positions)
 }
 
 /// The province summary as of `cutoff`.

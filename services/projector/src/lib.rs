@@ -1,14 +1,19 @@
 //! The projector: follows the event log and keeps the coordination-status read models
 //! in an embedded SQLite database; answers queries over NATS.
 //!
-//! - [`store`]: the SQLite schema, event application and queries (no network I/O);
+//! - [`store`]: the SQLite schema, batches, checkpoint and queries (no network I/O);
+//! - `apply`: how each event type changes the read models;
 //! - [`runner`]: catch-up-then-live consumption, batching, rebuild;
 //! - [`queries`]: the NATS request/reply API;
-//! - [`analytics`]: counts by period and month, status as of a date.
+//! - [`analytics`]: counts by period and month, status as of a date;
+//! - [`damage`]: applied events gone from the log, found by a scrub; a rebuild's refusal;
+//! - [`readers`]: read connections for the analytics queries, off the writer.
 
 pub mod analytics;
 mod apply;
+pub mod damage;
 pub mod queries;
+pub mod readers;
 pub mod runner;
 pub mod store;
 

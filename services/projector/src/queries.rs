@@ -125,18 +125,32 @@ fn rebuilding(p: &Projector) -> ErrorReply {
     )
 }
 
+/// Which connection a query reads through: the status reader, or one of the analytics
+/// readers (long queries, on low-priority threads: [`crate::readers`]). Neither is the
+/// writer's.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Status,
+    Analytics,
+}
+
 /// Reads the model when no rebuild is replaying, and checks that none started while it
 /// read; waits at most `wait` for a rebuild to end.
 async fn consistent<T: Send + 'static>(
     p: &Arc<Projector>,
     wait: Duration,
+    via: Via,
     read: impl Fn(&Store) -> Result<T, StoreError> + Clone + Send + 'static,
 ) -> Result<T, ErrorReply> {
     for _ in 0..READ_ATTEMPTS {
         let Some(before) = p.wait_settled(wait).await else {
             return Err(rebuilding(p));
         };
-        let value = p.with_reader(read.clone()).await.map_err(internal)?;
+        let value = match via {
+            Via::Status => p.with_reader(read.clone()).await,
+            Via::Analytics => p.with_analytics(read.clone()).await,
+        }
+        .map_err(internal)?;
         if p.phase() == before {
             return Ok(value);
         }
@@ -147,13 +161,15 @@ async fn consistent<T: Send + 'static>(
 async fn status(p: &Arc<Projector>) -> Result<ProjectorPosition, ErrorReply> {
     let phase = p.phase();
     let health = p.health();
-    let (position, dead_letters, alarms) = p
+    let (position, dead_letters, mut alarms, log_damage) = p
         .with_reader(|s| {
             let position = s.checkpoint()?.map(|c| c.commit).unwrap_or(0);
-            Ok((position, s.dead_letter_count()?, s.alarms(100)?))
+            let damage = crate::damage::list(s)?;
+            Ok((position, s.dead_letter_count()?, s.alarms(100)?, damage))
         })
         .await
         .map_err(internal)?;
+    alarms.extend(log_damage.iter().map(crate::damage::alarm));
     Ok(ProjectorPosition {
         position,
         dead_letters,
@@ -163,6 +179,7 @@ async fn status(p: &Arc<Projector>) -> Result<ProjectorPosition, ErrorReply> {
         rebuilds: health.last_rebuild.as_ref().map_or(0, |r| r.generation),
         last_rebuild: health.last_rebuild,
         log_identity: health.log_identity,
+        log_damage,
     })
 }
 
@@ -246,14 +263,14 @@ pub async fn answer(
         q.from.is_some() || q.to.is_some() || q.as_of.is_some() || q.as_of_date.is_some();
     match endpoint {
         "province_summary" | "districts" | "district" if windowed => {
-            analytics(p, endpoint, &q).await
+            analytics(p, endpoint, &q, max_wait).await
         }
         "province_summary" => {
             let term = match term_of(p, &q) {
                 Ok(t) => t,
                 Err(e) => return reply::<()>(Err(e)),
             };
-            reply(consistent(p, max_wait, move |s| s.province_summary(term)).await)
+            reply(consistent(p, max_wait, Via::Status, move |s| s.province_summary(term)).await)
         }
         "districts" => {
             let term = match term_of(p, &q) {
@@ -261,7 +278,7 @@ pub async fn answer(
                 Err(e) => return reply::<()>(Err(e)),
             };
             reply(
-                consistent(p, max_wait, move |s| {
+                consistent(p, max_wait, Via::Status, move |s| {
                     let position = s.checkpoint()?.map(|c| c.commit).unwrap_or(0);
                     Ok(DistrictList {
                         term: term.to_string(),
@@ -279,7 +296,7 @@ pub async fn answer(
                 (Err(e), _) | (_, Err(e)) => return reply::<()>(Err(e)),
             };
             reply(
-                consistent(p, max_wait, move |s| {
+                consistent(p, max_wait, Via::Status, move |s| {
                     let position = s.checkpoint()?.map(|c| c.commit).unwrap_or(0);
                     let status = s
                         .district_statuses(term)?
@@ -309,29 +326,31 @@ pub async fn answer(
                 Err(e) => return reply::<()>(Err(e)),
             };
             let limit = q.limit.unwrap_or(50);
-            reply(consistent(p, max_wait, move |s| s.timeline(&unit, limit, before)).await)
+            reply(
+                consistent(p, max_wait, Via::Status, move |s| {
+                    s.timeline(&unit, limit, before)
+                })
+                .await,
+            )
         }
         "position" => reply(status(p).await),
         "dead_letters" => {
             let limit = q.limit.unwrap_or(100).min(1000);
-            reply(consistent(p, max_wait, move |s| s.dead_letters(limit)).await)
+            reply(consistent(p, max_wait, Via::Status, move |s| s.dead_letters(limit)).await)
         }
-        "monthly" | "period" | "province_as_of" => analytics(p, endpoint, &q).await,
+        "monthly" | "period" | "province_as_of" => analytics(p, endpoint, &q, max_wait).await,
         "redrive" => reply(redrive(p, &q).await),
-        "rebuild" => match p.request_rebuild().await {
+        "rebuild" => match p.request_rebuild_with(q.accept_loss.unwrap_or(false)).await {
             Ok(head) => reply(Ok(
                 serde_json::json!({ "rebuilding": head > 0, "target_position": head }),
             )),
             Err(e) => {
-                let code = match e {
-                    RebuildError::NotRunning => "projection_not_running",
-                    RebuildError::Failed(_) => "rebuild_failed",
+                let (kind, code) = match e {
+                    RebuildError::NotRunning => (ErrorKind::Unavailable, "projection_not_running"),
+                    RebuildError::Failed(_) => (ErrorKind::Unavailable, "rebuild_failed"),
+                    RebuildError::LogDamaged(_) => (ErrorKind::Conflict, "log_damaged"),
                 };
-                reply::<()>(Err(ErrorReply::new(
-                    ErrorKind::Unavailable,
-                    code,
-                    e.to_string(),
-                )))
+                reply::<()>(Err(ErrorReply::new(kind, code, e.to_string())))
             }
         },
         other => reply::<()>(Err(ErrorReply::new(
@@ -432,8 +451,15 @@ fn check(p: &Projector, q: &QueryRequest) -> Result<Checked, ErrorReply> {
 }
 
 /// The analytics queries, and the status queries restricted to a window or a cutoff
-/// (see [`crate::analytics`]).
-async fn analytics(p: &Arc<Projector>, endpoint: &str, q: &QueryRequest) -> Vec<u8> {
+/// (see [`crate::analytics`]): on the analytics readers, never the writer; during a
+/// rebuild they wait for it (up to `wait`), else answer `rebuilding`, as the status
+/// queries do.
+async fn analytics(
+    p: &Arc<Projector>,
+    endpoint: &str,
+    q: &QueryRequest,
+    wait: Duration,
+) -> Vec<u8> {
     let Checked {
         term,
         window,
@@ -448,39 +474,41 @@ async fn analytics(p: &Arc<Projector>, endpoint: &str, q: &QueryRequest) -> Vec<
     };
     match (endpoint, cutoff) {
         ("monthly", _) => reply(
-            p.with_store(move |s| analytics::monthly(s, term, &window))
-                .await
-                .map_err(internal),
+            consistent(p, wait, Via::Analytics, move |s| {
+                analytics::monthly(s, term, &window)
+            })
+            .await,
         ),
         ("period", _) => reply(
-            p.with_store(move |s| analytics::period(s, term, &window))
-                .await
-                .map_err(internal),
+            consistent(p, wait, Via::Analytics, move |s| {
+                analytics::period(s, term, &window)
+            })
+            .await,
         ),
         ("province_summary" | "province_as_of", Some(c)) => reply(
-            p.with_store(move |s| analytics::province_as_of(s, term, &c))
-                .await
-                .map_err(internal),
+            consistent(p, wait, Via::Analytics, move |s| {
+                analytics::province_as_of(s, term, &c)
+            })
+            .await,
         ),
         ("province_summary", None) => reply(
-            p.with_store(move |s| analytics::province_window(s, term, &window))
-                .await
-                .map_err(internal),
+            consistent(p, wait, Via::Analytics, move |s| {
+                analytics::province_window(s, term, &window)
+            })
+            .await,
         ),
         ("districts" | "district", c) => {
             let unit = window.unit.clone();
             let windowed = c.is_none();
-            let districts = p
-                .with_store(move |s| {
-                    let position = analytics::position(s)?;
-                    let list = match &c {
-                        Some(c) => analytics::districts_as_of(s, term, c)?,
-                        None => analytics::districts_window(s, term, &window)?,
-                    };
-                    Ok((position, list))
-                })
-                .await
-                .map_err(internal);
+            let districts = consistent(p, wait, Via::Analytics, move |s| {
+                let position = analytics::position(s)?;
+                let list = match &c {
+                    Some(c) => analytics::districts_as_of(s, term, c)?,
+                    None => analytics::districts_window(s, term, &window)?,
+                };
+                Ok((position, list))
+            })
+            .await;
             let window = windowed.then_some(status_window);
             match (endpoint, districts) {
                 (_, Err(e)) => reply::<()>(Err(e)),

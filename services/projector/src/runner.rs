@@ -20,6 +20,7 @@ use coord_proto::read::{ProjectorFault, RebuildProgress};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::readers::Readers;
 use crate::store::{Item, Redrive, Store, StoreError};
 
 /// The longest pause between two attempts after a failure.
@@ -67,7 +68,12 @@ pub enum RedriveError {
     Storage(#[from] StoreError),
 }
 
-type RebuildReply = oneshot::Sender<Result<u64, String>>;
+/// A rebuild asked of the running projection, and where to answer.
+pub(crate) struct RebuildReply {
+    /// Go on although applied events are gone from the log ([`crate::damage`]).
+    accept_loss: bool,
+    answer: oneshot::Sender<Result<u64, RebuildError>>,
+}
 
 /// Why a rebuild did not start.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +82,12 @@ pub enum RebuildError {
     NotRunning,
     #[error("{0}")]
     Failed(String),
+    #[error(
+        "the log no longer holds {} event(s) the read models applied (first: {}); a rebuild would silently count without them. \
+         Restore the log, or rebuild with accept_loss to go on without them",
+        .0.len(), .0.first().map(coord_proto::read::LogDamage::describe).unwrap_or_default()
+    )]
+    LogDamaged(Vec<coord_proto::read::LogDamage>),
 }
 
 /// The shared state of one projector: its store and how far it has got.
@@ -84,6 +96,9 @@ pub struct Projector {
     /// A read-only connection for queries (file databases); `None` for in-memory ones,
     /// whose queries use the writer.
     reader: Option<Mutex<Store>>,
+    /// Read-only connections for the analytics queries (file databases; see
+    /// [`crate::readers`]); `None` for in-memory ones, whose queries use the writer.
+    analytics: Option<Readers>,
     /// Where the database is, to reopen the writer after a storage failure.
     db: Option<PathBuf>,
     busy_timeout: Duration,
@@ -96,6 +111,13 @@ pub struct Projector {
     rebuild_tx: mpsc::Sender<RebuildReply>,
     rebuild_rx: tokio::sync::Mutex<mpsc::Receiver<RebuildReply>>,
     batch_size: usize,
+}
+
+/// The connections of a projector over a database file, besides its writer.
+struct Files {
+    reader: Store,
+    readers: Readers,
+    db: PathBuf,
 }
 
 /// What the follow loop does next.
@@ -115,7 +137,7 @@ impl Projector {
         batch_size: usize,
     ) -> Result<Arc<Self>, StoreError> {
         let busy = crate::store::DEFAULT_BUSY_TIMEOUT;
-        Self::build(store, None, None, busy, log, batch_size)
+        Self::build(store, None, busy, log, batch_size)
     }
 
     /// A projector over the database file `db`: one writer connection, one read-only
@@ -129,15 +151,19 @@ impl Projector {
     ) -> Result<Arc<Self>, StoreError> {
         let writer = Store::open(db, province.clone())?;
         writer.set_busy_timeout(busy_timeout)?;
-        let reader = Store::open_reader(db, province)?;
-        let db = Some(db.to_owned());
-        Self::build(writer, Some(reader), db, busy_timeout, log, batch_size)
+        let reader = Store::open_reader(db, province.clone())?;
+        let readers = Readers::new(db.to_owned(), province);
+        let files = Files {
+            reader,
+            readers,
+            db: db.to_owned(),
+        };
+        Self::build(writer, Some(files), busy_timeout, log, batch_size)
     }
 
     fn build(
         writer: Store,
-        reader: Option<Store>,
-        db: Option<PathBuf>,
+        files: Option<Files>,
         busy_timeout: Duration,
         log: Arc<dyn EventLog>,
         batch_size: usize,
@@ -161,9 +187,14 @@ impl Projector {
                 },
             );
         let (rebuild_tx, rebuild_rx) = mpsc::channel(4);
+        let (reader, analytics, db) = match files {
+            Some(f) => (Some(f.reader), Some(f.readers), Some(f.db)),
+            None => (None, None, None),
+        };
         Ok(Arc::new(Self {
             writer: Mutex::new(writer),
             reader: reader.map(Mutex::new),
+            analytics,
             db,
             busy_timeout,
             province,
@@ -249,17 +280,52 @@ impl Projector {
         .expect("store task does not panic")
     }
 
+    /// Runs a read-only analytics closure on a read connection of its own, on a
+    /// low-priority thread (see [`crate::readers`]); in-memory stores use the reader
+    /// path.
+    pub async fn with_analytics<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match &self.analytics {
+            Some(readers) => readers.read(f).await,
+            None => self.with_reader(f).await,
+        }
+    }
+
     /// Asks the running projection to drop its read models and replay the log. Returns
     /// the log head the replay must reach.
     pub async fn request_rebuild(&self) -> Result<u64, RebuildError> {
-        let (tx, rx) = oneshot::channel();
+        self.request_rebuild_with(false).await
+    }
+
+    /// [`Projector::request_rebuild`], going on despite log damage if `accept_loss`.
+    pub async fn request_rebuild_with(&self, accept_loss: bool) -> Result<u64, RebuildError> {
+        let (answer, rx) = oneshot::channel();
         self.rebuild_tx
-            .send(tx)
+            .send(RebuildReply {
+                accept_loss,
+                answer,
+            })
             .await
             .map_err(|_| RebuildError::NotRunning)?;
-        rx.await
-            .map_err(|_| RebuildError::NotRunning)?
-            .map_err(RebuildError::Failed)
+        rx.await.map_err(|_| RebuildError::NotRunning)?
+    }
+
+    /// The log followed.
+    pub(crate) fn log(&self) -> &dyn EventLog {
+        self.log.as_ref()
+    }
+
+    /// Whether the log is the one the read models were built from (or none is
+    /// recorded yet).
+    pub(crate) async fn follows_recorded_log(&self) -> bool {
+        let recorded = self.health().log_identity;
+        match (recorded, self.log.identity().await) {
+            (Some(r), Ok(Some(current))) => r == current,
+            (_, Err(_)) => false,
+            _ => true,
+        }
     }
 
     fn set_fault(&self, code: &str, detail: String) {
@@ -417,15 +483,20 @@ impl Projector {
     /// Serves one rebuild request. A failure is reported and answered; it never ends
     /// the projection.
     async fn rebuild(self: &Arc<Self>, reply: RebuildReply) {
+        if let Err(e) = self.check_damage(reply.accept_loss).await {
+            tracing::warn!(error = %e, "rebuild refused");
+            let _ = reply.answer.send(Err(e));
+            return;
+        }
         match self.reset().await {
             Ok(head) => {
                 self.clear_fault(&[REBUILD_FAILED, LOG_REPLACED]);
-                let _ = reply.send(Ok(head));
+                let _ = reply.answer.send(Ok(head));
             }
             Err(e) => {
                 let detail = format!("the rebuild failed, the read models are unchanged: {e}");
                 self.set_fault(REBUILD_FAILED, detail.clone());
-                let _ = reply.send(Err(detail));
+                let _ = reply.answer.send(Err(RebuildError::Failed(detail)));
             }
         }
     }
@@ -497,6 +568,7 @@ impl Projector {
     /// Follows the log until `shutdown` flips to true. Returns only then.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let mut rebuild_rx = self.rebuild_rx.lock().await;
+        tokio::spawn(self.clone().scrub_at_start());
         let mut backoff = FIRST_BACKOFF;
         loop {
             if *shutdown.borrow() {

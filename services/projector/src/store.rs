@@ -366,7 +366,9 @@ impl Store {
         // Every statement of `apply_event` and the analytics, each prepared once.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.execute_batch(SCHEMA)?;
+        crate::analytics::migrate(&conn)?;
         conn.execute_batch(crate::analytics::SCHEMA)?;
+        conn.execute_batch(crate::damage::SCHEMA)?;
         let mut store = Self { conn, province };
         if !store.has_column("discipline_cases", "subject_ref")?
             || !store.has_column("discipline_cases", "office")?

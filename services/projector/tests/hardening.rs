@@ -278,22 +278,41 @@ async fn a_database_locked_by_another_process_stalls_the_projection_which_resume
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_do_not_wait_behind_a_blocked_projection_write() {
-    // given a caught-up projector whose next batch is stuck waiting for a lock (3 s)
+    // given a caught-up projector whose writer is held by a write blocked on a lock
+    // another connection holds, with the next batch waiting behind it
     let log = Arc::new(InMemoryLog::new());
     for n in 0..10 {
         schedule(log.as_ref(), n).await;
     }
-    let p = Running::start(log.clone(), Duration::from_secs(3)).await;
+    let p = Running::start(log.clone(), Duration::from_secs(3600)).await;
     assert!(p.projector.wait_for(10, Duration::from_secs(10)).await);
     let side = p.side_connection();
     side.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (writing, is_writing) = std::sync::mpsc::channel();
+    let projector = p.projector.clone();
+    let blocked = tokio::spawn(async move {
+        projector
+            .with_store(move |s| {
+                writing.send(()).unwrap();
+                // A write of what is there (waits for the side connection's lock).
+                let same = s.log_identity()?.unwrap_or_default();
+                s.set_log_identity(&same)
+            })
+            .await
+    });
+    tokio::task::spawn_blocking(move || is_writing.recv().unwrap())
+        .await
+        .unwrap();
     schedule(log.as_ref(), 10).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // when a query comes, then it answers from the committed model at once
-    let answered = tokio::time::timeout(Duration::from_millis(1500), p.scheduled()).await;
-    assert_eq!(answered.expect("the query did not wait for the writer"), 10);
+    // when a query comes, then it answers from the committed model while the write is
+    // still blocked (a query on the writer would wait for it, and the lock is released
+    // only after the answer: the bound below is only a failure detector)
+    let answered = tokio::time::timeout(Duration::from_secs(60), p.scheduled()).await;
+    assert_eq!(answered.expect("the query waited for the writer"), 10);
+    assert!(!blocked.is_finished(), "the write was still blocked");
     side.execute_batch("ROLLBACK").unwrap();
+    blocked.await.unwrap().unwrap();
     assert!(p.projector.wait_for(11, Duration::from_secs(10)).await);
     p.stop().await;
 }

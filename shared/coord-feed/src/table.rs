@@ -3,8 +3,12 @@
 //! Snappy; for DuckDB, pandas, BI tools).
 //!
 //! A [`Table`] is built once and written either way, so the CSV and the Parquet of a
-//! dataset always have the same columns in the same order.
+//! dataset always have the same columns in the same order. A [`TableWriter`] writes the
+//! same formats a group of rows at a time into any [`Write`], flushing each group, for
+//! tables too large to hold (the events export): memory is one group, whatever the
+//! number of rows.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -86,103 +90,197 @@ impl Cell {
     }
 }
 
-impl Table {
-    /// CSV with a header row.
-    pub fn to_csv(&self) -> Result<Vec<u8>, TableError> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(self.columns.iter().map(|c| c.name.as_str()))?;
-        for row in &self.rows {
-            w.write_record(row.iter().map(Cell::to_csv))?;
+/// The two table formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    /// `csv` or `parquet`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "csv" => Some(Self::Csv),
+            "parquet" => Some(Self::Parquet),
+            _ => None,
         }
-        w.into_inner()
-            .map_err(|e| TableError::Csv(csv::Error::from(e.into_error())))
     }
 
-    /// One Parquet file (one row group), typed columns, Snappy-compressed.
-    pub fn to_parquet(&self) -> Result<Vec<u8>, TableError> {
-        let fields = self.columns.iter().map(|c| Arc::new(field(c))).collect();
-        let schema = SchemaType::group_type_builder(self.name)
-            .with_fields(fields)
-            .build()?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .build();
-        let mut out = Vec::new();
-        let mut writer = SerializedFileWriter::new(&mut out, Arc::new(schema), Arc::new(props))?;
-        let mut group = writer.next_row_group()?;
-        let mut index = 0;
-        while let Some(mut column) = group.next_column()? {
-            self.write_column(index, &mut column)?;
-            column.close()?;
-            index += 1;
+    /// The media type of a file in this format.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Parquet => "application/vnd.apache.parquet",
         }
-        group.close()?;
-        writer.close()?;
-        Ok(out)
     }
 
-    fn write_column(
-        &self,
-        index: usize,
-        column: &mut parquet::file::writer::SerializedColumnWriter<'_>,
-    ) -> Result<(), TableError> {
-        let cells: Vec<&Cell> = self.rows.iter().map(|r| &r[index]).collect();
-        let levels: Vec<i16> = cells.iter().map(|c| i16::from(**c != Cell::Null)).collect();
-        let levels = self.columns[index].nullable.then_some(levels.as_slice());
-        match self.columns[index].kind {
-            Kind::Int | Kind::Timestamp => {
-                let values: Vec<i64> = cells
-                    .iter()
-                    .filter_map(|c| match c {
-                        Cell::Int(v) => Some(*v),
-                        Cell::Timestamp(t) => Some(t.timestamp_micros()),
-                        _ => None,
-                    })
-                    .collect();
-                column
-                    .typed::<Int64Type>()
-                    .write_batch(&values, levels, None)?;
+    /// The file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Parquet => "parquet",
+        }
+    }
+}
+
+/// Writes a table a group of rows at a time: CSV (a header row, then the rows) or
+/// Parquet (one row group per group, typed columns, Snappy). Each group is flushed to
+/// the output before the call returns; [`TableWriter::finish`] ends the file (the
+/// Parquet footer). A writer dropped without `finish` leaves a file a reader refuses
+/// (Parquet) or one without its last groups (CSV).
+pub enum TableWriter<W: Write + Send> {
+    Csv(csv::Writer<W>),
+    Parquet {
+        writer: Box<SerializedFileWriter<W>>,
+        columns: Vec<Column>,
+    },
+}
+
+impl<W: Write + Send> TableWriter<W> {
+    /// A writer of a table `name` with these columns (CSV writes its header now).
+    pub fn new(format: Format, out: W, name: &str, columns: &[Column]) -> Result<Self, TableError> {
+        match format {
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                w.write_record(columns.iter().map(|c| c.name.as_str()))?;
+                Ok(Self::Csv(w))
             }
-            Kind::Date => {
-                let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
-                let values: Vec<i32> = cells
-                    .iter()
-                    .filter_map(|c| match c {
-                        Cell::Date(d) => Some((*d - epoch).num_days() as i32),
-                        _ => None,
-                    })
-                    .collect();
-                column
-                    .typed::<Int32Type>()
-                    .write_batch(&values, levels, None)?;
+            Format::Parquet => {
+                let fields = columns.iter().map(|c| Arc::new(field(c))).collect();
+                let schema = SchemaType::group_type_builder(name)
+                    .with_fields(fields)
+                    .build()?;
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .build();
+                let writer = SerializedFileWriter::new(out, Arc::new(schema), Arc::new(props))?;
+                Ok(Self::Parquet {
+                    writer: Box::new(writer),
+                    columns: columns.to_vec(),
+                })
             }
-            Kind::Text => {
-                let values: Vec<ByteArray> = cells
-                    .iter()
-                    .filter_map(|c| match c {
-                        Cell::Text(s) => Some(ByteArray::from(s.as_str())),
-                        _ => None,
-                    })
-                    .collect();
-                column
-                    .typed::<ByteArrayType>()
-                    .write_batch(&values, levels, None)?;
+        }
+    }
+
+    /// Writes `rows` (one Parquet row group) and flushes them to the output.
+    pub fn write_group(&mut self, rows: &[Vec<Cell>]) -> Result<(), TableError> {
+        match self {
+            Self::Csv(w) => {
+                for row in rows {
+                    w.write_record(row.iter().map(Cell::to_csv))?;
+                }
+                w.flush().map_err(csv::Error::from)?;
             }
-            Kind::Bool => {
-                let values: Vec<bool> = cells
-                    .iter()
-                    .filter_map(|c| match c {
-                        Cell::Bool(b) => Some(*b),
-                        _ => None,
-                    })
-                    .collect();
-                column
-                    .typed::<BoolType>()
-                    .write_batch(&values, levels, None)?;
+            Self::Parquet { writer, columns } => {
+                let mut group = writer.next_row_group()?;
+                let mut index = 0;
+                while let Some(mut column) = group.next_column()? {
+                    write_column(&columns[index], rows, index, &mut column)?;
+                    column.close()?;
+                    index += 1;
+                }
+                group.close()?;
+                writer
+                    .flush()
+                    .map_err(parquet::errors::ParquetError::from)?;
             }
         }
         Ok(())
     }
+
+    /// Ends the file (Parquet: its footer) and gives the output back.
+    pub fn finish(self) -> Result<W, TableError> {
+        match self {
+            Self::Csv(w) => w
+                .into_inner()
+                .map_err(|e| TableError::Csv(csv::Error::from(e.into_error()))),
+            Self::Parquet { writer, .. } => Ok(writer.into_inner()?),
+        }
+    }
+}
+
+impl Table {
+    /// CSV with a header row.
+    pub fn to_csv(&self) -> Result<Vec<u8>, TableError> {
+        self.write(Format::Csv)
+    }
+
+    /// One Parquet file (one row group), typed columns, Snappy-compressed.
+    pub fn to_parquet(&self) -> Result<Vec<u8>, TableError> {
+        self.write(Format::Parquet)
+    }
+
+    /// The whole table in `format`, as one group.
+    pub fn write(&self, format: Format) -> Result<Vec<u8>, TableError> {
+        let mut w = TableWriter::new(format, Vec::new(), self.name, &self.columns)?;
+        w.write_group(&self.rows)?;
+        w.finish()
+    }
+}
+
+fn write_column(
+    col: &Column,
+    rows: &[Vec<Cell>],
+    index: usize,
+    column: &mut parquet::file::writer::SerializedColumnWriter<'_>,
+) -> Result<(), TableError> {
+    let cells: Vec<&Cell> = rows.iter().map(|r| &r[index]).collect();
+    let levels: Vec<i16> = cells.iter().map(|c| i16::from(**c != Cell::Null)).collect();
+    let levels = col.nullable.then_some(levels.as_slice());
+    match col.kind {
+        Kind::Int | Kind::Timestamp => {
+            let values: Vec<i64> = cells
+                .iter()
+                .filter_map(|c| match c {
+                    Cell::Int(v) => Some(*v),
+                    Cell::Timestamp(t) => Some(t.timestamp_micros()),
+                    _ => None,
+                })
+                .collect();
+            column
+                .typed::<Int64Type>()
+                .write_batch(&values, levels, None)?;
+        }
+        Kind::Date => {
+            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+            let values: Vec<i32> = cells
+                .iter()
+                .filter_map(|c| match c {
+                    Cell::Date(d) => Some((*d - epoch).num_days() as i32),
+                    _ => None,
+                })
+                .collect();
+            column
+                .typed::<Int32Type>()
+                .write_batch(&values, levels, None)?;
+        }
+        Kind::Text => {
+            let values: Vec<ByteArray> = cells
+                .iter()
+                .filter_map(|c| match c {
+                    Cell::Text(s) => Some(ByteArray::from(s.as_str())),
+                    _ => None,
+                })
+                .collect();
+            column
+                .typed::<ByteArrayType>()
+                .write_batch(&values, levels, None)?;
+        }
+        Kind::Bool => {
+            let values: Vec<bool> = cells
+                .iter()
+                .filter_map(|c| match c {
+                    Cell::Bool(b) => Some(*b),
+                    _ => None,
+                })
+                .collect();
+            column
+                .typed::<BoolType>()
+                .write_batch(&values, levels, None)?;
+        }
+    }
+    Ok(())
 }
 
 fn field(c: &Column) -> SchemaType {
@@ -210,10 +308,10 @@ fn field(c: &Column) -> SchemaType {
     builder.build().expect("a valid column definition")
 }
 
-/// The events as a table: one row per CloudEvent, `data` as JSON text.
-pub fn events_table(events: &[CloudEvent]) -> Table {
+/// The columns of the events table (one row per CloudEvent).
+pub fn event_columns() -> Vec<Column> {
     use Kind::*;
-    let columns = vec![
+    vec![
         col("position_commit", Int, false),
         col("position_index", Int, false),
         col("id", Text, false),
@@ -228,38 +326,41 @@ pub fn events_table(events: &[CloudEvent]) -> Table {
         col("causation_id", Text, false),
         col("unit", Text, true),
         col("data", Text, false),
-    ];
-    let rows = events
-        .iter()
-        .map(|e| {
-            let p = e.log_position().unwrap_or(coord_log::EventPosition {
-                commit: 0,
-                index: 0,
-            });
-            vec![
-                Cell::Int(p.commit as i64),
-                Cell::Int(p.index as i64),
-                Cell::Text(e.id.clone()),
-                Cell::Text(e.ce_type.clone()),
-                Cell::Text(e.source.clone()),
-                Cell::Text(e.subject.clone()),
-                Cell::Int(e.streamversion as i64),
-                Cell::Date(e.occurredon),
-                Cell::Timestamp(e.time),
-                Cell::Text(e.actor.clone()),
-                Cell::Text(e.correlationid.clone()),
-                Cell::Text(e.causationid.clone()),
-                e.data["unit"]
-                    .as_str()
-                    .map_or(Cell::Null, |u| Cell::Text(u.to_owned())),
-                Cell::Text(e.data.to_string()),
-            ]
-        })
-        .collect();
+    ]
+}
+
+/// One event as a row of [`event_columns`], `data` as JSON text.
+pub fn event_row(e: &CloudEvent) -> Vec<Cell> {
+    let p = e.log_position().unwrap_or(coord_log::EventPosition {
+        commit: 0,
+        index: 0,
+    });
+    vec![
+        Cell::Int(p.commit as i64),
+        Cell::Int(p.index as i64),
+        Cell::Text(e.id.clone()),
+        Cell::Text(e.ce_type.clone()),
+        Cell::Text(e.source.clone()),
+        Cell::Text(e.subject.clone()),
+        Cell::Int(e.streamversion as i64),
+        Cell::Date(e.occurredon),
+        Cell::Timestamp(e.time),
+        Cell::Text(e.actor.clone()),
+        Cell::Text(e.correlationid.clone()),
+        Cell::Text(e.causationid.clone()),
+        e.data["unit"]
+            .as_str()
+            .map_or(Cell::Null, |u| Cell::Text(u.to_owned())),
+        Cell::Text(e.data.to_string()),
+    ]
+}
+
+/// The events as a table: one row per CloudEvent, `data` as JSON text.
+pub fn events_table(events: &[CloudEvent]) -> Table {
     Table {
         name: "events",
-        columns,
-        rows,
+        columns: event_columns(),
+        rows: events.iter().map(event_row).collect(),
     }
 }
 

@@ -214,3 +214,72 @@ fn the_events_parquet_reads_back_with_its_rows_and_types() {
     assert_eq!(csv.lines().count(), 3);
     assert!(csv.starts_with("position_commit,position_index,id,type,"));
 }
+
+/// What a group writer flushes: the bytes it has written so far, and how often it was
+/// flushed.
+#[derive(Default)]
+struct Flushes {
+    bytes: Vec<u8>,
+    at: Vec<usize>,
+}
+
+impl std::io::Write for Flushes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.at.push(self.bytes.len());
+        Ok(())
+    }
+}
+
+#[test]
+fn a_table_written_in_groups_is_the_same_table_flushed_group_by_group() {
+    use coord_feed::table::{Format, TableWriter, event_columns};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let events: Vec<CloudEvent> = (1..=5)
+        .map(|commit| {
+            let mut e = stored_v1_exchange();
+            e.position = Some(EventPosition { commit, index: 0 });
+            CloudEvent::from_recorded(&e, BASE).unwrap()
+        })
+        .collect();
+    let whole = coord_feed::table::events_table(&events);
+    let in_groups = |format| {
+        let mut w =
+            TableWriter::new(format, Flushes::default(), "events", &event_columns()).unwrap();
+        for group in whole.rows.chunks(2) {
+            w.write_group(group).unwrap();
+        }
+        w.finish().unwrap()
+    };
+
+    // CSV: the same bytes as the whole table, each group flushed as it was written.
+    let csv = in_groups(Format::Csv);
+    assert_eq!(csv.bytes, whole.to_csv().unwrap());
+    let lines_at: Vec<usize> = csv.at[..3]
+        .iter()
+        .map(|&n| csv.bytes[..n].iter().filter(|b| **b == b'\n').count())
+        .collect();
+    assert_eq!(lines_at, [3, 5, 6], "header + 2 rows, + 2, + 1");
+
+    // Parquet: one row group per group (the writer flushes each column chunk as it
+    // closes it), the same rows.
+    let parquet = in_groups(Format::Parquet);
+    let reader = SerializedFileReader::new(bytes::Bytes::from(parquet.bytes)).unwrap();
+    let groups: Vec<i64> = reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows())
+        .collect();
+    assert_eq!(groups, [2, 2, 1]);
+    let commits: Vec<i64> = reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|r| parquet::record::RowAccessor::get_long(&r.unwrap(), 0).unwrap())
+        .collect();
+    assert_eq!(commits, [1, 2, 3, 4, 5]);
+}

@@ -271,6 +271,48 @@ pub struct ProjectorPosition {
     /// stream's name and creation time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_identity: Option<String>,
+    /// Events the read models had applied that a later read of the log found gone,
+    /// unreadable or changed (at a start, or before a rebuild), oldest first. One not
+    /// yet accepted by a rebuild (`accepted_at`) makes the projector not ready.
+    #[serde(default)]
+    pub log_damage: Vec<LogDamage>,
+}
+
+/// An event the read models applied that the log no longer holds as it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogDamage {
+    /// `commit:index` where it was applied.
+    pub position: String,
+    /// The event as applied: id, stream, version, type.
+    pub event_id: String,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_type: String,
+    /// `missing` (no longer in the log), `unreadable`, or `changed` (another event at
+    /// its place).
+    pub kind: String,
+    pub detail: String,
+    pub detected_at: String,
+    /// When a rebuild went on without it (`accept_loss`); absent while not accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at: Option<String>,
+}
+
+impl LogDamage {
+    /// One line naming the event as applied and what became of it.
+    pub fn describe(&self) -> String {
+        format!(
+            "event {} ({} v{}, {}) applied at {} is {}: {}",
+            self.event_id,
+            self.stream_id,
+            self.stream_version,
+            self.event_type,
+            self.position,
+            self.kind,
+            self.detail
+        )
+    }
 }
 
 /// Why the projector stopped advancing: `storage_failed` (the read-model database
@@ -346,6 +388,11 @@ pub struct QueryRequest {
     /// A log position `commit:index` (dead-letter re-drive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,
+    /// Rebuild: go on although events the read models had applied are gone from the
+    /// log or unreadable ([`ProjectorPosition::log_damage`]); the figures will lack
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_loss: Option<bool>,
 }
 
 /// A query answer: the value, or a typed error.
