@@ -261,65 +261,22 @@ async fn a_commit_that_is_not_what_its_subject_says_is_never_an_event() {
     );
 }
 
-/// An idempotency key is bound with the append it caused in one atomic batch (claim +
-/// commit, nats-server 2.12+): both or neither, the first binding never replaced, and
-/// readers of the log never see the claims.
+/// An append at a revision is one publish expecting the subject's last sequence: it
+/// goes through at the stream's revision, is refused (nothing stored) at a stale one,
+/// and a retry of a stored commit answers the original outcome.
 #[tokio::test]
-async fn jetstream_binds_a_key_with_its_append_both_or_neither() {
-    use coord_log::{KeyBinding, StreamRevision};
+async fn jetstream_appends_at_a_revision_in_one_publish() {
+    use coord_log::StreamRevision;
     let server = NatsServer::start();
     let client = server.admin_client().await;
     let log = JetStreamLog::open(client, JetStreamConfig::default())
         .await
         .unwrap();
-    assert!(log.binds_keys(), "a new log stream takes atomic batches");
-    let (s, other) = (contract::stream("inspection"), contract::stream("exchange"));
-    let binding = |key, value: &str| KeyBinding {
-        key,
-        value: value.as_bytes().to_vec(),
-    };
-    let key = uuid::Uuid::now_v7();
+    let s = contract::stream("inspection");
     let first = log
-        .append_binding(
-            &s,
-            StreamRevision::default(),
-            vec![contract::event("A", 1)],
-            &binding(key, "first"),
-        )
+        .append_at(&s, StreamRevision::default(), vec![contract::event("A", 1)])
         .await
         .unwrap();
-    assert_eq!(log.bound_key(key).await.unwrap(), Some(b"first".to_vec()));
-
-    // The same key with another append, even on a free stream: refused, nothing stored.
-    let refused = log
-        .append_binding(
-            &other,
-            StreamRevision::default(),
-            vec![contract::event("B", 1)],
-            &binding(key, "second"),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(refused.kind(), LogErrorKind::Conflict);
-    assert!(log.read_stream(&other).await.unwrap().is_empty());
-    assert_eq!(log.bound_key(key).await.unwrap(), Some(b"first".to_vec()));
-
-    // A free key at a stale revision: refused, and the key stays free.
-    let key2 = uuid::Uuid::now_v7();
-    let stale = log
-        .append_binding(
-            &s,
-            StreamRevision::default(),
-            vec![contract::event("C", 2)],
-            &binding(key2, "c"),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(stale.kind(), LogErrorKind::Conflict);
-    assert_eq!(log.bound_key(key2).await.unwrap(), None);
-    assert_eq!(log.head().await.unwrap(), Some(first.position));
-
-    // At the stream's revision it goes through.
     let at = StreamRevision::of(&log.read_stream(&s).await.unwrap());
     assert_eq!(
         at,
@@ -328,21 +285,21 @@ async fn jetstream_binds_a_key_with_its_append_both_or_neither() {
             version: 1
         }
     );
-    let second = log
-        .append_binding(&s, at, vec![contract::event("C", 2)], &binding(key2, "c"))
+
+    // At a stale revision (the stream has moved on): a conflict, nothing stored.
+    let stale = log
+        .append_at(&s, StreamRevision::default(), vec![contract::event("B", 2)])
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(stale.kind(), LogErrorKind::Conflict);
+    assert_eq!(log.head().await.unwrap(), Some(first.position));
+
+    // At its revision: stored, version 2; the same commit again is its retry.
+    let c = contract::event("C", 2);
+    let second = log.append_at(&s, at, vec![c.clone()]).await.unwrap();
     assert_eq!(second.stream_version, 2);
-    assert_eq!(log.head().await.unwrap(), Some(second.position));
-    let mut all = log.subscribe(None).await.unwrap();
-    let mut types = Vec::new();
-    while types.len() < 2 {
-        let event = tokio::time::timeout(Duration::from_secs(5), all.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        types.push(event.event_type);
-    }
-    assert_eq!(types, ["A", "C"], "the log's readers see commits only");
+    let retry = log.append_at(&s, at, vec![c]).await.unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.position, second.position);
+    assert_eq!(log.read_stream(&s).await.unwrap().len(), 2);
 }

@@ -555,7 +555,6 @@ fn sourcing_consumer(name: &str, deliver_subject: String, filters: Vec<String>) 
 /// The settings every log stream has (as `coord_log::jetstream` creates it), on the
 /// subjects of the offices `site` hosts.
 fn log_stream(site: &Site) -> stream::Config {
-    use coord_log::jetstream::BindingKeys;
     stream::Config {
         name: STREAM.into(),
         description: Some(format!("Coordination event log of site {}", site.slug)),
@@ -567,7 +566,6 @@ fn log_stream(site: &Site) -> stream::Config {
         deny_purge: true,
         ..Default::default()
     }
-    .binding_keys(coord_domain::CLAIMS_SUBJECT_ROOT)
 }
 
 /// `coordctl offices …`.

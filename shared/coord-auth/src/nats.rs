@@ -87,9 +87,6 @@ pub struct LogSubjects {
     /// The key-value bucket where command services claim idempotency keys, e.g.
     /// `COORD_IDEMPOTENCY` (the admin creates it beside the log).
     pub idempotency_bucket: String,
-    /// The subjects beside the log's where command services claim idempotency keys
-    /// with the commits they cause (`{claims}.>`, same stream).
-    pub claims: String,
     /// Consumers of the log only the admin may create or change: the durable sourcing
     /// consumers of a multi-office topology (`to-hub`, `to-<office>`).
     pub admin_consumers: Vec<String>,
@@ -102,7 +99,6 @@ impl Default for LogSubjects {
             prefix: "coord.log".into(),
             offices: Vec::new(),
             idempotency_bucket: "COORD_IDEMPOTENCY".into(),
-            claims: coord_domain::CLAIMS_SUBJECT_ROOT.into(),
             admin_consumers: Vec::new(),
         }
     }
@@ -180,7 +176,6 @@ impl NatsRole {
             NatsRole::Command(service) => {
                 publish.extend(log.writable());
                 publish.extend(idempotency_keys(&log.idempotency_bucket));
-                publish.push(format!("{}.>", log.claims));
                 subscribe.push(format!("coord.cmd.{service}.>"));
                 subscribe.push("$SRV.>".into());
             }

@@ -36,7 +36,7 @@ pub use ids::{
     CaseId, ExchangeId, InspectionId, MemberRef, OrganizationName, ParseIdError, Reference, TermId,
     Text, UnitId,
 };
-pub use office::{ActingOffice, CLAIMS_SUBJECT_ROOT, LOG_SUBJECT_ROOT, Office, Sites};
+pub use office::{ActingOffice, LOG_SUBJECT_ROOT, Office, Sites};
 pub use province::{Province, ProvinceError, Term, Unit, UnitKind};
 pub use redecide::Redecide;
 pub use references::{References, StreamRef};

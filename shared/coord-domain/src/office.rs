@@ -95,10 +95,6 @@ impl Office {
 /// The root of every log subject.
 pub const LOG_SUBJECT_ROOT: &str = "coord.log";
 
-/// The root of the subjects beside the log's, in the same stream, where each command
-/// id's idempotency key is claimed with the commit it caused (`coord.claims.<id>`).
-pub const CLAIMS_SUBJECT_ROOT: &str = "coord.claims";
-
 /// The origin line of the checkpoints of the log of `office` (written canonically) in
 /// `province`: `coord/<province>/<office>`.
 pub fn checkpoint_origin(province: &str, office: &str) -> String {

@@ -41,14 +41,10 @@ use coord_domain::Office;
 
 use crate::envelope::{check_subject, office_of, outcome_of, subject_of, validate_batch};
 use crate::{
-    AppendOutcome, EventLog, EventPosition, ExpectedVersion, KeyBinding, LogError, NewEvent,
-    RecordedEvent, StreamId, StreamRevision, Subscription,
+    AppendOutcome, EventLog, EventPosition, ExpectedVersion, LogError, NewEvent, RecordedEvent,
+    StreamId, StreamRevision, Subscription,
 };
 
-const BATCH_ID: &str = "Nats-Batch-Id";
-const BATCH_SEQUENCE: &str = "Nats-Batch-Sequence";
-const BATCH_COMMIT: &str = "Nats-Batch-Commit";
-const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
 const VERSION_HEADER: &str = "Coord-Stream-Version";
 const COUNT_HEADER: &str = "Coord-Event-Count";
 const TYPES_HEADER: &str = "Coord-Event-Types";
@@ -70,10 +66,6 @@ pub struct JetStreamConfig {
     /// site's auditor keeps the tree of what its offices wrote, and its audit export is
     /// the same log. Empty: the whole stream.
     pub own_offices: Vec<Office>,
-    /// Subjects `{claims_prefix}.{command id}` of the same stream hold the idempotency
-    /// keys bound with appends ([`EventLog::append_binding`]): one atomic batch stores a
-    /// key's claim and the commit it caused. No reader of the log follows them.
-    pub claims_prefix: String,
 }
 
 impl Default for JetStreamConfig {
@@ -84,48 +76,8 @@ impl Default for JetStreamConfig {
             duplicate_window: Duration::from_secs(3600),
             replicas: 1,
             own_offices: Vec::new(),
-            claims_prefix: coord_domain::CLAIMS_SUBJECT_ROOT.into(),
         }
     }
-}
-
-/// The stream settings that let a log bind idempotency keys: atomic batches, and the
-/// claims subjects beside the log's.
-pub trait BindingKeys {
-    /// These settings with the claims subjects `{claims_prefix}.>` and atomic batches.
-    fn binding_keys(self, claims_prefix: &str) -> Self;
-    /// Whether these settings have both.
-    fn binds_keys(&self, claims_prefix: &str) -> bool;
-}
-
-impl BindingKeys for stream::Config {
-    fn binding_keys(mut self, claims_prefix: &str) -> Self {
-        let claims = format!("{claims_prefix}.>");
-        if !self.subjects.contains(&claims) {
-            self.subjects.push(claims);
-        }
-        self.allow_atomic_publish = true;
-        self
-    }
-    fn binds_keys(&self, claims_prefix: &str) -> bool {
-        self.allow_atomic_publish && self.subjects.contains(&format!("{claims_prefix}.>"))
-    }
-}
-
-/// The answer to an atomic batch's commit: a publish ack, or an API error.
-#[derive(Deserialize)]
-struct BatchAck {
-    #[serde(default)]
-    seq: u64,
-    error: Option<BatchAckError>,
-}
-
-#[derive(Deserialize)]
-struct BatchAckError {
-    #[serde(default)]
-    err_code: u64,
-    #[serde(default)]
-    description: String,
 }
 
 /// The body of one commit message.
@@ -142,8 +94,6 @@ pub struct JetStreamLog {
     config: JetStreamConfig,
     /// The office this view appends and loads as ([`EventLog::for_office`]).
     office: Option<Office>,
-    /// The stream takes atomic batches on its claims subjects ([`EventLog::binds_keys`]).
-    binds_keys: bool,
 }
 
 /// What a forward read does with a commit that is not what its subject says.
@@ -156,71 +106,35 @@ enum OnMismatch {
 }
 
 impl JetStreamLog {
-    /// Opens the log, creating its JetStream stream if it does not exist. A stream made
-    /// before keys were bound in the log is given its claims subjects and atomic batches
-    /// if this client may update it (the admin); if not, the log works without binding
-    /// keys ([`EventLog::binds_keys`] is false) and writers keep them in a bucket.
+    /// Opens the log, creating its JetStream stream if it does not exist.
     pub async fn open(
         client: async_nats::Client,
         config: JetStreamConfig,
     ) -> Result<Self, LogError> {
         let js = jetstream::new(client);
-        let mut stream = js
-            .get_or_create_stream(
-                stream::Config {
-                    name: config.stream_name.clone(),
-                    description: Some(
-                        "Coordination event log: one subject per aggregate stream".into(),
-                    ),
-                    subjects: vec![format!("{}.>", config.subject_prefix)],
-                    storage: stream::StorageType::File,
-                    num_replicas: config.replicas,
-                    duplicate_window: config.duplicate_window,
-                    allow_direct: true,
-                    deny_delete: true,
-                    deny_purge: true,
-                    ..Default::default()
-                }
-                .binding_keys(&config.claims_prefix),
-            )
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: config.stream_name.clone(),
+                description: Some(
+                    "Coordination event log: one subject per aggregate stream".into(),
+                ),
+                subjects: vec![format!("{}.>", config.subject_prefix)],
+                storage: stream::StorageType::File,
+                num_replicas: config.replicas,
+                duplicate_window: config.duplicate_window,
+                allow_direct: true,
+                deny_delete: true,
+                deny_purge: true,
+                ..Default::default()
+            })
             .await
             .map_err(|e| LogError::unavailable("cannot open the log stream", e))?;
-        let mut binds_keys = stream
-            .cached_info()
-            .config
-            .binds_keys(&config.claims_prefix);
-        if !binds_keys {
-            let upgraded = stream
-                .cached_info()
-                .config
-                .clone()
-                .binding_keys(&config.claims_prefix);
-            match js.update_stream(upgraded).await {
-                Ok(_) => {
-                    binds_keys = true;
-                    stream = js
-                        .get_stream(&config.stream_name)
-                        .await
-                        .map_err(|e| LogError::unavailable("cannot open the log stream", e))?;
-                }
-                Err(e) => tracing::info!(
-                    error = %e,
-                    "the log stream does not take atomic batches and cannot be changed by \
-                     this user: idempotency keys go to a separate store"
-                ),
-            }
-        }
         Ok(Self {
             js,
             stream,
             config,
             office: None,
-            binds_keys,
         })
-    }
-
-    fn claim_subject(&self, key: Uuid) -> String {
-        format!("{}.{}", self.config.claims_prefix, key.simple())
     }
 
     fn subject(&self, office: &Office, stream: &StreamId) -> String {
@@ -367,8 +281,76 @@ impl JetStreamLog {
         )?))
     }
 
+    /// Publishes `events` as one commit on `subject`, expecting its last sequence to
+    /// be `at.commit` (the stream then at `at.version`). `None`: the subject moved.
+    async fn publish_at(
+        &self,
+        subject: &str,
+        stream: &StreamId,
+        at: StreamRevision,
+        events: &[NewEvent],
+    ) -> Result<Option<AppendOutcome>, LogError> {
+        let (body, headers, new_version) = commit_message(stream, at.version, events)?;
+        let mut publish = Publish::build()
+            .payload(body)
+            .message_id(events[0].event_id.to_string())
+            .expected_last_subject_sequence(at.commit);
+        for (name, value) in headers.iter() {
+            for value in value {
+                publish = publish.header(name.as_ref(), value.as_str());
+            }
+        }
+        let ack = match self.js.send_publish(subject.to_owned(), publish).await {
+            Ok(pending) => pending.await,
+            Err(e) => Err(e),
+        };
+        match ack {
+            Ok(ack) if ack.duplicate => Ok(Some(self.stored_outcome(ack.sequence).await?)),
+            Ok(ack) => Ok(Some(AppendOutcome {
+                stream_version: new_version,
+                position: EventPosition {
+                    commit: ack.sequence,
+                    index: 0,
+                },
+                event_ids: events.iter().map(|e| e.event_id).collect(),
+                duplicate: false,
+            })),
+            Err(e) if is_wrong_last_sequence(&e) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    jetstream::context::PublishErrorKind::MaxPayloadExceeded
+                ) =>
+            {
+                Err(LogError::InvalidInput(format!("commit too large: {e}")))
+            }
+            Err(e) => Err(LogError::unavailable("append not acknowledged", e)),
+        }
+    }
+
+    /// The answer to an append whose expectation failed: the original outcome if it is
+    /// a retry of a commit already stored (found by its first event id), else a
+    /// conflict with the stream's version now.
+    async fn conflict(
+        &self,
+        office: &Office,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendOutcome, LogError> {
+        if let Some(outcome) = self.find_commit(office, stream, events[0].event_id).await? {
+            return Ok(outcome);
+        }
+        let (_, actual) = self.last_commit(&self.subject(office, stream)).await?;
+        Err(LogError::Conflict {
+            stream: stream.clone(),
+            expected,
+            actual,
+        })
+    }
+
     /// The subjects `subscribe` and `head` read: this site's own offices' if it has
-    /// some, else the whole log's (never the claims beside it).
+    /// some, else the whole log's.
     fn read_filters(&self) -> Vec<String> {
         if self.config.own_offices.is_empty() {
             return vec![format!("{}.>", self.config.subject_prefix)];
@@ -472,7 +454,6 @@ impl EventLog for JetStreamLog {
         validate_batch(&events)?;
         let office = self.writing_office(&events)?;
         let subject = self.subject(&office, stream);
-        let first_id = events[0].event_id;
         // `Any` may lose a race and must then try again; an exact expectation may not.
         let mut attempts = if expected == ExpectedVersion::Any {
             5
@@ -481,68 +462,32 @@ impl EventLog for JetStreamLog {
         };
         loop {
             attempts -= 1;
-            let (last_seq, actual) = self.last_commit(&subject).await?;
-            if !expected.accepts(actual) {
-                if let Some(outcome) = self.find_commit(&office, stream, first_id).await? {
-                    return Ok(outcome);
-                }
-                return Err(LogError::Conflict {
-                    stream: stream.clone(),
-                    expected,
-                    actual,
-                });
+            let (commit, version) = self.last_commit(&subject).await?;
+            if !expected.accepts(version) {
+                return self.conflict(&office, stream, expected, &events).await;
             }
-            let (body, headers, new_version) = commit_message(stream, actual, &events)?;
-            let mut publish = Publish::build()
-                .payload(body)
-                .message_id(first_id.to_string())
-                .expected_last_subject_sequence(last_seq);
-            for (name, value) in headers.iter() {
-                for value in value {
-                    publish = publish.header(name.as_ref(), value.as_str());
-                }
+            let at = StreamRevision { commit, version };
+            match self.publish_at(&subject, stream, at, &events).await? {
+                Some(outcome) => return Ok(outcome),
+                None if attempts > 0 => continue,
+                None => return self.conflict(&office, stream, expected, &events).await,
             }
-            let ack = match self.js.send_publish(subject.clone(), publish).await {
-                Ok(pending) => pending.await,
-                Err(e) => Err(e),
-            };
-            match ack {
-                Ok(ack) if ack.duplicate => return self.stored_outcome(ack.sequence).await,
-                Ok(ack) => {
-                    return Ok(AppendOutcome {
-                        stream_version: new_version,
-                        position: EventPosition {
-                            commit: ack.sequence,
-                            index: 0,
-                        },
-                        event_ids: events.iter().map(|e| e.event_id).collect(),
-                        duplicate: false,
-                    });
-                }
-                Err(e) if is_wrong_last_sequence(&e) => {
-                    if attempts > 0 {
-                        continue;
-                    }
-                    if let Some(outcome) = self.find_commit(&office, stream, first_id).await? {
-                        return Ok(outcome);
-                    }
-                    let (_, actual) = self.last_commit(&subject).await?;
-                    return Err(LogError::Conflict {
-                        stream: stream.clone(),
-                        expected,
-                        actual,
-                    });
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        jetstream::context::PublishErrorKind::MaxPayloadExceeded
-                    ) =>
-                {
-                    return Err(LogError::InvalidInput(format!("commit too large: {e}")));
-                }
-                Err(e) => return Err(LogError::unavailable("append not acknowledged", e)),
-            }
+        }
+    }
+
+    /// One publish, expecting the subject's last sequence to be `at.commit`.
+    async fn append_at(
+        &self,
+        stream: &StreamId,
+        at: StreamRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, LogError> {
+        validate_batch(&events)?;
+        let office = self.writing_office(&events)?;
+        let subject = self.subject(&office, stream);
+        match self.publish_at(&subject, stream, at, &events).await? {
+            Some(outcome) => Ok(outcome),
+            None => self.conflict(&office, stream, at.expected(), &events).await,
         }
     }
 
@@ -657,93 +602,6 @@ impl EventLog for JetStreamLog {
             commit: last,
             index: count.saturating_sub(1),
         }))
-    }
-
-    fn binds_keys(&self) -> bool {
-        self.binds_keys
-    }
-
-    /// One atomic batch of two messages: the key's claim on `{claims}.{key}`, expected
-    /// new (last subject sequence 0), then the commit on the stream's subject, expected
-    /// at `at.commit`. The first is published without waiting; the commit is a request
-    /// whose answer is the batch's: one round trip.
-    async fn append_binding(
-        &self,
-        stream: &StreamId,
-        at: StreamRevision,
-        events: Vec<NewEvent>,
-        binding: &KeyBinding,
-    ) -> Result<AppendOutcome, LogError> {
-        if !self.binds_keys {
-            return Err(LogError::InvalidInput(
-                "the log stream does not take atomic batches".into(),
-            ));
-        }
-        validate_batch(&events)?;
-        let office = self.writing_office(&events)?;
-        let (body, mut headers, new_version) = commit_message(stream, at.version, &events)?;
-        let batch = Uuid::new_v4().simple().to_string();
-        let mut claim = async_nats::HeaderMap::new();
-        claim.insert(BATCH_ID, batch.as_str());
-        claim.insert(BATCH_SEQUENCE, "1");
-        claim.insert(EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
-        headers.insert(BATCH_ID, batch.as_str());
-        headers.insert(BATCH_SEQUENCE, "2");
-        headers.insert(BATCH_COMMIT, "1");
-        headers.insert(
-            EXPECTED_LAST_SUBJECT_SEQUENCE,
-            at.commit.to_string().as_str(),
-        );
-        let client = self.js.client();
-        client
-            .publish_with_headers(
-                self.claim_subject(binding.key),
-                claim,
-                binding.value.clone().into(),
-            )
-            .await
-            .map_err(|e| LogError::unavailable("append not acknowledged", e))?;
-        let answer = client
-            .request_with_headers(self.subject(&office, stream), headers, body)
-            .await
-            .map_err(|e| LogError::unavailable("append not acknowledged", e))?;
-        let ack: BatchAck = serde_json::from_slice(&answer.payload).map_err(|e| {
-            LogError::unavailable("append answered with something that is not an ack", e)
-        })?;
-        match ack.error {
-            None => Ok(AppendOutcome {
-                stream_version: new_version,
-                position: EventPosition {
-                    commit: ack.seq,
-                    index: 0,
-                },
-                event_ids: events.iter().map(|e| e.event_id).collect(),
-                duplicate: false,
-            }),
-            Some(e) if WRONG_LAST_SEQUENCE_CODES.contains(&e.err_code) => Err(LogError::Conflict {
-                stream: stream.clone(),
-                expected: ExpectedVersion::Exact(at.version),
-                actual: at.version,
-            }),
-            Some(e) => Err(LogError::Unavailable(format!(
-                "append refused by the log ({}): {}",
-                e.err_code, e.description
-            ))),
-        }
-    }
-
-    async fn bound_key(&self, key: Uuid) -> Result<Option<Vec<u8>>, LogError> {
-        // The first claim on the subject: nothing stored later can replace it (the
-        // stream denies deletes and purges, and every claim expects to be the first).
-        match self
-            .stream
-            .direct_get_next_for_subject(self.claim_subject(key), Some(1))
-            .await
-        {
-            Ok(msg) => Ok(Some(msg.payload.to_vec())),
-            Err(e) if matches!(e.kind(), stream::DirectGetErrorKind::NotFound) => Ok(None),
-            Err(e) => Err(LogError::unavailable("cannot read an idempotency key", e)),
-        }
     }
 
     /// The JetStream stream's name and creation time: a stream deleted and created

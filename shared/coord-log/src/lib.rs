@@ -84,36 +84,17 @@ pub trait EventLog: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Whether this log binds idempotency keys itself, in the same atomic write as an
-    /// append ([`EventLog::append_binding`]). When it does not, a writer keeps its keys
-    /// in a separate store and pays a round trip to it per command.
-    fn binds_keys(&self) -> bool {
-        false
-    }
-
-    /// Appends `events` to `stream` and binds `binding.key` to `binding.value`, both or
-    /// neither, if the stream's last commit is still at `at` (its position's `commit`
-    /// as read, 0 for a stream never written; the stream is then at `version`) **and**
-    /// the key is still free. Either check failing is a [`LogError::Conflict`]: the
-    /// writer then asks [`EventLog::bound_key`] which one it was. Needs
-    /// [`EventLog::binds_keys`].
-    async fn append_binding(
+    /// Appends `events` to `stream` if its last commit is still the one at `at` (as
+    /// the writer read it): one round trip where the backend can check that itself
+    /// (JetStream: `Nats-Expected-Last-Subject-Sequence`), without reading the head
+    /// again. Otherwise as [`EventLog::append`] at the expected version `at.version`.
+    async fn append_at(
         &self,
         stream: &StreamId,
         at: StreamRevision,
         events: Vec<NewEvent>,
-        binding: &KeyBinding,
     ) -> Result<AppendOutcome, LogError> {
-        let _ = (stream, at, events, binding);
-        Err(LogError::InvalidInput(
-            "this log does not bind idempotency keys".into(),
-        ))
-    }
-
-    /// The value bound to `key` by [`EventLog::append_binding`], if any.
-    async fn bound_key(&self, key: uuid::Uuid) -> Result<Option<Vec<u8>>, LogError> {
-        let _ = key;
-        Ok(None)
+        self.append(stream, at.expected(), events).await
     }
 }
 
@@ -127,6 +108,14 @@ pub struct StreamRevision {
 }
 
 impl StreamRevision {
+    /// The expected version an append at this revision names.
+    pub fn expected(self) -> ExpectedVersion {
+        match self.version {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v),
+        }
+    }
+
     /// The revision after reading `history` (a whole stream, oldest first).
     pub fn of(history: &[RecordedEvent]) -> Self {
         history
@@ -137,12 +126,4 @@ impl StreamRevision {
             })
             .unwrap_or_default()
     }
-}
-
-/// An idempotency key and what it is bound to (the fingerprint of the request that
-/// claimed it), stored by [`EventLog::append_binding`] with the append it caused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyBinding {
-    pub key: uuid::Uuid,
-    pub value: Vec<u8>,
 }

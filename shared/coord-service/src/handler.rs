@@ -1,15 +1,18 @@
-//! The command handler: parse the request, load the aggregate from the log, decide,
-//! append, reply. Every failure path appends nothing.
+//! The command handler: parse the request, load the aggregate (from its cache or the
+//! log), decide, bind the key, append, reply. Every failure path appends nothing.
+//!
+//! Round trips: a warm command (its aggregate in the [`AggregateCache`]) costs two, the
+//! key's claim and the append at the cached revision; a new record one more (is its id
+//! free?); a cold aggregate one read of its stream more.
 //!
 //! Idempotency: the command id becomes the causation id of every event it produces,
 //! and each event's id is derived from the command id, the stream and the event's index
-//! (`coord_proto::ids::event_id`), so a retry carries the same ids. The command id is
-//! first bound to a fingerprint of its request in a [`KeyStore`]: the same id with
-//! another request (office, route, aggregate or body) is refused with
+//! (`coord_proto::ids::event_id`), so a retry carries the same ids. Just before its
+//! append, the command id is bound to a fingerprint of its request in a [`KeyStore`]:
+//! the same id with another request (office, route, aggregate or body) is refused with
 //! `idempotency_key_reused` and appends nothing. Before deciding, the handler looks for
-//! events caused by this command in the aggregate's stream; if there are some, the
-//! command was already applied, and the reply is the original outcome with
-//! `duplicate: true`. Two copies of one command racing each other meet at the log: the
+//! the command among those already applied to the aggregate; if it is there (and asked
+//! the same), the reply is the original outcome with `duplicate: true`. Two copies of one command racing each other meet at the log: the
 //! second append carries the same event ids and is answered as a duplicate (JetStream's
 //! `Nats-Msg-Id` window, or the lookup by event id after a conflict); a lost race
 //! against another command reloads and decides again.
@@ -21,8 +24,7 @@ use coord_domain::{
     Aggregate, Context, DomainEvent, Office, Province, Rejection, RejectionKind, Rulebook,
 };
 use coord_log::{
-    EventLog, ExpectedVersion, KeyBinding, LogError, LogErrorKind, Metadata, NewEvent,
-    RecordedEvent, StreamId, StreamRevision,
+    EventLog, LogError, LogErrorKind, Metadata, NewEvent, RecordedEvent, StreamId, StreamRevision,
 };
 use coord_proto::{Accepted, CommandApi, CommandReply, CommandRequest, ErrorKind, ErrorReply};
 use uuid::Uuid;
@@ -234,9 +236,6 @@ impl<A: CommandApi> CommandHandler<A> {
             stream.as_str(),
             &request.payload,
         );
-        if !self.log.binds_keys() {
-            self.check_key(request.command_id, &fingerprint).await?;
-        }
         // The office's own streams: a record is (office, id).
         let log = self.log.for_office(&office);
         let mut fresh = false;
@@ -253,11 +252,7 @@ impl<A: CommandApi> CommandHandler<A> {
                 // A replay, if it asks what the first request asked.
                 match &applied.fingerprint {
                     Some(bound) => check_same(request.command_id, &fingerprint, Some(bound))?,
-                    None if self.log.binds_keys() => {
-                        self.check_key_in_log(request.command_id, &fingerprint)
-                            .await?;
-                    }
-                    None => {} // checked in the key store above
+                    None => self.check_key(request.command_id, &fingerprint).await?,
                 }
                 return Ok(Accepted {
                     duplicate: true,
@@ -272,11 +267,12 @@ impl<A: CommandApi> CommandHandler<A> {
                     fresh = true;
                     continue;
                 }
-                return Err(ErrorReply::new(
+                let reply = ErrorReply::new(
                     ErrorKind::Conflict,
                     "concurrent_modification",
                     format!("expected version {expected}, the aggregate is at version {version}"),
-                ));
+                );
+                return Err(self.refusal(request.command_id, &fingerprint, reply).await);
             }
             let decided = match self.decide(&loaded.state, &command, &candidates, &request.office) {
                 Ok(decided) => decided,
@@ -286,28 +282,24 @@ impl<A: CommandApi> CommandHandler<A> {
                     continue;
                 }
                 Err(Refused::Domain(r)) if r.kind() == RejectionKind::NotFound && version == 0 => {
-                    return Err(self.owned_elsewhere(&stream, &r).await);
+                    let reply = self.owned_elsewhere(&stream, &r).await;
+                    return Err(self.refusal(request.command_id, &fingerprint, reply).await);
                 }
-                Err(refused) => return Err(refused.into_reply()),
+                Err(refused) => {
+                    let reply = refused.into_reply();
+                    return Err(self.refusal(request.command_id, &fingerprint, reply).await);
+                }
             };
-            if version == 0 {
-                self.check_id_free(&stream, &office).await?;
+            if version == 0
+                && let Err(reply) = self.check_id_free(&stream, &office).await
+            {
+                return Err(self.refusal(request.command_id, &fingerprint, reply).await);
             }
             let new_events = to_new_events::<A>(&decided, &request, &stream);
-            if !self.log.binds_keys() {
-                self.claim(request.command_id, &fingerprint).await?;
-            }
-            match self
-                .append(
-                    log.as_ref(),
-                    &stream,
-                    loaded.at,
-                    new_events,
-                    request.command_id,
-                    &fingerprint,
-                )
-                .await
-            {
+            // Bound before the append: another request under this key is refused and
+            // appends nothing; this one again (a concurrent copy) goes on to the log.
+            self.claim(request.command_id, &fingerprint).await?;
+            match log.append_at(&stream, loaded.at, new_events).await {
                 Ok(outcome) => {
                     let accepted = Accepted {
                         stream_id: stream.to_string(),
@@ -328,12 +320,6 @@ impl<A: CommandApi> CommandHandler<A> {
                 }
                 Err(e) if e.kind() == LogErrorKind::Conflict => {
                     self.cache.forget(&office, &stream);
-                    if self.log.binds_keys() {
-                        // The stream moved, or the key is bound: to this request (then
-                        // the next read finds it applied) or to another (refused).
-                        self.check_key_in_log(request.command_id, &fingerprint)
-                            .await?;
-                    }
                     if request.expected_version.is_some() {
                         return Err(from_log(e));
                     }
@@ -378,33 +364,6 @@ impl<A: CommandApi> CommandHandler<A> {
             at: StreamRevision::of(&history),
             applied,
         })
-    }
-
-    /// Appends `events` at `at`, binding the command id to this request in the same
-    /// atomic write when the log can ([`EventLog::binds_keys`]); else the caller has
-    /// bound it in the key store just before.
-    async fn append(
-        &self,
-        log: &dyn EventLog,
-        stream: &StreamId,
-        at: StreamRevision,
-        events: Vec<NewEvent>,
-        command_id: Uuid,
-        fingerprint: &Fingerprint,
-    ) -> Result<coord_log::AppendOutcome, LogError> {
-        if log.binds_keys() {
-            let binding = KeyBinding {
-                key: command_id,
-                value: fingerprint.to_bytes(),
-            };
-            return log.append_binding(stream, at, events, &binding).await;
-        }
-        let expected = if at.version == 0 {
-            ExpectedVersion::NoStream
-        } else {
-            ExpectedVersion::Exact(at.version)
-        };
-        log.append(stream, expected, events).await
     }
 
     /// Decides `command` on `state` with each way of reading what it refers to
@@ -503,6 +462,22 @@ impl<A: CommandApi> CommandHandler<A> {
         }
     }
 
+    /// The answer to a request refused before its key was claimed: if the key is bound
+    /// to another request, that is what the caller is told (`idempotency_key_reused`,
+    /// whatever else is wrong with this one); else `reply`. A lookup only on this path:
+    /// an accepted command learns it from its claim.
+    async fn refusal(
+        &self,
+        command_id: Uuid,
+        fingerprint: &Fingerprint,
+        reply: ErrorReply,
+    ) -> ErrorReply {
+        match self.check_key(command_id, fingerprint).await {
+            Err(reused) if reused.code == "idempotency_key_reused" => reused,
+            _ => reply,
+        }
+    }
+
     /// Refuses a command id the key store has bound to another request.
     async fn check_key(
         &self,
@@ -510,19 +485,6 @@ impl<A: CommandApi> CommandHandler<A> {
         fingerprint: &Fingerprint,
     ) -> Result<(), ErrorReply> {
         let bound = self.keys.lookup(command_id).await.map_err(from_keys)?;
-        check_same(command_id, fingerprint, bound.as_ref())
-    }
-
-    /// Refuses a command id the log has bound to another request.
-    async fn check_key_in_log(
-        &self,
-        command_id: Uuid,
-        fingerprint: &Fingerprint,
-    ) -> Result<(), ErrorReply> {
-        let bound = match self.log.bound_key(command_id).await.map_err(from_log)? {
-            Some(bytes) => Some(Fingerprint::from_bytes(command_id, &bytes).map_err(from_keys)?),
-            None => None,
-        };
         check_same(command_id, fingerprint, bound.as_ref())
     }
 
@@ -627,7 +589,7 @@ mod tests {
     use coord_domain::inspection::Inspection;
     use coord_domain::province::AN_GIANG_TOML;
     use coord_log::memory::InMemoryLog;
-    use coord_log::{AppendOutcome, EventPosition, Subscription};
+    use coord_log::{AppendOutcome, EventPosition, ExpectedVersion, Subscription};
     use serde_json::json;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};

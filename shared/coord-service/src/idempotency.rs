@@ -9,9 +9,9 @@
 //! write-once stream ([`bucket_stream`]) so that no claim can be deleted or purged; the
 //! in-memory one is for domain tests.
 //!
-//! The command handler looks the key up before anything else (a different request →
-//! `idempotency_key_reused`), and claims it after the domain has decided and before the
-//! append: a request the domain refuses binds nothing, so a corrected request may use
+//! The command handler claims the key after the domain has decided and before the
+//! append (bound to a different request → `idempotency_key_reused`; a replay of an
+//! applied command is compared with the key's binding first): a request the domain refuses binds nothing, so a corrected request may use
 //! the key; a request that won the claim but failed to append (log down) can be retried
 //! with the same body. Keys are never released: the log keeps the events they caused.
 
