@@ -215,3 +215,29 @@ pub fn document() -> utoipa::openapi::OpenApi {
     }
     doc
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every parameter declared in the path is in the path's template (utoipa's
+    /// `IntoParams` puts parameters in the path unless told `parameter_in = Query`); the
+    /// browser test validates the whole served document with a standard validator.
+    #[test]
+    fn path_parameters_are_in_their_paths() {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        let mut wrong = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                for p in operation["parameters"].as_array().into_iter().flatten() {
+                    let name = p["name"].as_str().unwrap_or_default();
+                    if p["in"] == "path" && !path.contains(&format!("{{{name}}}")) {
+                        wrong.push(format!("{method} {path}: {name}"));
+                    }
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "declared in the path but not in it: {wrong:?}"
+        );
+    }
+}

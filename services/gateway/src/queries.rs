@@ -223,6 +223,7 @@ pub async fn projector(State(s): State<AppState>) -> Result<Json<ProjectorStatus
 
 /// Parameters of a rebuild.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RebuildParams {
     /// Go on although events the read models applied are gone from the log or
