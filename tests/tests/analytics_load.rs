@@ -1,21 +1,21 @@
-//! Analytics never stall projection (issue 19): `as_of` over 200,000 events runs, back
-//! to back, while commands keep being sent; the delay from a command's answer to the
-//! read model showing it (a status query waiting on the command's position) is
-//! measured before and during those queries, and its p99 during them stays within 2×
-//! of its p99 before. Two measured distributions compared, no absolute time: an
-//! `as_of` on the projector's writer connection makes every command sent during it
-//! wait for the whole query (measured before issue 19: 3.8 s against ≤ 12 ms).
+//! Analytics never stall projection (issue 19): while one `as_of` over 200,000 events
+//! is running, commands keep reaching the read model. Each command is sent and then
+//! read back through a status query that waits for its position; the test counts the
+//! commands the read model showed *before the `as_of` answered*. On the projector's
+//! writer connection the query would hold every batch back until it answered, and no
+//! command sent after it could be seen during it (measured before issue 19: a command
+//! waited 3.8 s behind one). No absolute time is asserted: only the order of events.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tests::Stack;
 
 const EVENTS: usize = 200_000;
-/// Delays measured in each phase.
-const SAMPLES: usize = 60;
+/// Most commands sent while the `as_of` runs.
+const MAX_COMMANDS: usize = 200;
+/// How many of them the read model must show before the `as_of` answers.
+const SEEN_DURING: usize = 3;
 /// Long enough for an `as_of` over the whole log in a debug build.
 const LONG_MS: &str = "600000";
 
@@ -63,19 +63,6 @@ async fn delay(http: &reqwest::Client, base: &str, n: usize) -> Duration {
     answered.elapsed()
 }
 
-async fn delays(http: &reqwest::Client, base: &str, from: usize) -> Vec<Duration> {
-    let mut out = Vec::with_capacity(SAMPLES);
-    for n in from..from + SAMPLES {
-        out.push(delay(http, base, n).await);
-    }
-    out.sort();
-    out
-}
-
-fn p99(sorted: &[Duration]) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * 0.99).round() as usize]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_of_over_200_000_events_does_not_delay_projection() {
     let mut stack = Stack::start();
@@ -94,66 +81,68 @@ async fn as_of_over_200_000_events_does_not_delay_projection() {
         ],
     );
     let t = Instant::now();
-    stack.fill_inspections(EVENTS).await;
-    eprintln!("{EVENTS} events appended in {:?}", t.elapsed());
+    let js = async_nats::jetstream::new(stack.nats.admin_client().await);
+    tests::publish_inspections(&js, 0..EVENTS).await;
+    eprintln!("{EVENTS} events published in {:?}", t.elapsed());
     let (http, base) = (stack.http(), stack.gateway_url.clone());
     let head = tests::log_head(&http, &base).await;
-    let r = http
-        .get(format!(
-            "{base}/v1/status/province?min_position={head}&wait_ms=600000"
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "never caught up");
+    // The projector bounds one wait: ask again until it has caught up (at most 10 min).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let r = http
+            .get(format!(
+                "{base}/v1/status/province?min_position={head}&wait_ms=600000"
+            ))
+            .send()
+            .await
+            .unwrap();
+        if r.status().is_success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never caught up: {}", r.status());
+    }
     eprintln!("projected in {:?}", t.elapsed());
 
-    // Given the delays of commands with no analytics running.
-    let before = delays(&http, &base, 0).await;
-
-    // When `as_of` queries over the whole log run back to back...
-    let stop = Arc::new(AtomicBool::new(false));
-    let queries = tokio::spawn({
-        let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
+    // Given one `as_of` over the whole log, running...
+    let as_of = tokio::spawn({
+        let (http, base) = (http.clone(), base.clone());
         async move {
-            let mut counted = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                let now = chrono::Utc::now().to_rfc3339();
-                let r = http
-                    .get(format!("{base}/v1/analytics/province"))
-                    .query(&[("as_of", now)])
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status();
-                let body: Value = r.json().await.unwrap();
-                assert!(status.is_success(), "{body}");
-                counted.push(body["inspections"]["scheduled"].as_u64().unwrap());
-            }
-            counted
+            let now = chrono::Utc::now().to_rfc3339();
+            let r = http
+                .get(format!("{base}/v1/analytics/province"))
+                .query(&[("as_of", now)])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let body: Value = r.json().await.unwrap();
+            assert!(status.is_success(), "{body}");
+            body["inspections"]["scheduled"].as_u64().unwrap()
         }
     });
-    // ...while the same commands are sent and measured (one query is always running).
-    let mut during = Vec::with_capacity(SAMPLES);
-    for n in SAMPLES..2 * SAMPLES {
-        during.push(delay(&http, &base, n).await);
+    // ...when commands are sent one after another until it answers...
+    let mut seen_during = Vec::new();
+    for n in 0..MAX_COMMANDS {
+        if as_of.is_finished() {
+            break;
+        }
+        let delay = delay(&http, &base, n).await;
+        if !as_of.is_finished() {
+            seen_during.push(delay);
+        }
     }
-    stop.store(true, Ordering::SeqCst);
-    let counted = queries.await.unwrap();
-    during.sort();
+    let counted = as_of.await.unwrap();
 
-    // Then the queries counted the whole log, and projection kept its pace.
-    assert!(
-        counted.iter().all(|c| *c >= EVENTS as u64),
-        "as_of counted {counted:?}"
-    );
-    let (p_before, p_during) = (p99(&before), p99(&during));
+    // ...then the read model showed several of them before the query answered, and the
+    // query counted the whole log.
     eprintln!(
-        "{} as_of queries; p99 command→read model: {p_before:?} before, {p_during:?} during",
-        counted.len()
+        "{} commands seen in the read model during one as_of: {seen_during:?}",
+        seen_during.len()
     );
     assert!(
-        p_during <= p_before * 2,
-        "p99 {p_during:?} during as_of against {p_before:?} before: {during:?}"
+        seen_during.len() >= SEEN_DURING,
+        "projection stood still behind as_of: {} commands seen during it",
+        seen_during.len()
     );
+    assert!(counted >= EVENTS as u64, "as_of counted {counted}");
 }
