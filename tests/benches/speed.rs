@@ -23,7 +23,6 @@
 
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -270,41 +269,10 @@ async fn read_model_delay(client: &async_nats::Client, seconds: u64) -> Value {
         "read_model_p50_ms": percentile(&delays, 0.5), "read_model_p99_ms": percentile(&delays, 0.99)})
 }
 
-/// Publishes `n` valid one-event commits (each a new inspection of the province) raw,
-/// pipelined: the log a replay reads.
-async fn fill(js: &jetstream::Context, n: usize) {
-    let mut pending = futures::stream::FuturesUnordered::new();
-    for i in 0..n {
-        let (stream, event) = tests::inspection_scheduled(i);
-        let recorded = json!({
-            "event_id": event.event_id, "stream_id": stream.to_string(), "stream_version": 1,
-            "event_type": event.event_type, "schema_version": event.schema_version,
-            "occurred_at": event.occurred_at, "recorded_at": chrono::Utc::now(),
-            "office": "province", "actor": "bench", "role": "operator",
-            "correlation_id": event.metadata.correlation_id,
-            "causation_id": event.metadata.causation_id, "payload": event.payload,
-        });
-        let body = serde_json::to_vec(&json!({ "events": [recorded] })).unwrap();
-        let subject = format!("coord.log.province.inspection.{}", stream.id());
-        pending.push(
-            js.publish(subject, body.into())
-                .await
-                .unwrap()
-                .into_future(),
-        );
-        if pending.len() >= 4_096 {
-            pending.next().await.unwrap().unwrap();
-        }
-    }
-    while let Some(ack) = pending.next().await {
-        ack.unwrap();
-    }
-}
-
 /// One ordered consumer reading the whole log and decoding every commit.
 async fn raw_read_decode(js: &jetstream::Context, head: u64) -> (usize, f64) {
     let stream = js.get_stream("COORD_LOG").await.unwrap();
-    // The log's commits, as the projector reads them (not the idempotency claims).
+    // The log's commits, as the projector reads them.
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: "coord.log.>".into(),
@@ -343,25 +311,7 @@ async fn projector_at_head(
 ) -> (f64, u64, ServiceProcess) {
     let start = Instant::now();
     let projector = ServiceProcess::start_on(nats, "projector", &[("COORD_PROJECTOR_DB", db_path)]);
-    let dead_letters = loop {
-        let q = serde_json::to_vec(&QueryRequest::default()).unwrap();
-        if let Ok(Ok(msg)) = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.request(query_subject("position"), q.into()),
-        )
-        .await
-            && let Ok(QueryReply::Ok(p)) =
-                serde_json::from_slice::<QueryReply<ProjectorPosition>>(&msg.payload)
-            && p.position >= head
-        {
-            break p.dead_letters;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(900),
-            "replay finished"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let dead_letters = tests::projector_reached(client, head, Duration::from_secs(900)).await;
     (start.elapsed().as_secs_f64(), dead_letters, projector)
 }
 
@@ -416,7 +366,11 @@ async fn main() {
     stack.process("projector").terminate();
 
     let before = log_state(&js).await;
-    fill(&js, replay_events.saturating_sub(before.messages as usize)).await;
+    tests::publish_inspections(
+        &js,
+        0..replay_events.saturating_sub(before.messages as usize),
+    )
+    .await;
     let head = log_state(&js).await.last_sequence;
     let (events, read) = raw_read_decode(&js, head).await;
     println!("raw ordered read + decode: {read:.0} events/s");

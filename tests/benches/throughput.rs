@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use coord_log::jetstream::{JetStreamConfig, JetStreamLog};
 use coord_log::{EventLog, ExpectedVersion};
-use coord_proto::read::{ProjectorPosition, QueryReply, QueryRequest, query_subject};
 use coord_proto::{CommandReply, command_subject};
 use serde_json::json;
 use tests::{NatsServer, ServiceProcess, request};
@@ -118,25 +117,8 @@ async fn main() {
     let start = Instant::now();
     let projector =
         ServiceProcess::start_on(&nats, "projector", &[("COORD_PROJECTOR_DB", &db_path)]);
-    let (replay, dead_letters) = loop {
-        let q = serde_json::to_vec(&QueryRequest::default()).unwrap();
-        if let Ok(Ok(msg)) = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.request(query_subject("position"), q.into()),
-        )
-        .await
-            && let Ok(QueryReply::Ok(p)) =
-                serde_json::from_slice::<QueryReply<ProjectorPosition>>(&msg.payload)
-            && p.position >= head
-        {
-            break (start.elapsed(), p.dead_letters);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "replay finished"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let dead_letters = tests::projector_reached(&client, head, Duration::from_secs(120)).await;
+    let replay = start.elapsed();
     let rss = tests::peak_rss_kib(projector.pid());
 
     let results = json!({

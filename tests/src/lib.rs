@@ -855,17 +855,34 @@ pub fn inspection_scheduled(n: usize) -> (coord_log::StreamId, coord_log::NewEve
     (coord_log::StreamId::new("inspection", id).unwrap(), new)
 }
 
-/// How many commits the log stream `stream` holds: its messages on `coord.log.>`, not
-/// the idempotency claims stored beside them.
+/// How many commits the log stream `stream` holds (one message each).
 pub async fn log_commits(js: &async_nats::jetstream::Context, stream: &str) -> u64 {
-    use futures::TryStreamExt;
-    let stream = js.get_stream(stream).await.expect("the log stream");
-    let subjects = stream
-        .info_with_subjects("coord.log.>")
+    let mut stream = js.get_stream(stream).await.expect("the log stream");
+    stream.info().await.expect("the log's state").state.messages
+}
+
+/// Asks the projector at `client` for its position until it has applied `head` (at most
+/// `within`): its dead letters then.
+pub async fn projector_reached(client: &async_nats::Client, head: u64, within: Duration) -> u64 {
+    use coord_proto::read::{ProjectorPosition, QueryReply, QueryRequest, query_subject};
+    let start = Instant::now();
+    loop {
+        let q = serde_json::to_vec(&QueryRequest::default()).expect("a query");
+        if let Ok(Ok(msg)) = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.request(query_subject("position"), q.into()),
+        )
         .await
-        .expect("the log's subjects");
-    subjects
-        .try_fold(0u64, |n, (_, count)| async move { Ok(n + count as u64) })
-        .await
-        .expect("the log's subjects")
+            && let Ok(QueryReply::Ok(p)) =
+                serde_json::from_slice::<QueryReply<ProjectorPosition>>(&msg.payload)
+            && p.position >= head
+        {
+            return p.dead_letters;
+        }
+        assert!(
+            start.elapsed() < within,
+            "the projector did not reach {head} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

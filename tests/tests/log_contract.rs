@@ -261,11 +261,11 @@ async fn a_commit_that_is_not_what_its_subject_says_is_never_an_event() {
     );
 }
 
-/// An append at a revision is one publish expecting the subject's last sequence: it
-/// goes through at the stream's revision, is refused (nothing stored) at a stale one,
-/// and a retry of a stored commit answers the original outcome.
+/// An append at a revision (the writer's last read, no head read of its own) goes
+/// through at the stream's revision, is refused with nothing stored at a stale one, and
+/// a retry of a stored commit answers the original outcome.
 #[tokio::test]
-async fn jetstream_appends_at_a_revision_in_one_publish() {
+async fn jetstream_appends_at_a_revision() {
     use coord_log::StreamRevision;
     let server = NatsServer::start();
     let client = server.admin_client().await;

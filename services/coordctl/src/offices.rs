@@ -909,17 +909,20 @@ mod tests {
         );
     }
 
+    /// The subjects a permissions block allows to `kind` (`publish`, `subscribe`).
+    fn allowed(p: &Value, kind: &str) -> Vec<String> {
+        p[kind]["allow"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
     #[test]
     fn an_offices_leaf_user_carries_only_its_own_audit_subjects() {
         let p = leaf_permissions("long-xuyen");
-        let list = |kind: &str| -> Vec<String> {
-            p[kind]["allow"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().to_owned())
-                .collect()
-        };
+        let list = |kind: &str| allowed(&p, kind);
         let audit = |l: Vec<String>| -> Vec<String> {
             l.into_iter()
                 .filter(|s| s.starts_with("coord.audit"))
@@ -953,14 +956,7 @@ mod tests {
     #[test]
     fn an_offices_leaf_user_reaches_no_inbox_and_only_its_own_flow_control() {
         let p = leaf_permissions("long-xuyen");
-        let list = |kind: &str| -> Vec<String> {
-            p[kind]["allow"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().to_owned())
-                .collect()
-        };
+        let list = |kind: &str| allowed(&p, kind);
         let (publish, subscribe) = (list("publish"), list("subscribe"));
         assert!(
             !publish

@@ -103,8 +103,6 @@ pub struct AppState {
     pub hosting: coord_service::acting::Hosting,
     /// The JetStream stream of the log (for `/v1/sync`).
     pub log_stream: String,
-    /// The log's subject prefix (`coord.log`): its commits, not the claims beside them.
-    pub log_subject_prefix: String,
     /// What `/metrics` serves.
     pub metrics: Arc<metrics::Metrics>,
     /// The web console's templates and sessions.
@@ -209,7 +207,6 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         tokens,
         hosting: config.service.hosting()?,
         log_stream: config.service.log_stream.clone(),
-        log_subject_prefix: config.service.log_subject_prefix.clone(),
         metrics: Arc::new(metrics::Metrics::new(config.max_streams)),
         console: Arc::new(console::Console::new()),
     })

@@ -331,16 +331,12 @@ async fn refresh_readiness(s: &AppState) {
     m.lag_seconds.set(seconds);
 }
 
-/// Seconds since the first commit at or after `position` was recorded (by the office
-/// that wrote it).
+/// Seconds since the commit at `position` was recorded (by the office that wrote it).
 async fn oldest_unapplied_age(s: &AppState, position: u64) -> Option<f64> {
     let js = async_nats::jetstream::new(s.nats.clone());
     let stream = js.get_stream(&s.log_stream).await.ok()?;
-    let message = stream
-        .direct_get_next_for_subject(format!("{}.>", s.log_subject_prefix), Some(position))
-        .await
-        .ok()?;
-    let events = coord_log::jetstream::decode_commit(&message.payload, message.sequence).ok()?;
+    let message = stream.get_raw_message(position).await.ok()?;
+    let events = coord_log::jetstream::decode_commit(&message.payload, position).ok()?;
     let recorded = events.first()?.recorded_at;
     let age = chrono::Utc::now().signed_duration_since(recorded);
     Some(age.num_milliseconds().max(0) as f64 / 1000.0)

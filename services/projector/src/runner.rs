@@ -628,76 +628,40 @@ impl Projector {
         let mut chunks = subscription.ready_chunks(self.batch_size);
         let mut identity_check = tokio::time::interval(IDENTITY_CHECK_EVERY);
         identity_check.reset();
-        // The batch being applied (on a blocking thread) while the next one is read and
-        // decoded: one at a time, in log order.
-        let mut applying: Option<tokio::task::JoinHandle<Result<(), StoreError>>> = None;
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => {
-                    self.applied(&mut applying).await;
-                    return Flow::Shutdown;
-                }
+                _ = shutdown.changed() => return Flow::Shutdown,
                 Some(reply) = rebuild_rx.recv() => {
-                    self.applied(&mut applying).await;
                     self.rebuild(reply).await;
                     return Flow::Again;
                 }
-                done = async { applying.as_mut().expect("guarded").await }, if applying.is_some() => {
-                    applying = None;
-                    if let Err(e) = done.expect("an apply task does not panic") {
-                        self.storage_failed(&e).await;
-                        return Flow::Retry;
-                    }
-                    *backoff = FIRST_BACKOFF;
-                }
                 _ = identity_check.tick() => {
                     if self.check_identity().await.is_err() {
-                        self.applied(&mut applying).await;
                         return Flow::Retry;
                     }
                 }
                 chunk = chunks.next() => {
                     let Some(chunk) = chunk else {
                         tracing::warn!("log subscription ended; resubscribing");
-                        self.applied(&mut applying).await;
                         return Flow::Retry;
                     };
                     let (items, failure) = split(chunk);
                     // Checked after the batch arrived: a batch from a log that was
                     // replaced meanwhile is never applied.
                     if !items.is_empty() && self.check_identity().await.is_err() {
-                        self.applied(&mut applying).await;
                         return Flow::Retry;
                     }
-                    if !self.applied(&mut applying).await {
+                    if let Err(e) = self.apply(items).await {
+                        self.storage_failed(&e).await;
                         return Flow::Retry;
                     }
-                    let this = self.clone();
-                    applying = Some(tokio::spawn(async move { this.apply(items).await }));
+                    *backoff = FIRST_BACKOFF;
                     if let Some(e) = failure {
                         tracing::warn!(error = %e, "log subscription failed; resubscribing from the checkpoint");
-                        self.applied(&mut applying).await;
                         return Flow::Retry;
                     }
                 }
-            }
-        }
-    }
-
-    /// Waits for the batch being applied, if any; false (reported) if it failed.
-    async fn applied(
-        self: &Arc<Self>,
-        applying: &mut Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
-    ) -> bool {
-        let Some(task) = applying.take() else {
-            return true;
-        };
-        match task.await.expect("an apply task does not panic") {
-            Ok(()) => true,
-            Err(e) => {
-                self.storage_failed(&e).await;
-                false
             }
         }
     }

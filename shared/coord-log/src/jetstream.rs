@@ -290,16 +290,19 @@ impl JetStreamLog {
         at: StreamRevision,
         events: &[NewEvent],
     ) -> Result<Option<AppendOutcome>, LogError> {
-        let (body, headers, new_version) = commit_message(stream, at.version, events)?;
-        let mut publish = Publish::build()
-            .payload(body)
+        let recorded = RecordedEvent::stamp(stream, at.version, Utc::now(), events.iter().cloned());
+        let new_version = at.version + recorded.len() as u64;
+        let types: Vec<&str> = recorded.iter().map(|e| e.event_type.as_str()).collect();
+        let types = types.join(",");
+        let body = serde_json::to_vec(&CommitBody { events: recorded })
+            .map_err(|e| LogError::InvalidInput(format!("events do not serialize: {e}")))?;
+        let publish = Publish::build()
+            .payload(Bytes::from(body))
             .message_id(events[0].event_id.to_string())
-            .expected_last_subject_sequence(at.commit);
-        for (name, value) in headers.iter() {
-            for value in value {
-                publish = publish.header(name.as_ref(), value.as_str());
-            }
-        }
+            .expected_last_subject_sequence(at.commit)
+            .header(VERSION_HEADER, new_version.to_string().as_str())
+            .header(COUNT_HEADER, events.len().to_string().as_str())
+            .header(TYPES_HEADER, types.as_str());
         let ack = match self.js.send_publish(subject.to_owned(), publish).await {
             Ok(pending) => pending.await,
             Err(e) => Err(e),
@@ -349,12 +352,8 @@ impl JetStreamLog {
         })
     }
 
-    /// The subjects `subscribe` and `head` read: this site's own offices' if it has
-    /// some, else the whole log's.
-    fn read_filters(&self) -> Vec<String> {
-        if self.config.own_offices.is_empty() {
-            return vec![format!("{}.>", self.config.subject_prefix)];
-        }
+    /// The subjects this site's own offices write, for `subscribe` and `head`.
+    fn own_filters(&self) -> Vec<String> {
         self.config
             .own_offices
             .iter()
@@ -405,25 +404,6 @@ pub fn decode_checked(
     };
     check_subject(root, subject, at, &events)?;
     Ok(events)
-}
-
-/// A commit's body and headers for `events` appended to `stream` at `version`, and the
-/// version after them.
-fn commit_message(
-    stream: &StreamId,
-    version: u64,
-    events: &[NewEvent],
-) -> Result<(Bytes, async_nats::HeaderMap, u64), LogError> {
-    let recorded = RecordedEvent::stamp(stream, version, Utc::now(), events.iter().cloned());
-    let new_version = version + recorded.len() as u64;
-    let types: Vec<&str> = recorded.iter().map(|e| e.event_type.as_str()).collect();
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(VERSION_HEADER, new_version.to_string().as_str());
-    headers.insert(COUNT_HEADER, events.len().to_string().as_str());
-    headers.insert(TYPES_HEADER, types.join(",").as_str());
-    let body = serde_json::to_vec(&CommitBody { events: recorded })
-        .map_err(|e| LogError::InvalidInput(format!("events do not serialize: {e}")))?;
-    Ok((Bytes::from(body), headers, new_version))
 }
 
 fn is_wrong_last_sequence(err: &jetstream::context::PublishError) -> bool {
@@ -516,7 +496,7 @@ impl EventLog for JetStreamLog {
                 // The whole stream: besides this site's subjects it may hold what
                 // other sites' logs sourced into it (multi-office topology), unless
                 // only this site's own offices' subjects are wanted.
-                filter_subjects: self.read_filters(),
+                filter_subjects: self.own_filters(),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence },
                 ..Default::default()
             })
@@ -570,22 +550,39 @@ impl EventLog for JetStreamLog {
 
     async fn head(&self) -> Result<Option<EventPosition>, LogError> {
         let unavailable = |e| LogError::unavailable("cannot read the log head", e);
-        // The last commit on the subjects this log reads (a wildcard last-by-subject
-        // each): not the stream's last message, which may be another site's, sourced.
-        let mut newest: Option<jetstream::message::StreamMessage> = None;
-        for filter in self.read_filters() {
-            match self.stream.get_last_raw_message_by_subject(&filter).await {
-                Ok(msg) => {
-                    if newest.as_ref().is_none_or(|n| msg.sequence > n.sequence) {
-                        newest = Some(msg);
+        let mut stream = self.stream.clone();
+        let info = stream.info().await.map_err(unavailable)?;
+        let sourced = info.config.sources.as_ref().is_some_and(|s| !s.is_empty());
+        let msg = if !self.config.own_offices.is_empty() && sourced {
+            // The last commit on this site's own subjects (a wildcard last-by-subject
+            // per office; only a multi-office stream, nats-server 2.14+, sources
+            // others in).
+            let mut newest: Option<jetstream::message::StreamMessage> = None;
+            for own in self.own_filters() {
+                match self.stream.get_last_raw_message_by_subject(&own).await {
+                    Ok(msg) => {
+                        if newest.as_ref().is_none_or(|n| msg.sequence > n.sequence) {
+                            newest = Some(msg);
+                        }
                     }
+                    Err(e)
+                        if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {}
+                    Err(e) => return Err(LogError::unavailable("cannot read the log head", e)),
                 }
-                Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {}
-                Err(e) => return Err(unavailable(e)),
             }
-        }
-        let Some(msg) = newest else {
-            return Ok(None);
+            match newest {
+                Some(msg) => msg,
+                None => return Ok(None),
+            }
+        } else {
+            let last = info.state.last_sequence;
+            if last == 0 {
+                return Ok(None);
+            }
+            self.stream
+                .get_raw_message(last)
+                .await
+                .map_err(|e| LogError::unavailable("cannot read the log head", e))?
         };
         let last = msg.sequence;
         let count: u64 = msg

@@ -12,10 +12,11 @@
 //! the same id with another request (office, route, aggregate or body) is refused with
 //! `idempotency_key_reused` and appends nothing. Before deciding, the handler looks for
 //! the command among those already applied to the aggregate; if it is there (and asked
-//! the same), the reply is the original outcome with `duplicate: true`. Two copies of one command racing each other meet at the log: the
-//! second append carries the same event ids and is answered as a duplicate (JetStream's
-//! `Nats-Msg-Id` window, or the lookup by event id after a conflict); a lost race
-//! against another command reloads and decides again.
+//! the same), the reply is the original outcome with `duplicate: true`. Two copies of
+//! one command racing each other meet at the log: the second append carries the same
+//! event ids and is answered as a duplicate (JetStream's `Nats-Msg-Id` window, or the
+//! lookup by event id after a conflict); a lost race against another command reloads
+//! and decides again.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
