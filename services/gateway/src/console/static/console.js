@@ -124,7 +124,10 @@ function parseCheckpoint(note) {
 // The note's signature by `vkey` (name+hexhash+base64(0x01 ‖ key)): true, false, or
 // null when this browser has no Ed25519.
 async function checkSignature(cp, vkey) {
-  const [name, keyHash, key] = vkey.split("+");
+  // The key itself is standard base64, which may hold "+": split at the first two only.
+  const first = vkey.indexOf("+");
+  const second = vkey.indexOf("+", first + 1);
+  const [name, keyHash, key] = [vkey.slice(0, first), vkey.slice(first + 1, second), vkey.slice(second + 1)];
   const raw = b64(key);
   const sig = cp.signatures.find((s) => s.name === name && hex(s.sig.slice(0, 4)) === keyHash);
   if (!sig) return false;
