@@ -235,6 +235,81 @@ pub struct Snapshot {
     pub resume_after: u64,
 }
 
+/// How many times a snapshot subscribes again after the log gave nothing for the
+/// request deadline, before it ends as cut. A JetStream pull whose request was lost
+/// is otherwise noticed only after two missed 15 s heartbeats (async-nats's ordered
+/// consumer); one export of a million events once stalled that way under load.
+const RESUBSCRIBES: u32 = 2;
+
+/// The snapshot's read of the log, up to `last`.
+struct SnapshotReader {
+    log: std::sync::Arc<dyn coord_log::EventLog>,
+    sub: coord_log::Subscription,
+    /// Where the snapshot started (after this position).
+    start: Option<EventPosition>,
+    /// The last event handed on.
+    seen: Option<EventPosition>,
+    last: EventPosition,
+    stall: std::time::Duration,
+    /// Stalls in a row.
+    stalls: u32,
+}
+
+impl SnapshotReader {
+    /// The next event up to `last`, an error to end with, or `None` past `last`.
+    async fn next(&mut self) -> Option<Result<RecordedEvent, String>> {
+        let last = self.last;
+        loop {
+            let Ok(next) = tokio::time::timeout(self.stall, self.sub.next()).await else {
+                if let Err(cut) = self.resubscribe().await {
+                    return Some(Err(cut));
+                }
+                continue;
+            };
+            let Some(next) = next else {
+                return Some(Err(format!("the log subscription ended before {last}")));
+            };
+            match next {
+                Ok(e) if e.pos() > last => return None,
+                Ok(e) => {
+                    self.stalls = 0;
+                    self.seen = Some(e.pos());
+                    return Some(Ok(e));
+                }
+                Err(
+                    LogError::Corrupt { position, .. } | LogError::SubjectMismatch { position, .. },
+                ) if position < last => continue,
+                Err(e) => return Some(Err(e.to_string())),
+            }
+        }
+    }
+
+    /// After a stall: a new subscription from the last event handed on, or the cut.
+    async fn resubscribe(&mut self) -> Result<(), String> {
+        self.stalls += 1;
+        let stalled = || {
+            format!(
+                "the log gave nothing for {} ms before reaching {}",
+                self.stall.as_millis(),
+                self.last
+            )
+        };
+        if self.stalls > RESUBSCRIBES {
+            return Err(stalled());
+        }
+        tracing::warn!(
+            stalls = self.stalls,
+            "an export's log read stalled; subscribing again"
+        );
+        self.sub = self
+            .log
+            .subscribe(self.seen.or(self.start))
+            .await
+            .map_err(|e| format!("{}; subscribing again failed: {e}", stalled()))?;
+        Ok(())
+    }
+}
+
 /// Reads the log from `params.after` to `params.until` or the current head.
 pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, Problem> {
     let after = params.after.unwrap_or(0);
@@ -270,40 +345,22 @@ pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, P
     // skip unreadable entries and commits whose subject does not match them (the
     // projector lists them as dead letters and alarms); any other error, the log
     // ending before the snapshot's end, or the log giving nothing for the request
-    // deadline (NATS unreachable: the client would wait for it forever), is the last
-    // item.
-    let stall = s.request_timeout;
-    let rx = futures::stream::unfold((subscription, false), move |(mut sub, done)| async move {
-        if done {
-            return None;
-        }
-        loop {
-            let next = match tokio::time::timeout(stall, sub.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    let cut = format!(
-                        "the log gave nothing for {} ms before reaching {last}",
-                        stall.as_millis()
-                    );
-                    return Some((Err(cut), (sub, true)));
-                }
-            };
-            let Some(next) = next else {
-                let cut = format!("the log subscription ended before {last}");
-                return Some((Err(cut), (sub, true)));
-            };
-            match next {
-                Ok(e) if e.pos() > last => return None,
-                Ok(e) => {
-                    let done = e.pos() >= last;
-                    return Some((Ok(e), (sub, done)));
-                }
-                Err(
-                    LogError::Corrupt { position, .. } | LogError::SubjectMismatch { position, .. },
-                ) if position < last => continue,
-                Err(e) => return Some((Err(e.to_string()), (sub, true))),
-            }
-        }
+    // deadline even after subscribing again (NATS unreachable: the client would wait
+    // for it forever), is the last item.
+    let reader = SnapshotReader {
+        log: s.log.clone(),
+        sub: subscription,
+        start,
+        seen: None,
+        last,
+        stall: s.request_timeout,
+        stalls: 0,
+    };
+    let rx = futures::stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        let item = reader.next().await?;
+        let more = item.as_ref().is_ok_and(|e| e.pos() < reader.last);
+        Some((item, more.then_some(reader)))
     })
     .boxed();
     Ok(Snapshot {
