@@ -14,6 +14,7 @@
 
 pub mod contract;
 pub mod faults;
+pub mod jsz;
 pub mod offices;
 pub mod up;
 

@@ -41,16 +41,37 @@ impl Running {
 }
 
 pub async fn start(units: &[&str]) -> Running {
+    start_with_hub_servers(units, 1).await
+}
+
+/// [`start`] with the hub run as a JetStream cluster of `hub_servers` nats-servers
+/// (`Running::servers` holds the hub's first, then each office's).
+pub async fn start_with_hub_servers(units: &[&str], hub_servers: u16) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let offices: Vec<coord_domain::Office> = units.iter().map(|u| u.parse().unwrap()).collect();
-    let ports: Vec<u16> = (0..=units.len()).map(|_| free_port()).collect();
-    let topology = offices::generate(dir.path(), &offices, &ports, free_port()).unwrap();
-    let mut servers = vec![ConfiguredNats::start(
-        &topology.hub.config_file(),
-        topology.hub.port,
-    )];
-    for office in &topology.offices {
-        servers.push(ConfiguredNats::start(&office.config_file(), office.port));
+    let mut ports = vec![crate::free_ports(hub_servers)];
+    ports.extend(units.iter().map(|_| free_port()));
+    let clustering = offices::Clustering {
+        servers: hub_servers,
+        sites: vec!["province".into()],
+        route_port: crate::free_ports(hub_servers),
+        monitor_port: crate::free_ports(hub_servers),
+    };
+    let topology = offices::generate_for(
+        coord_domain::province::an_giang(),
+        dir.path(),
+        &offices,
+        &ports,
+        crate::free_ports(hub_servers),
+        coordctl::durability::Durability::default(),
+        &clustering,
+    )
+    .unwrap();
+    let mut servers = Vec::new();
+    for site in topology.sites() {
+        for (i, file) in (0..).zip(site.config_files()) {
+            servers.push(ConfiguredNats::start(&file, site.port + i));
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -124,18 +145,29 @@ pub async fn count(site: &Site) -> u64 {
 
 /// The event ids stored at `site` (as its admin).
 pub async fn event_ids(site: &Site) -> Vec<Uuid> {
-    let client = offices::admin_client(site).await.unwrap();
+    try_event_ids(site).await.unwrap()
+}
+
+/// [`event_ids`], or why the log cannot be read now (a cluster electing a leader).
+pub async fn try_event_ids(site: &Site) -> anyhow::Result<Vec<Uuid>> {
+    let client = offices::admin_client(site).await?;
     let js = async_nats::jetstream::new(client.clone());
-    let count = crate::log_commits(&js, offices::STREAM).await;
-    let log = JetStreamLog::open(client, JetStreamConfig::default())
-        .await
-        .unwrap();
-    let events = log.subscribe(None).await.unwrap();
+    let count = js
+        .get_stream(offices::STREAM)
+        .await?
+        .info()
+        .await?
+        .state
+        .messages;
+    let log = JetStreamLog::open(client, JetStreamConfig::default()).await?;
+    let events = log.subscribe(None).await?;
     events
-        .take(usize::try_from(count).unwrap())
-        .map(|e| e.unwrap().event_id)
-        .collect()
+        .take(usize::try_from(count)?)
+        .map(|e| Ok(e?.event_id))
+        .collect::<Vec<anyhow::Result<Uuid>>>()
         .await
+        .into_iter()
+        .collect()
 }
 
 /// Waits (at most `within`) until every site holds `expected` events, the same set
@@ -146,7 +178,14 @@ pub async fn converge(running: &Running, expected: usize, within: Duration) -> D
         let mut sets = Vec::new();
         let mut all_there = true;
         for site in running.sites() {
-            let ids = event_ids(site).await;
+            let ids = match try_event_ids(site).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    assert!(started.elapsed() < within, "{}: {e:#}", site.slug);
+                    all_there = false;
+                    continue;
+                }
+            };
             let set: BTreeSet<Uuid> = ids.iter().copied().collect();
             assert_eq!(set.len(), ids.len(), "{} holds an event twice", site.slug);
             all_there &= ids.len() == expected;

@@ -169,3 +169,47 @@ async fn an_offices_credentials_cannot_write_the_provinces_subjects_or_touch_hub
 
     assert_eq!(event_ids(&running.topology.hub).await, hub_before);
 }
+
+/// The leaf connections the server monitored on `port` has (`/leafz`); 0 when it does
+/// not answer.
+async fn leaf_connections(port: u16) -> u64 {
+    let url = format!("http://127.0.0.1:{port}/leafz");
+    match reqwest::get(url).await {
+        Ok(r) => r.json::<serde_json::Value>().await.unwrap_or_default()["leafnodes"]
+            .as_u64()
+            .unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// The hub as a JetStream cluster of three (its log at three replicas): the hub server
+/// the office's leaf connection is on is killed and stays down; the office links to
+/// another hub server (its remote lists all three), and what it writes next reaches the
+/// hub's log, which two servers of three keep. Every site ends with every event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_hub_cluster_when_the_server_an_office_links_through_dies_its_events_still_reach_the_hub()
+ {
+    let mut running = tests::offices::start_with_hub_servers(&["long-xuyen"], 3).await;
+    let lx = running.topology.offices[0].clone();
+    let monitor = running.topology.hub.cluster.unwrap().monitor_port;
+    write(&lx, 5).await;
+    converge(&running, 5, Duration::from_secs(30)).await;
+
+    let mut linked = None;
+    for i in 0..3 {
+        if leaf_connections(monitor + i).await > 0 {
+            linked = Some(usize::from(i));
+        }
+    }
+    let linked = linked.expect("the office is linked to one hub server");
+    running.servers[linked].stop();
+    write(&lx, 5).await;
+    let took = converge(&running, 10, Duration::from_secs(60)).await;
+    eprintln!("hub server {} down: converged after {took:?}", linked + 1);
+    let relinked = futures::future::join_all((0..3).map(|i| leaf_connections(monitor + i))).await;
+    assert_eq!(relinked[linked], 0, "the killed server is down");
+    assert!(
+        relinked.iter().sum::<u64>() > 0,
+        "the office linked to another: {relinked:?}"
+    );
+}

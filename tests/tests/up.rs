@@ -258,67 +258,6 @@ fn coordctl_up_restarts_a_killed_child_and_the_system_answers_again_with_strict_
     );
 }
 
-/// The stream `name` as the monitoring endpoint `/jsz` of the server on `port` shows it.
-async fn stream_in_jsz(port: u16, name: &str) -> Option<serde_json::Value> {
-    let url = format!("http://127.0.0.1:{port}/jsz?accounts=true&streams=true&config=true");
-    let jsz: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
-    jsz["account_details"]
-        .as_array()?
-        .iter()
-        .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
-        .find(|s| s["name"] == name)
-}
-
-/// Polls `/jsz` of the server on `port` (at most 20 s) until `done` holds for stream
-/// `name`; returns the stream's detail.
-async fn jsz_until(
-    port: u16,
-    name: &str,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let stream = stream_in_jsz(port, name).await;
-        if let Some(s) = stream.as_ref().filter(|s| done(s)) {
-            return s.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} at :{port}: {stream:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
-
-/// Three replicas and a leader, as one server sees them (the other two as peers).
-fn three_replicas_with_a_leader(s: &serde_json::Value) -> bool {
-    s["config"]["num_replicas"] == 3
-        && s["cluster"]["leader"]
-            .as_str()
-            .is_some_and(|l| !l.is_empty())
-        && s["cluster"]["replicas"].as_array().map(Vec::len) == Some(2)
-}
-
-/// As the leader sees them: both followers current.
-fn followers_current(s: &serde_json::Value) -> bool {
-    three_replicas_with_a_leader(s)
-        && s["cluster"]["replicas"]
-            .as_array()
-            .is_some_and(|r| r.iter().all(|f| f["current"] == true))
-}
-
-/// Stream `name` at 3 replicas on every server, with a leader whose followers are
-/// current; returns the leader's view.
-async fn replicated_with_leader(monitor: u16, name: &str) -> serde_json::Value {
-    let mut leader = String::new();
-    for offset in 0..3 {
-        let s = jsz_until(monitor + offset, name, three_replicas_with_a_leader).await;
-        leader = s["cluster"]["leader"].as_str().unwrap().to_owned();
-    }
-    let n: u16 = leader.trim_start_matches("nats-server-").parse().unwrap();
-    jsz_until(monitor + n - 1, name, followers_current).await
-}
-
 #[test]
 fn coordctl_up_cluster_3_keeps_the_log_at_three_replicas_with_a_leader() {
     let data = tempfile::tempdir().unwrap();
@@ -346,9 +285,12 @@ fn coordctl_up_cluster_3_keeps_the_log_at_three_replicas_with_a_leader() {
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let monitor: u16 = monitor.parse().unwrap();
-    let log = runtime.block_on(replicated_with_leader(monitor, "COORD_LOG"));
+    let log = runtime.block_on(tests::jsz::replicated_with_leader(monitor, "COORD_LOG"));
     assert!(log["state"]["messages"].as_u64().unwrap() > 300, "{log}");
-    runtime.block_on(replicated_with_leader(monitor, "KV_COORD_IDEMPOTENCY"));
+    runtime.block_on(tests::jsz::replicated_with_leader(
+        monitor,
+        "KV_COORD_IDEMPOTENCY",
+    ));
     let out = up.interrupt().join("\n");
     for n in 1..=3 {
         assert!(

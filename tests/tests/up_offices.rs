@@ -674,3 +674,98 @@ async fn hub_metrics_show_links_and_cosignatures(hub: &str, offices: &[&str]) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// `up --offices long-xuyen --cluster 3`: the hub runs as a JetStream cluster of three
+/// nats-servers (its log and idempotency bucket at three replicas, a leader, current
+/// followers), Long Xuyên's server is a leaf of the whole cluster (one remote with every
+/// hub server's leaf port), the reference scenario loads at both and both show the
+/// article's figures; a hub server killed, the office's link and the hub's log carry
+/// on, and an office's new report reaches the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_run_as_a_three_server_cluster_keeps_its_log_replicated_and_its_offices_linked() {
+    let data = tempfile::tempdir().unwrap();
+    let (nats_port, http_port) = (free_ports(4), free_ports(2));
+    let (leaf, routes, monitor) = (free_ports(3), free_ports(3), free_ports(3));
+    let (leaf_arg, routes_arg, monitor_arg) =
+        (leaf.to_string(), routes.to_string(), monitor.to_string());
+    let args = [
+        "--offices",
+        "long-xuyen",
+        "--leaf-port",
+        &leaf_arg,
+        "--cluster",
+        "3",
+        "--cluster-port",
+        &routes_arg,
+        "--monitor-port",
+        &monitor_arg,
+    ];
+    let mut up = Up::start_with(data.path(), nats_port, http_port, &args);
+    tokio::task::block_in_place(|| up.wait_for("Nhấn Ctrl-C"));
+    let printed = up.seen.join("\n");
+    assert!(printed.contains("8/11"), "coordinated 8 of 11:\n{printed}");
+
+    let log = tests::jsz::replicated_with_leader(monitor, "COORD_LOG").await;
+    assert!(log["state"]["messages"].as_u64().unwrap() > 300, "{log}");
+    tests::jsz::replicated_with_leader(monitor, "KV_COORD_IDEMPOTENCY").await;
+    let config: Value = serde_json::from_str(
+        &std::fs::read_to_string(data.path().join("offices/long-xuyen/nats-server.conf")).unwrap(),
+    )
+    .unwrap();
+    let urls = config["leafnodes"]["remotes"][0]["urls"]
+        .as_array()
+        .unwrap();
+    assert_eq!(urls.len(), 3, "a remote to every hub server: {config}");
+
+    // One hub server down (the office's leaf may have been on it): the office's next
+    // report still reaches the hub, whose log has two servers of three.
+    let killed = up
+        .child_pid_with_arg("province/nats-server.conf")
+        .expect("hub server 1");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &killed.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let credentials = data.path().join("credentials");
+    let tokens = site_tokens(&credentials, &["province", "long-xuyen"]);
+    let hub = format!("http://127.0.0.1:{http_port}");
+    let office = format!("http://127.0.0.1:{}", http_port + 1);
+    let before = exchanges_at(&hub, &tokens[0]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sent = loop {
+        let (status, body) = post(
+            format!("{office}/v1/exchanges"),
+            &tokens[1],
+            report("long-xuyen"),
+        )
+        .await;
+        if status == StatusCode::CREATED || status == StatusCode::OK {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the office never accepted a report: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while exchanges_at(&hub, &tokens[0]).await <= before {
+        if Instant::now() > deadline {
+            let projector = get_json(format!("{hub}/v1/projector"), &tokens[0]).await;
+            panic!("{sent} never reached the hub's read model: {projector}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(tokio::task::block_in_place(|| up.interrupt()));
+}
+
+/// How many exchanges the province summary at `url` counts (0 while it cannot answer).
+async fn exchanges_at(url: &str, token: &str) -> u64 {
+    province_summary(url, token)
+        .await
+        .and_then(|s| s["exchanges"]["sent"].as_u64())
+        .unwrap_or(0)
+}

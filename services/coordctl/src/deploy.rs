@@ -98,7 +98,7 @@ pub async fn create_log(client: async_nats::Client, replicas: usize) -> anyhow::
 
 /// The idempotency bucket as `coord_service::JetStreamKeys` creates it, at `replicas`
 /// copies (that type creates it at one when it finds none).
-async fn create_replicated_bucket(
+pub(crate) async fn create_replicated_bucket(
     client: &async_nats::Client,
     replicas: usize,
 ) -> anyhow::Result<()> {

@@ -57,9 +57,14 @@ pub struct UpArgs {
     #[arg(long, value_enum, default_value_t)]
     pub durability: crate::durability::Durability,
     /// Run this many nats-servers on loopback as one JetStream cluster, the log and
-    /// the idempotency bucket at as many replicas (client ports from --nats-port on).
+    /// the idempotency bucket at as many replicas (client ports from --nats-port on);
+    /// with --offices, at each site of --clustered.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub cluster: u8,
+    /// With --offices and --cluster: the sites run as clusters (`province` is the hub),
+    /// comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "province")]
+    pub clustered: Vec<String>,
     /// With --cluster: the first server's route port (the others take the next ones).
     #[arg(long, default_value_t = 6222)]
     pub cluster_port: u16,
@@ -351,10 +356,6 @@ impl StopSignal {
 
 /// Starts everything and runs until Ctrl-C.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.cluster == 1 || args.offices.is_empty(),
-        "--cluster runs one site's servers as a cluster; it does not combine with --offices"
-    );
     if !args.offices.is_empty() {
         return crate::up_offices::up(args).await;
     }

@@ -78,6 +78,74 @@ pub struct Site {
     /// Which site of its topology hosts which office (each process of the site is told,
     /// `COORD_SITE` and `COORD_DISTRICT_SITES`).
     pub sites: Sites,
+    /// Several nats-servers as one JetStream cluster, or `None`: one server.
+    pub cluster: Option<SiteCluster>,
+}
+
+/// A site run as a JetStream cluster on loopback: `servers` nats-servers with the
+/// client ports from the site's `port` on, route ports from `route_port` on and
+/// monitoring ports (`/jsz`) from `monitor_port` on; its log and idempotency bucket
+/// at `servers` replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteCluster {
+    pub servers: u16,
+    pub route_port: u16,
+    pub monitor_port: u16,
+}
+
+/// Which sites run as clusters, and of how many servers (`--cluster`, `--clustered`).
+#[derive(Debug, Clone)]
+pub struct Clustering {
+    /// Servers at each clustered site; 1: no site is clustered.
+    pub servers: u16,
+    /// The clustered sites by slug (`province` is the hub).
+    pub sites: Vec<String>,
+    /// The first clustered server's route port; every other one takes the next.
+    pub route_port: u16,
+    /// The first clustered server's monitoring port; every other one takes the next.
+    pub monitor_port: u16,
+}
+
+impl Default for Clustering {
+    fn default() -> Self {
+        Self {
+            servers: 1,
+            sites: Vec::new(),
+            route_port: 6222,
+            monitor_port: 8222,
+        }
+    }
+}
+
+impl Clustering {
+    /// How many servers site `slug` runs.
+    pub fn servers_at(&self, slug: &str) -> u16 {
+        if self.servers > 1 && self.sites.iter().any(|s| s == slug) {
+            self.servers
+        } else {
+            1
+        }
+    }
+
+    /// Each site's cluster, given in site order, with its own route and monitoring ports.
+    fn assign<'a>(&self, slugs: impl Iterator<Item = &'a str>) -> Vec<Option<SiteCluster>> {
+        let (mut route_port, mut monitor_port) = (self.route_port, self.monitor_port);
+        slugs
+            .map(|slug| {
+                let servers = self.servers_at(slug);
+                (servers > 1).then(|| {
+                    let c = SiteCluster {
+                        servers,
+                        route_port,
+                        monitor_port,
+                    };
+                    route_port += servers;
+                    monitor_port += servers;
+                    c
+                })
+            })
+            .collect()
+    }
 }
 
 impl Site {
@@ -96,13 +164,44 @@ impl Site {
     pub fn audit_office(&self) -> String {
         self.office().to_string()
     }
-    /// Where its nats-server configuration is.
+    /// How many nats-servers it runs.
+    pub fn servers(&self) -> u16 {
+        self.cluster.map_or(1, |c| c.servers)
+    }
+    /// Where its (first) nats-server's configuration is.
     pub fn config_file(&self) -> PathBuf {
         self.dir.join("nats-server.conf")
     }
     /// The variant without the leaf remote: the office cut off from the hub.
     pub fn isolated_config_file(&self) -> PathBuf {
         self.dir.join("nats-server.isolated.conf")
+    }
+    /// Each of its servers' configuration (one file, or one per cluster member).
+    pub fn config_files(&self) -> Vec<PathBuf> {
+        (0..self.servers())
+            .map(|i| match i {
+                0 => self.config_file(),
+                i => self.dir.join(format!("nats-server-{}.conf", i + 1)),
+            })
+            .collect()
+    }
+    /// Each of its servers' configuration without the leaf remote.
+    pub fn isolated_config_files(&self) -> Vec<PathBuf> {
+        (0..self.servers())
+            .map(|i| match i {
+                0 => self.isolated_config_file(),
+                i => self
+                    .dir
+                    .join(format!("nats-server-{}.isolated.conf", i + 1)),
+            })
+            .collect()
+    }
+    /// Its `i`-th server's name (`server_name`, and the process name `coordctl up` gives it).
+    pub fn server_name(&self, i: u16) -> String {
+        match self.cluster {
+            None => self.slug.clone(),
+            Some(_) => format!("{}-{}", self.slug, i + 1),
+        }
     }
     /// Its users' credentials (admin password, one nkey per process).
     pub fn credentials(&self) -> std::io::Result<NatsCredentials> {
@@ -124,8 +223,12 @@ impl Site {
             .map(|o| format!("{}.>", o.log_prefix()))
             .collect()
     }
+    /// Its servers' client URLs, comma-separated (what its services are given).
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        (0..self.servers())
+            .map(|i| format!("nats://127.0.0.1:{}", self.port + i))
+            .collect::<Vec<_>>()
+            .join(",")
     }
     /// Its auditor's data folder (signing key, tree, checkpoints).
     pub fn auditor_dir(&self) -> PathBuf {
@@ -158,7 +261,8 @@ pub fn subject_prefix(slug: &str) -> String {
 pub struct Topology {
     pub hub: Site,
     pub offices: Vec<Site>,
-    /// The hub's leaf-node port on 127.0.0.1.
+    /// The hub's leaf-node port on 127.0.0.1 (of its first server; each other server of
+    /// a hub cluster listens on the next one).
     pub leaf_port: u16,
     /// The durability of every server's store.
     pub durability: Durability,
@@ -266,18 +370,33 @@ fn users(t: &Topology, site: &Site, creds: &NatsCredentials) -> std::io::Result<
     Ok(auth["users"].as_array().cloned().unwrap_or_default())
 }
 
-fn server_config(t: &Topology, site: &Site, users: Vec<Value>, leafnodes: Value) -> Value {
+fn server_config(t: &Topology, site: &Site, i: u16, users: Vec<Value>, leafnodes: Value) -> Value {
+    let store = match i {
+        0 => site.dir.join("store"),
+        i => site.dir.join(format!("store-{}", i + 1)),
+    };
     let mut config = json!({
-        "server_name": site.slug,
+        "server_name": site.server_name(i),
         "host": "127.0.0.1",
-        "port": site.port,
+        "port": site.port + i,
         "jetstream": {
-            "store_dir": site.dir.join("store").display().to_string(),
+            "store_dir": store.display().to_string(),
             "domain": site.domain,
         },
         "leafnodes": leafnodes,
         "accounts": { ACCOUNT: { "jetstream": "enabled", "users": users } },
     });
+    if let Some(c) = site.cluster {
+        let routes: Vec<String> = (0..c.servers)
+            .map(|r| format!("nats-route://127.0.0.1:{}", c.route_port + r))
+            .collect();
+        config["http"] = json!(format!("127.0.0.1:{}", c.monitor_port + i));
+        config["cluster"] = json!({
+            "name": format!("coord-{}", site.slug),
+            "listen": format!("127.0.0.1:{}", c.route_port + i),
+            "routes": routes,
+        });
+    }
     t.durability.apply(&mut config);
     config
 }
@@ -297,13 +416,15 @@ pub fn generate(
         ports,
         leaf_port,
         Durability::default(),
+        &Clustering::default(),
     )
 }
 
 /// Writes configurations and credentials for the hub (client port `ports[0]`) and
 /// `offices` (`ports[1..]`), the hub's leaf port `leaf_port`, under `dir`, and the
-/// audit keys of province `province` ([`write_audit_keys`]). Existing credentials and
-/// keys are kept.
+/// audit keys of province `province` ([`write_audit_keys`]). A site `clustering` names
+/// runs several servers, with client ports from its own on (leave room for them).
+/// Existing credentials and keys are kept.
 pub fn generate_for(
     province: &coord_domain::Province,
     dir: &Path,
@@ -311,6 +432,7 @@ pub fn generate_for(
     ports: &[u16],
     leaf_port: u16,
     durability: Durability,
+    clustering: &Clustering,
 ) -> anyhow::Result<Topology> {
     anyhow::ensure!(
         ports.len() == offices.len() + 1,
@@ -325,20 +447,25 @@ pub fn generate_for(
     }
     let sites = Sites::with_district_sites(units.iter().cloned());
     let all_units: Vec<_> = province.units.iter().map(|u| u.id.clone()).collect();
-    let site = |office: &Office, port: u16| Site {
-        slug: office.slug().into(),
-        domain: office.jetstream_domain().into(),
-        port,
-        dir: dir.join(office.slug()),
-        hosted: sites.hosted(office, &all_units).collect(),
-        sites: sites.clone(),
-    };
-    let hub = site(&Office::Province, ports[0]);
-    let sites: Vec<Site> = offices
-        .iter()
-        .zip(&ports[1..])
-        .map(|(office, port)| site(office, *port))
+    let all_offices: Vec<Office> = std::iter::once(Office::Province)
+        .chain(offices.iter().cloned())
         .collect();
+    let clusters = clustering.assign(all_offices.iter().map(Office::slug));
+    let mut sites: Vec<Site> = all_offices
+        .iter()
+        .zip(ports)
+        .zip(clusters)
+        .map(|((office, port), cluster)| Site {
+            slug: office.slug().into(),
+            domain: office.jetstream_domain().into(),
+            port: *port,
+            dir: dir.join(office.slug()),
+            hosted: sites.hosted(office, &all_units).collect(),
+            sites: sites.clone(),
+            cluster,
+        })
+        .collect();
+    let hub = sites.remove(0);
     let topology = Topology {
         hub,
         offices: sites,
@@ -430,28 +557,36 @@ fn write_hub(t: &Topology) -> anyhow::Result<()> {
             "permissions": leaf_permissions(&office.slug),
         }));
     }
-    let leaf = json!({ "host": "127.0.0.1", "port": t.leaf_port, "no_advertise": true });
-    coord_auth::nats::write_config(&t.hub.config_file(), &server_config(t, &t.hub, all, leaf))?;
+    for (i, file) in (0..).zip(t.hub.config_files()) {
+        let leaf = json!({ "host": "127.0.0.1", "port": t.leaf_port + i, "no_advertise": true });
+        let config = server_config(t, &t.hub, i, all.clone(), leaf);
+        coord_auth::nats::write_config(&file, &config)?;
+    }
     Ok(())
 }
 
 fn write_office(t: &Topology, office: &Site) -> anyhow::Result<()> {
     let creds = office.credentials()?;
     let (user, password) = t.leaf_login(office)?;
-    let remote = json!({
-        "url": format!("nats-leaf://{user}:{password}@127.0.0.1:{}", t.leaf_port),
-        "account": ACCOUNT,
-    });
+    // Every server of a hub cluster: the link moves to another when one is down.
+    let urls: Vec<String> = (0..t.hub.servers())
+        .map(|i| {
+            format!(
+                "nats-leaf://{user}:{password}@127.0.0.1:{}",
+                t.leaf_port + i
+            )
+        })
+        .collect();
+    let remote = json!({ "urls": urls, "account": ACCOUNT });
     let linked = json!({ "reconnect": "1s", "remotes": [remote] });
     let users = users(t, office, &creds)?;
-    coord_auth::nats::write_config(
-        &office.config_file(),
-        &server_config(t, office, users.clone(), linked),
-    )?;
-    coord_auth::nats::write_config(
-        &office.isolated_config_file(),
-        &server_config(t, office, users, json!({})),
-    )?;
+    let files = office.config_files().into_iter();
+    for ((i, file), isolated) in (0..).zip(files).zip(office.isolated_config_files()) {
+        let config = server_config(t, office, i, users.clone(), linked.clone());
+        coord_auth::nats::write_config(&file, &config)?;
+        let config = server_config(t, office, i, users.clone(), json!({}));
+        coord_auth::nats::write_config(&isolated, &config)?;
+    }
     Ok(())
 }
 
@@ -564,6 +699,7 @@ fn log_stream(site: &Site) -> stream::Config {
         allow_direct: true,
         deny_delete: true,
         deny_purge: true,
+        num_replicas: usize::from(site.servers()),
         ..Default::default()
     }
 }
@@ -587,7 +723,8 @@ pub struct OfficesArgs {
     /// Folder for everything generated (owner-only; keep it out of the repository).
     #[arg(long, default_value = ".data/offices")]
     pub out: PathBuf,
-    /// The hub's client port; offices get the next ones, in the order given.
+    /// The hub's client port; offices get the next ones, in the order given (a
+    /// clustered site takes one per server).
     #[arg(long, default_value_t = 4222)]
     pub base_port: u16,
     /// The hub's leaf-node port.
@@ -599,6 +736,20 @@ pub struct OfficesArgs {
     /// `strict`: every server fsyncs before acknowledging (`sync_interval: always`).
     #[arg(long, value_enum, default_value_t)]
     pub durability: Durability,
+    /// Run each site of --clustered as this many nats-servers in one JetStream cluster,
+    /// its log and idempotency bucket at as many replicas (the hub's leaf port and the
+    /// next ones: one per hub server).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=5))]
+    pub cluster: u16,
+    /// The sites --cluster applies to (`province` is the hub), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "province")]
+    pub clustered: Vec<String>,
+    /// The first clustered server's route port (every other one takes the next).
+    #[arg(long, default_value_t = 6222)]
+    pub cluster_port: u16,
+    /// The first clustered server's monitoring port, `/jsz` (every other one the next).
+    #[arg(long, default_value_t = 8222)]
+    pub monitor_port: u16,
 }
 
 impl OfficesArgs {
@@ -614,9 +765,22 @@ impl OfficesArgs {
             .iter()
             .map(|o| crate::tokens::office_of(&province, o))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let ports: Vec<u16> = (0..=offices.len())
-            .map(|i| u16::try_from(i).map(|i| self.base_port + i))
-            .collect::<Result<_, _>>()?;
+        let clustering = Clustering {
+            servers: self.cluster,
+            sites: self.clustered.clone(),
+            route_port: self.cluster_port,
+            monitor_port: self.monitor_port,
+        };
+        // Each site's first client port, after the previous site's servers.
+        let mut next = self.base_port;
+        let ports: Vec<u16> = std::iter::once(Office::Province.slug())
+            .chain(offices.iter().map(Office::slug))
+            .map(|slug| {
+                let port = next;
+                next += clustering.servers_at(slug);
+                port
+            })
+            .collect();
         generate_for(
             &province,
             &self.out,
@@ -624,6 +788,7 @@ impl OfficesArgs {
             &ports,
             self.leaf_port,
             self.durability,
+            &clustering,
         )
     }
 }
@@ -724,11 +889,7 @@ pub async fn run(command: OfficesCommand) -> anyhow::Result<String> {
 /// Connects to `site` as its admin.
 pub async fn admin_client(site: &Site) -> anyhow::Result<async_nats::Client> {
     let creds = site.credentials()?;
-    Ok(
-        coord_service::server::password_options("admin", &creds.admin_password)
-            .connect(site.url())
-            .await?,
-    )
+    crate::deploy::admin_connect(&site.url(), &creds.admin_password).await
 }
 
 /// Creates (or updates) the log streams of the hub and every office, as their admins:
@@ -738,6 +899,9 @@ pub async fn ensure_streams(t: &Topology) -> anyhow::Result<()> {
     let mut admins = Vec::new();
     for site in t.sites() {
         let client = admin_client(site).await?;
+        if site.servers() > 1 {
+            crate::deploy::create_replicated_bucket(&client, site.servers().into()).await?;
+        }
         crate::launcher::create_idempotency_bucket(client.clone()).await?;
         admins.push(async_nats::jetstream::new(client));
     }
@@ -803,6 +967,7 @@ mod tests {
             &[4222, 4223],
             7422,
             Durability::Strict,
+            &Clustering::default(),
         )
         .unwrap();
         let read = |path: PathBuf| -> Value {
@@ -820,6 +985,52 @@ mod tests {
     }
 
     #[test]
+    fn a_clustered_hub_has_three_routed_servers_each_a_leaf_listener_the_office_links_to_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let province =
+            coord_domain::Province::from_toml_str(coord_domain::province::AN_GIANG_TOML).unwrap();
+        let clustering = Clustering {
+            servers: 3,
+            sites: vec!["province".into()],
+            route_port: 6000,
+            monitor_port: 7000,
+        };
+        let office = Office::from_slug("long-xuyen").unwrap();
+        let t = generate_for(
+            &province,
+            dir.path(),
+            &[office],
+            &[4222, 4225],
+            7422,
+            Durability::default(),
+            &clustering,
+        )
+        .unwrap();
+        let read = |path: &PathBuf| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        assert_eq!(t.hub.url().split(',').count(), 3);
+        assert_eq!(log_stream(&t.hub).num_replicas, 3);
+        for (i, file) in (0u16..).zip(t.hub.config_files()) {
+            let c = read(&file);
+            assert_eq!(c["port"], 4222 + i);
+            assert_eq!(c["server_name"], format!("province-{}", i + 1));
+            assert_eq!(c["leafnodes"]["port"], 7422 + i);
+            assert_eq!(c["cluster"]["listen"], format!("127.0.0.1:{}", 6000 + i));
+            assert_eq!(c["cluster"]["routes"].as_array().unwrap().len(), 3);
+            assert_eq!(c["http"], format!("127.0.0.1:{}", 7000 + i));
+            assert_eq!(c["jetstream"]["domain"], "hub");
+        }
+        let office = &t.offices[0];
+        assert_eq!(office.config_files().len(), 1, "only the hub is clustered");
+        assert_eq!(log_stream(office).num_replicas, 1);
+        let c = read(&office.config_file());
+        let urls = c["leafnodes"]["remotes"][0]["urls"].as_array().unwrap();
+        assert_eq!(urls.len(), 3);
+        assert!(c.get("cluster").is_none());
+    }
+
+    #[test]
     fn each_sites_auditor_keeps_its_own_office_log_in_its_own_folder() {
         let dir = tempfile::tempdir().unwrap();
         let site = |slug: &str, domain: &str| Site {
@@ -829,6 +1040,7 @@ mod tests {
             dir: dir.path().join(slug),
             hosted: Vec::new(),
             sites: Sites::parse("long-xuyen,chau-doc").unwrap(),
+            cluster: None,
         };
         for (site, office) in [
             (site("province", "hub"), "province"),

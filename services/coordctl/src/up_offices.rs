@@ -76,6 +76,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         leaf_port: args.leaf_port,
         province_file: None,
         durability: args.durability,
+        cluster: args.cluster.into(),
+        clustered: args.clustered.clone(),
+        cluster_port: args.cluster_port,
+        monitor_port: args.monitor_port,
     }
     .topology()?;
     let sites: Vec<_> = topology.sites().iter().map(|s| s.office()).collect();
@@ -105,9 +109,11 @@ async fn start(
 ) -> anyhow::Result<Vec<(String, String)>> {
     let nats_bin = find_nats_server()?;
     for site in t.sites() {
-        let config = vec!["-c".to_owned(), site.config_file().display().to_string()];
-        let name = format!("nats-server-{}", site.slug);
-        processes.push(spawn(&name, &nats_bin, &config, &[], logs)?);
+        for (i, file) in (0..).zip(site.config_files()) {
+            let config = vec!["-c".to_owned(), file.display().to_string()];
+            let name = format!("nats-server-{}", site.server_name(i));
+            processes.push(spawn(&name, &nats_bin, &config, &[], logs)?);
+        }
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while let Err(e) = offices::ensure_streams(t).await {

@@ -29,6 +29,11 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// How often an idle projector checks that the log is still the same one (a replaced
 /// log with fewer entries would otherwise only look "caught up").
 const IDENTITY_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// With nothing received for this long while the log's head is past the projection,
+/// the subscription is taken for stalled and made again from the checkpoint. A
+/// JetStream pull lost with its server (a cluster member dying) is otherwise noticed
+/// only after two missed 15 s heartbeats (async-nats's ordered consumer).
+const STALLED_AFTER: Duration = Duration::from_secs(5);
 
 /// Fault codes, as reported in [`ProjectorFault::code`].
 pub const STORAGE_FAILED: &str = "storage_failed";
@@ -628,6 +633,7 @@ impl Projector {
         let mut chunks = subscription.ready_chunks(self.batch_size);
         let mut identity_check = tokio::time::interval(IDENTITY_CHECK_EVERY);
         identity_check.reset();
+        let mut last_received = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
@@ -637,11 +643,12 @@ impl Projector {
                     return Flow::Again;
                 }
                 _ = identity_check.tick() => {
-                    if self.check_identity().await.is_err() {
+                    if self.check_identity().await.is_err() || self.stalled(last_received).await {
                         return Flow::Retry;
                     }
                 }
                 chunk = chunks.next() => {
+                    last_received = tokio::time::Instant::now();
                     let Some(chunk) = chunk else {
                         tracing::warn!("log subscription ended; resubscribing");
                         return Flow::Retry;
@@ -664,6 +671,22 @@ impl Projector {
                 }
             }
         }
+    }
+
+    /// Whether the subscription received nothing for [`STALLED_AFTER`] while the log's
+    /// head is past the projection.
+    async fn stalled(&self, last_received: tokio::time::Instant) -> bool {
+        if last_received.elapsed() < STALLED_AFTER {
+            return false;
+        }
+        let behind = matches!(self.log.head().await, Ok(Some(h)) if h.commit > self.position());
+        if behind {
+            tracing::warn!(
+                position = self.position(),
+                "the log subscription stalled; resubscribing"
+            );
+        }
+        behind
     }
 
     /// Applies again the event of the dead letter at `position` (read again from the
