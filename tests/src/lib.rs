@@ -198,6 +198,9 @@ impl NatsServer {
                 coord_service::JetStreamKeys::ensure(client.clone(), &bucket)
                     .await
                     .expect("the admin creates the idempotency bucket");
+                coord_service::lease::ensure_bucket(client.clone(), 1)
+                    .await
+                    .expect("the admin creates the lease bucket");
                 client.flush().await.expect("flushed");
             });
         })

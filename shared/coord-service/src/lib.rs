@@ -13,6 +13,7 @@ pub mod config;
 pub mod handler;
 pub mod idempotency;
 pub mod import;
+pub mod lease;
 pub mod metrics;
 pub mod references;
 pub mod server;
