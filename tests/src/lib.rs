@@ -199,6 +199,9 @@ impl NatsServer {
                 coord_service::JetStreamKeys::ensure(client.clone(), &bucket)
                     .await
                     .expect("the admin creates the idempotency bucket");
+                coord_service::lease::ensure_bucket(client.clone(), 1)
+                    .await
+                    .expect("the admin creates the lease bucket");
                 client.flush().await.expect("flushed");
             });
         })
@@ -886,4 +889,29 @@ pub async fn projector_reached(client: &async_nats::Client, head: u64, within: D
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// One scrape of `GET {base}/metrics` (OpenMetrics text): `name{labels}` → value, as
+/// the exposition text writes them.
+pub async fn scrape(base: &str) -> std::collections::HashMap<String, f64> {
+    let r = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap_or_else(|e| panic!("no metrics at {base}: {e}"));
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let kind = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    let text = r.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The value of `series` in a scrape (0 when absent).
+pub fn metric(m: &std::collections::HashMap<String, f64>, series: &str) -> f64 {
+    m.get(series).copied().unwrap_or(0.0)
 }

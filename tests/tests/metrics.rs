@@ -1,7 +1,8 @@
 //! `GET /metrics` scraped while the system works: command counters by endpoint and
 //! outcome, the latency histogram, HTTP requests by route and status, open event
 //! streams, and the projector's lag (held back by a locked read-model database, then
-//! caught up) all move.
+//! caught up) all move; and a command service's own metrics (its port) count the same
+//! commands and time its appends.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,25 +11,12 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tests::Stack;
 
-/// One scrape: `name{labels}` → value, as the exposition text writes them.
 async fn scrape(base: &str) -> HashMap<String, f64> {
-    let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let kind = r.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
-    let text = r.text().await.unwrap();
-    assert!(text.ends_with("# EOF\n"), "{text}");
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
+    tests::scrape(base).await
 }
 
 fn value(m: &HashMap<String, f64>, series: &str) -> f64 {
-    m.get(series).copied().unwrap_or(0.0)
+    tests::metric(m, series)
 }
 
 fn schedule(n: usize) -> serde_json::Value {
@@ -102,10 +90,16 @@ async fn scrape_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_under_load_and_show_the_projectors_lag() {
-    let stack = Stack::start();
+    let mut stack = Stack::start();
+    // The inspection service serves its own metrics too (port 0: it picks one).
+    stack.process("inspection").kill();
+    let mut inspection = stack.spawn("inspection", &[("COORD_METRICS_ADDR", "127.0.0.1:0")]);
+    let service = format!("http://127.0.0.1:{}", inspection.wait_listening());
+    stack.processes.push(inspection);
     stack.wait_ready().await;
     let base = stack.gateway_url.clone();
     let before = scrape(&base).await;
+    let service_before = scrape(&service).await;
     assert_eq!(
         value(&before, r#"coord_component_up{component="inspection"}"#),
         1.0
@@ -134,6 +128,29 @@ async fn metrics_move_under_load_and_show_the_projectors_lag() {
         ) > 0.0
     );
     assert_eq!(moved(CREATED), 20.0);
+    // The same commands as the service counted them (the malformed body never left
+    // the gateway), with its own latency and the appends' latency.
+    let service_after = scrape(&service).await;
+    let served = |series: &str| value(&service_after, series) - value(&service_before, series);
+    assert_eq!(
+        served(
+            r#"coord_service_commands_total{endpoint="inspection.schedule",outcome="accepted"}"#
+        ),
+        20.0,
+        "{service_after:?}"
+    );
+    assert_eq!(
+        served(
+            r#"coord_service_commands_total{endpoint="inspection.schedule",outcome="rule_violation"}"#
+        ),
+        1.0
+    );
+    assert!(
+        served(r#"coord_service_command_duration_seconds_count{endpoint="inspection.schedule"}"#)
+            >= 21.0
+    );
+    assert!(served("coord_service_append_duration_seconds_count") >= 20.0);
+    assert!(served("coord_service_append_duration_seconds_sum") > 0.0);
     assert_eq!(value(&after, "coord_sse_streams_open"), 1.0);
     assert_eq!(value(&after, "coord_sse_streams_opened_total"), 1.0);
     drop(events);

@@ -129,8 +129,10 @@ fn assert_cosigned(o: &WitnessedOffice, size: u64, hub: &CosignatureVerifier, si
 }
 
 /// What a dishonest operator with the office's key and store can do: stop its
-/// auditor, change one old event's payload in its store (leaf data and hash), and
-/// start it again, so that it signs, with the same key, a history that was rewritten.
+/// auditor, change one old event's payload in its store (leaf data and hash), drop
+/// the checkpoints that cover it (an honest auditor signs only a tree that extends the
+/// last checkpoint it knows), wait out its lease, and start it again, so that it signs,
+/// with the same key, a history that was rewritten.
 fn rewrite_old_event(site: &Site, leaf_index: i64) {
     let db = rusqlite::Connection::open(site.auditor_dir().join("audit.sqlite")).unwrap();
     let data: Vec<u8> = db
@@ -151,6 +153,12 @@ fn rewrite_old_event(site: &Site, leaf_index: i64) {
         )
         .unwrap();
     assert_eq!(changed, 1);
+    // The auditor signs only a tree that extends the last checkpoint it knows (its
+    // store's, and the one its lease still holds): the operator also drops the stored
+    // checkpoints over the rewritten leaf and lets the stopped auditor's lease expire.
+    db.execute("DELETE FROM checkpoints WHERE size > ?1", [leaf_index])
+        .unwrap();
+    std::thread::sleep(coord_service::lease::TTL + Duration::from_secs(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -322,10 +330,14 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
             + &String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.success(), intact, "{}: {text}", site.slug);
         if !intact {
-            // The checkpoints signed before the rewrite still match the log; the one
-            // re-signed over the rewritten tree does not.
-            assert!(text.contains("BỊ PHÁ VỠ (broken)"), "{text}");
-            assert!(text.contains("(size 11) does not match the log"), "{text}");
+            // The operator dropped the checkpoints signed before the rewrite; the one
+            // re-signed over the rewritten tree holds leaf 1 as it was changed, which
+            // is not the log's.
+            assert!(
+                text.contains("BỊ PHÁ VỠ (broken) tại lá (leaf) 1: Changed"),
+                "{text}"
+            );
+            assert!(text.contains("differ from those signed"), "{text}");
         }
     }
 

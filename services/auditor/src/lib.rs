@@ -8,10 +8,12 @@
 //! - [`queries`]: the NATS request/reply API;
 //! - [`key`]: the office's signing key, created on first start;
 //! - [`scrub`]: at each start, every applied leaf read again from the log (log damage);
+//! - [`metrics`]: its own metrics;
 //! - [`witness`]: witnessing both ways (the hub over the offices' checkpoints, each
 //!   office over the province's), and the watched side that keeps the cosignatures.
 
 pub mod key;
+pub mod metrics;
 pub mod queries;
 pub mod runner;
 pub mod scrub;
@@ -70,6 +72,11 @@ pub struct Config {
     /// cosignature of its checkpoints that verifies with that office's key.
     #[arg(long, env = "COORD_WITNESSES")]
     pub witnesses: Option<PathBuf>,
+    /// Several instances share the role through a lease (`auditor.<office>` in the
+    /// bucket `COORD_LEASES`): one signs, witnesses and answers, the others follow the
+    /// log and take over when it stops renewing. Off only to check that this matters.
+    #[arg(long, env = "COORD_AUDIT_LEASE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub lease: bool,
     /// Also answer for the default office (`coord.audit._.*`).
     #[arg(long, env = "COORD_AUDIT_DEFAULT", default_value_t = true, action = clap::ArgAction::Set)]
     pub default_office: bool,
@@ -153,37 +160,175 @@ fn witnesses(
     Ok(all)
 }
 
-/// Runs the auditor until `shutdown` resolves.
+/// Runs the auditor until `shutdown` resolves: follows the log and, while it holds the
+/// lease (always, without one), signs, witnesses and answers queries.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (client, auditor) = open(&config).await?;
-    tracing::info!(office = %auditor.office, key = %auditor.signer.verifier(), leaves = auditor.leaf_count(), "auditor starting");
+    let stop_metrics = tokio_util::sync::CancellationToken::new();
+    config.service.serve_metrics(stop_metrics.clone()).await?;
+    let lease = if config.lease {
+        let key = format!(
+            "auditor.{}",
+            coord_audit::wire::office_token(&config.office)
+        );
+        let lease = Arc::new(coord_service::lease::Lease::open(client.clone(), &key).await?);
+        let holder = uuid::Uuid::new_v4().to_string();
+        auditor.use_lease(lease.clone(), holder);
+        Some(lease)
+    } else {
+        auditor.set_active(true);
+        None
+    };
+    tracing::info!(office = %auditor.office, key = %auditor.signer.verifier(), leaves = auditor.leaf_count(), lease = config.lease, "auditor starting");
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut following = tokio::spawn(
         auditor
             .clone()
             .run(Duration::from_millis(config.checkpoint_ms), stop_rx.clone()),
     );
-    let mut side_tasks = tokio::task::JoinSet::new();
-    side_tasks.spawn(scrub::scrub(auditor.clone()));
-    let mut keys = vec![auditor.key()];
-    if let Some(witnessing) = witnessing(&config, &client)? {
-        keys.extend(witnessing.watched_keys());
-        side_tasks.spawn(witnessing.run(stop_rx.clone()));
+    let scrub = tokio::spawn(scrub::scrub(auditor.clone()));
+    let result = tokio::select! {
+        _ = shutdown => Ok(()),
+        r = &mut following => match r {
+            Ok(r) => r,
+            Err(e) => Err(e.into()),
+        },
+        r = roles(&config, &client, &auditor, lease.as_deref()) => r,
+    };
+    // The last signature on the way out needs the lease still held.
+    let _ = stop_tx.send(true);
+    if !following.is_finished() {
+        let _ = following.await;
     }
-    let witnesses = witnesses(&config)?;
+    scrub.abort();
+    if let Some(lease) = &lease {
+        lease.release().await;
+    }
+    stop_metrics.cancel();
+    client.flush().await.ok();
+    tracing::info!(leaves = auditor.leaf_count(), "auditor stopped");
+    result
+}
+
+/// Stands by until this instance holds the lease, then is the active auditor until it
+/// loses it, and again; returns only on an error. Without a lease, active at once.
+async fn roles(
+    config: &Config,
+    client: &async_nats::Client,
+    auditor: &Arc<Auditor>,
+    lease: Option<&coord_service::lease::Lease>,
+) -> anyhow::Result<()> {
+    loop {
+        if let Some(lease) = lease {
+            stand_by(client, auditor, lease).await?;
+            auditor.set_active(true);
+            metrics::METRICS.takeovers.inc();
+            tracing::info!(lease = lease.key(), "holding the lease: active");
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut active = start_active(config, client, auditor, stop_rx)?;
+        match lease {
+            Some(lease) => hold(auditor, lease).await,
+            None => std::future::pending().await,
+        }
+        auditor.set_active(false);
+        tracing::warn!("lease lost: standing by");
+        let _ = stop_tx.send(true);
+        while let Some(r) = active.join_next().await {
+            if let Ok(Err(e)) = r {
+                tracing::warn!(error = %e, "an active task ended with an error");
+            }
+        }
+    }
+}
+
+/// Follows the holder's published checkpoints (from the lease and their subject) until
+/// the lease is free, then takes it.
+async fn stand_by(
+    client: &async_nats::Client,
+    auditor: &Arc<Auditor>,
+    lease: &coord_service::lease::Lease,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let mut published = client
+        .subscribe(coord_audit::wire::published_subject(&auditor.office))
+        .await?;
+    let mut tries = tokio::time::interval(coord_service::lease::TRY_EVERY);
+    tries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            Some(msg) = published.next() => {
+                if let Ok(note) = std::str::from_utf8(&msg.payload) {
+                    auditor.observe(note).await?;
+                }
+            }
+            _ = tries.tick() => match lease.current().await {
+                Ok(Some(value)) => {
+                    if let Ok(runner::LeaseValue { note: Some(note), .. }) = serde_json::from_slice(&value) {
+                        auditor.observe(&note).await?;
+                    }
+                }
+                Ok(None) => match lease.try_acquire(auditor.lease_value()).await {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot take the lease; retrying"),
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot read the lease; retrying"),
+            },
+        }
+    }
+}
+
+/// Renews the lease until it is lost (a renewal refused, none done for the lease's
+/// time, or a fenced signature that found it lost).
+async fn hold(auditor: &Arc<Auditor>, lease: &coord_service::lease::Lease) {
+    let mut renewals = tokio::time::interval(coord_service::lease::RENEW_EVERY);
+    renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = auditor.wait_inactive() => return,
+            _ = renewals.tick() => match lease.renew(auditor.lease_value()).await {
+                Ok(()) => {}
+                Err(coord_service::lease::LeaseError::Lost(_)) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew the lease");
+                    if !lease.held().await {
+                        return;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// What only the active instance runs: queries, witnessing, keeping cosignatures;
+/// each ends when `stop` flips to true.
+fn start_active(
+    config: &Config,
+    client: &async_nats::Client,
+    auditor: &Arc<Auditor>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinSet<anyhow::Result<()>>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut keys = vec![auditor.key()];
+    if let Some(witnessing) = witnessing(config, client)? {
+        keys.extend(witnessing.watched_keys());
+        tasks.spawn(witnessing.run(stop.clone()));
+    }
+    let witnesses = witnesses(config)?;
     if !witnesses.is_empty() {
-        side_tasks.spawn(witness::keep_cosignatures(
+        tasks.spawn(witness::keep_cosignatures(
             client.clone(),
             auditor.clone(),
             witnesses,
-            stop_rx.clone(),
+            stop.clone(),
         ));
     }
-    let mut stop_queries = stop_rx.clone();
-    let queries = tokio::spawn(queries::serve(
+    let mut stop_queries = stop;
+    tasks.spawn(queries::serve(
         client.clone(),
         auditor.clone(),
         keys,
@@ -192,24 +337,5 @@ pub async fn run(
             let _ = stop_queries.wait_for(|s| *s).await;
         },
     ));
-    let result = tokio::select! {
-        _ = shutdown => Ok(()),
-        r = &mut following => match r {
-            Ok(r) => r,
-            Err(e) => Err(e.into()),
-        },
-    };
-    let _ = stop_tx.send(true);
-    if !following.is_finished() {
-        let _ = following.await;
-    }
-    let _ = queries.await;
-    while let Some(r) = side_tasks.join_next().await {
-        if let Ok(Err(e)) = r {
-            tracing::warn!(error = %e, "witness task ended with an error");
-        }
-    }
-    client.flush().await.ok();
-    tracing::info!(leaves = auditor.leaf_count(), "auditor stopped");
-    result
+    Ok(tasks)
 }

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coord_audit::wire::OfficeKey;
-use coord_audit::{Checkpoint, Signer, Tree};
+use coord_audit::{Checkpoint, Hash, Signer, Tree};
 use coord_log::{EventLog, LogError};
+use coord_service::lease::{Lease, LeaseError};
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -36,6 +37,21 @@ pub struct Auditor {
     keep_all_secs: AtomicU64,
     /// When the store was last compacted.
     compacted: Mutex<Option<Instant>>,
+    /// Whether this instance signs: always without a lease, else while it holds it.
+    active: watch::Sender<bool>,
+    /// The single-active lease (`auditor.<office>`), when instances share the role.
+    lease: std::sync::OnceLock<(Arc<Lease>, String)>,
+    /// The latest checkpoint known to be published (signed here or by the instance
+    /// that held the lease before): the next one must extend its tree.
+    last: Mutex<Option<(u64, Hash)>>,
+}
+
+/// What the lease holds besides the lease itself: its holder and the latest checkpoint
+/// it signed, written before the checkpoint is stored or published.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct LeaseValue {
+    pub holder: String,
+    pub note: Option<String>,
 }
 
 /// How often the retention rule runs at most.
@@ -52,7 +68,13 @@ impl Auditor {
         client: Option<async_nats::Client>,
     ) -> Result<Arc<Self>, StoreError> {
         let tree = Tree::from_leaves(store.leaf_hashes()?);
-        let signed = store.latest_checkpoint()?.map_or(0, |c| c.size);
+        let latest = store.latest_checkpoint()?;
+        let signed = latest.as_ref().map_or(0, |c| c.size);
+        let last = latest
+            .and_then(|c| {
+                Checkpoint::open(&c.note, signer.name(), &[signer.verifier().clone()]).ok()
+            })
+            .map(|c| (c.size, c.root));
         Ok(Arc::new(Self {
             office,
             signer,
@@ -64,6 +86,9 @@ impl Auditor {
             client,
             keep_all_secs: AtomicU64::new(24 * 3600),
             compacted: Mutex::new(None),
+            active: watch::channel(true).0,
+            lease: std::sync::OnceLock::new(),
+            last: Mutex::new(last),
         }))
     }
 
@@ -130,31 +155,151 @@ impl Auditor {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Signs and stores a checkpoint of the current tree if it grew since the last one.
+    /// Shares the role through `lease`: from now on this instance signs only while
+    /// [`Auditor::set_active`] says it holds it.
+    pub fn use_lease(&self, lease: Arc<Lease>, holder: String) {
+        let _ = self.lease.set((lease, holder));
+        self.active.send_replace(false);
+    }
+
+    /// Whether this instance signs now.
+    pub fn is_active(&self) -> bool {
+        *self.active.borrow()
+    }
+
+    pub fn set_active(&self, active: bool) {
+        self.active.send_replace(active);
+        crate::metrics::METRICS.active.set(i64::from(active));
+    }
+
+    /// Waits until this instance stops being active (a fenced signature found the
+    /// lease lost).
+    pub async fn wait_inactive(&self) {
+        let mut rx = self.active.subscribe();
+        let _ = rx.wait_for(|a| !*a).await;
+    }
+
+    /// The lease's value: this holder and the latest checkpoint known.
+    pub fn lease_value(&self) -> bytes::Bytes {
+        let holder = self.lease.get().map_or("", |(_, h)| h.as_str());
+        let note = self
+            .state
+            .lock()
+            .expect("state lock")
+            .store
+            .latest_checkpoint()
+            .ok()
+            .flatten()
+            .map(|c| c.note);
+        serde_json::to_vec(&LeaseValue {
+            holder: holder.to_owned(),
+            note,
+        })
+        .expect("lease values serialize")
+        .into()
+    }
+
+    /// Takes note of a checkpoint another instance signed and published (read from
+    /// the lease or its published subject): kept as signed, and the next checkpoint
+    /// this instance signs must extend it. A note that does not verify with this
+    /// office's key, or is not newer, is ignored.
+    pub async fn observe(self: &Arc<Self>, note: &str) -> Result<(), StoreError> {
+        let Ok(checkpoint) =
+            Checkpoint::open(note, self.signer.name(), &[self.signer.verifier().clone()])
+        else {
+            return Ok(());
+        };
+        if self
+            .last
+            .lock()
+            .expect("last lock")
+            .is_some_and(|(size, _)| size >= checkpoint.size)
+        {
+            return Ok(());
+        }
+        let (size, note) = (checkpoint.size, note.to_owned());
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.with_state(move |s| s.store.add_checkpoint(size, &note, &at))
+            .await?;
+        *self.last.lock().expect("last lock") = Some((checkpoint.size, checkpoint.root));
+        self.signed.send_replace(checkpoint.size);
+        crate::metrics::METRICS
+            .checkpoint_size
+            .set(checkpoint.size as i64);
+        Ok(())
+    }
+
+    /// Signs and stores a checkpoint of the current tree if it grew since the last one
+    /// published, and only while active. The tree at the last published size must have
+    /// that checkpoint's root (else nothing is signed: an error a person must look at).
+    /// With a lease, the note is first written into the lease at the revision this
+    /// instance holds: if that fails, another instance may be signing, and this one
+    /// stops being active without storing or publishing anything.
     pub async fn sign_if_grown(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
-        let last = *self.signed.borrow();
+        if !self.is_active() {
+            return Ok(None);
+        }
+        let last = *self.last.lock().expect("last lock");
         let this = self.clone();
-        let signed = self
+        let prepared = self
             .with_state(move |s| {
                 let size = s.tree.len();
-                if size <= last {
+                if size <= last.map_or(0, |(k, _)| k) {
                     return Ok(None);
                 }
+                if let Some((k, root)) = last
+                    && s.tree.root(k).ok() != Some(root)
+                {
+                    return Ok(Some(Err(k)));
+                }
+                let root = s.tree.root(size).expect("size is the tree's");
                 let checkpoint = Checkpoint {
                     origin: this.signer.name().into(),
                     size,
-                    root: s.tree.root(size).expect("size is the tree's"),
+                    root,
                 };
-                let note = checkpoint.sign(&this.signer);
-                let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                s.store.add_checkpoint(size, &note, &at)?;
-                Ok(Some((size, note)))
+                Ok(Some(Ok((size, root, checkpoint.sign(&this.signer)))))
             })
             .await?;
-        let Some((size, note)) = signed else {
-            return Ok(None);
+        let (size, root, note) = match prepared {
+            None => return Ok(None),
+            Some(Err(k)) => {
+                crate::metrics::METRICS.refused.inc();
+                tracing::error!(
+                    size = k,
+                    "this tree does not extend the last published checkpoint: not signing"
+                );
+                return Ok(None);
+            }
+            Some(Ok(p)) => p,
         };
+        if let Some((lease, holder)) = self.lease.get() {
+            let value = serde_json::to_vec(&LeaseValue {
+                holder: holder.clone(),
+                note: Some(note.clone()),
+            })
+            .expect("lease values serialize");
+            match lease.renew(value.into()).await {
+                Ok(()) => {}
+                Err(e @ LeaseError::Lost(_)) => {
+                    tracing::warn!(error = %e, size, "lease lost: not signing, standing by");
+                    self.set_active(false);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, size, "lease not renewed: not signing now");
+                    return Ok(None);
+                }
+            }
+        }
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let stored = note.clone();
+        self.with_state(move |s| s.store.add_checkpoint(size, &stored, &at))
+            .await?;
+        *self.last.lock().expect("last lock") = Some((size, root));
         self.signed.send_replace(size);
+        crate::metrics::METRICS.signed.inc();
+        crate::metrics::METRICS.checkpoint_size.set(size as i64);
         tracing::info!(size, "signed checkpoint");
         self.compact_if_due().await?;
         if let Some(client) = &self.client {
@@ -174,6 +319,7 @@ impl Auditor {
                 Ok(s.tree.len())
             })
             .await?;
+        crate::metrics::METRICS.leaves.set(grown as i64);
         if grown >= *self.signed.borrow() + self.every {
             self.sign_if_grown().await?;
         }

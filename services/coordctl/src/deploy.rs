@@ -79,7 +79,8 @@ pub async fn admin_connect(servers: &str, password: &str) -> anyhow::Result<asyn
         .with_context(|| format!("cannot connect to NATS at {servers} as admin"))
 }
 
-/// Creates (or finds) the log stream and the idempotency bucket with `replicas` copies.
+/// Creates (or finds) the log stream, the idempotency bucket and the lease bucket with
+/// `replicas` copies.
 pub async fn create_log(client: async_nats::Client, replicas: usize) -> anyhow::Result<()> {
     let config = coord_log::jetstream::JetStreamConfig {
         replicas,
@@ -92,6 +93,7 @@ pub async fn create_log(client: async_nats::Client, replicas: usize) -> anyhow::
         create_replicated_bucket(&client, replicas).await?;
     }
     crate::launcher::create_idempotency_bucket(client.clone()).await?;
+    coord_service::lease::ensure_bucket(client.clone(), replicas).await?;
     client.flush().await.ok();
     Ok(())
 }

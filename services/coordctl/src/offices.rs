@@ -893,7 +893,7 @@ pub async fn admin_client(site: &Site) -> anyhow::Result<async_nats::Client> {
 }
 
 /// Creates (or updates) the log streams of the hub and every office, as their admins:
-/// first each stream (and each server's idempotency bucket) on its own, then the
+/// first each stream (and each server's idempotency and lease buckets) on its own, then the
 /// durable sourcing consumers on the origins, then the sources.
 pub async fn ensure_streams(t: &Topology) -> anyhow::Result<()> {
     let mut admins = Vec::new();
@@ -903,6 +903,7 @@ pub async fn ensure_streams(t: &Topology) -> anyhow::Result<()> {
             crate::deploy::create_replicated_bucket(&client, site.servers().into()).await?;
         }
         crate::launcher::create_idempotency_bucket(client.clone()).await?;
+        coord_service::lease::ensure_bucket(client.clone(), 1).await?;
         admins.push(async_nats::jetstream::new(client));
     }
     let hub = admins.remove(0);

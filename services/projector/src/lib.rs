@@ -12,6 +12,7 @@
 pub mod analytics;
 mod apply;
 pub mod damage;
+pub mod metrics;
 pub mod queries;
 pub mod readers;
 pub mod runner;
@@ -95,6 +96,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (client, projector) = open(&config).await?;
+    let stop_metrics = tokio_util::sync::CancellationToken::new();
+    config.service.serve_metrics(stop_metrics.clone()).await?;
+    metrics::METRICS.position.set(projector.position() as i64);
     tracing::info!(db = %config.db.display(), position = projector.position(), "projector starting");
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut projection = tokio::spawn(projector.clone().run(stop_rx.clone()));
@@ -125,6 +129,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = projection.await;
     let _ = queries.await;
+    stop_metrics.cancel();
     client.flush().await.ok();
     tracing::info!(position = projector.position(), "projector stopped");
     Ok(())

@@ -567,7 +567,13 @@ pub async fn serve(
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
         ));
     }
-    let admin = service.group(ADMIN_PREFIX);
+    // Every instance keeps its own read models, so a rebuild or a redrive is for every
+    // instance: each has a queue group of its own here (the first answer is the
+    // caller's); queries are shared by the group `projector`.
+    let admin = service.group_with_queue_group(
+        ADMIN_PREFIX,
+        format!("projector-{}", uuid::Uuid::new_v4().simple()),
+    );
     for name in ["rebuild", "redrive"] {
         endpoints.push((
             name,

@@ -475,6 +475,8 @@ impl Projector {
             });
         }
         self.position.send_replace(0);
+        crate::metrics::METRICS.rebuilds.inc();
+        crate::metrics::METRICS.position.set(0);
         tracing::info!(head, generation, "read models dropped; replaying the log");
         if head == 0 {
             self.phase.send_replace(Phase {
@@ -511,6 +513,7 @@ impl Projector {
         if items.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let (applied, dead, checkpoint) = self
             .with_store(move |s| {
                 let (a, d) = s.apply_batch(&items)?;
@@ -518,6 +521,7 @@ impl Projector {
             })
             .await?;
         let commit = checkpoint.map(|p| p.commit).unwrap_or(0);
+        crate::metrics::METRICS.batch(started, applied as u64, dead as u64, commit);
         tracing::debug!(applied, dead, position = commit, "batch applied");
         // Advancing again: a storage failure or a failed rebuild (whose old read models
         // stood) is over; said before the new position, which a waiter may act on.

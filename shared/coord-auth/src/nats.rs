@@ -199,6 +199,8 @@ impl NatsRole {
                 // sends it its cosignature (`coord.audit.<watched>.cosigned.<own>`).
                 publish.push("coord.audit.*.consistency".into());
                 publish.push("coord.audit.*.cosigned.*".into());
+                // Single-active: its lease, `auditor.<office>` in the lease bucket.
+                publish.extend(lease_keys("auditor"));
                 subscribe.push("coord.audit.>".into());
                 subscribe.push("$SRV.>".into());
             }
@@ -261,6 +263,21 @@ fn idempotency_keys(bucket: &str) -> [String; 4] {
         format!("$JS.API.STREAM.MSG.GET.{stream}"),
         format!("$JS.API.DIRECT.GET.{stream}.>"),
         format!("$KV.{bucket}.>"),
+    ]
+}
+
+/// The key-value bucket of the single-active roles' leases (the admin creates it).
+pub const LEASE_BUCKET: &str = "COORD_LEASES";
+
+/// What a single-active role needs of the lease bucket: open it, read a lease, take and
+/// renew the leases of role `role` (keys `<role>.…`), nothing else.
+fn lease_keys(role: &str) -> [String; 4] {
+    let stream = format!("KV_{LEASE_BUCKET}");
+    [
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.STREAM.MSG.GET.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}.>"),
+        format!("$KV.{LEASE_BUCKET}.{role}.>"),
     ]
 }
 

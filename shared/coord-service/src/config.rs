@@ -89,6 +89,10 @@ pub struct ServiceConfig {
     /// with a timeout error, in milliseconds.
     #[arg(long, env = "COORD_REQUEST_DEADLINE_MS", default_value_t = 15_000)]
     pub request_deadline_ms: u64,
+    /// Serve this process's own metrics (`GET /metrics`, OpenMetrics text) on this
+    /// address, e.g. `127.0.0.1:9101` (port 0: any free port, logged); unset: none.
+    #[arg(long, env = "COORD_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl ServiceConfig {
@@ -97,6 +101,20 @@ impl ServiceConfig {
         crate::Limits {
             max_in_flight: self.max_in_flight,
             deadline: std::time::Duration::from_millis(self.request_deadline_ms),
+        }
+    }
+
+    /// Serves this process's metrics on [`ServiceConfig::metrics_addr`], if set, until
+    /// `stop` is cancelled; the address bound.
+    pub async fn serve_metrics(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        match self.metrics_addr {
+            Some(addr) => Ok(Some(
+                crate::metrics::serve(addr, stop.cancelled_owned()).await?,
+            )),
+            None => Ok(None),
         }
     }
 

@@ -300,7 +300,10 @@ impl<A: CommandApi> CommandHandler<A> {
             // Bound before the append: another request under this key is refused and
             // appends nothing; this one again (a concurrent copy) goes on to the log.
             self.claim(request.command_id, &fingerprint).await?;
-            match log.append_at(&stream, loaded.at, new_events).await {
+            let appending = std::time::Instant::now();
+            let appended = log.append_at(&stream, loaded.at, new_events).await;
+            crate::metrics::COMMANDS.append(appending);
+            match appended {
                 Ok(outcome) => {
                     let accepted = Accepted {
                         stream_id: stream.to_string(),

@@ -13,6 +13,8 @@ pub mod config;
 pub mod handler;
 pub mod idempotency;
 pub mod import;
+pub mod lease;
+pub mod metrics;
 pub mod references;
 pub mod server;
 pub mod telemetry;

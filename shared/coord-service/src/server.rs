@@ -125,7 +125,11 @@ pub async fn run<A: CommandApi>(
 ) -> anyhow::Result<()> {
     let (client, handler) = open::<A>(&config).await?;
     let endpoints = endpoints(handler, &config.hosting()?);
-    serve_endpoints(client, A::SERVICE, endpoints, config.limits(), shutdown).await
+    let stop_metrics = tokio_util::sync::CancellationToken::new();
+    config.serve_metrics(stop_metrics.clone()).await?;
+    let result = serve_endpoints(client, A::SERVICE, endpoints, config.limits(), shutdown).await;
+    stop_metrics.cancel();
+    result
 }
 
 /// Runs the commands of aggregates `A` and `B` as one NATS service (`A::SERVICE`, which
@@ -147,7 +151,11 @@ pub async fn run_pair<A: CommandApi, B: CommandApi>(
     let hosting = config.hosting()?;
     let mut all = endpoints(first, &hosting);
     all.extend(endpoints(second, &hosting));
-    serve_endpoints(client, A::SERVICE, all, config.limits(), shutdown).await
+    let stop_metrics = tokio_util::sync::CancellationToken::new();
+    config.serve_metrics(stop_metrics.clone()).await?;
+    let result = serve_endpoints(client, A::SERVICE, all, config.limits(), shutdown).await;
+    stop_metrics.cancel();
+    result
 }
 
 /// Connects and opens what a command service needs.
@@ -262,8 +270,14 @@ async fn serve_endpoints(
             let dispatch = |request: async_nats::service::Request| {
                 let handle = handle.clone();
                 in_flight.spawn(async move {
+                    let started = std::time::Instant::now();
                     let work = handle(request.message.payload.clone());
                     let reply = within(limits.deadline, work).await;
+                    crate::metrics::COMMANDS.command(
+                        &format!("{service_name}.{name}"),
+                        &reply,
+                        started,
+                    );
                     match &reply {
                         CommandReply::Accepted(a) => tracing::info!(
                             service = service_name, endpoint = name, stream = %a.stream_id,
