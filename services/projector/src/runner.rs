@@ -667,6 +667,8 @@ impl Projector {
                         self.storage_failed(&e).await;
                         return Flow::Retry;
                     }
+                    // A long batch is not a quiet subscription.
+                    last_received = tokio::time::Instant::now();
                     *backoff = FIRST_BACKOFF;
                     if let Some(e) = failure {
                         tracing::warn!(error = %e, "log subscription failed; resubscribing from the checkpoint");
