@@ -230,7 +230,15 @@ pub async fn log_command_ids_with(client: async_nats::Client) -> HashMap<Uuid, u
 /// `GET /v1/projector` at the gateway `base`, if it answers (not while the projector
 /// is down).
 pub async fn projector_status(http: &reqwest::Client, base: &str) -> Option<serde_json::Value> {
-    let r = http.get(format!("{base}/v1/projector")).send().await.ok()?;
+    let url = format!("{base}/v1/projector");
+    // A short wait: a request that reached a projector just killed would otherwise hang
+    // for the gateway's whole deadline.
+    let r = http
+        .get(url)
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+        .ok()?;
     if !r.status().is_success() {
         return None;
     }

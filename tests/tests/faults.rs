@@ -458,6 +458,9 @@ async fn rebuilt_to(http: &reqwest::Client, base: &str, position: u64) -> u64 {
     }
 }
 
+/// How long one poll of the projector's state waits for its answer.
+const POLL_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Waits (within [`RECOVERY_BOUND`]) until `path` answers 200 at the gateway `base`;
 /// the time since `since` and the answer.
 async fn answers_again(
@@ -467,7 +470,10 @@ async fn answers_again(
     since: Instant,
 ) -> (u64, serde_json::Value) {
     loop {
-        let last = match http.get(format!("{base}{path}")).send().await {
+        // A short wait per try: a request that reached the process just killed would
+        // otherwise hang for the gateway's whole deadline.
+        let tried = http.get(format!("{base}{path}")).timeout(POLL_TIMEOUT);
+        let last = match tried.send().await {
             Ok(r) if r.status().is_success() => {
                 return (ms(since.elapsed()), r.json().await.unwrap_or_default());
             }
@@ -483,26 +489,27 @@ async fn answers_again(
 }
 
 /// Kills the projector at each share of the rebuild in [`PROJECTOR_KILLS`]; what each
-/// kill found and how long the projector took to answer again.
+/// kill found and how long the projector took to answer again, and the last kill's time.
 async fn kill_projector_while_rebuilding(
     site: &Site,
     http: &reqwest::Client,
     target: u64,
-) -> Vec<serde_json::Value> {
+) -> (Vec<serde_json::Value>, Instant) {
     let mut kills = Vec::new();
+    let mut killed = Instant::now();
     for share in PROJECTOR_KILLS {
         let wanted = (target as f64 * share) as u64;
         let at = rebuilt_to(http, &site.base(), wanted).await;
         let pid = site.up.child_pid("projector").expect("the projector runs");
         signal(pid, "KILL");
-        let killed = Instant::now();
+        killed = Instant::now();
         let (back_ms, p) = answers_again(http, &site.base(), "/v1/projector", killed).await;
         kills.push(serde_json::json!({
             "killed_at_position": at, "back_ms": back_ms,
             "resumed_at_position": p["position"], "still_rebuilding": p["rebuilding"],
         }));
     }
-    kills
+    (kills, killed)
 }
 
 /// A log of [`REBUILD_EVENTS`] events rebuilt from scratch under a light load, the
@@ -517,8 +524,7 @@ async fn projector_killed_during_rebuild(site: &Site, nats_url: &str) -> Figures
     warm(&load).await;
     let started = Instant::now();
     let target = start_rebuild(site, &http).await;
-    let kills = kill_projector_while_rebuilding(site, &http, target).await;
-    let last_kill = Instant::now();
+    let (kills, last_kill) = kill_projector_while_rebuilding(site, &http, target).await;
     let (ready_ms, _) = answers_again(&http, &site.base(), "/readyz", last_kill).await;
     let rebuild_ms = ms(started.elapsed());
     let mut figures = site.verify(load, Vec::new()).await;
