@@ -1,10 +1,13 @@
 //! The fault suite's independent client and its checks: a few workers send
 //! `POST /v1/inspections` to a gateway, each command under a UUID idempotency key (the
 //! command id), retried with the same key until acknowledged; every acknowledged id is
-//! recorded with its time. After the fault, [`verify`] reads the whole log as the NATS
-//! admin and the read model, and reports acknowledged, found, lost (acknowledged, not
-//! in the log), doubled (in the log more than once), the read model's count, and the
-//! recovery time (from the fault to the first acknowledgement after it).
+//! recorded with its time. After the fault, [`figures`] compares what it saw with the
+//! whole log (read as the NATS admin, [`log_command_ids`]) and the read model
+//! ([`read_model_count`]): acknowledged, found, lost (acknowledged, not in the log),
+//! doubled (in the log more than once), the read model's count, and the recovery time
+//! (from the fault to the first acknowledgement of a request sent after it). Also the
+//! cluster's leaders as its monitoring endpoints name them ([`leaders`]), and the
+//! projector's progress as the gateway reports it ([`projector_status`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -169,6 +172,18 @@ pub struct Figures {
     pub abandoned: u64,
     /// From each fault to the first acknowledgement after it, in ms.
     pub recovery_ms: Vec<u64>,
+    /// How long the killed server was kept down (the launcher held from restarting it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_down_ms: Option<u64>,
+    /// Whether a request sent after the kill was acknowledged while it was still down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted_while_down: Option<bool>,
+    /// From a paused server's resumption to the first acknowledgement after it, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_after_resume_ms: Option<u64>,
+    /// The projector killed during a rebuild: its own figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<serde_json::Value>,
 }
 
 /// How many times each command id is in the log (as the causation of its events).
@@ -182,23 +197,85 @@ pub async fn log_command_ids(nats_urls: &str, admin_password: &str) -> HashMap<U
     log_command_ids_with(client).await
 }
 
-/// [`log_command_ids`] over a connected admin `client`.
+/// [`log_command_ids`] over a connected admin `client`: one ordered consumer reads
+/// every commit up to the head (a 100,000-commit log in seconds).
 pub async fn log_command_ids_with(client: async_nats::Client) -> HashMap<Uuid, usize> {
+    use futures::StreamExt as _;
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream("COORD_LOG").await.expect("the log stream");
     let last = stream.info().await.unwrap().state.last_sequence;
     let mut ids = HashMap::new();
-    for seq in 1..=last {
-        let message = stream
-            .get_raw_message(seq)
-            .await
-            .expect("every commit is readable");
+    if last == 0 {
+        return ids;
+    }
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .expect("the admin reads the log");
+    let mut messages = consumer.messages().await.expect("the log's commits");
+    while let Some(message) = messages.next().await {
+        let message = message.expect("every commit is readable");
+        let seq = message.info().expect("a JetStream message").stream_sequence;
         let events = coord_log::jetstream::decode_commit(&message.payload, seq).unwrap();
         if let Some(first) = events.first() {
             *ids.entry(first.causation_id).or_insert(0) += 1;
         }
+        if seq >= last {
+            break;
+        }
     }
     ids
+}
+
+/// `GET /v1/projector` at the gateway `base`, if it answers (not while the projector
+/// is down).
+pub async fn projector_status(http: &reqwest::Client, base: &str) -> Option<serde_json::Value> {
+    let url = format!("{base}/v1/projector");
+    // A short wait: a request that reached a projector just killed would otherwise hang
+    // for the gateway's whole deadline.
+    let r = http
+        .get(url)
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json().await.ok()
+}
+
+/// The `/jsz` of the server whose monitoring port is `port`, if it answers.
+async fn jsz(port: u16) -> Option<serde_json::Value> {
+    let url = format!("http://127.0.0.1:{port}/jsz?accounts=true&streams=true");
+    reqwest::get(url).await.ok()?.json().await.ok()
+}
+
+/// The log stream's leader and the metadata leader (server names), as one of the
+/// servers on `monitor`… `monitor + 2` sees them.
+pub async fn leaders(monitor: u16) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for port in monitor..monitor + 3 {
+            if let Some(found) = jsz(port).await.as_ref().and_then(leaders_in) {
+                return found;
+            }
+        }
+        assert!(Instant::now() < deadline, "no server names both leaders");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn leaders_in(j: &serde_json::Value) -> Option<(String, String)> {
+    let stream = j["account_details"]
+        .as_array()?
+        .iter()
+        .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
+        .find(|s| s["name"] == "COORD_LOG")?;
+    let stream_leader = stream["cluster"]["leader"].as_str()?;
+    let meta_leader = j["meta_cluster"]["leader"].as_str()?;
+    (!stream_leader.is_empty() && !meta_leader.is_empty())
+        .then(|| (stream_leader.to_owned(), meta_leader.to_owned()))
 }
 
 /// The read model's count once it has caught up with the log at the gateway `base`.
@@ -257,5 +334,9 @@ pub fn figures(
         retries: acks.retries,
         abandoned: acks.abandoned,
         recovery_ms: recovery,
+        held_down_ms: None,
+        accepted_while_down: None,
+        recovery_after_resume_ms: None,
+        rebuild: None,
     }
 }

@@ -465,5 +465,6 @@ async fn run_until_signal(
     println!("Nhật ký (logs): {}", logs.display());
     println!("Nhấn Ctrl-C để dừng (press Ctrl-C to stop).");
 
-    crate::supervise::supervise(processes, stop, Default::default()).await
+    let holds = crate::supervise::hold_dir(&args.data_dir);
+    crate::supervise::supervise(processes, stop, Default::default(), &holds).await
 }

@@ -5,8 +5,15 @@
 //! one child keeps failing: [`RestartPolicy::max_failures`] exits within
 //! [`RestartPolicy::window`] mean a fault a restart will not cure (a broken
 //! configuration, a full disk), and a launcher that restarts it forever hides it.
+//!
+//! *Holding a child down*: while the file `<data-dir>/hold/<child name>` exists (e.g.
+//! `hold/nats-server-2`, `hold/projector`), a restart of that child that falls due is
+//! put off, said once on the output, and done as soon as the file is gone. An operator
+//! keeps a part down for maintenance this way; the fault suite keeps a killed
+//! nats-server down for a stated time.
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -75,14 +82,22 @@ impl RestartPolicy {
 struct Watch {
     failures: VecDeque<Instant>,
     restart_at: Option<Instant>,
+    /// A due restart is held back by a hold file (said once).
+    held: bool,
+}
+
+/// Where the hold files of the children of the site whose data is in `data_dir` are.
+pub fn hold_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("hold")
 }
 
 /// Runs until Ctrl-C (`Ok`) or until a child keeps failing (`Err`), restarting the
-/// children in `processes` as they exit.
+/// children in `processes` as they exit, unless held by a file in `holds`.
 pub(crate) async fn supervise(
     processes: &mut [Process],
     stop: &mut StopSignal,
     policy: RestartPolicy,
+    holds: &Path,
 ) -> anyhow::Result<()> {
     let mut watches: Vec<Watch> = processes.iter().map(|_| Watch::default()).collect();
     loop {
@@ -91,17 +106,27 @@ pub(crate) async fn supervise(
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
         for (p, w) in processes.iter_mut().zip(watches.iter_mut()) {
-            check(p, w, &policy)?;
+            check(p, w, &policy, holds)?;
         }
     }
 }
 
-/// Notices an exit of `p` and schedules its restart, or restarts it when due.
-fn check(p: &mut Process, w: &mut Watch, policy: &RestartPolicy) -> anyhow::Result<()> {
+/// Notices an exit of `p` and schedules its restart, or restarts it when due and not
+/// held by its file in `holds`.
+fn check(
+    p: &mut Process,
+    w: &mut Watch,
+    policy: &RestartPolicy,
+    holds: &Path,
+) -> anyhow::Result<()> {
     let now = Instant::now();
     if let Some(at) = w.restart_at {
+        if now >= at && held(p, w, holds) {
+            return Ok(());
+        }
         if now >= at {
             w.restart_at = None;
+            w.held = false;
             p.respawn()?;
             println!(
                 "  đã khởi động lại (restarted) {} (lần thứ {} trong {} s)",
@@ -136,6 +161,26 @@ fn check(p: &mut Process, w: &mut Watch, policy: &RestartPolicy) -> anyhow::Resu
             policy.window.as_secs()
         ),
     }
+}
+
+/// Whether `p`'s hold file exists; the first time, says so on the output and in its log.
+fn held(p: &Process, w: &mut Watch, holds: &Path) -> bool {
+    let file = holds.join(p.name());
+    if !file.exists() {
+        return false;
+    }
+    if !w.held {
+        w.held = true;
+        let line = format!(
+            "{} được giữ dừng khi còn {} (held down while {} exists)",
+            p.name(),
+            file.display(),
+            file.display()
+        );
+        println!("  {line}");
+        p.note_in_log(&line);
+    }
+    true
 }
 
 #[cfg(test)]

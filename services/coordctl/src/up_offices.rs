@@ -176,7 +176,8 @@ async fn run_until_signal(
         println!("office {slug} {url}");
     }
     println!("Nhấn Ctrl-C để dừng (press Ctrl-C to stop).");
-    crate::supervise::supervise(processes, stop, Default::default()).await
+    let holds = crate::supervise::hold_dir(&args.data_dir);
+    crate::supervise::supervise(processes, stop, Default::default(), &holds).await
 }
 
 /// How long a command may wait for what it refers to to reach its office.

@@ -83,6 +83,12 @@ fn servers(url: &str) -> Vec<&str> {
         .collect()
 }
 
+/// How often a client pings its server. A server that stops answering without closing
+/// the connection (paused, or its machine hung) is left after about three intervals
+/// unanswered, for another server of the cluster; async-nats's default of 60 s kept
+/// the gateway or a service waiting out a 30 s pause of its server (fault suite).
+const PING_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Connects to NATS with `creds` (see [`crate::ServiceConfig::nats_creds`]), retrying
 /// for a while so that services can start before the server. A refused credential is
 /// not retried.
@@ -97,6 +103,7 @@ pub async fn connect(
         match options(url, creds)
             .await?
             .name(name)
+            .ping_interval(PING_INTERVAL)
             .connect(servers(url))
             .await
         {
