@@ -138,7 +138,7 @@ impl Readable for InformationExchange {
     }
     fn apply_companion(&mut self, e: &RecordedEvent) -> Result<(), String> {
         let ReceiptEvent::InformationAcknowledged(a) =
-            ReceiptEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
+            ReceiptEvent::decode_ref(&e.event_type, e.schema_version, &e.payload)
                 .map_err(|err| err.to_string())?;
         self.acknowledged = Some(InformationAcknowledged {
             exchange_id: a.exchange_id,
@@ -171,7 +171,7 @@ impl Readable for DisciplineCase {
     }
     fn apply_companion(&mut self, e: &RecordedEvent) -> Result<(), String> {
         let AppealEvent::DisciplineAppealed(a) =
-            AppealEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
+            AppealEvent::decode_ref(&e.event_type, e.schema_version, &e.payload)
                 .map_err(|err| err.to_string())?;
         self.appealed_on = Some(a.appealed_on);
         if self.status == Some(CaseStatus::Decided) {
@@ -212,7 +212,7 @@ fn fold<A: Readable>(
     let mut state = A::default();
     let mut fields = Map::new();
     for e in history {
-        let event = A::Event::decode(&e.event_type, e.schema_version, e.payload.clone())
+        let event = A::Event::decode_ref(&e.event_type, e.schema_version, &e.payload)
             .map_err(|err| corrupt(e, err))?;
         state.apply(&event);
         if let Value::Object(payload) = &e.payload {

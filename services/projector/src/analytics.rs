@@ -160,7 +160,7 @@ fn measure(e: &RecordedEvent, class: &str) -> String {
         "InformationExchanged" => "exchange.sent".into(),
         "InformationAcknowledged" => "exchange.acknowledged".into(),
         "DisciplineDecided" => {
-            match DisciplineEvent::decode(&e.event_type, e.schema_version, e.payload.clone()) {
+            match DisciplineEvent::decode_ref(&e.event_type, e.schema_version, &e.payload) {
                 Ok(DisciplineEvent::DisciplineDecided(d)) => {
                     format!("decision.{class}.{}", d.form.as_str())
                 }

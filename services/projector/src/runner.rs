@@ -652,7 +652,6 @@ impl Projector {
                     }
                 }
                 chunk = chunks.next() => {
-                    last_received = tokio::time::Instant::now();
                     let Some(chunk) = chunk else {
                         tracing::warn!("log subscription ended; resubscribing");
                         return Flow::Retry;

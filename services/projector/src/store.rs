@@ -1076,7 +1076,7 @@ fn set_checkpoint(tx: &mut Transaction<'_>, p: EventPosition) -> rusqlite::Resul
 }
 
 pub(crate) fn decode<E: DomainEvent>(e: &RecordedEvent) -> Result<E, Skip> {
-    E::decode(&e.event_type, e.schema_version, e.payload.clone())
+    E::decode_ref(&e.event_type, e.schema_version, &e.payload)
         .map_err(|err| Skip::Undecodable(err.to_string()))
 }
 

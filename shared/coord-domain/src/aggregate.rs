@@ -84,18 +84,45 @@ pub trait DomainEvent:
     /// Rebuilds a typed event from its wire parts, upcasting first.
     fn decode(event_type: &str, schema_version: u32, payload: Value) -> Result<Self, DecodeError> {
         let payload = Self::upcast(event_type, schema_version, payload)?;
-        let tagged = serde_json::json!({ "type": event_type, "data": payload });
-        serde_json::from_value(tagged).map_err(|e| {
-            if e.to_string().contains("unknown variant") {
-                DecodeError::UnknownEventType(event_type.to_owned())
-            } else {
-                DecodeError::BadPayload {
-                    event_type: event_type.to_owned(),
-                    reason: e.to_string(),
-                }
-            }
-        })
+        let tag = Value::String(event_type.to_owned());
+        from_parts(event_type, [("type", tag), ("data", payload)])
     }
+
+    /// [`DomainEvent::decode`] of a payload the caller keeps: an event of the current
+    /// schema version (which [`DomainEvent::upcast`] leaves as it is) is read from the
+    /// borrowed JSON without copying it; an older one is copied and upcast.
+    fn decode_ref(
+        event_type: &str,
+        schema_version: u32,
+        payload: &Value,
+    ) -> Result<Self, DecodeError> {
+        if schema_version != Self::SCHEMA_VERSION {
+            return Self::decode(event_type, schema_version, payload.clone());
+        }
+        let tag = Value::String(event_type.to_owned());
+        from_parts(event_type, [("type", &tag), ("data", payload)])
+    }
+}
+
+/// The typed event read from `{"type": .., "data": ..}` given as `parts`, type first:
+/// serde then reads the data straight into its variant (from a JSON object, whose keys
+/// are sorted, `data` came first, and serde buffered the payload to read it later).
+fn from_parts<'de, E, V>(event_type: &str, parts: [(&'static str, V); 2]) -> Result<E, DecodeError>
+where
+    E: DomainEvent,
+    V: serde::de::IntoDeserializer<'de, serde_json::Error>,
+{
+    let map = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(parts.into_iter());
+    E::deserialize(map).map_err(|e| {
+        if e.to_string().contains("unknown variant") {
+            DecodeError::UnknownEventType(event_type.to_owned())
+        } else {
+            DecodeError::BadPayload {
+                event_type: event_type.to_owned(),
+                reason: e.to_string(),
+            }
+        }
+    })
 }
 
 /// An event that could not be turned back into a typed domain event.

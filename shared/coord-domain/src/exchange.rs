@@ -654,8 +654,18 @@ mod tests {
         // and the same payload claimed as version 2 is refused, as is version 3
         assert!(ExchangeEvent::decode("InformationExchanged", 2, v1.clone()).is_err());
         assert!(matches!(
-            ExchangeEvent::decode("InformationExchanged", 3, v1),
+            ExchangeEvent::decode("InformationExchanged", 3, v1.clone()),
             Err(DecodeError::UnsupportedSchemaVersion { .. })
+        ));
+        // and the borrowing decoder reads each version the same way
+        let by_ref = ExchangeEvent::decode_ref("InformationExchanged", 1, &v1).unwrap();
+        assert_eq!(by_ref, ExchangeEvent::InformationExchanged(read));
+        assert!(ExchangeEvent::decode_ref("InformationExchanged", 2, &v1).is_err());
+        let (ty, payload) = sent().encode();
+        assert_eq!(ExchangeEvent::decode_ref(ty, 2, &payload).unwrap(), sent());
+        assert!(matches!(
+            ExchangeEvent::decode_ref("InformationTeleported", 2, &payload),
+            Err(DecodeError::UnknownEventType(_))
         ));
     }
 }

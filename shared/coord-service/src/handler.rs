@@ -537,7 +537,7 @@ fn decode_history<A: Aggregate>(history: &[RecordedEvent]) -> Result<Vec<A::Even
     history
         .iter()
         .map(|e| {
-            A::Event::decode(&e.event_type, e.schema_version, e.payload.clone()).map_err(|err| {
+            A::Event::decode_ref(&e.event_type, e.schema_version, &e.payload).map_err(|err| {
                 ErrorReply::new(
                     ErrorKind::Internal,
                     "undecodable_history",
