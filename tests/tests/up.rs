@@ -264,6 +264,8 @@ fn coordctl_up_cluster_3_keeps_the_log_at_three_replicas_with_a_leader() {
     let (nats_port, http_port) = (tests::free_ports(3), free_port());
     let (routes, monitor) = (tests::free_ports(3), tests::free_ports(3));
     let (routes, monitor) = (routes.to_string(), monitor.to_string());
+    let metrics = tests::free_ports(5);
+    let metrics_arg = metrics.to_string();
     let mut up = Up::start_with(
         data.path(),
         nats_port,
@@ -275,6 +277,8 @@ fn coordctl_up_cluster_3_keeps_the_log_at_three_replicas_with_a_leader() {
             &routes,
             "--monitor-port",
             &monitor,
+            "--metrics-port",
+            &metrics_arg,
         ],
     );
     up.wait_for("Nhấn Ctrl-C");
@@ -291,6 +295,32 @@ fn coordctl_up_cluster_3_keeps_the_log_at_three_replicas_with_a_leader() {
         monitor,
         "KV_COORD_IDEMPOTENCY",
     ));
+    // Each service's own metrics, on the ports `--metrics-port` gave them: the
+    // projector's applied position is the loaded scenario's, the inspection service
+    // counted the scenario's inspections, the auditor holds its lease.
+    let scrape = |offset: u16| {
+        let url = format!("http://127.0.0.1:{}/metrics", metrics + offset);
+        runtime.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
+    };
+    let value = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let projector_url = format!("metrics projector http://127.0.0.1:{}/metrics", metrics + 3);
+    assert!(printed.contains(&projector_url), "{printed}");
+    let projector = scrape(3);
+    assert!(
+        value(&projector, "coord_projector_applied_position") > 300.0,
+        "{projector}"
+    );
+    let inspection = scrape(0);
+    assert!(
+        value(&inspection, "coord_service_commands_total") >= 9.0,
+        "{inspection}"
+    );
+    assert_eq!(value(&scrape(4), "coord_auditor_active"), 1.0);
     let out = up.interrupt().join("\n");
     for n in 1..=3 {
         assert!(

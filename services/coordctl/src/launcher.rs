@@ -71,6 +71,11 @@ pub struct UpArgs {
     /// With --cluster: the first server's monitoring port (`/jsz`, `/healthz`).
     #[arg(long, default_value_t = 8222)]
     pub monitor_port: u16,
+    /// Serve each service's own metrics (`GET /metrics`, Prometheus text) on 127.0.0.1
+    /// from this port on, in the order inspection, exchange, discipline, projector,
+    /// auditor (the gateway's are at its own `/metrics`). Without it, only the gateway's.
+    #[arg(long)]
+    pub metrics_port: Option<u16>,
     /// Copies of the log and of the idempotency bucket (default: one per server; 1 on
     /// a cluster shows what replicas buy, as the fault suite measures).
     #[arg(long)]
@@ -403,19 +408,24 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         ("COORD_SITE", "province".to_owned()),
         ("COORD_DISTRICT_SITES", String::new()),
     ];
-    for name in [
+    for (i, name) in (0..).zip([
         "inspection",
         "exchange",
         "discipline",
         "projector",
         "auditor",
         "gateway",
-    ] {
+    ]) {
         let mut env = common.clone();
         env.push((
             "COORD_NATS_CREDS",
             nats_creds.seed_file(name).display().to_string(),
         ));
+        if let Some(base) = args.metrics_port.filter(|_| name != "gateway") {
+            let addr = format!("127.0.0.1:{}", base + i);
+            println!("metrics {name} http://{addr}/metrics");
+            env.push(("COORD_METRICS_ADDR", addr));
+        }
         processes.push(spawn(name, &sibling_binary(name)?, &[], &env, &logs)?);
     }
     let url = format!("http://{}", args.listen);
