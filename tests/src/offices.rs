@@ -53,7 +53,7 @@ pub async fn start_with_hub_servers(units: &[&str], hub_servers: u16) -> Running
     ports.extend(units.iter().map(|_| free_port()));
     let clustering = offices::Clustering {
         servers: hub_servers,
-        sites: vec!["province".into()],
+        clustered: vec!["province".into()],
         route_port: crate::free_ports(hub_servers),
         monitor_port: crate::free_ports(hub_servers),
     };

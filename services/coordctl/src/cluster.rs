@@ -46,7 +46,7 @@ pub fn write_configs(
     creds: &NatsCredentials,
     credentials: &Path,
 ) -> anyhow::Result<Vec<Server>> {
-    let n = usize::from(args.cluster.max(1));
+    let n = usize::from(args.clustering.servers.max(1));
     let mut servers = Vec::new();
     for i in 0..n {
         let offset = u16::try_from(i)?;
@@ -92,15 +92,18 @@ fn clustered(
 ) -> anyhow::Result<()> {
     let routes = (0..n)
         .map(|i| {
-            let port = args.cluster_port + u16::try_from(i)?;
+            let port = args.clustering.route_port + u16::try_from(i)?;
             Ok(format!("nats-route://127.0.0.1:{port}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     config["server_name"] = json!(name);
-    config["http"] = json!(format!("127.0.0.1:{}", args.monitor_port + offset));
+    config["http"] = json!(format!(
+        "127.0.0.1:{}",
+        args.clustering.monitor_port + offset
+    ));
     config["cluster"] = json!({
         "name": CLUSTER,
-        "listen": format!("127.0.0.1:{}", args.cluster_port + offset),
+        "listen": format!("127.0.0.1:{}", args.clustering.route_port + offset),
         "routes": routes,
     });
     Ok(())

@@ -56,21 +56,8 @@ pub struct UpArgs {
     /// `coordctl::durability` for what each can lose).
     #[arg(long, value_enum, default_value_t)]
     pub durability: crate::durability::Durability,
-    /// Run this many nats-servers on loopback as one JetStream cluster, the log and
-    /// the idempotency bucket at as many replicas (client ports from --nats-port on);
-    /// with --offices, at each site of --clustered.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
-    pub cluster: u8,
-    /// With --offices and --cluster: the sites run as clusters (`province` is the hub),
-    /// comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "province")]
-    pub clustered: Vec<String>,
-    /// With --cluster: the first server's route port (the others take the next ones).
-    #[arg(long, default_value_t = 6222)]
-    pub cluster_port: u16,
-    /// With --cluster: the first server's monitoring port (`/jsz`, `/healthz`).
-    #[arg(long, default_value_t = 8222)]
-    pub monitor_port: u16,
+    #[command(flatten)]
+    pub clustering: crate::offices::Clustering,
     /// Serve each service's own metrics (`GET /metrics`, Prometheus text) on 127.0.0.1
     /// from this port on, in the order inspection, exchange, discipline, projector,
     /// auditor (the gateway's are at its own `/metrics`). Without it, only the gateway's.

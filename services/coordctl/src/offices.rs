@@ -93,16 +93,36 @@ pub struct SiteCluster {
     pub monitor_port: u16,
 }
 
-/// Which sites run as clusters, and of how many servers (`--cluster`, `--clustered`).
-#[derive(Debug, Clone)]
+/// Which servers run as one JetStream cluster (`--cluster`, `--clustered`, and their
+/// ports), for `coordctl up` (its one site) and the multi-office topology (each site
+/// of `--clustered`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Clustering {
-    /// Servers at each clustered site; 1: no site is clustered.
+    /// Run this many nats-servers on loopback as one JetStream cluster, the log and the
+    /// idempotency bucket at as many replicas (client ports from the site's on; with
+    /// offices, each hub server also takes the next leaf port).
+    #[arg(
+        long = "cluster",
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=5)
+    )]
     pub servers: u16,
-    /// The clustered sites by slug (`province` is the hub).
-    pub sites: Vec<String>,
+    /// With offices: the sites --cluster applies to (`province` is the hub),
+    /// comma-separated.
+    #[arg(
+        long,
+        value_name = "SITES",
+        value_delimiter = ',',
+        default_value = "province"
+    )]
+    pub clustered: Vec<String>,
     /// The first clustered server's route port; every other one takes the next.
+    #[arg(long = "cluster-port", value_name = "PORT", default_value_t = 6222)]
     pub route_port: u16,
-    /// The first clustered server's monitoring port; every other one takes the next.
+    /// The first clustered server's monitoring port (`/jsz`, `/healthz`); every other
+    /// one takes the next.
+    #[arg(long, value_name = "PORT", default_value_t = 8222)]
     pub monitor_port: u16,
 }
 
@@ -110,7 +130,7 @@ impl Default for Clustering {
     fn default() -> Self {
         Self {
             servers: 1,
-            sites: Vec::new(),
+            clustered: Vec::new(),
             route_port: 6222,
             monitor_port: 8222,
         }
@@ -120,7 +140,7 @@ impl Default for Clustering {
 impl Clustering {
     /// How many servers site `slug` runs.
     pub fn servers_at(&self, slug: &str) -> u16 {
-        if self.servers > 1 && self.sites.iter().any(|s| s == slug) {
+        if self.servers > 1 && self.clustered.iter().any(|s| s == slug) {
             self.servers
         } else {
             1
@@ -736,20 +756,8 @@ pub struct OfficesArgs {
     /// `strict`: every server fsyncs before acknowledging (`sync_interval: always`).
     #[arg(long, value_enum, default_value_t)]
     pub durability: Durability,
-    /// Run each site of --clustered as this many nats-servers in one JetStream cluster,
-    /// its log and idempotency bucket at as many replicas (the hub's leaf port and the
-    /// next ones: one per hub server).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=5))]
-    pub cluster: u16,
-    /// The sites --cluster applies to (`province` is the hub), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "province")]
-    pub clustered: Vec<String>,
-    /// The first clustered server's route port (every other one takes the next).
-    #[arg(long, default_value_t = 6222)]
-    pub cluster_port: u16,
-    /// The first clustered server's monitoring port, `/jsz` (every other one the next).
-    #[arg(long, default_value_t = 8222)]
-    pub monitor_port: u16,
+    #[command(flatten)]
+    pub clustering: Clustering,
 }
 
 impl OfficesArgs {
@@ -765,12 +773,7 @@ impl OfficesArgs {
             .iter()
             .map(|o| crate::tokens::office_of(&province, o))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let clustering = Clustering {
-            servers: self.cluster,
-            sites: self.clustered.clone(),
-            route_port: self.cluster_port,
-            monitor_port: self.monitor_port,
-        };
+        let clustering = &self.clustering;
         // Each site's first client port, after the previous site's servers.
         let mut next = self.base_port;
         let ports: Vec<u16> = std::iter::once(Office::Province.slug())
@@ -788,7 +791,7 @@ impl OfficesArgs {
             &ports,
             self.leaf_port,
             self.durability,
-            &clustering,
+            clustering,
         )
     }
 }
@@ -992,7 +995,7 @@ mod tests {
             coord_domain::Province::from_toml_str(coord_domain::province::AN_GIANG_TOML).unwrap();
         let clustering = Clustering {
             servers: 3,
-            sites: vec!["province".into()],
+            clustered: vec!["province".into()],
             route_port: 6000,
             monitor_port: 7000,
         };

@@ -76,10 +76,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         leaf_port: args.leaf_port,
         province_file: None,
         durability: args.durability,
-        cluster: args.cluster.into(),
-        clustered: args.clustered.clone(),
-        cluster_port: args.cluster_port,
-        monitor_port: args.monitor_port,
+        clustering: args.clustering.clone(),
     }
     .topology()?;
     let sites: Vec<_> = topology.sites().iter().map(|s| s.office()).collect();

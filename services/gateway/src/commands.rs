@@ -104,7 +104,7 @@ pub async fn handle(
             let started = std::time::Instant::now();
             state
                 .metrics
-                .command(&endpoint, &kind_name(problem.kind), started);
+                .command(&endpoint, problem.kind.as_str(), started);
             return Err(problem);
         }
     };
@@ -138,7 +138,7 @@ pub async fn execute(
     let outcome = match &result {
         Ok(accepted) if accepted.duplicate => "duplicate".to_owned(),
         Ok(_) => "accepted".to_owned(),
-        Err(problem) => kind_name(problem.kind),
+        Err(problem) => problem.kind.as_str().to_owned(),
     };
     let endpoint = format!("{}.{}", route.service, route.endpoint);
     state.metrics.command(&endpoint, &outcome, started);
@@ -156,14 +156,6 @@ fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Problem> {
             "the body must be a JSON object",
         )),
     }
-}
-
-/// An error kind's name, as the problem documents spell it (`rule_violation`).
-fn kind_name(kind: coord_proto::ErrorKind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Checks and completes the command, and sends it to its service.

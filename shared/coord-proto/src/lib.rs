@@ -127,6 +127,22 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Its name as the wire spells it (`rule_violation`), e.g. for a metric's label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::InvalidTransition => "invalid_transition",
+            ErrorKind::RuleViolation => "rule_violation",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Internal => "internal",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
+        }
+    }
+
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::Malformed => 400,
@@ -284,6 +300,25 @@ mod tests {
         let json = serde_json::to_value(&reply).unwrap();
         assert_eq!(json["error"]["kind"], "rule_violation");
         assert_eq!(serde_json::from_value::<CommandReply>(json).unwrap(), reply);
+    }
+
+    #[test]
+    fn an_error_kinds_name_is_its_wire_name() {
+        use ErrorKind::*;
+        for kind in [
+            Malformed,
+            NotFound,
+            Conflict,
+            InvalidTransition,
+            RuleViolation,
+            Unavailable,
+            Timeout,
+            Internal,
+            Unauthorized,
+            Forbidden,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
     }
 
     #[test]

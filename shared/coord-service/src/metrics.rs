@@ -93,10 +93,7 @@ impl CommandMetrics {
         let outcome = match reply {
             coord_proto::CommandReply::Accepted(a) if a.duplicate => "duplicate".to_owned(),
             coord_proto::CommandReply::Accepted(_) => "accepted".to_owned(),
-            coord_proto::CommandReply::Error(e) => serde_json::to_value(e.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "error".into()),
+            coord_proto::CommandReply::Error(e) => e.kind.as_str().to_owned(),
         };
         self.commands
             .get_or_create(&CommandLabels {

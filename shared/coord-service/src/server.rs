@@ -272,19 +272,17 @@ async fn serve_endpoints(
             .map_err(|e| anyhow::anyhow!("cannot add endpoint {name}: {e}"))?;
         let mut stop_rx = stop_rx.clone();
         let in_flight = in_flight.clone();
+        let metric_name: Arc<str> = format!("{service_name}.{name}").into();
         loops.spawn(async move {
             // Waits for a permit before spawning: the next request stays in NATS meanwhile.
             let dispatch = |request: async_nats::service::Request| {
                 let handle = handle.clone();
+                let metric_name = metric_name.clone();
                 in_flight.spawn(async move {
                     let started = std::time::Instant::now();
                     let work = handle(request.message.payload.clone());
                     let reply = within(limits.deadline, work).await;
-                    crate::metrics::COMMANDS.command(
-                        &format!("{service_name}.{name}"),
-                        &reply,
-                        started,
-                    );
+                    crate::metrics::COMMANDS.command(&metric_name, &reply, started);
                     match &reply {
                         CommandReply::Accepted(a) => tracing::info!(
                             service = service_name, endpoint = name, stream = %a.stream_id,
