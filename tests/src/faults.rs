@@ -245,19 +245,13 @@ pub async fn projector_status(http: &reqwest::Client, base: &str) -> Option<serd
     r.json().await.ok()
 }
 
-/// The `/jsz` of the server whose monitoring port is `port`, if it answers.
-async fn jsz(port: u16) -> Option<serde_json::Value> {
-    let url = format!("http://127.0.0.1:{port}/jsz?accounts=true&streams=true");
-    reqwest::get(url).await.ok()?.json().await.ok()
-}
-
 /// The log stream's leader and the metadata leader (server names), as one of the
 /// servers on `monitor`… `monitor + 2` sees them.
 pub async fn leaders(monitor: u16) -> (String, String) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         for port in monitor..monitor + 3 {
-            if let Some(found) = jsz(port).await.as_ref().and_then(leaders_in) {
+            if let Some(found) = crate::jsz::jsz(port).await.as_ref().and_then(leaders_in) {
                 return found;
             }
         }
@@ -267,11 +261,7 @@ pub async fn leaders(monitor: u16) -> (String, String) {
 }
 
 fn leaders_in(j: &serde_json::Value) -> Option<(String, String)> {
-    let stream = j["account_details"]
-        .as_array()?
-        .iter()
-        .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
-        .find(|s| s["name"] == "COORD_LOG")?;
+    let stream = crate::jsz::stream_of(j, "COORD_LOG")?;
     let stream_leader = stream["cluster"]["leader"].as_str()?;
     let meta_leader = j["meta_cluster"]["leader"].as_str()?;
     (!stream_leader.is_empty() && !meta_leader.is_empty())

@@ -7,15 +7,25 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-/// The stream `name` as the monitoring endpoint `/jsz` of the server on `port` shows it.
-pub async fn stream_in_jsz(port: u16, name: &str) -> Option<Value> {
+/// The monitoring endpoint `/jsz` (accounts, streams and their configuration) of the
+/// server on `port`, if it answers.
+pub async fn jsz(port: u16) -> Option<Value> {
     let url = format!("http://127.0.0.1:{port}/jsz?accounts=true&streams=true&config=true");
-    let jsz: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+    reqwest::get(url).await.ok()?.json().await.ok()
+}
+
+/// The stream `name` in a server's `/jsz`.
+pub fn stream_of(jsz: &Value, name: &str) -> Option<Value> {
     jsz["account_details"]
         .as_array()?
         .iter()
         .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
         .find(|s| s["name"] == name)
+}
+
+/// The stream `name` as the monitoring endpoint `/jsz` of the server on `port` shows it.
+pub async fn stream_in_jsz(port: u16, name: &str) -> Option<Value> {
+    stream_of(&jsz(port).await?, name)
 }
 
 /// Polls `/jsz` of the server on `port` (at most 20 s) until `done` holds for stream

@@ -421,17 +421,6 @@ async fn fill_log(site: &Site, nats_url: &str) {
     tests::publish_inspections(&js, 0..REBUILD_EVENTS).await;
 }
 
-/// An HTTP client that sends `token` with every request.
-fn with_token(token: &str) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    let value = format!("Bearer {token}").parse().unwrap();
-    headers.insert(reqwest::header::AUTHORIZATION, value);
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
-}
-
 /// Asks the projector to drop its read model and replay the log; its target position.
 async fn start_rebuild(site: &Site, http: &reqwest::Client) -> u64 {
     let r = http
@@ -522,7 +511,7 @@ async fn kill_projector_while_rebuilding(
 /// A log of [`REBUILD_EVENTS`] events rebuilt from scratch under a light load, the
 /// projector killed three times during the rebuild (the launcher restarts it).
 async fn projector_killed_during_rebuild(site: &Site, nats_url: &str) -> Figures {
-    let http = with_token(&site.secret("province.token"));
+    let http = tests::offices::http_with(&site.secret("province.token"));
     let filling = Instant::now();
     fill_log(site, nats_url).await;
     let fill_ms = ms(filling.elapsed());

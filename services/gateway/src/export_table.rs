@@ -47,10 +47,10 @@ type Group = Result<Vec<RecordedEvent>, String>;
 /// The snapshot's events as a table download in `format`.
 pub fn respond(snapshot: Snapshot, params: ExportParams, base: String, format: Format) -> Response {
     let (groups_tx, groups_rx) = mpsc::channel::<Group>(GROUPS_IN_FLIGHT);
-    let (body_tx, mut body_rx) = mpsc::channel::<Chunk>(BODY_CHUNKS);
+    let (body_tx, body_rx) = mpsc::channel::<Chunk>(BODY_CHUNKS);
     tokio::spawn(read_groups(snapshot.rx, groups_tx));
     tokio::task::spawn_blocking(move || encode(format, groups_rx, &params, &base, body_tx));
-    let body = Body::from_stream(futures::stream::poll_fn(move |cx| body_rx.poll_recv(cx)));
+    let body = Body::from_stream(crate::feed::tokio_stream_of(body_rx));
     let mut response = table_download(body, format, "events");
     let h = response.headers_mut();
     h.insert(RESUME_HEADER, HeaderValue::from(snapshot.resume_after));

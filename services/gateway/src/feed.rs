@@ -221,7 +221,7 @@ async fn record_written<T>(tx: &tokio::sync::mpsc::Sender<T>) {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }
 
-fn tokio_stream_of<T: Send + 'static>(
+pub(crate) fn tokio_stream_of<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
@@ -245,9 +245,7 @@ const RESUBSCRIBES: u32 = 2;
 struct SnapshotReader {
     log: std::sync::Arc<dyn coord_log::EventLog>,
     sub: coord_log::Subscription,
-    /// Where the snapshot started (after this position).
-    start: Option<EventPosition>,
-    /// The last event handed on.
+    /// The last event handed on (at first, where the snapshot starts after).
     seen: Option<EventPosition>,
     last: EventPosition,
     stall: std::time::Duration,
@@ -303,7 +301,7 @@ impl SnapshotReader {
         );
         self.sub = self
             .log
-            .subscribe(self.seen.or(self.start))
+            .subscribe(self.seen)
             .await
             .map_err(|e| format!("{}; subscribing again failed: {e}", stalled()))?;
         Ok(())
@@ -350,8 +348,7 @@ pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, P
     let reader = SnapshotReader {
         log: s.log.clone(),
         sub: subscription,
-        start,
-        seen: None,
+        seen: start,
         last,
         stall: s.request_timeout,
         stalls: 0,
@@ -698,14 +695,40 @@ mod tests {
         chunks
     }
 
+    /// An event the export keeps (a valid `InspectionCancelled`) at `commit`.
+    fn exported(commit: u64) -> RecordedEvent {
+        use coord_domain::DomainEvent as _;
+        let (event_type, payload) = coord_domain::inspection::InspectionEvent::InspectionCancelled(
+            coord_domain::inspection::InspectionCancelled {
+                inspection_id: coord_domain::InspectionId::from_uuid(uuid::Uuid::from_u128(1)),
+                cancelled_on: "2024-01-01".parse().unwrap(),
+                reason: "hủy".parse().unwrap(),
+            },
+        )
+        .encode();
+        RecordedEvent {
+            event_type: event_type.into(),
+            payload,
+            ..event(commit)
+        }
+    }
+
+    /// A table export cut after more than one group of rows went out whole: the rows
+    /// sent are kept, and the transfer still ends aborted, not as a whole table.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn given_a_log_error_mid_table_export_then_the_transfer_aborts() {
+        let rows = crate::export_table::GROUP_ROWS as u64 + 10;
         for format in [Format::Csv, Format::Parquet] {
-            let whole = table_body(vec![Ok(event(4)), Ok(event(5))], format).await;
+            let whole = table_body((1..=rows).map(|c| Ok(exported(c))).collect(), format).await;
             assert!(whole.iter().all(|ok| *ok), "{format:?}: {whole:?}");
-            let items = vec![Ok(event(4)), Ok(event(5)), Err("the log is gone".into())];
+            let mut items: Vec<_> = (1..=rows).map(|c| Ok(exported(c))).collect();
+            items.push(Err("the log is gone".into()));
             let cut = table_body(items, format).await;
             assert_eq!(cut.last(), Some(&false), "{format:?}: {cut:?}");
+            assert!(
+                cut.len() > 1 && cut[..cut.len() - 1].iter().all(|ok| *ok),
+                "{format:?}: rows went out before the cut: {cut:?}"
+            );
         }
     }
 }

@@ -33,6 +33,20 @@ pub struct DecisionCounts {
     pub members: MemberDiscipline,
 }
 
+impl DecisionCounts {
+    /// Every decision counted, of organizations and of members, whatever its form.
+    pub fn total(&self) -> u64 {
+        let (o, m) = (&self.organizations, &self.members);
+        o.reprimand
+            + o.warning
+            + o.dissolution
+            + m.reprimand
+            + m.warning
+            + m.removal_from_post
+            + m.expulsion
+    }
+}
+
 /// Everything counted for one period (a month, or a `from`–`to` window).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -123,6 +137,16 @@ pub struct PeriodSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_decisions_total_counts_every_form_of_both_kinds() {
+        let mut c = PeriodCounts::default();
+        c.add("decision.organization.dissolution", 1);
+        c.add("decision.member.removal_from_post", 2);
+        c.add("decision.member.expulsion", 4);
+        c.add("exchange.sent", 8);
+        assert_eq!(c.decisions.total(), 7);
+    }
 
     #[test]
     fn measures_land_in_their_counter() {

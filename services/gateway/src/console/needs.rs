@@ -11,7 +11,7 @@
 //! province's few thousand events; a read model in the projector is the next step
 //! when logs grow.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -20,7 +20,7 @@ use chrono::NaiveDate;
 use coord_domain::discipline::{DisciplineForm, Subject, Violation};
 use coord_domain::rulebook::Limitation;
 use coord_domain::{Province, Rulebook};
-use coord_log::{EventLog, RecordedEvent};
+use coord_log::RecordedEvent;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -79,13 +79,13 @@ pub struct Needs {
 #[derive(Default)]
 struct Open {
     exchanges: BTreeMap<String, (String, NaiveDate, String)>,
-    acknowledged: Vec<String>,
+    acknowledged: BTreeSet<String>,
     cases: BTreeMap<String, (String, Value)>,
-    settled: Vec<String>,
+    settled: BTreeSet<String>,
     appeals: BTreeMap<String, (String, NaiveDate)>,
-    resolved: Vec<String>,
+    resolved: BTreeSet<String>,
     inspections: BTreeMap<String, (String, NaiveDate)>,
-    finished: Vec<String>,
+    finished: BTreeSet<String>,
 }
 
 fn text(p: &Value, key: &str) -> String {
@@ -107,12 +107,16 @@ impl Open {
                         .insert(id, (text(p, "unit"), sent, text(p, "subject")));
                 }
             }
-            "InformationAcknowledged" => self.acknowledged.push(text(p, "exchange_id")),
+            "InformationAcknowledged" => {
+                self.acknowledged.insert(text(p, "exchange_id"));
+            }
             "DisciplineCaseOpened" => {
                 self.cases
                     .insert(text(p, "case_id"), (text(p, "unit"), p.clone()));
             }
-            "DisciplineDecided" | "DisciplineCaseClosed" => self.settled.push(text(p, "case_id")),
+            "DisciplineDecided" | "DisciplineCaseClosed" => {
+                self.settled.insert(text(p, "case_id"));
+            }
             "DisciplineAppealed" => {
                 if let Some(on) = date(p, "appealed_on") {
                     let unit = self.cases.get(&text(p, "case_id")).map(|c| c.0.clone());
@@ -120,7 +124,9 @@ impl Open {
                         .insert(text(p, "case_id"), (unit.unwrap_or_default(), on));
                 }
             }
-            "AppealResolved" => self.resolved.push(text(p, "case_id")),
+            "AppealResolved" => {
+                self.resolved.insert(text(p, "case_id"));
+            }
             "InspectionScheduled" => {
                 if let Some(end) = date(p, "planned_end") {
                     self.inspections
@@ -128,7 +134,7 @@ impl Open {
                 }
             }
             "InspectionConcluded" | "InspectionCancelled" => {
-                self.finished.push(text(p, "inspection_id"))
+                self.finished.insert(text(p, "inspection_id"));
             }
             _ => {}
         }
@@ -169,27 +175,29 @@ fn items(open: &Open, outstanding: &[(String, String)], today: NaiveDate, days: 
     let mut out = Vec::new();
     for (id, (unit, sent, subject)) in &open.exchanges {
         if !open.acknowledged.contains(id) && (today - *sent).num_days() > days {
-            let mut n = need(
-                "unacknowledged_exchange",
-                format!("Chưa tiếp nhận thông tin: {subject}"),
-                unit,
-                Some(format!("/records/exchange/{id}")),
-            );
-            n.since = Some(*sent);
-            out.push(n);
+            out.push(Need {
+                since: Some(*sent),
+                ..need(
+                    "unacknowledged_exchange",
+                    format!("Chưa tiếp nhận thông tin: {subject}"),
+                    unit,
+                    Some(format!("/records/exchange/{id}")),
+                )
+            });
         }
     }
     for (id, (unit, on)) in &open.appeals {
         if !open.resolved.contains(id) {
-            let mut n = need(
-                "pending_appeal",
-                "Khiếu nại kỷ luật chờ giải quyết".into(),
-                unit,
-                Some(format!("/records/discipline_case/{id}")),
-            );
-            n.since = Some(*on);
-            n.days_left = Some(APPEAL_RESOLUTION_DAYS - (today - *on).num_days());
-            out.push(n);
+            out.push(Need {
+                since: Some(*on),
+                days_left: Some(APPEAL_RESOLUTION_DAYS - (today - *on).num_days()),
+                ..need(
+                    "pending_appeal",
+                    "Khiếu nại kỷ luật chờ giải quyết".into(),
+                    unit,
+                    Some(format!("/records/discipline_case/{id}")),
+                )
+            });
         }
     }
     for (id, (unit, opened)) in &open.cases {
@@ -201,27 +209,29 @@ fn items(open: &Open, outstanding: &[(String, String)], today: NaiveDate, days: 
         };
         let left = (deadline - today).num_days();
         if left <= LIMITATION_WINDOW_DAYS {
-            let mut n = need(
-                "limitation_ending",
-                format!("Vụ việc sắp hết thời hiệu kỷ luật (ngày {deadline})"),
-                unit,
-                Some(format!("/records/discipline_case/{id}")),
-            );
-            n.days_left = Some(left);
-            out.push(n);
+            out.push(Need {
+                days_left: Some(left),
+                ..need(
+                    "limitation_ending",
+                    format!("Vụ việc sắp hết thời hiệu kỷ luật (ngày {deadline})"),
+                    unit,
+                    Some(format!("/records/discipline_case/{id}")),
+                )
+            });
         }
     }
     for (id, (unit, end)) in &open.inspections {
         if !open.finished.contains(id) && *end < today {
-            let mut n = need(
-                "inspection_overdue",
-                "Cuộc kiểm tra, giám sát quá hạn kết thúc, chưa kết luận".into(),
-                unit,
-                Some(format!("/records/inspection/{id}")),
-            );
-            n.since = Some(*end);
-            n.days_left = Some((*end - today).num_days());
-            out.push(n);
+            out.push(Need {
+                since: Some(*end),
+                days_left: Some((*end - today).num_days()),
+                ..need(
+                    "inspection_overdue",
+                    "Cuộc kiểm tra, giám sát quá hạn kết thúc, chưa kết luận".into(),
+                    unit,
+                    Some(format!("/records/inspection/{id}")),
+                )
+            });
         }
     }
     for (unit, name) in outstanding {
@@ -235,22 +245,17 @@ fn items(open: &Open, outstanding: &[(String, String)], today: NaiveDate, days: 
     out
 }
 
-/// Every event of the log up to its head, folded.
-async fn fold_log(log: &dyn EventLog) -> Result<Open, Problem> {
-    let unavailable =
-        |e: coord_log::LogError| Problem::unavailable("log_unavailable", e.to_string());
+/// Every event of the log up to its head, folded: the export's snapshot read
+/// ([`crate::feed::snapshot`]), which skips unreadable entries (the projector's alarm
+/// to raise), stops at the head and ends with an error when the log cannot be read on.
+async fn fold_log(state: &AppState) -> Result<Open, Problem> {
+    let mut events = crate::feed::snapshot(state, &crate::feed::ExportParams::default())
+        .await?
+        .rx;
     let mut open = Open::default();
-    let Some(head) = log.head().await.map_err(unavailable)? else {
-        return Ok(open);
-    };
-    let mut events = log.subscribe(None).await.map_err(unavailable)?;
     while let Some(next) = events.next().await {
-        // A corrupt entry is the projector's alarm to raise; it is skipped here.
-        let Ok(event) = next else { continue };
+        let event = next.map_err(|e| Problem::unavailable("log_unavailable", e))?;
         open.apply(&event);
-        if event.pos() >= head {
-            break;
-        }
     }
     Ok(open)
 }
@@ -271,20 +276,30 @@ fn outstanding_units(province: &Province, outstanding: &[String]) -> Vec<(String
 
 /// The open work, for one unit or all.
 pub async fn compute(state: &AppState, params: NeedsParams) -> Result<Needs, Problem> {
-    let today = match &params.today {
-        Some(t) => t
-            .parse()
-            .map_err(|_| Problem::malformed("bad_query", "`today` must be YYYY-MM-DD"))?,
-        None => chrono::Utc::now().date_naive(),
-    };
     let summary: coord_proto::read::ProvinceSummary = crate::queries::query(
         state,
         "province_summary",
         coord_proto::read::QueryRequest::default(),
     )
     .await?;
+    compute_with(state, params, &summary).await
+}
+
+/// [`compute`] with the province summary the caller already has (its units still to
+/// cover).
+pub async fn compute_with(
+    state: &AppState,
+    params: NeedsParams,
+    summary: &coord_proto::read::ProvinceSummary,
+) -> Result<Needs, Problem> {
+    let today = match &params.today {
+        Some(t) => t
+            .parse()
+            .map_err(|_| Problem::malformed("bad_query", "`today` must be YYYY-MM-DD"))?,
+        None => chrono::Utc::now().date_naive(),
+    };
     let outstanding = outstanding_units(&state.province, &summary.districts_outstanding);
-    let open = tokio::time::timeout(state.request_timeout, fold_log(state.log.as_ref()))
+    let open = tokio::time::timeout(state.request_timeout, fold_log(state))
         .await
         .map_err(|_| {
             Problem::new(

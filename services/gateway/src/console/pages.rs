@@ -121,12 +121,11 @@ async fn monthly_chart(s: &AppState, p: &PageParams) -> Result<serde_json::Value
     let report: coord_proto::analytics::MonthlyReport = query(s, "monthly", request).await?;
     let mut months: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
     for row in &report.rows {
-        let c = serde_json::to_value(row.counts).unwrap_or_default();
+        let c = &row.counts;
         let m = months.entry(row.month.clone()).or_default();
-        m[0] += c["inspections"]["concluded"].as_u64().unwrap_or(0)
-            + c["supervisions"]["concluded"].as_u64().unwrap_or(0);
-        m[1] += c["exchanges"]["sent"].as_u64().unwrap_or(0);
-        m[2] += sum_numbers(&c["decisions"]);
+        m[0] += c.inspections.concluded + c.supervisions.concluded;
+        m[1] += c.exchanges.sent;
+        m[2] += c.decisions.total();
     }
     let max = months
         .values()
@@ -143,14 +142,6 @@ async fn monthly_chart(s: &AppState, p: &PageParams) -> Result<serde_json::Value
         })
         .collect();
     Ok(json!({"from": report.from, "to": report.to, "rows": rows}))
-}
-
-fn sum_numbers(v: &serde_json::Value) -> u64 {
-    match v {
-        serde_json::Value::Number(n) => n.as_u64().unwrap_or(0),
-        serde_json::Value::Object(m) => m.values().map(sum_numbers).sum(),
-        _ => 0,
-    }
 }
 
 /// A unit's display name.
@@ -180,7 +171,7 @@ pub async fn overview(
 async fn overview_context(s: &AppState, p: &PageParams) -> Result<serde_json::Value, Problem> {
     let summary: ProvinceSummary = query(s, "province_summary", p.request()).await?;
     let districts: DistrictList = query(s, "districts", p.request()).await?;
-    let needs = needs::compute(s, NeedsParams::default()).await?;
+    let needs = needs::compute_with(s, NeedsParams::default(), &summary).await?;
     let outstanding: Vec<String> = summary
         .districts_outstanding
         .iter()
@@ -312,10 +303,7 @@ async fn send_form(
         .check_csrf(fields.get("csrf").map(String::as_str))
         .map_err(|p| (p, None))?;
     let form = forms::find(visitor.claims(), unit, command).map_err(|p| (p, None))?;
-    let route = coord_proto::ROUTES
-        .iter()
-        .find(|r| r.command == command)
-        .expect("every form is a route");
+    let route = coord_proto::route(command).expect("every form is a route");
     let term = s
         .province
         .terms

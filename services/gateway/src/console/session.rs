@@ -13,10 +13,7 @@ use std::sync::Mutex;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use coord_auth::Claims;
-use rand::RngCore as _;
 
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
@@ -41,10 +38,9 @@ pub struct Sessions {
     open: Mutex<HashMap<String, Session>>,
 }
 
+/// 32 random bytes, as hex (a session id, a CSRF token).
 fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    B64.encode(bytes)
+    coord_auth::secret::random_secret()
 }
 
 fn now() -> i64 {

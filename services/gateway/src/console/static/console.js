@@ -58,20 +58,34 @@ async function submitForm(event) {
   }
 }
 
-let refreshing = Promise.resolve();
-function refresh(position) {
-  refreshing = refreshing.then(async () => {
-    const url = new URL(location.href);
-    url.searchParams.set("min_position", position);
-    const response = await fetch(url, { credentials: "same-origin" });
-    if (!response.ok) return;
-    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-    document.querySelectorAll("[data-live]").forEach((section) => {
-      const next = fresh.querySelector(`[data-live="${section.dataset.live}"]`);
-      if (next) section.innerHTML = next.innerHTML;
-    });
-    document.body.dataset.livePosition = position;
-  }).catch(() => {});
+// Refreshes the live sections up to the newest position asked for: at most one fetch
+// runs at a time, and a burst of events while it runs costs one more fetch, not one
+// each (every fetch renders the whole page).
+let wanted = 0;
+let refreshing = false;
+async function refresh(position) {
+  wanted = Math.max(wanted, Number(position) || 0);
+  if (refreshing) return;
+  refreshing = true;
+  try {
+    while (Number(document.body.dataset.livePosition || 0) < wanted) {
+      const target = wanted;
+      const url = new URL(location.href);
+      url.searchParams.set("min_position", target);
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      document.querySelectorAll("[data-live]").forEach((section) => {
+        const next = fresh.querySelector(`[data-live="${section.dataset.live}"]`);
+        if (next) section.innerHTML = next.innerHTML;
+      });
+      document.body.dataset.livePosition = target;
+    }
+  } catch {
+    // the next event or submission tries again
+  } finally {
+    refreshing = false;
+  }
 }
 
 function followLog() {
