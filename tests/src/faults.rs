@@ -21,7 +21,7 @@ use uuid::Uuid;
 /// What the client saw.
 #[derive(Debug, Default)]
 pub struct Acks {
-    /// Acknowledged command ids, when the acknowledged attempt was sent, and when its
+    /// Acknowledged command ids, when the command was first sent, and when its
     /// acknowledgement arrived.
     pub acked: Vec<(Uuid, Instant, Instant)>,
     /// Requests that failed and were retried with the same key.
@@ -88,8 +88,10 @@ impl Load {
         self.acks.lock().unwrap().acked.len()
     }
 
-    /// Waits (at most `within`) for the acknowledgement of an attempt sent after
-    /// `since` (not one already on its way back); its time.
+    /// Waits (at most `within`) for the acknowledgement of a command first sent after
+    /// `since`; its time. Not a retry of an older command: one appended before `since`
+    /// is rightly answered as a duplicate (from the idempotency bucket and the
+    /// service's cache) even while the log is down.
     pub async fn first_ack_after(&self, since: Instant, within: Duration) -> Option<Instant> {
         let deadline = since + within;
         while Instant::now() < deadline {
@@ -125,7 +127,6 @@ async fn send_until_acked(http: &reqwest::Client, url: &str, token: &str, acks: 
     let tried = vec![key];
     let started = Instant::now();
     while started.elapsed() < GIVE_UP_AFTER {
-        let sent_at = Instant::now();
         let sent = http
             .post(url)
             .bearer_auth(token)
@@ -136,7 +137,7 @@ async fn send_until_acked(http: &reqwest::Client, url: &str, token: &str, acks: 
         match sent.map(|r| r.status().as_u16()) {
             Ok(200 | 201) => {
                 let mut acks = acks.lock().unwrap();
-                acks.acked.push((key, sent_at, Instant::now()));
+                acks.acked.push((key, started, Instant::now()));
                 acks.keys.push(tried);
                 return;
             }
@@ -202,17 +203,20 @@ pub async fn log_command_ids(nats_urls: &str, admin_password: &str) -> HashMap<U
 pub async fn log_command_ids_with(client: async_nats::Client) -> HashMap<Uuid, usize> {
     use futures::StreamExt as _;
     let js = async_nats::jetstream::new(client);
-    let mut stream = js.get_stream("COORD_LOG").await.expect("the log stream");
-    let last = stream.info().await.unwrap().state.last_sequence;
     let mut ids = HashMap::new();
+    // Right after a cluster fault the servers may still be electing leaders, and a
+    // JetStream request times out meanwhile: asked again for up to 30 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (last, mut messages) = loop {
+        match open_log_reader(&js).await {
+            Ok(reader) => break reader,
+            Err(e) => assert!(Instant::now() < deadline, "the admin reads the log: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     if last == 0 {
         return ids;
     }
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
-        .await
-        .expect("the admin reads the log");
-    let mut messages = consumer.messages().await.expect("the log's commits");
     while let Some(message) = messages.next().await {
         let message = message.expect("every commit is readable");
         let seq = message.info().expect("a JetStream message").stream_sequence;
@@ -225,6 +229,18 @@ pub async fn log_command_ids_with(client: async_nats::Client) -> HashMap<Uuid, u
         }
     }
     ids
+}
+
+/// The log's last sequence and an ordered consumer of it from the start.
+async fn open_log_reader(
+    js: &async_nats::jetstream::Context,
+) -> anyhow::Result<(u64, async_nats::jetstream::consumer::pull::Ordered)> {
+    let mut stream = js.get_stream("COORD_LOG").await?;
+    let last = stream.info().await?.state.last_sequence;
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await?;
+    Ok((last, consumer.messages().await?))
 }
 
 /// `GET /v1/projector` at the gateway `base`, if it answers (not while the projector
