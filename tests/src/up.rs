@@ -154,6 +154,25 @@ impl Up {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.seen.extend(self.lines.try_iter());
-        self.seen
+        std::mem::take(&mut self.seen)
+    }
+}
+
+/// A test that panicked before [`Up::interrupt`] must not leave the system running:
+/// its launcher would go on restarting servers on ports the next tests take as free.
+impl Drop for Up {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

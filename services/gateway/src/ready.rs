@@ -91,22 +91,35 @@ pub async fn check(s: &AppState) -> Readiness {
     r
 }
 
-/// `None` if command service `name` answers its NATS service ping.
+/// `None` if command service `name` answers its NATS service info with every endpoint
+/// the gateway routes to it. A service answers pings from its start, before its
+/// endpoints are subscribed: a ping alone once let a command find no responder just
+/// after its service was said ready (seen in CI).
 async fn ping(s: &AppState, name: &str) -> Option<Down> {
-    let ping = s.nats.send_request(
-        format!("$SRV.PING.{name}"),
+    let info = s.nats.send_request(
+        format!("$SRV.INFO.{name}"),
         async_nats::Request::new().timeout(Some(s.request_timeout)),
     );
-    match tokio::time::timeout(s.request_timeout, ping).await {
-        Ok(Ok(_)) => None,
-        _ => Some(Down::new(
+    let subjects: Vec<String> = match tokio::time::timeout(s.request_timeout, info).await {
+        Ok(Ok(msg)) => serde_json::from_slice::<async_nats::service::Info>(&msg.payload)
+            .map(|i| i.endpoints.into_iter().map(|e| e.subject).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let all_served = !subjects.is_empty()
+        && coord_proto::ROUTES
+            .iter()
+            .filter(|r| r.service == name)
+            .all(|r| subjects.contains(&coord_proto::command_subject(r.service, r.endpoint)));
+    (!all_served).then(|| {
+        Down::new(
             name,
             Problem::unavailable(
                 "service_unavailable",
-                format!("the {name} command service does not answer"),
+                format!("the {name} command service does not answer with all its endpoints"),
             ),
-        )),
-    }
+        )
+    })
 }
 
 /// Why a projector at `position` is not ready with the log at `head`, if it is not.
