@@ -220,8 +220,10 @@ async fn given_two_offices_when_one_rewrites_an_old_event_and_resigns_then_the_h
         "the office's auditor stops cleanly"
     );
     rewrite_old_event(lx, 1);
-    auditors[1] = auditor(lx);
+    // Written while its auditor is down, so that the first checkpoint it signs over the
+    // rewritten tree is at 11 (not at 8, had it signed before they arrived).
     write(lx, 3).await;
+    auditors[1] = auditor(lx);
     write(cd, 3).await;
     let status = wait_witness(
         &hub,
@@ -430,8 +432,8 @@ async fn given_two_offices_witnessing_the_hub_when_the_hub_rewrites_an_old_event
     // The hub's operator rewrites the province's event at leaf 1 and re-signs.
     assert!(auditors[0].terminate(), "the hub's auditor stops cleanly");
     rewrite_old_event(hub_site, 1);
+    write(hub_site, 3).await; // while its auditor is down: the re-signed size is 10
     auditors[0] = auditor(hub_site);
-    write(hub_site, 3).await;
 
     // Every office's witness refuses it and records an alarm naming the province.
     for (site, client, key) in &offices {
