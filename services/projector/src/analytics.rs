@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS analytics_events (
     measure TEXT NOT NULL, event TEXT NOT NULL, recorded_ns INTEGER,
     PRIMARY KEY (commit_pos, idx)
 );
+";
+
+/// The analytics table's query indexes (see `store::INDEXES`: built once a replay into
+/// empty read models caught up).
+pub const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS analytics_events_date ON analytics_events(occurred_on);
 CREATE INDEX IF NOT EXISTS analytics_events_recorded ON analytics_events(recorded_ns, commit_pos, idx);
 CREATE INDEX IF NOT EXISTS analytics_events_term ON analytics_events(term, occurred_on, unit);
@@ -61,7 +66,7 @@ const REPLAY_BATCH: usize = 1_000;
 const BACKFILL_BATCH: i64 = 10_000;
 
 /// Brings an `analytics_events` table from before `recorded_ns` up to date (before
-/// [`SCHEMA`] creates its index): adds the column and fills it from each row's event.
+/// [`INDEXES`] creates its index): adds the column and fills it from each row's event.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('analytics_events')")?
@@ -103,32 +108,31 @@ fn nanos(t: DateTime<Utc>) -> i64 {
     t.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-/// Records one event just applied to the read models (same savepoint).
-pub fn record(conn: &Connection, e: &RecordedEvent, unit: &str) -> rusqlite::Result<()> {
-    let id = e.stream_id.id();
-    // Whose row: the event's office's; an older log's acknowledgement on an exchange
-    // stream is the recipient's, of the exchange sent to it.
-    let (table, key, extra, owner) = match e.stream_id.category() {
-        "inspection" => ("inspections", "inspection_id", "kind", "office"),
-        "exchange" if e.event_type == "InformationAcknowledged" => {
-            ("exchanges", "exchange_id", "'exchange'", "to_office")
-        }
-        "exchange" => ("exchanges", "exchange_id", "'exchange'", "office"),
-        "receipt" => ("receipts", "receipt_id", "'exchange'", "office"),
-        "appeal" => ("appeals", "appeal_id", "'appeal'", "office"),
-        "discipline" => ("discipline_cases", "case_id", "subject_kind", "office"),
-        _ => return Ok(()),
+/// What an event's aggregate row says for its analytics row, when the event's apply
+/// function learnt it already.
+pub struct Known {
+    pub term: String,
+    /// The column that classes the event's measure (an inspection's kind, ...).
+    pub class: String,
+}
+
+/// Records one event just applied to the read models (same transaction), on its
+/// occurrence `date` (`YYYY-MM-DD`); its aggregate's term and class are looked up
+/// unless `known`.
+pub fn record(
+    conn: &Connection,
+    e: &RecordedEvent,
+    unit: &str,
+    date: &str,
+    known: Option<Known>,
+) -> rusqlite::Result<()> {
+    let (term, class) = match known {
+        Some(k) => (k.term, k.class),
+        None => match lookup(conn, e)? {
+            Some(found) => found,
+            None => return Ok(()),
+        },
     };
-    let row: Option<(String, String)> = conn
-        .prepare_cached(&format!(
-            "SELECT term, {extra} FROM {table} WHERE {key} = ?1 AND {owner} = ?2"
-        ))?
-        .query_row([id, e.office.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let Some((term, class)) = row else {
-        return Ok(());
-    };
-    let date = e.occurred_at.format("%Y-%m-%d").to_string();
     let p = e.pos();
     crate::store::exec(
         conn,
@@ -147,6 +151,29 @@ pub fn record(conn: &Connection, e: &RecordedEvent, unit: &str) -> rusqlite::Res
         ],
     )?;
     Ok(())
+}
+
+/// The term and class of the aggregate row an event belongs to, if there is one.
+fn lookup(conn: &Connection, e: &RecordedEvent) -> rusqlite::Result<Option<(String, String)>> {
+    let id = e.stream_id.id();
+    // Whose row: the event's office's; an older log's acknowledgement on an exchange
+    // stream is the recipient's, of the exchange sent to it.
+    let (table, key, extra, owner) = match e.stream_id.category() {
+        "inspection" => ("inspections", "inspection_id", "kind", "office"),
+        "exchange" if e.event_type == "InformationAcknowledged" => {
+            ("exchanges", "exchange_id", "'exchange'", "to_office")
+        }
+        "exchange" => ("exchanges", "exchange_id", "'exchange'", "office"),
+        "receipt" => ("receipts", "receipt_id", "'exchange'", "office"),
+        "appeal" => ("appeals", "appeal_id", "'appeal'", "office"),
+        "discipline" => ("discipline_cases", "case_id", "subject_kind", "office"),
+        _ => return Ok(None),
+    };
+    conn.prepare_cached(&format!(
+        "SELECT term, {extra} FROM {table} WHERE {key} = ?1 AND {owner} = ?2"
+    ))?
+    .query_row([id, e.office.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
 }
 
 /// What an event counts as.
@@ -307,10 +334,7 @@ fn replay(store: &Store, cutoff: &Cutoff) -> Result<Store, StoreError> {
 fn recorded_before(store: &Store, t: DateTime<Utc>) -> Result<Vec<(i64, i64)>, StoreError> {
     let mut positions: Vec<(i64, i64)> = store
         .connection()
-        .prepare(
-            "SELECT commit_pos, idx FROM analytics_events INDEXED BY analytics_events_recorded
-             WHERE recorded_ns <= ?1",
-        )?
+        .prepare("SELECT commit_pos, idx FROM analytics_events WHERE recorded_ns <= ?1")?
         .query_map([nanos(t)], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     positions.sort_unstable();

@@ -7,14 +7,17 @@
 use coord_domain::appeal::{self, AppealEvent};
 use coord_domain::discipline::{self, AppealResolution, DisciplineEvent, Subject};
 use coord_domain::exchange::{self, ExchangeEvent};
-use coord_domain::inspection::{self, InspectionEvent, InspectionKind, InspectionStatus};
+use coord_domain::inspection::{self, InspectionEvent, InspectionKind};
 use coord_domain::receipt::{self, ReceiptEvent};
 use coord_domain::{Body, Office, Province};
 use coord_log::RecordedEvent;
-use rusqlite::{Connection, params};
+use std::cell::RefCell;
 
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
+
+use crate::analytics::Known;
 use crate::store::{
-    Skip, decode, exchange_unit_sent_to, exec, expect_one, fmt_date, json_name, step, unit_of,
+    Skip, decode, exchange_unit_sent_to, exec, expect_one, fmt_date, json_name, unit_of,
 };
 
 /// What an event is applied with.
@@ -22,6 +25,9 @@ struct Cx<'a> {
     conn: &'a Connection,
     province: &'a Province,
     e: &'a RecordedEvent,
+    /// The aggregate's term and analytics class, when its function learnt them (the
+    /// analytics row then needs no lookup).
+    known: RefCell<Option<Known>>,
 }
 
 impl Cx<'_> {
@@ -42,7 +48,12 @@ pub(crate) fn apply_event(
     province: &Province,
     e: &RecordedEvent,
 ) -> Result<(), Skip> {
-    let cx = &Cx { conn, province, e };
+    let cx = &Cx {
+        conn,
+        province,
+        e,
+        known: RefCell::new(None),
+    };
     let (unit, summary) = match e.stream_id.category() {
         "inspection" => match decode::<InspectionEvent>(e)? {
             InspectionEvent::InspectionScheduled(s) => inspection_scheduled(cx, s)?,
@@ -76,16 +87,17 @@ pub(crate) fn apply_event(
         }
     };
     let p = e.pos();
+    let date = fmt_date(e.occurred_at);
     exec(
         conn,
         "INSERT INTO timeline (commit_pos, idx, unit, event_id, event_type, stream_id, occurred_at, recorded_at, office, actor, summary_vi, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             p.commit as i64, p.index as i64, unit, e.event_id.to_string(), e.event_type, e.stream_id.to_string(),
-            fmt_date(e.occurred_at), e.recorded_at.to_rfc3339(), e.office, e.actor, summary, e.payload.to_string(),
+            date, e.recorded_at.to_rfc3339(), e.office, e.actor, summary, e.payload.to_string(),
         ],
     )?;
-    crate::analytics::record(conn, e, &unit)?;
+    crate::analytics::record(conn, e, &unit, &date, cx.known.take())?;
     Ok(())
 }
 
@@ -102,6 +114,10 @@ fn inspection_scheduled(cx: &Cx<'_>, s: inspection::InspectionScheduled) -> Resu
     s.coordinating_body.to_string(), fmt_date(s.decided_on), e.office],
     )
     .map_err(|err| Skip::writing(format!("inspection {id} cannot be inserted"), err))?;
+    cx.known.replace(Some(Known {
+        term: s.term.to_string(),
+        class: json_name(&s.kind),
+    }));
     let verb = if s.kind == InspectionKind::Inspection {
         "Quyết định kiểm tra"
     } else {
@@ -115,43 +131,32 @@ fn inspection_scheduled(cx: &Cx<'_>, s: inspection::InspectionScheduled) -> Resu
 
 /// `InspectionStarted` (InspectionEvent).
 fn inspection_started(cx: &Cx<'_>, s: inspection::InspectionStarted) -> Result<Row, Skip> {
-    let conn = cx.conn;
-    let e = cx.e;
-    let id = s.inspection_id.to_string();
-    step(
-        conn,
-        (&e.office, &id),
-        InspectionStatus::Scheduled,
-        "in_progress",
-        "started_on",
-        s.started_on,
+    let unit = step(
+        cx,
+        &s.inspection_id.to_string(),
+        "UPDATE inspections SET status = 'in_progress', started_on = ?3
+         WHERE inspection_id = ?1 AND office = ?2 AND status = 'scheduled'
+         RETURNING unit, term, kind",
+        &[&fmt_date(s.started_on)],
+        "scheduled inspection",
     )?;
-    Ok((
-        unit_of(conn, "inspections", "inspection_id", &id, &e.office)?,
-        "Bắt đầu kiểm tra, giám sát".into(),
-    ))
+    Ok((unit, "Bắt đầu kiểm tra, giám sát".into()))
 }
 
 /// `InspectionConcluded` (InspectionEvent).
 fn inspection_concluded(cx: &Cx<'_>, s: inspection::InspectionConcluded) -> Result<Row, Skip> {
-    let conn = cx.conn;
-    let e = cx.e;
     let id = s.inspection_id.to_string();
-    step(
-        conn,
-        (&e.office, &id),
-        InspectionStatus::InProgress,
-        "concluded",
-        "concluded_on",
-        s.concluded_on,
-    )?;
-    exec(
-        conn,
-        "UPDATE inspections SET outcome = ?2 WHERE inspection_id = ?1 AND office = ?3",
-        params![id, json_name(&s.outcome), e.office],
+    let unit = step(
+        cx,
+        &id,
+        "UPDATE inspections SET status = 'concluded', concluded_on = ?3, outcome = ?4
+         WHERE inspection_id = ?1 AND office = ?2 AND status = 'in_progress'
+         RETURNING unit, term, kind",
+        &[&fmt_date(s.concluded_on), &json_name(&s.outcome)],
+        "in_progress inspection",
     )?;
     Ok((
-        unit_of(conn, "inspections", "inspection_id", &id, &e.office)?,
+        unit,
         format!(
             "Thông báo kết luận: {} ({})",
             s.outcome.label_vi(),
@@ -162,20 +167,38 @@ fn inspection_concluded(cx: &Cx<'_>, s: inspection::InspectionConcluded) -> Resu
 
 /// `InspectionCancelled` (InspectionEvent).
 fn inspection_cancelled(cx: &Cx<'_>, s: inspection::InspectionCancelled) -> Result<Row, Skip> {
-    let conn = cx.conn;
-    let e = cx.e;
-    let id = s.inspection_id.to_string();
-    let changed = exec(
-        conn,
-        "UPDATE inspections SET status = 'cancelled', cancelled_on = ?2
-         WHERE inspection_id = ?1 AND office = ?3 AND status IN ('scheduled', 'in_progress')",
-        params![id, fmt_date(s.cancelled_on), e.office],
+    let unit = step(
+        cx,
+        &s.inspection_id.to_string(),
+        "UPDATE inspections SET status = 'cancelled', cancelled_on = ?3
+         WHERE inspection_id = ?1 AND office = ?2 AND status IN ('scheduled', 'in_progress')
+         RETURNING unit, term, kind",
+        &[&fmt_date(s.cancelled_on)],
+        "open inspection",
     )?;
-    expect_one(changed, "open inspection", &id)?;
-    Ok((
-        unit_of(conn, "inspections", "inspection_id", &id, &e.office)?,
-        format!("Hủy kiểm tra, giám sát: {}", s.reason),
-    ))
+    Ok((unit, format!("Hủy kiểm tra, giám sát: {}", s.reason)))
+}
+
+/// One step of the inspection `id` of the event's office: `update` (its id `?1`, its
+/// office `?2`, then `values`) changes its row if it is in the status the step
+/// starts from (`what` names it otherwise) and returns its unit, term and kind.
+fn step(
+    cx: &Cx<'_>,
+    id: &str,
+    update: &str,
+    values: &[&dyn ToSql],
+    what: &str,
+) -> Result<String, Skip> {
+    let mut all: Vec<&dyn ToSql> = vec![&id, &cx.e.office];
+    all.extend_from_slice(values);
+    let (unit, term, class): (String, String, String) = cx
+        .conn
+        .prepare_cached(update)?
+        .query_row(all.as_slice(), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .ok_or_else(|| Skip::Inconsistent(format!("{what} {id} is not in the read model")))?;
+    cx.known.replace(Some(Known { term, class }));
+    Ok(unit)
 }
 
 /// `InformationExchanged` (ExchangeEvent).

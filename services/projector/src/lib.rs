@@ -11,6 +11,7 @@
 
 pub mod analytics;
 mod apply;
+mod checkpointer;
 pub mod damage;
 pub mod metrics;
 pub mod queries;

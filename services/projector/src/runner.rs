@@ -11,6 +11,7 @@
 //! - a rebuild that fails leaves the old read models in place and the process running.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use coord_proto::read::{ProjectorFault, RebuildProgress};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::checkpointer::Checkpointer;
 use crate::readers::Readers;
 use crate::store::{Item, Redrive, Store, StoreError};
 
@@ -106,6 +108,8 @@ pub struct Projector {
     analytics: Option<Readers>,
     /// Where the database is, to reopen the writer after a storage failure.
     db: Option<PathBuf>,
+    /// Checkpoints the database's WAL off the writer's thread (file databases).
+    checkpointer: Option<Checkpointer>,
     busy_timeout: Duration,
     /// A copy of the store's reference data, to validate queries without the lock.
     pub(crate) province: Province,
@@ -116,6 +120,9 @@ pub struct Projector {
     rebuild_tx: mpsc::Sender<RebuildReply>,
     rebuild_rx: tokio::sync::Mutex<mpsc::Receiver<RebuildReply>>,
     batch_size: usize,
+    /// The log's head when empty read models began to be filled: once applied, their
+    /// query indexes are built ([`Store::indexes_deferred`]).
+    catch_up_to: AtomicU64,
 }
 
 /// The connections of a projector over a database file, besides its writer.
@@ -123,6 +130,7 @@ struct Files {
     reader: Store,
     readers: Readers,
     db: PathBuf,
+    checkpointer: Checkpointer,
 }
 
 /// What the follow loop does next.
@@ -156,12 +164,14 @@ impl Projector {
     ) -> Result<Arc<Self>, StoreError> {
         let writer = Store::open(db, province.clone())?;
         writer.set_busy_timeout(busy_timeout)?;
+        writer.hand_checkpoints_over()?;
         let reader = Store::open_reader(db, province.clone())?;
         let readers = Readers::new(db.to_owned(), province);
         let files = Files {
             reader,
             readers,
             db: db.to_owned(),
+            checkpointer: Checkpointer::start(db)?,
         };
         Self::build(writer, Some(files), busy_timeout, log, batch_size)
     }
@@ -192,15 +202,21 @@ impl Projector {
                 },
             );
         let (rebuild_tx, rebuild_rx) = mpsc::channel(4);
-        let (reader, analytics, db) = match files {
-            Some(f) => (Some(f.reader), Some(f.readers), Some(f.db)),
-            None => (None, None, None),
+        let (reader, analytics, db, checkpointer) = match files {
+            Some(f) => (
+                Some(f.reader),
+                Some(f.readers),
+                Some(f.db),
+                Some(f.checkpointer),
+            ),
+            None => (None, None, None, None),
         };
         Ok(Arc::new(Self {
             writer: Mutex::new(writer),
             reader: reader.map(Mutex::new),
             analytics,
             db,
+            checkpointer,
             busy_timeout,
             province,
             log,
@@ -214,6 +230,7 @@ impl Projector {
             rebuild_tx,
             rebuild_rx: tokio::sync::Mutex::new(rebuild_rx),
             batch_size: batch_size.max(1),
+            catch_up_to: AtomicU64::new(u64::MAX),
         }))
     }
 
@@ -364,6 +381,7 @@ impl Projector {
     /// Reports a storage failure and, unless it is only a lock held elsewhere, reopens
     /// the writer connection (the file may have been fixed, replaced or remounted).
     async fn storage_failed(self: &Arc<Self>, e: &StoreError) {
+        self.hold_checkpoints(true);
         let code = e.sqlite_code().unwrap_or("SQLITE_ERROR");
         self.set_fault(
             STORAGE_FAILED,
@@ -384,6 +402,7 @@ impl Projector {
         let reopened = tokio::task::spawn_blocking(move || {
             let store = Store::open(&db, province)?;
             store.set_busy_timeout(busy)?;
+            store.hand_checkpoints_over()?;
             *this.writer.lock().expect("store lock") = store;
             Ok::<_, StoreError>(())
         })
@@ -391,6 +410,13 @@ impl Projector {
         .expect("store task does not panic");
         if let Err(e) = reopened {
             tracing::warn!(error = %e, "cannot reopen the read-model database yet");
+        }
+    }
+
+    /// Holds the WAL's checkpoints back while the writer fails, or lets them go on.
+    fn hold_checkpoints(&self, held: bool) {
+        if let Some(c) = &self.checkpointer {
+            c.hold(held);
         }
     }
 
@@ -514,12 +540,19 @@ impl Projector {
             return Ok(());
         }
         let started = std::time::Instant::now();
+        let catch_up_to = self.catch_up_to.load(Ordering::Relaxed);
         let (applied, dead, checkpoint) = self
             .with_store(move |s| {
                 let (a, d) = s.apply_batch(&items)?;
-                Ok((a, d, s.checkpoint()?))
+                let checkpoint = s.checkpoint()?;
+                // Before the new position is told: a reader at the head finds indexes.
+                if s.indexes_deferred() && checkpoint.is_some_and(|p| p.commit >= catch_up_to) {
+                    s.build_indexes()?;
+                }
+                Ok((a, d, checkpoint))
             })
             .await?;
+        self.hold_checkpoints(false);
         let commit = checkpoint.map(|p| p.commit).unwrap_or(0);
         crate::metrics::METRICS.batch(started, applied as u64, dead as u64, commit);
         tracing::debug!(applied, dead, position = commit, "batch applied");
@@ -626,6 +659,10 @@ impl Projector {
             self.storage_failed(&e).await;
             return Flow::Retry;
         }
+        if let Err(e) = self.plan_catch_up().await {
+            self.storage_failed(&e).await;
+            return Flow::Retry;
+        }
         let subscription = match self.log.subscribe(after).await {
             Ok(s) => s,
             Err(e) => {
@@ -634,7 +671,7 @@ impl Projector {
             }
         };
         tracing::info!(after = ?after, "following the log");
-        let mut chunks = subscription.ready_chunks(self.batch_size);
+        let mut chunks = self.read_ahead(subscription);
         let mut identity_check = tokio::time::interval(IDENTITY_CHECK_EVERY);
         identity_check.reset();
         let mut last_received = tokio::time::Instant::now();
@@ -650,18 +687,28 @@ impl Projector {
                     if self.check_identity().await.is_err() || self.stalled(last_received).await {
                         return Flow::Retry;
                     }
-                }
-                chunk = chunks.next() => {
-                    let Some(chunk) = chunk else {
-                        tracing::warn!("log subscription ended; resubscribing");
-                        return Flow::Retry;
-                    };
-                    let (items, failure) = split(chunk);
-                    // Checked after the batch arrived: a batch from a log that was
-                    // replaced meanwhile is never applied.
-                    if !items.is_empty() && self.check_identity().await.is_err() {
+                    // Quiet before the head seen at the start was reached (it may hold
+                    // what this projector does not read): caught up all the same.
+                    if last_received.elapsed() >= IDENTITY_CHECK_EVERY
+                        && let Err(e) = self.build_deferred_indexes().await
+                    {
+                        self.storage_failed(&e).await;
                         return Flow::Retry;
                     }
+                }
+                read = chunks.recv() => {
+                    let Some(Read::Checked(mut chunk)) = read else {
+                        tracing::warn!("log subscription ended or the log is not the same; resubscribing");
+                        return Flow::Retry;
+                    };
+                    // What else was read and checked meanwhile joins this batch: one
+                    // transaction for it.
+                    while chunk.len() < self.batch_size * COALESCE
+                        && let Ok(Read::Checked(more)) = chunks.try_recv()
+                    {
+                        chunk.extend(more);
+                    }
+                    let (items, failure) = split(chunk);
                     if let Err(e) = self.apply(items).await {
                         self.storage_failed(&e).await;
                         return Flow::Retry;
@@ -676,6 +723,32 @@ impl Projector {
                 }
             }
         }
+    }
+
+    /// Empty read models about to be filled: where the log's head is now, at which
+    /// their query indexes are built. With no head (or none known), they are built now.
+    async fn plan_catch_up(self: &Arc<Self>) -> Result<(), StoreError> {
+        if !self.with_store(|s| Ok(s.indexes_deferred())).await? {
+            return Ok(());
+        }
+        match self.log.head().await {
+            Ok(Some(head)) => {
+                self.catch_up_to.store(head.commit, Ordering::Relaxed);
+                Ok(())
+            }
+            _ => self.build_deferred_indexes().await,
+        }
+    }
+
+    /// Builds the query indexes of read models filled from empty, if not yet built.
+    async fn build_deferred_indexes(self: &Arc<Self>) -> Result<(), StoreError> {
+        self.with_store(|s| {
+            if s.indexes_deferred() {
+                s.build_indexes()?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Whether the subscription received nothing for [`STALLED_AFTER`] while the log's
@@ -743,6 +816,56 @@ impl Projector {
             Ok(Ok(None)) | Err(_) => Err(RedriveError::NotInLog(position)),
             Ok(Err(e)) => Err(e),
         }
+    }
+}
+
+/// Chunks read ahead of the one being applied, and how many of them one batch may join.
+const READ_AHEAD: usize = 4;
+const COALESCE: usize = 4;
+
+/// What the reader of the subscription hands on.
+enum Read {
+    /// A chunk of what was ready, read from the log the checkpoint refers to.
+    Checked(Vec<Result<coord_log::RecordedEvent, LogError>>),
+    /// The log is not (or cannot be told to be) the one the checkpoint refers to.
+    NotThisLog,
+}
+
+/// Chunk type of a subscription.
+type Chunk = Vec<Result<coord_log::RecordedEvent, LogError>>;
+
+impl Projector {
+    /// Reads and decodes the subscription on a task of its own, in chunks of what is
+    /// ready (at most the batch size), up to [`READ_AHEAD`] chunks ahead of the caller:
+    /// the log is read, decoded and its identity checked while the previous batch is
+    /// being applied. Each chunk is handed on only after an identity check that began
+    /// once it had arrived, so a chunk from a log replaced meanwhile is never applied.
+    /// The task ends with the subscription, or when the receiver is dropped.
+    fn read_ahead(self: &Arc<Self>, subscription: coord_log::Subscription) -> mpsc::Receiver<Read> {
+        let (tx, rx) = mpsc::channel(READ_AHEAD);
+        let this = self.clone();
+        let mut chunks = subscription.ready_chunks(self.batch_size.max(1));
+        tokio::spawn(async move {
+            loop {
+                let chunk: Chunk = tokio::select! {
+                    chunk = chunks.next() => match chunk {
+                        Some(chunk) => chunk,
+                        None => return,
+                    },
+                    () = tx.closed() => return,
+                };
+                let read = if this.check_identity().await.is_err() {
+                    Read::NotThisLog
+                } else {
+                    Read::Checked(chunk)
+                };
+                let stop = matches!(read, Read::NotThisLog);
+                if tx.send(read).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        rx
     }
 }
 

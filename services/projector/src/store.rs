@@ -28,7 +28,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use coord_domain::inspection::InspectionStatus;
 use coord_domain::{DomainEvent, Office, Province, TermId, UnitId};
 use coord_log::{EventPosition, RecordedEvent};
 use coord_proto::read::{
@@ -50,14 +49,12 @@ CREATE TABLE IF NOT EXISTS inspections (
     started_on TEXT, concluded_on TEXT, cancelled_on TEXT, outcome TEXT,
     PRIMARY KEY (office, inspection_id)
 );
-CREATE INDEX IF NOT EXISTS inspections_term_unit ON inspections(term, unit);
 CREATE TABLE IF NOT EXISTS exchanges (
     office TEXT NOT NULL, exchange_id TEXT NOT NULL, to_office TEXT NOT NULL,
     term TEXT NOT NULL, unit TEXT NOT NULL, from_body TEXT NOT NULL, to_body TEXT NOT NULL,
     direction TEXT NOT NULL, topic TEXT NOT NULL, sent_on TEXT NOT NULL, acknowledged_on TEXT,
     PRIMARY KEY (office, exchange_id)
 );
-CREATE INDEX IF NOT EXISTS exchanges_term_unit ON exchanges(term, unit);
 CREATE TABLE IF NOT EXISTS receipts (
     office TEXT NOT NULL, exchange_id TEXT NOT NULL, receipt_id TEXT NOT NULL,
     term TEXT NOT NULL, unit TEXT NOT NULL, by_body TEXT NOT NULL, acknowledged_on TEXT NOT NULL,
@@ -75,7 +72,6 @@ CREATE TABLE IF NOT EXISTS discipline_cases (
     subject_ref TEXT NOT NULL,
     PRIMARY KEY (office, case_id)
 );
-CREATE INDEX IF NOT EXISTS discipline_term_unit ON discipline_cases(term, unit);
 CREATE TABLE IF NOT EXISTS timeline (
     commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL, unit TEXT NOT NULL,
     event_id TEXT NOT NULL, event_type TEXT NOT NULL, stream_id TEXT NOT NULL,
@@ -83,7 +79,6 @@ CREATE TABLE IF NOT EXISTS timeline (
     summary_vi TEXT NOT NULL, payload TEXT NOT NULL,
     PRIMARY KEY (commit_pos, idx)
 );
-CREATE INDEX IF NOT EXISTS timeline_unit ON timeline(unit, commit_pos DESC, idx DESC);
 CREATE TABLE IF NOT EXISTS rebuilds (
     generation INTEGER PRIMARY KEY,
     target INTEGER NOT NULL,
@@ -105,6 +100,17 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     stream_id TEXT, event_type TEXT, reason TEXT NOT NULL, recorded_at TEXT NOT NULL,
     PRIMARY KEY (commit_pos, idx)
 );
+";
+
+/// The read models' indexes for queries (the apply path needs none of them). A store
+/// that replays into empty read models builds them once it has caught up
+/// ([`Store::indexes_deferred`]): an index built from a million rows at once is much
+/// cheaper than kept up to date row by row.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS inspections_term_unit ON inspections(term, unit);
+CREATE INDEX IF NOT EXISTS exchanges_term_unit ON exchanges(term, unit);
+CREATE INDEX IF NOT EXISTS discipline_term_unit ON discipline_cases(term, unit);
+CREATE INDEX IF NOT EXISTS timeline_unit ON timeline(unit, commit_pos DESC, idx DESC);
 ";
 
 /// A case whose decision is in force (a decision stands while appealed; an annulment
@@ -294,6 +300,11 @@ impl Skip {
 pub struct Store {
     conn: Connection,
     province: Province,
+    /// Whether empty read models are filled before their indexes are built (a file
+    /// database's writer; not a reader, nor an in-memory scratch store).
+    defers_indexes: bool,
+    /// The read models are being filled from empty and have no query indexes yet.
+    indexes_deferred: bool,
 }
 
 pub(crate) fn fmt_date(d: NaiveDate) -> String {
@@ -305,7 +316,7 @@ impl Store {
     /// The province's reference data names the units and bodies in the read models.
     pub fn open(path: &Path, province: Province) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
-        Self::init(conn, province)
+        Self::init(conn, province, true)
     }
 
     /// A second, read-only connection to the database at `path` (opened by
@@ -319,7 +330,12 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
-        Ok(Self { conn, province })
+        Ok(Self {
+            conn,
+            province,
+            defers_indexes: false,
+            indexes_deferred: false,
+        })
     }
 
     /// How long a write waits for another connection's lock before failing busy.
@@ -344,7 +360,18 @@ impl Store {
 
     /// An in-memory database, for tests.
     pub fn open_in_memory(province: Province) -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?, province)
+        Self::init(Connection::open_in_memory()?, province, false)
+    }
+
+    /// Leaves the WAL's checkpoints to a [`crate::checkpointer::Checkpointer`]: this
+    /// connection checkpoints only past its backstop.
+    pub fn hand_checkpoints_over(&self) -> Result<(), StoreError> {
+        self.conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            crate::checkpointer::WRITER_BACKSTOP_PAGES,
+        )?;
+        Ok(())
     }
 
     /// The province the store describes.
@@ -357,7 +384,11 @@ impl Store {
         &self.conn
     }
 
-    fn init(conn: Connection, province: Province) -> Result<Self, StoreError> {
+    fn init(
+        conn: Connection,
+        province: Province,
+        defers_indexes: bool,
+    ) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // In WAL mode NORMAL can lose the last transactions on power loss, never
         // corrupt: the checkpoint is lost with them, so they are simply applied again.
@@ -369,7 +400,13 @@ impl Store {
         crate::analytics::migrate(&conn)?;
         conn.execute_batch(crate::analytics::SCHEMA)?;
         conn.execute_batch(crate::damage::SCHEMA)?;
-        let mut store = Self { conn, province };
+        let mut store = Self {
+            conn,
+            province,
+            defers_indexes,
+            indexes_deferred: false,
+        };
+        store.plan_indexes()?;
         if !store.has_column("discipline_cases", "subject_ref")?
             || !store.has_column("discipline_cases", "office")?
         {
@@ -417,6 +454,41 @@ impl Store {
         let tx = self.conn.transaction()?;
         drop_models(&tx)?;
         tx.commit()?;
+        self.plan_indexes()
+    }
+
+    /// Builds the query indexes now, unless the read models are empty and this store
+    /// fills them first ([`Store::indexes_deferred`]).
+    fn plan_indexes(&mut self) -> Result<(), StoreError> {
+        self.indexes_deferred = self.defers_indexes && self.checkpoint()?.is_none();
+        if self.indexes_deferred {
+            tracing::info!("read models empty: their query indexes are built once caught up");
+            Ok(())
+        } else {
+            self.build_indexes()
+        }
+    }
+
+    /// Whether the read models are being filled from empty without their query indexes
+    /// (queries are answered, by scanning); [`Store::build_indexes`] ends it.
+    pub fn indexes_deferred(&self) -> bool {
+        self.indexes_deferred
+    }
+
+    /// Builds the read models' query indexes (those already there are kept).
+    pub fn build_indexes(&mut self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(INDEXES)?;
+        tx.execute_batch(crate::analytics::INDEXES)?;
+        tx.commit()?;
+        if self.indexes_deferred {
+            tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "query indexes built"
+            );
+        }
+        self.indexes_deferred = false;
         Ok(())
     }
 
@@ -434,6 +506,7 @@ impl Store {
         let generation: i64 =
             tx.query_row("SELECT MAX(generation) FROM rebuilds", [], |r| r.get(0))?;
         tx.commit()?;
+        self.plan_indexes()?;
         Ok(generation as u64)
     }
 
@@ -1115,24 +1188,6 @@ pub(crate) fn exchange_unit_sent_to(
         .query_row([id, office.to_string().as_str()], |r| r.get(0))
         .optional()?
         .ok_or_else(|| Skip::Inconsistent(format!("exchange {id} is not in the read model")))
-}
-
-pub(crate) fn step(
-    conn: &Connection,
-    (office, id): (&str, &str),
-    from: InspectionStatus,
-    to: &str,
-    column: &str,
-    date: NaiveDate,
-) -> Result<(), Skip> {
-    let changed = exec(
-        conn,
-        &format!(
-            "UPDATE inspections SET status = ?2, {column} = ?3 WHERE inspection_id = ?1 AND office = ?5 AND status = ?4"
-        ),
-        params![id, to, fmt_date(date), json_name(&from), office],
-    )?;
-    expect_one(changed, &format!("{} inspection", json_name(&from)), id)
 }
 
 /// Runs one statement through the connection's statement cache: a replay runs the same

@@ -81,17 +81,24 @@ async fn schedule(log: &dyn EventLog, n: usize) -> Uuid {
 /// identity), which ends the subscriptions to the old one, as a deleted JetStream
 /// stream does; and its subscriptions can be held back (a slow replay).
 struct TestLog {
-    current: Mutex<(InMemoryLog, String)>,
+    current: Arc<Mutex<(InMemoryLog, String)>>,
     switched: watch::Sender<u64>,
     gate: watch::Sender<bool>,
+    /// A subscription goes on into the new log when the log is replaced (as an ordered
+    /// consumer that recreates itself would), instead of ending.
+    seamless: bool,
 }
 
 impl TestLog {
     fn new() -> Arc<Self> {
+        Self::with(false)
+    }
+    fn with(seamless: bool) -> Arc<Self> {
         Arc::new(Self {
-            current: Mutex::new((InMemoryLog::new(), "log-a".into())),
+            current: Arc::new(Mutex::new((InMemoryLog::new(), "log-a".into()))),
             switched: watch::channel(0).0,
             gate: watch::channel(true).0,
+            seamless,
         })
     }
     fn log(&self) -> InMemoryLog {
@@ -133,7 +140,17 @@ impl EventLog for TestLog {
         let ended = async move {
             let _ = switched.changed().await;
         };
-        Ok(Box::pin(inner.take_until(Box::pin(ended))))
+        let old = inner.take_until(Box::pin(ended));
+        if !self.seamless {
+            return Ok(Box::pin(old));
+        }
+        let current = self.current.clone();
+        let next = futures::stream::once(async move {
+            let log = current.lock().unwrap().0.clone();
+            log.subscribe(after).await.unwrap()
+        })
+        .flatten();
+        Ok(Box::pin(old.chain(next)))
     }
     async fn head(&self) -> Result<Option<EventPosition>, LogError> {
         self.log().head().await
@@ -223,6 +240,15 @@ async fn eventually<F: Future<Output = bool>>(
     }
 }
 
+/// A projector database created in a new folder, and another connection to it.
+fn created_db() -> (tempfile::TempDir, std::path::PathBuf, rusqlite::Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("projector.sqlite");
+    drop(projector::Store::open(&db, province()).unwrap());
+    let side = rusqlite::Connection::open(&db).unwrap();
+    (dir, db, side)
+}
+
 async fn head(log: &dyn EventLog) -> u64 {
     log.head().await.unwrap().map(|p| p.commit).unwrap_or(0)
 }
@@ -234,10 +260,7 @@ async fn a_database_locked_by_another_process_stalls_the_projection_which_resume
     for n in 0..40 {
         schedule(log.as_ref(), n).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("projector.sqlite");
-    drop(projector::Store::open(&db, province()).unwrap());
-    let side = rusqlite::Connection::open(&db).unwrap();
+    let (dir, db, side) = created_db();
     side.execute_batch("BEGIN IMMEDIATE").unwrap();
     let p = Running::start_at(log.clone(), db, dir, Duration::from_millis(100)).await;
 
@@ -396,30 +419,8 @@ async fn during_a_rebuild_queries_wait_or_say_rebuilding_never_partial_figures()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_log_stops_the_projection_until_a_rebuild_adopts_it() {
-    // given a projector caught up with log A
     let log = TestLog::new();
-    for n in 0..5 {
-        schedule(log.as_ref(), n).await;
-    }
-    let p = Running::start(log.clone(), Duration::from_millis(100)).await;
-    assert!(p.projector.wait_for(5, Duration::from_secs(10)).await);
-    assert_eq!(p.status().await["log_identity"], "log-a");
-
-    // when the log is replaced by another one, with more entries than A had
-    log.replace("log-b");
-    for n in 0..8 {
-        schedule(log.as_ref(), n).await;
-    }
-
-    // then the projector stops where it was and says why; nothing of B is applied
-    eventually(Duration::from_secs(10), "log_replaced reported", || async {
-        p.status().await["fault"]["code"] == "log_replaced"
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let status = p.status().await;
-    assert_eq!(status["position"], 5, "{status}");
-    assert_eq!(p.scheduled().await, 5);
+    let p = stopped_by_a_replaced_log(&log).await;
     let r = p.ask("redrive", json!({ "position": "1:0" })).await;
     assert_eq!(r["error"]["code"], "log_replaced", "{r}");
 
@@ -518,4 +519,118 @@ async fn a_rebuild_interrupted_by_a_restart_is_still_reported_until_it_completes
     assert_eq!(status["rebuilding"], false);
     assert_eq!(status["last_rebuild"]["replayed"], 15);
     p.stop().await;
+}
+
+/// The query indexes of the projector's database.
+fn indexes(conn: &rusqlite::Connection) -> Vec<String> {
+    let mut names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    names.sort();
+    names
+}
+
+const QUERY_INDEXES: [&str; 7] = [
+    "analytics_events_date",
+    "analytics_events_recorded",
+    "analytics_events_term",
+    "discipline_term_unit",
+    "exchanges_term_unit",
+    "inspections_term_unit",
+    "timeline_unit",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_read_models_get_their_query_indexes_once_caught_up_and_a_rebuild_again() {
+    // given a log of 300 events and a projector on a new database
+    let log = Arc::new(InMemoryLog::new());
+    for n in 0..300 {
+        schedule(log.as_ref(), n).await;
+    }
+    let (dir, db, side) = created_db();
+    assert_eq!(indexes(&side), Vec::<String>::new(), "empty: none yet");
+    let p = Running::start_at(log.clone(), db, dir, Duration::from_secs(30)).await;
+
+    // when it has caught up
+    assert!(p.projector.wait_for(300, Duration::from_secs(10)).await);
+
+    // then every query index is there by the time it says so, and the figures agree
+    assert_eq!(indexes(&side), QUERY_INDEXES);
+    assert_eq!(p.scheduled().await, 300);
+
+    // and a rebuild, which empties the read models, ends with them again
+    assert_eq!(p.projector.request_rebuild().await.unwrap(), 300);
+    eventually(Duration::from_secs(10), "rebuild complete", || async {
+        p.status().await["last_rebuild"]["completed"] == true
+    })
+    .await;
+    assert_eq!(indexes(&side), QUERY_INDEXES);
+    assert_eq!(p.scheduled().await, 300);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_copied_into_the_database_file_off_the_writer() {
+    // given a projector on a new database file
+    let log = Arc::new(InMemoryLog::new());
+    let p = Running::start(log.clone(), Duration::from_secs(5)).await;
+    let file_size = || std::fs::metadata(&p.db).unwrap().len();
+    eventually(Duration::from_secs(10), "schema written", || async {
+        p.projector.wait_for(0, Duration::from_millis(1)).await
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = file_size();
+
+    // when it applies far fewer pages than the writer's own checkpoint waits for
+    for n in 0..200 {
+        schedule(log.as_ref(), n).await;
+    }
+    assert!(p.projector.wait_for(200, Duration::from_secs(10)).await);
+
+    // then the database file itself grows with them: another thread checkpointed
+    eventually(Duration::from_secs(5), "the WAL checkpointed", || async {
+        file_size() > before + 64 * 1024
+    })
+    .await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_a_replaced_log_read_on_by_the_same_subscription_are_never_applied() {
+    // (the subscription reads on into the log that replaces A, as an ordered consumer
+    // that recreates itself would)
+    let p = stopped_by_a_replaced_log(&TestLog::with(true)).await;
+    p.stop().await;
+}
+
+/// Given a projector caught up with log A (5 entries), when A is replaced by a log B
+/// with more entries (8), then it stops where it was and says why: nothing of B is
+/// applied.
+async fn stopped_by_a_replaced_log(log: &Arc<TestLog>) -> Running {
+    for n in 0..5 {
+        schedule(log.as_ref(), n).await;
+    }
+    let p = Running::start(log.clone(), Duration::from_millis(100)).await;
+    assert!(p.projector.wait_for(5, Duration::from_secs(10)).await);
+    assert_eq!(p.status().await["log_identity"], "log-a");
+
+    log.replace("log-b");
+    for n in 0..8 {
+        schedule(log.as_ref(), n).await;
+    }
+
+    eventually(Duration::from_secs(10), "log_replaced reported", || async {
+        p.status().await["fault"]["code"] == "log_replaced"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = p.status().await;
+    assert_eq!(status["position"], 5, "{status}");
+    assert_eq!(p.scheduled().await, 5);
+    p
 }
