@@ -42,7 +42,7 @@ pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS analytics_events (
     commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL,
     term TEXT NOT NULL, unit TEXT NOT NULL, occurred_on TEXT NOT NULL, month TEXT NOT NULL,
-    measure TEXT NOT NULL, event TEXT NOT NULL, recorded_ns INTEGER,
+    measure TEXT NOT NULL, recorded_ns INTEGER,
     PRIMARY KEY (commit_pos, idx)
 );
 ";
@@ -136,8 +136,8 @@ pub fn record(
     let p = e.pos();
     crate::store::exec(
         conn,
-        "INSERT OR REPLACE INTO analytics_events (commit_pos, idx, term, unit, occurred_on, month, measure, event, recorded_ns)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT OR REPLACE INTO analytics_events (commit_pos, idx, term, unit, occurred_on, month, measure, recorded_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             p.commit as i64,
             p.index as i64,
@@ -146,7 +146,6 @@ pub fn record(
             date,
             &date[..7],
             measure(e, &class),
-            serde_json::to_string(e).unwrap_or_default(),
             recorded_ns(e),
         ],
     )?;
@@ -309,7 +308,8 @@ fn replay(store: &Store, cutoff: &Cutoff) -> Result<Store, StoreError> {
     match cutoff {
         Cutoff::Dated(d) => {
             let mut stmt = store.connection().prepare(
-                "SELECT event FROM analytics_events WHERE occurred_on <= ?1 ORDER BY commit_pos, idx",
+                "SELECT t.event FROM analytics_events a JOIN timeline t USING (commit_pos, idx)
+                 WHERE a.occurred_on <= ?1 ORDER BY a.commit_pos, a.idx",
             )?;
             let mut rows = stmt.query([d])?;
             while let Some(r) = rows.next()? {
@@ -319,7 +319,7 @@ fn replay(store: &Store, cutoff: &Cutoff) -> Result<Store, StoreError> {
         Cutoff::Recorded(t) => {
             let mut by_key = store
                 .connection()
-                .prepare("SELECT event FROM analytics_events WHERE commit_pos = ?1 AND idx = ?2")?;
+                .prepare("SELECT event FROM timeline WHERE commit_pos = ?1 AND idx = ?2")?;
             for (commit, idx) in recorded_before(store, *t)? {
                 push(by_key.query_row([commit, idx], |r| r.get(0))?)?;
             }

@@ -90,11 +90,11 @@ pub(crate) fn apply_event(
     let date = fmt_date(e.occurred_at);
     exec(
         conn,
-        "INSERT INTO timeline (commit_pos, idx, unit, event_id, event_type, stream_id, occurred_at, recorded_at, office, actor, summary_vi, payload)
+        "INSERT INTO timeline (commit_pos, idx, unit, event_id, event_type, stream_id, occurred_at, recorded_at, office, actor, summary_vi, event)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             p.commit as i64, p.index as i64, unit, e.event_id.to_string(), e.event_type, e.stream_id.to_string(),
-            date, e.recorded_at.to_rfc3339(), e.office, e.actor, summary, e.payload.to_string(),
+            date, e.recorded_at.to_rfc3339(), e.office, e.actor, summary, serde_json::to_string(e).unwrap_or_default(),
         ],
     )?;
     crate::analytics::record(conn, e, &unit, &date, cx.known.take())?;

@@ -73,7 +73,7 @@ pub fn applied_page(
 ) -> Result<Vec<Applied>, StoreError> {
     let (commit, idx) = after.map_or((-1, -1), |p| (p.commit as i64, p.index as i64));
     let mut stmt = store.connection().prepare_cached(
-        "SELECT commit_pos, idx, json_extract(event, '$.event_id') FROM analytics_events
+        "SELECT commit_pos, idx, event_id FROM timeline
          WHERE (commit_pos, idx) > (?1, ?2) ORDER BY commit_pos, idx LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![commit, idx, limit], |r| {
@@ -210,9 +210,9 @@ pub fn record(store: &Store, found: &[Found]) -> Result<(), StoreError> {
         conn.execute(
             "INSERT OR IGNORE INTO log_damage (commit_pos, idx, event_id, stream_id, stream_version,
                  event_type, kind, detail, detected_at)
-             SELECT commit_pos, idx, json_extract(event, '$.event_id'), json_extract(event, '$.stream_id'),
-                 json_extract(event, '$.stream_version'), json_extract(event, '$.event_type'), ?3, ?4, ?5
-             FROM analytics_events WHERE commit_pos = ?1 AND idx = ?2",
+             SELECT commit_pos, idx, event_id, stream_id, json_extract(event, '$.stream_version'),
+                 event_type, ?3, ?4, ?5
+             FROM timeline WHERE commit_pos = ?1 AND idx = ?2",
             params![
                 f.position.commit as i64,
                 f.position.index as i64,

@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS timeline (
     commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL, unit TEXT NOT NULL,
     event_id TEXT NOT NULL, event_type TEXT NOT NULL, stream_id TEXT NOT NULL,
     occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, office TEXT NOT NULL, actor TEXT NOT NULL,
-    summary_vi TEXT NOT NULL, payload TEXT NOT NULL,
+    summary_vi TEXT NOT NULL, event TEXT NOT NULL,
     PRIMARY KEY (commit_pos, idx)
 );
 CREATE TABLE IF NOT EXISTS rebuilds (
@@ -409,6 +409,7 @@ impl Store {
         store.plan_indexes()?;
         if !store.has_column("discipline_cases", "subject_ref")?
             || !store.has_column("discipline_cases", "office")?
+            || !store.has_column("timeline", "event")?
         {
             // A database from before people were counted, or before rows were keyed by
             // office and id: drop the read models so that the runner replays the log
@@ -969,7 +970,8 @@ impl Store {
         });
         let limit = limit.clamp(1, 500);
         let mut stmt = self.conn.prepare(
-            "SELECT commit_pos, idx, event_id, event_type, stream_id, occurred_at, recorded_at, office, actor, summary_vi, payload
+            "SELECT commit_pos, idx, event_id, event_type, stream_id, occurred_at, recorded_at, office, actor, summary_vi,
+                 json_extract(event, '$.payload')
              FROM timeline WHERE unit = ?1 AND (commit_pos < ?2 OR (commit_pos = ?2 AND idx < ?3))
              ORDER BY commit_pos DESC, idx DESC LIMIT ?4",
         )?;

@@ -1,6 +1,8 @@
 //! People, not only decisions: a member disciplined in two cases is one member and two
-//! decisions, in a district and across the province; and a read-model database from
-//! before people were counted is rebuilt rather than read wrong.
+//! decisions, in a district and across the province; a unit's timeline shows each
+//! event as recorded; and a read-model database of an older schema (before people
+//! were counted, or whose timeline kept payloads only) is rebuilt rather than read
+//! wrong.
 
 use std::sync::Arc;
 
@@ -171,4 +173,63 @@ fn a_database_from_before_people_were_counted_is_rebuilt() {
         .unwrap()
         .discipline;
     assert_eq!(d.member_decisions, 0);
+}
+
+#[tokio::test]
+async fn the_timeline_shows_each_event_with_its_payload_as_recorded() {
+    let log = InMemoryLog::new();
+    let h = CommandHandler::<DisciplineCase>::new(
+        Arc::new(log.clone()),
+        Arc::new(InMemoryKeys::new()),
+        Arc::new(province()),
+    );
+    case(&h, "long-xuyen", member("ĐV-1"), Some("reprimand")).await;
+    let store = project(&log).await;
+
+    let page = store
+        .timeline(&"long-xuyen".parse().unwrap(), 10, None)
+        .unwrap();
+    let mut recorded = Vec::new();
+    let mut sub = log.subscribe(None).await.unwrap();
+    while recorded.len() < page.entries.len() {
+        recorded.push(sub.next().await.unwrap().unwrap());
+    }
+    recorded.reverse(); // the timeline is newest first
+    assert_eq!(page.entries.len(), 2, "opened and decided");
+    for (entry, event) in page.entries.iter().zip(&recorded) {
+        assert_eq!(entry.event_id, event.event_id.to_string());
+        assert_eq!(entry.payload, event.payload, "{}", entry.event_type);
+    }
+}
+
+#[test]
+fn a_database_whose_timeline_kept_payloads_only_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    drop(Store::open(&path, province()).unwrap());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO checkpoint VALUES (1, 42, 0);
+             DROP TABLE timeline;
+             CREATE TABLE timeline (commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL, unit TEXT NOT NULL,
+                 event_id TEXT NOT NULL, event_type TEXT NOT NULL, stream_id TEXT NOT NULL,
+                 occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, office TEXT NOT NULL, actor TEXT NOT NULL,
+                 summary_vi TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (commit_pos, idx));",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path, province()).unwrap();
+    assert_eq!(
+        store.checkpoint().unwrap(),
+        None,
+        "the old rows are dropped and the log replayed from the start"
+    );
+    assert!(
+        store
+            .timeline(&"long-xuyen".parse().unwrap(), 10, None)
+            .unwrap()
+            .entries
+            .is_empty()
+    );
 }
