@@ -66,6 +66,14 @@ fn organization(name: &str) -> serde_json::Value {
     json!({"kind": "organization", "name": name})
 }
 
+fn handler(log: &InMemoryLog) -> CommandHandler<DisciplineCase> {
+    CommandHandler::new(
+        Arc::new(log.clone()),
+        Arc::new(InMemoryKeys::new()),
+        Arc::new(province()),
+    )
+}
+
 async fn project(log: &InMemoryLog) -> Store {
     let head = log.head().await.unwrap().unwrap();
     let mut items = Vec::new();
@@ -86,11 +94,7 @@ async fn project(log: &InMemoryLog) -> Store {
 #[tokio::test]
 async fn given_a_member_disciplined_twice_then_one_member_and_two_decisions() {
     let log = InMemoryLog::new();
-    let h = CommandHandler::<DisciplineCase>::new(
-        Arc::new(log.clone()),
-        Arc::new(InMemoryKeys::new()),
-        Arc::new(province()),
-    );
+    let h = handler(&log);
     // Given: ĐV-1 disciplined in Long Xuyên and in Châu Đốc, ĐV-2 in Long Xuyên, ĐV-3's
     // case open; the same organization name in two districts (two organizations), one
     // of them disciplined twice.
@@ -178,11 +182,7 @@ fn a_database_from_before_people_were_counted_is_rebuilt() {
 #[tokio::test]
 async fn the_timeline_shows_each_event_with_its_payload_as_recorded() {
     let log = InMemoryLog::new();
-    let h = CommandHandler::<DisciplineCase>::new(
-        Arc::new(log.clone()),
-        Arc::new(InMemoryKeys::new()),
-        Arc::new(province()),
-    );
+    let h = handler(&log);
     case(&h, "long-xuyen", member("ĐV-1"), Some("reprimand")).await;
     let store = project(&log).await;
 
