@@ -45,6 +45,41 @@ fn env_size(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The CPU time each process of the system used over a phase, per command: where a
+/// command's cost goes (the client is this benchmark's own process).
+struct CpuMeter {
+    processes: Vec<(&'static str, u32, f64)>,
+}
+
+impl CpuMeter {
+    fn start(stack: &mut Stack) -> Self {
+        let mut pids = vec![("client", std::process::id())];
+        pids.extend(stack.nats.pid().map(|p| ("nats-server", p)));
+        for name in ["inspection", "projector", "gateway"] {
+            pids.push((name, stack.process(name).pid()));
+        }
+        let processes = pids
+            .into_iter()
+            .map(|(name, pid)| (name, pid, tests::cpu_seconds(pid).unwrap_or(0.0)))
+            .collect();
+        Self { processes }
+    }
+
+    /// Microseconds of CPU per command, by process, since [`CpuMeter::start`].
+    fn per_command(&self, commands: usize) -> Value {
+        let mut out = serde_json::Map::new();
+        let mut total = 0.0;
+        for (name, pid, before) in &self.processes {
+            let used = tests::cpu_seconds(*pid).unwrap_or(0.0) - before;
+            let us = (used * 1e6 / commands as f64).round();
+            total += us;
+            out.insert((*name).into(), json!(us));
+        }
+        out.insert("total".into(), json!(total));
+        Value::Object(out)
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1e3
@@ -340,8 +375,10 @@ async fn main() {
     let client = stack.nats.admin_client().await;
     let js = jetstream::new(client.clone());
 
+    let cpu = CpuMeter::start(&mut stack);
     let raw_occ = raw_occ_publishes(&js, inspections * 3).await;
-    println!("raw OCC publish: {raw_occ:.0}/s");
+    let raw_cpu = cpu.per_command(inspections * 3);
+    println!("raw OCC publish: {raw_occ:.0}/s; CPU µs per publish: {raw_cpu}");
 
     let mut sequential = Vec::new();
     for n in 0..300 {
@@ -356,10 +393,14 @@ async fn main() {
         );
     }
     sequential.sort();
+    let cpu = CpuMeter::start(&mut stack);
     let commands = commands_over_nats(&client, inspections).await;
-    println!("commands over NATS: {commands:.0}/s");
+    let nats_cpu = cpu.per_command(inspections * 3);
+    println!("commands over NATS: {commands:.0}/s; CPU µs per command: {nats_cpu}");
+    let cpu = CpuMeter::start(&mut stack);
     let http = commands_over_http(&stack.gateway_url, &stack.http(), inspections).await;
-    println!("commands over HTTP: {http:.0}/s");
+    let http_cpu = cpu.per_command(inspections * 3);
+    println!("commands over HTTP: {http:.0}/s; CPU µs per command: {http_cpu}");
     let delay = read_model_delay(&client, delay_seconds).await;
     println!("command → read model at 1,000/s: {delay}");
     // The replay below has a projector of its own.
@@ -384,8 +425,9 @@ async fn main() {
         "nats_server": String::from_utf8_lossy(&std::process::Command::new(tests::nats_server_bin()).arg("--version").output().unwrap().stdout).trim(),
         "in_flight": IN_FLIGHT,
         "raw_occ_publish_per_s": raw_occ.round(),
-        "commands_over_nats": { "inspections": inspections, "commands_per_s": commands.round(), "ratio_to_raw_occ": commands / raw_occ },
-        "commands_over_http": { "inspections": inspections, "commands_per_s": http.round(), "ratio_to_raw_occ": http / raw_occ },
+        "raw_occ_cpu_us_per_publish": raw_cpu,
+        "commands_over_nats": { "inspections": inspections, "commands_per_s": commands.round(), "ratio_to_raw_occ": commands / raw_occ, "cpu_us_per_command": nats_cpu },
+        "commands_over_http": { "inspections": inspections, "commands_per_s": http.round(), "ratio_to_raw_occ": http / raw_occ, "cpu_us_per_command": http_cpu },
         "command_to_read_model": delay,
         "command_round_trip_sequential": { "commands": sequential.len(), "p50_ms": percentile(&sequential, 0.5), "p99_ms": percentile(&sequential, 0.99) },
         "raw_ordered_read_decode_events_per_s": read.round(),

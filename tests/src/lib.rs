@@ -236,6 +236,11 @@ impl NatsServer {
         self.child = Some(child);
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The server's URL; connecting needs credentials ([`NatsServer::admin_client`],
     /// [`NatsServer::client_as`], [`NatsServer::service_env`]).
     pub fn url(&self) -> String {
@@ -771,6 +776,18 @@ pub async fn log_head(http: &reqwest::Client, base: &str) -> u64 {
 }
 
 /// The peak resident memory of process `pid` (`VmHWM`), in KiB: what benchmarks report.
+/// CPU time (user and system) process `pid` has used so far, in seconds (Linux
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    const TICKS_PER_SECOND: f64 = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces): state first, then
+    // utime and stime as the 12th and 13th.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / TICKS_PER_SECOND)
+}
+
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status

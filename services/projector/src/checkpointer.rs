@@ -58,6 +58,8 @@ impl Drop for Checkpointer {
 
 fn run(db: &Path, stop: &AtomicBool, held: &AtomicBool) {
     let mut conn: Option<Connection> = None;
+    // The WAL's frames and those copied, as the last checkpoint left them.
+    let mut last = (0, 0);
     while !stop.load(Ordering::Relaxed) {
         if held.load(Ordering::Relaxed) {
             conn = None;
@@ -65,9 +67,12 @@ fn run(db: &Path, stop: &AtomicBool, held: &AtomicBool) {
             continue;
         }
         match checkpoint(db, &mut conn) {
-            // Nothing new since the last one.
-            Ok(false) => std::thread::sleep(IDLE),
-            Ok(true) => {}
+            // Something new was copied: there may be more already.
+            Ok(now) if now != last && now.1 > 0 => last = now,
+            Ok(now) => {
+                last = now;
+                std::thread::sleep(IDLE);
+            }
             Err(e) => {
                 // A connection that failed (the disk, the file) may hold locks that
                 // readers would wait on: closed, and opened again later.
@@ -79,15 +84,15 @@ fn run(db: &Path, stop: &AtomicBool, held: &AtomicBool) {
     }
 }
 
-/// One passive checkpoint; whether it copied anything.
-fn checkpoint(db: &Path, conn: &mut Option<Connection>) -> rusqlite::Result<bool> {
+/// One passive checkpoint: the WAL's frames, and how many of them are now copied into
+/// the database (all of them when nothing was written since the last one).
+fn checkpoint(db: &Path, conn: &mut Option<Connection>) -> rusqlite::Result<(i64, i64)> {
     let c = match conn {
         Some(c) => c,
         None => conn.insert(Connection::open(db)?),
     };
     // (busy, WAL frames, frames copied)
-    let (frames, copied) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    })?;
-    Ok(frames > 0 && copied > 0)
+    })
 }
