@@ -1,10 +1,11 @@
 //! Moves the write-ahead log into the database file on a thread of its own. SQLite's
 //! automatic checkpoint runs in the writer after a commit and waits there for the disk
 //! (`fsync` of the WAL, then of the database): a replay spent about a fifth of its time
-//! so. Here the writer only appends to the WAL, and this thread checkpoints
-//! (`PASSIVE`: it never blocks the writer or a reader) as soon as there is something to
-//! copy. The writer keeps an automatic checkpoint far above what this thread lets
-//! accumulate, in case it stops. While the writer reports a storage failure the thread
+//! so. Here this thread checkpoints (`PASSIVE`: it never blocks the writer or a
+//! reader) as soon as there is something to copy, and the writer's own automatic
+//! checkpoint ([`WRITER_PAGES_FILLING`], [`WRITER_PAGES_LIVE`]) mostly finds the pages
+//! copied already; it is what restarts the WAL, which a checkpoint beside a writer that
+//! never pauses cannot. While the writer reports a storage failure the thread
 //! is held, its connection closed: its checkpoints over files that could not be
 //! written kept the query connection waiting.
 
@@ -20,8 +21,12 @@ use crate::store::StoreError;
 /// How long the thread sleeps when the WAL had nothing to copy.
 const IDLE: Duration = Duration::from_millis(100);
 
-/// WAL pages past which the writer checkpoints by itself (this thread not keeping up).
-pub const WRITER_BACKSTOP_PAGES: i64 = 10_000;
+/// WAL pages past which the writer checkpoints by itself, whatever this thread did:
+/// while empty read models are filled (nobody waits on a batch) few and large
+/// checkpoints; once live, SQLite's default, so that no single one stalls a batch long
+/// (this thread has copied most of what they would copy).
+pub const WRITER_PAGES_FILLING: i64 = 10_000;
+pub const WRITER_PAGES_LIVE: i64 = 1_000;
 
 /// The checkpointing thread of one database; stopped when dropped.
 pub struct Checkpointer {

@@ -162,7 +162,7 @@ impl Projector {
         batch_size: usize,
         busy_timeout: Duration,
     ) -> Result<Arc<Self>, StoreError> {
-        let writer = Store::open(db, province.clone())?;
+        let mut writer = Store::open(db, province.clone())?;
         writer.set_busy_timeout(busy_timeout)?;
         writer.hand_checkpoints_over()?;
         let reader = Store::open_reader(db, province.clone())?;
@@ -400,7 +400,7 @@ impl Projector {
         let (province, busy) = (self.province.clone(), self.busy_timeout);
         let this = self.clone();
         let reopened = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&db, province)?;
+            let mut store = Store::open(&db, province)?;
             store.set_busy_timeout(busy)?;
             store.hand_checkpoints_over()?;
             *this.writer.lock().expect("store lock") = store;

@@ -305,6 +305,8 @@ pub struct Store {
     defers_indexes: bool,
     /// The read models are being filled from empty and have no query indexes yet.
     indexes_deferred: bool,
+    /// A [`crate::checkpointer::Checkpointer`] copies the WAL beside this writer.
+    checkpointed_beside: bool,
 }
 
 pub(crate) fn fmt_date(d: NaiveDate) -> String {
@@ -335,6 +337,7 @@ impl Store {
             province,
             defers_indexes: false,
             indexes_deferred: false,
+            checkpointed_beside: false,
         })
     }
 
@@ -363,14 +366,23 @@ impl Store {
         Self::init(Connection::open_in_memory()?, province, false)
     }
 
-    /// Leaves the WAL's checkpoints to a [`crate::checkpointer::Checkpointer`]: this
-    /// connection checkpoints only past its backstop.
-    pub fn hand_checkpoints_over(&self) -> Result<(), StoreError> {
-        self.conn.pragma_update(
-            None,
-            "wal_autocheckpoint",
-            crate::checkpointer::WRITER_BACKSTOP_PAGES,
-        )?;
+    /// Says that a [`crate::checkpointer::Checkpointer`] copies the WAL beside this
+    /// writer: while the read models are filled from empty, its own checkpoints are
+    /// then rare.
+    pub fn hand_checkpoints_over(&mut self) -> Result<(), StoreError> {
+        self.checkpointed_beside = true;
+        self.tune_checkpoints()
+    }
+
+    /// The writer's automatic checkpoint for what it does now.
+    fn tune_checkpoints(&self) -> Result<(), StoreError> {
+        use crate::checkpointer::{WRITER_PAGES_FILLING, WRITER_PAGES_LIVE};
+        let pages = if self.checkpointed_beside && self.indexes_deferred {
+            WRITER_PAGES_FILLING
+        } else {
+            WRITER_PAGES_LIVE
+        };
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
         Ok(())
     }
 
@@ -405,6 +417,7 @@ impl Store {
             province,
             defers_indexes,
             indexes_deferred: false,
+            checkpointed_beside: false,
         };
         store.plan_indexes()?;
         if !store.has_column("discipline_cases", "subject_ref")?
@@ -462,6 +475,7 @@ impl Store {
     /// fills them first ([`Store::indexes_deferred`]).
     fn plan_indexes(&mut self) -> Result<(), StoreError> {
         self.indexes_deferred = self.defers_indexes && self.checkpoint()?.is_none();
+        self.tune_checkpoints()?;
         if self.indexes_deferred {
             tracing::info!("read models empty: their query indexes are built once caught up");
             Ok(())
@@ -490,7 +504,7 @@ impl Store {
             );
         }
         self.indexes_deferred = false;
-        Ok(())
+        self.tune_checkpoints()
     }
 
     /// Drops every read model and records a rebuild that is complete once the
@@ -1229,6 +1243,29 @@ mod tests {
 
     fn province() -> Province {
         Province::from_toml_str(AN_GIANG_TOML).unwrap()
+    }
+
+    fn autocheckpoint(store: &Store) -> i64 {
+        store
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_writer_beside_a_checkpointer_checkpoints_rarely_while_filling_and_as_usual_once_live() {
+        use crate::checkpointer::{WRITER_PAGES_FILLING, WRITER_PAGES_LIVE};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("p.sqlite"), province()).unwrap();
+        assert!(store.indexes_deferred());
+        assert_eq!(autocheckpoint(&store), WRITER_PAGES_LIVE, "alone: as usual");
+        store.hand_checkpoints_over().unwrap();
+        assert_eq!(autocheckpoint(&store), WRITER_PAGES_FILLING);
+        store.apply_batch(&[scheduled(1, "a")]).unwrap();
+        store.build_indexes().unwrap();
+        assert_eq!(autocheckpoint(&store), WRITER_PAGES_LIVE, "caught up");
+        store.reset().unwrap();
+        assert_eq!(autocheckpoint(&store), WRITER_PAGES_FILLING, "a rebuild fills again");
     }
 
     /// A valid `InspectionScheduled` at commit `commit`, recorded by `actor`.
