@@ -1265,7 +1265,11 @@ mod tests {
         store.build_indexes().unwrap();
         assert_eq!(autocheckpoint(&store), WRITER_PAGES_LIVE, "caught up");
         store.reset().unwrap();
-        assert_eq!(autocheckpoint(&store), WRITER_PAGES_FILLING, "a rebuild fills again");
+        assert_eq!(
+            autocheckpoint(&store),
+            WRITER_PAGES_FILLING,
+            "a rebuild fills again"
+        );
     }
 
     /// A valid `InspectionScheduled` at commit `commit`, recorded by `actor`.
