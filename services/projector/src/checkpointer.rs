@@ -3,11 +3,13 @@
 //! (`fsync` of the WAL, then of the database): a replay spent about a fifth of its time
 //! so. Here this thread checkpoints (`PASSIVE`: it never blocks the writer or a
 //! reader) as soon as there is something to copy, and the writer's own automatic
-//! checkpoint ([`WRITER_PAGES_FILLING`], [`WRITER_PAGES_LIVE`]) mostly finds the pages
-//! copied already; it is what restarts the WAL, which a checkpoint beside a writer that
-//! never pauses cannot. While the writer reports a storage failure the thread
-//! is held, its connection closed: its checkpoints over files that could not be
-//! written kept the query connection waiting.
+//! checkpoint ([`WRITER_PAGES_FILLING`]) mostly finds the pages copied already; it is
+//! what restarts the WAL, which a checkpoint beside a writer that never pauses cannot.
+//! The thread runs only while empty read models are filled (a first start, a rebuild):
+//! once live the writer checkpoints by itself as usual ([`WRITER_PAGES_LIVE`]; the
+//! thread then gained nothing, measured), and the thread is held, its connection
+//! closed. So it is while the writer reports a storage failure: a checkpoint over files
+//! that could not be written kept the query connection waiting.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -35,10 +37,10 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the database at `db` (in WAL mode).
-    pub fn start(db: &Path) -> Result<Self, StoreError> {
+    /// Starts the thread for the database at `db` (in WAL mode), `held` or not.
+    pub fn start(db: &Path, held: bool) -> Result<Self, StoreError> {
         let stop = Arc::new(AtomicBool::new(false));
-        let held = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(AtomicBool::new(held));
         let (stopped, on_hold) = (stop.clone(), held.clone());
         let db = db.to_owned();
         std::thread::Builder::new()
@@ -100,4 +102,48 @@ fn checkpoint(db: &Path, conn: &mut Option<Connection>) -> rusqlite::Result<(i64
     c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A database in WAL mode whose writer never checkpoints, with about 2 MiB written.
+    fn written(db: &Path) -> Connection {
+        let conn = Connection::open(db).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        for _ in 0..512 {
+            conn.execute("INSERT INTO t VALUES (zeroblob(4096))", [])
+                .unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn a_held_checkpointer_copies_nothing_and_a_running_one_copies_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("c.sqlite");
+        let _writer = written(&db);
+        let size = || std::fs::metadata(&db).unwrap().len();
+        let before = size();
+
+        let checkpointer = Checkpointer::start(&db, true).unwrap();
+        std::thread::sleep(IDLE * 3);
+        assert_eq!(size(), before, "held: the database file is as it was");
+
+        checkpointer.hold(false);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while size() < before + 2 * 1024 * 1024 {
+            assert!(
+                Instant::now() < deadline,
+                "the WAL was not copied: {}",
+                size()
+            );
+            std::thread::sleep(IDLE / 5);
+        }
+    }
 }

@@ -108,7 +108,8 @@ pub struct Projector {
     analytics: Option<Readers>,
     /// Where the database is, to reopen the writer after a storage failure.
     db: Option<PathBuf>,
-    /// Checkpoints the database's WAL off the writer's thread (file databases).
+    /// Checkpoints the database's WAL off the writer's thread while empty read models
+    /// are filled (file databases); held otherwise.
     checkpointer: Option<Checkpointer>,
     busy_timeout: Duration,
     /// A copy of the store's reference data, to validate queries without the lock.
@@ -167,11 +168,12 @@ impl Projector {
         writer.hand_checkpoints_over()?;
         let reader = Store::open_reader(db, province.clone())?;
         let readers = Readers::new(db.to_owned(), province);
+        let checkpointer = Checkpointer::start(db, !writer.indexes_deferred())?;
         let files = Files {
             reader,
             readers,
             db: db.to_owned(),
-            checkpointer: Checkpointer::start(db)?,
+            checkpointer,
         };
         Self::build(writer, Some(files), busy_timeout, log, batch_size)
     }
@@ -413,7 +415,8 @@ impl Projector {
         }
     }
 
-    /// Holds the WAL's checkpoints back while the writer fails, or lets them go on.
+    /// Holds the checkpointer back (live, or the writer failing), or lets it go on (the
+    /// writer filling empty read models).
     fn hold_checkpoints(&self, held: bool) {
         if let Some(c) = &self.checkpointer {
             c.hold(held);
@@ -541,7 +544,7 @@ impl Projector {
         }
         let started = std::time::Instant::now();
         let catch_up_to = self.catch_up_to.load(Ordering::Relaxed);
-        let (applied, dead, checkpoint) = self
+        let (applied, dead, checkpoint, filling) = self
             .with_store(move |s| {
                 let (a, d) = s.apply_batch(&items)?;
                 let checkpoint = s.checkpoint()?;
@@ -549,10 +552,10 @@ impl Projector {
                 if s.indexes_deferred() && checkpoint.is_some_and(|p| p.commit >= catch_up_to) {
                     s.build_indexes()?;
                 }
-                Ok((a, d, checkpoint))
+                Ok((a, d, checkpoint, s.indexes_deferred()))
             })
             .await?;
-        self.hold_checkpoints(false);
+        self.hold_checkpoints(!filling);
         let commit = checkpoint.map(|p| p.commit).unwrap_or(0);
         crate::metrics::METRICS.batch(started, applied as u64, dead as u64, commit);
         tracing::debug!(applied, dead, position = commit, "batch applied");
@@ -748,7 +751,9 @@ impl Projector {
             }
             Ok(())
         })
-        .await
+        .await?;
+        self.hold_checkpoints(true);
+        Ok(())
     }
 
     /// Whether the subscription received nothing for [`STALLED_AFTER`] while the log's

@@ -574,33 +574,6 @@ async fn empty_read_models_get_their_query_indexes_once_caught_up_and_a_rebuild_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_wal_is_copied_into_the_database_file_off_the_writer() {
-    // given a projector on a new database file
-    let log = Arc::new(InMemoryLog::new());
-    let p = Running::start(log.clone(), Duration::from_secs(5)).await;
-    let file_size = || std::fs::metadata(&p.db).unwrap().len();
-    eventually(Duration::from_secs(10), "schema written", || async {
-        p.projector.wait_for(0, Duration::from_millis(1)).await
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = file_size();
-
-    // when it applies far fewer pages than the writer's own checkpoint waits for
-    for n in 0..200 {
-        schedule(log.as_ref(), n).await;
-    }
-    assert!(p.projector.wait_for(200, Duration::from_secs(10)).await);
-
-    // then the database file itself grows with them: another thread checkpointed
-    eventually(Duration::from_secs(5), "the WAL checkpointed", || async {
-        file_size() > before + 64 * 1024
-    })
-    .await;
-    p.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_of_a_replaced_log_read_on_by_the_same_subscription_are_never_applied() {
     // (the subscription reads on into the log that replaces A, as an ordered consumer
     // that recreates itself would)
