@@ -18,8 +18,6 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::store::StoreError;
-
 /// How long the thread sleeps when the WAL had nothing to copy.
 const IDLE: Duration = Duration::from_millis(100);
 
@@ -38,7 +36,7 @@ pub struct Checkpointer {
 
 impl Checkpointer {
     /// Starts the thread for the database at `db` (in WAL mode), `held` or not.
-    pub fn start(db: &Path, held: bool) -> Result<Self, StoreError> {
+    pub fn start(db: &Path, held: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicBool::new(held));
         let (stopped, on_hold) = (stop.clone(), held.clone());
@@ -46,8 +44,9 @@ impl Checkpointer {
         std::thread::Builder::new()
             .name("wal-checkpoint".into())
             .spawn(move || run(&db, &stopped, &on_hold))
-            .map_err(|e| StoreError::from(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-        Ok(Self { stop, held })
+            // As `std::thread::spawn` does: a process that cannot start a thread is done.
+            .expect("a thread for WAL checkpoints");
+        Self { stop, held }
     }
 
     /// Holds checkpoints back (its connection closed) while the writer cannot write,
@@ -131,7 +130,7 @@ mod tests {
         let size = || std::fs::metadata(&db).unwrap().len();
         let before = size();
 
-        let checkpointer = Checkpointer::start(&db, true).unwrap();
+        let checkpointer = Checkpointer::start(&db, true);
         std::thread::sleep(IDLE * 3);
         assert_eq!(size(), before, "held: the database file is as it was");
 

@@ -11,7 +11,6 @@
 //! - a rebuild that fails leaves the old read models in place and the process running.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,9 +120,6 @@ pub struct Projector {
     rebuild_tx: mpsc::Sender<RebuildReply>,
     rebuild_rx: tokio::sync::Mutex<mpsc::Receiver<RebuildReply>>,
     batch_size: usize,
-    /// The log's head when empty read models began to be filled: once applied, their
-    /// query indexes are built ([`Store::indexes_deferred`]).
-    catch_up_to: AtomicU64,
 }
 
 /// The connections of a projector over a database file, besides its writer.
@@ -168,7 +164,7 @@ impl Projector {
         writer.hand_checkpoints_over()?;
         let reader = Store::open_reader(db, province.clone())?;
         let readers = Readers::new(db.to_owned(), province);
-        let checkpointer = Checkpointer::start(db, !writer.indexes_deferred())?;
+        let checkpointer = Checkpointer::start(db, !writer.indexes_deferred());
         let files = Files {
             reader,
             readers,
@@ -232,7 +228,6 @@ impl Projector {
             rebuild_tx,
             rebuild_rx: tokio::sync::Mutex::new(rebuild_rx),
             batch_size: batch_size.max(1),
-            catch_up_to: AtomicU64::new(u64::MAX),
         }))
     }
 
@@ -543,16 +538,10 @@ impl Projector {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let catch_up_to = self.catch_up_to.load(Ordering::Relaxed);
         let (applied, dead, checkpoint, filling) = self
             .with_store(move |s| {
                 let (a, d) = s.apply_batch(&items)?;
-                let checkpoint = s.checkpoint()?;
-                // Before the new position is told: a reader at the head finds indexes.
-                if s.indexes_deferred() && checkpoint.is_some_and(|p| p.commit >= catch_up_to) {
-                    s.build_indexes()?;
-                }
-                Ok((a, d, checkpoint, s.indexes_deferred()))
+                Ok((a, d, s.checkpoint()?, s.indexes_deferred()))
             })
             .await?;
         self.hold_checkpoints(!filling);
@@ -700,14 +689,14 @@ impl Projector {
                     }
                 }
                 read = chunks.recv() => {
-                    let Some(Read::Checked(mut chunk)) = read else {
-                        tracing::warn!("log subscription ended or the log is not the same; resubscribing");
+                    let Some(mut chunk) = read else {
+                        tracing::warn!("log subscription ended or the log is not the one checked; resubscribing");
                         return Flow::Retry;
                     };
                     // What else was read and checked meanwhile joins this batch: one
                     // transaction for it.
                     while chunk.len() < self.batch_size * COALESCE
-                        && let Ok(Read::Checked(more)) = chunks.try_recv()
+                        && let Ok(more) = chunks.try_recv()
                     {
                         chunk.extend(more);
                     }
@@ -729,18 +718,20 @@ impl Projector {
     }
 
     /// Empty read models about to be filled: where the log's head is now, at which
-    /// their query indexes are built. With no head (or none known), they are built now.
+    /// their query indexes are built ([`Store::catch_up_to`]).
     async fn plan_catch_up(self: &Arc<Self>) -> Result<(), StoreError> {
         if !self.with_store(|s| Ok(s.indexes_deferred())).await? {
             return Ok(());
         }
-        match self.log.head().await {
-            Ok(Some(head)) => {
-                self.catch_up_to.store(head.commit, Ordering::Relaxed);
-                Ok(())
-            }
-            _ => self.build_deferred_indexes().await,
-        }
+        let head = self.log.head().await.ok().flatten().map(|p| p.commit);
+        let filling = self
+            .with_store(move |s| {
+                s.catch_up_to(head)?;
+                Ok(s.indexes_deferred())
+            })
+            .await?;
+        self.hold_checkpoints(!filling);
+        Ok(())
     }
 
     /// Builds the query indexes of read models filled from empty, if not yet built.
@@ -828,15 +819,7 @@ impl Projector {
 const READ_AHEAD: usize = 4;
 const COALESCE: usize = 4;
 
-/// What the reader of the subscription hands on.
-enum Read {
-    /// A chunk of what was ready, read from the log the checkpoint refers to.
-    Checked(Vec<Result<coord_log::RecordedEvent, LogError>>),
-    /// The log is not (or cannot be told to be) the one the checkpoint refers to.
-    NotThisLog,
-}
-
-/// Chunk type of a subscription.
+/// What one read of the subscription gives: the entries that were ready.
 type Chunk = Vec<Result<coord_log::RecordedEvent, LogError>>;
 
 impl Projector {
@@ -845,8 +828,13 @@ impl Projector {
     /// the log is read, decoded and its identity checked while the previous batch is
     /// being applied. Each chunk is handed on only after an identity check that began
     /// once it had arrived, so a chunk from a log replaced meanwhile is never applied.
-    /// The task ends with the subscription, or when the receiver is dropped.
-    fn read_ahead(self: &Arc<Self>, subscription: coord_log::Subscription) -> mpsc::Receiver<Read> {
+    /// The task ends (the receiver then sees the channel end) with the subscription, at
+    /// a failed identity check (reported as the projector's fault), or when the receiver
+    /// is dropped.
+    fn read_ahead(
+        self: &Arc<Self>,
+        subscription: coord_log::Subscription,
+    ) -> mpsc::Receiver<Chunk> {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let this = self.clone();
         let mut chunks = subscription.ready_chunks(self.batch_size.max(1));
@@ -859,13 +847,7 @@ impl Projector {
                     },
                     () = tx.closed() => return,
                 };
-                let read = if this.check_identity().await.is_err() {
-                    Read::NotThisLog
-                } else {
-                    Read::Checked(chunk)
-                };
-                let stop = matches!(read, Read::NotThisLog);
-                if tx.send(read).await.is_err() || stop {
+                if this.check_identity().await.is_err() || tx.send(chunk).await.is_err() {
                     return;
                 }
             }
@@ -876,7 +858,7 @@ impl Projector {
 
 /// A chunk of the subscription as items to apply, and the failure that ended it, if
 /// one did (everything before the failure is applied).
-fn split(chunk: Vec<Result<coord_log::RecordedEvent, LogError>>) -> (Vec<Item>, Option<LogError>) {
+fn split(chunk: Chunk) -> (Vec<Item>, Option<LogError>) {
     let mut items = Vec::with_capacity(chunk.len());
     for entry in chunk {
         match Item::from_log(entry) {

@@ -305,6 +305,8 @@ pub struct Store {
     defers_indexes: bool,
     /// The read models are being filled from empty and have no query indexes yet.
     indexes_deferred: bool,
+    /// While they are: the log's head when the filling began, whose batch builds them.
+    build_indexes_at: Option<u64>,
     /// A [`crate::checkpointer::Checkpointer`] copies the WAL beside this writer.
     checkpointed_beside: bool,
 }
@@ -337,6 +339,7 @@ impl Store {
             province,
             defers_indexes: false,
             indexes_deferred: false,
+            build_indexes_at: None,
             checkpointed_beside: false,
         })
     }
@@ -417,6 +420,7 @@ impl Store {
             province,
             defers_indexes,
             indexes_deferred: false,
+            build_indexes_at: None,
             checkpointed_beside: false,
         };
         store.plan_indexes()?;
@@ -475,6 +479,7 @@ impl Store {
     /// fills them first ([`Store::indexes_deferred`]).
     fn plan_indexes(&mut self) -> Result<(), StoreError> {
         self.indexes_deferred = self.defers_indexes && self.checkpoint()?.is_none();
+        self.build_indexes_at = None;
         self.tune_checkpoints()?;
         if self.indexes_deferred {
             tracing::info!("read models empty: their query indexes are built once caught up");
@@ -488,6 +493,20 @@ impl Store {
     /// (queries are answered, by scanning); [`Store::build_indexes`] ends it.
     pub fn indexes_deferred(&self) -> bool {
         self.indexes_deferred
+    }
+
+    /// Read models being filled from empty get their query indexes with the batch that
+    /// applies the log's `head` (as it is when the filling begins), before its position
+    /// is told; with no head (an empty log, or none known), now.
+    pub fn catch_up_to(&mut self, head: Option<u64>) -> Result<(), StoreError> {
+        match head {
+            _ if !self.indexes_deferred => Ok(()),
+            Some(head) => {
+                self.build_indexes_at = Some(head);
+                Ok(())
+            }
+            None => self.build_indexes(),
+        }
     }
 
     /// Builds the read models' query indexes (those already there are kept).
@@ -589,10 +608,17 @@ impl Store {
         if todo.is_empty() {
             return Ok((0, 0));
         }
-        if let Some(applied) = self.apply_all(&todo)? {
-            return Ok((applied, 0));
+        let counts = match self.apply_all(&todo)? {
+            Some(applied) => (applied, 0),
+            None => self.apply_one_by_one(&todo)?,
+        };
+        if self.indexes_deferred
+            && let (Some(at), Some(last)) = (self.build_indexes_at, last)
+            && last.commit >= at
+        {
+            self.build_indexes()?;
         }
-        self.apply_one_by_one(&todo)
+        Ok(counts)
     }
 
     /// The usual case: every item applies. All in one transaction with the checkpoint,

@@ -154,23 +154,13 @@ async fn given_a_member_disciplined_twice_then_one_member_and_two_decisions() {
 #[test]
 fn a_database_from_before_people_were_counted_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.sqlite");
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL);
+    let store = reopened_after(
+        &dir.path().join("old.sqlite"),
+        "CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL);
              INSERT INTO checkpoint VALUES (1, 42, 0);
              CREATE TABLE discipline_cases (case_id TEXT PRIMARY KEY, term TEXT NOT NULL, unit TEXT NOT NULL,
                  subject_kind TEXT NOT NULL, status TEXT NOT NULL, form_in_force TEXT, decided_on TEXT);
              INSERT INTO discipline_cases VALUES ('c', '2020-2025', 'long-xuyen', 'member', 'decided', 'reprimand', '2024-01-01');",
-        )
-        .unwrap();
-    }
-    let store = Store::open(&path, province()).unwrap();
-    assert_eq!(
-        store.checkpoint().unwrap(),
-        None,
-        "the old rows are dropped and the log replayed from the start"
     );
     let d = store
         .province_summary("2020-2025".parse().unwrap())
@@ -207,23 +197,14 @@ fn a_database_whose_timeline_kept_payloads_only_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.sqlite");
     drop(Store::open(&path, province()).unwrap());
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "INSERT INTO checkpoint VALUES (1, 42, 0);
+    let store = reopened_after(
+        &path,
+        "INSERT INTO checkpoint VALUES (1, 42, 0);
              DROP TABLE timeline;
              CREATE TABLE timeline (commit_pos INTEGER NOT NULL, idx INTEGER NOT NULL, unit TEXT NOT NULL,
                  event_id TEXT NOT NULL, event_type TEXT NOT NULL, stream_id TEXT NOT NULL,
                  occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, office TEXT NOT NULL, actor TEXT NOT NULL,
                  summary_vi TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (commit_pos, idx));",
-        )
-        .unwrap();
-    }
-    let store = Store::open(&path, province()).unwrap();
-    assert_eq!(
-        store.checkpoint().unwrap(),
-        None,
-        "the old rows are dropped and the log replayed from the start"
     );
     assert!(
         store
@@ -232,4 +213,20 @@ fn a_database_whose_timeline_kept_payloads_only_is_rebuilt() {
             .entries
             .is_empty()
     );
+}
+
+/// Opens the database at `path` once `old` (SQL) gave it an older schema, with a
+/// checkpoint: the old rows are dropped, for the log to be replayed from the start.
+fn reopened_after(path: &std::path::Path, old: &str) -> Store {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute_batch(old)
+        .unwrap();
+    let store = Store::open(path, province()).unwrap();
+    assert_eq!(
+        store.checkpoint().unwrap(),
+        None,
+        "the old rows are dropped and the log replayed from the start"
+    );
+    store
 }
