@@ -11,7 +11,6 @@
 
 pub mod analytics;
 mod apply;
-mod checkpointer;
 pub mod damage;
 pub mod metrics;
 pub mod queries;

@@ -20,7 +20,6 @@ use coord_proto::read::{ProjectorFault, RebuildProgress};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::checkpointer::Checkpointer;
 use crate::readers::Readers;
 use crate::store::{Item, Redrive, Store, StoreError};
 
@@ -107,9 +106,6 @@ pub struct Projector {
     analytics: Option<Readers>,
     /// Where the database is, to reopen the writer after a storage failure.
     db: Option<PathBuf>,
-    /// Checkpoints the database's WAL off the writer's thread while empty read models
-    /// are filled (file databases); held otherwise.
-    checkpointer: Option<Checkpointer>,
     busy_timeout: Duration,
     /// A copy of the store's reference data, to validate queries without the lock.
     pub(crate) province: Province,
@@ -127,7 +123,6 @@ struct Files {
     reader: Store,
     readers: Readers,
     db: PathBuf,
-    checkpointer: Checkpointer,
 }
 
 /// What the follow loop does next.
@@ -159,17 +154,14 @@ impl Projector {
         batch_size: usize,
         busy_timeout: Duration,
     ) -> Result<Arc<Self>, StoreError> {
-        let mut writer = Store::open(db, province.clone())?;
+        let writer = Store::open(db, province.clone())?;
         writer.set_busy_timeout(busy_timeout)?;
-        writer.hand_checkpoints_over()?;
         let reader = Store::open_reader(db, province.clone())?;
         let readers = Readers::new(db.to_owned(), province);
-        let checkpointer = Checkpointer::start(db, !writer.indexes_deferred());
         let files = Files {
             reader,
             readers,
             db: db.to_owned(),
-            checkpointer,
         };
         Self::build(writer, Some(files), busy_timeout, log, batch_size)
     }
@@ -200,21 +192,15 @@ impl Projector {
                 },
             );
         let (rebuild_tx, rebuild_rx) = mpsc::channel(4);
-        let (reader, analytics, db, checkpointer) = match files {
-            Some(f) => (
-                Some(f.reader),
-                Some(f.readers),
-                Some(f.db),
-                Some(f.checkpointer),
-            ),
-            None => (None, None, None, None),
+        let (reader, analytics, db) = match files {
+            Some(f) => (Some(f.reader), Some(f.readers), Some(f.db)),
+            None => (None, None, None),
         };
         Ok(Arc::new(Self {
             writer: Mutex::new(writer),
             reader: reader.map(Mutex::new),
             analytics,
             db,
-            checkpointer,
             busy_timeout,
             province,
             log,
@@ -378,7 +364,6 @@ impl Projector {
     /// Reports a storage failure and, unless it is only a lock held elsewhere, reopens
     /// the writer connection (the file may have been fixed, replaced or remounted).
     async fn storage_failed(self: &Arc<Self>, e: &StoreError) {
-        self.hold_checkpoints(true);
         let code = e.sqlite_code().unwrap_or("SQLITE_ERROR");
         self.set_fault(
             STORAGE_FAILED,
@@ -397,9 +382,8 @@ impl Projector {
         let (province, busy) = (self.province.clone(), self.busy_timeout);
         let this = self.clone();
         let reopened = tokio::task::spawn_blocking(move || {
-            let mut store = Store::open(&db, province)?;
+            let store = Store::open(&db, province)?;
             store.set_busy_timeout(busy)?;
-            store.hand_checkpoints_over()?;
             *this.writer.lock().expect("store lock") = store;
             Ok::<_, StoreError>(())
         })
@@ -407,14 +391,6 @@ impl Projector {
         .expect("store task does not panic");
         if let Err(e) = reopened {
             tracing::warn!(error = %e, "cannot reopen the read-model database yet");
-        }
-    }
-
-    /// Holds the checkpointer back (live, or the writer failing), or lets it go on (the
-    /// writer filling empty read models).
-    fn hold_checkpoints(&self, held: bool) {
-        if let Some(c) = &self.checkpointer {
-            c.hold(held);
         }
     }
 
@@ -538,13 +514,12 @@ impl Projector {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let (applied, dead, checkpoint, filling) = self
+        let (applied, dead, checkpoint) = self
             .with_store(move |s| {
                 let (a, d) = s.apply_batch(&items)?;
-                Ok((a, d, s.checkpoint()?, s.indexes_deferred()))
+                Ok((a, d, s.checkpoint()?))
             })
             .await?;
-        self.hold_checkpoints(!filling);
         let commit = checkpoint.map(|p| p.commit).unwrap_or(0);
         crate::metrics::METRICS.batch(started, applied as u64, dead as u64, commit);
         tracing::debug!(applied, dead, position = commit, "batch applied");
@@ -724,14 +699,7 @@ impl Projector {
             return Ok(());
         }
         let head = self.log.head().await.ok().flatten().map(|p| p.commit);
-        let filling = self
-            .with_store(move |s| {
-                s.catch_up_to(head)?;
-                Ok(s.indexes_deferred())
-            })
-            .await?;
-        self.hold_checkpoints(!filling);
-        Ok(())
+        self.with_store(move |s| s.catch_up_to(head)).await
     }
 
     /// Builds the query indexes of read models filled from empty, if not yet built.
@@ -742,9 +710,7 @@ impl Projector {
             }
             Ok(())
         })
-        .await?;
-        self.hold_checkpoints(true);
-        Ok(())
+        .await
     }
 
     /// Whether the subscription received nothing for [`STALLED_AFTER`] while the log's

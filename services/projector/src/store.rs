@@ -307,8 +307,6 @@ pub struct Store {
     indexes_deferred: bool,
     /// While they are: the log's head when the filling began, whose batch builds them.
     build_indexes_at: Option<u64>,
-    /// A [`crate::checkpointer::Checkpointer`] copies the WAL beside this writer.
-    checkpointed_beside: bool,
 }
 
 pub(crate) fn fmt_date(d: NaiveDate) -> String {
@@ -340,7 +338,6 @@ impl Store {
             defers_indexes: false,
             indexes_deferred: false,
             build_indexes_at: None,
-            checkpointed_beside: false,
         })
     }
 
@@ -367,26 +364,6 @@ impl Store {
     /// An in-memory database, for tests.
     pub fn open_in_memory(province: Province) -> Result<Self, StoreError> {
         Self::init(Connection::open_in_memory()?, province, false)
-    }
-
-    /// Says that a [`crate::checkpointer::Checkpointer`] copies the WAL beside this
-    /// writer: while the read models are filled from empty, its own checkpoints are
-    /// then rare.
-    pub fn hand_checkpoints_over(&mut self) -> Result<(), StoreError> {
-        self.checkpointed_beside = true;
-        self.tune_checkpoints()
-    }
-
-    /// The writer's automatic checkpoint for what it does now.
-    fn tune_checkpoints(&self) -> Result<(), StoreError> {
-        use crate::checkpointer::{WRITER_PAGES_FILLING, WRITER_PAGES_LIVE};
-        let pages = if self.checkpointed_beside && self.indexes_deferred {
-            WRITER_PAGES_FILLING
-        } else {
-            WRITER_PAGES_LIVE
-        };
-        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
-        Ok(())
     }
 
     /// The province the store describes.
@@ -421,7 +398,6 @@ impl Store {
             defers_indexes,
             indexes_deferred: false,
             build_indexes_at: None,
-            checkpointed_beside: false,
         };
         store.plan_indexes()?;
         if !store.has_column("discipline_cases", "subject_ref")?
@@ -480,7 +456,6 @@ impl Store {
     fn plan_indexes(&mut self) -> Result<(), StoreError> {
         self.indexes_deferred = self.defers_indexes && self.checkpoint()?.is_none();
         self.build_indexes_at = None;
-        self.tune_checkpoints()?;
         if self.indexes_deferred {
             tracing::info!("read models empty: their query indexes are built once caught up");
             Ok(())
@@ -523,7 +498,7 @@ impl Store {
             );
         }
         self.indexes_deferred = false;
-        self.tune_checkpoints()
+        Ok(())
     }
 
     /// Drops every read model and records a rebuild that is complete once the
@@ -1269,33 +1244,6 @@ mod tests {
 
     fn province() -> Province {
         Province::from_toml_str(AN_GIANG_TOML).unwrap()
-    }
-
-    fn autocheckpoint(store: &Store) -> i64 {
-        store
-            .conn
-            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-            .unwrap()
-    }
-
-    #[test]
-    fn a_writer_beside_a_checkpointer_checkpoints_rarely_while_filling_and_as_usual_once_live() {
-        use crate::checkpointer::{WRITER_PAGES_FILLING, WRITER_PAGES_LIVE};
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("p.sqlite"), province()).unwrap();
-        assert!(store.indexes_deferred());
-        assert_eq!(autocheckpoint(&store), WRITER_PAGES_LIVE, "alone: as usual");
-        store.hand_checkpoints_over().unwrap();
-        assert_eq!(autocheckpoint(&store), WRITER_PAGES_FILLING);
-        store.apply_batch(&[scheduled(1, "a")]).unwrap();
-        store.build_indexes().unwrap();
-        assert_eq!(autocheckpoint(&store), WRITER_PAGES_LIVE, "caught up");
-        store.reset().unwrap();
-        assert_eq!(
-            autocheckpoint(&store),
-            WRITER_PAGES_FILLING,
-            "a rebuild fills again"
-        );
     }
 
     /// A valid `InspectionScheduled` at commit `commit`, recorded by `actor`.
