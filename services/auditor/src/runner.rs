@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use coord_audit::wire::OfficeKey;
 use coord_audit::{Checkpoint, Hash, Signer, Tree};
-use coord_log::{EventLog, LogError};
+use coord_log::{EventLog, EventPosition, LogError};
 use coord_service::lease::{Lease, LeaseError};
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -351,6 +351,7 @@ impl Auditor {
                 }
             };
             let mut chunks = subscription.ready_chunks(self.batch_size);
+            let mut catch_up = CatchUp::new(self.log.head().await.ok().flatten(), after);
             loop {
                 tokio::select! {
                     biased;
@@ -358,7 +359,11 @@ impl Auditor {
                         self.sign_if_grown().await?;
                         return Ok(());
                     }
-                    _ = ticker.tick() => { self.sign_if_grown().await?; }
+                    _ = ticker.tick() => {
+                        if !catch_up.behind() {
+                            self.sign_if_grown().await?;
+                        }
+                    }
                     chunk = chunks.next() => {
                         let Some(chunk) = chunk else { continue 'subscribe };
                         backoff = Duration::from_millis(100);
@@ -377,6 +382,9 @@ impl Auditor {
                                 Err(e) => { failure = Some(e); break; }
                             }
                         }
+                        if let Some(last) = items.last() {
+                            catch_up.reached(last.position());
+                        }
                         self.apply(items).await?;
                         if let Some(e) = failure {
                             tracing::warn!(error = %e, "log subscription failed; resubscribing");
@@ -387,5 +395,42 @@ impl Auditor {
                 }
             }
         }
+    }
+}
+
+/// The log's head when a subscription began, until the tree reaches it: timed
+/// checkpoints wait for it (a checkpoint of the stored tree signed at a start, when
+/// the log already holds more, is superseded at once and costs every witness a round),
+/// for at most [`CatchUp::GRACE`] in case that head is never delivered. The every-N-leaves
+/// checkpoints of a long catch-up still go out.
+struct CatchUp {
+    head: Option<u64>,
+    until: Instant,
+}
+
+impl CatchUp {
+    const GRACE: Duration = Duration::from_secs(10);
+
+    fn new(head: Option<EventPosition>, after: Option<EventPosition>) -> Self {
+        let head = head
+            .map(|h| h.commit)
+            .filter(|h| after.is_none_or(|a| a.commit < *h));
+        CatchUp {
+            head,
+            until: Instant::now() + Self::GRACE,
+        }
+    }
+
+    fn reached(&mut self, position: EventPosition) {
+        if self.head.is_some_and(|h| position.commit >= h) {
+            self.head = None;
+        }
+    }
+
+    fn behind(&mut self) -> bool {
+        if Instant::now() >= self.until {
+            self.head = None;
+        }
+        self.head.is_some()
     }
 }

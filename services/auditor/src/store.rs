@@ -31,6 +31,16 @@ pub enum Item {
     },
 }
 
+impl Item {
+    /// Where in the log this item was read.
+    pub fn position(&self) -> EventPosition {
+        match self {
+            Item::Event(e) => e.pos(),
+            Item::Unreadable { position, .. } => *position,
+        }
+    }
+}
+
 pub struct Store {
     conn: Connection,
 }
@@ -131,10 +141,7 @@ impl Store {
         let mut hashes = Vec::new();
         let mut last = after;
         for item in items {
-            let position = match item {
-                Item::Event(e) => e.pos(),
-                Item::Unreadable { position, .. } => *position,
-            };
+            let position = item.position();
             if after.is_some_and(|a| position <= a) {
                 continue;
             }
