@@ -51,12 +51,17 @@ pub fn nats_server_bin() -> PathBuf {
     panic!("nats-server not found: run deploy/install-nats.sh, or set NATS_SERVER_BIN");
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks it; we release it just before use).
+/// A free TCP port on 127.0.0.1 for a process about to listen on it, released just
+/// before use.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    free_ports(1)
+}
+/// The first port of the kernel's ephemeral range (Linux; 32768 when unknown).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// The TCP port process `pid` listens on, if any (Linux: the socket inodes among its
@@ -104,15 +109,22 @@ fn read_ports_file(dir: &Path, child: &mut Child) -> u16 {
 }
 
 /// The first of `n` consecutive free ports on 127.0.0.1 (for `coordctl up --offices`,
-/// which numbers its offices' ports from a base).
+/// which numbers its offices' ports from a base). Picked at random below the kernel's
+/// ephemeral range: a port the OS hands out (`:0`) may meanwhile become the local end
+/// of an outgoing connection (a client's, a leaf node's), and the process it was for
+/// then fails to bind. Never one this test binary was already given.
 pub fn free_ports(n: u16) -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let (low, high) = (10_000u16, ephemeral_low().saturating_sub(n).max(10_100));
     loop {
-        let base = free_port();
-        let all_free = (0..n).all(|i| {
-            base.checked_add(i)
-                .is_some_and(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
-        });
-        if all_free {
+        let base = low + (uuid::Uuid::new_v4().as_u128() % u128::from(high - low)) as u16;
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        let ports = base..base + n;
+        let free = ports
+            .clone()
+            .all(|p| !given.contains(&p) && TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            given.extend(ports);
             return base;
         }
     }
