@@ -7,11 +7,13 @@
 //! - [`queries`]: the NATS request/reply API;
 //! - [`analytics`]: counts by period and month, status as of a date;
 //! - [`damage`]: applied events gone from the log, found by a scrub; a rebuild's refusal;
+//! - `fill`: empty read models filled without syncing, safe against the machine stopping;
 //! - [`readers`]: read connections for the analytics queries, off the writer.
 
 pub mod analytics;
 mod apply;
 pub mod damage;
+mod fill;
 pub mod metrics;
 pub mod queries;
 pub mod readers;

@@ -105,6 +105,9 @@ fn lower_priority() {
     }
 }
 
-fn thread_error(e: std::io::Error) -> StoreError {
-    StoreError::from(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+fn thread_error(source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        what: "an analytics thread",
+        source,
+    }
 }

@@ -24,7 +24,7 @@
 //! This module does no network I/O and has no async code.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -156,16 +156,31 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A storage failure (not a bad event: those become dead letters). Nothing of the
 /// batch that met it was written; retrying once the storage is fixed is safe.
 #[derive(Debug, thiserror::Error)]
-#[error("read model storage failed: {0}")]
-pub struct StoreError(#[from] rusqlite::Error);
+pub enum StoreError {
+    #[error("read model storage failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A file the store keeps beside the database (or a thread it needs) failed.
+    #[error("read model storage failed: {what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 impl StoreError {
-    /// SQLite's name for the failure (`SQLITE_BUSY`, `SQLITE_READONLY`, ...), if any.
+    /// SQLite's name for the failure (`SQLITE_BUSY`, `SQLITE_READONLY`, ...), if any;
+    /// a failed file of the store's own counts as `SQLITE_IOERR`.
     pub fn sqlite_code(&self) -> Option<&'static str> {
-        match &self.0 {
-            rusqlite::Error::SqliteFailure(e, _) => Some(code_name(e.code)),
-            _ => None,
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => Some(code_name(e.code)),
+            StoreError::Sqlite(_) => None,
+            StoreError::Io { .. } => Some("SQLITE_IOERR"),
         }
+    }
+
+    pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> StoreError {
+        move |source| StoreError::Io { what, source }
     }
 }
 
@@ -300,9 +315,9 @@ impl Skip {
 pub struct Store {
     conn: Connection,
     province: Province,
-    /// Whether empty read models are filled before their indexes are built (a file
-    /// database's writer; not a reader, nor an in-memory scratch store).
-    defers_indexes: bool,
+    /// A file database's writer: empty read models are filled without syncing and
+    /// before their indexes are built (not a reader, nor an in-memory scratch store).
+    file: Option<PathBuf>,
     /// The read models are being filled from empty and have no query indexes yet.
     indexes_deferred: bool,
     /// While they are: the log's head when the filling began, whose batch builds them.
@@ -317,8 +332,9 @@ impl Store {
     /// Opens (or creates) the database at `path`.
     /// The province's reference data names the units and bodies in the read models.
     pub fn open(path: &Path, province: Province) -> Result<Self, StoreError> {
+        crate::fill::recover(path).map_err(StoreError::io("an interrupted fill"))?;
         let conn = Connection::open(path)?;
-        Self::init(conn, province, true)
+        Self::init(conn, province, Some(path.to_owned()))
     }
 
     /// A second, read-only connection to the database at `path` (opened by
@@ -335,7 +351,7 @@ impl Store {
         Ok(Self {
             conn,
             province,
-            defers_indexes: false,
+            file: None,
             indexes_deferred: false,
             build_indexes_at: None,
         })
@@ -363,7 +379,7 @@ impl Store {
 
     /// An in-memory database, for tests.
     pub fn open_in_memory(province: Province) -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?, province, false)
+        Self::init(Connection::open_in_memory()?, province, None)
     }
 
     /// The province the store describes.
@@ -379,7 +395,7 @@ impl Store {
     fn init(
         conn: Connection,
         province: Province,
-        defers_indexes: bool,
+        file: Option<PathBuf>,
     ) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // In WAL mode NORMAL can lose the last transactions on power loss, never
@@ -395,7 +411,7 @@ impl Store {
         let mut store = Self {
             conn,
             province,
-            defers_indexes,
+            file,
             indexes_deferred: false,
             build_indexes_at: None,
         };
@@ -454,11 +470,14 @@ impl Store {
     /// Builds the query indexes now, unless the read models are empty and this store
     /// fills them first ([`Store::indexes_deferred`]).
     fn plan_indexes(&mut self) -> Result<(), StoreError> {
-        self.indexes_deferred = self.defers_indexes && self.checkpoint()?.is_none();
+        self.indexes_deferred = self.file.is_some() && self.checkpoint()?.is_none();
         self.build_indexes_at = None;
-        if self.indexes_deferred {
-            tracing::info!("read models empty: their query indexes are built once caught up");
-            Ok(())
+        if let (true, Some(db)) = (self.indexes_deferred, &self.file) {
+            tracing::info!(
+                "read models empty: filled without syncing, their query indexes built once caught up"
+            );
+            crate::fill::begin(db).map_err(StoreError::io("the fill's marker"))?;
+            Ok(self.conn.pragma_update(None, "synchronous", "OFF")?)
         } else {
             self.build_indexes()
         }
@@ -491,7 +510,9 @@ impl Store {
         tx.execute_batch(INDEXES)?;
         tx.execute_batch(crate::analytics::INDEXES)?;
         tx.commit()?;
-        if self.indexes_deferred {
+        if let (true, Some(db)) = (self.indexes_deferred, &self.file) {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+            crate::fill::end(db).map_err(StoreError::io("syncing the filled database"))?;
             tracing::info!(
                 seconds = started.elapsed().as_secs_f64(),
                 "query indexes built"
@@ -605,7 +626,7 @@ impl Store {
             match item {
                 Item::Event(e) => match crate::apply::apply_event(&tx, &self.province, e) {
                     Ok(()) => {}
-                    Err(Skip::Storage(e)) => return Err(StoreError(e)),
+                    Err(Skip::Storage(e)) => return Err(StoreError::Sqlite(e)),
                     Err(_) => return Ok(None),
                 },
                 Item::Unreadable { .. } => return Ok(None),
@@ -1098,7 +1119,7 @@ fn apply_item(
             sp.commit()?;
             Ok(Ok(()))
         }
-        Err(Skip::Storage(e)) => Err(StoreError(e)),
+        Err(Skip::Storage(e)) => Err(StoreError::Sqlite(e)),
         Err(skip) => Ok(Err(skip.to_string())),
     }
 }
@@ -1649,5 +1670,65 @@ mod tests {
         let store = Store::open(&path, province()).unwrap();
         assert_eq!(store.checkpoint().unwrap(), None);
         assert_eq!(store.dead_letter_count().unwrap(), 0);
+    }
+
+    fn synchronous(store: &Store) -> i64 {
+        store
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn empty_read_models_fill_without_syncing_until_the_head_then_are_synced() {
+        // given a new database, to be filled up to the log's head at 2
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sqlite");
+        let mut store = Store::open(&path, province()).unwrap();
+        store.catch_up_to(Some(2)).unwrap();
+
+        // then it fills without syncing (OFF = 0), its marker on disk
+        assert_eq!(synchronous(&store), 0);
+        assert!(crate::fill::marker(&path).exists());
+        store.apply_batch(&[scheduled(1, "a")]).unwrap();
+        assert_eq!(synchronous(&store), 0, "short of the head");
+
+        // and the batch reaching the head syncs it and ends the fill (NORMAL = 1)
+        store.apply_batch(&[scheduled(2, "b")]).unwrap();
+        assert_eq!(synchronous(&store), 1);
+        assert!(!crate::fill::marker(&path).exists());
+
+        // and a rebuild, which empties the read models, fills the same way
+        store.start_rebuild(2).unwrap();
+        assert_eq!(synchronous(&store), 0);
+        assert!(crate::fill::marker(&path).exists());
+    }
+
+    #[test]
+    fn a_fill_the_machine_stopped_leaves_an_empty_database_to_fill_again() {
+        // given a database part-filled when the machine stopped (a marker of another boot)
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sqlite");
+        let mut store = Store::open(&path, province()).unwrap();
+        store.catch_up_to(Some(9)).unwrap();
+        store.apply_batch(&[scheduled(1, "a")]).unwrap();
+        drop(store);
+        std::fs::write(crate::fill::marker(&path), "an-earlier-boot").unwrap();
+
+        // when it is opened, then it is empty: nothing of the torn fill is trusted
+        let store = Store::open(&path, province()).unwrap();
+        assert_eq!(store.checkpoint().unwrap(), None);
+        assert_eq!(synchronous(&store), 0, "filled again, without syncing");
+
+        // while one the projector alone stopped in is kept, and synced at once
+        drop(store);
+        let mut store = Store::open(&path, province()).unwrap();
+        store.catch_up_to(Some(9)).unwrap();
+        store.apply_batch(&[scheduled(1, "a")]).unwrap();
+        drop(store);
+        let store = Store::open(&path, province()).unwrap();
+        assert_eq!(store.checkpoint().unwrap().unwrap().commit, 1);
+        assert_eq!(synchronous(&store), 1);
+        assert!(!crate::fill::marker(&path).exists());
     }
 }
