@@ -150,6 +150,13 @@ const TABLES: [&str; 10] = [
 /// uses about 40).
 const STATEMENT_CACHE: usize = 128;
 
+/// WAL pages after which a commit checkpoints, while filling from empty: a page
+/// rewritten by many batches (a table's last leaf, an index's inner pages) is copied
+/// once per checkpoint, so fewer, larger ones copy less (80 MiB of WAL at most).
+const FILL_CHECKPOINT_PAGES: i64 = 20_000;
+/// The same once live: SQLite's default.
+const LIVE_CHECKPOINT_PAGES: i64 = 1_000;
+
 /// How long a write waits for a lock held by another connection before it fails.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -324,8 +331,9 @@ pub struct Store {
     build_indexes_at: Option<u64>,
 }
 
+/// `YYYY-MM-DD` (chrono's `Display`, without interpreting a format string per call).
 pub(crate) fn fmt_date(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
+    d.to_string()
 }
 
 impl Store {
@@ -477,6 +485,8 @@ impl Store {
                 "read models empty: filled without syncing, their query indexes built once caught up"
             );
             crate::fill::begin(db).map_err(StoreError::io("the fill's marker"))?;
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", FILL_CHECKPOINT_PAGES)?;
             Ok(self.conn.pragma_update(None, "synchronous", "OFF")?)
         } else {
             self.build_indexes()
@@ -512,6 +522,8 @@ impl Store {
         tx.commit()?;
         if let (true, Some(db)) = (self.indexes_deferred, &self.file) {
             self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", LIVE_CHECKPOINT_PAGES)?;
             crate::fill::end(db).map_err(StoreError::io("syncing the filled database"))?;
             tracing::info!(
                 seconds = started.elapsed().as_secs_f64(),
@@ -1696,6 +1708,11 @@ mod tests {
         // and the batch reaching the head syncs it and ends the fill (NORMAL = 1)
         store.apply_batch(&[scheduled(2, "b")]).unwrap();
         assert_eq!(synchronous(&store), 1);
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, LIVE_CHECKPOINT_PAGES);
         assert!(!crate::fill::marker(&path).exists());
 
         // and a rebuild, which empties the read models, fills the same way

@@ -9,7 +9,7 @@ use crate::Date;
 
 /// Parses `YYYY-MM-DD` strictly: four-digit year, two-digit month and day, a real day.
 pub fn parse_iso(input: &str) -> Result<Date, String> {
-    let shown: String = input.chars().take(40).collect();
+    let shown = || input.chars().take(40).collect::<String>();
     let b = input.as_bytes();
     let shaped = b.len() == 10
         && b[4] == b'-'
@@ -19,10 +19,16 @@ pub fn parse_iso(input: &str) -> Result<Date, String> {
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !shaped {
         return Err(format!(
-            "{shown} is not a valid date: only full ISO 8601 dates (YYYY-MM-DD) are accepted"
+            "{} is not a valid date: only full ISO 8601 dates (YYYY-MM-DD) are accepted",
+            shown()
         ));
     }
-    Date::parse_from_str(input, "%Y-%m-%d").map_err(|_| format!("{shown} is not a valid date"))
+    // Shaped: every field is ASCII digits (every event read back parses its dates here,
+    // so no format string is interpreted).
+    let number = |digits: &[u8]| digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+    let year = number(&b[..4]) as i32;
+    Date::from_ymd_opt(year, number(&b[5..7]), number(&b[8..]))
+        .ok_or_else(|| format!("{} is not a valid date", shown()))
 }
 
 /// `#[serde(deserialize_with = "crate::date::iso")]` for a `Date` field.
@@ -60,6 +66,25 @@ mod tests {
         ] {
             let e = parse_iso(bad).unwrap_err();
             assert!(e.contains("YYYY-MM-DD"), "{bad}: {e}");
+        }
+        // well shaped: the same dates as chrono's own parser, and no others
+        for input in [
+            "2023-12-31",
+            "1999-01-01",
+            "0001-01-01",
+            "2023-13-01",
+            "2023-00-10",
+            "2023-04-31",
+            "2023-04-00",
+            "2100-02-29",
+            "2000-02-29",
+            "9999-12-31",
+        ] {
+            assert_eq!(
+                parse_iso(input).ok(),
+                Date::parse_from_str(input, "%Y-%m-%d").ok(),
+                "{input}"
+            );
         }
     }
 }
