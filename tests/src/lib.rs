@@ -116,7 +116,7 @@ fn read_ports_file(dir: &Path, child: &mut Child) -> u16 {
 pub fn free_ports(n: u16) -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let (low, high) = (10_000u16, ephemeral_low().saturating_sub(n).max(10_100));
-    loop {
+    for _ in 0..100_000 {
         let base = low + (uuid::Uuid::new_v4().as_u128() % u128::from(high - low)) as u16;
         let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
         let ports = base..base + n;
@@ -128,6 +128,7 @@ pub fn free_ports(n: u16) -> u16 {
             return base;
         }
     }
+    panic!("no {n} consecutive free ports in 127.0.0.1:{low}..{high} not already given");
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {

@@ -66,6 +66,8 @@ async fn delay(http: &reqwest::Client, base: &str, n: usize) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_of_over_200_000_events_does_not_delay_projection() {
     let mut stack = Stack::start();
+    // Started: a SIGTERM before a process has set up its handler would kill it outright.
+    stack.wait_ready().await;
     restart(
         &mut stack,
         "projector",

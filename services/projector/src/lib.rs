@@ -155,7 +155,7 @@ pub async fn replay_into(
 ) -> anyhow::Result<()> {
     store.reset()?;
     let Some(head) = log.head().await? else {
-        return Ok(());
+        return Ok(store.build_indexes()?);
     };
     let mut chunks = log.subscribe(None).await?.ready_chunks(batch_size.max(1));
     while let Some(chunk) = chunks.next().await {
@@ -174,5 +174,6 @@ pub async fn replay_into(
             break;
         }
     }
-    Ok(())
+    // Filled: the query indexes, and the files synced.
+    Ok(store.build_indexes()?)
 }

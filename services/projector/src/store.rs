@@ -325,9 +325,12 @@ impl Skip {
 pub struct Store {
     conn: Connection,
     province: Province,
-    /// A file database's writer: empty read models are filled without syncing and
-    /// before their indexes are built (not a reader, nor an in-memory scratch store).
+    /// A file database's writer: empty read models are filled before their indexes
+    /// are built, and without syncing if nothing else is lost with them (not a reader,
+    /// nor an in-memory scratch store).
     file: Option<PathBuf>,
+    /// Writing with `synchronous=OFF`, a fill marked on disk (`fill`).
+    unsynced: bool,
     /// The read models are being filled from empty and have no query indexes yet.
     indexes_deferred: bool,
     /// While they are: the log's head when the filling began, whose batch builds them.
@@ -363,6 +366,7 @@ impl Store {
             conn,
             province,
             file: None,
+            unsynced: false,
             indexes_deferred: false,
             build_indexes_at: None,
         })
@@ -424,6 +428,7 @@ impl Store {
             conn,
             province,
             file,
+            unsynced: false,
             indexes_deferred: false,
             build_indexes_at: None,
         };
@@ -484,17 +489,67 @@ impl Store {
     fn plan_indexes(&mut self) -> Result<(), StoreError> {
         self.indexes_deferred = self.file.is_some() && self.checkpoint()?.is_none();
         self.build_indexes_at = None;
-        if let (true, Some(db)) = (self.indexes_deferred, &self.file) {
-            tracing::info!(
-                "read models empty: filled without syncing, their query indexes built once caught up"
-            );
-            crate::fill::begin(db).map_err(StoreError::io("the fill's marker"))?;
-            self.conn
-                .pragma_update(None, "wal_autocheckpoint", FILL_CHECKPOINT_PAGES)?;
-            Ok(self.conn.pragma_update(None, "synchronous", "OFF")?)
-        } else {
-            self.build_indexes()
+        if !self.indexes_deferred {
+            return self.build_indexes();
         }
+        tracing::info!("read models empty: their query indexes are built once caught up");
+        if !self.holds_history()? && self.begin_unsynced()? {
+            return Ok(());
+        }
+        // A synced fill: what an unsynced one left is synced first.
+        self.end_fill()
+    }
+
+    /// Whether the database holds what the log cannot give back (recorded log damage,
+    /// the rebuilds' history): it is never filled without syncing, as a machine stop
+    /// mid-fill drops the whole file.
+    fn holds_history(&self) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM log_damage) OR EXISTS (SELECT 1 FROM rebuilds)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Fills without syncing from now on, once the fill's marker is on disk (`fill`);
+    /// `false` (a synced fill) where it cannot be marked.
+    fn begin_unsynced(&mut self) -> Result<bool, StoreError> {
+        let Some(db) = &self.file else {
+            return Ok(false);
+        };
+        match crate::fill::begin(db) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot mark a fill: the read models are filled synced");
+                return Ok(false);
+            }
+        }
+        tracing::info!("filling without syncing until caught up");
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", FILL_CHECKPOINT_PAGES)?;
+        self.conn.pragma_update(None, "synchronous", "OFF")?;
+        self.unsynced = true;
+        Ok(true)
+    }
+
+    /// Writes synced again and ends a fill marked on disk (this writer's, or one an
+    /// earlier writer of this boot left): its files are synced, then the marker goes.
+    fn end_fill(&mut self) -> Result<(), StoreError> {
+        let Some(db) = &self.file else {
+            return Ok(());
+        };
+        if self.unsynced {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", LIVE_CHECKPOINT_PAGES)?;
+        }
+        let marked = crate::fill::marked(db).map_err(StoreError::io("the fill's marker"))?;
+        if self.unsynced || marked {
+            crate::fill::end(db).map_err(StoreError::io("syncing the filled database"))?;
+        }
+        self.unsynced = false;
+        Ok(())
     }
 
     /// Whether the read models are being filled from empty without their query indexes
@@ -524,11 +579,8 @@ impl Store {
         tx.execute_batch(INDEXES)?;
         tx.execute_batch(crate::analytics::INDEXES)?;
         tx.commit()?;
-        if let (true, Some(db)) = (self.indexes_deferred, &self.file) {
-            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-            self.conn
-                .pragma_update(None, "wal_autocheckpoint", LIVE_CHECKPOINT_PAGES)?;
-            crate::fill::end(db).map_err(StoreError::io("syncing the filled database"))?;
+        self.end_fill()?;
+        if self.indexes_deferred {
             tracing::info!(
                 seconds = started.elapsed().as_secs_f64(),
                 "query indexes built"
@@ -1719,10 +1771,10 @@ mod tests {
         assert_eq!(pages, LIVE_CHECKPOINT_PAGES);
         assert!(!crate::fill::marker(&path).exists());
 
-        // and a rebuild, which empties the read models, fills the same way
+        // and a rebuild, whose history the log cannot give back, fills synced
         store.start_rebuild(2).unwrap();
-        assert_eq!(synchronous(&store), 0);
-        assert!(crate::fill::marker(&path).exists());
+        assert_eq!(synchronous(&store), 1);
+        assert!(!crate::fill::marker(&path).exists());
     }
 
     #[test]
