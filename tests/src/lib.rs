@@ -56,13 +56,6 @@ pub fn nats_server_bin() -> PathBuf {
 pub fn free_port() -> u16 {
     free_ports(1)
 }
-/// The first port of the kernel's ephemeral range (Linux; 32768 when unknown).
-fn ephemeral_low() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32_768)
-}
 
 /// The TCP port process `pid` listens on, if any (Linux: the socket inodes among its
 /// open files, looked up in its network namespace's `/proc/<pid>/net/tcp`).
@@ -129,6 +122,14 @@ pub fn free_ports(n: u16) -> u16 {
         }
     }
     panic!("no {n} consecutive free ports in 127.0.0.1:{low}..{high} not already given");
+}
+
+/// The first port of the kernel's ephemeral range (Linux; 32768 when unknown).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {

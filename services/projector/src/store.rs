@@ -1740,11 +1740,16 @@ mod tests {
         assert_eq!(store.dead_letter_count().unwrap(), 0);
     }
 
-    fn synchronous(store: &Store) -> i64 {
+    /// A pragma's value on the store's connection.
+    fn pragma(store: &Store, name: &str) -> i64 {
         store
             .conn
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
             .unwrap()
+    }
+
+    fn synchronous(store: &Store) -> i64 {
+        pragma(store, "synchronous")
     }
 
     #[test]
@@ -1764,11 +1769,7 @@ mod tests {
         // and the batch reaching the head syncs it and ends the fill (NORMAL = 1)
         store.apply_batch(&[scheduled(2, "b")]).unwrap();
         assert_eq!(synchronous(&store), 1);
-        let pages: i64 = store
-            .conn
-            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(pages, LIVE_CHECKPOINT_PAGES);
+        assert_eq!(pragma(&store, "wal_autocheckpoint"), LIVE_CHECKPOINT_PAGES);
         assert!(!crate::fill::marker(&path).exists());
 
         // and a rebuild, whose history the log cannot give back, fills synced
