@@ -246,15 +246,25 @@ pub async fn office_stack(site: &Site, signer: &coord_auth::TokenSigner) -> Offi
         admin: sign("quản trị", coord_auth::Role::Admin),
         processes,
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reqwest::get(format!("{}/readyz", stack.url))
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "{} not ready in 30 s", site.slug);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_ready().await;
     stack
+}
+
+impl OfficeStack {
+    /// Waits (at most 30 s) until the gateway says ready: every command service
+    /// answering with all its endpoints, the projector caught up. After the office's
+    /// server restarts, its processes reconnect and subscribe again; until then a
+    /// command is refused as `service_unavailable` (nothing appended).
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !reqwest::get(format!("{}/readyz", self.url))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "{} not ready in 30 s", self.url);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Polls `GET /v1/sync` at `base` (at most 60 s) until the source from `from` has

@@ -163,6 +163,7 @@ async fn an_office_cut_off_keeps_working_and_every_office_converges_after_restor
     let site = running.topology.offices[0].clone();
     running.servers[1].stop();
     running.servers[1] = ConfiguredNats::start(&site.isolated_config_file(), site.port);
+    cut.wait_ready().await; // its processes reconnected to its own server
     report(cut, "long-xuyen", "Báo cáo quý II").await; // it keeps working
     report(other, "chau-doc", "Báo cáo quý II").await; // and so do the others
     schedule(hub, "chau-phu").await;
