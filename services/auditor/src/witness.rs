@@ -141,21 +141,20 @@ impl WitnessStore {
         Ok(())
     }
 
-    /// Records a refusal, unless the office's last alarm is about the same note (an
-    /// office sends a checkpoint again until it is cosigned): then that alarm counts
-    /// one more refusal and its time; whether it recorded a new one.
+    /// Records a refusal, unless the office already has an alarm about the same note
+    /// (an office sends a checkpoint again until it is cosigned, also after sending
+    /// another one meanwhile): then that alarm counts one more refusal and its time;
+    /// whether it recorded a new one. One alarm per refused note, however often sent.
     pub fn record_alarm(&self, r: &Refusal<'_>, at: &str) -> Result<bool, StoreError> {
-        let last: Option<(i64, String)> = self
+        let same: Option<i64> = self
             .conn
             .query_row(
-                "SELECT id, note FROM alarms WHERE office = ?1 ORDER BY id DESC LIMIT 1",
-                [r.office],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                "SELECT id FROM alarms WHERE office = ?1 AND note = ?2 ORDER BY id DESC LIMIT 1",
+                params![r.office, r.note],
+                |row| row.get(0),
             )
             .optional()?;
-        if let Some((id, note)) = last
-            && note == r.note
-        {
+        if let Some(id) = same {
             self.conn.execute(
                 "UPDATE alarms SET repeated = repeated + 1, last_at = ?2 WHERE id = ?1",
                 params![id, at],
@@ -761,6 +760,8 @@ mod tests {
         store.record_alarm(&refusal("bad"), "t1").unwrap();
         store.record_alarm(&refusal("bad"), "t2").unwrap();
         store.record_alarm(&refusal("worse"), "t3").unwrap();
+        // Sent again after another: still its own alarm, not a third.
+        store.record_alarm(&refusal("bad"), "t4").unwrap();
         let alarms = store.alarms().unwrap();
         assert_eq!(alarms.len(), 2);
         assert_eq!(alarms[0].old_size, Some(8));
@@ -769,7 +770,7 @@ mod tests {
         assert_eq!(alarms[1].note, "worse");
         assert_eq!(
             (alarms[0].repeated, alarms[0].last_at.as_deref()),
-            (1, Some("t2"))
+            (2, Some("t4"))
         );
         assert_eq!(
             (alarms[1].repeated, alarms[1].last_at.as_deref()),
