@@ -137,6 +137,59 @@ async fn jetstream_subscription_reports_a_corrupt_entry_and_goes_on() {
     assert_eq!(second.stream_id, s);
 }
 
+/// The subscription's next item, waited for at most 30 s.
+async fn next(
+    sub: &mut coord_log::Subscription,
+) -> Option<Result<coord_log::RecordedEvent, coord_log::LogError>> {
+    tokio::time::timeout(Duration::from_secs(30), sub.next())
+        .await
+        .expect("an item or the end within 30 s")
+}
+
+/// A subscription never passes to another log of the same name: when the stream is
+/// deleted and created again, the ordered consumer is created again on the new stream
+/// (from the next sequence, which there holds another log's commit); the subscription
+/// ends with an error instead of yielding it, and the reader resubscribes, checking the
+/// log's identity.
+#[tokio::test]
+async fn a_jetstream_subscription_ends_rather_than_follow_a_recreated_log() {
+    let server = NatsServer::start();
+    let client = server.admin_client().await;
+    let open = || async {
+        JetStreamLog::open(client.clone(), JetStreamConfig::default())
+            .await
+            .unwrap()
+    };
+    let old = open().await;
+    let s = contract::stream("inspection");
+    old.append(&s, ExpectedVersion::NoStream, vec![contract::event("A", 1)])
+        .await
+        .unwrap();
+    let mut sub = old.subscribe(None).await.unwrap();
+    let first = next(&mut sub).await.unwrap().unwrap();
+    assert_eq!(first.event_type, "A");
+
+    async_nats::jetstream::new(client.clone())
+        .delete_stream("COORD_LOG")
+        .await
+        .unwrap();
+    let new = open().await;
+    for (i, kind) in ["B", "C", "D"].into_iter().enumerate() {
+        let s = contract::stream("inspection");
+        new.append(
+            &s,
+            ExpectedVersion::NoStream,
+            vec![contract::event(kind, i as u64)],
+        )
+        .await
+        .unwrap();
+    }
+    let ended = next(&mut sub).await.expect("an item, not the end");
+    let err = ended.map(|e| e.event_type).unwrap_err();
+    assert_eq!(err.kind(), LogErrorKind::Unavailable, "{err}");
+    assert!(next(&mut sub).await.is_none(), "it ends there");
+}
+
 // Ownership: a command's references are read wherever the referenced stream was
 // written, while the aggregate itself is loaded only under its office's subjects. One
 // stream holds two offices' subjects, as an office's log holds its own and what it

@@ -791,9 +791,11 @@ type Chunk = Vec<Result<coord_log::RecordedEvent, LogError>>;
 impl Projector {
     /// Reads and decodes the subscription on a task of its own, in chunks of what is
     /// ready (at most the batch size), up to [`READ_AHEAD`] chunks ahead of the caller:
-    /// the log is read, decoded and its identity checked while the previous batch is
-    /// being applied. Each chunk is handed on only after an identity check that began
-    /// once it had arrived, so a chunk from a log replaced meanwhile is never applied.
+    /// the log is read and decoded while the previous batch is being applied. The first
+    /// chunk is handed on only after an identity check that began once it had arrived;
+    /// every later one is from that same log (a subscription ends rather than pass to
+    /// another storage of the log, `EventLog::subscribe`), so a chunk from a log
+    /// replaced meanwhile is never applied.
     /// The task ends (the receiver then sees the channel end) with the subscription, at
     /// a failed identity check (reported as the projector's fault), or when the receiver
     /// is dropped.
@@ -805,6 +807,7 @@ impl Projector {
         let this = self.clone();
         let mut chunks = subscription.ready_chunks(self.batch_size.max(1));
         tokio::spawn(async move {
+            let mut checked = false;
             loop {
                 let chunk: Chunk = tokio::select! {
                     chunk = chunks.next() => match chunk {
@@ -813,7 +816,11 @@ impl Projector {
                     },
                     () = tx.closed() => return,
                 };
-                if this.check_identity().await.is_err() || tx.send(chunk).await.is_err() {
+                if !checked && this.check_identity().await.is_err() {
+                    return;
+                }
+                checked = true;
+                if tx.send(chunk).await.is_err() {
                     return;
                 }
             }

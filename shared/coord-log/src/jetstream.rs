@@ -508,7 +508,7 @@ impl EventLog for JetStreamLog {
             .map_err(|e| LogError::unavailable("cannot follow the log", e))?;
         let root = self.config.subject_prefix.clone();
         let stream = messages
-            .scan(false, move |ended, item| {
+            .scan((false, false), move |(ended, delivered), item| {
                 // An infrastructure error ends the subscription; the caller resubscribes
                 // from its checkpoint.
                 if *ended {
@@ -516,19 +516,32 @@ impl EventLog for JetStreamLog {
                 }
                 let out: Vec<Result<RecordedEvent, LogError>> = match item {
                     Ok(msg) => match msg.info() {
-                        Ok(info) => match decode_checked(
-                            &root,
-                            &msg.subject,
-                            &msg.payload,
-                            info.stream_sequence,
-                        ) {
-                            Ok(events) => events
-                                .into_iter()
-                                .filter(|e| after.is_none_or(|a| e.pos() > a))
-                                .map(Ok)
-                                .collect(),
-                            Err(corrupt) => vec![Err(corrupt)],
-                        },
+                        // The ordered consumer was created again (its sequence starts
+                        // over): maybe on another stream of this name. Ends here (see
+                        // `EventLog::subscribe`).
+                        Ok(info) if info.consumer_sequence == 1 && *delivered => {
+                            *ended = true;
+                            vec![Err(LogError::unavailable(
+                                "the log's delivery started over",
+                                "its consumer was created again; resubscribe from the checkpoint",
+                            ))]
+                        }
+                        Ok(info) => {
+                            *delivered = true;
+                            match decode_checked(
+                                &root,
+                                &msg.subject,
+                                &msg.payload,
+                                info.stream_sequence,
+                            ) {
+                                Ok(events) => events
+                                    .into_iter()
+                                    .filter(|e| after.is_none_or(|a| e.pos() > a))
+                                    .map(Ok)
+                                    .collect(),
+                                Err(corrupt) => vec![Err(corrupt)],
+                            }
+                        }
                         Err(e) => {
                             *ended = true;
                             vec![Err(LogError::unavailable(

@@ -70,7 +70,13 @@ pub trait EventLog: Send + Sync + 'static {
     async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError>;
 
     /// Follows the whole log from just after `after` (from the start if `None`): first
-    /// what is stored, then new events as they are appended.
+    /// what is stored, then new events as they are appended. A subscription never
+    /// passes from one storage of the log to another: where the backend's delivery
+    /// starts over after its first event (JetStream: the consumer was created again,
+    /// as after the stream was deleted and recreated), it ends with an error instead,
+    /// and the caller resubscribes from its checkpoint, checking the log's
+    /// [`EventLog::identity`]. So a reader that checked the identity once it had the
+    /// first event knows every later one is from that log.
     async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError>;
 
     /// The position of the newest event in the log, if any.
