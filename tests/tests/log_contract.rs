@@ -190,6 +190,70 @@ async fn a_jetstream_subscription_ends_rather_than_follow_a_recreated_log() {
     assert!(next(&mut sub).await.is_none(), "it ends there");
 }
 
+/// A reader without a checkpoint of its own (an export, a scrub, an offline rebuild)
+/// reads on through a server restart, each entry once, with `coord_log::resuming`; and
+/// ends with an error rather than read a recreated log.
+#[tokio::test]
+async fn a_resuming_subscription_reads_on_through_a_restart_but_never_into_another_log() {
+    let mut server = NatsServer::start();
+    let open = |client: async_nats::Client| async move {
+        std::sync::Arc::new(
+            JetStreamLog::open(client, JetStreamConfig::default())
+                .await
+                .unwrap(),
+        ) as std::sync::Arc<dyn EventLog>
+    };
+    let log = open(server.admin_client().await).await;
+    // (retried while the client reconnects to a restarted server, at most 30 s)
+    let append = |log: std::sync::Arc<dyn EventLog>, kind: &'static str| async move {
+        let s = contract::stream("inspection");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while let Err(e) = log
+            .append(
+                &s,
+                ExpectedVersion::NoStream,
+                vec![contract::event(kind, 1)],
+            )
+            .await
+        {
+            assert!(std::time::Instant::now() < deadline, "{e}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    append(log.clone(), "A").await;
+    append(log.clone(), "B").await;
+    let mut sub = coord_log::resuming(log.clone(), None).await.unwrap();
+    let kind = |e: Option<Result<coord_log::RecordedEvent, coord_log::LogError>>| {
+        e.expect("an item").expect("an event").event_type
+    };
+    assert_eq!(kind(next(&mut sub).await), "A");
+    assert_eq!(kind(next(&mut sub).await), "B");
+
+    // The server restarts (same store and port): the ordered consumer, kept in memory,
+    // is gone; the client reconnects and the subscription reads on.
+    server.restart();
+    append(log.clone(), "C").await;
+    assert_eq!(kind(next(&mut sub).await), "C", "each entry once, in order");
+
+    // The stream is deleted and created again: the subscription ends with an error.
+    async_nats::jetstream::new(server.admin_client().await)
+        .delete_stream("COORD_LOG")
+        .await
+        .unwrap();
+    let other = open(server.admin_client().await).await;
+    for kind in ["X", "Y", "Z", "W"] {
+        append(other.clone(), kind).await;
+    }
+    let err = next(&mut sub)
+        .await
+        .expect("an item")
+        .map(|e| e.event_type)
+        .unwrap_err();
+    assert_eq!(err.kind(), LogErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("replaced"), "{err}");
+    assert!(next(&mut sub).await.is_none(), "it ends there");
+}
+
 // Ownership: a command's references are read wherever the referenced stream was
 // written, while the aggregate itself is loaded only under its office's subjects. One
 // stream holds two offices' subjects, as an office's log holds its own and what it

@@ -189,7 +189,14 @@ pub async fn run(
             .clone()
             .run(Duration::from_millis(config.checkpoint_ms), stop_rx.clone()),
     );
-    let scrub = tokio::spawn(scrub::scrub(auditor.clone()));
+    let scrub = tokio::spawn({
+        let auditor = auditor.clone();
+        async move {
+            if let Err(e) = scrub::scrub(auditor).await {
+                tracing::warn!(error = %e, "scrub: not conclusive (the log could not be read to the end); the next start scrubs again");
+            }
+        }
+    });
     let result = tokio::select! {
         _ = shutdown => Ok(()),
         r = &mut following => match r {

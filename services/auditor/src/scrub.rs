@@ -25,7 +25,8 @@ pub async fn missing_leaves(auditor: &Arc<Auditor>) -> anyhow::Result<Vec<u64>> 
     let head = auditor.log().head().await?;
     let mut seen: HashSet<Hash> = HashSet::with_capacity(leaves.len());
     if head.is_some() {
-        let mut entries = auditor.log().subscribe(None).await?;
+        // Through the backend's interruptions, never into another log.
+        let mut entries = coord_log::resuming(auditor.log().clone(), None).await?;
         while let Some(entry) = entries.next().await {
             match entry {
                 Ok(e) => {

@@ -144,7 +144,9 @@ impl WitnessStore {
     /// Records a refusal, unless the office already has an alarm about the same note
     /// (an office sends a checkpoint again until it is cosigned, also after sending
     /// another one meanwhile): then that alarm counts one more refusal and its time;
-    /// whether it recorded a new one. One alarm per refused note, however often sent.
+    /// whether it recorded a new one. One alarm per refused note, however often sent;
+    /// it keeps what was found the first time (the reason, the cosigned checkpoint it
+    /// was compared with): the same note is refused again for what it is.
     pub fn record_alarm(&self, r: &Refusal<'_>, at: &str) -> Result<bool, StoreError> {
         let same: Option<i64> = self
             .conn
@@ -209,7 +211,7 @@ impl WitnessStore {
 }
 
 /// Adds the columns that count a refused note sent again (stores made before them
-/// get them, zero and empty).
+/// get them, zero and empty), and the index that finds the note's alarm.
 fn add_repeat_columns(conn: &Connection) -> Result<(), StoreError> {
     let has: bool = conn
         .prepare("SELECT 1 FROM pragma_table_info('alarms') WHERE name = 'repeated'")?
@@ -220,6 +222,8 @@ fn add_repeat_columns(conn: &Connection) -> Result<(), StoreError> {
              ALTER TABLE alarms ADD COLUMN last_at TEXT;",
         )?;
     }
+    // A refused note is looked up among the office's alarms each time it comes.
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS alarms_office_note ON alarms (office, note)")?;
     Ok(())
 }
 

@@ -391,13 +391,13 @@ pub async fn export(
         note: c.note,
     }));
     head_lines.extend(leaves_lines(&office, 0, &leaves, &events));
-    let first = futures::stream::iter(head_lines.iter().map(ndjson).collect::<Vec<_>>());
+    let first = futures::stream::iter(head_lines.iter().map(|l| Ok(ndjson(l))).collect::<Vec<_>>());
     let entries = match head {
         None => futures::stream::empty().boxed(),
         Some(head) => {
-            let subscription = s
-                .audit_log
-                .subscribe(None)
+            // Through the backend's interruptions, never into another log: an export
+            // is one log's entries, each once.
+            let subscription = coord_log::resuming(s.audit_log.clone(), None)
                 .await
                 .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
             // Stops at the head seen above without waiting for the next event.
@@ -427,11 +427,14 @@ pub async fn export(
                             position >= head,
                         ),
                         Err(e) => {
+                            // The body is aborted, not ended: a bundle cut short must
+                            // not read as complete (its missing entries as removed).
                             tracing::warn!(error = %e, "export cut short");
-                            return None;
+                            let cut = std::io::Error::other(format!("export cut short: {e}"));
+                            return Some((Err(cut), (sub, true)));
                         }
                     };
-                    Some((ndjson(&entry_line(&office, &entry)), (sub, done)))
+                    Some((Ok(ndjson(&entry_line(&office, &entry))), (sub, done)))
                 }
             })
             .boxed()
@@ -439,7 +442,7 @@ pub async fn export(
     };
     let body = first
         .chain(entries)
-        .map(|bytes| Ok::<_, std::io::Error>(axum::body::Bytes::from(bytes)));
+        .map(|bytes: std::io::Result<Vec<u8>>| bytes.map(axum::body::Bytes::from));
     Ok((
         [(header::CONTENT_TYPE, "application/x-ndjson")],
         Body::from_stream(body),

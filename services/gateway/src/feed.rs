@@ -299,9 +299,7 @@ impl SnapshotReader {
             stalls = self.stalls,
             "an export's log read stalled; subscribing again"
         );
-        self.sub = self
-            .log
-            .subscribe(self.seen)
+        self.sub = coord_log::resuming(self.log.clone(), self.seen)
             .await
             .map_err(|e| format!("{}; subscribing again failed: {e}", stalled()))?;
         Ok(())
@@ -334,9 +332,8 @@ pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, P
         commit,
         index: u64::MAX,
     });
-    let subscription = s
-        .log
-        .subscribe(start)
+    // Through the backend's interruptions (a server restart), never into another log.
+    let subscription = coord_log::resuming(s.log.clone(), start)
         .await
         .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
     // Stop right after the last position of the snapshot (never wait for live events);

@@ -143,21 +143,24 @@ pub async fn rebuild_offline(config: Config) -> anyhow::Result<u64> {
     let client = config.service.connect("coord-projector-rebuild").await?;
     let log = config.service.open_log(client).await?;
     let mut store = Store::open(&config.db, province)?;
-    replay_into(&mut store, log.as_ref(), config.batch_size).await?;
+    replay_into(&mut store, log, config.batch_size).await?;
     Ok(store.checkpoint()?.map(|p| p.commit).unwrap_or(0))
 }
 
-/// Resets `store` and replays `log` into it up to the head seen at the start.
+/// Resets `store` and replays `log` into it up to the head seen at the start, through
+/// the backend's interruptions (never into another log).
 pub async fn replay_into(
     store: &mut Store,
-    log: &dyn EventLog,
+    log: Arc<dyn EventLog>,
     batch_size: usize,
 ) -> anyhow::Result<()> {
     store.reset()?;
     let Some(head) = log.head().await? else {
         return Ok(store.build_indexes()?);
     };
-    let mut chunks = log.subscribe(None).await?.ready_chunks(batch_size.max(1));
+    let mut chunks = coord_log::resuming(log, None)
+        .await?
+        .ready_chunks(batch_size.max(1));
     while let Some(chunk) = chunks.next().await {
         let mut items = Vec::with_capacity(chunk.len());
         for entry in chunk {

@@ -156,7 +156,7 @@ async fn a_rebuild_equals_the_incremental_model_and_redelivery_counts_nothing_tw
     // Rebuilt: drop everything and replay from the log in one go.
     let mut rebuilt = Store::open_in_memory((*province()).clone()).unwrap();
     rebuilt.apply_batch(&items[..10]).unwrap();
-    projector::replay_into(&mut rebuilt, &log, 64)
+    projector::replay_into(&mut rebuilt, Arc::new(log.clone()), 64)
         .await
         .unwrap();
 

@@ -518,7 +518,9 @@ impl EventLog for JetStreamLog {
                     Ok(msg) => match msg.info() {
                         // The ordered consumer was created again (its sequence starts
                         // over): maybe on another stream of this name. Ends here (see
-                        // `EventLog::subscribe`).
+                        // `EventLog::subscribe`). Rests on async-nats's ordered consumer
+                        // yielding a new consumer's messages from sequence 1 (0.51; the
+                        // log contract test of a recreated log fails if it changes).
                         Ok(info) if info.consumer_sequence == 1 && *delivered => {
                             *ended = true;
                             vec![Err(LogError::unavailable(

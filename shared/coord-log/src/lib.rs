@@ -17,12 +17,14 @@ mod envelope;
 mod error;
 pub mod jetstream;
 pub mod memory;
+mod resume;
 
 pub use envelope::{
     AppendOutcome, EventPosition, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId,
     StreamIdError, check_subject, find_commit, office_of, subject_of, validate_batch,
 };
 pub use error::{LogError, LogErrorKind};
+pub use resume::resuming;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
