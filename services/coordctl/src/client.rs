@@ -137,7 +137,9 @@ impl Client {
         if !response.status().is_success() {
             return decode::<Value>(response).await.map(|v| v.to_string());
         }
-        Ok(response.text().await?)
+        response.text().await.with_context(|| {
+            format!("the gateway cut {path} short (it could not read on to the end); nothing was kept, retry")
+        })
     }
 
     pub async fn post_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {

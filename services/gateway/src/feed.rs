@@ -244,6 +244,8 @@ const RESUBSCRIBES: u32 = 2;
 /// The snapshot's read of the log, up to `last`.
 struct SnapshotReader {
     log: std::sync::Arc<dyn coord_log::EventLog>,
+    /// The log's identity when the snapshot began: every subscription is held to it.
+    identity: Option<String>,
     sub: coord_log::Subscription,
     /// The last event handed on (at first, where the snapshot starts after).
     seen: Option<EventPosition>,
@@ -299,7 +301,7 @@ impl SnapshotReader {
             stalls = self.stalls,
             "an export's log read stalled; subscribing again"
         );
-        self.sub = coord_log::resuming(self.log.clone(), self.seen)
+        self.sub = coord_log::resuming_on(self.log.clone(), self.seen, Some(self.identity.clone()))
             .await
             .map_err(|e| format!("{}; subscribing again failed: {e}", stalled()))?;
         Ok(())
@@ -332,10 +334,13 @@ pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, P
         commit,
         index: u64::MAX,
     });
-    // Through the backend's interruptions (a server restart), never into another log.
-    let subscription = coord_log::resuming(s.log.clone(), start)
+    // Through the backend's interruptions (a server restart), never into another log:
+    // the one read from here, also when the reader subscribes again after a stall.
+    let unavailable = |e: LogError| Problem::unavailable("log_unavailable", e.to_string());
+    let identity = s.log.identity().await.map_err(unavailable)?;
+    let subscription = coord_log::resuming_on(s.log.clone(), start, Some(identity.clone()))
         .await
-        .map_err(|e| Problem::unavailable("log_unavailable", e.to_string()))?;
+        .map_err(unavailable)?;
     // Stop right after the last position of the snapshot (never wait for live events);
     // skip unreadable entries and commits whose subject does not match them (the
     // projector lists them as dead letters and alarms); any other error, the log
@@ -344,6 +349,7 @@ pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, P
     // for it forever), is the last item.
     let reader = SnapshotReader {
         log: s.log.clone(),
+        identity,
         sub: subscription,
         seen: start,
         last,

@@ -24,7 +24,7 @@ pub use envelope::{
     StreamIdError, check_subject, find_commit, office_of, subject_of, validate_batch,
 };
 pub use error::{LogError, LogErrorKind};
-pub use resume::resuming;
+pub use resume::{resuming, resuming_on};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;

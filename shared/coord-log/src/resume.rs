@@ -19,16 +19,12 @@ const ATTEMPTS: u32 = 8;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// Where an entry stands: an event's position, or an unreadable entry's commit (after
-/// every index of it).
+/// Where an entry stands: an event's position, or an unreadable entry's own.
 fn position_of(entry: &Result<RecordedEvent, LogError>) -> Option<EventPosition> {
     match entry {
         Ok(e) => Some(e.pos()),
         Err(LogError::Corrupt { position, .. } | LogError::SubjectMismatch { position, .. }) => {
-            Some(EventPosition {
-                commit: position.commit,
-                index: u64::MAX,
-            })
+            Some(*position)
         }
         Err(_) => None,
     }
@@ -36,8 +32,12 @@ fn position_of(entry: &Result<RecordedEvent, LogError>) -> Option<EventPosition>
 
 struct State {
     log: Arc<dyn EventLog>,
+    /// The log's identity when first subscribed (`None` until then).
     identity: Option<Option<String>>,
     subscription: Option<Subscription>,
+    /// Whether the subscription gave nothing yet: its first entry is given only after
+    /// an identity check begun once it arrived (`EventLog::subscribe`).
+    unchecked: bool,
     /// The last entry given.
     seen: Option<EventPosition>,
     failures: u32,
@@ -45,9 +45,9 @@ struct State {
 }
 
 impl State {
-    /// Subscribes from just after the last entry given, if the log is still the one
-    /// first subscribed to.
-    async fn subscribe(&mut self) -> Result<Subscription, LogError> {
+    /// Whether the log is still the one first subscribed to (the first time, records
+    /// it); an error that ends the reading if not.
+    async fn check_identity(&mut self) -> Result<(), LogError> {
         let now = self.log.identity().await?;
         match &self.identity {
             None => self.identity = Some(now),
@@ -61,7 +61,23 @@ impl State {
                 )));
             }
         }
-        self.log.subscribe(self.seen).await
+        Ok(())
+    }
+
+    /// Subscribes from just after the last entry given, if the log is still the one
+    /// first subscribed to.
+    async fn subscribe(&mut self) -> Result<(), LogError> {
+        self.check_identity().await?;
+        self.subscription = Some(self.log.subscribe(self.seen).await?);
+        self.unchecked = true;
+        Ok(())
+    }
+
+    /// Drops the subscription after `e`: the error to give (and end with), or `None`
+    /// to subscribe again.
+    async fn interrupted(&mut self, e: LogError) -> Option<LogError> {
+        self.subscription = None;
+        self.failed(e).await
     }
 
     /// The next entry to give, `None` at the end.
@@ -71,17 +87,33 @@ impl State {
                 return None;
             }
             let Some(subscription) = self.subscription.as_mut() else {
-                match self.subscribe().await {
-                    Ok(s) => self.subscription = Some(s),
-                    Err(e) => {
-                        if let Some(e) = self.failed(e).await {
-                            return Some(Err(e));
-                        }
-                    }
+                if let Err(e) = self.subscribe().await
+                    && let Some(e) = self.interrupted(e).await
+                {
+                    return Some(Err(e));
                 }
                 continue;
             };
-            let entry = subscription.next().await?;
+            let ended = LogError::Unavailable("the log's subscription ended".into());
+            let entry = match subscription.next().await {
+                Some(entry) => entry,
+                // Not the log's end (a subscription waits for new entries): its client
+                // closed. Subscribed again, or an error; never a quiet end.
+                None => {
+                    if let Some(e) = self.interrupted(ended).await {
+                        return Some(Err(e));
+                    }
+                    continue;
+                }
+            };
+            if std::mem::take(&mut self.unchecked)
+                && let Err(e) = self.check_identity().await
+            {
+                if let Some(e) = self.interrupted(e).await {
+                    return Some(Err(e));
+                }
+                continue;
+            }
             match position_of(&entry) {
                 // Given before the interruption: the new subscription starts at the
                 // last commit given, and gives its unreadable entries again.
@@ -93,8 +125,7 @@ impl State {
                 }
                 None => match entry {
                     Err(e) if e.kind() == LogErrorKind::Unavailable => {
-                        self.subscription = None;
-                        if let Some(e) = self.failed(e).await {
+                        if let Some(e) = self.interrupted(e).await {
                             return Some(Err(e));
                         }
                     }
@@ -128,18 +159,124 @@ pub async fn resuming(
     log: Arc<dyn EventLog>,
     after: Option<EventPosition>,
 ) -> Result<Subscription, LogError> {
+    resuming_on(log, after, None).await
+}
+
+/// [`resuming`], held to the log whose identity is `identity` (as the caller read it
+/// when it began, before resubscribing of its own): another log ends it with an error.
+pub async fn resuming_on(
+    log: Arc<dyn EventLog>,
+    after: Option<EventPosition>,
+    identity: Option<Option<String>>,
+) -> Result<Subscription, LogError> {
     let mut state = State {
         log,
-        identity: None,
+        identity,
         subscription: None,
+        unchecked: false,
         seen: after,
         failures: 0,
         ended: false,
     };
-    state.subscription = Some(state.subscribe().await?);
+    state.subscribe().await?;
     Ok(futures::stream::unfold(state, |mut state| async move {
         let entry = state.next().await?;
         Some((entry, state))
     })
     .boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::memory::InMemoryLog;
+    use crate::{AppendOutcome, ExpectedVersion, Metadata, NewEvent, StreamId};
+
+    /// The in-memory log, whose first subscription ends quietly after two entries (as
+    /// a subscription whose client closed).
+    struct Interrupted {
+        inner: InMemoryLog,
+        subscriptions: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl EventLog for Interrupted {
+        fn for_office(&self, office: &coord_domain::Office) -> Arc<dyn EventLog> {
+            self.inner.for_office(office)
+        }
+        async fn append(
+            &self,
+            stream: &StreamId,
+            expected: ExpectedVersion,
+            events: Vec<NewEvent>,
+        ) -> Result<AppendOutcome, LogError> {
+            self.inner.append(stream, expected, events).await
+        }
+        async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+            self.inner.read_stream(stream).await
+        }
+        async fn read_reference(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, LogError> {
+            self.inner.read_reference(stream).await
+        }
+        async fn subscribe(&self, after: Option<EventPosition>) -> Result<Subscription, LogError> {
+            let subscription = self.inner.subscribe(after).await?;
+            Ok(match self.subscriptions.fetch_add(1, Ordering::SeqCst) {
+                0 => subscription.take(2).boxed(),
+                _ => subscription,
+            })
+        }
+        async fn head(&self) -> Result<Option<EventPosition>, LogError> {
+            self.inner.head().await
+        }
+    }
+
+    fn event(kind: &str) -> NewEvent {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: kind.into(),
+            schema_version: 1,
+            occurred_at: "2022-06-15".parse().unwrap(),
+            payload: serde_json::json!({}),
+            metadata: Metadata {
+                role: None,
+                office: "province".into(),
+                actor: "test".into(),
+                correlation_id: Uuid::now_v7(),
+                causation_id: Uuid::now_v7(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscription_that_ends_midway_through_a_commit_is_read_on_each_entry_once() {
+        let log = Arc::new(Interrupted {
+            inner: InMemoryLog::new(),
+            subscriptions: AtomicUsize::new(0),
+        });
+        let stream = |n: u32| StreamId::new("inspection", Uuid::from_u128(n.into())).unwrap();
+        let three = vec![event("A"), event("B"), event("C")];
+        log.append(&stream(1), ExpectedVersion::NoStream, three)
+            .await
+            .unwrap();
+        log.append(&stream(2), ExpectedVersion::NoStream, vec![event("D")])
+            .await
+            .unwrap();
+        let mut read = resuming(log.clone(), None).await.unwrap();
+        let mut kinds = Vec::new();
+        for _ in 0..4 {
+            let next = tokio::time::timeout(Duration::from_secs(10), read.next()).await;
+            kinds.push(next.unwrap().unwrap().unwrap().event_type);
+        }
+        assert_eq!(kinds, ["A", "B", "C", "D"]);
+        assert_eq!(
+            log.subscriptions.load(Ordering::SeqCst),
+            2,
+            "subscribed again"
+        );
+    }
 }
