@@ -742,23 +742,26 @@ impl Stack {
     /// Waits (at most 30 s) until the gateway says ready: every service answers and the
     /// projector has caught up.
     pub async fn wait_ready(&self) {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = http
-                .get(format!("{}/readyz", self.gateway_url))
-                .send()
-                .await
-                && r.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the stack did not become ready within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        wait_ready(&self.gateway_url).await;
+    }
+}
+
+/// Waits (at most 30 s) until the gateway at `base` says ready (`/readyz`): every
+/// command service answering with all its endpoints, the projector caught up.
+pub async fn wait_ready(base: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return;
         }
+        assert!(
+            Instant::now() < deadline,
+            "{base} did not become ready within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -251,19 +251,11 @@ pub async fn office_stack(site: &Site, signer: &coord_auth::TokenSigner) -> Offi
 }
 
 impl OfficeStack {
-    /// Waits (at most 30 s) until the gateway says ready: every command service
-    /// answering with all its endpoints, the projector caught up. After the office's
-    /// server restarts, its processes reconnect and subscribe again; until then a
-    /// command is refused as `service_unavailable` (nothing appended).
+    /// Waits (at most 30 s) until the office's gateway says ready ([`crate::wait_ready`]).
+    /// After the office's server restarts, its processes reconnect and subscribe again;
+    /// until then a command is refused as `service_unavailable` (nothing appended).
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !reqwest::get(format!("{}/readyz", self.url))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(Instant::now() < deadline, "{} not ready in 30 s", self.url);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::wait_ready(&self.url).await;
     }
 }
 

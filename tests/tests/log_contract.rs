@@ -137,6 +137,15 @@ async fn jetstream_subscription_reports_a_corrupt_entry_and_goes_on() {
     assert_eq!(second.stream_id, s);
 }
 
+/// A JetStream log over `client` (the stream created if missing).
+async fn jetstream(client: async_nats::Client) -> std::sync::Arc<dyn EventLog> {
+    std::sync::Arc::new(
+        JetStreamLog::open(client, JetStreamConfig::default())
+            .await
+            .unwrap(),
+    )
+}
+
 /// The subscription's next item, waited for at most 30 s.
 async fn next(
     sub: &mut coord_log::Subscription,
@@ -155,12 +164,7 @@ async fn next(
 async fn a_jetstream_subscription_ends_rather_than_follow_a_recreated_log() {
     let server = NatsServer::start();
     let client = server.admin_client().await;
-    let open = || async {
-        JetStreamLog::open(client.clone(), JetStreamConfig::default())
-            .await
-            .unwrap()
-    };
-    let old = open().await;
+    let old = jetstream(client.clone()).await;
     let s = contract::stream("inspection");
     old.append(&s, ExpectedVersion::NoStream, vec![contract::event("A", 1)])
         .await
@@ -173,7 +177,7 @@ async fn a_jetstream_subscription_ends_rather_than_follow_a_recreated_log() {
         .delete_stream("COORD_LOG")
         .await
         .unwrap();
-    let new = open().await;
+    let new = jetstream(client).await;
     for (i, kind) in ["B", "C", "D"].into_iter().enumerate() {
         let s = contract::stream("inspection");
         new.append(
@@ -196,14 +200,7 @@ async fn a_jetstream_subscription_ends_rather_than_follow_a_recreated_log() {
 #[tokio::test]
 async fn a_resuming_subscription_reads_on_through_a_restart_but_never_into_another_log() {
     let mut server = NatsServer::start();
-    let open = |client: async_nats::Client| async move {
-        std::sync::Arc::new(
-            JetStreamLog::open(client, JetStreamConfig::default())
-                .await
-                .unwrap(),
-        ) as std::sync::Arc<dyn EventLog>
-    };
-    let log = open(server.admin_client().await).await;
+    let log = jetstream(server.admin_client().await).await;
     // (retried while the client reconnects to a restarted server, at most 30 s)
     let append = |log: std::sync::Arc<dyn EventLog>, kind: &'static str| async move {
         let s = contract::stream("inspection");
@@ -240,7 +237,7 @@ async fn a_resuming_subscription_reads_on_through_a_restart_but_never_into_anoth
         .delete_stream("COORD_LOG")
         .await
         .unwrap();
-    let other = open(server.admin_client().await).await;
+    let other = jetstream(server.admin_client().await).await;
     for kind in ["X", "Y", "Z", "W"] {
         append(other.clone(), kind).await;
     }

@@ -301,7 +301,7 @@ impl SnapshotReader {
             stalls = self.stalls,
             "an export's log read stalled; subscribing again"
         );
-        self.sub = coord_log::resuming_on(self.log.clone(), self.seen, Some(self.identity.clone()))
+        self.sub = coord_log::resuming_on(self.log.clone(), self.seen, self.identity.clone())
             .await
             .map_err(|e| format!("{}; subscribing again failed: {e}", stalled()))?;
         Ok(())
@@ -338,7 +338,7 @@ pub async fn snapshot(s: &AppState, params: &ExportParams) -> Result<Snapshot, P
     // the one read from here, also when the reader subscribes again after a stall.
     let unavailable = |e: LogError| Problem::unavailable("log_unavailable", e.to_string());
     let identity = s.log.identity().await.map_err(unavailable)?;
-    let subscription = coord_log::resuming_on(s.log.clone(), start, Some(identity.clone()))
+    let subscription = coord_log::resuming_on(s.log.clone(), start, identity.clone())
         .await
         .map_err(unavailable)?;
     // Stop right after the last position of the snapshot (never wait for live events);

@@ -32,8 +32,8 @@ fn position_of(entry: &Result<RecordedEvent, LogError>) -> Option<EventPosition>
 
 struct State {
     log: Arc<dyn EventLog>,
-    /// The log's identity when first subscribed (`None` until then).
-    identity: Option<Option<String>>,
+    /// The log's identity when the reading began.
+    identity: Option<String>,
     subscription: Option<Subscription>,
     /// Whether the subscription gave nothing yet: its first entry is given only after
     /// an identity check begun once it arrived (`EventLog::subscribe`).
@@ -45,29 +45,23 @@ struct State {
 }
 
 impl State {
-    /// Whether the log is still the one first subscribed to (the first time, records
-    /// it); an error that ends the reading if not.
+    /// Whether the log is still the one the reading began with; an error that ends
+    /// the reading if not.
     async fn check_identity(&mut self) -> Result<(), LogError> {
         let now = self.log.identity().await?;
-        match &self.identity {
-            None => self.identity = Some(now),
-            Some(first) if *first == now => {}
-            Some(first) => {
-                self.ended = true;
-                return Err(LogError::Unavailable(format!(
-                    "the log was replaced while it was read (it was {}, it is {})",
-                    first.as_deref().unwrap_or("unknown"),
-                    now.as_deref().unwrap_or("unknown")
-                )));
-            }
+        if now == self.identity {
+            return Ok(());
         }
-        Ok(())
+        self.ended = true;
+        Err(LogError::Unavailable(format!(
+            "the log was replaced while it was read (it was {}, it is {})",
+            self.identity.as_deref().unwrap_or("unknown"),
+            now.as_deref().unwrap_or("unknown")
+        )))
     }
 
-    /// Subscribes from just after the last entry given, if the log is still the one
-    /// first subscribed to.
+    /// Subscribes from just after the last entry given.
     async fn subscribe(&mut self) -> Result<(), LogError> {
-        self.check_identity().await?;
         self.subscription = Some(self.log.subscribe(self.seen).await?);
         self.unchecked = true;
         Ok(())
@@ -87,19 +81,25 @@ impl State {
                 return None;
             }
             let Some(subscription) = self.subscription.as_mut() else {
-                if let Err(e) = self.subscribe().await
+                // Again, and only on the same log (a replaced one would be found at its
+                // first entry too, but an empty one would keep the reader waiting).
+                let again = match self.check_identity().await {
+                    Ok(()) => self.subscribe().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = again
                     && let Some(e) = self.interrupted(e).await
                 {
                     return Some(Err(e));
                 }
                 continue;
             };
-            let ended = LogError::Unavailable("the log's subscription ended".into());
             let entry = match subscription.next().await {
                 Some(entry) => entry,
                 // Not the log's end (a subscription waits for new entries): its client
                 // closed. Subscribed again, or an error; never a quiet end.
                 None => {
+                    let ended = LogError::Unavailable("the log's subscription ended".into());
                     if let Some(e) = self.interrupted(ended).await {
                         return Some(Err(e));
                     }
@@ -159,15 +159,17 @@ pub async fn resuming(
     log: Arc<dyn EventLog>,
     after: Option<EventPosition>,
 ) -> Result<Subscription, LogError> {
-    resuming_on(log, after, None).await
+    let identity = log.identity().await?;
+    resuming_on(log, after, identity).await
 }
 
 /// [`resuming`], held to the log whose identity is `identity` (as the caller read it
-/// when it began, before resubscribing of its own): another log ends it with an error.
+/// when it began, also for resubscribing of its own): another log ends it with an
+/// error.
 pub async fn resuming_on(
     log: Arc<dyn EventLog>,
     after: Option<EventPosition>,
-    identity: Option<Option<String>>,
+    identity: Option<String>,
 ) -> Result<Subscription, LogError> {
     let mut state = State {
         log,
