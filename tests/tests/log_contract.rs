@@ -264,39 +264,13 @@ async fn a_reference_is_read_under_any_offices_subjects_and_an_aggregate_only_un
     let log = JetStreamLog::open(client.clone(), JetStreamConfig::default())
         .await
         .unwrap();
-    let province = log.for_office(&Office::Province);
     let district = log.for_office(&"district:long-xuyen".parse().unwrap());
-    let exchange = contract::stream("exchange");
-    let first = province
-        .append(
-            &exchange,
-            ExpectedVersion::NoStream,
-            vec![contract::event("A", 1)],
-        )
-        .await
-        .unwrap();
-    district
-        .append(
-            &contract::stream("receipt"),
-            ExpectedVersion::NoStream,
-            vec![contract::event_of("district:long-xuyen", "R", 1)],
-        )
-        .await
-        .unwrap();
-    province
-        .append(
-            &exchange,
-            ExpectedVersion::Exact(1),
-            vec![contract::event("B", 2)],
-        )
-        .await
-        .unwrap();
-
+    let (exchange, written) = exchange_between_receipts(&log, 2).await;
     // when the district reads it as a reference, then it finds both commits in order
     let seen = district.read_reference(&exchange).await.unwrap();
     let types: Vec<_> = seen.iter().map(|e| e.event_type.as_str()).collect();
-    assert_eq!(types, ["A", "B"]);
-    assert_eq!(seen[0].pos(), first.position);
+    assert_eq!(types, ["E1", "E2"]);
+    assert_eq!(seen[0].pos(), written[0].position);
     // and as its own aggregate it finds nothing: it is not the district's to write
     assert!(district.read_stream(&exchange).await.unwrap().is_empty());
     // and the events are on the province's subjects
@@ -416,4 +390,103 @@ async fn jetstream_appends_at_a_revision() {
     assert!(retry.duplicate);
     assert_eq!(retry.position, second.position);
     assert_eq!(log.read_stream(&s).await.unwrap().len(), 2);
+}
+
+/// The province's exchange written in `commits` commits (events `E1`, `E2`, …), each
+/// followed by a district's commit of its own: one stream holds two offices' subjects,
+/// as an office's log holds its own and what it sourced from the hub.
+async fn exchange_between_receipts(
+    log: &JetStreamLog,
+    commits: u64,
+) -> (coord_log::StreamId, Vec<coord_log::AppendOutcome>) {
+    let province = log.for_office(&Office::Province);
+    let district = log.for_office(&"district:long-xuyen".parse().unwrap());
+    let exchange = contract::stream("exchange");
+    let mut written = Vec::new();
+    for n in 0..commits {
+        let event = contract::event(&format!("E{}", n + 1), n + 1);
+        let appended = province.append(&exchange, ExpectedVersion::Exact(n), vec![event]);
+        written.push(appended.await.unwrap());
+        district
+            .append(
+                &contract::stream("receipt"),
+                ExpectedVersion::NoStream,
+                vec![contract::event_of("district:long-xuyen", "R", 1)],
+            )
+            .await
+            .unwrap();
+    }
+    (exchange, written)
+}
+
+/// Direct-get requests `client` sent to the log stream since `monitor` subscribed:
+/// counted up to a marker `client` sends after them (one publisher's messages reach a
+/// subscriber in order).
+async fn direct_gets(client: &async_nats::Client, monitor: &mut async_nats::Subscriber) -> usize {
+    client
+        .publish("$JS.API.DIRECT.GET.MARKER", "".into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let mut count = 0;
+    while let Some(msg) = tokio::time::timeout(Duration::from_secs(10), monitor.next())
+        .await
+        .unwrap()
+    {
+        if msg.subject.as_str() == "$JS.API.DIRECT.GET.MARKER" {
+            return count;
+        }
+        count += 1;
+    }
+    panic!("the monitor's subscription ended")
+}
+
+// A stream is read forward in batched direct gets (nats-server 2.11+): a cold load or
+// a reference of seven commits is one request, pages of `read_batch` commits follow
+// each other without losing or repeating one, and `read_batch = 0` reads one commit a
+// request, as a server without batches answers.
+#[tokio::test]
+async fn a_stream_is_read_in_batches_of_commits_each_once_in_order() {
+    let server = NatsServer::start();
+    let client = server.admin_client().await;
+    let log = JetStreamLog::open(client.clone(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    // given the province's exchange in seven commits, a district's commit after each
+    let (exchange, _) = exchange_between_receipts(&log, 7).await;
+    let types: Vec<String> = (1..=7).map(|n| format!("E{n}")).collect();
+    let mut monitor = client.subscribe("$JS.API.DIRECT.GET.>").await.unwrap();
+    client.flush().await.unwrap();
+
+    // (read_batch, requests for the own stream's load, requests for the reference)
+    for (read_batch, own, reference) in [(256, 1, 1), (3, 3, 3), (0, 7, 8)] {
+        let log = JetStreamLog::open(
+            client.clone(),
+            JetStreamConfig {
+                read_batch,
+                ..JetStreamConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        // when the province loads it and the district reads it as a reference
+        let loaded = log
+            .for_office(&Office::Province)
+            .read_stream(&exchange)
+            .await
+            .unwrap();
+        let loads = direct_gets(&client, &mut monitor).await;
+        let referenced = log.read_reference(&exchange).await.unwrap();
+        let references = direct_gets(&client, &mut monitor).await;
+        // then both hold the seven events in order, each once
+        for seen in [&loaded, &referenced] {
+            let seen: Vec<_> = seen.iter().map(|e| e.event_type.clone()).collect();
+            assert_eq!(seen, types, "read_batch {read_batch}");
+        }
+        assert_eq!(
+            (loads, references),
+            (own, reference),
+            "read_batch {read_batch}"
+        );
+    }
 }

@@ -45,6 +45,8 @@ use crate::{
     StreamId, StreamRevision, Subscription,
 };
 
+/// The JetStream API's subject prefix (no JetStream domain is used).
+const API_PREFIX: &str = "$JS.API";
 const VERSION_HEADER: &str = "Coord-Stream-Version";
 const COUNT_HEADER: &str = "Coord-Event-Count";
 const TYPES_HEADER: &str = "Coord-Event-Types";
@@ -66,6 +68,10 @@ pub struct JetStreamConfig {
     /// site's auditor keeps the tree of what its offices wrote, and its audit export is
     /// the same log. Empty: the whole stream.
     pub own_offices: Vec<Office>,
+    /// Commits asked for in one direct get when a stream is read forward (a cold load,
+    /// a reference): nats-server 2.11+ answers up to this many at once. 0: one a
+    /// request, as servers before 2.11 answer anyway.
+    pub read_batch: usize,
 }
 
 impl Default for JetStreamConfig {
@@ -76,6 +82,7 @@ impl Default for JetStreamConfig {
             duplicate_window: Duration::from_secs(3600),
             replicas: 1,
             own_offices: Vec::new(),
+            read_batch: 256,
         }
     }
 }
@@ -172,8 +179,9 @@ impl JetStreamLog {
         decode_checked(&self.config.subject_prefix, subject, payload, sequence)
     }
 
-    /// Every commit on `subject` (a wildcard too), read forward with direct gets up to
-    /// sequence `last_seq`, or, without one, until the subject has no next message.
+    /// Every commit on `subject` (a wildcard too), read forward with batched direct
+    /// gets (`read_batch` commits a request) up to sequence `last_seq`, or, without
+    /// one, until the subject has no next message.
     async fn read_subject(
         &self,
         subject: &str,
@@ -183,33 +191,43 @@ impl JetStreamLog {
         let mut events = Vec::new();
         let mut next = 1;
         while last_seq.is_none_or(|last| next <= last) {
-            match self
-                .stream
-                .direct_get_next_for_subject(subject, Some(next))
-                .await
-            {
-                Ok(msg) => {
-                    next = msg.sequence + 1;
-                    match self.decode_on(&msg.subject, &msg.payload, msg.sequence) {
-                        Ok(commit) => events.extend(commit),
-                        Err(e @ LogError::SubjectMismatch { .. })
-                            if on_mismatch == OnMismatch::Skip =>
-                        {
-                            tracing::warn!(error = %e, "left out of a read");
-                        }
-                        Err(e) => return Err(e),
+            let page = crate::direct::next_by_subject(
+                &self.js.client(),
+                API_PREFIX,
+                &self.config.stream_name,
+                subject,
+                next,
+                self.config.read_batch,
+            )
+            .await?;
+            let more = page.more;
+            for msg in page.messages {
+                if last_seq.is_some_and(|last| msg.sequence > last) {
+                    return Ok(events);
+                }
+                next = msg.sequence + 1;
+                match self.decode_on(&msg.subject, &msg.payload, msg.sequence) {
+                    Ok(commit) => events.extend(commit),
+                    Err(e @ LogError::SubjectMismatch { .. })
+                        if on_mismatch == OnMismatch::Skip =>
+                    {
+                        tracing::warn!(error = %e, "left out of a read");
                     }
+                    Err(e) => return Err(e),
                 }
-                Err(e)
-                    if last_seq.is_none()
-                        && matches!(e.kind(), stream::DirectGetErrorKind::NotFound) =>
-                {
-                    break;
-                }
-                Err(e) => return Err(LogError::unavailable("cannot read a stream", e)),
+            }
+            if !more {
+                break;
             }
         }
-        Ok(events)
+        match last_seq {
+            // A replica behind the leader's last sequence: not the whole stream.
+            Some(last) if next <= last => Err(LogError::Unavailable(format!(
+                "cannot read a stream: {subject} ended at sequence {} before its last, {last}",
+                next - 1
+            ))),
+            _ => Ok(events),
+        }
     }
 
     /// The subject's last commit: (its sequence, the stream version after it); (0, 0)

@@ -13,6 +13,7 @@
 //! expected version `n` ↔ expected revision `n - 1` (or `NoStream` for 0), global
 //! [`EventPosition`] ↔ the `$all` position, event id ↔ `EventData` id.
 
+mod direct;
 mod envelope;
 mod error;
 pub mod jetstream;
