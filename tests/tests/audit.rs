@@ -82,7 +82,12 @@ fn size_of(note: &str) -> u64 {
 }
 
 fn verify(export: &Export, keys: &[Verifier], known: Option<&Export>) -> Report {
-    let reports = verify_all(&export.offices, keys, known.map(|k| &k.offices));
+    let reports = verify_all(
+        &export.offices,
+        keys,
+        known.map(|k| &k.offices),
+        &Default::default(),
+    );
     assert_eq!(reports.len(), 1);
     reports.into_iter().next().unwrap()
 }

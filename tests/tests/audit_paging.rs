@@ -3,8 +3,8 @@
 //! straight into the auditor's SQLite store while it is stopped) is listed page by page
 //! over HTTP, each page far under nats-server's 1 MiB payload limit, exported by
 //! `coordctl audit export` and verified offline by `coordctl audit verify`; then the
-//! retention rule compacts it (every checkpoint a witness cosigned, the first of each
-//! hour, the latest) and every proof is still served and the export still verifies.
+//! retention rule compacts it (the first of each hour, the first a witness cosigned in
+//! each hour, the latest cosigned, the latest) and every proof is still served and the export still verifies.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;

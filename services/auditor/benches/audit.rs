@@ -104,6 +104,7 @@ fn verification(n: u64, signer: &Signer) -> serde_json::Value {
         &Trust {
             verifiers: &verifiers,
             known: None,
+            witnessed: None,
         },
     );
     let secs = t.elapsed().as_secs_f64();
@@ -158,7 +159,8 @@ fn offline_from_file(log: &OfficeLog, signer: &Signer, m: usize) -> serde_json::
     let verifiers = [signer.verifier().clone()];
     let t = Instant::now();
     let read = coord_audit::export::Export::read(bytes.as_slice()).unwrap();
-    let reports = coord_audit::verify::verify_all(&read.offices, &verifiers, None);
+    let reports =
+        coord_audit::verify::verify_all(&read.offices, &verifiers, None, &Default::default());
     let secs = t.elapsed().as_secs_f64();
     assert!(reports[0].is_intact());
     println!(

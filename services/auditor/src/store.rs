@@ -188,16 +188,22 @@ impl Store {
         Ok(())
     }
 
-    /// The hub's cosigned note of the checkpoint of `size` leaves, if it came.
+    /// The checkpoint of `size` leaves with the cosignatures kept for it, if any came
+    /// for this very checkpoint: one signed again at that size (its row lost) has
+    /// another body, and what was cosigned before is not its.
     pub fn cosigned(&self, size: u64) -> Result<Option<String>, StoreError> {
-        Ok(self
+        let row: Option<(String, String)> = self
             .conn
             .query_row(
-                "SELECT note FROM cosigned WHERE size = ?1",
+                "SELECT c.note, k.note FROM cosigned c JOIN checkpoints k USING (size)
+                 WHERE size = ?1",
                 [size as i64],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?)
+            .optional()?;
+        Ok(row
+            .filter(|(cosigned, ours)| same_body(cosigned, ours))
+            .map(|(cosigned, _)| cosigned))
     }
 
     /// Up to `limit` checkpoints after tree size `after`, oldest first.
@@ -247,19 +253,30 @@ impl Store {
     }
 
     /// The retention rule: of the checkpoints published before `before` (RFC 3339,
-    /// UTC), keeps those a witness cosigned, the first of each UTC hour and the latest
-    /// of all; removes the rest. Every proof stays servable (proofs come from the
-    /// leaves, which are all kept). Returns how many were removed.
+    /// UTC), keeps the first of each UTC hour, the first a witness cosigned in each
+    /// hour, the latest cosigned and the latest of all; removes the rest, and the
+    /// cosignatures of what it removed. Every proof stays servable (proofs come from the
+    /// leaves, which are all kept). Returns how many checkpoints were removed.
     pub fn compact_checkpoints(&mut self, before: &str) -> Result<usize, StoreError> {
-        let removed = self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let removed = tx.execute(
             "DELETE FROM checkpoints
              WHERE published_at < ?1
                AND size <> (SELECT max(size) FROM checkpoints)
-               AND size NOT IN (SELECT size FROM cosigned)
                AND size NOT IN (
-                   SELECT min(size) FROM checkpoints GROUP BY substr(published_at, 1, 13))",
+                   SELECT min(size) FROM checkpoints GROUP BY substr(published_at, 1, 13))
+               AND size <> coalesce(
+                   (SELECT max(size) FROM cosigned JOIN checkpoints USING (size)), -1)
+               AND size NOT IN (
+                   SELECT min(size) FROM checkpoints JOIN cosigned USING (size)
+                   GROUP BY substr(published_at, 1, 13))",
             [before],
         )?;
+        tx.execute(
+            "DELETE FROM cosigned WHERE size NOT IN (SELECT size FROM checkpoints)",
+            [],
+        )?;
+        tx.commit()?;
         Ok(removed)
     }
 
@@ -471,6 +488,13 @@ fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
     })
 }
 
+/// Whether two notes sign the same text (a checkpoint and the same checkpoint with
+/// cosignatures added).
+fn same_body(a: &str, b: &str) -> bool {
+    use coord_audit::note::Note;
+    matches!((Note::parse(a), Note::parse(b)), (Ok(a), Ok(b)) if a.text == b.text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,6 +591,34 @@ mod tests {
     }
 
     #[test]
+    fn given_a_checkpoint_signed_again_at_a_size_then_what_was_cosigned_before_is_not_its() {
+        use coord_audit::Checkpoint;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a.sqlite")).unwrap();
+        let signer = coord_audit::note::Signer::from_seed("coord/x", [1; 32]).unwrap();
+        let note = |root| {
+            Checkpoint {
+                origin: "coord/x".into(),
+                size: 5,
+                root,
+            }
+            .sign(&signer)
+        };
+        let (first, again) = (note([1; 32]), note([2; 32]));
+        store
+            .add_checkpoint(5, &first, "2024-01-01T10:00:00.000Z")
+            .unwrap();
+        store.add_cosigned(5, &first).unwrap();
+        assert_eq!(store.cosigned(5).unwrap(), Some(first));
+        // The checkpoint's row lost, and the log signed again at that size.
+        store.conn.execute("DELETE FROM checkpoints", []).unwrap();
+        store
+            .add_checkpoint(5, &again, "2024-01-01T11:00:00.000Z")
+            .unwrap();
+        assert_eq!(store.cosigned(5).unwrap(), None);
+    }
+
+    #[test]
     fn given_old_checkpoints_then_compaction_keeps_the_cosigned_the_first_of_each_hour_and_the_latest()
      {
         let dir = tempfile::tempdir().unwrap();
@@ -585,7 +637,23 @@ mod tests {
         store
             .add_checkpoint(10, "n", "2024-01-03T00:00:00.000Z")
             .unwrap();
-        store.add_cosigned(4, "cosigned").unwrap();
+        // Nothing cosigned yet: the first of each hour and the latest are kept.
+        let backup = dir.path().join("b.sqlite");
+        store
+            .conn
+            .execute("VACUUM INTO ?1", [backup.to_str().unwrap()])
+            .unwrap();
+        let mut plain = Store::open(&backup).unwrap();
+        assert_eq!(
+            plain
+                .compact_checkpoints("2024-01-02T00:00:00.000Z")
+                .unwrap(),
+            7
+        );
+        // Cosigned: 2, 3 and 4 in hour 10, 8 in hour 11.
+        for size in [2, 3, 4, 8] {
+            store.add_cosigned(size, "n").unwrap();
+        }
         let removed = store
             .compact_checkpoints("2024-01-02T00:00:00.000Z")
             .unwrap();
@@ -595,7 +663,15 @@ mod tests {
             .iter()
             .map(|c| c.size)
             .collect();
-        assert_eq!(kept, [1, 4, 7, 10]);
-        assert_eq!(removed, 6);
+        assert_eq!(kept, [1, 2, 7, 8, 10]);
+        assert_eq!(removed, 5);
+        let cosigned: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM cosigned", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            cosigned, 2,
+            "the cosignatures of removed checkpoints go too"
+        );
     }
 }

@@ -9,7 +9,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use coord_audit::Verifier;
 use coord_audit::export::Export;
-use coord_audit::trust::{MissingCosignature, TrustedKeys};
+use coord_audit::trust::TrustedKeys;
 use coord_audit::verify::{Report, verify_all};
 use coord_audit::wire::{AuditEvent, AuditPage, OfficeKey, WitnessStatus};
 
@@ -234,14 +234,13 @@ fn write_trust(path: &Path, keys: &TrustedKeys) -> anyhow::Result<()> {
     std::fs::write(path, keys.format()).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// The latest checkpoint of each office verified here (`offices`: those of the
-/// export) as this gateway serves it, and which cosignatures the trust file requires
-/// of it are missing: an office's needs the hub's, the province's every office's.
-async fn missing_cosignatures(
+/// The latest checkpoint, with its cosignatures, of each office of `offices` whose
+/// checkpoints the trust file says need a witness's, as this gateway serves it.
+async fn served_checkpoints(
     client: &Client,
     trust: &TrustedKeys,
     offices: impl Iterator<Item = &String>,
-) -> anyhow::Result<Vec<MissingCosignature>> {
+) -> Vec<(String, String)> {
     let mut latest = Vec::new();
     for office in offices {
         if trust.required_witnesses(office).is_empty() {
@@ -253,27 +252,56 @@ async fn missing_cosignatures(
             .unwrap_or_default();
         latest.push((office.clone(), note));
     }
-    Ok(trust.missing_cosignatures(&latest))
+    latest
+}
+
+/// The export and the served checkpoints that need cosignatures. They are read after
+/// the export: one newer than the export (signed meanwhile) cannot be checked against
+/// it, so both are read again (three times at most).
+async fn export_and_served(
+    client: &Client,
+    trust: &TrustedKeys,
+    office: &Option<String>,
+) -> anyhow::Result<(String, Export, Vec<(String, String)>)> {
+    let mut attempt = 1;
+    loop {
+        let (text, export) = fetch_export(client, office).await?;
+        let served = served_checkpoints(client, trust, export.offices.keys()).await;
+        let newer = served.iter().any(|(o, note)| {
+            coord_audit::trust::size_of(note).unwrap_or(0)
+                > export.offices.get(o).map_or(0, |l| l.entries.len() as u64)
+        });
+        if !newer || attempt == 3 {
+            return Ok((text, export, served));
+        }
+        attempt += 1;
+    }
 }
 
 /// Verifies and prints; an error when any office's log is broken, a served key is not
-/// the trusted one, or a required cosignature is missing.
+/// the trusted one, or a required cosignature is missing. Each office's latest
+/// checkpoint as its witnesses cosigned it is checked against the export, as an earlier
+/// trusted state is: a log rewritten and signed again is caught even at a size the
+/// witnesses saw.
 async fn verify(client: &Client, a: VerifyArgs, json: bool) -> anyhow::Result<()> {
     let trust = trusted_keys(client, &a).await?;
-    let (text, export) = match &a.file {
-        Some(path) => (std::fs::read_to_string(path)?, read_export(path)?),
-        None => fetch_export(client, &a.office).await?,
+    let (text, export, served) = match &a.file {
+        Some(path) => (
+            std::fs::read_to_string(path)?,
+            read_export(path)?,
+            Vec::new(),
+        ),
+        None => export_and_served(client, &trust, &a.office).await?,
     };
+    let (witnessed, missing) = trust.witnessed(&served, &export.offices);
     let known = a.trusted.as_ref().map(read_export).transpose()?;
     let reports = verify_all(
         &export.offices,
         &trust.verifiers(),
         known.as_ref().map(|k| &k.offices),
+        &witnessed,
     );
-    let missing = match a.file {
-        Some(_) => Vec::new(),
-        None => missing_cosignatures(client, &trust, export.offices.keys()).await?,
-    };
+
     if json {
         print_json(
             &serde_json::json!({ "reports": reports, "missing_cosignatures": missing.iter().map(|m| serde_json::json!({"office": m.office, "size": m.size, "witness": m.witness, "why": m.why})).collect::<Vec<_>>() }),
@@ -296,6 +324,15 @@ async fn verify(client: &Client, a: VerifyArgs, json: bool) -> anyhow::Result<()
     if broken > 0 {
         anyhow::bail!("{broken} office log(s) broken");
     }
+    let unsigned = reports
+        .iter()
+        .filter(|r| r.checkpoints == 0 && r.leaves > 0)
+        .count();
+    if unsigned > 0 {
+        anyhow::bail!(
+            "{unsigned} office log(s) have events but no signed checkpoint: nothing vouches for them"
+        );
+    }
     if !missing.is_empty() {
         anyhow::bail!("{} required cosignature(s) missing", missing.len());
     }
@@ -311,7 +348,17 @@ pub fn render_report(r: &Report) -> String {
         "Văn phòng (office) {}: {} sự kiện (events), {} điểm kiểm (checkpoints) đã ký đến {} lá (signed up to leaf count), {} kiểm tra nhất quán (consistency checks)",
         r.office, r.leaves, r.checkpoints, r.signed_size, r.consistency_checks
     );
+    let unsigned = r.leaves.saturating_sub(r.signed_size);
     match &r.broken {
+        // Nothing signed: nothing here is vouched for, however consistent it looks.
+        None if r.checkpoints == 0 && r.leaves > 0 => format!(
+            "{head}\nCHƯA KÝ (unsigned): không điểm kiểm nào bảo đảm {} sự kiện này (no checkpoint vouches for these events)",
+            r.leaves
+        ),
+        None if unsigned > 0 => format!(
+            "{head}\nNGUYÊN VẸN (intact) đến lá {} (up to leaf count); {unsigned} sự kiện mới hơn chưa được ký (newer events not yet signed)",
+            r.signed_size
+        ),
         None => format!("{head}\nNGUYÊN VẸN (intact)"),
         Some(b) => {
             let place = match (b.leaf_index, b.window) {

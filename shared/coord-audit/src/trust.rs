@@ -11,8 +11,11 @@
 //! without one, `verify` pins the served log keys on first use. A pinned key is never
 //! replaced silently: a served key that differs is a failure naming the office.
 
+use std::collections::BTreeMap;
+
 use crate::checkpoint::Checkpoint;
 use crate::cosign::CosignatureVerifier;
+use crate::export::OfficeLog;
 use crate::note::{NoteError, Verifier};
 
 /// The keys a reviewer trusts.
@@ -162,6 +165,52 @@ impl TrustedKeys {
         }
         missing
     }
+
+    /// Of the latest checkpoints `served` (office and note), those whose required
+    /// cosignatures are all there, to be checked against the export `offices` as its
+    /// witnesses saw it ([`crate::verify::Trust::witnessed`]); and the cosignatures
+    /// missing: a checkpoint not cosigned, or one older than the export's latest (the
+    /// newer ones would go unwitnessed).
+    pub fn witnessed(
+        &self,
+        served: &[(String, String)],
+        offices: &BTreeMap<String, OfficeLog>,
+    ) -> (BTreeMap<String, String>, Vec<MissingCosignature>) {
+        let mut missing = self.missing_cosignatures(served);
+        let mut witnessed = BTreeMap::new();
+        for (office, note) in served {
+            if missing.iter().any(|m| &m.office == office) {
+                continue;
+            }
+            let size = size_of(note).unwrap_or(0);
+            let latest = offices
+                .get(office)
+                .and_then(|l| l.checkpoints.last())
+                .and_then(|n| size_of(n))
+                .unwrap_or(0);
+            if size < latest {
+                missing.extend(self.required_witnesses(office).iter().map(|(w, _)| {
+                    MissingCosignature {
+                        office: office.clone(),
+                        size: Some(latest),
+                        witness: w.clone(),
+                        why: format!(
+                            "the latest checkpoint served is of {size} leaves, older than the export's latest"
+                        ),
+                    }
+                }));
+            } else {
+                witnessed.insert(office.clone(), note.clone());
+            }
+        }
+        (witnessed, missing)
+    }
+}
+
+/// The tree size a note commits to, if it is a checkpoint.
+pub fn size_of(note: &str) -> Option<u64> {
+    let text = crate::note::Note::parse(note).ok()?.text;
+    Some(Checkpoint::parse(&text).ok()?.size)
 }
 
 #[cfg(test)]
@@ -263,5 +312,61 @@ mod tests {
         let missing = keys.missing_cosignatures(&[("province".into(), cosigned_by_x)]);
         let names: Vec<&str> = missing.iter().map(|m| m.witness.as_str()).collect();
         assert_eq!(names, ["district:y"], "{missing:?}");
+    }
+
+    #[test]
+    fn given_served_checkpoints_then_only_cosigned_ones_at_least_the_exports_latest_are_witnessed()
+    {
+        let office = signer("coord/ag/district:x", 2);
+        let hub = Cosigner::from_seed("coord/ag/witness", [3; 32]).unwrap();
+        let keys = TrustedKeys {
+            logs: vec![("district:x".into(), office.verifier().clone())],
+            witnesses: vec![("province".into(), hub.verifier())],
+        };
+        let mut witness = crate::cosign::Witness::new(hub);
+        witness.watch(office.verifier().clone());
+        let note = |size| {
+            let note = Checkpoint {
+                origin: "coord/ag/district:x".into(),
+                size,
+                root: [size as u8; 32],
+            }
+            .sign(&office);
+            (
+                note.clone(),
+                witness.cosign(&note, &witness.check(&note, &[]).unwrap(), 1),
+            )
+        };
+        let ((at_5, cosigned_5), (at_8, cosigned_8)) = (note(5), note(8));
+        let export = |checkpoints: Vec<String>| {
+            let log = OfficeLog {
+                entries: Vec::new(),
+                checkpoints,
+                leaves: Vec::new(),
+                leaf_events: Vec::new(),
+            };
+            BTreeMap::from([("district:x".to_owned(), log)])
+        };
+        let served = |note: &str| vec![("district:x".to_owned(), note.to_owned())];
+        // The latest, cosigned: witnessed, nothing missing.
+        let (witnessed, missing) = keys.witnessed(
+            &served(&cosigned_8),
+            &export(vec![at_5.clone(), at_8.clone()]),
+        );
+        assert!(missing.is_empty(), "{missing:?}");
+        assert_eq!(witnessed.get("district:x"), Some(&cosigned_8));
+        // An older cosigned checkpoint served as the latest: the export's latest is not witnessed.
+        let (witnessed, missing) =
+            keys.witnessed(&served(&cosigned_5), &export(vec![at_5, at_8.clone()]));
+        assert!(witnessed.is_empty());
+        assert_eq!(
+            (missing.len(), missing[0].size),
+            (1, Some(8)),
+            "{missing:?}"
+        );
+        // Not cosigned: missing, and not witnessed.
+        let (witnessed, missing) = keys.witnessed(&served(&at_8), &export(vec![at_8.clone()]));
+        assert!(witnessed.is_empty());
+        assert_eq!(missing.len(), 1);
     }
 }

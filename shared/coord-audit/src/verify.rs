@@ -155,6 +155,10 @@ pub struct Trust<'a> {
     /// An earlier state of this office's log that was verified: its checkpoints and
     /// recorded leaves are taken as true.
     pub known: Option<&'a OfficeLog>,
+    /// The office's latest checkpoint as its witnesses cosigned it (the caller checked
+    /// the cosignatures): taken as true like a known one, so a log rewritten and signed
+    /// again at a size the witnesses saw is `Rewritten`, not intact.
+    pub witnessed: Option<&'a str>,
 }
 
 /// The recomputed leaves of a log and what its structure says.
@@ -247,20 +251,19 @@ struct Signed {
     label: String,
 }
 
+/// How the log's own checkpoints are named in a break.
+const OWN: &str = "checkpoint";
+
 /// Opens every note; the first that fails is the break.
 fn open_all(
     notes: &[String],
     verifiers: &[Verifier],
-    trusted: bool,
+    whose: &str,
 ) -> Result<(Option<String>, Vec<Signed>), Box<Break>> {
     let Some(origin) = notes.first().and_then(|n| Checkpoint::origin_of(n)) else {
         return Ok((None, Vec::new()));
     };
-    let whose = if trusted {
-        "trusted checkpoint"
-    } else {
-        "checkpoint"
-    };
+    let trusted = whose != OWN;
     let mut out: Vec<Signed> = Vec::new();
     for (i, note) in notes.iter().enumerate() {
         let checkpoint = Checkpoint::open(note, origin, verifiers).map_err(|e| {
@@ -442,9 +445,20 @@ pub fn verify_office(office: &str, log: &OfficeLog, trust: &Trust<'_>) -> Report
         consistency_checks: 0,
         broken: None,
     };
-    let opened = open_all(&log.checkpoints, trust.verifiers, false).and_then(|(origin, own)| {
+    let opened = open_all(&log.checkpoints, trust.verifiers, OWN).and_then(|(origin, own)| {
         let known = trust.known.map(|k| k.checkpoints.as_slice()).unwrap_or(&[]);
-        let (_, known) = open_all(known, trust.verifiers, true)?;
+        let (_, mut known) = open_all(known, trust.verifiers, "trusted checkpoint")?;
+        let witnessed: Vec<String> = trust.witnessed.map(str::to_owned).into_iter().collect();
+        let (of, witnessed) = open_all(&witnessed, trust.verifiers, "cosigned checkpoint")?;
+        if let (Some(of), Some(origin)) = (&of, &origin)
+            && of != origin
+        {
+            return Err(Box::new(Break::new(
+                BreakKind::BadCheckpoint,
+                format!("the cosigned checkpoint is of log `{of}`, not `{origin}`"),
+            )));
+        }
+        known.extend(witnessed);
         Ok((origin, own, known))
     });
     let (origin, own, known) = match opened {
@@ -512,11 +526,13 @@ pub fn verify_office(office: &str, log: &OfficeLog, trust: &Trust<'_>) -> Report
     report
 }
 
-/// Verifies every office of an export.
+/// Verifies every office of an export (`known`: an earlier verified export;
+/// `witnessed`: each office's latest checkpoint as its witnesses cosigned it).
 pub fn verify_all(
     offices: &std::collections::BTreeMap<String, OfficeLog>,
     verifiers: &[Verifier],
     known: Option<&std::collections::BTreeMap<String, OfficeLog>>,
+    witnessed: &std::collections::BTreeMap<String, String>,
 ) -> Vec<Report> {
     offices
         .iter()
@@ -524,6 +540,7 @@ pub fn verify_all(
             let trust = Trust {
                 verifiers,
                 known: known.and_then(|k| k.get(office)),
+                witnessed: witnessed.get(office).map(String::as_str),
             };
             verify_office(office, log, &trust)
         })

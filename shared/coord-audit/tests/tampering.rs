@@ -71,7 +71,15 @@ fn setup() -> (Signer, Vec<Verifier>, OfficeLog) {
 }
 
 fn check(log: &OfficeLog, verifiers: &[Verifier], known: Option<&OfficeLog>) -> Report {
-    verify_office("province", log, &Trust { verifiers, known })
+    verify_office(
+        "province",
+        log,
+        &Trust {
+            verifiers,
+            known,
+            witnessed: None,
+        },
+    )
 }
 
 fn events_mut(log: &mut OfficeLog) -> Vec<&mut RecordedEvent> {
@@ -181,6 +189,49 @@ fn given_a_rewritten_history_resigned_with_the_office_key_then_a_trusted_earlier
     };
     let b = check(&rewritten, &verifiers, Some(&known)).broken.unwrap();
     assert_eq!((b.kind, b.window), (BreakKind::Rewritten, Some([0, 8])));
+}
+
+#[test]
+fn given_a_rewritten_history_resigned_at_a_size_the_witnesses_cosigned_then_it_is_caught() {
+    let (signer, verifiers, before) = setup();
+    let cosigned = before.checkpoints.last().unwrap().clone();
+    let mut events: Vec<RecordedEvent> = (0..30).map(event).collect();
+    events[21].payload["n"] = json!(-1);
+    // Rewritten and signed again, its own checkpoints dropped but the last one.
+    let mut rewritten = signed_log(&signer, events);
+    rewritten.checkpoints.drain(..3);
+    let witnessed = |note: &str| {
+        let trust = Trust {
+            verifiers: &verifiers,
+            known: None,
+            witnessed: Some(note),
+        };
+        verify_office("province", &rewritten, &trust)
+    };
+    let b = witnessed(&cosigned).broken.unwrap();
+    assert_eq!(
+        (b.kind, b.window),
+        (BreakKind::Rewritten, Some([0, 30])),
+        "{b:?}"
+    );
+    // The log's own latest checkpoint, cosigned, is no break.
+    assert!(witnessed(rewritten.checkpoints.last().unwrap()).is_intact());
+    // A cosigned checkpoint of another log is no proof of this one.
+    let other = Signer::from_seed("other.example/log", [4; 32]).unwrap();
+    let foreign = Checkpoint {
+        origin: "other.example/log".into(),
+        size: 30,
+        root: [0; 32],
+    };
+    let mut keys = verifiers.clone();
+    keys.push(other.verifier().clone());
+    let trust = Trust {
+        verifiers: &keys,
+        known: None,
+        witnessed: Some(&foreign.sign(&other)),
+    };
+    let b = verify_office("province", &before, &trust).broken.unwrap();
+    assert_eq!(b.kind, BreakKind::BadCheckpoint, "{b:?}");
 }
 
 #[test]
