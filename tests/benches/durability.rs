@@ -29,15 +29,7 @@ const PER_TASK: usize = 30;
 const ROUNDS: usize = 2;
 
 fn schedule(id: Uuid) -> Value {
-    json!({
-        "inspection_id": id, "term": "2020-2025", "unit": "chau-doc",
-        "kind": "supervision", "category": "regular",
-        "leading_body": "provincial_inspection_commission",
-        "coordinating_body": "district_standing_committee:chau-doc",
-        "target": "district_police:chau-doc",
-        "decision_ref": "bench (giả định)", "decided_on": "2024-01-02",
-        "planned_start": "2024-02-01", "planned_end": "2024-02-28"
-    })
+    tests::schedule_payload(id, "chau-doc")
 }
 
 /// Appends per second with `writers` concurrent writers, each event a new stream.

@@ -131,15 +131,7 @@ async fn raw_occ_publishes(js: &jetstream::Context, n: usize) -> f64 {
 }
 
 fn schedule(id: Uuid, unit: &str) -> Value {
-    json!({
-        "inspection_id": id, "term": "2020-2025", "unit": unit,
-        "kind": "supervision", "category": "regular",
-        "leading_body": "provincial_inspection_commission",
-        "coordinating_body": format!("district_standing_committee:{unit}"),
-        "target": format!("district_police:{unit}"),
-        "decision_ref": "bench (giả định)", "decided_on": "2024-01-02",
-        "planned_start": "2024-02-01", "planned_end": "2024-02-28"
-    })
+    tests::schedule_payload(id, unit)
 }
 
 async fn command(client: &async_nats::Client, endpoint: &str, payload: Value) -> Duration {

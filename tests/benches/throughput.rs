@@ -27,15 +27,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn schedule(id: Uuid) -> serde_json::Value {
-    json!({
-        "inspection_id": id, "term": "2020-2025", "unit": "chau-doc",
-        "kind": "supervision", "category": "regular",
-        "leading_body": "provincial_inspection_commission",
-        "coordinating_body": "district_standing_committee:chau-doc",
-        "target": "district_police:chau-doc",
-        "decision_ref": "bench (giả định)", "decided_on": "2024-01-02",
-        "planned_start": "2024-02-01", "planned_end": "2024-02-28"
-    })
+    tests::schedule_payload(id, "chau-doc")
 }
 
 async fn appends(log: Arc<JetStreamLog>, writers: usize) -> f64 {

@@ -530,6 +530,19 @@ pub async fn send_raw(
 }
 
 /// A command request from the province office with a fresh command id.
+/// The payload of a command scheduling inspection `id` of district `unit` (a slug).
+pub fn schedule_payload(id: uuid::Uuid, unit: &str) -> serde_json::Value {
+    serde_json::json!({
+        "inspection_id": id, "term": "2020-2025", "unit": unit,
+        "kind": "supervision", "category": "regular",
+        "leading_body": "provincial_inspection_commission",
+        "coordinating_body": format!("district_standing_committee:{unit}"),
+        "target": format!("district_police:{unit}"),
+        "decision_ref": "bench (giả định)", "decided_on": "2024-01-02",
+        "planned_start": "2024-02-01", "planned_end": "2024-02-28"
+    })
+}
+
 pub fn request(payload: serde_json::Value) -> coord_proto::CommandRequest {
     coord_proto::CommandRequest {
         role: None,

@@ -287,6 +287,15 @@ pub async fn serve(
             while let Some(request) = endpoint.next().await {
                 let auditor = auditor.clone();
                 tokio::spawn(async move {
+                    let reply_to = request.message.reply.as_deref().unwrap_or_default();
+                    if !answerable(&auditor.office, name, reply_to) {
+                        tracing::warn!(
+                            endpoint = name,
+                            reply = reply_to,
+                            "query not answered: its reply subject is not an inbox"
+                        );
+                        return;
+                    }
                     let body = answer(&auditor, name, &request.message.payload).await;
                     if let Err(e) = request.respond(Ok(body.into())).await {
                         tracing::warn!(endpoint = name, error = %e, "could not send the answer");
@@ -302,7 +311,7 @@ pub async fn serve(
     let keys_client = client.clone();
     tasks.spawn(async move {
         while let Some(msg) = keys.next().await {
-            if let Some(reply) = msg.reply {
+            if let Some(reply) = msg.reply.filter(|r| coord_proto::is_inbox(r)) {
                 let _ = keys_client.publish(reply, key.clone().into()).await;
             }
         }
@@ -312,4 +321,12 @@ pub async fn serve(
     tasks.abort_all();
     let _ = service.stop().await;
     Ok(())
+}
+/// Whether endpoint `name` of office `office`'s auditor may answer on `reply`: an
+/// inbox ([`coord_proto::is_inbox`]), or, for a witness's consistency proof, this
+/// office's own proof subject, which alone crosses the leaf link back to the witness.
+fn answerable(office: &str, name: &str, reply: &str) -> bool {
+    let proofs = format!("{}.", wire::subject(Some(office), "proof"));
+    coord_proto::is_inbox(reply)
+        || (name == "consistency" && reply.starts_with(&proofs) && !reply.contains(['*', '>']))
 }

@@ -407,7 +407,7 @@ impl Witnessing {
                     }
                 }
                 Some(msg) = queries.next() => {
-                    let Some(reply) = msg.reply else { continue };
+                    let Some(reply) = msg.reply.filter(|r| coord_proto::is_inbox(r)) else { continue };
                     let this = self.clone();
                     let status = tokio::task::spawn_blocking(move || this.status()).await?;
                     let answer = match status {
@@ -422,7 +422,7 @@ impl Witnessing {
                     let _ = self.client.publish(reply, body.into()).await;
                 }
                 Some(msg) = checkpoint_queries.next() => {
-                    let Some(reply) = msg.reply else { continue };
+                    let Some(reply) = msg.reply.filter(|r| coord_proto::is_inbox(r)) else { continue };
                     let token = msg.subject.split('.').nth(2).unwrap_or_default().to_owned();
                     let this = self.clone();
                     let answer = tokio::task::spawn_blocking(move || this.cosigned(&token)).await?;

@@ -595,6 +595,11 @@ pub async fn serve(
             while let Some(request) = endpoint.next().await {
                 let projector = projector.clone();
                 in_flight.spawn(async move {
+                    let reply_to = request.message.reply.as_deref().unwrap_or_default();
+                    if !coord_proto::is_inbox(reply_to) {
+                        tracing::warn!(endpoint = name, reply = reply_to, "query not answered: its reply subject is not an inbox");
+                        return;
+                    }
                     let work = answer(&projector, name, &request.message.payload, max_wait);
                     let body = tokio::time::timeout(deadline, work).await.unwrap_or_else(|_| {
                         reply::<()>(Err(ErrorReply::new(

@@ -38,6 +38,17 @@ pub fn command_subject(service: &str, endpoint: &str) -> String {
     format!("{COMMAND_PREFIX}.{service}.{endpoint}")
 }
 
+/// Whether a responder may answer on `reply`: a requester's inbox (`_INBOX.…`, or a
+/// user's own `_INBOX_<user>.…`). nats-server lets a responder publish once to the
+/// reply subject of any request it received, even a subject its own deny list forbids
+/// (`allow_responses`): a request naming a log subject, or a JetStream API subject, as
+/// its reply would have the responder write there. So no responder answers anywhere
+/// but an inbox (the auditor's proofs for a witness also on their own subject), and a
+/// command with another reply subject is not even handled.
+pub fn is_inbox(reply: &str) -> bool {
+    ["_INBOX.", "_INBOX_"].iter().any(|p| reply.starts_with(p)) && !reply.contains(['*', '>', ' '])
+}
+
 /// A command request: who sends it, its idempotency key, and the command itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -293,6 +304,23 @@ impl CommandApi for Appeal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_inbox_is_a_reply_subject_a_responder_answers() {
+        assert!(is_inbox("_INBOX.abc.1"));
+        assert!(is_inbox("_INBOX_UABC.xyz"));
+        for not in [
+            "coord.log.province.inspection.x",
+            "$JS.API.STREAM.DELETE.COORD_LOG",
+            "$KV.COORD_IDEMPOTENCY.k",
+            "_INBOX.>",
+            "_INBOX_U.*",
+            "",
+            "_INBOXX.a",
+        ] {
+            assert!(!is_inbox(not), "{not}");
+        }
+    }
 
     #[test]
     fn replies_are_tagged_json() {

@@ -279,6 +279,12 @@ async fn serve_endpoints(
                 let handle = handle.clone();
                 let metric_name = metric_name.clone();
                 in_flight.spawn(async move {
+                    let reply_to = request.message.reply.as_deref().unwrap_or_default();
+                    if !coord_proto::is_inbox(reply_to) {
+                        // Its answer would be written wherever the request said.
+                        tracing::warn!(endpoint = name, reply = reply_to, "command not handled: its reply subject is not an inbox");
+                        return;
+                    }
                     let started = std::time::Instant::now();
                     let work = handle(request.message.payload.clone());
                     let reply = within(limits.deadline, work).await;
