@@ -5,14 +5,29 @@
 # - a project-local Python venv in .tools/venv (git-ignored) with Playwright,
 #   openpyxl and openapi-spec-validator from PyPI (Playwright's own browser download
 #   is not used: it cannot be reached here, and Debian's browser is the one tested);
-# - axe-core from npm, pinned by tests/console/package-lock.json (npm ci).
+# - axe-core from npm, pinned by tests/console/package-lock.json (npm ci);
+# and, where missing, Debian's python3-venv and npm to install them with (apt-get: run
+# as root, as CI does).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.tools/venv"
 
+apt_updated=""
+apt_install() {
+  echo "installing Debian's $*" >&2
+  if [ -z "$apt_updated" ]; then apt-get update -qq >&2; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
 if [ ! -x /usr/bin/chromium-headless-shell ]; then
-  echo "installing Debian's chromium-headless-shell" >&2
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell) >&2
+  apt_install chromium-headless-shell
+fi
+# A fresh Debian has neither the venv module's ensurepip nor npm.
+if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+  apt_install python3-venv
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  apt_install npm
 fi
 
 if ! "$venv/bin/python" -c "import playwright, openpyxl, openapi_spec_validator" 2>/dev/null; then

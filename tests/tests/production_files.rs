@@ -150,6 +150,16 @@ fn compose_agrees(secrets: &Path) {
         if let Some(creds) = service["environment"]["COORD_NATS_CREDS"].as_str() {
             let file = creds.strip_prefix("/run/coord/").unwrap();
             assert!(secrets.join(file).exists(), "{name}: {file} is generated");
+            // Its own key and nothing else of the secrets (not the token signing key,
+            // the tokens or another process's key).
+            let mounts: Vec<&str> = service["volumes"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{name} mounts its key"))
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .filter(|v| v.starts_with("./secrets"))
+                .collect();
+            assert_eq!(mounts, [format!("./secrets/{file}:{creds}:ro")], "{name}");
         }
         let url = service["environment"]["COORD_NATS_URL"].as_str().unwrap();
         assert_eq!(url.split(',').count(), 3, "{name} is given every server");

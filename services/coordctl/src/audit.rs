@@ -345,7 +345,7 @@ async fn verify(client: &Client, a: VerifyArgs, json: bool) -> anyhow::Result<()
 /// One office's verdict, for people.
 pub fn render_report(r: &Report) -> String {
     let head = format!(
-        "Văn phòng (office) {}: {} sự kiện (events), {} điểm kiểm (checkpoints) đã ký đến {} lá (signed up to leaf count), {} kiểm tra nhất quán (consistency checks)",
+        "Cơ quan (office) {}: {} sự kiện (events), {} điểm kiểm (checkpoints) đã ký đến {} lá (signed up to leaf count), {} kiểm tra nhất quán (consistency checks)",
         r.office, r.leaves, r.checkpoints, r.signed_size, r.consistency_checks
     );
     let unsigned = r.leaves.saturating_sub(r.signed_size);
@@ -399,7 +399,7 @@ pub fn events_table(events: &[AuditEvent]) -> String {
         "Ghi lúc (recorded)",
         "Sự kiện (event)",
         "Luồng (stream) · phiên bản",
-        "Văn phòng (office)",
+        "Cơ quan (office)",
         "Người thực hiện (actor)",
         "Vai trò (role)",
         "Tương quan / Nguyên nhân (correlation / causation)",
@@ -431,7 +431,7 @@ fn condensed(header: &[&str]) -> Table {
 /// The witness's state, for people.
 pub fn witness_tables(w: &WitnessStatus) -> String {
     let mut offices = condensed(&[
-        "Văn phòng (office)",
+        "Cơ quan (office)",
         "Đã đồng ký đến (cosigned up to leaf count)",
         "Gốc (root)",
         "Lúc (at)",
@@ -452,7 +452,7 @@ pub fn witness_tables(w: &WitnessStatus) -> String {
     }
     let mut alarms = condensed(&[
         "Cảnh báo (alarm)",
-        "Văn phòng (office)",
+        "Cơ quan (office)",
         "Đã đồng ký (cosigned) cũ",
         "Điểm kiểm bị từ chối (refused) mới",
         "Lý do (reason)",

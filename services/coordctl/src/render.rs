@@ -104,7 +104,7 @@ pub fn summary(s: &ProvinceSummary, districts: &[DistrictStatus]) -> String {
             ),
         ),
         (
-            "Trao đổi thông tin: đã gửi / chưa xác nhận (exchanges sent / unacknowledged)",
+            "Trao đổi thông tin: đã gửi / chưa tiếp nhận (exchanges sent / unacknowledged)",
             format!("{} / {}", s.exchanges.sent, s.exchanges.unacknowledged),
         ),
         (
@@ -144,7 +144,7 @@ pub fn districts(ds: &[DistrictStatus]) -> String {
         "Đã KT, GS",
         "KT, GS kết luận/tổng",
         "Kết luận gần nhất",
-        "Trao đổi gửi/chưa xác nhận",
+        "Trao đổi gửi/chưa tiếp nhận",
         "KL tổ chức (số tổ chức / QĐ)",
         "KL đảng viên (số người / QĐ)",
     ]);
@@ -213,7 +213,7 @@ pub fn district(d: &DistrictStatus) -> String {
             d.concluded_after_term.to_string(),
         ),
         (
-            "Trao đổi: tỉnh → huyện / huyện → tỉnh / chưa xác nhận",
+            "Trao đổi: tỉnh → huyện / huyện → tỉnh / chưa tiếp nhận",
             format!(
                 "{} / {} / {}",
                 d.exchanges.to_district, d.exchanges.to_province, d.exchanges.unacknowledged
@@ -248,7 +248,7 @@ pub fn timeline(p: &TimelinePage) -> String {
         "Ngày (date)",
         "Sự kiện (event)",
         "Nội dung",
-        "Văn phòng (office)",
+        "Cơ quan (office)",
     ]);
     for e in &p.entries {
         t.add_row(vec![
@@ -420,7 +420,7 @@ pub fn record_history(r: &Value) -> String {
         "Phiên bản (version)",
         "Ngày (date)",
         "Sự kiện (event)",
-        "Văn phòng (office)",
+        "Cơ quan (office)",
         "Người thực hiện (actor)",
     ]);
     for step in r["history"].as_array().into_iter().flatten() {
