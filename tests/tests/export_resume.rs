@@ -163,3 +163,63 @@ async fn an_export_cut_by_a_log_error_is_seen_as_incomplete_and_resumed_without_
     );
     assert_every_event_once(&file, &stderr);
 }
+
+// Not a cut: a log whose last commit is unreadable (garbage an admin put on a log
+// subject, with a header claiming three events) is exported whole. The events export
+// skips it, as the projector does, and ends; the audit export lists it as unreadable
+// and ends (both waited for the rest of that commit, or stopped as incomplete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_whose_last_commit_is_unreadable_ends_complete() {
+    let mut stack = Stack::start();
+    let dir = stack.data.path().join("auditor").display().to_string();
+    let auditor = stack.spawn("auditor", &[("COORD_AUDIT_DIR", dir.as_str())]);
+    stack.processes.push(auditor);
+    stack.wait_ready().await;
+    stack.fill_inspections(30).await;
+    let js = async_nats::jetstream::new(stack.nats.admin_client().await);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Coord-Event-Count", "3");
+    js.publish_with_headers(
+        format!("coord.log.province.inspection.{}", uuid::Uuid::now_v7()),
+        headers,
+        "not json".into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let http = stack.http();
+    let get = |path: &str| {
+        let request = http.get(format!("{}{path}", stack.gateway_url)).send();
+        async move {
+            let response = tokio::time::timeout(Duration::from_secs(30), request)
+                .await
+                .unwrap_or_else(|_| panic!("no answer"))
+                .unwrap();
+            assert!(response.status().is_success(), "{}", response.status());
+            tokio::time::timeout(Duration::from_secs(30), response.text())
+                .await
+                .unwrap_or_else(|_| panic!("the export never ended"))
+                .unwrap()
+        }
+    };
+
+    let events = get("/v1/export/events").await;
+    let lines: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().all(|l| l.get("error").is_none()), "{events}");
+    assert_eq!(lines.len(), 30);
+
+    let audit = get("/v1/audit/export").await;
+    assert!(audit.lines().count() > 30, "{audit}");
+    let last: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(last["kind"], "unreadable", "{last}");
+    assert_eq!(last["position"]["commit"], 31, "{last}");
+    let events = audit
+        .lines()
+        .filter(|l| l.contains(r#""kind":"event""#))
+        .count();
+    assert_eq!(events, 30);
+}

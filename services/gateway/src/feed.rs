@@ -276,9 +276,15 @@ impl SnapshotReader {
                     self.seen = Some(e.pos());
                     return Some(Ok(e));
                 }
+                // Skipped, as the projector skips them; one at `last` is the end.
                 Err(
                     LogError::Corrupt { position, .. } | LogError::SubjectMismatch { position, .. },
-                ) if position < last => continue,
+                ) => {
+                    if position < last {
+                        continue;
+                    }
+                    return None;
+                }
                 Err(e) => return Some(Err(e.to_string())),
             }
         }

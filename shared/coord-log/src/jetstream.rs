@@ -618,16 +618,16 @@ impl EventLog for JetStreamLog {
                 .map_err(|e| LogError::unavailable("cannot read the log head", e))?
         };
         let last = msg.sequence;
-        let count: u64 = msg
-            .headers
-            .get(COUNT_HEADER)
-            .and_then(|v| v.as_str().parse().ok())
-            .or_else(|| {
-                decode_commit(&msg.payload, last)
-                    .ok()
-                    .map(|e| e.len() as u64)
-            })
-            .unwrap_or(1);
+        // The last entry a subscription gives: the commit's last event, or, for a
+        // commit that does not decode or is not what its subject says, the one error
+        // it is read as, at index 0.
+        let count = decode_checked(
+            &self.config.subject_prefix,
+            &msg.subject,
+            &msg.payload,
+            last,
+        )
+        .map_or(1, |events| events.len() as u64);
         Ok(Some(EventPosition {
             commit: last,
             index: count.saturating_sub(1),
