@@ -238,6 +238,36 @@ async fn projector_alarm(http: &reqwest::Client, base: &str, event_id: &str) {
     );
 }
 
+/// The offline rebuild (`projector rebuild`, on a copy of the running projector's
+/// database) is refused as the online one is, and rebuilds with `--accept-loss`.
+fn offline_rebuild_refused_then_accepted(stack: &Stack) {
+    let copy = stack.data.path().join("offline.sqlite");
+    let live = rusqlite::Connection::open(stack.data.path().join("projector.sqlite")).unwrap();
+    live.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+        .unwrap();
+    let rebuild = |extra: &[&str]| {
+        let mut env = stack.env();
+        env.extend(stack.nats.service_env("projector"));
+        Command::new(workspace_bin("projector"))
+            .arg("rebuild")
+            .args(extra)
+            .envs(env)
+            .env("COORD_PROJECTOR_DB", &copy)
+            .output()
+            .unwrap()
+    };
+    let out = rebuild(&[]);
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("--accept-loss"), "{text}");
+    let out = rebuild(&["--accept-loss"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `coordctl rebuild` is refused and changes nothing; with `--accept-loss` it rebuilds
 /// without the lost events and the damage is accepted (ready again).
 async fn rebuild_refused_then_accepted(
@@ -254,6 +284,7 @@ async fn rebuild_refused_then_accepted(
             .output()
             .unwrap()
     };
+    offline_rebuild_refused_then_accepted(stack);
     let out = rebuild(&[]);
     let text = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "{text}");

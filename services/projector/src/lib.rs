@@ -62,7 +62,12 @@ pub enum Command {
     /// Follow the log and answer queries (the default).
     Run,
     /// Drop the read models, replay the whole log, and exit.
-    Rebuild,
+    Rebuild {
+        /// Rebuild even though events the read models hold are gone from the log
+        /// (recorded log damage): they are then lost from the read models too.
+        #[arg(long)]
+        accept_loss: bool,
+    },
 }
 
 #[derive(Debug, clap::Parser)]
@@ -137,12 +142,29 @@ pub async fn run(
     Ok(())
 }
 
-/// Drops the read models and replays the log up to its current head, then returns.
-pub async fn rebuild_offline(config: Config) -> anyhow::Result<u64> {
+/// Drops the read models and replays the log up to its current head, then returns;
+/// refused while events the read models hold are recorded as gone from the log, unless
+/// `accept_loss`, as the online rebuild is.
+pub async fn rebuild_offline(config: Config, accept_loss: bool) -> anyhow::Result<u64> {
     let province = config.service.province()?;
     let client = config.service.connect("coord-projector-rebuild").await?;
     let log = config.service.open_log(client).await?;
     let mut store = Store::open(&config.db, province)?;
+    let open = damage::list(&store)?
+        .into_iter()
+        .filter(|d| d.accepted_at.is_none())
+        .count();
+    if open > 0 {
+        anyhow::ensure!(
+            accept_loss,
+            "{open} event(s) the read models hold are gone from the log (see the projector's alarms): a rebuild would lose them; run it with --accept-loss to accept that"
+        );
+        damage::accept(store.connection())?;
+        tracing::warn!(
+            open,
+            "rebuilding without events lost from the log, as asked"
+        );
+    }
     replay_into(&mut store, log, config.batch_size).await?;
     Ok(store.checkpoint()?.map(|p| p.commit).unwrap_or(0))
 }
@@ -162,16 +184,10 @@ pub async fn replay_into(
         .await?
         .ready_chunks(batch_size.max(1));
     while let Some(chunk) = chunks.next().await {
-        let mut items = Vec::with_capacity(chunk.len());
-        for entry in chunk {
-            match entry {
-                Ok(e) => items.push(store::Item::Event(e)),
-                Err(coord_log::LogError::Corrupt { position, reason }) => {
-                    items.push(store::Item::Unreadable { position, reason })
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let items = chunk
+            .into_iter()
+            .map(store::Item::from_log)
+            .collect::<Result<Vec<_>, _>>()?;
         store.apply_batch(&items)?;
         if store.checkpoint()?.is_some_and(|c| c >= head) {
             break;

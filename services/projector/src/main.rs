@@ -14,8 +14,8 @@ async fn main() -> anyhow::Result<()> {
     coord_service::init_tracing(cli.config.service.log_format);
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => projector::run(cli.config, coord_service::shutdown_signal()).await,
-        Command::Rebuild => {
-            let position = projector::rebuild_offline(cli.config).await?;
+        Command::Rebuild { accept_loss } => {
+            let position = projector::rebuild_offline(cli.config, accept_loss).await?;
             tracing::info!(position, "rebuild complete");
             Ok(())
         }
