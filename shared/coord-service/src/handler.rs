@@ -466,18 +466,28 @@ impl<A: CommandApi> CommandHandler<A> {
         }
     }
 
-    /// The answer to a request refused before its key was claimed: if the key is bound
-    /// to another request, that is what the caller is told (`idempotency_key_reused`,
-    /// whatever else is wrong with this one); else `reply`. A lookup only on this path:
-    /// an accepted command learns it from its claim.
+    /// The answer to a refused request: if the key is bound to another request, that
+    /// is what the caller is told (`idempotency_key_reused`, whatever else is wrong with
+    /// this one); if it is bound to this one (claimed before the aggregate moved on and
+    /// this request was decided again), `reply` says the key stays bound; else `reply`.
+    /// A lookup only on this path: an accepted command learns it from its claim.
     async fn refusal(
         &self,
         command_id: Uuid,
         fingerprint: &Fingerprint,
-        reply: ErrorReply,
+        mut reply: ErrorReply,
     ) -> ErrorReply {
-        match self.check_key(command_id, fingerprint).await {
-            Err(reused) if reused.code == "idempotency_key_reused" => reused,
+        match self.keys.lookup(command_id).await {
+            Ok(Some(bound)) => match check_same(command_id, fingerprint, Some(&bound)) {
+                Err(reused) => reused,
+                Ok(()) => {
+                    reply.message.push_str(
+                        " (the idempotency key stays bound to this request: it was claimed before \
+                         another write moved the aggregate on; send a corrected request under a new key)",
+                    );
+                    reply
+                }
+            },
             _ => reply,
         }
     }
@@ -873,6 +883,35 @@ mod tests {
                 "InspectionCancelled"
             ]
         );
+    }
+
+    /// A request refused after its key was claimed (it lost a race: the aggregate moved
+    /// on between its decision and its append, and the domain refuses it on the fresh
+    /// read) keeps its key bound, and its refusal says so: the same key with a
+    /// corrected body is refused as reused, not applied.
+    #[tokio::test]
+    async fn a_refusal_after_a_lost_race_says_the_key_stays_bound() {
+        let log = InMemoryLog::new();
+        let racing = Arc::new(Racing::new(&log));
+        let h = on(racing.clone());
+        accepted(h.handle("schedule", schedule(Uuid::now_v7())).await);
+        let cancel = CommandRequest {
+            payload: json!({"inspection_id": ID, "cancelled_on": "2022-07-02", "reason": "x"}),
+            ..schedule(Uuid::now_v7())
+        };
+        *racing.competitor.lock().unwrap() = Some((on(Arc::new(log.clone())), "cancel", cancel));
+        let start = CommandRequest {
+            payload: json!({"inspection_id": ID, "started_on": "2022-07-01"}),
+            ..schedule(Uuid::now_v7())
+        };
+        let refused = error(h.handle("start", start.clone()).await);
+        assert!(refused.message.contains("stays bound"), "{refused:?}");
+        let corrected = CommandRequest {
+            payload: json!({"inspection_id": ID, "started_on": "2022-07-03"}),
+            ..start
+        };
+        let again = error(h.handle("start", corrected).await);
+        assert_eq!(again.code, "idempotency_key_reused", "{again:?}");
     }
 
     /// Two instances of a service on one log, each with its own aggregate cache: the

@@ -11,8 +11,10 @@
 //!
 //! The command handler claims the key after the domain has decided and before the
 //! append (bound to a different request → `idempotency_key_reused`; a replay of an
-//! applied command is compared with the key's binding first): a request the domain refuses binds nothing, so a corrected request may use
-//! the key; a request that won the claim but failed to append (log down) can be retried
+//! applied command is compared with the key's binding first): a request the domain
+//! refuses binds nothing, so a corrected request may use the key (unless it was refused
+//! only on a fresh read after its append lost a race: its refusal then says the key
+//! stays bound); a request that won the claim but failed to append (log down) can be retried
 //! with the same body. Keys are never released: the log keeps the events they caused.
 
 use std::collections::HashMap;

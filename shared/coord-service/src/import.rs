@@ -80,6 +80,12 @@ async fn check_commit(
     hosting: &Hosting,
     commit: &ImportCommit,
 ) -> Result<(), ErrorReply> {
+    if commit.first_version == 0 {
+        // Stream versions start at 1: 0 would pass as a creation without its checks.
+        return Err(malformed(
+            "a commit's first stream version is 1 or more, not 0",
+        ));
+    }
     let office = one_command(commit)?;
     hosting.check(&office)?;
     let history = view
@@ -513,6 +519,10 @@ mod tests {
             code(&log, &all, &[moved]).await,
             "import_differs_from_decision"
         );
+        // A creation numbered 0 (it would skip the creation's checks).
+        let mut zero = scheduled("province");
+        zero.first_version = 0;
+        assert_eq!(code(&log, &all, &[zero]).await, "bad_cloudevent");
         assert_eq!(log.head().await.unwrap(), None, "nothing appended");
     }
 }
