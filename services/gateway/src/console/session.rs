@@ -169,8 +169,25 @@ fn secure(headers: &HeaderMap) -> &'static str {
     if tls { "; Secure" } else { "" }
 }
 
+/// Refuses a form another site's page posted (login CSRF: signing the visitor's
+/// browser in under someone else's token, so that what the visitor then enters is
+/// recorded as that office's). Browsers say where a request comes from in
+/// `Sec-Fetch-Site`, whatever proxy is in front; a request without it (not a browser,
+/// or a browser too old to send it) is let through.
+fn same_origin(headers: &HeaderMap) -> Result<(), Problem> {
+    match headers.get("sec-fetch-site").map(HeaderValue::as_bytes) {
+        None | Some(b"same-origin" | b"none") => Ok(()),
+        Some(_) => Err(Problem::new(
+            coord_proto::ErrorKind::Forbidden,
+            "cross_site_form",
+            "this form was posted from another site's page: sign in from the console's own page",
+        )),
+    }
+}
+
 /// Signs in with `token`: the cookie to set, or why the token is refused.
 pub fn sign_in(state: &AppState, headers: &HeaderMap, token: &str) -> Result<HeaderValue, Problem> {
+    same_origin(headers)?;
     let token = token.trim();
     let claims = authenticate(state, token)?;
     let (id, max_age) = state.console.sessions.open(token.to_owned(), &claims);
@@ -207,6 +224,18 @@ mod tests {
             "a=1; coord_session=xyz; b=2".parse().unwrap(),
         );
         assert_eq!(cookie_value(&h).as_deref(), Some("xyz"));
+    }
+
+    #[test]
+    fn a_form_another_site_posted_is_refused() {
+        let with = |site: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("sec-fetch-site", site.parse().unwrap());
+            same_origin(&h).is_ok()
+        };
+        assert!(with("same-origin") && with("none"));
+        assert!(!with("cross-site") && !with("same-site"));
+        assert!(same_origin(&HeaderMap::new()).is_ok(), "not a browser");
     }
 
     #[test]
