@@ -272,9 +272,12 @@ impl Witness {
         Ok(new)
     }
 
-    /// `note` (already checked into `checkpoint`) with the witness's cosignature line.
+    /// `note` (already checked into `checkpoint`) with the witness's cosignature line,
+    /// which signs the note's text as it is (extension lines included, as C2SP's
+    /// tlog-cosignature says), not the checkpoint rebuilt from its first three lines.
     pub fn cosign(&self, note: &str, checkpoint: &Checkpoint, now: u64) -> String {
-        format!("{note}{}", self.cosigner.cosign(&checkpoint.to_text(), now))
+        let text = Note::parse(note).map_or_else(|_| checkpoint.to_text(), |n| n.text);
+        format!("{note}{}", self.cosigner.cosign(&text, now))
     }
 }
 

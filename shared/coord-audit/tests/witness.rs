@@ -170,3 +170,24 @@ fn given_two_office_witnesses_when_their_cosignatures_of_the_province_come_then_
     let elsewhere = format!("{other}{}", lx.cosign(&other_body, 1));
     assert_eq!(merge(&note, &elsewhere, &lx.verifier()), None);
 }
+
+// C2SP: a checkpoint may carry extension lines after its root, and a cosignature signs
+// the note's whole text. The witness's cosignature of such a note verifies.
+#[test]
+fn given_a_checkpoint_with_an_extension_line_then_its_cosignature_verifies() {
+    let (mut witness, hub_key, mut province, _) = hub();
+    province.append(3);
+    let tree = province.tree();
+    let checkpoint = Checkpoint {
+        origin: province.signer.name().into(),
+        size: 3,
+        root: tree.root(3).unwrap(),
+    };
+    let text = format!("{}extension line\n", checkpoint.to_text());
+    let note = province.signer.sign(&text).unwrap();
+    let checked = witness.check(&note, &[]).unwrap();
+    let cosigned = witness.cosign(&note, &checked, 1_700_000_000);
+    hub_key
+        .verify(&cosigned)
+        .expect("the cosignature signs the note's text");
+}
