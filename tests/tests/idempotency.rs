@@ -140,6 +140,28 @@ async fn a_reused_key_is_refused_a_replay_answers_once_and_a_corrupt_entry_is_na
     assert_ne!(district.1["aggregate_id"], first.1["aggregate_id"]);
     let head = log_head(&js).await;
     assert_eq!(head, district.1["position"].as_u64().unwrap());
+    // Another office sending the province's command id (derived from its key, which
+    // anyone can compute) as its own key is refused, and told nothing of the
+    // province's request.
+    let provinces = coord_proto::ids::command_id_from_key("province", "plan-2025");
+    let probing = post(
+        &an_phu,
+        format!("{base}/v1/exchanges"),
+        &provinces.to_string(),
+        &from_an_phu,
+    )
+    .await;
+    assert_problem(
+        &probing,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    );
+    let detail = probing.1["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("another office") && !detail.contains("body"),
+        "{detail}"
+    );
+    assert_eq!(log_head(&js).await, head);
 
     // Something that is not a commit lands on the exchange's subject (published by the
     // NATS admin: no service user may write garbage there): the next command

@@ -142,18 +142,25 @@ fn check_same(
     asked: &Fingerprint,
     bound: Option<&Fingerprint>,
 ) -> Result<(), ErrorReply> {
-    match bound {
-        Some(bound) if bound != asked => Err(ErrorReply::new(
-            ErrorKind::RuleViolation,
-            "idempotency_key_reused",
-            format!(
-                "idempotency key (command id {command_id}) was already used for another \
-                 request: its {} differ; use a new key for a new request",
-                bound.differences(asked).join(", ")
-            ),
-        )),
-        _ => Ok(()),
-    }
+    let what = match bound {
+        Some(bound) if bound.office != asked.office => {
+            // Nothing of another office's request is told: not its route, aggregate
+            // or body, which a guessed key would otherwise probe.
+            "it was used by another office".to_owned()
+        }
+        Some(bound) if bound != asked => {
+            format!("its {} differ", bound.differences(asked).join(", "))
+        }
+        _ => return Ok(()),
+    };
+    Err(ErrorReply::new(
+        ErrorKind::RuleViolation,
+        "idempotency_key_reused",
+        format!(
+            "idempotency key (command id {command_id}) was already used for another \
+             request: {what}; use a new key for a new request"
+        ),
+    ))
 }
 
 fn check_label(what: &str, value: &str) -> Result<(), ErrorReply> {
