@@ -175,7 +175,7 @@ fn given_two_office_witnesses_when_their_cosignatures_of_the_province_come_then_
 // the note's whole text. The witness's cosignature of such a note verifies.
 #[test]
 fn given_a_checkpoint_with_an_extension_line_then_its_cosignature_verifies() {
-    let (mut witness, hub_key, mut province, _) = hub();
+    let (witness, hub_key, mut province, _) = hub();
     province.append(3);
     let tree = province.tree();
     let checkpoint = Checkpoint {
