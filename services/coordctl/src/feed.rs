@@ -292,7 +292,13 @@ async fn ndjson_pass(
         while let Some(end) = tail.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = tail.drain(..=end).collect();
             if let Ok(failed) = serde_json::from_slice::<ExportFailed>(&line) {
-                // The gateway says every event through this commit was sent.
+                // The gateway says every event through this commit was sent; the lines
+                // of a later commit it does not vouch for go, as after a cut transfer.
+                if w.current.is_some_and(|c| c > failed.error.resume_after) {
+                    file.set_len(w.safe_len).await?;
+                    file.seek(std::io::SeekFrom::End(0)).await?;
+                    report.events -= w.current_lines;
+                }
                 return Ok(Pass::Cut {
                     resume_after: failed.error.resume_after,
                     why: failed.error.message,

@@ -163,7 +163,9 @@ async fn stream_events(
     tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
     let mut first = true;
+    // The last commit whose events were all sent, and the commit being read.
     let mut sent_through = start;
+    let mut reading: Option<u64> = None;
     if batch && tx.send(Ok(Bytes::from_static(b"["))).await.is_err() {
         return;
     }
@@ -189,9 +191,14 @@ async fn stream_events(
                 return;
             }
         };
-        // Every event of a commit comes from one log message: once a later commit's
-        // event is read, the earlier commits were read whole.
+        // Once a later commit's event is read, the earlier commits were read whole (on
+        // EventStoreDB a commit's events arrive one by one: the last commit read may
+        // not be whole when the read fails).
         let commit = event.pos().commit;
+        if let Some(previous) = reading.filter(|c| *c != commit) {
+            sent_through = sent_through.max(previous);
+        }
+        reading = Some(commit);
         let ce = CloudEvent::from_recorded(&event, &base)
             .map_err(|e| tracing::warn!(position = %event.pos(), error = %e, "not exportable"))
             .ok()
@@ -202,7 +209,6 @@ async fn stream_events(
             }
             first = false;
         }
-        sent_through = sent_through.max(commit);
     }
     if batch {
         let _ = tx.send(Ok(Bytes::from_static(b"]"))).await;
@@ -571,12 +577,23 @@ pub async fn import(
     }
     coord_service::import::check(s.log.clone(), &s.province, &s.hosting, &commits).await?;
     let mut report = ImportReport::default();
+    let total = commits.len();
     for commit in commits {
         let n = commit.events.len() as u64;
         let outcome = log
             .append(&commit.stream, commit.expected(), commit.events)
             .await
-            .map_err(log_problem)?;
+            .map_err(|e| {
+                // Commits are appended one by one: say how far it got, and that the
+                // same import sent again finds those and goes on after them.
+                let mut problem = log_problem(e);
+                problem.detail = format!(
+                    "{} ({} of {total} commits were appended, through log position {}; \
+                     sending the same import again recognises them and goes on)",
+                    problem.detail, report.commits, report.position
+                );
+                problem
+            })?;
         report.events += n;
         report.commits += 1;
         report.duplicates += u64::from(outcome.duplicate);
@@ -668,7 +685,9 @@ mod tests {
         let record = rx.recv().await.unwrap().unwrap();
         let record: Value = serde_json::from_slice(&record).unwrap();
         assert_eq!(record["error"]["code"], "export_incomplete");
-        assert_eq!(record["error"]["resume_after"], 5, "{record}");
+        // Commit 5 was being read: its events may not all have come (on EventStoreDB
+        // a commit's events arrive one by one), so the last whole commit is 4.
+        assert_eq!(record["error"]["resume_after"], 4, "{record}");
         assert!(rx.recv().await.unwrap().is_err(), "the transfer is aborted");
         assert!(rx.recv().await.is_none());
     }

@@ -805,12 +805,13 @@ impl Projector {
     ) -> mpsc::Receiver<Chunk> {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let this = self.clone();
-        let mut chunks = subscription.ready_chunks(self.batch_size.max(1));
+        let cap = self.batch_size.max(1);
+        let mut subscription = subscription.peekable();
         tokio::spawn(async move {
             let mut checked = false;
             loop {
                 let chunk: Chunk = tokio::select! {
-                    chunk = chunks.next() => match chunk {
+                    chunk = next_chunk(&mut subscription, cap) => match chunk {
                         Some(chunk) => chunk,
                         None => return,
                     },
@@ -829,6 +830,39 @@ impl Projector {
     }
 }
 
+/// What of the subscription is ready now, after waiting for one entry: at most `cap`
+/// entries, and then the rest of the last entry's commit if it is ready too (a commit
+/// decoded from one message is), so that a batch does not end inside a commit whose
+/// position the projector then tells as applied.
+async fn next_chunk(
+    subscription: &mut futures::stream::Peekable<coord_log::Subscription>,
+    cap: usize,
+) -> Option<Chunk> {
+    use futures::FutureExt;
+    let mut chunk = vec![subscription.next().await?];
+    loop {
+        let commit = chunk
+            .last()
+            .and_then(|e| e.as_ref().ok())
+            .map(|e| e.pos().commit);
+        let ready = std::pin::Pin::new(&mut *subscription).peek().now_or_never();
+        let same_commit = match ready {
+            Some(Some(Ok(next))) => Some(next.pos().commit) == commit,
+            Some(Some(Err(_))) => false,
+            // The subscription ended, or nothing is ready.
+            Some(None) | None => break,
+        };
+        if chunk.len() >= cap && !same_commit {
+            break;
+        }
+        match subscription.next().now_or_never() {
+            Some(Some(entry)) => chunk.push(entry),
+            _ => break,
+        }
+    }
+    Some(chunk)
+}
+
 /// A chunk of the subscription as items to apply, and the failure that ended it, if
 /// one did (everything before the failure is applied).
 fn split(chunk: Chunk) -> (Vec<Item>, Option<LogError>) {
@@ -843,4 +877,63 @@ fn split(chunk: Chunk) -> (Vec<Item>, Option<LogError>) {
         }
     }
     (items, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coord_log::memory::InMemoryLog;
+    use coord_log::{ExpectedVersion, Metadata, NewEvent, StreamId};
+    use uuid::Uuid;
+
+    fn event(causation_id: Uuid) -> NewEvent {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: "InspectionScheduled".into(),
+            schema_version: 1,
+            occurred_at: "2022-06-15".parse().unwrap(),
+            payload: serde_json::json!({}),
+            metadata: Metadata {
+                role: None,
+                office: "province".into(),
+                actor: "test".into(),
+                correlation_id: causation_id,
+                causation_id,
+            },
+        }
+    }
+
+    /// Commits of `sizes` events each, in one log.
+    async fn log_of(sizes: &[usize]) -> InMemoryLog {
+        let log = InMemoryLog::new();
+        for &n in sizes {
+            let stream = StreamId::new("inspection", Uuid::now_v7()).unwrap();
+            let command = Uuid::now_v7();
+            let events = (0..n).map(|_| event(command)).collect();
+            log.append(&stream, ExpectedVersion::NoStream, events)
+                .await
+                .unwrap();
+        }
+        log
+    }
+
+    // A chunk full before its last commit ends takes the rest of that commit (ready,
+    // as one message's events are), and no more: a batch never ends inside a commit.
+    #[tokio::test]
+    async fn a_chunk_ends_at_a_commit_boundary() {
+        let log = log_of(&[1, 3, 1, 1]).await;
+        let mut subscription = log.subscribe(None).await.unwrap().peekable();
+        let mut chunks: Vec<Vec<u64>> = Vec::new();
+        while chunks.iter().map(Vec::len).sum::<usize>() < 6 {
+            let chunk = next_chunk(&mut subscription, 2).await.unwrap();
+            chunks.push(
+                chunk
+                    .iter()
+                    .map(|e| e.as_ref().unwrap().pos().index)
+                    .collect(),
+            );
+        }
+        // Event indexes within their commits: the 3-event commit is in one chunk.
+        assert_eq!(chunks, [vec![0, 0, 1, 2], vec![0, 0]]);
+    }
 }

@@ -252,14 +252,20 @@ impl KeyStore for JetStreamKeys {
             .await
         {
             Ok(_) => Ok(Claim::New),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => self
-                .lookup(command_id)
-                .await?
-                .map(Claim::Existing)
-                .ok_or_else(|| KeyStoreError::Corrupt {
-                    command_id,
-                    reason: "the key exists but holds no fingerprint".into(),
-                }),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                // The bucket's reads are direct gets, which a replica behind the leader
+                // may answer: the key the leader just refused may not be there yet.
+                // Read again for a moment, then say so (retryable), never "corrupt".
+                for wait_ms in [0, 10, 40, 160] {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+                    if let Some(bound) = self.lookup(command_id).await? {
+                        return Ok(Claim::Existing(bound));
+                    }
+                }
+                Err(KeyStoreError::Unavailable(format!(
+                    "key {command_id} is claimed but its binding could not be read yet"
+                )))
+            }
             Err(e) => Err(KeyStoreError::Unavailable(format!(
                 "cannot claim a key: {e}"
             ))),
