@@ -164,6 +164,8 @@ fn compose_agrees(secrets: &Path) {
         let url = service["environment"]["COORD_NATS_URL"].as_str().unwrap();
         assert_eq!(url.split(',').count(), 3, "{name} is given every server");
     }
+    // `init` reads the admin password, which stays the operator's: it runs as root.
+    assert_eq!(services["init"]["user"].as_str(), Some("0"), "init's user");
     for service in [
         "nats-1",
         "nats-2",

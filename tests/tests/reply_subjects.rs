@@ -37,6 +37,20 @@ async fn no_service_answers_on_a_log_subject_or_a_key_named_as_the_reply() {
     let admin = jetstream::new(stack.nats.admin_client().await);
     // The gateway's user may send commands, queries and audit requests.
     let gateway = stack.nats.client_as("gateway").await;
+    // The auditor answers (wait_ready covers the command services and the projector):
+    // what it then leaves unanswered is refused, not missed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gateway
+        .request("coord.audit.province.key", "{}".into())
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the auditor never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let inspection = Uuid::now_v7();
     let command = serde_json::to_vec(&request(schedule_payload(inspection, "chau-doc"))).unwrap();
     let requests = [
@@ -61,7 +75,10 @@ async fn no_service_answers_on_a_log_subject_or_a_key_named_as_the_reply() {
         }
     }
     gateway.flush().await.unwrap();
-    // and then with an inbox: each is answered (the command too, now applied).
+    // and then with an inbox: each is answered (the command as a new inspection's).
+    let answered = Uuid::now_v7();
+    let mut requests = requests;
+    requests[0].1 = serde_json::to_vec(&request(schedule_payload(answered, "chau-doc"))).unwrap();
     for (subject, body) in &requests {
         let answer = tokio::time::timeout(
             Duration::from_secs(10),
@@ -86,7 +103,9 @@ async fn no_service_answers_on_a_log_subject_or_a_key_named_as_the_reply() {
         0,
         "an answer in the idempotency bucket"
     );
-    // and the command was applied once, by the request that could be answered.
-    let subject = format!("coord.log.province.inspection.{inspection}");
-    assert_eq!(stored(&admin, "COORD_LOG", &subject).await, 1);
+    // and the commands that could not be answered were not handled: only the one
+    // that could was applied.
+    let subject = |id: Uuid| format!("coord.log.province.inspection.{id}");
+    assert_eq!(stored(&admin, "COORD_LOG", &subject(inspection)).await, 0);
+    assert_eq!(stored(&admin, "COORD_LOG", &subject(answered)).await, 1);
 }

@@ -285,6 +285,7 @@ async fn ndjson_pass(
                 file.set_len(w.safe_len).await?;
                 file.seek(std::io::SeekFrom::End(0)).await?;
                 report.events -= w.current_lines;
+                report.bytes -= w.len - w.safe_len;
                 return Ok(cut(format!("the transfer was cut: {e}"), &w));
             }
         };
@@ -298,6 +299,7 @@ async fn ndjson_pass(
                     file.set_len(w.safe_len).await?;
                     file.seek(std::io::SeekFrom::End(0)).await?;
                     report.events -= w.current_lines;
+                    report.bytes -= w.len - w.safe_len;
                 }
                 return Ok(Pass::Cut {
                     resume_after: failed.error.resume_after,

@@ -183,25 +183,33 @@ impl TrustedKeys {
                 continue;
             }
             let size = size_of(note).unwrap_or(0);
-            let latest = offices
-                .get(office)
+            let log = offices.get(office);
+            let latest = log
                 .and_then(|l| l.checkpoints.last())
                 .and_then(|n| size_of(n))
                 .unwrap_or(0);
-            if size < latest {
-                missing.extend(self.required_witnesses(office).iter().map(|(w, _)| {
-                    MissingCosignature {
-                        office: office.clone(),
-                        size: Some(latest),
-                        witness: w.clone(),
-                        why: format!(
-                            "the latest checkpoint served is of {size} leaves, older than the export's latest"
-                        ),
-                    }
-                }));
+            let entries = log.map_or(0, |l| l.entries.len() as u64);
+            let why = if size < latest {
+                format!(
+                    "the latest checkpoint served is of {size} leaves, older than the export's latest"
+                )
+            } else if size > entries {
+                // Not a break: the log moved on while it was read.
+                format!(
+                    "the latest cosigned checkpoint ({size} leaves) is newer than the export ({entries}): the log is busy; run again"
+                )
             } else {
                 witnessed.insert(office.clone(), note.clone());
-            }
+                continue;
+            };
+            missing.extend(self.required_witnesses(office).iter().map(|(w, _)| {
+                MissingCosignature {
+                    office: office.clone(),
+                    size: Some(size.max(latest)),
+                    witness: w.clone(),
+                    why: why.clone(),
+                }
+            }));
         }
         (witnessed, missing)
     }
@@ -338,9 +346,17 @@ mod tests {
             )
         };
         let ((at_5, cosigned_5), (at_8, cosigned_8)) = (note(5), note(8));
+        // An export of as many entries as its latest checkpoint covers.
         let export = |checkpoints: Vec<String>| {
+            let size = checkpoints.last().and_then(|n| size_of(n)).unwrap_or(0);
+            let entries = (1..=size)
+                .map(|commit| crate::export::Entry::Unreadable {
+                    position: coord_log::EventPosition { commit, index: 0 },
+                    reason: String::new(),
+                })
+                .collect();
             let log = OfficeLog {
-                entries: Vec::new(),
+                entries,
                 checkpoints,
                 leaves: Vec::new(),
                 leaf_events: Vec::new(),
@@ -356,14 +372,22 @@ mod tests {
         assert!(missing.is_empty(), "{missing:?}");
         assert_eq!(witnessed.get("district:x"), Some(&cosigned_8));
         // An older cosigned checkpoint served as the latest: the export's latest is not witnessed.
-        let (witnessed, missing) =
-            keys.witnessed(&served(&cosigned_5), &export(vec![at_5, at_8.clone()]));
+        let (witnessed, missing) = keys.witnessed(
+            &served(&cosigned_5),
+            &export(vec![at_5.clone(), at_8.clone()]),
+        );
         assert!(witnessed.is_empty());
         assert_eq!(
             (missing.len(), missing[0].size),
             (1, Some(8)),
             "{missing:?}"
         );
+        // Newer than the export (signed while it was read): not checked against it, and
+        // said, not taken for a break.
+        let (witnessed, missing) =
+            keys.witnessed(&served(&cosigned_8), &export(vec![at_5.clone()]));
+        assert!(witnessed.is_empty());
+        assert!(missing[0].why.contains("run again"), "{missing:?}");
         // Not cosigned: missing, and not witnessed.
         let (witnessed, missing) = keys.witnessed(&served(&at_8), &export(vec![at_8.clone()]));
         assert!(witnessed.is_empty());

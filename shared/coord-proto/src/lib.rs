@@ -46,7 +46,14 @@ pub fn command_subject(service: &str, endpoint: &str) -> String {
 /// but an inbox (the auditor's proofs for a witness also on their own subject), and a
 /// command with another reply subject is not even handled.
 pub fn is_inbox(reply: &str) -> bool {
-    ["_INBOX.", "_INBOX_"].iter().any(|p| reply.starts_with(p)) && !reply.contains(['*', '>', ' '])
+    let own = reply
+        .strip_prefix("_INBOX_")
+        .and_then(|r| r.split_once('.'))
+        .is_some_and(|(user, rest)| !user.is_empty() && !rest.is_empty());
+    let shared = reply
+        .strip_prefix("_INBOX.")
+        .is_some_and(|rest| !rest.is_empty());
+    (own || shared) && !reply.contains(['*', '>', ' '])
 }
 
 /// A command request: who sends it, its idempotency key, and the command itself.
@@ -317,6 +324,9 @@ mod tests {
             "_INBOX_U.*",
             "",
             "_INBOXX.a",
+            "_INBOX_U",
+            "_INBOX_.x",
+            "_INBOX.",
         ] {
             assert!(!is_inbox(not), "{not}");
         }

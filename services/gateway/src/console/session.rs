@@ -172,17 +172,37 @@ fn secure(headers: &HeaderMap) -> &'static str {
 /// Refuses a form another site's page posted (login CSRF: signing the visitor's
 /// browser in under someone else's token, so that what the visitor then enters is
 /// recorded as that office's). Browsers say where a request comes from in
-/// `Sec-Fetch-Site`, whatever proxy is in front; a request without it (not a browser,
-/// or a browser too old to send it) is let through.
+/// `Sec-Fetch-Site` (to secure origins: HTTPS or localhost) and in `Origin` (a form's
+/// POST, over plain HTTP too), which must then name this host (as the client asked for
+/// it: `X-Forwarded-Host` behind a proxy). A request with neither is not a browser's
+/// form, and is let through.
 fn same_origin(headers: &HeaderMap) -> Result<(), Problem> {
-    match headers.get("sec-fetch-site").map(HeaderValue::as_bytes) {
-        None | Some(b"same-origin" | b"none") => Ok(()),
-        Some(_) => Err(Problem::new(
-            coord_proto::ErrorKind::Forbidden,
-            "cross_site_form",
-            "this form was posted from another site's page: sign in from the console's own page",
-        )),
+    let same = match headers.get("sec-fetch-site").map(HeaderValue::as_bytes) {
+        Some(site) => matches!(site, b"same-origin" | b"none"),
+        None => match headers.get(header::ORIGIN) {
+            None => true,
+            Some(origin) => {
+                let authority = origin
+                    .to_str()
+                    .ok()
+                    .and_then(|o| o.split_once("://"))
+                    .map(|(_, authority)| authority);
+                let host = headers
+                    .get("x-forwarded-host")
+                    .or_else(|| headers.get(header::HOST))
+                    .and_then(|h| h.to_str().ok());
+                authority.is_some() && authority == host
+            }
+        },
+    };
+    if same {
+        return Ok(());
     }
+    Err(Problem::new(
+        coord_proto::ErrorKind::Forbidden,
+        "cross_site_form",
+        "this form was posted from another site's page: sign in from the console's own page",
+    ))
 }
 
 /// Signs in with `token`: the cookie to set, or why the token is refused.
@@ -236,6 +256,15 @@ mod tests {
         assert!(with("same-origin") && with("none"));
         assert!(!with("cross-site") && !with("same-site"));
         assert!(same_origin(&HeaderMap::new()).is_ok(), "not a browser");
+        // Over plain HTTP a browser sends no Sec-Fetch-Site, but an Origin.
+        let from = |origin: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, "10.0.0.5:8080".parse().unwrap());
+            h.insert(header::ORIGIN, origin.parse().unwrap());
+            same_origin(&h).is_ok()
+        };
+        assert!(from("http://10.0.0.5:8080"));
+        assert!(!from("http://evil.example") && !from("null"));
     }
 
     #[test]
