@@ -840,19 +840,20 @@ async fn next_chunk(
 ) -> Option<Chunk> {
     use futures::FutureExt;
     let mut chunk = vec![subscription.next().await?];
-    loop {
-        let commit = chunk
-            .last()
-            .and_then(|e| e.as_ref().ok())
-            .map(|e| e.pos().commit);
-        let ready = std::pin::Pin::new(&mut *subscription).peek().now_or_never();
-        let same_commit = match ready {
-            Some(Some(Ok(next))) => Some(next.pos().commit) == commit,
-            Some(Some(Err(_))) => false,
-            // The subscription ended, or nothing is ready.
-            Some(None) | None => break,
-        };
-        if chunk.len() >= cap && !same_commit {
+    while chunk.len() < cap {
+        match subscription.next().now_or_never() {
+            Some(Some(entry)) => chunk.push(entry),
+            // The subscription ended, or nothing more is ready.
+            _ => return Some(chunk),
+        }
+    }
+    // Full: the rest of its last commit, as far as it is ready.
+    let commit = chunk
+        .last()
+        .and_then(|e| e.as_ref().ok())
+        .map(|e| e.pos().commit);
+    while let Some(Some(Ok(next))) = std::pin::Pin::new(&mut *subscription).peek().now_or_never() {
+        if Some(next.pos().commit) != commit {
             break;
         }
         match subscription.next().now_or_never() {
