@@ -1,6 +1,6 @@
 //! What reading a cross-reference under every office's subjects costs (issue 10,
-//! Ownership): `read_reference` with the wildcard prefix `coord.log.*` (direct gets
-//! `next_by_subj` on a wildcard subject, forward until none is left) against
+//! Ownership): `read_reference` with the wildcard prefix `coord.log.*` (batched direct
+//! gets `next_by_subj` on a wildcard subject, forward until none is left) against
 //! `read_stream` on the exact subject (the last message by subject bounds the read), for
 //! a referenced stream of one commit in a log of 10,000 and 100,000 other streams.
 //! A command that refers to another stream pays this once per reference.
@@ -109,7 +109,7 @@ async fn main() {
         );
     }
     let out = json!({
-        "what": "Latency of reading a one-commit referenced stream: read_stream on its exact subject vs read_reference under coord.log.* (direct get next_by_subj on the wildcard subject until not found), in one JetStream stream holding N other streams; one nats-server on loopback, dev profile, 2-core machine shared with other builds.",
+        "what": "Latency of reading a one-commit referenced stream: read_stream on its exact subject vs read_reference under coord.log.* (batched direct gets next_by_subj on the wildcard subject, up to 256 commits a request, until the end of the batch says none is left; read_stream: the last message by subject, then one batched direct get), in one JetStream stream holding N other streams; one nats-server on loopback, dev profile, 2-core machine shared with other builds.",
         "measured_at": chrono::Utc::now().to_rfc3339(),
         "reads_per_figure": READS,
         "results": results,
