@@ -322,6 +322,7 @@ pub async fn serve(
     let _ = service.stop().await;
     Ok(())
 }
+
 /// Whether endpoint `name` of office `office`'s auditor may answer on `reply`: an
 /// inbox ([`coord_proto::is_inbox`]), or, for a witness's consistency proof, this
 /// office's own proof subject, which alone crosses the leaf link back to the witness.

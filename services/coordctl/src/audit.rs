@@ -267,10 +267,9 @@ async fn export_and_served(
     loop {
         let (text, export) = fetch_export(client, office).await?;
         let served = served_checkpoints(client, trust, export.offices.keys()).await;
-        let newer = served.iter().any(|(o, note)| {
-            coord_audit::trust::size_of(note).unwrap_or(0)
-                > export.offices.get(o).map_or(0, |l| l.entries.len() as u64)
-        });
+        let newer = served
+            .iter()
+            .any(|(o, note)| coord_audit::trust::newer_than_export(note, export.offices.get(o)));
         if !newer || attempt == 3 {
             return Ok((text, export, served));
         }

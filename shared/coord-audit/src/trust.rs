@@ -188,7 +188,7 @@ impl TrustedKeys {
                 .and_then(|l| l.checkpoints.last())
                 .and_then(|n| size_of(n))
                 .unwrap_or(0);
-            let entries = log.map_or(0, |l| l.entries.len() as u64);
+            let entries = exported(log);
             let why = if size < latest {
                 format!(
                     "the latest checkpoint served is of {size} leaves, older than the export's latest"
@@ -213,6 +213,17 @@ impl TrustedKeys {
         }
         (witnessed, missing)
     }
+}
+
+/// How many entries (leaves) an office's export holds.
+fn exported(log: Option<&OfficeLog>) -> u64 {
+    log.map_or(0, |l| l.entries.len() as u64)
+}
+
+/// Whether `served` (an office's latest checkpoint as served) commits to more than the
+/// office's export `log` holds: signed while the export was read.
+pub fn newer_than_export(served: &str, log: Option<&OfficeLog>) -> bool {
+    size_of(served).unwrap_or(0) > exported(log)
 }
 
 /// The tree size a note commits to, if it is a checkpoint.
