@@ -30,7 +30,7 @@ use coord_service::ServiceConfig;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-pub use runner::Projector;
+pub use runner::{Batching, Projector};
 pub use store::Store;
 
 /// Projector settings, on top of the shared service settings.
@@ -48,6 +48,11 @@ pub struct Config {
     /// Events applied per transaction at most (what is ready is batched).
     #[arg(long, env = "COORD_PROJECTOR_BATCH", default_value_t = 256)]
     pub batch_size: usize,
+    /// While events keep coming, how long a batch smaller than `COORD_PROJECTOR_BATCH`
+    /// waits for more before it is applied, in milliseconds (0: never). A command after
+    /// a quiet spell is applied at once.
+    #[arg(long, env = "COORD_PROJECTOR_LINGER_MS", default_value_t = 2)]
+    pub linger_ms: u64,
     /// Longest wait for `min_position` in a query, in milliseconds.
     #[arg(long, env = "COORD_PROJECTOR_MAX_WAIT_MS", default_value_t = 10_000)]
     pub max_wait_ms: u64,
@@ -91,7 +96,10 @@ async fn open(config: &Config) -> anyhow::Result<(async_nats::Client, Arc<Projec
         &config.db,
         province,
         log,
-        config.batch_size,
+        Batching {
+            size: config.batch_size,
+            linger: Duration::from_millis(config.linger_ms),
+        },
         Duration::from_millis(config.busy_timeout_ms),
     )?;
     Ok((client, projector))

@@ -115,7 +115,29 @@ pub struct Projector {
     health: Mutex<Health>,
     rebuild_tx: mpsc::Sender<RebuildReply>,
     rebuild_rx: tokio::sync::Mutex<mpsc::Receiver<RebuildReply>>,
-    batch_size: usize,
+    batching: Batching,
+}
+
+/// How the projector groups events into transactions.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Events read in one chunk at most; a batch joins up to [`COALESCE`] chunks.
+    pub size: usize,
+    /// While the log is busy (the last batch was applied less than ten lingers ago), a
+    /// batch smaller than `size` waits this long for more: one transaction for more
+    /// events under steady traffic, while a command after a quiet spell is applied at
+    /// once. Zero: never wait.
+    pub linger: Duration,
+}
+
+impl Batching {
+    /// Up to `size` events, applied as soon as they are read.
+    pub fn eager(size: usize) -> Self {
+        Self {
+            size,
+            linger: Duration::ZERO,
+        }
+    }
 }
 
 /// The connections of a projector over a database file, besides its writer.
@@ -142,7 +164,7 @@ impl Projector {
         batch_size: usize,
     ) -> Result<Arc<Self>, StoreError> {
         let busy = crate::store::DEFAULT_BUSY_TIMEOUT;
-        Self::build(store, None, busy, log, batch_size)
+        Self::build(store, None, busy, log, Batching::eager(batch_size))
     }
 
     /// A projector over the database file `db`: one writer connection, one read-only
@@ -151,7 +173,7 @@ impl Projector {
         db: &Path,
         province: Province,
         log: Arc<dyn EventLog>,
-        batch_size: usize,
+        batching: Batching,
         busy_timeout: Duration,
     ) -> Result<Arc<Self>, StoreError> {
         let writer = Store::open(db, province.clone())?;
@@ -163,7 +185,7 @@ impl Projector {
             readers,
             db: db.to_owned(),
         };
-        Self::build(writer, Some(files), busy_timeout, log, batch_size)
+        Self::build(writer, Some(files), busy_timeout, log, batching)
     }
 
     fn build(
@@ -171,7 +193,7 @@ impl Projector {
         files: Option<Files>,
         busy_timeout: Duration,
         log: Arc<dyn EventLog>,
-        batch_size: usize,
+        batching: Batching,
     ) -> Result<Arc<Self>, StoreError> {
         let province = writer.province().clone();
         let start = writer.checkpoint()?.map(|p| p.commit).unwrap_or(0);
@@ -213,7 +235,10 @@ impl Projector {
             }),
             rebuild_tx,
             rebuild_rx: tokio::sync::Mutex::new(rebuild_rx),
-            batch_size: batch_size.max(1),
+            batching: Batching {
+                size: batching.size.max(1),
+                ..batching
+            },
         }))
     }
 
@@ -642,6 +667,7 @@ impl Projector {
         let mut identity_check = tokio::time::interval(IDENTITY_CHECK_EVERY);
         identity_check.reset();
         let mut last_received = tokio::time::Instant::now();
+        let mut last_applied: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 biased;
@@ -670,10 +696,13 @@ impl Projector {
                     };
                     // What else was read and checked meanwhile joins this batch: one
                     // transaction for it.
-                    while chunk.len() < self.batch_size * COALESCE
+                    while chunk.len() < self.batching.size * COALESCE
                         && let Ok(more) = chunks.try_recv()
                     {
                         chunk.extend(more);
+                    }
+                    if last_applied.is_some_and(|t| t.elapsed() < self.batching.linger * 10) {
+                        self.linger(&mut chunk, &mut chunks).await;
                     }
                     let (items, failure) = split(chunk);
                     if let Err(e) = self.apply(items).await {
@@ -682,12 +711,25 @@ impl Projector {
                     }
                     // A long batch is not a quiet subscription.
                     last_received = tokio::time::Instant::now();
+                    last_applied = Some(last_received);
                     *backoff = FIRST_BACKOFF;
                     if let Some(e) = failure {
                         tracing::warn!(error = %e, "log subscription failed; resubscribing from the checkpoint");
                         return Flow::Retry;
                     }
                 }
+            }
+        }
+    }
+
+    /// Waits up to the linger for more chunks to join `chunk`, until it holds a batch.
+    /// A subscription that ends meanwhile is seen at the next read.
+    async fn linger(&self, chunk: &mut Chunk, chunks: &mut mpsc::Receiver<Chunk>) {
+        let deadline = tokio::time::Instant::now() + self.batching.linger;
+        while chunk.len() < self.batching.size {
+            match tokio::time::timeout_at(deadline, chunks.recv()).await {
+                Ok(Some(more)) => chunk.extend(more),
+                Ok(None) | Err(_) => return,
             }
         }
     }
@@ -805,7 +847,7 @@ impl Projector {
     ) -> mpsc::Receiver<Chunk> {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let this = self.clone();
-        let cap = self.batch_size.max(1);
+        let cap = self.batching.size;
         let mut subscription = subscription.peekable();
         tokio::spawn(async move {
             let mut checked = false;

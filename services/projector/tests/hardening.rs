@@ -17,8 +17,8 @@ use coord_log::{
     RecordedEvent, StreamId, Subscription,
 };
 use futures::StreamExt;
-use projector::Projector;
 use projector::store::Redrive;
+use projector::{Batching, Projector};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -181,7 +181,17 @@ impl Running {
         dir: tempfile::TempDir,
         busy: Duration,
     ) -> Self {
-        let projector = Projector::open(&db, province(), log, 64, busy).unwrap();
+        Self::start_batching(log, db, dir, busy, Batching::eager(64)).await
+    }
+
+    async fn start_batching(
+        log: Arc<dyn EventLog>,
+        db: std::path::PathBuf,
+        dir: tempfile::TempDir,
+        busy: Duration,
+        batching: Batching,
+    ) -> Self {
+        let projector = Projector::open(&db, province(), log, batching, busy).unwrap();
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(projector.clone().run(rx));
         Self {
@@ -607,4 +617,50 @@ async fn stopped_by_a_replaced_log(log: &Arc<TestLog>) -> Running {
     assert_eq!(status["position"], 5, "{status}");
     assert_eq!(p.scheduled().await, 5);
     p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_steady_traffic_a_batch_waits_for_more_and_after_a_quiet_spell_it_does_not() {
+    // given a projector that lingers a minute for batches of five while events keep coming
+    let log = Arc::new(InMemoryLog::new());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("projector.sqlite");
+    let batching = Batching {
+        size: 5,
+        linger: Duration::from_secs(60),
+    };
+    let p = Running::start_batching(log.clone(), db, dir, Duration::from_secs(5), batching).await;
+    let projector = p.projector.clone();
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    let watcher = tokio::spawn(async move {
+        let mut last = 0;
+        while last < 6 {
+            let now = projector.position();
+            if now != last {
+                seen_tx.send(now).unwrap();
+                last = now;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+
+    // when one event comes after a quiet spell, then it is applied without the linger
+    schedule(log.as_ref(), 0).await;
+    assert!(
+        p.projector.wait_for(1, Duration::from_secs(20)).await,
+        "the first event waited for the linger"
+    );
+
+    // when five more follow it, 20 ms apart, then they are applied as one batch, the
+    // first of them waiting for the others
+    for n in 1..=5 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        schedule(log.as_ref(), n).await;
+    }
+    assert!(p.projector.wait_for(6, Duration::from_secs(20)).await);
+    watcher.await.unwrap();
+    let positions: Vec<u64> = seen.try_iter().collect();
+    assert_eq!(positions, [1, 6], "positions the projector told, in order");
+    assert_eq!(p.scheduled().await, 6);
+    p.stop().await;
 }
