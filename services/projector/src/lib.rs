@@ -48,10 +48,16 @@ pub struct Config {
     /// Events applied per transaction at most (what is ready is batched).
     #[arg(long, env = "COORD_PROJECTOR_BATCH", default_value_t = 256)]
     pub batch_size: usize,
-    /// While events keep coming, how long a batch smaller than `COORD_PROJECTOR_BATCH`
-    /// waits for more before it is applied, in milliseconds (0: never). A command after
-    /// a quiet spell is applied at once.
-    #[arg(long, env = "COORD_PROJECTOR_LINGER_MS", default_value_t = 2)]
+    /// While events come faster than batches are applied, how long a batch smaller than
+    /// `COORD_PROJECTOR_BATCH` waits for more, in milliseconds (0: never; at most 100,
+    /// as shutdown and rebuild requests wait for it). A command after a quiet spell, or
+    /// at a moderate rate, is applied at once.
+    #[arg(
+        long,
+        env = "COORD_PROJECTOR_LINGER_MS",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u64).range(0..=100)
+    )]
     pub linger_ms: u64,
     /// Longest wait for `min_position` in a query, in milliseconds.
     #[arg(long, env = "COORD_PROJECTOR_MAX_WAIT_MS", default_value_t = 10_000)]

@@ -667,7 +667,8 @@ impl Projector {
         let mut identity_check = tokio::time::interval(IDENTITY_CHECK_EVERY);
         identity_check.reset();
         let mut last_received = tokio::time::Instant::now();
-        let mut last_applied: Option<tokio::time::Instant> = None;
+        // When the last batch was applied, and how many events it held.
+        let mut last_applied: Option<(tokio::time::Instant, usize)> = None;
         loop {
             tokio::select! {
                 biased;
@@ -701,17 +702,18 @@ impl Projector {
                     {
                         chunk.extend(more);
                     }
-                    if last_applied.is_some_and(|t| t.elapsed() < self.batching.linger * 10) {
+                    if busy(last_applied, self.batching.linger) && chunk.iter().all(Result::is_ok) {
                         self.linger(&mut chunk, &mut chunks).await;
                     }
                     let (items, failure) = split(chunk);
+                    let applied = items.len();
                     if let Err(e) = self.apply(items).await {
                         self.storage_failed(&e).await;
                         return Flow::Retry;
                     }
                     // A long batch is not a quiet subscription.
                     last_received = tokio::time::Instant::now();
-                    last_applied = Some(last_received);
+                    last_applied = Some((last_received, applied));
                     *backoff = FIRST_BACKOFF;
                     if let Some(e) = failure {
                         tracing::warn!(error = %e, "log subscription failed; resubscribing from the checkpoint");
@@ -872,6 +874,14 @@ impl Projector {
     }
 }
 
+/// Whether the log is busy enough for a batch to wait for more: the last batch held
+/// more than one event (events came faster than batches were applied) and was applied
+/// less than ten lingers ago. A command after a quiet spell, or at a moderate rate (one
+/// a batch), is applied at once.
+fn busy(last_applied: Option<(tokio::time::Instant, usize)>, linger: Duration) -> bool {
+    last_applied.is_some_and(|(at, events)| events > 1 && at.elapsed() < linger * 10)
+}
+
 /// What of the subscription is ready now, after waiting for one entry: at most `cap`
 /// entries, and then the rest of the last entry's commit if it is ready too (a commit
 /// decoded from one message is), so that a batch does not end inside a commit whose
@@ -958,6 +968,18 @@ mod tests {
                 .unwrap();
         }
         log
+    }
+
+    #[test]
+    fn a_batch_waits_only_while_batches_hold_several_events_and_come_often() {
+        let linger = Duration::from_secs(1);
+        let now = tokio::time::Instant::now();
+        let long_ago = now.checked_sub(linger * 10).unwrap();
+        assert!(!busy(None, linger), "nothing applied yet");
+        assert!(busy(Some((now, 2)), linger));
+        assert!(!busy(Some((now, 1)), linger), "one event a batch");
+        assert!(!busy(Some((long_ago, 200)), linger), "after a quiet spell");
+        assert!(!busy(Some((now, 2)), Duration::ZERO), "no linger");
     }
 
     // A chunk full before its last commit ends takes the rest of that commit (ready,

@@ -620,9 +620,12 @@ async fn stopped_by_a_replaced_log(log: &Arc<TestLog>) -> Running {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_steady_traffic_a_batch_waits_for_more_and_after_a_quiet_spell_it_does_not() {
-    // given a projector that lingers a minute for batches of five while events keep coming
+async fn under_heavy_traffic_a_batch_waits_for_more_and_the_first_does_not() {
+    // given a log of two events, and a projector that lingers a minute for batches of
+    // five while batches hold several events
     let log = Arc::new(InMemoryLog::new());
+    schedule(log.as_ref(), 0).await;
+    schedule(log.as_ref(), 1).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("projector.sqlite");
     let batching = Batching {
@@ -634,7 +637,7 @@ async fn under_steady_traffic_a_batch_waits_for_more_and_after_a_quiet_spell_it_
     let (seen_tx, seen) = std::sync::mpsc::channel();
     let watcher = tokio::spawn(async move {
         let mut last = 0;
-        while last < 6 {
+        while last < 7 {
             let now = projector.position();
             if now != last {
                 seen_tx.send(now).unwrap();
@@ -644,23 +647,22 @@ async fn under_steady_traffic_a_batch_waits_for_more_and_after_a_quiet_spell_it_
         }
     });
 
-    // when one event comes after a quiet spell, then it is applied without the linger
-    schedule(log.as_ref(), 0).await;
+    // when it starts, then the first batch (both events) is applied without the linger
     assert!(
-        p.projector.wait_for(1, Duration::from_secs(20)).await,
-        "the first event waited for the linger"
+        p.projector.wait_for(2, Duration::from_secs(20)).await,
+        "the first batch waited for the linger"
     );
 
-    // when five more follow it, 20 ms apart, then they are applied as one batch, the
-    // first of them waiting for the others
-    for n in 1..=5 {
+    // when five more events follow, 20 ms apart, then they are applied as one batch,
+    // the first of them waiting for the others
+    for n in 2..7 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         schedule(log.as_ref(), n).await;
     }
-    assert!(p.projector.wait_for(6, Duration::from_secs(20)).await);
+    assert!(p.projector.wait_for(7, Duration::from_secs(20)).await);
     watcher.await.unwrap();
     let positions: Vec<u64> = seen.try_iter().collect();
-    assert_eq!(positions, [1, 6], "positions the projector told, in order");
-    assert_eq!(p.scheduled().await, 6);
+    assert_eq!(positions, [2, 7], "positions the projector told, in order");
+    assert_eq!(p.scheduled().await, 7);
     p.stop().await;
 }
