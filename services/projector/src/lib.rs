@@ -48,10 +48,10 @@ pub struct Config {
     /// Events applied per transaction at most (what is ready is batched).
     #[arg(long, env = "COORD_PROJECTOR_BATCH", default_value_t = 256)]
     pub batch_size: usize,
-    /// While events come faster than batches are applied, how long a batch smaller than
-    /// `COORD_PROJECTOR_BATCH` waits for more, in milliseconds (0: never; at most 100,
-    /// as shutdown and rebuild requests wait for it). A command after a quiet spell, or
-    /// at a moderate rate, is applied at once.
+    /// Under heavy traffic (a backlog: the last batch held eight events or more), how
+    /// long a batch smaller than `COORD_PROJECTOR_BATCH` waits for more, in milliseconds
+    /// (0: never; at most 100, as shutdown and rebuild requests wait for it). A command
+    /// after a quiet spell, or at a moderate rate, is applied at once.
     #[arg(
         long,
         env = "COORD_PROJECTOR_LINGER_MS",

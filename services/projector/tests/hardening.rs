@@ -621,15 +621,16 @@ async fn stopped_by_a_replaced_log(log: &Arc<TestLog>) -> Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_heavy_traffic_a_batch_waits_for_more_and_the_first_does_not() {
-    // given a log of two events, and a projector that lingers a minute for batches of
-    // five while batches hold several events
+    // given a backlog of eight events, and a projector that lingers a minute for
+    // batches of eight after a batch of eight or more (its threshold)
     let log = Arc::new(InMemoryLog::new());
-    schedule(log.as_ref(), 0).await;
-    schedule(log.as_ref(), 1).await;
+    for n in 0..8 {
+        schedule(log.as_ref(), n).await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("projector.sqlite");
     let batching = Batching {
-        size: 5,
+        size: 8,
         linger: Duration::from_secs(60),
     };
     let p = Running::start_batching(log.clone(), db, dir, Duration::from_secs(5), batching).await;
@@ -637,7 +638,7 @@ async fn under_heavy_traffic_a_batch_waits_for_more_and_the_first_does_not() {
     let (seen_tx, seen) = std::sync::mpsc::channel();
     let watcher = tokio::spawn(async move {
         let mut last = 0;
-        while last < 7 {
+        while last < 16 {
             let now = projector.position();
             if now != last {
                 seen_tx.send(now).unwrap();
@@ -647,22 +648,23 @@ async fn under_heavy_traffic_a_batch_waits_for_more_and_the_first_does_not() {
         }
     });
 
-    // when it starts, then the first batch (both events) is applied without the linger
+    // when it starts, then the first batch (the eight events) is applied without the
+    // linger
     assert!(
-        p.projector.wait_for(2, Duration::from_secs(20)).await,
+        p.projector.wait_for(8, Duration::from_secs(20)).await,
         "the first batch waited for the linger"
     );
 
-    // when five more events follow, 20 ms apart, then they are applied as one batch,
+    // when eight more events follow, 20 ms apart, then they are applied as one batch,
     // the first of them waiting for the others
-    for n in 2..7 {
+    for n in 8..16 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         schedule(log.as_ref(), n).await;
     }
-    assert!(p.projector.wait_for(7, Duration::from_secs(20)).await);
+    assert!(p.projector.wait_for(16, Duration::from_secs(20)).await);
     watcher.await.unwrap();
     let positions: Vec<u64> = seen.try_iter().collect();
-    assert_eq!(positions, [2, 7], "positions the projector told, in order");
-    assert_eq!(p.scheduled().await, 7);
+    assert_eq!(positions, [8, 16], "positions the projector told, in order");
+    assert_eq!(p.scheduled().await, 16);
     p.stop().await;
 }
