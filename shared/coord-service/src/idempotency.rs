@@ -50,7 +50,7 @@ impl Fingerprint {
             office: office.to_owned(),
             command: command.to_owned(),
             stream: stream.to_owned(),
-            body_sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            body_sha256: format!("{digest:x}"),
         }
     }
 
@@ -294,6 +294,18 @@ mod tests {
         );
         assert_eq!(a, b);
         assert!(a.differences(&b).is_empty());
+        // The body's hash is the SHA-256 of its RFC 8785 form, in lower-case hex (as
+        // keys bound before were stored).
+        let canonical = r#"{"a":1,"b":[1,{"c":2,"x":"y"}]}"#;
+        let expected: String = Sha256::digest(canonical)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(a.body_sha256, expected);
+        assert_eq!(
+            Fingerprint::of("province", "exchange.send", "exchange-1", &json!({})).body_sha256,
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
         let c = Fingerprint::of(
             "province",
             "exchange.send",
