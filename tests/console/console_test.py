@@ -153,6 +153,38 @@ def check_schedule_form(ctx):
     assert log_head() > head
 
 
+def check_double_submit(ctx):
+    # A double click sends one command: one key per filled form, the button off while it
+    # is sent (each click was a new key: two inspections).
+    page = ctx["page"]
+    page.goto(BASE + "/districts/an-phu")
+    head = log_head()
+    page.click("details:has(form[data-command='inspection.schedule']) summary")
+    page.fill("#inspection-schedule-decision_ref", "10-QĐ/ĐUCA (bấm đúp)")
+    page.fill("#inspection-schedule-decided_on", "2024-05-02")
+    page.fill("#inspection-schedule-planned_start", "2024-06-01")
+    page.fill("#inspection-schedule-planned_end", "2024-06-30")
+    page.dblclick("form[data-command='inspection.schedule'] button[type=submit]")
+    page.locator("#result").filter(has_text="Đã ghi nhận").wait_for(timeout=TIMEOUT_MS)
+    time.sleep(1.5)  # a second request, had one gone, is answered by now
+    assert log_head() == head + 1, f"a double click appended {log_head() - head} commits"
+
+
+def check_submit_after_the_session_ended(ctx):
+    # The answer is the sign-in page, not JSON: the form says so in Vietnamese.
+    browser_ctx = ctx["browser"].new_context(viewport={"width": 1280, "height": 900})
+    page = browser_ctx.new_page()
+    sign_in(page, token("province"))
+    page.goto(BASE + "/districts/an-phu")
+    head = log_head()
+    browser_ctx.clear_cookies()
+    fill_schedule(page, "2024-05-03", "2024-06-01", "2024-06-30")
+    error = page.locator("form[data-command='inspection.schedule'] .form-error")
+    error.filter(has_text="Phiên đăng nhập đã hết").wait_for(timeout=TIMEOUT_MS)
+    assert log_head() == head, "a submission without a session appended"
+    browser_ctx.close()
+
+
 def forms_on(page, unit):
     page.goto(BASE + f"/districts/{unit}")
     return page.eval_on_selector_all("form[data-command]", "fs => fs.map(f => f.dataset.command)")
@@ -278,7 +310,8 @@ def check_openapi(ctx):
 
 
 CHECKS = [check_refused_sessions, check_openapi, check_overview, check_overview_at_360px, check_schedule_form,
-          check_roles, check_csrf, check_verify, check_accessibility, check_downloads]
+          check_double_submit, check_submit_after_the_session_ended, check_roles, check_csrf, check_verify,
+          check_accessibility, check_downloads]
 
 
 def main():

@@ -437,6 +437,17 @@ pub fn message_vi(code: &str) -> &'static str {
         "concurrent_modification" => "Hồ sơ vừa được thay đổi: tải lại trang rồi thử lại.",
         "csrf_token_invalid" => "Biểu mẫu đã hết hiệu lực: tải lại trang rồi gửi lại.",
         "form_not_offered" => "Cơ quan của bạn không được gửi biểu mẫu này.",
+        "invalid_date" | "invalid_window" => {
+            "Ngày không hợp lệ: nhập ngày theo dạng năm-tháng-ngày, ngày đầu trước ngày cuối."
+        }
+        "unknown_unit" | "invalid_unit" => "Không có đơn vị này trong tỉnh.",
+        "unknown_term" | "invalid_term" => "Không có nhiệm kỳ này.",
+        "bad_id" | "bad_query" | "invalid_cursor" => "Mã hoặc tham số không hợp lệ.",
+        "ambiguous_id" => "Mã này là hồ sơ của nhiều cơ quan: mở hồ sơ từ trang của đơn vị.",
+        "stream_of_another_office" => "Hồ sơ này thuộc cơ quan khác: chỉ cơ quan đó được cập nhật.",
+        "projection_behind" | "upstream_timeout" | "query_timeout" | "service_unavailable" => {
+            "Số liệu đang được cập nhật hoặc dịch vụ chưa trả lời: thử lại sau giây lát."
+        }
         _ => "Yêu cầu bị từ chối.",
     }
 }

@@ -74,21 +74,54 @@ impl IntoResponse for NoVisitor {
     }
 }
 
+/// A page of one message: a heading, what happened in Vietnamese, the technical detail
+/// (for a report to the operator), and a link on.
+fn message_page(
+    heading: &str,
+    message: &str,
+    problem: &Problem,
+    link: (&str, &str),
+) -> Html<String> {
+    let escape = |s: &str| minijinja::HtmlEscape(s).to_string();
+    Html(format!(
+        "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>{heading}\
+         </title><link rel=\"stylesheet\" href=\"/static/console.css\"></head><body><main>\
+         <h1>{heading}</h1><p id=\"problem-message\">{message}</p>\
+         <p class=\"meta\">{detail}</p><p><a href=\"{href}\">{text}</a></p></main></body></html>",
+        heading = escape(heading),
+        message = escape(message),
+        detail = escape(&format!("{} ({})", problem.detail, problem.code)),
+        href = link.0,
+        text = escape(link.1),
+    ))
+}
+
 /// A refused session: 401 with a link to sign in again, and the cookie cleared.
 fn refused_page(problem: &Problem) -> Response {
-    let body = format!(
-        "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>Phiên không hợp lệ\
-         </title><link rel=\"stylesheet\" href=\"/static/console.css\"></head><body><main>\
-         <h1>Phiên đăng nhập không hợp lệ</h1><p>{}</p><p><a href=\"/sign-in\">Đăng nhập lại \
-         (sign in again)</a></p></main></body></html>",
-        minijinja::HtmlEscape(&format!("{} ({})", problem.detail, problem.code))
+    let page = message_page(
+        "Phiên đăng nhập không hợp lệ",
+        "Phiên đăng nhập đã hết hoặc không còn hiệu lực.",
+        problem,
+        ("/sign-in", "Đăng nhập lại (sign in again)"),
     );
     (
         StatusCode::UNAUTHORIZED,
         [(header::SET_COOKIE, session::clear_cookie())],
-        Html(body),
+        page,
     )
         .into_response()
+}
+
+/// A page that could not be shown, said in Vietnamese with its problem's status.
+pub(super) fn problem_page(problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let page = message_page(
+        "Không hiển thị được trang",
+        forms::message_vi(&problem.code),
+        problem,
+        ("/", "Về trang tổng quan (overview)"),
+    );
+    (status, page).into_response()
 }
 
 /// The console's routes (the API's `/v1/needs` is merged with the API).
@@ -105,4 +138,29 @@ pub fn router() -> Router<AppState> {
         .route("/live", get(pages::live))
         .route("/downloads/{file}", get(download::download))
         .route("/static/{file}", get(templates::asset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coord_proto::ErrorKind;
+
+    #[tokio::test]
+    async fn a_page_that_cannot_be_shown_says_why_in_vietnamese_with_its_status() {
+        let problem = Problem::new(
+            ErrorKind::Malformed,
+            "invalid_date",
+            "`from` is not a date: <b>",
+        );
+        let response = problem_page(&problem);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let html = String::from_utf8(body.to_vec()).unwrap();
+        assert!(html.contains("<html lang=\"vi\">"), "{html}");
+        assert!(html.contains("Ngày không hợp lệ"), "{html}");
+        assert!(html.contains("&lt;b&gt; (invalid_date)"), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+    }
 }

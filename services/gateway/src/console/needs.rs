@@ -45,7 +45,7 @@ pub struct NeedsParams {
     pub unit: Option<String>,
     /// Days an exchange may stay unacknowledged before it is listed (default 7).
     pub days: Option<i64>,
-    /// The day to count from (YYYY-MM-DD, default today, UTC).
+    /// The day to count from (YYYY-MM-DD, default today in Vietnam, UTC+7).
     pub today: Option<String>,
 }
 
@@ -287,6 +287,13 @@ pub async fn compute(state: &AppState, params: NeedsParams) -> Result<Needs, Pro
 
 /// [`compute`] with the province summary the caller already has (its units still to
 /// cover).
+/// Today's date where the offices are (Indochina Time, UTC+7 all year): a deadline
+/// counted on the UTC date was a day off from midnight to 7 in the morning.
+fn today_in_vietnam() -> NaiveDate {
+    let ict = chrono::FixedOffset::east_opt(7 * 3600).expect("UTC+7 is a valid offset");
+    chrono::Utc::now().with_timezone(&ict).date_naive()
+}
+
 pub async fn compute_with(
     state: &AppState,
     params: NeedsParams,
@@ -296,7 +303,7 @@ pub async fn compute_with(
         Some(t) => t
             .parse()
             .map_err(|_| Problem::malformed("bad_query", "`today` must be YYYY-MM-DD"))?,
-        None => chrono::Utc::now().date_naive(),
+        None => today_in_vietnam(),
     };
     let outstanding = outstanding_units(&state.province, &summary.districts_outstanding);
     let open = tokio::time::timeout(state.request_timeout, fold_log(state))

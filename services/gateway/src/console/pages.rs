@@ -58,7 +58,12 @@ fn who(v: &Visitor) -> minijinja::Value {
 }
 
 fn page_error(problem: Problem) -> Response {
-    problem.into_response()
+    super::problem_page(&problem)
+}
+
+/// A query parameter the form left empty is not given.
+fn given(value: &Option<String>) -> Option<String> {
+    value.as_ref().filter(|v| !v.trim().is_empty()).cloned()
 }
 
 /// `GET /sign-in`.
@@ -113,8 +118,8 @@ pub async fn sign_out(
 /// exchanges sent, decisions; with each bar's share of the largest.
 async fn monthly_chart(s: &AppState, p: &PageParams) -> Result<serde_json::Value, Problem> {
     let request = QueryRequest {
-        from: p.from.clone(),
-        to: p.to.clone(),
+        from: given(&p.from),
+        to: given(&p.to),
         min_position: p.min_position,
         ..Default::default()
     };
@@ -412,5 +417,18 @@ pub async fn live(State(s): State<AppState>, _visitor: Visitor, headers: HeaderM
     match crate::events::events(State(s), headers, params).await {
         Ok(sse) => sse.into_response(),
         Err(problem) => problem.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_empty_date_of_the_chart_form_is_not_given() {
+        assert_eq!(super::given(&Some(" ".into())), None);
+        assert_eq!(super::given(&None), None);
+        assert_eq!(
+            super::given(&Some("2024-01-01".into())),
+            Some("2024-01-01".into())
+        );
     }
 }

@@ -48,4 +48,24 @@ mod tests {
         let env = super::environment();
         assert_eq!(env.templates().count(), super::TEMPLATES.len());
     }
+
+    #[test]
+    fn a_deadline_past_is_said_overdue_not_as_days_left_below_zero() {
+        let env = super::environment();
+        let item = |days_left: i64| {
+            serde_json::json!({"kind": "pending_appeal", "title_vi": "Giải quyết khiếu nại",
+                "unit": "an-phu", "record": null, "since": "2024-01-01", "days_left": days_left})
+        };
+        let page = minijinja::Value::from_serialize(
+            serde_json::json!({"needs": {"items": [item(-5), item(3)]}}),
+        );
+        let html = env
+            .get_template("needs.html")
+            .unwrap()
+            .render(minijinja::context! { page => page })
+            .unwrap();
+        assert!(html.contains("quá hạn 5 ngày"), "{html}");
+        assert!(html.contains("còn 3 ngày"), "{html}");
+        assert!(!html.contains("-5"), "{html}");
+    }
 }

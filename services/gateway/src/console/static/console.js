@@ -34,27 +34,58 @@ function showRefusal(form, answer) {
   }
 }
 
+// One Idempotency-Key per filled form: a second click, or sending again after the
+// network failed (the first may have been recorded), carries the same key and records
+// nothing twice. A changed field or an answer (accepted or refused) ends the key.
+function formKey(form) {
+  if (!form.dataset.key) form.dataset.key = crypto.randomUUID();
+  return form.dataset.key;
+}
+
 async function submitForm(event) {
   event.preventDefault();
   const form = event.target;
+  if (form.dataset.sending) return;
+  const button = form.querySelector("button[type=submit]");
+  form.dataset.sending = "1";
+  if (button) button.disabled = true;
   clearErrors(form);
-  const response = await fetch(form.action, {
-    method: "POST",
-    headers: { "Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": crypto.randomUUID() },
-    body: new URLSearchParams(new FormData(form)),
-    credentials: "same-origin",
-  });
-  const answer = await response.json();
   const result = document.getElementById("result");
-  if (response.ok) {
-    const a = answer.accepted;
-    result.textContent = `Đã ghi nhận: mã ${a.aggregate_id}, vị trí nhật ký ${a.position}.`;
-    result.dataset.position = a.position;
-    form.reset();
-    refresh(a.position);
-  } else {
+  try {
+    const response = await fetch(form.action, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": formKey(form) },
+      body: new URLSearchParams(new FormData(form)),
+      credentials: "same-origin",
+    });
+    if (!(response.headers.get("content-type") || "").includes("json")) {
+      // A sign-in page (the session ended) or a proxy's page: nothing was recorded.
+      delete form.dataset.key;
+      result.textContent = "";
+      form.querySelector(".form-error").textContent =
+        "Phiên đăng nhập đã hết hoặc máy chủ không trả lời: tải lại trang, đăng nhập lại rồi gửi lại. (Session ended.)";
+      return;
+    }
+    const answer = await response.json();
+    delete form.dataset.key;
+    if (response.ok) {
+      const a = answer.accepted;
+      result.textContent = `Đã ghi nhận: mã ${a.aggregate_id}, vị trí nhật ký ${a.position}.`;
+      result.dataset.position = a.position;
+      form.reset();
+      refresh(a.position);
+    } else {
+      result.textContent = "";
+      showRefusal(form, answer);
+    }
+  } catch {
+    // No answer: it may have been recorded. The key is kept, so sending again is safe.
     result.textContent = "";
-    showRefusal(form, answer);
+    form.querySelector(".form-error").textContent =
+      "Không nhận được trả lời (mất kết nối?). Gửi lại sẽ không ghi trùng. (No answer: sending again is safe.)";
+  } finally {
+    delete form.dataset.sending;
+    if (button) button.disabled = false;
   }
 }
 
@@ -183,7 +214,10 @@ async function verify(button) {
 
 document.addEventListener("DOMContentLoaded", () => {
   readTokenFile();
-  document.querySelectorAll("form[data-command]").forEach((f) => f.addEventListener("submit", submitForm));
+  document.querySelectorAll("form[data-command]").forEach((f) => {
+    f.addEventListener("submit", submitForm);
+    f.addEventListener("input", () => { delete f.dataset.key; });
+  });
   document.querySelectorAll("button.verify").forEach((b) => b.addEventListener("click", () => verify(b)));
   followLog();
 });
