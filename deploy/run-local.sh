@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the whole system locally (see `coordctl up --help`): installs nats-server if
 # needed, builds the binaries, then runs nats-server, the three command services, the
-# projector and the gateway as separate processes, with data in ./.data. Ctrl-C stops
+# projector, the auditor and the gateway as separate processes, with data in ./.data. Ctrl-C stops
 # everything; a second start keeps the data. Extra arguments go to `coordctl up`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

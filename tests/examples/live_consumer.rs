@@ -2,7 +2,7 @@
 //! and `tests/tests/analytics.rs` runs.
 //!
 //! It attaches a durable pull consumer to the log's JetStream stream `COORD_LOG`
-//! (subjects `coord.log.<category>.<id>`, one message per commit), turns every event
+//! (subjects `coord.log.<office>.<category>.<id>`, one message per commit), turns every event
 //! into a CloudEvent and prints it as one NDJSON line, acknowledging each commit after
 //! printing it. It stops after `--idle-ms` without a message.
 //!

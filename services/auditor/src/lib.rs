@@ -51,8 +51,9 @@ pub struct Config {
     /// …or after this many milliseconds, whichever comes first (if the tree grew).
     #[arg(long, env = "COORD_AUDIT_CHECKPOINT_MS", default_value_t = 5000)]
     pub checkpoint_ms: u64,
-    /// Every checkpoint younger than this many hours is kept; of older ones, those a
-    /// witness cosigned, the first of each hour and the latest (the retention rule).
+    /// Every checkpoint younger than this many hours is kept; of older ones, the first of
+    /// each hour, the first a witness cosigned in each hour, the latest cosigned and the
+    /// latest (the retention rule).
     #[arg(long, env = "COORD_AUDIT_KEEP_ALL_HOURS", default_value_t = 24)]
     pub keep_all_hours: u64,
     /// Events applied per transaction at most.

@@ -58,7 +58,7 @@ pub struct Config {
     /// `/readyz` fails while the projector is more than this many commits behind the log.
     #[arg(long, env = "COORD_GATEWAY_READY_MAX_LAG", default_value_t = 10)]
     pub ready_max_lag: u64,
-    /// Public key that bearer tokens must be signed with (`coordctl token key` prints it;
+    /// Public key that bearer tokens must be signed with (`coordctl token public-key` prints it;
     /// `coordctl up` sets it).
     #[arg(long, env = "COORD_TOKEN_PUBLIC_KEY")]
     pub token_public_key: String,

@@ -1,8 +1,8 @@
 //! The CloudEvents 1.0 structured-mode JSON envelope of one recorded event, and the
 //! way back from it to an event the log can append (for `coordctl import`).
 //!
-//! Attributes: `specversion` `1.0`; `id` the event id (a UUID v7, unique per `source`
-//! and in fact globally); `source` the office that issued the command, as the URI
+//! Attributes: `specversion` `1.0`; `id` the event id (a UUID v5 of the command id,
+//! office, stream and index: unique per `source` and in fact globally); `source` the office that issued the command, as the URI
 //! reference `/offices/<office>` (e.g. `/offices/district:long-xuyen`); `type`
 //! `vn.coord.<category>.<event>.v<N>` (see [`crate::catalog`]); `time` when the log
 //! recorded it; `subject` the aggregate stream (`inspection-<uuid>`);
