@@ -437,6 +437,16 @@ pub fn message_vi(code: &str) -> &'static str {
         "concurrent_modification" => "Hồ sơ vừa được thay đổi: tải lại trang rồi thử lại.",
         "csrf_token_invalid" => "Biểu mẫu đã hết hiệu lực: tải lại trang rồi gửi lại.",
         "form_not_offered" => "Cơ quan của bạn không được gửi biểu mẫu này.",
+        "form_not_for_organizations" => {
+            "Hình thức kỷ luật này chỉ áp dụng với đảng viên, không áp dụng với tổ chức đảng."
+        }
+        "resolving_body_not_superior" => {
+            "Cơ quan giải quyết khiếu nại phải là cấp trên của cơ quan đã quyết định kỷ luật."
+        }
+        "resolved_by_deciding_body" => {
+            "Cơ quan đã quyết định kỷ luật không tự giải quyết khiếu nại về quyết định đó."
+        }
+        "changed_to_same_form" => "Hình thức kỷ luật mới trùng với hình thức đã quyết định.",
         "invalid_date" | "invalid_window" => {
             "Ngày không hợp lệ: nhập ngày theo dạng năm-tháng-ngày, ngày đầu trước ngày cuối."
         }

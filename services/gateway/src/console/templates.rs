@@ -22,7 +22,37 @@ pub fn environment() -> minijinja::Environment<'static> {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("console template {name}: {e}"));
     }
+    env.add_filter("vi_date", vi_date);
     env
+}
+
+/// A date as people in the offices write it: `2024-03-01` → `01/03/2024`, a month
+/// `2024-03` → `03/2024`, a moment (RFC 3339) → `01/03/2024 14:05` in Vietnam's time
+/// (UTC+7). Anything else (not a date, not a string, nothing) is shown as it is.
+pub fn vi_date(value: minijinja::Value) -> minijinja::Value {
+    match value.as_str() {
+        // Digits, `/`, `:` and a space: nothing to escape (`/` would be `&#x2f;`).
+        Some(text) => vi_date_text(text).map_or(value, minijinja::Value::from_safe_string),
+        None => value,
+    }
+}
+
+fn vi_date_text(v: &str) -> Option<String> {
+    let v = v.trim();
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Some(day.format("%d/%m/%Y").to_string());
+    }
+    if let Ok(month) = chrono::NaiveDate::parse_from_str(&format!("{v}-01"), "%Y-%m-%d") {
+        return Some(month.format("%m/%Y").to_string());
+    }
+    let moment = chrono::DateTime::parse_from_rfc3339(v).ok()?;
+    let ict = chrono::FixedOffset::east_opt(7 * 3600).expect("UTC+7 is a valid offset");
+    Some(
+        moment
+            .with_timezone(&ict)
+            .format("%d/%m/%Y %H:%M")
+            .to_string(),
+    )
 }
 
 /// `GET /static/{file}`: the stylesheet and the script.
@@ -50,6 +80,16 @@ mod tests {
     }
 
     #[test]
+    fn dates_are_written_day_month_year_and_moments_in_vietnam_time() {
+        let vi = |v: &str| super::vi_date(v.into()).to_string();
+        assert_eq!(vi("2024-03-01"), "01/03/2024");
+        assert_eq!(vi("2024-03"), "03/2024");
+        assert_eq!(vi("2024-02-29T18:30:00Z"), "01/03/2024 01:30");
+        assert_eq!(vi("không rõ"), "không rõ");
+        assert!(super::vi_date(minijinja::Value::from(())).is_none());
+    }
+
+    #[test]
     fn a_deadline_past_is_said_overdue_not_as_days_left_below_zero() {
         let env = super::environment();
         let item = |days_left: i64| {
@@ -66,6 +106,7 @@ mod tests {
             .unwrap();
         assert!(html.contains("quá hạn 5 ngày"), "{html}");
         assert!(html.contains("còn 3 ngày"), "{html}");
+        assert!(html.contains("từ 01/01/2024"), "{html}");
         assert!(!html.contains("-5"), "{html}");
     }
 }

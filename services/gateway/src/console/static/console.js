@@ -94,6 +94,15 @@ async function submitForm(event) {
 // each (every fetch renders the whole page).
 let wanted = 0;
 let refreshing = false;
+
+// Says, above the page, that its figures could not be brought up to date.
+function stale(yes) {
+  const status = document.getElementById("live-status");
+  if (!status) return;
+  status.textContent = yes
+    ? "Số liệu trên trang chưa cập nhật được (sẽ thử lại khi có sự kiện mới; hoặc tải lại trang). (Not up to date.)"
+    : "";
+}
 async function refresh(position) {
   wanted = Math.max(wanted, Number(position) || 0);
   if (refreshing) return;
@@ -104,16 +113,21 @@ async function refresh(position) {
       const url = new URL(location.href);
       url.searchParams.set("min_position", target);
       const response = await fetch(url, { credentials: "same-origin" });
-      if (!response.ok) return;
+      if (!response.ok) {
+        stale(true);
+        return;
+      }
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
       document.querySelectorAll("[data-live]").forEach((section) => {
         const next = fresh.querySelector(`[data-live="${section.dataset.live}"]`);
         if (next) section.innerHTML = next.innerHTML;
       });
       document.body.dataset.livePosition = target;
+      stale(false);
     }
   } catch {
     // the next event or submission tries again
+    stale(true);
   } finally {
     refreshing = false;
   }
