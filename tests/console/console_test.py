@@ -15,6 +15,7 @@ import base64
 import io
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -106,6 +107,11 @@ def check_overview(ctx):
     assert page.text_content("#fig-member-forms") == "30/15/0/1"
     unacknowledged = page.locator('#needs-list li[data-kind="unacknowledged_exchange"]')
     assert unacknowledged.count() == 2, unacknowledged.count()
+    # The unit by its name, the date as the offices write it (not `an-phu, từ 2024-01-02`).
+    meta = unacknowledged.first.locator(".meta").text_content()
+    unit, since = meta.strip("— ").split(", từ ")
+    assert "-" not in unit and unit[0].isupper(), meta
+    assert re.fullmatch(r"\d{2}/\d{2}/\d{4}", since), meta
     assert page.locator("#unit-grid li").count() == 11
     assert token("province") not in page.content(), "the token is in the page"
     cookie = next(c for c in ctx["browser_ctx"].cookies() if c["name"] == "coord_session")

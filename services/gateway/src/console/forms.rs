@@ -119,24 +119,25 @@ const FORMS_OF_DISCIPLINE: &[(&str, &str)] = &[
     ("expulsion", "Khai trừ"),
     ("dissolution", "Giải tán"),
 ];
-const DECIDING: &[(&str, &str)] = &[
-    (
-        "provincial_standing_committee",
-        "Ban Thường vụ Đảng ủy Công an tỉnh",
-    ),
-    (
-        "provincial_inspection_commission",
-        "Ủy ban Kiểm tra Đảng ủy Công an tỉnh",
-    ),
-    (
-        "central_inspection_commission",
-        "Ủy ban Kiểm tra Trung ương",
-    ),
-    (
-        "central_public_security_standing_committee",
-        "Ban Thường vụ Đảng ủy Công an Trung ương",
-    ),
-];
+/// The bodies that decide discipline, then `extra` ones: one list for both selects.
+macro_rules! deciding_bodies {
+    ($($extra:expr),*) => {
+        &[
+            ("provincial_standing_committee", "Ban Thường vụ Đảng ủy Công an tỉnh"),
+            ("provincial_inspection_commission", "Ủy ban Kiểm tra Đảng ủy Công an tỉnh"),
+            ("central_inspection_commission", "Ủy ban Kiểm tra Trung ương"),
+            (
+                "central_public_security_standing_committee",
+                "Ban Thường vụ Đảng ủy Công an Trung ương",
+            ),
+            $($extra),*
+        ]
+    };
+}
+const DECIDING: &[(&str, &str)] = deciding_bodies!();
+/// Who may resolve an appeal: the deciding bodies, and the Secretariat (Ban Bí thư),
+/// the last level of an appeal against expulsion.
+const RESOLVING: &[(&str, &str)] = deciding_bodies!(("secretariat", "Ban Bí thư Trung ương Đảng"));
 const BASES: &[(&str, &str)] = &[("central_conclusion", "Kết luận của cấp Trung ương")];
 const RESOLUTIONS: &[(&str, &str)] = &[
     ("upheld", "Giữ nguyên"),
@@ -282,7 +283,7 @@ pub const FORMS: &[Form] = &[
             f(
                 "resolving_body",
                 "Cơ quan giải quyết",
-                Input::Select(DECIDING),
+                Input::Select(RESOLVING),
             ),
             f("resolved_on", "Ngày giải quyết", Input::Date),
             f("reference", "Số văn bản", Input::Text),
@@ -464,6 +465,17 @@ pub fn message_vi(code: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_appeal_may_be_resolved_by_every_deciding_body_and_the_secretariat() {
+        let (deciding, last) = RESOLVING.split_at(DECIDING.len());
+        assert_eq!(deciding, DECIDING);
+        assert_eq!(last[0].0, "secretariat");
+        assert_eq!(
+            last[0].0.parse::<coord_domain::Body>().unwrap(),
+            coord_domain::Body::Secretariat
+        );
+    }
+
     use super::*;
 
     fn claims(office: &str, role: Role) -> Claims {

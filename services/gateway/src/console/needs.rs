@@ -58,6 +58,9 @@ pub struct Need {
     /// What to do, in Vietnamese.
     pub title_vi: String,
     pub unit: String,
+    /// The unit's name in Vietnamese (from the province file), e.g. `An Phú`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_name: Option<String>,
     /// The record's console page (`/records/<kind>/<id>`), absent for a unit.
     pub record: Option<String>,
     /// The date the item counts from (sent, appealed, planned end, violation).
@@ -146,6 +149,7 @@ fn need(kind: &str, title_vi: String, unit: &str, record: Option<String>) -> Nee
         kind: kind.into(),
         title_vi,
         unit: unit.into(),
+        unit_name: None,
         record,
         since: None,
         days_left: None,
@@ -213,7 +217,10 @@ fn items(open: &Open, outstanding: &[(String, String)], today: NaiveDate, days: 
                 days_left: Some(left),
                 ..need(
                     "limitation_ending",
-                    format!("Vụ việc sắp hết thời hiệu kỷ luật (ngày {deadline})"),
+                    format!(
+                        "Vụ việc sắp hết thời hiệu kỷ luật (ngày {})",
+                        deadline.format("%d/%m/%Y")
+                    ),
                     unit,
                     Some(format!("/records/discipline_case/{id}")),
                 )
@@ -319,6 +326,14 @@ pub async fn compute_with(
     let mut all = items(&open, &outstanding, today, days);
     if let Some(unit) = &params.unit {
         all.retain(|n| &n.unit == unit);
+    }
+    for n in &mut all {
+        n.unit_name = n
+            .unit
+            .parse()
+            .ok()
+            .and_then(|id| state.province.unit(&id))
+            .map(|u| u.name.clone());
     }
     Ok(Needs { today, items: all })
 }
