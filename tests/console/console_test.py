@@ -100,6 +100,8 @@ def check_overview(ctx):
     page = ctx["page"]
     sign_in(page, token("province"))
     assert page.text_content("#covered") == "8" and page.text_content("#total") == "11"
+    whoami = page.text_content(".whoami")
+    assert "Đảng ủy Công an tỉnh" in whoami and "province" not in whoami, whoami
     outstanding = page.text_content("#outstanding")
     assert len([u for u in outstanding.split(",") if u.strip()]) == 3, outstanding
     assert page.text_content("#fig-organizations") == "10"

@@ -137,7 +137,7 @@ macro_rules! deciding_bodies {
 const DECIDING: &[(&str, &str)] = deciding_bodies!();
 /// Who may resolve an appeal: the deciding bodies, and the Secretariat (Ban Bí thư),
 /// the last level of an appeal against expulsion.
-const RESOLVING: &[(&str, &str)] = deciding_bodies!(("secretariat", "Ban Bí thư Trung ương Đảng"));
+const RESOLVING: &[(&str, &str)] = deciding_bodies!(("secretariat", "Ban Bí thư"));
 const BASES: &[(&str, &str)] = &[("central_conclusion", "Kết luận của cấp Trung ương")];
 const RESOLUTIONS: &[(&str, &str)] = &[
     ("upheld", "Giữ nguyên"),

@@ -46,15 +46,34 @@ impl PageParams {
     }
 }
 
-/// Who is signed in, for the layout.
-fn who(v: &Visitor) -> minijinja::Value {
+/// Who is signed in, for the layout: the office and the role as people say them.
+fn who(s: &AppState, v: &Visitor) -> minijinja::Value {
     let c = v.claims();
     minijinja::Value::from_serialize(json!({
-        "office": c.office.to_string(),
+        "office": office_vi(&s.province, &c.office),
         "actor": c.actor,
-        "role": c.role.to_string(),
+        "role": role_vi(c.role),
         "csrf": v.csrf,
     }))
+}
+
+/// `province` → `Đảng ủy Công an tỉnh`; `district:long-xuyen` → `Thành ủy Long Xuyên`.
+fn office_vi(province: &coord_domain::Province, office: &coord_domain::Office) -> String {
+    match office {
+        coord_domain::Office::Province => "Đảng ủy Công an tỉnh".into(),
+        coord_domain::Office::District(id) => match province.unit(id) {
+            Some(unit) => format!("{} {}", unit.current_kind().committee_vi(), unit.name),
+            None => office.to_string(),
+        },
+    }
+}
+
+fn role_vi(role: coord_auth::Role) -> &'static str {
+    match role {
+        coord_auth::Role::Operator => "nghiệp vụ (gửi và xem)",
+        coord_auth::Role::Reader => "chỉ xem",
+        coord_auth::Role::Admin => "quản trị",
+    }
 }
 
 fn page_error(problem: Problem) -> Response {
@@ -167,7 +186,7 @@ pub async fn overview(
     match overview_context(&s, &p).await {
         Ok(ctx) => s.console.render(
             "overview.html",
-            context! { who => who(&visitor), page => minijinja::Value::from_serialize(ctx) },
+            context! { who => who(&s, &visitor), page => minijinja::Value::from_serialize(ctx) },
         ),
         Err(problem) => page_error(problem),
     }
@@ -202,7 +221,7 @@ pub async fn district(
     match district_context(&s, &visitor, &unit, &p).await {
         Ok(ctx) => s.console.render(
             "district.html",
-            context! { who => who(&visitor), page => minijinja::Value::from_serialize(ctx) },
+            context! { who => who(&s, &visitor), page => minijinja::Value::from_serialize(ctx) },
         ),
         Err(problem) => page_error(problem),
     }
@@ -361,7 +380,7 @@ pub async fn record(
     let ctx = json!({"kind": kind, "record": view, "audit": history});
     s.console.render(
         "record.html",
-        context! { who => who(&visitor), page => minijinja::Value::from_serialize(ctx) },
+        context! { who => who(&s, &visitor), page => minijinja::Value::from_serialize(ctx) },
     )
 }
 
@@ -406,7 +425,7 @@ pub async fn offices(State(s): State<AppState>, visitor: Visitor) -> Response {
     });
     s.console.render(
         "offices.html",
-        context! { who => who(&visitor), page => minijinja::Value::from_serialize(ctx) },
+        context! { who => who(&s, &visitor), page => minijinja::Value::from_serialize(ctx) },
     )
 }
 
@@ -422,6 +441,16 @@ pub async fn live(State(s): State<AppState>, _visitor: Visitor, headers: HeaderM
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_header_names_the_office_and_the_role_in_vietnamese() {
+        let province = coord_domain::province::an_giang();
+        let office = |o: &str| super::office_vi(province, &o.parse().unwrap());
+        assert_eq!(office("province"), "Đảng ủy Công an tỉnh");
+        assert_eq!(office("district:long-xuyen"), "Thành ủy Long Xuyên");
+        assert_eq!(office("district:an-phu"), "Huyện ủy An Phú");
+        assert_eq!(super::role_vi(coord_auth::Role::Reader), "chỉ xem");
+    }
+
     #[test]
     fn an_empty_date_of_the_chart_form_is_not_given() {
         assert_eq!(super::given(&Some(" ".into())), None);
