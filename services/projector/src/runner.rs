@@ -123,10 +123,9 @@ pub struct Projector {
 pub struct Batching {
     /// Events read in one chunk at most; a batch joins up to [`COALESCE`] chunks.
     pub size: usize,
-    /// While the log is busy (the last batch was applied less than ten lingers ago), a
-    /// batch smaller than `size` waits this long for more: one transaction for more
-    /// events under steady traffic, while a command after a quiet spell is applied at
-    /// once. Zero: never wait.
+    /// While the log is busy ([`busy`]), a batch smaller than `size` waits this long for
+    /// more: one transaction for more events under heavy traffic, while a command after
+    /// a quiet spell or at a moderate rate is applied at once. Zero: never wait.
     pub linger: Duration,
 }
 
@@ -667,8 +666,8 @@ impl Projector {
         let mut identity_check = tokio::time::interval(IDENTITY_CHECK_EVERY);
         identity_check.reset();
         let mut last_received = tokio::time::Instant::now();
-        // When the last batch was applied, and how many events it held.
-        let mut last_applied: Option<(tokio::time::Instant, usize)> = None;
+        // How many events the last batch held (applied at `last_received`).
+        let mut last_batch = 0;
         loop {
             tokio::select! {
                 biased;
@@ -702,18 +701,19 @@ impl Projector {
                     {
                         chunk.extend(more);
                     }
-                    if busy(last_applied, self.batching.linger) && chunk.iter().all(Result::is_ok) {
+                    if busy(last_batch, last_received, self.batching.linger)
+                        && chunk.iter().all(Result::is_ok)
+                    {
                         self.linger(&mut chunk, &mut chunks).await;
                     }
                     let (items, failure) = split(chunk);
-                    let applied = items.len();
+                    last_batch = items.len();
                     if let Err(e) = self.apply(items).await {
                         self.storage_failed(&e).await;
                         return Flow::Retry;
                     }
                     // A long batch is not a quiet subscription.
                     last_received = tokio::time::Instant::now();
-                    last_applied = Some((last_received, applied));
                     *backoff = FIRST_BACKOFF;
                     if let Some(e) = failure {
                         tracing::warn!(error = %e, "log subscription failed; resubscribing from the checkpoint");
@@ -882,8 +882,8 @@ const LINGER_AFTER: usize = 8;
 /// applied) and was applied less than ten lingers ago. A lingering batch that gathers
 /// fewer ends the lingering: with the default 2 ms it goes on only above about 3,000
 /// events/s. A command after a quiet spell, or at a moderate rate, is applied at once.
-fn busy(last_applied: Option<(tokio::time::Instant, usize)>, linger: Duration) -> bool {
-    last_applied.is_some_and(|(at, events)| events >= LINGER_AFTER && at.elapsed() < linger * 10)
+fn busy(last_batch: usize, applied_at: tokio::time::Instant, linger: Duration) -> bool {
+    last_batch >= LINGER_AFTER && applied_at.elapsed() < linger * 10
 }
 
 /// What of the subscription is ready now, after waiting for one entry: at most `cap`
@@ -979,14 +979,11 @@ mod tests {
         let linger = Duration::from_secs(1);
         let now = tokio::time::Instant::now();
         let long_ago = now.checked_sub(linger * 10).unwrap();
-        assert!(!busy(None, linger), "nothing applied yet");
-        assert!(busy(Some((now, LINGER_AFTER)), linger));
-        assert!(
-            !busy(Some((now, LINGER_AFTER - 1)), linger),
-            "a moderate rate"
-        );
-        assert!(!busy(Some((long_ago, 200)), linger), "after a quiet spell");
-        assert!(!busy(Some((now, 200)), Duration::ZERO), "no linger");
+        assert!(!busy(0, now, linger), "nothing applied yet");
+        assert!(busy(LINGER_AFTER, now, linger));
+        assert!(!busy(LINGER_AFTER - 1, now, linger), "a moderate rate");
+        assert!(!busy(200, long_ago, linger), "after a quiet spell");
+        assert!(!busy(200, now, Duration::ZERO), "no linger");
     }
 
     // A chunk full before its last commit ends takes the rest of that commit (ready,

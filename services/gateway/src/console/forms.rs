@@ -465,6 +465,8 @@ pub fn message_vi(code: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn an_appeal_may_be_resolved_by_every_deciding_body_and_the_secretariat() {
         let (deciding, last) = RESOLVING.split_at(DECIDING.len());
@@ -475,8 +477,6 @@ mod tests {
             coord_domain::Body::Secretariat
         );
     }
-
-    use super::*;
 
     fn claims(office: &str, role: Role) -> Claims {
         coord_auth::TokenSigner::claims_now(office.parse().unwrap(), "t", role)

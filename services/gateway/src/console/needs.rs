@@ -58,9 +58,9 @@ pub struct Need {
     /// What to do, in Vietnamese.
     pub title_vi: String,
     pub unit: String,
-    /// The unit's name in Vietnamese (from the province file), e.g. `An Phú`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unit_name: Option<String>,
+    /// The unit's name in Vietnamese (from the province file; its id if the file does not
+    /// know it), e.g. `An Phú`.
+    pub unit_name: String,
     /// The record's console page (`/records/<kind>/<id>`), absent for a unit.
     pub record: Option<String>,
     /// The date the item counts from (sent, appealed, planned end, violation).
@@ -149,7 +149,7 @@ fn need(kind: &str, title_vi: String, unit: &str, record: Option<String>) -> Nee
         kind: kind.into(),
         title_vi,
         unit: unit.into(),
-        unit_name: None,
+        unit_name: String::new(),
         record,
         since: None,
         days_left: None,
@@ -294,13 +294,6 @@ pub async fn compute(state: &AppState, params: NeedsParams) -> Result<Needs, Pro
 
 /// [`compute`] with the province summary the caller already has (its units still to
 /// cover).
-/// Today's date where the offices are (Indochina Time, UTC+7 all year): a deadline
-/// counted on the UTC date was a day off from midnight to 7 in the morning.
-fn today_in_vietnam() -> NaiveDate {
-    let ict = chrono::FixedOffset::east_opt(7 * 3600).expect("UTC+7 is a valid offset");
-    chrono::Utc::now().with_timezone(&ict).date_naive()
-}
-
 pub async fn compute_with(
     state: &AppState,
     params: NeedsParams,
@@ -310,7 +303,10 @@ pub async fn compute_with(
         Some(t) => t
             .parse()
             .map_err(|_| Problem::malformed("bad_query", "`today` must be YYYY-MM-DD"))?,
-        None => today_in_vietnam(),
+        // Vietnam's date: the UTC one is a day behind from midnight to 7 in the morning.
+        None => chrono::Utc::now()
+            .with_timezone(&super::vietnam_time())
+            .date_naive(),
     };
     let outstanding = outstanding_units(&state.province, &summary.districts_outstanding);
     let open = tokio::time::timeout(state.request_timeout, fold_log(state))
@@ -328,12 +324,7 @@ pub async fn compute_with(
         all.retain(|n| &n.unit == unit);
     }
     for n in &mut all {
-        n.unit_name = n
-            .unit
-            .parse()
-            .ok()
-            .and_then(|id| state.province.unit(&id))
-            .map(|u| u.name.clone());
+        n.unit_name = super::pages::unit_name(state, &n.unit);
     }
     Ok(Needs { today, items: all })
 }

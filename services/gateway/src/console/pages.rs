@@ -168,8 +168,8 @@ async fn monthly_chart(s: &AppState, p: &PageParams) -> Result<serde_json::Value
     Ok(json!({"from": report.from, "to": report.to, "rows": rows}))
 }
 
-/// A unit's display name.
-fn unit_name(s: &AppState, unit: &str) -> String {
+/// A unit's display name (its id if the province file does not know it).
+pub(super) fn unit_name(s: &AppState, unit: &str) -> String {
     s.province
         .units
         .iter()

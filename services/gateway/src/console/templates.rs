@@ -46,10 +46,9 @@ fn vi_date_text(v: &str) -> Option<String> {
         return Some(month.format("%m/%Y").to_string());
     }
     let moment = chrono::DateTime::parse_from_rfc3339(v).ok()?;
-    let ict = chrono::FixedOffset::east_opt(7 * 3600).expect("UTC+7 is a valid offset");
     Some(
         moment
-            .with_timezone(&ict)
+            .with_timezone(&super::vietnam_time())
             .format("%d/%m/%Y %H:%M")
             .to_string(),
     )
@@ -94,7 +93,8 @@ mod tests {
         let env = super::environment();
         let item = |days_left: i64| {
             serde_json::json!({"kind": "pending_appeal", "title_vi": "Giải quyết khiếu nại",
-                "unit": "an-phu", "record": null, "since": "2024-01-01", "days_left": days_left})
+                "unit": "an-phu", "unit_name": "An Phú", "record": null, "since": "2024-01-01",
+                "days_left": days_left})
         };
         let page = minijinja::Value::from_serialize(
             serde_json::json!({"needs": {"items": [item(-5), item(3)]}}),
@@ -107,6 +107,7 @@ mod tests {
         assert!(html.contains("quá hạn 5 ngày"), "{html}");
         assert!(html.contains("còn 3 ngày"), "{html}");
         assert!(html.contains("từ 01/01/2024"), "{html}");
+        assert!(html.contains("— An Phú,"), "{html}");
         assert!(!html.contains("-5"), "{html}");
     }
 }
