@@ -278,10 +278,71 @@ def check_verify(ctx):
     page.unroute("**/proof/**")
 
 
+def api_post(path, who, body):
+    status, _, answer = http("POST", path, {"Authorization": f"Bearer {token(who)}",
+                                            "Content-Type": "application/json"}, json.dumps(body).encode())
+    assert status in (200, 201), (path, status, answer[:300])
+    return json.loads(answer)
+
+
+def check_record_page(ctx):
+    # Fields, values and events in Vietnamese (not `unit: an-phu`, `InformationExchanged`),
+    # and the page follows the record: the receipt appears without a reload.
+    page = ctx["page"]
+    page.goto(BASE + ctx["record_link"])
+    page.evaluate("window.__sameDocument = true")
+    exchange = api("/v1/exchanges/" + ctx["record_link"].rsplit("/", 1)[1])
+    unit = page.text_content('#record-fields dd[data-field="unit"]')
+    assert unit and unit != exchange["fields"]["unit"] and "-" not in unit, unit
+    assert re.fullmatch(r"\d\d/\d\d/\d{4}", page.text_content('#record-fields dd[data-field="sent_on"]'))
+    assert page.text_content('#record-fields dd[data-field="from"]').startswith("Ban Thường vụ")
+    assert page.text_content('#record-fields dt[title="topic"]') == "Nội dung trao đổi"
+    events = page.eval_on_selector_all("#history tbody tr td:nth-child(2)", "cells => cells.map(c => c.textContent)")
+    assert events == ["Gửi thông tin"], events
+    assert "Information" not in page.text_content("#history tbody")
+    to = exchange["fields"]["to"]
+    who = "province" if to.startswith("provincial") else to.split(":")[1]
+    import datetime
+    on = datetime.date.fromisoformat(exchange["fields"]["sent_on"]) + datetime.timedelta(days=3)
+    api_post(f"/v1/exchanges/{exchange['id']}/acknowledge", who, {"by": to, "acknowledged_on": on.isoformat()})
+    page.locator("#record-status").filter(has_text="đã tiếp nhận").wait_for(timeout=TIMEOUT_MS)
+    page.locator("#history tbody tr td:nth-child(2)").filter(has_text="Tiếp nhận thông tin").wait_for(timeout=TIMEOUT_MS)
+    assert page.text_content('#record-fields dd[data-field="acknowledged_on"]') == on.strftime("%d/%m/%Y")
+    assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+    ctx["exchange"] = exchange
+
+
+def check_district_follows_the_log(ctx):
+    # Another office's command shows on an open district page without a reload (the
+    # page hears the log's events: named events were never heard).
+    page = ctx["page"]
+    f = ctx["exchange"]["fields"]
+    page.goto(BASE + f"/districts/{f['unit']}")
+    page.locator('body[data-live="open"]').wait_for(timeout=TIMEOUT_MS)
+    page.evaluate("window.__sameDocument = true")
+    sent = api_post("/v1/exchanges", "province", {
+        "term": f["term"], "unit": f["unit"], "from": "provincial_standing_committee",
+        "to": f"district_standing_committee:{f['unit']}", "topic": "other",
+        "subject": "Thông tin gửi khi trang đang mở", "sent_on": f["sent_on"]})
+    page.locator(f'#timeline a[href="/records/exchange/{sent["aggregate_id"]}"]').wait_for(timeout=TIMEOUT_MS)
+    assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+
+
+def check_offices_page(ctx):
+    # Said for people (no millisecond counts, no JSON), and fetched again by itself.
+    page = ctx["page"]
+    page.goto(BASE + "/offices")
+    text = page.text_content("main")
+    assert "{" not in text and "(ms)" not in text, text[:500]
+    assert page.locator("#sync").count() == 1
+    with page.expect_request(lambda r: r.url == BASE + "/offices" and r.method == "GET", timeout=15_000):
+        pass
+
+
 def check_accessibility(ctx):
     page = ctx["page"]
     found = {}
-    for path in ["/", "/districts/an-phu", ctx["record_link"]]:
+    for path in ["/", "/districts/an-phu", ctx["record_link"], "/offices"]:
         page.goto(BASE + path)
         violations = axe_serious(page)
         if violations:
@@ -319,7 +380,7 @@ def check_openapi(ctx):
 
 CHECKS = [check_refused_sessions, check_openapi, check_overview, check_overview_at_360px, check_schedule_form,
           check_double_submit, check_submit_after_the_session_ended, check_roles, check_csrf, check_verify,
-          check_accessibility, check_downloads]
+          check_record_page, check_district_follows_the_log, check_offices_page, check_accessibility, check_downloads]
 
 
 def main():

@@ -98,7 +98,41 @@ pub async fn events(
     q: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     let Query(p) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
-    let resume = last_event_id(&headers)?;
+    follow(s, &headers, p.after, to_sse).await
+}
+
+/// The web console's signal that the log moved: an unnamed event (what a page's
+/// `EventSource.onmessage` hears) whose id is the position and whose data is the
+/// event type; the page reads the rest itself.
+fn to_signal(item: Result<coord_log::RecordedEvent, LogError>) -> Result<Event, Infallible> {
+    Ok(match item {
+        Ok(event) => Event::default()
+            .id(event.pos().to_string())
+            .data(event.event_type),
+        Err(LogError::Corrupt { position, .. }) => {
+            Event::default().id(position.to_string()).data("unreadable")
+        }
+        Err(other) => Event::default().event("error").data(other.to_string()),
+    })
+}
+
+/// `GET /live` of the console: new events only, as [`to_signal`]s.
+pub async fn signals(
+    s: AppState,
+    headers: &HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, Problem> {
+    follow(s, headers, None, to_signal).await
+}
+
+/// The log from `after` (or the `Last-Event-ID` the client resumes from, or the head
+/// as it is now), each entry as `encode` makes it, within the gateway's stream limit.
+async fn follow(
+    s: AppState,
+    headers: &HeaderMap,
+    after: Option<u64>,
+    encode: fn(Result<coord_log::RecordedEvent, LogError>) -> Result<Event, Infallible>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, Problem> {
+    let resume = last_event_id(headers)?;
     let permit = s.streams.clone().try_acquire_owned().map_err(|_| {
         s.metrics.sse_refused.inc();
         Problem::unavailable(
@@ -106,7 +140,7 @@ pub async fn events(
             "the gateway serves as many event streams as it is configured for; retry later",
         )
     })?;
-    let after = start(&s, resume, p.after).await?;
+    let after = start(&s, resume, after).await?;
     let subscription = s
         .log
         .subscribe(after)
@@ -124,7 +158,7 @@ pub async fn events(
         .map(move |item| {
             // The permit lives as long as the stream: one open stream, one permit.
             let _held = &permit;
-            to_sse(item)
+            encode(item)
         });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -72,6 +72,11 @@ pub struct RecordView {
 /// One event of a record's history.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordStep {
+    /// The event's id (what `/v1/audit/inclusion` proves).
+    pub event_id: Uuid,
+    /// Its stream: the record's own, or the companion another office wrote (an
+    /// exchange's receipt, a case's appeal).
+    pub stream_id: String,
     pub version: u64,
     /// `commit:index` in the log.
     pub position: String,
@@ -285,6 +290,8 @@ fn one_office(
 
 fn step(e: &RecordedEvent) -> RecordStep {
     RecordStep {
+        event_id: e.event_id,
+        stream_id: e.stream_id.to_string(),
         version: e.stream_version,
         position: e.pos().to_string(),
         event_type: e.event_type.clone(),

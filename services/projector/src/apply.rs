@@ -256,7 +256,7 @@ fn information_acknowledged_on_exchange(
     Ok((
         unit_of(conn, "exchanges", "exchange_id", &id, &e.office)
             .or_else(|_| exchange_unit_sent_to(conn, &id, &s.by.office()))?,
-        format!("{} xác nhận đã nhận thông tin", body_vi(&s.by)),
+        format!("{} tiếp nhận thông tin", body_vi(&s.by)),
     ))
 }
 
@@ -286,7 +286,7 @@ fn receipt_acknowledged(cx: &Cx<'_>, s: receipt::Acknowledgement) -> Result<Row,
     )?;
     Ok((
         s.unit.to_string(),
-        format!("{} xác nhận đã nhận thông tin", body_vi(&s.by)),
+        format!("{} tiếp nhận thông tin", body_vi(&s.by)),
     ))
 }
 
@@ -412,13 +412,13 @@ fn appeal_resolved(cx: &Cx<'_>, s: discipline::AppealResolved) -> Result<Row, Sk
     let e = cx.e;
     let id = s.case_id.to_string();
     let (outcome, form, text) = match s.resolution {
-        AppealResolution::Upheld => ("upheld", None, "giữ nguyên".to_owned()),
+        AppealResolution::Upheld => ("upheld", None, "giữ nguyên (chuẩn y)".to_owned()),
         AppealResolution::ChangedTo { form } => (
             "changed",
             Some(form.as_str()),
             format!("thay đổi thành {}", form.label_vi()),
         ),
-        AppealResolution::Annulled => ("annulled", None, "hủy quyết định kỷ luật".to_owned()),
+        AppealResolution::Annulled => ("annulled", None, "xóa hình thức kỷ luật".to_owned()),
     };
     let changed = exec(
         conn,

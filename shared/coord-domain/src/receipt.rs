@@ -1,5 +1,5 @@
 //! The Receipt aggregate: the receiving body's acknowledgement of one information
-//! exchange (xác nhận đã nhận thông tin), recorded by the receiving body's office in its
+//! exchange (tiếp nhận thông tin), recorded by the receiving body's office in its
 //! own stream.
 //!
 //! Why a separate aggregate: every stream has exactly one writing office. The exchange's

@@ -115,9 +115,11 @@ const TOPICS: &[(&str, &str)] = &[
 const FORMS_OF_DISCIPLINE: &[(&str, &str)] = &[
     ("reprimand", "Khiển trách"),
     ("warning", "Cảnh cáo"),
-    ("removal_from_post", "Cách chức"),
-    ("expulsion", "Khai trừ"),
-    ("dissolution", "Giải tán"),
+    // Quy định 69-QĐ/TW: removal from post and expulsion are for members, dissolution
+    // for organizations; the form serves both kinds of case, so it says which.
+    ("removal_from_post", "Cách chức (chỉ với đảng viên)"),
+    ("expulsion", "Khai trừ (chỉ với đảng viên)"),
+    ("dissolution", "Giải tán (chỉ với tổ chức đảng)"),
 ];
 /// The bodies that decide discipline, then `extra` ones: one list for both selects.
 macro_rules! deciding_bodies {
@@ -140,9 +142,9 @@ const DECIDING: &[(&str, &str)] = deciding_bodies!();
 const RESOLVING: &[(&str, &str)] = deciding_bodies!(("secretariat", "Ban Bí thư"));
 const BASES: &[(&str, &str)] = &[("central_conclusion", "Kết luận của cấp Trung ương")];
 const RESOLUTIONS: &[(&str, &str)] = &[
-    ("upheld", "Giữ nguyên"),
-    ("changed_to", "Thay đổi hình thức"),
-    ("annulled", "Xóa bỏ quyết định"),
+    ("upheld", super::labels::RESOLUTION_UPHELD),
+    ("changed_to", super::labels::RESOLUTION_CHANGED),
+    ("annulled", super::labels::RESOLUTION_ANNULLED),
 ];
 
 /// Every form, in the order the page shows them.
@@ -437,6 +439,15 @@ pub fn message_vi(code: &str) -> &'static str {
         "removal_from_post_requires_post" => "Chỉ cách chức đảng viên có giữ chức vụ.",
         "concurrent_modification" => "Hồ sơ vừa được thay đổi: tải lại trang rồi thử lại.",
         "csrf_token_invalid" => "Biểu mẫu đã hết hiệu lực: tải lại trang rồi gửi lại.",
+        "invalid_token" | "missing_token" => {
+            "Mã truy cập không hợp lệ (không do máy chủ này cấp, hoặc bị sửa)."
+        }
+        "token_expired" => "Mã truy cập đã hết hạn: xin quản trị cấp mã mới.",
+        "office_not_hosted_here" => {
+            "Mã truy cập này thuộc cơ quan có máy chủ riêng: đăng nhập tại máy chủ của cơ quan đó."
+        }
+        "invalid_session" | "session_expired" => "Phiên đăng nhập đã hết: đăng nhập lại.",
+        "cross_site_form" => "Biểu mẫu được gửi từ trang khác: mở trang đăng nhập của máy chủ này.",
         "form_not_offered" => "Cơ quan của bạn không được gửi biểu mẫu này.",
         "form_not_for_organizations" => {
             "Hình thức kỷ luật này chỉ áp dụng với đảng viên, không áp dụng với tổ chức đảng."

@@ -10,6 +10,7 @@
 
 pub mod download;
 pub mod forms;
+pub mod labels;
 pub mod needs;
 pub mod pages;
 pub mod session;

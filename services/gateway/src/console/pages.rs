@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::forms;
+use super::labels;
 use super::needs::{self, NeedsParams};
 use super::session::{self, Visitor};
 use crate::AppState;
@@ -50,30 +51,11 @@ impl PageParams {
 fn who(s: &AppState, v: &Visitor) -> minijinja::Value {
     let c = v.claims();
     minijinja::Value::from_serialize(json!({
-        "office": office_vi(&s.province, &c.office),
+        "office": labels::office(&s.province, &c.office),
         "actor": c.actor,
-        "role": role_vi(c.role),
+        "role": labels::role(c.role),
         "csrf": v.csrf,
     }))
-}
-
-/// `province` → `Đảng ủy Công an tỉnh`; `district:long-xuyen` → `Thành ủy Long Xuyên`.
-fn office_vi(province: &coord_domain::Province, office: &coord_domain::Office) -> String {
-    match office {
-        coord_domain::Office::Province => "Đảng ủy Công an tỉnh".into(),
-        coord_domain::Office::District(id) => match province.unit(id) {
-            Some(unit) => format!("{} {}", unit.current_kind().committee_vi(), unit.name),
-            None => office.to_string(),
-        },
-    }
-}
-
-fn role_vi(role: coord_auth::Role) -> &'static str {
-    match role {
-        coord_auth::Role::Operator => "nghiệp vụ (gửi và xem)",
-        coord_auth::Role::Reader => "chỉ xem",
-        coord_auth::Role::Admin => "quản trị",
-    }
 }
 
 fn page_error(problem: Problem) -> Response {
@@ -108,7 +90,10 @@ pub async fn sign_in(
                 .unwrap_or(axum::http::StatusCode::UNAUTHORIZED);
             let page = s.console.render(
                 "sign_in.html",
-                context! { error => format!("Mã truy cập bị từ chối: {} ({})", problem.detail, problem.code) },
+                context! {
+                    error => format!("Mã truy cập bị từ chối: {}", forms::message_vi(&problem.code)),
+                    detail => format!("{} ({})", problem.detail, problem.code),
+                },
             );
             (status, page).into_response()
         }
@@ -127,7 +112,7 @@ pub async fn sign_out(
     FormBody(form): FormBody<CsrfOnly>,
 ) -> Response {
     if let Err(p) = visitor.check_csrf(form.csrf.as_deref()) {
-        return p.into_response();
+        return page_error(p);
     }
     let cookie = session::sign_out(&s, &visitor);
     ([(header::SET_COOKIE, cookie)], Redirect::to("/sign-in")).into_response()
@@ -354,16 +339,73 @@ async fn send_form(
         })
 }
 
-/// The record's history as the auditor has it (who, office, role, correlation, event
-/// id for the proof), or an empty list when the auditor does not answer.
-async fn audit_history(s: &AppState, stream: &str) -> Vec<AuditEvent> {
-    let request = AuditRequest {
-        stream: Some(stream.to_owned()),
-        ..Default::default()
-    };
-    crate::audit::ask_auditor(s, None, "stream", &request)
-        .await
-        .unwrap_or_default()
+/// The events of `streams` as the site's auditor has them (who, role, correlation),
+/// by event id; none for a stream the auditor does not answer for.
+async fn audited(s: &AppState, streams: &[&str]) -> HashMap<uuid::Uuid, AuditEvent> {
+    let mut out = HashMap::new();
+    for stream in streams {
+        let request = AuditRequest {
+            stream: Some((*stream).to_owned()),
+            ..Default::default()
+        };
+        let events: Vec<AuditEvent> = crate::audit::ask_auditor(s, None, "stream", &request)
+            .await
+            .unwrap_or_default();
+        out.extend(events.into_iter().map(|e| (e.event_id, e)));
+    }
+    out
+}
+
+/// One event of a record's history as the page shows it: what happened, when, who,
+/// and either the link that proves it or why there is none here.
+#[derive(serde::Serialize)]
+struct HistoryRow<'a> {
+    version: u64,
+    event: &'a str,
+    event_type: &'a str,
+    occurred_at: chrono::NaiveDate,
+    recorded_at: &'a str,
+    office: String,
+    actor: &'a str,
+    role: &'static str,
+    correlation_id: Option<uuid::Uuid>,
+    proof: Option<String>,
+    not_audited: Option<&'static str>,
+}
+
+fn history_rows<'a>(
+    s: &AppState,
+    kind: &str,
+    view: &'a crate::records::RecordView,
+    audited: &HashMap<uuid::Uuid, AuditEvent>,
+) -> Vec<HistoryRow<'a>> {
+    view.history
+        .iter()
+        .map(|step| {
+            let audit = audited.get(&step.event_id);
+            let hosted = s.hosting.check_text(&step.office).is_ok();
+            HistoryRow {
+                version: step.version,
+                event: labels::event(&step.event_type),
+                event_type: &step.event_type,
+                occurred_at: step.occurred_at,
+                recorded_at: &step.recorded_at,
+                office: labels::office_text(&s.province, &step.office),
+                actor: &step.actor,
+                role: audit
+                    .and_then(|a| a.role.as_deref()?.parse().ok())
+                    .map_or("", labels::role),
+                correlation_id: audit.map(|a| a.correlation_id),
+                proof: audit
+                    .map(|_| format!("/records/{kind}/{}/proof/{}", view.id, step.event_id)),
+                not_audited: match (audit, hosted) {
+                    (Some(_), _) => None,
+                    (None, true) => Some("chưa có trong nhật ký kiểm toán (not yet audited)"),
+                    (None, false) => Some("kiểm chứng tại máy chủ của cơ quan ghi sự kiện này"),
+                },
+            }
+        })
+        .collect()
 }
 
 /// `GET /records/{kind}/{id}`.
@@ -376,8 +418,17 @@ pub async fn record(
         Ok(view) => view,
         Err(problem) => return page_error(problem),
     };
-    let history = audit_history(&s, &view.stream_id).await;
-    let ctx = json!({"kind": kind, "record": view, "audit": history});
+    let mut streams: Vec<&str> = view.history.iter().map(|h| h.stream_id.as_str()).collect();
+    streams.dedup();
+    let audited = audited(&s, &streams).await;
+    let ctx = json!({
+        "kind": kind,
+        "record": view,
+        "kind_vi": labels::record_kind(&view.kind),
+        "office_vi": labels::office_text(&s.province, &view.office),
+        "fields": labels::fields(&s.province, &view.fields),
+        "history": history_rows(&s, &kind, &view, &audited),
+    });
     s.console.render(
         "record.html",
         context! { who => who(&s, &visitor), page => minijinja::Value::from_serialize(ctx) },
@@ -416,12 +467,48 @@ pub async fn proof(
 pub async fn offices(State(s): State<AppState>, visitor: Visitor) -> Response {
     let sync = crate::sync::status(&s).await;
     let witness = crate::audit::witness_status(&s).await;
+    let office = |o: &str| labels::office_text(&s.province, o);
+    let sources = sync.as_ref().ok().map(|sync| {
+        sync.sources
+            .iter()
+            .map(|src| {
+                json!({
+                    "from": office(&src.from), "link_up": src.link_up,
+                    "last_heard": labels::ago(src.last_heard_ms),
+                    "last_position": src.last_position, "lag": src.lag,
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    let witnessed = witness.as_ref().ok().map(|w| {
+        let offices: Vec<_> = w
+            .offices
+            .iter()
+            .map(|o| {
+                json!({
+                    "office": office(&o.office), "origin": o.origin, "size": o.size,
+                    "cosigned_at": o.cosigned_at,
+                })
+            })
+            .collect();
+        let alarms: Vec<_> = w
+            .alarms
+            .iter()
+            .map(|a| {
+                json!({
+                    "office": office(&a.office), "reason": a.reason, "at": a.at,
+                    "old_size": a.old_size, "new_size": a.new_size, "repeated": a.repeated,
+                })
+            })
+            .collect();
+        json!({"key": w.witness_key, "offices": offices, "alarms": alarms})
+    });
     let ctx = json!({
-        "sync": sync.as_ref().ok(),
-        "sync_error": sync.as_ref().err().map(|p| &p.detail),
-        "witness": witness.as_ref().ok(),
-        "witness_error": witness.as_ref().err().map(|p| &p.detail),
-        "site": s.hosting.site.to_string(),
+        "sync": sync.as_ref().ok().map(|s| json!({"head": s.head, "sources": sources})),
+        "sync_error": sync.as_ref().err().map(|p| forms::message_vi(&p.code)),
+        "witness": witnessed,
+        "witness_error": witness.as_ref().err().map(|p| forms::message_vi(&p.code)),
+        "site": office(&s.hosting.site.to_string()),
     });
     s.console.render(
         "offices.html",
@@ -429,11 +516,11 @@ pub async fn offices(State(s): State<AppState>, visitor: Visitor) -> Response {
     )
 }
 
-/// `GET /live`: the log's event stream for the signed-in page (new events only), the
-/// API's own `/v1/events`.
+/// `GET /live`: the log's new events for the signed-in page, as unnamed events (the
+/// API's `/v1/events` names each by its type, which `EventSource.onmessage` does not
+/// hear).
 pub async fn live(State(s): State<AppState>, _visitor: Visitor, headers: HeaderMap) -> Response {
-    let params = Ok(Query(crate::events::EventsParams { after: None }));
-    match crate::events::events(State(s), headers, params).await {
+    match crate::events::signals(s, &headers).await {
         Ok(sse) => sse.into_response(),
         Err(problem) => problem.into_response(),
     }
@@ -441,16 +528,6 @@ pub async fn live(State(s): State<AppState>, _visitor: Visitor, headers: HeaderM
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_header_names_the_office_and_the_role_in_vietnamese() {
-        let province = coord_domain::province::an_giang();
-        let office = |o: &str| super::office_vi(province, &o.parse().unwrap());
-        assert_eq!(office("province"), "Đảng ủy Công an tỉnh");
-        assert_eq!(office("district:long-xuyen"), "Thành ủy Long Xuyên");
-        assert_eq!(office("district:an-phu"), "Huyện ủy An Phú");
-        assert_eq!(super::role_vi(coord_auth::Role::Reader), "chỉ xem");
-    }
-
     #[test]
     fn an_empty_date_of_the_chart_form_is_not_given() {
         assert_eq!(super::given(&Some(" ".into())), None);

@@ -37,7 +37,7 @@ pub fn vi_date(value: minijinja::Value) -> minijinja::Value {
     }
 }
 
-fn vi_date_text(v: &str) -> Option<String> {
+pub(super) fn vi_date_text(v: &str) -> Option<String> {
     let v = v.trim();
     if let Ok(day) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
         return Some(day.format("%d/%m/%Y").to_string());

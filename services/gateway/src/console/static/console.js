@@ -103,6 +103,18 @@ function stale(yes) {
     ? "Số liệu trên trang chưa cập nhật được (sẽ thử lại khi có sự kiện mới; hoặc tải lại trang). (Not up to date.)"
     : "";
 }
+// Fetches the page again (`url`) and puts its live sections in place of these.
+async function swapLive(url) {
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (!response.ok) return false;
+  const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+  document.querySelectorAll("[data-live]").forEach((section) => {
+    const next = fresh.querySelector(`[data-live="${section.dataset.live}"]`);
+    if (next) section.innerHTML = next.innerHTML;
+  });
+  return true;
+}
+
 async function refresh(position) {
   wanted = Math.max(wanted, Number(position) || 0);
   if (refreshing) return;
@@ -112,16 +124,10 @@ async function refresh(position) {
       const target = wanted;
       const url = new URL(location.href);
       url.searchParams.set("min_position", target);
-      const response = await fetch(url, { credentials: "same-origin" });
-      if (!response.ok) {
+      if (!(await swapLive(url))) {
         stale(true);
         return;
       }
-      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-      document.querySelectorAll("[data-live]").forEach((section) => {
-        const next = fresh.querySelector(`[data-live="${section.dataset.live}"]`);
-        if (next) section.innerHTML = next.innerHTML;
-      });
       document.body.dataset.livePosition = target;
       stale(false);
     }
@@ -131,6 +137,22 @@ async function refresh(position) {
   } finally {
     refreshing = false;
   }
+}
+
+// A page whose figures change without an event (a sync link, the witness) asks to be
+// fetched again every few seconds.
+function refreshEvery() {
+  const marked = document.querySelector("[data-refresh-seconds]");
+  if (!marked) return;
+  const seconds = Number(marked.dataset.refreshSeconds) || 10;
+  setInterval(async () => {
+    if (refreshing || document.hidden) return;
+    try {
+      stale(!(await swapLive(location.href)));
+    } catch {
+      stale(true);
+    }
+  }, seconds * 1000);
 }
 
 function followLog() {
@@ -232,6 +254,11 @@ document.addEventListener("DOMContentLoaded", () => {
     f.addEventListener("submit", submitForm);
     f.addEventListener("input", () => { delete f.dataset.key; });
   });
-  document.querySelectorAll("button.verify").forEach((b) => b.addEventListener("click", () => verify(b)));
+  // Delegated: a live refresh replaces the history's buttons.
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest && e.target.closest("button.verify");
+    if (button) verify(button);
+  });
   followLog();
+  refreshEvery();
 });
