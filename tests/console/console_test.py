@@ -290,6 +290,7 @@ def check_record_page(ctx):
     # and the page follows the record: the receipt appears without a reload.
     page = ctx["page"]
     page.goto(BASE + ctx["record_link"])
+    page.locator('body[data-live="open"]').wait_for(timeout=TIMEOUT_MS)
     page.evaluate("window.__sameDocument = true")
     exchange = api("/v1/exchanges/" + ctx["record_link"].rsplit("/", 1)[1])
     unit = page.text_content('#record-fields dd[data-field="unit"]')
@@ -308,6 +309,7 @@ def check_record_page(ctx):
     page.locator("#record-status").filter(has_text="đã tiếp nhận").wait_for(timeout=TIMEOUT_MS)
     page.locator("#history tbody tr td:nth-child(2)").filter(has_text="Tiếp nhận thông tin").wait_for(timeout=TIMEOUT_MS)
     assert page.text_content('#record-fields dd[data-field="acknowledged_on"]') == on.strftime("%d/%m/%Y")
+    assert "đã tiếp nhận" in page.text_content("h1"), page.text_content("h1")
     assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
     ctx["exchange"] = exchange
 
@@ -335,8 +337,17 @@ def check_offices_page(ctx):
     text = page.text_content("main")
     assert "{" not in text and "(ms)" not in text, text[:500]
     assert page.locator("#sync").count() == 1
+    # A single server has no witness: said so, in Vietnamese.
+    assert "không chạy bên chứng thực" in page.text_content("#witness-error")
     with page.expect_request(lambda r: r.url == BASE + "/offices" and r.method == "GET", timeout=15_000):
         pass
+    # Paused, it is not fetched again (WCAG 2.2.2).
+    page.click("#pause-refresh")
+    assert page.get_attribute("#pause-refresh", "aria-pressed") == "true"
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url) if r.url == BASE + "/offices" else None)
+    page.wait_for_timeout(6_000)
+    assert not fetched, fetched
 
 
 def check_accessibility(ctx):

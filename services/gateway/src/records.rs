@@ -65,7 +65,8 @@ pub struct RecordView {
     /// domain derives (a case's `form_in_force` after an appeal).
     #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
-    /// Its events, oldest first.
+    /// Its events and its companion's (an exchange's receipt, a case's appeal), in the
+    /// log's order: oldest first.
     pub history: Vec<RecordStep>,
 }
 
@@ -247,7 +248,7 @@ fn fold<A: Readable>(
         status: status.to_owned(),
         status_vi: status_vi.to_owned(),
         fields,
-        history: history.iter().chain(companion).map(step).collect(),
+        history: in_log_order(history.iter().chain(companion)),
     }))
 }
 
@@ -286,6 +287,13 @@ fn one_office(
         None => return Ok(events),
     };
     Ok(events.into_iter().filter(|e| e.office == chosen).collect())
+}
+
+/// The record's events and its companion's, as the log has them: oldest first.
+fn in_log_order<'a>(events: impl Iterator<Item = &'a RecordedEvent>) -> Vec<RecordStep> {
+    let mut events: Vec<&RecordedEvent> = events.collect();
+    events.sort_by_key(|e| e.pos());
+    events.into_iter().map(step).collect()
 }
 
 fn step(e: &RecordedEvent) -> RecordStep {
@@ -598,5 +606,17 @@ mod tests {
             .unwrap();
         assert_eq!((view.status.as_str(), view.version), ("appeal_resolved", 3));
         assert_eq!(view.fields["form_in_force"], Value::Null);
+        // The appeal (the unit's stream) between the decision and its resolution: the
+        // history is in the log's order, not the case's events then the appeal.
+        let types: Vec<&str> = view.history.iter().map(|h| h.event_type.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                "DisciplineCaseOpened",
+                "DisciplineDecided",
+                "DisciplineAppealed",
+                "AppealResolved"
+            ]
+        );
     }
 }

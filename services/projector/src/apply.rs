@@ -411,14 +411,11 @@ fn appeal_resolved(cx: &Cx<'_>, s: discipline::AppealResolved) -> Result<Row, Sk
     let conn = cx.conn;
     let e = cx.e;
     let id = s.case_id.to_string();
-    let (outcome, form, text) = match s.resolution {
-        AppealResolution::Upheld => ("upheld", None, "giữ nguyên (chuẩn y)".to_owned()),
-        AppealResolution::ChangedTo { form } => (
-            "changed",
-            Some(form.as_str()),
-            format!("thay đổi thành {}", form.label_vi()),
-        ),
-        AppealResolution::Annulled => ("annulled", None, "xóa hình thức kỷ luật".to_owned()),
+    let text = s.resolution.label_vi();
+    let (outcome, form) = match s.resolution {
+        AppealResolution::Upheld => ("upheld", None),
+        AppealResolution::ChangedTo { form } => ("changed", Some(form.as_str())),
+        AppealResolution::Annulled => ("annulled", None),
     };
     let changed = exec(
         conn,

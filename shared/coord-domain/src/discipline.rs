@@ -103,6 +103,15 @@ pub enum Membership {
     Probationary,
 }
 
+impl Membership {
+    pub fn label_vi(self) -> &'static str {
+        match self {
+            Membership::Full => "chính thức",
+            Membership::Probationary => "dự bị",
+        }
+    }
+}
+
 /// Who is being considered for discipline.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -216,6 +225,24 @@ pub enum AppealResolution {
     Upheld,
     ChangedTo { form: DisciplineForm },
     Annulled,
+}
+
+impl AppealResolution {
+    /// The outcomes as the Party's rules on discipline appeals name them: the body that
+    /// resolves an appeal *chuẩn y* (upholds), changes, or *xóa* (annuls) the form of
+    /// discipline (Quy định 22-QĐ/TW 2021; Điều lệ Đảng, Điều 39).
+    pub const UPHELD_VI: &'static str = "giữ nguyên (chuẩn y)";
+    pub const CHANGED_VI: &'static str = "thay đổi hình thức kỷ luật";
+    pub const ANNULLED_VI: &'static str = "xóa hình thức kỷ luật";
+
+    /// The outcome of an appeal in a sentence, e.g. `thay đổi thành cảnh cáo`.
+    pub fn label_vi(self) -> String {
+        match self {
+            AppealResolution::Upheld => Self::UPHELD_VI.into(),
+            AppealResolution::ChangedTo { form } => format!("thay đổi thành {}", form.label_vi()),
+            AppealResolution::Annulled => Self::ANNULLED_VI.into(),
+        }
+    }
 }
 
 // ---- commands ----

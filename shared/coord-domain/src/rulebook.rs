@@ -95,6 +95,21 @@ pub enum ViolationCategory {
     UnlawfulDiplomas,
 }
 
+impl ViolationCategory {
+    pub fn label_vi(self) -> &'static str {
+        match self {
+            ViolationCategory::Ordinary => "vi phạm khác (có thời hiệu xử lý)",
+            ViolationCategory::InternalPolitics => "vi phạm về chính trị nội bộ",
+            ViolationCategory::SecurityDefenceForeignAffairs => {
+                "vi phạm về an ninh, quốc phòng, đối ngoại xâm hại lợi ích quốc gia"
+            }
+            ViolationCategory::UnlawfulDiplomas => {
+                "sử dụng văn bằng, chứng chỉ, chứng nhận không hợp pháp"
+            }
+        }
+    }
+}
+
 /// `body` may decide `forms` for `subject`, from `from` to `until` (both included).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -142,9 +142,10 @@ const DECIDING: &[(&str, &str)] = deciding_bodies!();
 const RESOLVING: &[(&str, &str)] = deciding_bodies!(("secretariat", "Ban Bí thư"));
 const BASES: &[(&str, &str)] = &[("central_conclusion", "Kết luận của cấp Trung ương")];
 const RESOLUTIONS: &[(&str, &str)] = &[
-    ("upheld", super::labels::RESOLUTION_UPHELD),
-    ("changed_to", super::labels::RESOLUTION_CHANGED),
-    ("annulled", super::labels::RESOLUTION_ANNULLED),
+    // The domain's names (`AppealResolution::*_VI`), capitalized: a test holds them equal.
+    ("upheld", "Giữ nguyên (chuẩn y)"),
+    ("changed_to", "Thay đổi hình thức kỷ luật"),
+    ("annulled", "Xóa hình thức kỷ luật"),
 ];
 
 /// Every form, in the order the page shows them.
@@ -439,6 +440,9 @@ pub fn message_vi(code: &str) -> &'static str {
         "removal_from_post_requires_post" => "Chỉ cách chức đảng viên có giữ chức vụ.",
         "concurrent_modification" => "Hồ sơ vừa được thay đổi: tải lại trang rồi thử lại.",
         "csrf_token_invalid" => "Biểu mẫu đã hết hiệu lực: tải lại trang rồi gửi lại.",
+        "log_unavailable" | "nats_unavailable" => {
+            "Không kết nối được nhật ký sự kiện (NATS): thử lại sau giây lát."
+        }
         "invalid_token" | "missing_token" => {
             "Mã truy cập không hợp lệ (không do máy chủ này cấp, hoặc bị sửa)."
         }
@@ -477,6 +481,16 @@ pub fn message_vi(code: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_appeals_outcomes_are_named_as_the_domain_names_them() {
+        use coord_domain::discipline::AppealResolution as R;
+        let named: Vec<String> = [R::UPHELD_VI, R::CHANGED_VI, R::ANNULLED_VI]
+            .map(super::super::labels::capital)
+            .into();
+        let offered: Vec<&str> = RESOLUTIONS.iter().map(|(_, label)| *label).collect();
+        assert_eq!(offered, named);
+    }
 
     #[test]
     fn an_appeal_may_be_resolved_by_every_deciding_body_and_the_secretariat() {

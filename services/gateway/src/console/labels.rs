@@ -7,10 +7,11 @@
 //! (`coord_domain`), so a label is written once for the console, the timeline and the
 //! CLI. A value the domain does not know (a newer schema) is shown as it is.
 
-use coord_domain::discipline::{DisciplineForm, Membership};
+use coord_domain::discipline::{AppealResolution, DisciplineForm, Membership};
 use coord_domain::exchange::{Channel, Topic};
 use coord_domain::inspection::{Category, InspectionKind, Outcome};
-use coord_domain::{Body, PoliceOrganization, Province};
+use coord_domain::rulebook::ViolationCategory;
+use coord_domain::{Body, Date, PoliceOrganization, Province};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -86,7 +87,10 @@ const FIELDS: &[(&str, &str)] = &[
 
 /// The record's fields in the order [`FIELDS`] lists them (then any others), nested
 /// objects flattened to dotted names.
-pub fn fields(province: &Province, fields: &Map<String, Value>) -> Vec<Line> {
+///
+/// Bodies and units are named as they were on `on` (the record's first day: a unit
+/// that became a town since keeps the name it had then), as the timeline names them.
+pub fn fields(province: &Province, fields: &Map<String, Value>, on: Option<Date>) -> Vec<Line> {
     let mut flat = Vec::new();
     flatten("", fields, &mut flat);
     let rank = |name: &str| FIELDS.iter().position(|(n, _)| *n == name);
@@ -94,7 +98,7 @@ pub fn fields(province: &Province, fields: &Map<String, Value>) -> Vec<Line> {
     flat.into_iter()
         .map(|(name, v)| Line {
             label: rank(&name).map_or_else(|| name.clone(), |i| FIELDS[i].1.to_owned()),
-            value: value(province, &name, &v),
+            value: value(province, on, &name, &v),
             name,
         })
         .collect()
@@ -110,13 +114,19 @@ fn flatten(prefix: &str, object: &Map<String, Value>, out: &mut Vec<(String, Val
     }
 }
 
+/// Fields that hold a date: `decided_on`, `violation.committed_on`, `planned_start`.
+fn is_date(name: &str) -> bool {
+    let leaf = name.rsplit('.').next().unwrap_or(name);
+    leaf.ends_with("_on") || leaf.starts_with("planned_")
+}
+
 /// `v` read as the domain type `T` and named by `label`.
 fn coded<T: DeserializeOwned>(v: &Value, label: impl Fn(T) -> String) -> Option<String> {
     serde_json::from_value(v.clone()).ok().map(label)
 }
 
 /// The first letter in upper case: a label standing alone.
-fn capital(text: &str) -> String {
+pub(super) fn capital(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map_or_else(String::new, |c| {
         c.to_uppercase().chain(chars).collect::<String>()
@@ -124,7 +134,7 @@ fn capital(text: &str) -> String {
 }
 
 /// The value of field `name` as the offices write it.
-fn value(province: &Province, name: &str, v: &Value) -> String {
+fn value(province: &Province, on: Option<Date>, name: &str, v: &Value) -> String {
     let label = |l: &str| capital(l);
     let known = match name {
         "coordinating_body" | "leading_body" | "from" | "to" | "by" | "deciding_body"
@@ -141,7 +151,8 @@ fn value(province: &Province, name: &str, v: &Value) -> String {
             .and_then(|t| t.parse::<PoliceOrganization>().ok())
             .and_then(|p| {
                 let unit = province.unit(&p.0)?;
-                Some(unit.police_committee_vi(unit.current_kind()))
+                let kind = on.and_then(|d| unit.kind_on(d));
+                Some(unit.police_committee_vi(kind.unwrap_or_else(|| unit.current_kind())))
             }),
         "kind" => coded(v, |k: InspectionKind| label(k.label_vi())),
         "category" => coded(v, |c: Category| label(c.label_vi())),
@@ -151,13 +162,8 @@ fn value(province: &Province, name: &str, v: &Value) -> String {
         "form" | "form_in_force" | "resolution.form" => {
             coded(v, |f: DisciplineForm| label(f.label_vi()))
         }
-        "subject.membership" => coded(v, |m: Membership| {
-            match m {
-                Membership::Full => "Chính thức",
-                Membership::Probationary => "Dự bị",
-            }
-            .to_owned()
-        }),
+        "subject.membership" => coded(v, |m: Membership| label(m.label_vi())),
+        "violation.category" => coded(v, |c: ViolationCategory| label(c.label_vi())),
         "subject.kind" => match v.as_str() {
             Some("organization") => Some("Tổ chức đảng".into()),
             Some("member") => Some("Đảng viên".into()),
@@ -169,9 +175,9 @@ fn value(province: &Province, name: &str, v: &Value) -> String {
             _ => None,
         },
         "resolution.outcome" => match v.as_str() {
-            Some("upheld") => Some(RESOLUTION_UPHELD.into()),
-            Some("changed_to") => Some(RESOLUTION_CHANGED.into()),
-            Some("annulled") => Some(RESOLUTION_ANNULLED.into()),
+            Some("upheld") => Some(label(AppealResolution::UPHELD_VI)),
+            Some("changed_to") => Some(label(AppealResolution::CHANGED_VI)),
+            Some("annulled") => Some(label(AppealResolution::ANNULLED_VI)),
             _ => None,
         },
         "link.kind" => match v.as_str() {
@@ -185,16 +191,14 @@ fn value(province: &Province, name: &str, v: &Value) -> String {
         Value::Null => "—".into(),
         Value::Bool(true) => "Có".into(),
         Value::Bool(false) => "Không".into(),
-        Value::String(s) => super::templates::vi_date_text(s).unwrap_or_else(|| s.clone()),
+        // A date by its field's name: free text that looks like a date stays as written.
+        Value::String(s) if is_date(name) => {
+            super::templates::vi_date_text(s).unwrap_or_else(|| s.clone())
+        }
+        Value::String(s) => s.clone(),
         other => other.to_string(),
     })
 }
-
-/// An appeal's outcomes, as Điều lệ Đảng names them (chuẩn y, thay đổi, xóa hình thức
-/// kỷ luật): the record page and the form that resolves an appeal say the same.
-pub const RESOLUTION_UPHELD: &str = "Giữ nguyên (chuẩn y)";
-pub const RESOLUTION_CHANGED: &str = "Thay đổi hình thức kỷ luật";
-pub const RESOLUTION_ANNULLED: &str = "Xóa hình thức kỷ luật";
 
 /// `province` → `Đảng ủy Công an tỉnh`; `district:long-xuyen` → `Thành ủy Long Xuyên`.
 pub fn office(province: &Province, office: &coord_domain::Office) -> String {
@@ -272,7 +276,7 @@ mod tests {
 
     fn lines(v: Value) -> Vec<Line> {
         let Value::Object(map) = v else { panic!() };
-        fields(coord_domain::province::an_giang(), &map)
+        fields(coord_domain::province::an_giang(), &map, None)
     }
 
     fn shown<'a>(lines: &'a [Line], name: &str) -> (&'a str, &'a str) {
@@ -293,6 +297,8 @@ mod tests {
             "decided_on": "2024-03-01",
             "resolution": {"outcome": "annulled"},
             "form_in_force": null,
+            "violation": {"committed_on": "2024-01-05", "category": "internal_politics"},
+            "grounds": "2024-01",
             "newer_field": "x"
         }));
         assert_eq!(shown(&l, "unit"), ("Đơn vị", "Long Xuyên"));
@@ -310,6 +316,13 @@ mod tests {
         assert_eq!(shown(&l, "resolution.outcome").1, "Xóa hình thức kỷ luật");
         assert_eq!(shown(&l, "form_in_force").1, "—");
         assert_eq!(shown(&l, "newer_field"), ("newer_field", "x"));
+        assert_eq!(shown(&l, "violation.committed_on").1, "05/01/2024");
+        assert_eq!(
+            shown(&l, "violation.category").1,
+            "Vi phạm về chính trị nội bộ"
+        );
+        // Free text is never read as a date.
+        assert_eq!(shown(&l, "grounds").1, "2024-01");
         // Listed fields first, in the table's order; unknown ones last.
         assert_eq!(l.first().unwrap().name, "case_id");
         assert_eq!(l.last().unwrap().name, "newer_field");

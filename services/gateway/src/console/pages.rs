@@ -340,20 +340,23 @@ async fn send_form(
 }
 
 /// The events of `streams` as the site's auditor has them (who, role, correlation),
-/// by event id; none for a stream the auditor does not answer for.
-async fn audited(s: &AppState, streams: &[&str]) -> HashMap<uuid::Uuid, AuditEvent> {
+/// by event id; `None` when the auditor did not answer for one of them.
+async fn audited(s: &AppState, streams: &[&str]) -> Option<HashMap<uuid::Uuid, AuditEvent>> {
+    let asks =
+        streams.iter().map(|stream| {
+            let request = AuditRequest {
+                stream: Some((*stream).to_owned()),
+                ..Default::default()
+            };
+            async move {
+                crate::audit::ask_auditor::<Vec<AuditEvent>>(s, None, "stream", &request).await
+            }
+        });
     let mut out = HashMap::new();
-    for stream in streams {
-        let request = AuditRequest {
-            stream: Some((*stream).to_owned()),
-            ..Default::default()
-        };
-        let events: Vec<AuditEvent> = crate::audit::ask_auditor(s, None, "stream", &request)
-            .await
-            .unwrap_or_default();
-        out.extend(events.into_iter().map(|e| (e.event_id, e)));
+    for answer in futures::future::join_all(asks).await {
+        out.extend(answer.ok()?.into_iter().map(|e| (e.event_id, e)));
     }
-    out
+    Some(out)
 }
 
 /// One event of a record's history as the page shows it: what happened, when, who,
@@ -370,19 +373,20 @@ struct HistoryRow<'a> {
     role: &'static str,
     correlation_id: Option<uuid::Uuid>,
     proof: Option<String>,
-    not_audited: Option<&'static str>,
+    /// Why there is no proof here: in Vietnamese, and in English.
+    not_audited: Option<(&'static str, &'static str)>,
 }
 
 fn history_rows<'a>(
     s: &AppState,
     kind: &str,
     view: &'a crate::records::RecordView,
-    audited: &HashMap<uuid::Uuid, AuditEvent>,
+    audited: Option<&HashMap<uuid::Uuid, AuditEvent>>,
 ) -> Vec<HistoryRow<'a>> {
     view.history
         .iter()
         .map(|step| {
-            let audit = audited.get(&step.event_id);
+            let audit = audited.and_then(|a| a.get(&step.event_id));
             let hosted = s.hosting.check_text(&step.office).is_ok();
             HistoryRow {
                 version: step.version,
@@ -398,10 +402,20 @@ fn history_rows<'a>(
                 correlation_id: audit.map(|a| a.correlation_id),
                 proof: audit
                     .map(|_| format!("/records/{kind}/{}/proof/{}", view.id, step.event_id)),
-                not_audited: match (audit, hosted) {
-                    (Some(_), _) => None,
-                    (None, true) => Some("chưa có trong nhật ký kiểm toán (not yet audited)"),
-                    (None, false) => Some("kiểm chứng tại máy chủ của cơ quan ghi sự kiện này"),
+                not_audited: match (audit, audited.is_some(), hosted) {
+                    (Some(_), _, _) => None,
+                    (None, false, _) => Some((
+                        "máy chủ kiểm toán chưa trả lời: tải lại trang sau",
+                        "the auditor did not answer",
+                    )),
+                    (None, true, true) => Some((
+                        "chưa có trong nhật ký kiểm toán",
+                        "not yet in the audit log",
+                    )),
+                    (None, true, false) => Some((
+                        "kiểm chứng tại máy chủ của cơ quan ghi sự kiện này",
+                        "audited at the site of the office that recorded it",
+                    )),
                 },
             }
         })
@@ -419,6 +433,7 @@ pub async fn record(
         Err(problem) => return page_error(problem),
     };
     let mut streams: Vec<&str> = view.history.iter().map(|h| h.stream_id.as_str()).collect();
+    streams.sort_unstable();
     streams.dedup();
     let audited = audited(&s, &streams).await;
     let ctx = json!({
@@ -426,8 +441,8 @@ pub async fn record(
         "record": view,
         "kind_vi": labels::record_kind(&view.kind),
         "office_vi": labels::office_text(&s.province, &view.office),
-        "fields": labels::fields(&s.province, &view.fields),
-        "history": history_rows(&s, &kind, &view, &audited),
+        "fields": labels::fields(&s.province, &view.fields, view.history.first().map(|h| h.occurred_at)),
+        "history": history_rows(&s, &kind, &view, audited.as_ref()),
     });
     s.console.render(
         "record.html",
@@ -467,8 +482,24 @@ pub async fn proof(
 pub async fn offices(State(s): State<AppState>, visitor: Visitor) -> Response {
     let sync = crate::sync::status(&s).await;
     let witness = crate::audit::witness_status(&s).await;
-    let office = |o: &str| labels::office_text(&s.province, o);
-    let sources = sync.as_ref().ok().map(|sync| {
+    let site = s.hosting.site.to_string();
+    let ctx = offices_page(&s.province, &site, sync.as_ref(), witness.as_ref());
+    s.console.render(
+        "offices.html",
+        context! { who => who(&s, &visitor), page => minijinja::Value::from_serialize(ctx) },
+    )
+}
+
+/// What the offices page shows, said for people: offices by name, times as time ago,
+/// the witness's cosigned sizes and alarms (and why either could not be read).
+fn offices_page(
+    province: &coord_domain::Province,
+    site: &str,
+    sync: Result<&crate::sync::SyncStatus, &Problem>,
+    witness: Result<&coord_audit::wire::WitnessStatus, &Problem>,
+) -> serde_json::Value {
+    let office = |o: &str| labels::office_text(province, o);
+    let sources = sync.ok().map(|sync| {
         sync.sources
             .iter()
             .map(|src| {
@@ -480,7 +511,7 @@ pub async fn offices(State(s): State<AppState>, visitor: Visitor) -> Response {
             })
             .collect::<Vec<_>>()
     });
-    let witnessed = witness.as_ref().ok().map(|w| {
+    let witnessed = witness.ok().map(|w| {
         let offices: Vec<_> = w
             .offices
             .iter()
@@ -503,17 +534,23 @@ pub async fn offices(State(s): State<AppState>, visitor: Visitor) -> Response {
             .collect();
         json!({"key": w.witness_key, "offices": offices, "alarms": alarms})
     });
-    let ctx = json!({
-        "sync": sync.as_ref().ok().map(|s| json!({"head": s.head, "sources": sources})),
-        "sync_error": sync.as_ref().err().map(|p| forms::message_vi(&p.code)),
+    json!({
+        "sync": sync.ok().map(|s| json!({"head": s.head, "sources": sources})),
+        "sync_error": sync.err().map(|p| (forms::message_vi(&p.code), &p.detail)),
         "witness": witnessed,
-        "witness_error": witness.as_ref().err().map(|p| forms::message_vi(&p.code)),
-        "site": office(&s.hosting.site.to_string()),
-    });
-    s.console.render(
-        "offices.html",
-        context! { who => who(&s, &visitor), page => minijinja::Value::from_serialize(ctx) },
-    )
+        "witness_error": witness.err().map(|p| {
+            let said = match p.code.as_str() {
+                // Nobody serves the witness here: a single server has none.
+                "service_unavailable" => {
+                    "máy chủ này không chạy bên chứng thực (chứng thực chéo có ở máy chủ \
+                     trung tâm khi các cơ quan chạy máy chủ riêng)."
+                }
+                code => forms::message_vi(code),
+            };
+            (said, &p.detail)
+        }),
+        "site": office(site),
+    })
 }
 
 /// `GET /live`: the log's new events for the signed-in page, as unnamed events (the
@@ -528,6 +565,69 @@ pub async fn live(State(s): State<AppState>, _visitor: Visitor, headers: HeaderM
 
 #[cfg(test)]
 mod tests {
+    use coord_audit::wire::{WitnessAlarm, WitnessStatus, WitnessedOffice};
+
+    #[test]
+    fn the_offices_page_says_sync_and_the_witness_for_people() {
+        let sync = crate::sync::SyncStatus {
+            head: 42,
+            link_down_after_ms: 10_000,
+            sources: vec![crate::sync::SourceStatus {
+                from: "district:an-phu".into(),
+                link_up: false,
+                last_heard_ms: Some(125_000),
+                lag: 0,
+                last_position: Some(40),
+            }],
+        };
+        let witness = WitnessStatus {
+            witness_key: "witness+1234+AAAA".into(),
+            offices: vec![WitnessedOffice {
+                office: "district:an-phu".into(),
+                origin: "an-giang/district:an-phu".into(),
+                key: "k".into(),
+                size: Some(17),
+                root: Some("cm9vdA==".into()),
+                cosigned: Some("note".into()),
+                cosigned_at: Some("2024-03-01T01:00:00Z".into()),
+            }],
+            alarms: vec![WitnessAlarm {
+                id: 1,
+                office: "district:an-phu".into(),
+                origin: "an-giang/district:an-phu".into(),
+                old_size: Some(17),
+                old_root: None,
+                new_size: Some(12),
+                new_root: None,
+                reason: "smaller than the last cosigned".into(),
+                note: "n".into(),
+                at: "2024-03-02T01:00:00Z".into(),
+                repeated: 3,
+                last_at: None,
+            }],
+        };
+        let province = coord_domain::province::an_giang();
+        let page = super::offices_page(province, "province", Ok(&sync), Ok(&witness));
+        let html = super::super::templates::environment()
+            .get_template("offices.html")
+            .unwrap()
+            .render(minijinja::context! { page => minijinja::Value::from_serialize(page) })
+            .unwrap();
+        for said in [
+            "Huyện ủy An Phú",
+            "2 phút trước",
+            "mất liên kết",
+            "— (chưa biết",
+            "<td>17</td>",
+            "01/03/2024 08:00",
+            "17 → 12",
+            "Đảng ủy Công an tỉnh",
+        ] {
+            assert!(html.contains(said), "{said} not in {html}");
+        }
+        assert!(!html.contains('{') && !html.contains("125000"), "{html}");
+    }
+
     #[test]
     fn an_empty_date_of_the_chart_form_is_not_given() {
         assert_eq!(super::given(&Some(" ".into())), None);

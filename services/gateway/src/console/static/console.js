@@ -103,63 +103,84 @@ function stale(yes) {
     ? "Số liệu trên trang chưa cập nhật được (sẽ thử lại khi có sự kiện mới; hoặc tải lại trang). (Not up to date.)"
     : "";
 }
-// Fetches the page again (`url`) and puts its live sections in place of these.
+// Fetches the page again (`url`) and puts its live sections in place of these: only
+// those that changed, and the focused control (by id) keeps the focus. False when the
+// answer is not this page (refused, or the sign-in page a lost session redirects to).
 async function swapLive(url) {
   const response = await fetch(url, { credentials: "same-origin" });
-  if (!response.ok) return false;
+  if (!response.ok || response.redirected) return false;
   const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-  document.querySelectorAll("[data-live]").forEach((section) => {
-    const next = fresh.querySelector(`[data-live="${section.dataset.live}"]`);
-    if (next) section.innerHTML = next.innerHTML;
-  });
+  const sections = document.querySelectorAll("[data-live]");
+  const pairs = [...sections].map((section) => [section, fresh.querySelector(`[data-live="${section.dataset.live}"]`)]);
+  if (pairs.length && pairs.every(([, next]) => !next)) return false;
+  const focused = document.activeElement && document.activeElement.id;
+  for (const [section, next] of pairs) {
+    if (next && section.innerHTML !== next.innerHTML) section.innerHTML = next.innerHTML;
+  }
+  if (focused && document.activeElement === document.body) {
+    const again = document.getElementById(focused);
+    if (again) again.focus();
+  }
   return true;
 }
 
-async function refresh(position) {
-  wanted = Math.max(wanted, Number(position) || 0);
-  if (refreshing) return;
+// One fetch of the page at a time, whatever asked for it (an event, the clock).
+async function once(url) {
   refreshing = true;
   try {
-    while (Number(document.body.dataset.livePosition || 0) < wanted) {
-      const target = wanted;
-      const url = new URL(location.href);
-      url.searchParams.set("min_position", target);
-      if (!(await swapLive(url))) {
-        stale(true);
-        return;
-      }
-      document.body.dataset.livePosition = target;
-      stale(false);
-    }
+    const ok = await swapLive(url);
+    stale(!ok);
+    return ok;
   } catch {
-    // the next event or submission tries again
     stale(true);
+    return false;
   } finally {
     refreshing = false;
   }
 }
 
-// A page whose figures change without an event (a sync link, the witness) asks to be
-// fetched again every few seconds.
+async function refresh(position) {
+  wanted = Math.max(wanted, Number(position) || 0);
+  if (refreshing) return;
+  while (Number(document.body.dataset.livePosition || 0) < wanted) {
+    const target = wanted;
+    const url = new URL(location.href);
+    url.searchParams.set("min_position", target);
+    // On failure the next event or submission tries again.
+    if (!(await once(url))) return;
+    document.body.dataset.livePosition = target;
+  }
+}
+
+// A page whose figures change without an event (a sync link, the witness) is fetched
+// again every few seconds, until the reader pauses it (WCAG 2.2.2).
 function refreshEvery() {
   const marked = document.querySelector("[data-refresh-seconds]");
-  if (!marked) return;
+  if (!marked) return false;
   const seconds = Number(marked.dataset.refreshSeconds) || 10;
-  setInterval(async () => {
-    if (refreshing || document.hidden) return;
-    try {
-      stale(!(await swapLive(location.href)));
-    } catch {
-      stale(true);
-    }
+  const pause = document.getElementById("pause-refresh");
+  let paused = false;
+  if (pause) {
+    pause.hidden = false;
+    pause.addEventListener("click", () => {
+      paused = !paused;
+      pause.setAttribute("aria-pressed", String(paused));
+      pause.textContent = paused ? "Tiếp tục tự cập nhật" : "Tạm dừng tự cập nhật";
+    });
+  }
+  setInterval(() => {
+    if (!paused && !refreshing && !document.hidden) once(location.href);
   }, seconds * 1000);
+  return true;
 }
 
 function followLog() {
   if (!document.querySelector("[data-live]") || !window.EventSource) return;
   const source = new EventSource("/live");
   source.onmessage = (e) => refresh(String(e.lastEventId).split(":")[0]);
-  source.addEventListener("open", () => { document.body.dataset.live = "open"; });
+  source.addEventListener("open", () => { document.body.dataset.live = "open"; stale(false); });
+  // The browser reconnects by itself, unless the gateway refused the stream.
+  source.addEventListener("error", () => stale(true));
 }
 
 // ---- verification (RFC 9162 inclusion, C2SP signed note) ----
@@ -259,6 +280,6 @@ document.addEventListener("DOMContentLoaded", () => {
     const button = e.target.closest && e.target.closest("button.verify");
     if (button) verify(button);
   });
-  followLog();
-  refreshEvery();
+  // A page fetched on a clock does not also follow the log.
+  if (!refreshEvery()) followLog();
 });
