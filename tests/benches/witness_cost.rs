@@ -44,7 +44,7 @@ async fn round_trips() -> serde_json::Value {
         .sites()
         .into_iter()
         .map(|site| {
-            let mut env = offices::service_env(site, "auditor", 0).unwrap();
+            let mut env = offices::service_env(site, "auditor", 0, "").unwrap();
             env.push(("COORD_AUDIT_CHECKPOINT_EVENTS", "1".into()));
             env.push(("COORD_AUDIT_CHECKPOINT_MS", "60000".into()));
             let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -227,8 +227,7 @@ pub async fn office_stack(site: &Site, signer: &coord_auth::TokenSigner) -> Offi
         "projector",
         "gateway",
     ] {
-        let mut env = offices::service_env(site, name, port).unwrap();
-        env.push(("COORD_TOKEN_PUBLIC_KEY", key.clone()));
+        let mut env = offices::service_env(site, name, port, &key).unwrap();
         if name == "gateway" {
             let importer = site.credentials().unwrap().seed_file("importer");
             env.push(("COORD_IMPORT_NATS_CREDS", importer.display().to_string()));

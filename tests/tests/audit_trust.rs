@@ -15,7 +15,7 @@ use tests::offices::{start, write};
 use tests::{ServiceProcess, free_port};
 
 fn auditor(site: &Site) -> ServiceProcess {
-    let mut env = offices::service_env(site, "auditor", 0).unwrap();
+    let mut env = offices::service_env(site, "auditor", 0, "").unwrap();
     env.push(("COORD_AUDIT_CHECKPOINT_MS", "200".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     ServiceProcess::start("auditor", &[], &env)
@@ -28,8 +28,7 @@ fn gateway(site: &Site) -> (ServiceProcess, String, String) {
         coord_auth::TokenSigner::claims_now(site.office(), "thanh tra", coord_auth::Role::Reader);
     let token = signer.sign(&claims).unwrap();
     let port = free_port();
-    let mut env = offices::service_env(site, "gateway", port).unwrap();
-    env.push(("COORD_TOKEN_PUBLIC_KEY", signer.public_key()));
+    let env = offices::service_env(site, "gateway", port, &signer.public_key()).unwrap();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut process = ServiceProcess::start("gateway", &[], &env);
     assert_eq!(process.wait_listening(), port);

@@ -224,7 +224,7 @@ async fn an_id_is_one_offices_and_two_offices_cut_off_keep_both_records() {
 
 /// The auditor of `site`, signing every 200 ms.
 fn auditor(site: &Site) -> ServiceProcess {
-    let mut env = offices::service_env(site, "auditor", 0).unwrap();
+    let mut env = offices::service_env(site, "auditor", 0, "").unwrap();
     env.push(("COORD_AUDIT_CHECKPOINT_MS", "200".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     ServiceProcess::start("auditor", &[], &env)

@@ -411,7 +411,9 @@ async fn every_office_writes_its_own_and_all_show_the_same_province() {
             .collect();
         assert_eq!(
             offices,
-            ["province", "province", "province", "district:long-xuyen"],
+            // In the log's order: the appeal came between the decision and its
+            // resolution.
+            ["province", "province", "district:long-xuyen", "province"],
             "{case}"
         );
     }

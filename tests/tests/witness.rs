@@ -23,7 +23,7 @@ use tests::{ServiceProcess, free_port};
 
 /// The auditor of `site`, as `coordctl up --offices` starts it, signing every 200 ms.
 fn auditor(site: &Site) -> ServiceProcess {
-    let mut env = offices::service_env(site, "auditor", 0).unwrap();
+    let mut env = offices::service_env(site, "auditor", 0, "").unwrap();
     env.push(("COORD_AUDIT_CHECKPOINT_MS", "200".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     ServiceProcess::start("auditor", &[], &env)
@@ -519,8 +519,7 @@ fn gateway(site: &Site) -> (ServiceProcess, String, String) {
         ))
         .unwrap();
     let port = free_port();
-    let mut env = offices::service_env(site, "gateway", port).unwrap();
-    env.push(("COORD_TOKEN_PUBLIC_KEY", signer.public_key()));
+    let env = offices::service_env(site, "gateway", port, &signer.public_key()).unwrap();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut process = ServiceProcess::start("gateway", &[], &env);
     assert_eq!(process.wait_listening(), port);

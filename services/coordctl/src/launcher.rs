@@ -128,6 +128,32 @@ impl Process {
     }
 }
 
+/// The `(major, minor)` of a `nats-server --version` line (`nats-server: v2.15.1`).
+fn nats_version(line: &str) -> Option<(u32, u32)> {
+    let v = line.trim().rsplit(['v', ' ']).next()?;
+    let mut parts = v.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Refuses a nats-server older than `min`, saying what needs it.
+pub(crate) fn require_nats_version(bin: &Path, min: (u32, u32), needs: &str) -> anyhow::Result<()> {
+    let out = std::process::Command::new(bin).arg("--version").output()?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    let found = nats_version(&line)
+        .ok_or_else(|| anyhow::anyhow!("cannot read the version of {}: {line:?}", bin.display()))?;
+    anyhow::ensure!(
+        found >= min,
+        "{} is nats-server {}.{}; {needs} needs {}.{} or newer (deploy/install-nats.sh \
+         installs 2.15.1, the version this project is tested on)",
+        bin.display(),
+        found.0,
+        found.1,
+        min.0,
+        min.1
+    );
+    Ok(())
+}
+
 pub(crate) fn find_nats_server() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
         return Ok(PathBuf::from(p));
@@ -464,4 +490,15 @@ async fn run_until_signal(
 
     let holds = crate::supervise::hold_dir(&args.data_dir);
     crate::supervise::supervise(processes, stop, Default::default(), &holds).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_servers_version_is_read_from_its_version_line() {
+        assert_eq!(super::nats_version("nats-server: v2.15.1\n"), Some((2, 15)));
+        assert_eq!(super::nats_version("nats-server: v2.9.11"), Some((2, 9)));
+        assert_eq!(super::nats_version("garbage"), None);
+        assert!((2, 9) < (2, 14) && (2, 15) >= (2, 14));
+    }
 }

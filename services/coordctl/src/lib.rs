@@ -190,7 +190,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => launcher::up(args).await,
         Command::Offices(command) => {
-            println!("{}", offices::run(command).await?);
+            println!("{}", offices::run(command, &cli.credentials).await?);
             Ok(())
         }
         Command::Deploy(command) => {

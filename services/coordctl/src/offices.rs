@@ -796,11 +796,14 @@ impl OfficesArgs {
     }
 }
 
-/// The settings of process `name` at `site` whose gateway listens on `gateway_port`.
+/// The settings of process `name` at `site` whose gateway listens on `gateway_port`;
+/// a gateway verifies tokens with `token_key` (the public key of the signing key
+/// `coordctl token` uses).
 pub fn service_env(
     site: &Site,
     name: &str,
     gateway_port: u16,
+    token_key: &str,
 ) -> anyhow::Result<Vec<(&'static str, String)>> {
     let creds = site.credentials()?;
     let mut env = vec![
@@ -825,6 +828,9 @@ pub fn service_env(
         ("COORD_SITE", site.office().to_string()),
         ("COORD_DISTRICT_SITES", district_sites(&site.sites)),
     ];
+    if name == "gateway" {
+        env.push(("COORD_TOKEN_PUBLIC_KEY", token_key.to_owned()));
+    }
     if name == "auditor" {
         if site.witnessed_keys_file().exists() {
             let keys = site.witnessed_keys_file().display().to_string();
@@ -850,15 +856,17 @@ fn district_sites(sites: &Sites) -> String {
 }
 
 /// Runs `coordctl offices …`; returns what to print.
-pub async fn run(command: OfficesCommand) -> anyhow::Result<String> {
+pub async fn run(command: OfficesCommand, credentials: &Path) -> anyhow::Result<String> {
     match command {
         OfficesCommand::Init(args) => {
             let t = args.topology()?;
+            // The key `coordctl token create` signs with (generated on first use).
+            let token_key = crate::tokens::signer(credentials)?.public_key();
             let mut out = String::new();
             for (i, site) in std::iter::once(&t.hub).chain(t.offices.iter()).enumerate() {
                 let gateway_port = 8080 + u16::try_from(i)?;
                 for (name, _) in coord_auth::nats::ROLES {
-                    let lines: String = service_env(site, name, gateway_port)?
+                    let lines: String = service_env(site, name, gateway_port, &token_key)?
                         .iter()
                         .map(|(k, v)| format!("{k}={v}\n"))
                         .collect();
@@ -1050,7 +1058,7 @@ mod tests {
             (site("province", "hub"), "province"),
             (site("long-xuyen", "long-xuyen"), "district:long-xuyen"),
         ] {
-            let env = service_env(&site, "auditor", 8080).unwrap();
+            let env = service_env(&site, "auditor", 8080, "").unwrap();
             let get = |k: &str| env.iter().find(|(n, _)| *n == k).unwrap().1.clone();
             assert_eq!(get("COORD_AUDIT_OFFICE"), office);
             assert_eq!(get("COORD_SITE"), office);
@@ -1060,6 +1068,10 @@ mod tests {
                 site.dir.join("auditor").display().to_string()
             );
             assert!(get("COORD_NATS_CREDS").ends_with("auditor.nk"));
+            // The gateway verifies tokens: its file names the key; no one else needs it.
+            assert!(!env.iter().any(|(k, _)| *k == "COORD_TOKEN_PUBLIC_KEY"));
+            let gateway = service_env(&site, "gateway", 8080, "TOKEN-KEY").unwrap();
+            assert!(gateway.contains(&("COORD_TOKEN_PUBLIC_KEY", "TOKEN-KEY".into())));
         }
     }
 
@@ -1081,7 +1093,7 @@ mod tests {
             let own = std::fs::read_to_string(site.auditor_dir().join("office.key")).unwrap();
             assert_eq!(Signer::from_key_text(&own).unwrap().verifier(), key);
             assert_eq!(key.name, format!("coord/an-giang/{office}"));
-            let env = service_env(site, "auditor", 8081).unwrap();
+            let env = service_env(site, "auditor", 8081, "").unwrap();
             let hub_key = Cosigner::from_key_text(
                 &std::fs::read_to_string(t.hub.auditor_dir().join("witness.key")).unwrap(),
             )
@@ -1090,7 +1102,7 @@ mod tests {
             .to_string();
             assert!(env.contains(&("COORD_WITNESS_VKEY", hub_key)));
         }
-        let hub_env = service_env(&t.hub, "auditor", 8080).unwrap();
+        let hub_env = service_env(&t.hub, "auditor", 8080, "").unwrap();
         assert!(hub_env.iter().any(|(k, _)| *k == "COORD_WITNESS_KEYS"));
         // The other way: each office is given the province's key to witness it, and
         // the hub each office's witness key, under that office.
@@ -1111,7 +1123,7 @@ mod tests {
             )
             .unwrap();
             assert_eq!(watched, [("province".to_owned(), hub_own.clone())]);
-            let env = service_env(site, "auditor", 8081).unwrap();
+            let env = service_env(site, "auditor", 8081, "").unwrap();
             let keys = site.witnessed_keys_file().display().to_string();
             assert!(env.contains(&("COORD_WITNESS_KEYS", keys)));
         }

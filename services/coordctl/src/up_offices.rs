@@ -24,7 +24,8 @@ use anyhow::Context;
 
 use crate::client::Client;
 use crate::launcher::{
-    self, Process, StopSignal, UpArgs, find_nats_server, sibling_binary, spawn, wait_ready,
+    self, Process, StopSignal, UpArgs, find_nats_server, require_nats_version, sibling_binary,
+    spawn, wait_ready,
 };
 use crate::offices::{self, Topology};
 use crate::render;
@@ -105,6 +106,9 @@ async fn start(
     processes: &mut Vec<Process>,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let nats_bin = find_nats_server()?;
+    // Durable sourcing consumers (ADR-60) and the last commit by a wildcard subject of
+    // a sourced stream.
+    require_nats_version(&nats_bin, (2, 14), "`up --offices`")?;
     for site in t.sites() {
         for (i, file) in (0..).zip(site.config_files()) {
             let config = vec!["-c".to_owned(), file.display().to_string()];
@@ -132,8 +136,7 @@ async fn start(
     for (i, site) in t.sites().into_iter().enumerate() {
         let port = args.listen.port() + u16::try_from(i)?;
         for service in SERVICES {
-            let mut env = offices::service_env(site, service, port)?;
-            env.push(("COORD_TOKEN_PUBLIC_KEY", token_key.to_owned()));
+            let env = offices::service_env(site, service, port, token_key)?;
             let name = format!("{service}-{}", site.slug);
             processes.push(spawn(&name, &sibling_binary(service)?, &[], &env, logs)?);
         }

@@ -98,7 +98,7 @@ pub async fn status(s: &AppState) -> Result<SyncStatus, Problem> {
             }
         }
         sources.push(SourceStatus {
-            from: origin(&subjects, "coord.log"),
+            from: origin(&subjects, coord_domain::LOG_SUBJECT_ROOT),
             link_up: source.active.is_some_and(|a| a < LINK_DOWN_AFTER),
             last_heard_ms: source
                 .active
