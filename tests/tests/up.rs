@@ -86,6 +86,55 @@ fn a_rebuild_takes_the_admin_token(data: &std::path::Path, http_port: u16) {
     );
 }
 
+/// `coordctl send --if-match` sends the version it is given: a stale one is refused and
+/// writes nothing, the current one goes through.
+fn send_if_match_refuses_a_stale_version(data: &std::path::Path, http_port: u16) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = uuid::Uuid::now_v7();
+    let send = |command: &str, data_json: serde_json::Value, if_match: Option<u64>| coordctl::Cli {
+        gateway: format!("http://127.0.0.1:{http_port}"),
+        token: None,
+        credentials: data.join("credentials"),
+        site: "province".into(),
+        json: true,
+        command: coordctl::Command::Send {
+            command: command.into(),
+            id: Some(id.to_string()),
+            data: Some(data_json.to_string()),
+            file: None,
+            set: Vec::new(),
+            key: None,
+            office: None,
+            if_match,
+        },
+    };
+    let start = serde_json::json!({"started_on": "2024-02-01"});
+    runtime
+        .block_on(coordctl::run(send(
+            "inspection.schedule",
+            tests::schedule_payload(id, "tri-ton"),
+            None,
+        )))
+        .unwrap();
+    let stale = runtime
+        .block_on(coordctl::run(send(
+            "inspection.start",
+            start.clone(),
+            Some(0),
+        )))
+        .unwrap_err();
+    assert!(
+        format!("{stale:#}").contains("concurrent_modification"),
+        "{stale:#}"
+    );
+    runtime
+        .block_on(coordctl::run(send("inspection.start", start, Some(1))))
+        .unwrap_or_else(|e| panic!("the current version is taken: {e:#}"));
+}
+
 #[test]
 fn coordctl_up_runs_loads_once_and_stops_cleanly() {
     let data = tempfile::tempdir().unwrap();
@@ -96,6 +145,7 @@ fn coordctl_up_runs_loads_once_and_stops_cleanly() {
     credentials_are_private_and_nats_refuses_strangers(data.path(), nats_port);
     the_auditor_answers(data.path(), http_port);
     a_rebuild_takes_the_admin_token(data.path(), http_port);
+    send_if_match_refuses_a_stale_version(data.path(), http_port);
     let out = first.interrupt().join("\n");
     assert!(
         out.contains("nạp kịch bản tham chiếu"),

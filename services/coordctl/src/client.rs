@@ -249,6 +249,7 @@ impl Client {
         payload: &Value,
         key: Option<&str>,
         office: Option<&str>,
+        if_match: Option<u64>,
     ) -> anyhow::Result<Accepted> {
         let path = if route.id_in_path {
             let id = payload[route.id_field].as_str().with_context(|| {
@@ -263,6 +264,9 @@ impl Client {
             .json(payload);
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
+        }
+        if let Some(version) = if_match {
+            request = request.header("if-match", format!("\"{version}\""));
         }
         let response = request
             .send()

@@ -126,6 +126,11 @@ pub enum Command {
         /// Use this office's token from --credentials (default: the province's).
         #[arg(long)]
         office: Option<String>,
+        /// Send only if the record is still at this version (`If-Match`; `show` prints
+        /// it): a record someone changed since is refused with 409, nothing written.
+        /// An acknowledgement or an appeal names its own stream's version (0 before).
+        #[arg(long, value_name = "VERSION")]
+        if_match: Option<u64>,
     },
     /// Submit every command of a JSON-lines file (see deploy/scenarios/).
     Load { file: PathBuf },
@@ -250,6 +255,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             set,
             key,
             office,
+            if_match,
         } => {
             let route = coord_proto::route(&command).with_context(|| {
                 let known: Vec<&str> = coord_proto::ROUTES.iter().map(|r| r.command).collect();
@@ -277,7 +283,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 map.insert(route.id_field.to_owned(), Value::String(id));
             }
             let accepted = client
-                .send(route, &payload, key.as_deref(), office.as_deref())
+                .send(route, &payload, key.as_deref(), office.as_deref(), if_match)
                 .await?;
             if cli.json {
                 print_json(&accepted);
@@ -471,7 +477,7 @@ async fn send_scripted(
     loop {
         attempts += 1;
         let result = client
-            .send(route, &cmd.payload, Some(&key), Some(&cmd.office))
+            .send(route, &cmd.payload, Some(&key), Some(&cmd.office), None)
             .await;
         let api = result
             .as_ref()
