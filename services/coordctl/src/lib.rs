@@ -58,9 +58,10 @@ pub struct Cli {
     )]
     pub credentials: PathBuf,
     /// The site `--gateway` belongs to, by the office that runs it (`province`: the hub
-    /// or the single server; `<unit>`: that office's own server). `rebuild`, `redrive`
-    /// and `import` send its admin token (`<office>.admin.token` in --credentials)
-    /// unless --token is given.
+    /// or the single server; `<unit>`: that office's own server). Requests that name no
+    /// office send that office's token (a site refuses tokens of offices it does not
+    /// host); `rebuild`, `redrive` and `import` send its admin token
+    /// (`<office>.admin.token` in --credentials). --token overrides both.
     #[arg(long, global = true, env = "COORD_SITE", default_value = "province")]
     pub site: String,
     /// Print JSON instead of tables.
@@ -183,8 +184,12 @@ pub enum ExportWhat {
 
 /// Runs one command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(&cli.gateway)?
-        .with_tokens(tokens::TokenSet::load(cli.token.clone(), &cli.credentials));
+    // Reads and commands that name no office go as the office whose site this is.
+    let site_slug = tokens::office_of(coord_domain::province::an_giang(), &cli.site)
+        .map_or_else(|_| "province".to_owned(), |o| o.slug().to_owned());
+    let client = Client::new(&cli.gateway)?.with_tokens(
+        tokens::TokenSet::load(cli.token.clone(), &cli.credentials).defaulting_to(&site_slug),
+    );
     // Operations that change the site go with its admin token.
     let admin = || -> anyhow::Result<Client> {
         let province = coord_domain::province::an_giang();

@@ -194,6 +194,9 @@ pub struct TokenSet {
     pub explicit: Option<String>,
     /// Tokens by office slug, from a credentials folder.
     pub by_office: HashMap<String, String>,
+    /// Whose token a request sends when it names no office: the office of the site
+    /// `--gateway` belongs to (`--site`), since a site refuses another site's offices.
+    pub default_slug: String,
 }
 
 impl TokenSet {
@@ -216,7 +219,14 @@ impl TokenSet {
         Self {
             explicit,
             by_office,
+            default_slug: "province".into(),
         }
+    }
+
+    /// The same set, sending office `slug`'s token when a request names no office.
+    pub fn defaulting_to(mut self, slug: &str) -> Self {
+        slug.clone_into(&mut self.default_slug);
+        self
     }
 
     /// The same set, sending office `slug`'s token with every request.
@@ -237,14 +247,15 @@ impl TokenSet {
         self
     }
 
-    /// The token for a request on behalf of `office` (`None`: the province's).
+    /// The token for a request on behalf of `office` (`None`: the `--site` office's,
+    /// see [`TokenSet::defaulting_to`]), else the province's.
     pub fn for_office(&self, office: Option<&str>) -> Option<&str> {
         if let Some(t) = &self.explicit {
             return Some(t);
         }
         let slug = office
             .and_then(|o| o.parse::<Office>().ok())
-            .map_or_else(|| "province".to_owned(), |o| o.slug().to_owned());
+            .map_or_else(|| self.default_slug.clone(), |o| o.slug().to_owned());
         self.by_office
             .get(&slug)
             .or_else(|| self.by_office.get("province"))
@@ -281,6 +292,13 @@ mod tests {
         assert_eq!(claims.office, Office::Province);
         assert!(claims.exp.is_some(), "office tokens expire");
         assert!(office_of(&province, "district:nowhere").is_err());
+        // At an office's own site, a request naming no office goes as that office.
+        let at_site = TokenSet::load(None, dir.path()).defaulting_to("long-xuyen");
+        assert_eq!(at_site.for_office(None), Some(first.as_str()));
+        let claims = verifier
+            .verify(at_site.for_office(Some("province")).unwrap())
+            .unwrap();
+        assert_eq!(claims.office, Office::Province);
     }
 
     #[test]
