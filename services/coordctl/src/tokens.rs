@@ -2,7 +2,8 @@
 //! launcher writes for every office it runs (`<data-dir>/credentials/<office>.token`,
 //! owner-only) and for the admin of every site it starts
 //! (`<data-dir>/credentials/<office>.admin.token`), and which token a request uses:
-//! `--token`, else the file of the command's office, else the province's; an operation
+//! `--token`, else the file of the command's office (one that names none: the `--site`
+//! office's), else the province's; an operation
 //! that changes a site (rebuild, redrive, import) uses `--token`, else the admin token
 //! of the site (`--site`). Every token made here expires: a person's after
 //! `--valid-for` (default 12 h), the launcher's after 30 days, and the launcher writes
@@ -47,6 +48,20 @@ pub enum TokenCommand {
     },
     /// Print the public key gateways verify tokens with (`COORD_TOKEN_PUBLIC_KEY`).
     PublicKey,
+}
+
+/// The signing key in `dir` if there is one: never made here (a new key would refuse
+/// every token the old one signed).
+pub fn existing_signer(dir: &Path) -> anyhow::Result<TokenSigner> {
+    let path = dir.join(SIGNING_KEY_FILE);
+    anyhow::ensure!(
+        path.exists(),
+        "no token signing key at {}: give --credentials the folder of the key your tokens \
+         are signed with (`coordctl deploy secrets` and `coordctl up` keep it there), or \
+         make one with `coordctl --credentials <folder> token public-key`",
+        path.display()
+    );
+    signer(dir)
 }
 
 /// The signing key in `dir`, generated on first use.
@@ -266,6 +281,22 @@ impl TokenSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offices_init_takes_an_existing_signing_key_and_never_makes_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = existing_signer(dir.path()).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("no token signing key"),
+            "{err:#}"
+        );
+        assert!(
+            !dir.path().join(SIGNING_KEY_FILE).exists(),
+            "a key was made"
+        );
+        let made = signer(dir.path()).unwrap().public_key();
+        assert_eq!(existing_signer(dir.path()).unwrap().public_key(), made);
+    }
 
     #[test]
     fn office_tokens_are_written_once_and_picked_by_office() {

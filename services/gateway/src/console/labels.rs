@@ -138,7 +138,7 @@ fn value(province: &Province, on: Option<Date>, name: &str, v: &Value) -> String
     let label = |l: &str| capital(l);
     let known = match name {
         "coordinating_body" | "leading_body" | "from" | "to" | "by" | "deciding_body"
-        | "resolving_body" | "basis.body" => coded(v, |b: Body| b.label_vi(province, None)),
+        | "resolving_body" | "basis.body" => coded(v, |b: Body| b.label_vi(province, on)),
         "unit" => v.as_str().map(|u| {
             province
                 .units

@@ -483,7 +483,8 @@ pub async fn offices(State(s): State<AppState>, visitor: Visitor) -> Response {
     let sync = crate::sync::status(&s).await;
     let witness = crate::audit::witness_status(&s).await;
     let site = s.hosting.site.to_string();
-    let ctx = offices_page(&s.province, &site, sync.as_ref(), witness.as_ref());
+    let single = s.hosting.sites.district_sites().next().is_none();
+    let ctx = offices_page(&s.province, &site, single, sync.as_ref(), witness.as_ref());
     s.console.render(
         "offices.html",
         context! { who => who(&s, &visitor), page => minijinja::Value::from_serialize(ctx) },
@@ -495,6 +496,7 @@ pub async fn offices(State(s): State<AppState>, visitor: Visitor) -> Response {
 fn offices_page(
     province: &coord_domain::Province,
     site: &str,
+    single_server: bool,
     sync: Result<&crate::sync::SyncStatus, &Problem>,
     witness: Result<&coord_audit::wire::WitnessStatus, &Problem>,
 ) -> serde_json::Value {
@@ -540,11 +542,12 @@ fn offices_page(
         "witness": witnessed,
         "witness_error": witness.err().map(|p| {
             let said = match p.code.as_str() {
-                // Nobody serves the witness here: a single server has none.
-                "service_unavailable" => {
-                    "máy chủ này không chạy bên chứng thực (chứng thực chéo có ở máy chủ \
-                     trung tâm khi các cơ quan chạy máy chủ riêng)."
+                // Nobody serves the witness: a single server has none; elsewhere it is down.
+                "service_unavailable" if single_server => {
+                    "máy chủ này không chạy bên chứng thực (chứng thực chéo chỉ có khi các \
+                     cơ quan chạy máy chủ riêng)."
                 }
+                "service_unavailable" => "bên chứng thực không trả lời.",
                 code => forms::message_vi(code),
             };
             (said, &p.detail)
@@ -607,7 +610,7 @@ mod tests {
             }],
         };
         let province = coord_domain::province::an_giang();
-        let page = super::offices_page(province, "province", Ok(&sync), Ok(&witness));
+        let page = super::offices_page(province, "province", false, Ok(&sync), Ok(&witness));
         let html = super::super::templates::environment()
             .get_template("offices.html")
             .unwrap()
@@ -626,6 +629,18 @@ mod tests {
             assert!(html.contains(said), "{said} not in {html}");
         }
         assert!(!html.contains('{') && !html.contains("125000"), "{html}");
+    }
+
+    #[test]
+    fn a_witness_nobody_answers_for_is_none_on_a_single_server_and_down_elsewhere() {
+        let province = coord_domain::province::an_giang();
+        let none = crate::problem::Problem::unavailable("service_unavailable", "no responders");
+        let said = |single| {
+            let page = super::offices_page(province, "province", single, Err(&none), Err(&none));
+            page["witness_error"][0].as_str().unwrap().to_owned()
+        };
+        assert!(said(true).contains("không chạy bên chứng thực"));
+        assert_eq!(said(false), "bên chứng thực không trả lời.");
     }
 
     #[test]

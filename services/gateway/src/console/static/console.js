@@ -100,7 +100,7 @@ function stale(yes) {
   const status = document.getElementById("live-status");
   if (!status) return;
   status.textContent = yes
-    ? "Số liệu trên trang chưa cập nhật được (sẽ thử lại khi có sự kiện mới; hoặc tải lại trang). (Not up to date.)"
+    ? "Số liệu trên trang chưa cập nhật được (trang sẽ tự thử lại; hoặc tải lại trang). (Not up to date.)"
     : "";
 }
 // Fetches the page again (`url`) and puts its live sections in place of these: only
@@ -165,7 +165,6 @@ function refreshEvery() {
     pause.addEventListener("click", () => {
       paused = !paused;
       pause.setAttribute("aria-pressed", String(paused));
-      pause.textContent = paused ? "Tiếp tục tự cập nhật" : "Tạm dừng tự cập nhật";
     });
   }
   setInterval(() => {
@@ -178,7 +177,11 @@ function followLog() {
   if (!document.querySelector("[data-live]") || !window.EventSource) return;
   const source = new EventSource("/live");
   source.onmessage = (e) => refresh(String(e.lastEventId).split(":")[0]);
-  source.addEventListener("open", () => { document.body.dataset.live = "open"; stale(false); });
+  // Reopened after an interruption: catch up with what was missed while it was down.
+  source.addEventListener("open", () => {
+    document.body.dataset.live = "open";
+    if (wanted > Number(document.body.dataset.livePosition || 0)) refresh(wanted);
+  });
   // The browser reconnects by itself, unless the gateway refused the stream.
   source.addEventListener("error", () => stale(true));
 }
