@@ -435,6 +435,14 @@ async fn one_record_reads_with_its_version_as_etag_and_takes_it_back_as_if_match
     assert!(table.contains("Trạng thái (status)"), "{table}");
     assert!(table.contains("đang tiến hành (in_progress)"), "{table}");
     assert!(table.contains("Ngày bắt đầu (started_on)"), "{table}");
+    // Values as the offices write them, the labels the web console uses.
+    assert!(table.contains("An Phú"), "{table}");
+    assert!(table.contains("Ban Thường vụ Huyện ủy An Phú"), "{table}");
+    let history = coordctl::render::record_history(&record);
+    assert!(
+        history.contains("Quyết định kiểm tra, giám sát (InspectionScheduled)"),
+        "{history}"
+    );
 }
 
 async fn open_case(http: &reqwest::Client, base: &str, unit: &str, member: &str) -> String {

@@ -3,6 +3,7 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, ContentArrangement, Table};
 use coord_proto::Accepted;
+use coord_proto::labels;
 use coord_proto::read::{
     DisciplineCounts, DistrictStatus, MemberDiscipline, OrganizationDiscipline, ProvinceSummary,
     TimelinePage,
@@ -317,51 +318,6 @@ pub fn event_line(e: &Value) -> String {
     )
 }
 
-/// Vietnamese labels of a record's fields (English field name alongside).
-fn field_vi(field: &str) -> &'static str {
-    match field {
-        "term" => "Nhiệm kỳ",
-        "unit" => "Đơn vị",
-        "kind" => "Loại",
-        "category" => "Nội dung",
-        "leading_body" => "Cơ quan chủ trì",
-        "coordinating_body" => "Cấp ủy phối hợp",
-        "target" => "Đối tượng kiểm tra, giám sát",
-        "decision_ref" => "Số quyết định",
-        "decided_on" => "Ngày quyết định",
-        "planned_start" => "Dự kiến bắt đầu",
-        "planned_end" => "Dự kiến kết thúc",
-        "started_on" => "Ngày bắt đầu",
-        "concluded_on" => "Ngày kết luận",
-        "outcome" => "Kết quả",
-        "summary" => "Tóm tắt",
-        "conclusion_ref" => "Số thông báo kết luận",
-        "cancelled_on" => "Ngày hủy",
-        "reason" => "Lý do",
-        "from" => "Bên gửi",
-        "to" => "Bên nhận",
-        "topic" => "Chủ đề",
-        "subject" => "Trích yếu / đối tượng",
-        "sent_on" => "Ngày gửi",
-        "link" => "Liên quan đến",
-        "by" => "Bên tiếp nhận",
-        "acknowledged_on" => "Ngày tiếp nhận",
-        "basis" => "Căn cứ",
-        "opened_on" => "Ngày mở hồ sơ",
-        "form" => "Hình thức kỷ luật",
-        "form_in_force" => "Hình thức đang có hiệu lực",
-        "deciding_body" => "Cơ quan quyết định",
-        "closed_on" => "Ngày kết thúc hồ sơ",
-        "appealed_on" => "Ngày khiếu nại",
-        "grounds" => "Nội dung khiếu nại",
-        "resolution" => "Kết quả giải quyết khiếu nại",
-        "resolving_body" => "Cơ quan giải quyết khiếu nại",
-        "resolved_on" => "Ngày giải quyết",
-        "reference" => "Số văn bản",
-        _ => "",
-    }
-}
-
 fn plain(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -370,24 +326,23 @@ fn plain(v: &Value) -> String {
     }
 }
 
-fn record_kind_vi(kind: &str) -> &'static str {
-    match kind {
-        "inspection" => "kiểm tra, giám sát",
-        "exchange" => "trao đổi thông tin",
-        _ => "hồ sơ kỷ luật",
-    }
-}
-
-/// One record (`GET /v1/{kind}/{id}`): what it is, where it stands, its fields.
+/// One record (`GET /v1/{kind}/{id}`): what it is, where it stands, its fields, named
+/// and valued as the offices write them ([`coord_proto::labels`], as the web console
+/// does), each with its API name alongside.
 pub fn record(r: &Value) -> String {
+    let province = coord_domain::province::an_giang();
     let mut t = table(&["Mục (field)", "Giá trị (value)"]);
     let kind = r["kind"].as_str().unwrap_or_default();
     let head = [
         (
             "Loại hồ sơ (kind)".to_owned(),
-            format!("{} ({kind})", record_kind_vi(kind)),
+            format!("{} ({kind})", labels::record_kind(kind)),
         ),
         ("Mã (id)".to_owned(), plain(&r["id"])),
+        (
+            "Cơ quan (office)".to_owned(),
+            labels::office_text(province, r["office"].as_str().unwrap_or_default()),
+        ),
         (
             "Trạng thái (status)".to_owned(),
             format!("{} ({})", plain(&r["status_vi"]), plain(&r["status"])),
@@ -404,32 +359,44 @@ pub fn record(r: &Value) -> String {
     for (k, v) in head {
         t.add_row(vec![k, v]);
     }
-    for (field, value) in r["fields"].as_object().into_iter().flatten() {
-        let label = match field_vi(field) {
-            "" => field.clone(),
-            vi => format!("{vi} ({field})"),
+    let on = r["history"][0]["occurred_at"]
+        .as_str()
+        .and_then(|d| d.parse().ok());
+    let empty = serde_json::Map::new();
+    let fields = r["fields"].as_object().unwrap_or(&empty);
+    for line in labels::fields(province, fields, on) {
+        let label = if line.label == line.name {
+            line.name
+        } else {
+            format!("{} ({})", line.label, line.name)
         };
-        t.add_row(vec![label, plain(value)]);
+        t.add_row(vec![label, line.value]);
     }
     t.to_string()
 }
 
-/// A record's events, oldest first.
+/// A record's events and its companion's, in the log's order.
 pub fn record_history(r: &Value) -> String {
+    let province = coord_domain::province::an_giang();
     let mut t = table(&[
-        "Phiên bản (version)",
+        "#",
         "Ngày (date)",
         "Sự kiện (event)",
         "Cơ quan (office)",
         "Người thực hiện (actor)",
+        "Vị trí log (position)",
     ]);
-    for step in r["history"].as_array().into_iter().flatten() {
-        t.add_row(
-            ["version", "occurred_at", "event_type", "office", "actor"]
-                .iter()
-                .map(|k| plain(&step[*k]))
-                .collect::<Vec<_>>(),
-        );
+    for (n, step) in r["history"].as_array().into_iter().flatten().enumerate() {
+        let event_type = step["event_type"].as_str().unwrap_or_default();
+        let date = step["occurred_at"].as_str().unwrap_or_default();
+        t.add_row(vec![
+            (n + 1).to_string(),
+            labels::vi_date(date).unwrap_or_else(|| date.to_owned()),
+            format!("{} ({event_type})", labels::event(event_type)),
+            labels::office_text(province, step["office"].as_str().unwrap_or_default()),
+            plain(&step["actor"]),
+            plain(&step["position"]),
+        ]);
     }
     t.to_string()
 }

@@ -21,6 +21,7 @@ use coord_domain::inspection::{
 use coord_domain::receipt::Receipt;
 pub mod analytics;
 pub mod ids;
+pub mod labels;
 pub mod read;
 
 use coord_domain::{Aggregate, RejectionKind};

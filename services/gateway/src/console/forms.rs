@@ -486,7 +486,7 @@ mod tests {
     fn an_appeals_outcomes_are_named_as_the_domain_names_them() {
         use coord_domain::discipline::AppealResolution as R;
         let named: Vec<String> = [R::UPHELD_VI, R::CHANGED_VI, R::ANNULLED_VI]
-            .map(super::super::labels::capital)
+            .map(coord_proto::labels::capital)
             .into();
         let offered: Vec<&str> = RESOLUTIONS.iter().map(|(_, label)| *label).collect();
         assert_eq!(offered, named);

@@ -75,11 +75,6 @@ impl IntoResponse for NoVisitor {
     }
 }
 
-/// Vietnam's time (Indochina Time, UTC+7 all year): the offices' dates and "today".
-pub(crate) fn vietnam_time() -> chrono::FixedOffset {
-    chrono::FixedOffset::east_opt(7 * 3600).expect("UTC+7 is a valid offset")
-}
-
 /// A page of one message: a heading, what happened in Vietnamese, the technical detail
 /// (for a report to the operator), and a link on.
 fn message_page(

@@ -305,7 +305,7 @@ pub async fn compute_with(
             .map_err(|_| Problem::malformed("bad_query", "`today` must be YYYY-MM-DD"))?,
         // Vietnam's date: the UTC one is a day behind from midnight to 7 in the morning.
         None => chrono::Utc::now()
-            .with_timezone(&super::vietnam_time())
+            .with_timezone(&coord_proto::labels::vietnam_time())
             .date_naive(),
     };
     let outstanding = outstanding_units(&state.province, &summary.districts_outstanding);

@@ -32,26 +32,11 @@ pub fn environment() -> minijinja::Environment<'static> {
 pub fn vi_date(value: minijinja::Value) -> minijinja::Value {
     match value.as_str() {
         // Digits, `/`, `:` and a space: nothing to escape (`/` would be `&#x2f;`).
-        Some(text) => vi_date_text(text).map_or(value, minijinja::Value::from_safe_string),
+        Some(text) => {
+            coord_proto::labels::vi_date(text).map_or(value, minijinja::Value::from_safe_string)
+        }
         None => value,
     }
-}
-
-pub(super) fn vi_date_text(v: &str) -> Option<String> {
-    let v = v.trim();
-    if let Ok(day) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return Some(day.format("%d/%m/%Y").to_string());
-    }
-    if let Ok(month) = chrono::NaiveDate::parse_from_str(&format!("{v}-01"), "%Y-%m-%d") {
-        return Some(month.format("%m/%Y").to_string());
-    }
-    let moment = chrono::DateTime::parse_from_rfc3339(v).ok()?;
-    Some(
-        moment
-            .with_timezone(&super::vietnam_time())
-            .format("%d/%m/%Y %H:%M")
-            .to_string(),
-    )
 }
 
 /// `GET /static/{file}`: the stylesheet and the script.
