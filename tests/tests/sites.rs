@@ -281,6 +281,29 @@ async fn a_site_takes_only_the_offices_it_hosts_and_only_its_own_admin_changes_i
     let imported = post(&at(hub, "/v1/admin/import"), &hub.admin, Body::Text(ours)).await;
     assert_eq!(imported.0, StatusCode::OK, "{}", imported.1);
     assert_eq!(imported.1["commits"], 1, "{}", imported.1);
+
+    // Châu Đốc's site holds what it sourced, nothing of its own (as one restored from
+    // the hub): the first request of an import (`fresh`) is taken; once it has its
+    // own events, refused.
+    let own = |commit: u64| {
+        let exchange = Uuid::now_v7();
+        let mut data = report("chau-doc");
+        data["exchange_id"] = json!(exchange);
+        let stream = format!("exchange-{exchange}");
+        line(
+            &stream,
+            1,
+            commit,
+            "district:chau-doc",
+            "InformationExchanged",
+            data,
+        )
+    };
+    let fresh = format!("{}?fresh=true", at(cd, "/v1/admin/import"));
+    let first = post(&fresh, &cd.admin, Body::Text(own(1))).await;
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+    let again = post(&fresh, &cd.admin, Body::Text(own(2))).await;
+    assert_refused(&again, StatusCode::CONFLICT, "log_not_empty");
     let rebuilt = post(
         &at(lx, "/v1/admin/rebuild"),
         &lx.admin,

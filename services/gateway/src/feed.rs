@@ -522,7 +522,8 @@ pub async fn schema(Path((name, version)): Path<(String, String)>) -> Result<Res
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportParams {
-    /// Refuse unless the log is empty (the first request of an import).
+    /// Refuse unless the log holds no event of the offices this site hosts (the first
+    /// request of an import; what the site sources from others may be there).
     #[serde(default)]
     pub fresh: bool,
 }
@@ -566,12 +567,18 @@ pub async fn import(
     let Query(params) = q.map_err(|e| Problem::malformed("bad_query", e.body_text()))?;
     let commits = parse_commits(&body)?;
     if params.fresh {
-        let head = log.head().await.map_err(log_problem)?;
+        // Empty of this site's own offices' events: an office's site restored from the
+        // hub already holds what it sources from the others, and the import only ever
+        // appends its own.
+        let head = s.audit_log.head().await.map_err(log_problem)?;
         if let Some(head) = head {
             return Err(Problem::new(
                 ErrorKind::Conflict,
                 "log_not_empty",
-                format!("an import starts on an empty log; this one is at {head}"),
+                format!(
+                    "an import starts on a log without this site's own events; \
+                     this one has them up to {head}"
+                ),
             ));
         }
     }
