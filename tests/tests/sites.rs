@@ -206,6 +206,16 @@ async fn a_site_takes_only_the_offices_it_hosts_and_only_its_own_admin_changes_i
         .await
         .unwrap();
     assert_eq!(read.status(), StatusCode::FORBIDDEN);
+    // The audit trail of an office another site hosts is exported there: this site's
+    // events beside that office's tree would not match.
+    let export = tests::offices::http_with(&lx.token)
+        .get(at(lx, "/v1/audit/export?office=province"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), StatusCode::FORBIDDEN);
+    let problem: Value = export.json().await.unwrap();
+    assert_eq!(problem["code"], "office_not_hosted_here", "{problem}");
     let province = token(&signer, "province", Role::Operator);
     let body = Body::Json(schedule(Uuid::now_v7(), "an-phu"));
     let refused = post(&at(lx, "/v1/inspections"), &province, body).await;

@@ -364,12 +364,19 @@ fn ndjson(line: &Line) -> Vec<u8> {
 /// The office's log as stored, its signed checkpoints and recorded leaves, as NDJSON
 /// (the format `coordctl audit verify` reads).
 #[utoipa::path(get, path = "/v1/audit/export", params(OfficeParam), tag = "audit",
-    responses((status = 200, description = "NDJSON export lines", content_type = "application/x-ndjson"), (status = 503, body = Problem)))]
+    responses((status = 200, description = "NDJSON export lines", content_type = "application/x-ndjson"),
+        (status = 403, body = Problem, description = "`office` is hosted at another site: export its trail there"),
+        (status = 503, body = Problem)))]
 pub async fn export(
     State(s): State<AppState>,
     q: Result<Query<OfficeParam>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let p = params(q)?;
+    // The events exported are this site's (its own offices'): another site's office's
+    // tree beside them would not match. That office's own site exports its trail.
+    if let Some(office) = p.office.as_deref() {
+        s.hosting.check_text(office).map_err(Problem::from)?;
+    }
     let AuditorSide {
         key,
         checkpoints,
