@@ -2,7 +2,8 @@
 //!
 //! `export events` writes the log as CloudEvents (NDJSON, one per line, or the batch
 //! format) with a progress bar over log positions, and prints the position to resume
-//! from. `import` sends such a file to an empty log, a few hundred events per request
+//! from. `import` sends such a file to a log without the site's own events (an empty
+//! one, or an office's site restored from the hub), a few hundred events per request
 //! and never splitting a commit, so the log holds the same commits in the same order
 //! and the projector builds the same read models.
 
@@ -440,8 +441,9 @@ pub fn chunks(text: &str) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Sends an NDJSON export to the gateway's import. Unless `append`, the log must be
-/// empty; with `append`, an interrupted import can be sent again (what is already in
+/// Sends an NDJSON export to the gateway's import. Unless `append`, the log must hold
+/// no event of the site's own offices (what it sources from other sites may be there);
+/// with `append`, an interrupted import can be sent again (what is already in
 /// the log is recognised and skipped).
 pub async fn import(
     client: &Client,

@@ -154,7 +154,8 @@ pub enum Command {
     /// Export for analytics: the events as CloudEvents (NDJSON or batch) into a file.
     #[command(subcommand)]
     Export(ExportWhat),
-    /// Load an `export events` file into an empty log (same commits, same read models).
+    /// Load an `export events` file into a log that holds none of this site's own events
+    /// (same commits, same read models).
     Import {
         file: PathBuf,
         /// Allow a log that is not empty (to finish an interrupted import).
