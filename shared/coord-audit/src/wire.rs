@@ -141,6 +141,7 @@ pub const LEAVES_PAGE_MAX: u64 = 2048;
 pub struct CheckpointPage {
     pub checkpoints: Vec<StoredCheckpoint>,
     /// Pass as `after` for the next page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_after: Option<u64>,
 }
 
@@ -336,4 +337,23 @@ pub struct WitnessAlarm {
     pub repeated: u64,
     #[serde(default)]
     pub last_at: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_page_of_checkpoints_has_no_next_after() {
+        let last = CheckpointPage {
+            checkpoints: Vec::new(),
+            next_after: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&last).unwrap(),
+            serde_json::json!({"checkpoints": []})
+        );
+        let page: CheckpointPage = serde_json::from_str(r#"{"checkpoints": []}"#).unwrap();
+        assert_eq!(page.next_after, None);
+    }
 }
