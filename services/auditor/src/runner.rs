@@ -309,7 +309,14 @@ impl Auditor {
         Ok(Some(size))
     }
 
-    async fn apply(self: &Arc<Self>, items: Vec<Item>) -> Result<(), StoreError> {
+    /// Adds `items` to the store and the tree; signs every N leaves, unless `catching_up`
+    /// (a checkpoint on the way to the head is smaller than one a witness may already
+    /// have cosigned, as after a restore, and would be refused as an alarm).
+    async fn apply(
+        self: &Arc<Self>,
+        items: Vec<Item>,
+        catching_up: bool,
+    ) -> Result<(), StoreError> {
         let grown = self
             .with_state(move |s| {
                 let hashes = s.store.apply_batch(&items, s.tree.len())?;
@@ -320,7 +327,7 @@ impl Auditor {
             })
             .await?;
         crate::metrics::METRICS.leaves.set(grown as i64);
-        if grown >= *self.signed.borrow() + self.every {
+        if !catching_up && grown >= *self.signed.borrow() + self.every {
             self.sign_if_grown().await?;
         }
         Ok(())
@@ -385,7 +392,8 @@ impl Auditor {
                         if let Some(last) = items.last() {
                             catch_up.reached(last.position());
                         }
-                        self.apply(items).await?;
+                        let catching_up = catch_up.behind();
+                        self.apply(items, catching_up).await?;
                         if let Some(e) = failure {
                             tracing::warn!(error = %e, "log subscription failed; resubscribing");
                             tokio::time::sleep(backoff).await;
@@ -398,11 +406,11 @@ impl Auditor {
     }
 }
 
-/// The log's head when a subscription began, until the tree reaches it: timed
-/// checkpoints wait for it (a checkpoint of the stored tree signed at a start, when
-/// the log already holds more, is superseded at once and costs every witness a round),
-/// for at most [`CatchUp::GRACE`] in case that head is never delivered. The every-N-leaves
-/// checkpoints of a long catch-up still go out.
+/// The log's head when a subscription began, until the tree reaches it: no checkpoint
+/// is signed before (one of the tree on its way there is superseded at once, costs
+/// every witness a round, and, smaller than what a witness cosigned before the store
+/// was lost, is refused as an alarm), as long as the catch-up moves on: after
+/// [`CatchUp::GRACE`] without a new entry short of that head, signing resumes.
 struct CatchUp {
     head: Option<u64>,
     until: Instant,
@@ -425,6 +433,7 @@ impl CatchUp {
         if self.head.is_some_and(|h| position.commit >= h) {
             self.head = None;
         }
+        self.until = Instant::now() + Self::GRACE;
     }
 
     fn behind(&mut self) -> bool {
@@ -432,5 +441,62 @@ impl CatchUp {
             self.head = None;
         }
         self.head.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coord_log::memory::InMemoryLog;
+    use coord_log::{ExpectedVersion, Metadata, NewEvent, StreamId};
+    use uuid::Uuid;
+
+    fn event() -> NewEvent {
+        let causation_id = Uuid::now_v7();
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: "InspectionScheduled".into(),
+            schema_version: 1,
+            occurred_at: "2022-06-15".parse().unwrap(),
+            payload: serde_json::json!({}),
+            metadata: Metadata {
+                role: None,
+                office: "province".into(),
+                actor: "test".into(),
+                correlation_id: causation_id,
+                causation_id,
+            },
+        }
+    }
+
+    // A tree rebuilt from a log that already holds many leaves (a restored office):
+    // its first checkpoint is of the whole log, none of a tree on its way there, which
+    // a witness that cosigned the whole tree before would refuse as shrunk.
+    #[tokio::test]
+    async fn a_catch_up_signs_at_the_head_not_every_n_leaves_on_the_way() {
+        let log = Arc::new(InMemoryLog::new());
+        for _ in 0..250 {
+            let stream = StreamId::new("inspection", Uuid::now_v7()).unwrap();
+            log.append(&stream, ExpectedVersion::NoStream, vec![event()])
+                .await
+                .unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("audit.sqlite")).unwrap();
+        let signer = Signer::from_seed("coord/test/province", [7; 32]).unwrap();
+        let auditor = Auditor::new("province".into(), signer, store, log, 100, 10, None).unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn(auditor.clone().run(Duration::from_millis(50), stopped));
+        assert!(auditor.wait_signed(250, Duration::from_secs(20)).await);
+        stop.send(true).unwrap();
+        running.await.unwrap().unwrap();
+        let sizes: Vec<u64> = auditor
+            .with_state(|s| s.store.checkpoints_after(None, 100))
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.size)
+            .collect();
+        assert_eq!(sizes, [250]);
     }
 }
