@@ -363,7 +363,9 @@ impl Auditor {
                 tokio::select! {
                     biased;
                     _ = shutdown.changed() => {
-                        self.sign_if_grown().await?;
+                        if !catch_up.behind() {
+                            self.sign_if_grown().await?;
+                        }
                         return Ok(());
                     }
                     _ = ticker.tick() => {
@@ -394,6 +396,7 @@ impl Auditor {
                         }
                         let catching_up = catch_up.behind();
                         self.apply(items, catching_up).await?;
+                        catch_up.moved();
                         if let Some(e) = failure {
                             tracing::warn!(error = %e, "log subscription failed; resubscribing");
                             tokio::time::sleep(backoff).await;
@@ -433,14 +436,18 @@ impl CatchUp {
         if self.head.is_some_and(|h| position.commit >= h) {
             self.head = None;
         }
+        self.moved();
+    }
+
+    /// The catch-up made progress (entries were applied): the grace starts again.
+    fn moved(&mut self) {
         self.until = Instant::now() + Self::GRACE;
     }
 
-    fn behind(&mut self) -> bool {
-        if Instant::now() >= self.until {
-            self.head = None;
-        }
-        self.head.is_some()
+    /// Short of the head and still moving: a stall lets signing go on, and a catch-up
+    /// that moves again holds it back again.
+    fn behind(&self) -> bool {
+        self.head.is_some() && Instant::now() < self.until
     }
 }
 
@@ -467,6 +474,23 @@ mod tests {
                 causation_id,
             },
         }
+    }
+
+    #[test]
+    fn a_stalled_catch_up_lets_signing_go_on_and_one_that_moves_again_holds_it_back() {
+        let at = |commit| EventPosition { commit, index: 0 };
+        let mut c = CatchUp::new(Some(at(10)), None);
+        assert!(c.behind());
+        c.until = Instant::now().checked_sub(Duration::from_secs(1)).unwrap();
+        assert!(!c.behind(), "stalled short of the head");
+        c.reached(at(5));
+        assert!(c.behind(), "moving again");
+        c.reached(at(10));
+        assert!(!c.behind(), "at the head");
+        assert!(
+            !CatchUp::new(Some(at(10)), Some(at(10))).behind(),
+            "nothing to catch up"
+        );
     }
 
     // A tree rebuilt from a log that already holds many leaves (a restored office):

@@ -359,9 +359,13 @@ pub fn record(r: &Value) -> String {
     for (k, v) in head {
         t.add_row(vec![k, v]);
     }
-    let on = r["history"][0]["occurred_at"]
-        .as_str()
-        .and_then(|d| d.parse().ok());
+    // The record's own first event (a companion's may come first in the log).
+    let on = r["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|h| h["stream_id"] == r["stream_id"])
+        .and_then(|h| h["occurred_at"].as_str()?.parse().ok());
     let empty = serde_json::Map::new();
     let fields = r["fields"].as_object().unwrap_or(&empty);
     for line in labels::fields(province, fields, on) {

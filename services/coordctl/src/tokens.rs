@@ -54,8 +54,14 @@ pub enum TokenCommand {
 /// every token the old one signed).
 pub fn existing_signer(dir: &Path) -> anyhow::Result<TokenSigner> {
     let path = dir.join(SIGNING_KEY_FILE);
+    let exists = path.try_exists().with_context(|| {
+        format!(
+            "cannot look for the token signing key at {}",
+            path.display()
+        )
+    })?;
     anyhow::ensure!(
-        path.exists(),
+        exists,
         "no token signing key at {}: give --credentials the folder of the key your tokens \
          are signed with (`coordctl deploy secrets` and `coordctl up` keep it there), or \
          make one with `coordctl --credentials <folder> token public-key`",

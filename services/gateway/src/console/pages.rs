@@ -422,6 +422,14 @@ fn history_rows<'a>(
         .collect()
 }
 
+/// The day of the record's own first event (a companion's may come first in the log).
+fn first_day(view: &crate::records::RecordView) -> Option<chrono::NaiveDate> {
+    view.history
+        .iter()
+        .find(|h| h.stream_id == view.stream_id)
+        .map(|h| h.occurred_at)
+}
+
 /// `GET /records/{kind}/{id}`.
 pub async fn record(
     State(s): State<AppState>,
@@ -441,7 +449,7 @@ pub async fn record(
         "record": view,
         "kind_vi": labels::record_kind(&view.kind),
         "office_vi": labels::office_text(&s.province, &view.office),
-        "fields": labels::fields(&s.province, &view.fields, view.history.first().map(|h| h.occurred_at)),
+        "fields": labels::fields(&s.province, &view.fields, first_day(&view)),
         "history": history_rows(&s, &kind, &view, audited.as_ref()),
     });
     s.console.render(

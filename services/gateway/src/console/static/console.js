@@ -181,6 +181,7 @@ function followLog() {
   source.addEventListener("open", () => {
     document.body.dataset.live = "open";
     if (wanted > Number(document.body.dataset.livePosition || 0)) refresh(wanted);
+    else stale(false);
   });
   // The browser reconnects by itself, unless the gateway refused the stream.
   source.addEventListener("error", () => stale(true));
