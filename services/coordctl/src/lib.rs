@@ -185,17 +185,16 @@ pub enum ExportWhat {
 
 /// Runs one command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let site = tokens::office_of(coord_domain::province::an_giang(), &cli.site);
     // Reads and commands that name no office go as the office whose site this is.
-    let site_slug = tokens::office_of(coord_domain::province::an_giang(), &cli.site)
-        .map_or_else(|_| "province".to_owned(), |o| o.slug().to_owned());
+    let site_slug = site.as_ref().map_or("province", |o| o.slug());
     let client = Client::new(&cli.gateway)?.with_tokens(
-        tokens::TokenSet::load(cli.token.clone(), &cli.credentials).defaulting_to(&site_slug),
+        tokens::TokenSet::load(cli.token.clone(), &cli.credentials).defaulting_to(site_slug),
     );
     // Operations that change the site go with its admin token.
     let admin = || -> anyhow::Result<Client> {
-        let province = coord_domain::province::an_giang();
-        let site = tokens::office_of(province, &cli.site)?;
-        let tokens = tokens::TokenSet::load(cli.token.clone(), &cli.credentials).for_admin(&site);
+        let site = site.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let tokens = tokens::TokenSet::load(cli.token.clone(), &cli.credentials).for_admin(site);
         Ok(Client::new(&cli.gateway)?.with_tokens(tokens))
     };
     match cli.command {

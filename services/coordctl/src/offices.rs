@@ -866,7 +866,6 @@ pub async fn run(command: OfficesCommand, credentials: &Path) -> anyhow::Result<
                 "gateways verify tokens with {token_key} (from {})\n",
                 credentials.join(crate::tokens::SIGNING_KEY_FILE).display()
             );
-
             for (i, site) in std::iter::once(&t.hub).chain(t.offices.iter()).enumerate() {
                 let gateway_port = 8080 + u16::try_from(i)?;
                 for (name, _) in coord_auth::nats::ROLES {

@@ -63,12 +63,7 @@ impl Body {
             }
             Body::Secretariat => "Ban Bí thư".into(),
             Body::DistrictStandingCommittee(id) => match province.unit(id) {
-                Some(unit) => {
-                    let kind = date
-                        .and_then(|d| unit.kind_on(d))
-                        .unwrap_or_else(|| unit.current_kind());
-                    unit.standing_committee_vi(kind)
-                }
+                Some(unit) => unit.standing_committee_vi(unit.kind_at(date)),
                 None => format!("Ban Thường vụ cấp ủy {id}"),
             },
         }

@@ -101,6 +101,12 @@ impl Unit {
             .map(|p| p.kind)
             .unwrap_or(UnitKind::District)
     }
+    /// Its kind on `date` if it existed then, else (or without a date) its current one:
+    /// what names its bodies in a record of that day.
+    pub fn kind_at(&self, date: Option<Date>) -> UnitKind {
+        date.and_then(|d| self.kind_on(d))
+            .unwrap_or_else(|| self.current_kind())
+    }
     /// e.g. `Ban Thường vụ Thành ủy Long Xuyên`.
     pub fn standing_committee_vi(&self, kind: UnitKind) -> String {
         format!("Ban Thường vụ {} {}", kind.committee_vi(), self.name)

@@ -140,20 +140,13 @@ fn value(province: &Province, on: Option<Date>, name: &str, v: &Value) -> String
     let known = match name {
         "coordinating_body" | "leading_body" | "from" | "to" | "by" | "deciding_body"
         | "resolving_body" | "basis.body" => coded(v, |b: Body| b.label_vi(province, on)),
-        "unit" => v.as_str().map(|u| {
-            province
-                .units
-                .iter()
-                .find(|unit| unit.id.as_str() == u)
-                .map_or_else(|| u.to_owned(), |unit| unit.name.clone())
-        }),
+        "unit" => v.as_str().map(|u| unit_name(province, u)),
         "target" => v
             .as_str()
             .and_then(|t| t.parse::<PoliceOrganization>().ok())
             .and_then(|p| {
                 let unit = province.unit(&p.0)?;
-                let kind = on.and_then(|d| unit.kind_on(d));
-                Some(unit.police_committee_vi(kind.unwrap_or_else(|| unit.current_kind())))
+                Some(unit.police_committee_vi(unit.kind_at(on)))
             }),
         "kind" => coded(v, |k: InspectionKind| label(k.label_vi())),
         "category" => coded(v, |c: Category| label(c.label_vi())),
@@ -199,6 +192,15 @@ fn value(province: &Province, on: Option<Date>, name: &str, v: &Value) -> String
     })
 }
 
+/// A unit's name (`an-phu` → `An Phú`); its id if the province file does not know it.
+pub fn unit_name(province: &Province, unit: &str) -> String {
+    province
+        .units
+        .iter()
+        .find(|u| u.id.as_str() == unit)
+        .map_or_else(|| unit.to_owned(), |u| u.name.clone())
+}
+
 /// `province` → `Đảng ủy Công an tỉnh`; `district:long-xuyen` → `Thành ủy Long Xuyên`.
 pub fn office(province: &Province, office: &coord_domain::Office) -> String {
     match office {
@@ -224,13 +226,18 @@ pub fn vietnam_time() -> chrono::FixedOffset {
     chrono::FixedOffset::east_opt(7 * 3600).expect("UTC+7 is a valid offset")
 }
 
+/// A day as the offices write it: `01/03/2024`.
+pub fn vi_day(day: Date) -> String {
+    day.format("%d/%m/%Y").to_string()
+}
+
 /// A date as people in the offices write it: `2024-03-01` → `01/03/2024`, a month
 /// `2024-03` → `03/2024`, a moment (RFC 3339) → `01/03/2024 14:05` in Vietnam's time;
 /// `None` for anything else.
 pub fn vi_date(v: &str) -> Option<String> {
     let v = v.trim();
     if let Ok(day) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return Some(day.format("%d/%m/%Y").to_string());
+        return Some(vi_day(day));
     }
     if let Ok(month) = chrono::NaiveDate::parse_from_str(&format!("{v}-01"), "%Y-%m-%d") {
         return Some(month.format("%m/%Y").to_string());

@@ -219,7 +219,7 @@ fn items(open: &Open, outstanding: &[(String, String)], today: NaiveDate, days: 
                     "limitation_ending",
                     format!(
                         "Vụ việc sắp hết thời hiệu kỷ luật (ngày {})",
-                        deadline.format("%d/%m/%Y")
+                        coord_proto::labels::vi_day(deadline)
                     ),
                     unit,
                     Some(format!("/records/discipline_case/{id}")),
@@ -324,7 +324,7 @@ pub async fn compute_with(
         all.retain(|n| &n.unit == unit);
     }
     for n in &mut all {
-        n.unit_name = super::pages::unit_name(state, &n.unit);
+        n.unit_name = coord_proto::labels::unit_name(&state.province, &n.unit);
     }
     Ok(Needs { today, items: all })
 }

@@ -153,15 +153,6 @@ async fn monthly_chart(s: &AppState, p: &PageParams) -> Result<serde_json::Value
     Ok(json!({"from": report.from, "to": report.to, "rows": rows}))
 }
 
-/// A unit's display name (its id if the province file does not know it).
-pub(super) fn unit_name(s: &AppState, unit: &str) -> String {
-    s.province
-        .units
-        .iter()
-        .find(|u| u.id.as_str() == unit)
-        .map_or_else(|| unit.to_owned(), |u| u.name.clone())
-}
-
 /// `GET /`: the province overview.
 pub async fn overview(
     State(s): State<AppState>,
@@ -184,7 +175,7 @@ async fn overview_context(s: &AppState, p: &PageParams) -> Result<serde_json::Va
     let outstanding: Vec<String> = summary
         .districts_outstanding
         .iter()
-        .map(|u| unit_name(s, u))
+        .map(|u| labels::unit_name(&s.province, u))
         .collect();
     Ok(json!({
         "summary": summary,
